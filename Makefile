@@ -1,0 +1,97 @@
+# cryo — build, test, benchmark and fuzz entry points.
+#   make            build bin/cryo (and libcryo.a)
+#   make check      unit tests, then the end-to-end test suite (as root)
+#   make bench      benchmarks (bench/)
+#   make fuzz       build and run the fuzz targets (clang, libFuzzer)
+#   make SAN=address ...   the same under AddressSanitizer (into build-asan/)
+
+CC ?= gcc
+SAN ?=
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+ifeq ($(SAN),)
+BUILD ?= build
+SANFLAGS :=
+else
+BUILD ?= build-$(SAN)
+SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer
+endif
+
+WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE \
+	-DCRYO_VERSION='"$(VERSION)"' -Iinclude -Isrc -I$(BUILD)/proto
+LDFLAGS += $(SANFLAGS)
+LDLIBS := -lprotobuf-c -lpthread
+
+LIB_SRCS := $(filter-out src/cli.c,$(wildcard src/*.c))
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/exec_blob.o \
+	$(BUILD)/obj/cryo.pb-c.o
+PROTO_H := $(BUILD)/proto/cryo.pb-c.h
+
+TEST_SRCS := $(wildcard tests/t_*.c)
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+
+.PHONY: all check unit e2e bench fuzz clean tests
+all: $(BUILD)/bin/cryo $(BUILD)/libcryo.a bin/cryo
+
+bin/cryo: $(BUILD)/bin/cryo
+	@mkdir -p bin
+	@ln -sf ../$(BUILD)/bin/cryo bin/cryo
+
+$(BUILD)/proto/cryo.pb-c.c $(BUILD)/proto/cryo.pb-c.h: proto/cryo.proto
+	@mkdir -p $(BUILD)/proto
+	protoc-c --proto_path=proto --c_out=$(BUILD)/proto proto/cryo.proto
+
+$(BUILD)/obj/cryo.pb-c.o: $(BUILD)/proto/cryo.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(CFLAGS) $(SANFLAGS) -I$(BUILD)/proto -c $< -o $@
+
+$(BUILD)/obj/%.o: src/%.c $(PROTO_H) $(wildcard src/*.h include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/exec_blob.o: src/exec_blob.S
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
+
+$(BUILD)/libcryo.a: $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/cryo: $(BUILD)/obj/cli.o $(BUILD)/libcryo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Test programs are plain programs: no sanitizer (they are the processes dumped).
+TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Itests
+$(BUILD)/tests/t_%: tests/t_%.c tests/tlib.c tests/tlib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< tests/tlib.c -o $@ -lpthread
+
+$(BUILD)/tests/harness: tests/harness.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS)
+
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libcryo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< $(BUILD)/libcryo.a $(LDFLAGS) $(LDLIBS) -o $@
+
+tests: all $(TEST_BINS) $(BUILD)/tests/harness $(UNIT_BINS)
+
+unit: $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do $$t || exit 1; done
+
+check: tests
+	$(BUILD)/tests/harness --cryo $(BUILD)/bin/cryo --tests $(BUILD)/tests --unit $(BUILD)/unit
+
+bench: all
+	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
+
+fuzz:
+	$(MAKE) -C fuzz
+
+clean:
+	rm -rf build build-* bin

@@ -1,0 +1,46 @@
+/* libcryo: checkpoint and restore Linux processes. The CLI (src/cli.c) is a thin layer
+ * over these calls; other programs can link libcryo.a and use them directly. */
+#ifndef CRYO_H
+#define CRYO_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+struct cryo_dump_opts {
+	pid_t pid;			/* the process (tree root) to dump */
+	const char *dir;		/* image directory, created 0700 if missing */
+	bool leave_running;		/* resume the process after the dump */
+	bool shell_job;			/* allow a session/group led outside the tree */
+};
+
+enum cryo_vdso_mode { CRYO_VDSO_AUTO, CRYO_VDSO_REMAP, CRYO_VDSO_PROXY };
+
+struct cryo_restore_opts {
+	const char *dir;
+	bool detach;			/* -d: return once the process runs */
+	const char *pidfile;		/* write the root PID here */
+	bool shell_job;
+	enum cryo_vdso_mode vdso;
+	bool ignore_cpu;		/* --cpu-cap=none */
+};
+
+/* All return 0 on success, -1 on failure with cryo_last_error() set. */
+int cryo_dump(const struct cryo_dump_opts *opts);
+/* Restore; on success *root gets the restored root PID. Without detach the caller
+ * stays the parent and should wait for it (cryo_wait_restored). */
+int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root);
+/* Wait for a restored process, forwarding SIGINT/SIGTERM; returns its exit code
+ * (128+N if killed by signal N). */
+int cryo_wait_restored(pid_t root);
+/* Probe the running kernel; prints one line per feature. Returns the number of
+ * missing required features. */
+int cryo_check(FILE *out);
+/* Print an image directory as JSON. */
+int cryo_show(const char *dir, FILE *out);
+
+const char *cryo_last_error(void);
+void cryo_set_verbosity(int level);
+const char *cryo_version(void);
+
+#endif

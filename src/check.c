@@ -1,0 +1,313 @@
+/* `cryo check`: probes the running kernel for every feature cryo relies on, each by
+ * actually using it, and says what breaks without it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/kcmp.h>
+
+#include "cpu.h"
+#include "cryo.h"
+#include "log.h"
+#include "proc.h"
+#include "ptrace.h"
+#include "sys.h"
+#include "vdso.h"
+
+struct probe {
+	const char *name;
+	bool required;
+	const char *without;	/* what breaks without it */
+	int (*run)(pid_t child);	/* 1 yes, 0 no */
+};
+
+static int probe_seize(pid_t child)
+{
+	int status;
+
+	if (ptrace(PTRACE_SEIZE, child, 0, 0) || ptrace(PTRACE_INTERRUPT, child, 0, 0))
+		return 0;
+	if (waitpid(child, &status, __WALL) != child || !WIFSTOPPED(status))
+		return 0;
+	return 1;
+}
+
+static int probe_regs(pid_t child)
+{
+	struct user_regs_struct r;
+	uint8_t *xs = malloc(CR_XSTATE_MAX);
+	size_t len = 0;
+	int ok;
+
+	ok = xs && !ptr_get_regs(child, &r) && !ptr_get_xstate(child, xs, &len) && len >= 576;
+	free(xs);
+	return ok;
+}
+
+static int probe_sigmask(pid_t child)
+{
+	uint64_t m;
+	struct __ptrace_peeksiginfo_args a = { 0, 0, 1 };
+	uint8_t si[128];
+
+	return !ptr_get_sigmask(child, &m) && ptrace(PTRACE_PEEKSIGINFO, child, &a, si) >= 0;
+}
+
+static int probe_rseq(pid_t child)
+{
+	struct cr_rseq_configuration c;
+
+	return ptrace(CR_PTRACE_GET_RSEQ_CONFIGURATION, child, (void *)sizeof(c), &c) >= 0;
+}
+
+static int probe_clone3(pid_t child)
+{
+	char path[64];
+	uint64_t want;
+	long pid;
+	int status;
+
+	(void)child;
+	/* Find a free PID near the current ones and create a process there. */
+	for (want = getpid() + 1000; want < (uint64_t)getpid() + 2000; want++) {
+		snprintf(path, sizeof(path), "/proc/%lu", (unsigned long)want);
+		if (access(path, F_OK))
+			break;
+	}
+	{
+		struct cr_clone_args args = { .exit_signal = SIGCHLD, .set_tid = (uint64_t)&want,
+					      .set_tid_size = 1 };
+
+		pid = sys_clone3(&args);
+	}
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0)
+		return 0;
+	waitpid(pid, &status, 0);
+	return (uint64_t)pid == want;
+}
+
+static int probe_pagemap_scan(pid_t child)
+{
+	struct cr_page_region r[4];
+	struct cr_pm_scan_arg a = { 0 };
+	char *m = mmap(NULL, 4096 * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	long n = -1;
+
+	(void)child;
+	if (m != MAP_FAILED && fd >= 0) {
+		m[4096] = 1;
+		a.size = sizeof(a);
+		a.start = (uint64_t)m;
+		a.end = (uint64_t)m + 4096 * 4;
+		a.vec = (uint64_t)r;
+		a.vec_len = 4;
+		a.category_anyof_mask = CR_PAGE_IS_PRESENT;
+		a.return_mask = CR_PAGE_IS_PRESENT;
+		n = ioctl(fd, CR_PAGEMAP_SCAN, &a);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (m != MAP_FAILED)
+		munmap(m, 4096 * 4);
+	return n == 1 && r[0].start == (uint64_t)m + 4096;
+}
+
+static int probe_guard(pid_t child)
+{
+	char *m = mmap(NULL, 4096 * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int ok;
+
+	(void)child;
+	if (m == MAP_FAILED)
+		return 0;
+	ok = !madvise(m, 4096, MADV_GUARD_INSTALL);
+	munmap(m, 4096 * 2);
+	return ok;
+}
+
+static int probe_map_files(pid_t child)
+{
+	char path[96];
+	char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int fd;
+
+	(void)child;
+	if (m == MAP_FAILED)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
+		 (unsigned long)m + 4096);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	munmap(m, 4096);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+static int probe_mm_map(pid_t child)
+{
+	unsigned int size = 0;
+
+	(void)child;
+	return !prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0) &&
+	       size == sizeof(struct cr_prctl_mm_map);
+}
+
+static int probe_vm_readv(pid_t child)
+{
+	long v = 0;
+	static long marker = 0x1234;
+	struct iovec l = { &v, sizeof(v) }, r = { &marker, sizeof(marker) };
+
+	return process_vm_readv(child, &l, 1, &r, 1, 0) == sizeof(v) && v == 0x1234;
+}
+
+static int probe_kcmp(pid_t child)
+{
+	return sys_kcmp(getpid(), child, KCMP_FILE, 0, 0) >= 0;
+}
+
+static int probe_pidfd(pid_t child)
+{
+	int pfd = sys_pidfd_open(child, 0), fd;
+
+	if (pfd < 0)
+		return 0;
+	fd = sys_pidfd_getfd(pfd, 0);
+	close(pfd);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+static int probe_close_range(pid_t child)
+{
+	int fd = dup(0);
+
+	(void)child;
+	return fd >= 0 && !syscall(__NR_close_range, fd, fd, 0);
+}
+
+static int probe_timers(pid_t child)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/timers", child);
+	return !access(path, R_OK);
+}
+
+/* Does the kernel keep naming a moved vDSO "[vdso]"? Checked in a throw-away child. */
+static int probe_vdso_mremap(pid_t unused)
+{
+	struct vdso_runtime rt;
+	pid_t pid;
+	int status;
+
+	(void)unused;
+	if (vdso_runtime(&rt) || !rt.present)
+		return 0;
+	pid = fork();
+	if (pid == 0) {
+		void *to = mmap(NULL, rt.layout.vdso_size * 4, PROT_NONE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct proc_vmas vmas;
+		struct vdso_layout l;
+		size_t len;
+		char *txt;
+
+		if (to == MAP_FAILED)
+			_exit(2);
+		to = (char *)to + rt.layout.vdso_size;
+		if (mremap((void *)rt.layout.vdso_start, rt.layout.vdso_size, rt.layout.vdso_size,
+			   MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED)
+			_exit(3);
+		txt = proc_read_file("/proc/self/maps", &len);
+		if (!txt || proc_parse_smaps(txt, len, &vmas))
+			_exit(4);
+		_exit(vdso_find_layout(&vmas, &l) && l.vdso_start == (uint64_t)to ? 0 : 1);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return 0;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static const struct probe probes[] = {
+	{ "ptrace seize and interrupt", true, "nothing can be dumped", probe_seize },
+	{ "ptrace registers and xstate", true, "registers cannot be saved or restored",
+	  probe_regs },
+	{ "ptrace signal mask and PEEKSIGINFO", true,
+	  "blocked and pending signals cannot be saved", probe_sigmask },
+	{ "ptrace rseq configuration", false,
+	  "rseq registrations are not saved (glibc threads lose them)", probe_rseq },
+	{ "clone3 with set_tid", true, "processes cannot get their PIDs back", probe_clone3 },
+	{ "process_vm_readv", true, "memory cannot be read", probe_vm_readv },
+	{ "PAGEMAP_SCAN ioctl", false, "page scans fall back to reading pagemap (slower)",
+	  probe_pagemap_scan },
+	{ "MADV_GUARD_INSTALL", false, "guard regions are neither found nor restored",
+	  probe_guard },
+	{ "/proc/PID/map_files", true,
+	  "mapped files and shared memory cannot be identified or recreated", probe_map_files },
+	{ "PR_SET_MM_MAP", true, "brk, arguments, environment and auxv cannot be restored",
+	  probe_mm_map },
+	{ "kcmp", true, "shared open files cannot be recognised", probe_kcmp },
+	{ "pidfd_open/pidfd_getfd", false, "(not used yet)", probe_pidfd },
+	{ "close_range", true, "the restored fd table cannot be cleaned", probe_close_range },
+	{ "/proc/PID/timers", false, "POSIX timers cannot be detected", probe_timers },
+	{ "[vdso] name kept after mremap", false,
+	  "a moved vDSO is not recognised on a later dump", probe_vdso_mremap },
+};
+
+int cryo_check(FILE *out)
+{
+	struct utsname un;
+	struct cpu_info ci;
+	char feats[2048];
+	int missing = 0, status;
+	pid_t child;
+
+	uname(&un);
+	cpu_read(&ci);
+	cpu_feature_list(&ci, feats, sizeof(feats));
+	fprintf(out, "kernel: %s %s\ncpu: %s\ncpu features: %s\n", un.release, un.machine,
+		ci.model, feats);
+	child = fork();
+	if (child == 0) {
+		for (;;)
+			pause();
+	}
+	if (child < 0)
+		return cr_perr("fork");
+	for (size_t i = 0; i < CR_ARRAY_SIZE(probes); i++) {
+		int ok;
+
+		cr_err_reset();
+		ok = probes[i].run(child);
+		fprintf(out, "%-38s %s", probes[i].name, ok ? "yes" : "no");
+		if (!ok)
+			fprintf(out, "  (%s: %s)", probes[i].required ? "required" : "optional",
+				probes[i].without);
+		fputc('\n', out);
+		if (!ok && probes[i].required)
+			missing++;
+	}
+	cr_err_reset();
+	kill(child, SIGKILL);
+	waitpid(child, &status, __WALL);
+	if (missing)
+		cr_err("%d required feature%s missing", missing, missing > 1 ? "s are" : " is");
+	return missing;
+}

@@ -1,0 +1,274 @@
+/* The cryo command line: argument parsing for dump, restore, check and show, over
+ * libcryo (include/cryo.h). Errors are one line on stderr and a non-zero exit. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cryo.h"
+
+static const char usage_main[] =
+	"usage: cryo COMMAND [OPTIONS]\n"
+	"\n"
+	"Checkpoint and restore Linux processes.\n"
+	"\n"
+	"commands:\n"
+	"  dump     -t PID -D DIR   freeze a process into an image directory\n"
+	"  restore  -D DIR          bring a process back from an image\n"
+	"  check                    probe the kernel for what cryo needs\n"
+	"  show     DIR             print an image as JSON\n"
+	"\n"
+	"`cryo COMMAND -h` describes a command's options; `cryo --version` prints the version.\n";
+
+static const char usage_dump[] =
+	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [-v]\n"
+	"\n"
+	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
+	"missing). By default the process is killed once the image is complete.\n"
+	"\n"
+	"  -t, --tree PID        the process to dump\n"
+	"  -D, --images-dir DIR  image directory\n"
+	"  -R, --leave-running   let the process continue after the dump\n"
+	"  -j, --shell-job       allow a process whose session is led outside the dump;\n"
+	"                        it is restored into the restorer's session\n"
+	"  -v                    more output (repeat for debug output)\n"
+	"  -h, --help            this text\n";
+
+static const char usage_restore[] =
+	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap=none] [-v]\n"
+	"\n"
+	"Restore the process saved in DIR with its original PID. Without -d, cryo stays\n"
+	"its parent, forwards SIGINT and SIGTERM to it, and exits with its exit status\n"
+	"(128+N if it was killed by signal N).\n"
+	"\n"
+	"  -D, --images-dir DIR  image directory\n"
+	"  -d, --restore-detached  exit as soon as the process runs\n"
+	"      --pidfile FILE    write the restored PID to FILE\n"
+	"  -j, --shell-job       restore into cryo's session (see dump --shell-job)\n"
+	"      --vdso=MODE       auto (default), remap (same kernel only), proxy\n"
+	"      --cpu-cap=none    restore even if this CPU lacks features of the dumping CPU\n"
+	"  -v                    more output (repeat for debug output)\n"
+	"  -h, --help            this text\n";
+
+static const char usage_check[] =
+	"usage: cryo check [-v]\n"
+	"\n"
+	"Probe the running kernel for every feature cryo relies on; print each with\n"
+	"yes/no and what breaks without it. Exits non-zero if a required one is missing.\n";
+
+static const char usage_show[] =
+	"usage: cryo show DIR\n"
+	"\n"
+	"Print the image in DIR as JSON (page data is summarised, not printed).\n";
+
+static int fail(void)
+{
+	const char *e = cryo_last_error();
+
+	fprintf(stderr, "cryo: error: %s\n", e ? e : "unknown failure");
+	return 1;
+}
+
+static int bad_usage(const char *fmt, const char *arg, const char *usage)
+{
+	fprintf(stderr, "cryo: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n%s", usage);
+	return 2;
+}
+
+static int parse_pid(const char *s, pid_t *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v <= 0 || v > INT_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int cmd_dump(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tree", required_argument, 0, 't' },
+		{ "images-dir", required_argument, 0, 'D' },
+		{ "leave-running", no_argument, 0, 'R' },
+		{ "shell-job", no_argument, 0, 'j' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct cryo_dump_opts o = { 0 };
+	int c, verbose = 0;
+
+	while ((c = getopt_long(argc, argv, "t:D:Rjvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (parse_pid(optarg, &o.pid))
+				return bad_usage("invalid PID '%s'", optarg, usage_dump);
+			break;
+		case 'D':
+			o.dir = optarg;
+			break;
+		case 'R':
+			o.leave_running = true;
+			break;
+		case 'j':
+			o.shell_job = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			fputs(usage_dump, stdout);
+			return 0;
+		default:
+			return bad_usage("%s", "invalid option", usage_dump);
+		}
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument '%s'", argv[optind], usage_dump);
+	if (!o.pid)
+		return bad_usage("%s", "dump needs -t PID", usage_dump);
+	if (!o.dir)
+		return bad_usage("%s", "dump needs -D DIR", usage_dump);
+	cryo_set_verbosity(verbose);
+	return cryo_dump(&o) ? fail() : 0;
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP };
+	static const struct option opts[] = {
+		{ "images-dir", required_argument, 0, 'D' },
+		{ "restore-detached", no_argument, 0, 'd' },
+		{ "pidfile", required_argument, 0, OPT_PIDFILE },
+		{ "shell-job", no_argument, 0, 'j' },
+		{ "vdso", required_argument, 0, OPT_VDSO },
+		{ "cpu-cap", required_argument, 0, OPT_CPU_CAP },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct cryo_restore_opts o = { 0 };
+	int c, verbose = 0;
+	pid_t root;
+
+	while ((c = getopt_long(argc, argv, "D:djvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'D':
+			o.dir = optarg;
+			break;
+		case 'd':
+			o.detach = true;
+			break;
+		case 'j':
+			o.shell_job = true;
+			break;
+		case OPT_PIDFILE:
+			o.pidfile = optarg;
+			break;
+		case OPT_VDSO:
+			if (!strcmp(optarg, "auto"))
+				o.vdso = CRYO_VDSO_AUTO;
+			else if (!strcmp(optarg, "remap"))
+				o.vdso = CRYO_VDSO_REMAP;
+			else if (!strcmp(optarg, "proxy"))
+				o.vdso = CRYO_VDSO_PROXY;
+			else
+				return bad_usage("invalid --vdso mode '%s'", optarg, usage_restore);
+			break;
+		case OPT_CPU_CAP:
+			if (strcmp(optarg, "none"))
+				return bad_usage("invalid --cpu-cap '%s' (only 'none')", optarg,
+						 usage_restore);
+			o.ignore_cpu = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			fputs(usage_restore, stdout);
+			return 0;
+		default:
+			return bad_usage("%s", "invalid option", usage_restore);
+		}
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument '%s'", argv[optind], usage_restore);
+	if (!o.dir)
+		return bad_usage("%s", "restore needs -D DIR", usage_restore);
+	cryo_set_verbosity(verbose);
+	if (cryo_restore(&o, &root))
+		return fail();
+	if (o.detach)
+		return 0;
+	c = cryo_wait_restored(root);
+	return c < 0 ? fail() : c;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	int c, verbose = 0;
+
+	while ((c = getopt(argc, argv, "vh")) != -1) {
+		if (c == 'h') {
+			fputs(usage_check, stdout);
+			return 0;
+		}
+		if (c != 'v')
+			return bad_usage("%s", "invalid option", usage_check);
+		verbose++;
+	}
+	cryo_set_verbosity(verbose);
+	return cryo_check(stdout) ? 1 : 0;
+}
+
+static int cmd_show(int argc, char **argv)
+{
+	const char *dir = NULL;
+	int c;
+
+	while ((c = getopt(argc, argv, "D:h")) != -1) {
+		if (c == 'h') {
+			fputs(usage_show, stdout);
+			return 0;
+		}
+		if (c != 'D')
+			return bad_usage("%s", "invalid option", usage_show);
+		dir = optarg;
+	}
+	if (!dir && optind < argc)
+		dir = argv[optind++];
+	if (!dir || optind < argc)
+		return bad_usage("%s", "show needs exactly one DIR", usage_show);
+	return cryo_show(dir, stdout) ? fail() : 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!cmd || !strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		fputs(usage_main, cmd ? stdout : stderr);
+		return cmd ? 0 : 2;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+		printf("cryo %s\n", cryo_version());
+		return 0;
+	}
+	if (!strcmp(cmd, "dump"))
+		return cmd_dump(argc - 1, argv + 1);
+	if (!strcmp(cmd, "restore"))
+		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(cmd, "check"))
+		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(cmd, "show"))
+		return cmd_show(argc - 1, argv + 1);
+	fprintf(stderr, "cryo: unknown command '%s'\n%s", cmd, usage_main);
+	return 2;
+}

@@ -1,0 +1,476 @@
+/* Open files: the shared file table, each process's fds, cwd and root, and the files
+ * its memory maps. Dump refuses any fd it cannot reopen faithfully; restore opens
+ * every file once in cryo and the task dup3()s them into place. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <linux/kcmp.h>
+
+#include "files.h"
+#include "log.h"
+#include "sys.h"
+
+/* Character devices that are the same everywhere and carry no state. */
+static const char *const stateless_devs[] = {
+	"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+};
+
+/* Open flags that describe how a file was opened, without one-shot creation flags. */
+#define KEEP_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | \
+		    O_NOATIME | O_DIRECTORY | O_NOFOLLOW | O_LARGEFILE | O_PATH)
+
+static int table_push(struct file_table *ft, FileEntry **out)
+{
+	FileEntry *e;
+
+	if (ft->nr == ft->cap) {
+		size_t cap = ft->cap ? ft->cap * 2 : 32;
+		FileEntry **n = realloc(ft->files, cap * sizeof(*n));
+		struct file_key *k = realloc(ft->keys, cap * sizeof(*k));
+
+		if (n)
+			ft->files = n;
+		if (k)
+			ft->keys = k;
+		if (!n || !k)
+			return cr_err("out of memory");
+		ft->cap = cap;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return cr_err("out of memory");
+	file_entry__init(e);
+	e->id = ft->nr + 1;
+	memset(&ft->keys[ft->nr], 0, sizeof(ft->keys[0]));
+	ft->files[ft->nr++] = e;
+	*out = e;
+	return 0;
+}
+
+static void fill_stat(FileEntry *e, const struct stat *st)
+{
+	e->mode = st->st_mode;
+	e->size = st->st_size;
+	e->mtime_sec = st->st_mtim.tv_sec;
+	if (S_ISCHR(st->st_mode)) {
+		e->has_rdev = 1;
+		e->rdev = st->st_rdev;
+	}
+}
+
+int files_add_mapped(struct file_table *ft, const char *path, const struct stat *st,
+		     uint32_t flags, uint32_t *id)
+{
+	FileEntry *e;
+
+	for (size_t i = 0; i < ft->nr; i++) {
+		struct file_key *k = &ft->keys[i];
+
+		if (ft->files[i]->mapped && k->dev == st->st_dev && k->ino == st->st_ino &&
+		    k->flags == flags) {
+			*id = ft->files[i]->id;
+			return 0;
+		}
+	}
+	if (table_push(ft, &e))
+		return -1;
+	e->kind = FILE_KIND__FILE_REG;
+	e->path = strdup(path);
+	if (!e->path)
+		return cr_err("out of memory");
+	e->flags = flags;
+	e->has_mapped = 1;
+	e->mapped = 1;
+	fill_stat(e, st);
+	ft->keys[ft->nr - 1].dev = st->st_dev;
+	ft->keys[ft->nr - 1].ino = st->st_ino;
+	ft->keys[ft->nr - 1].flags = flags;
+	ft->keys[ft->nr - 1].fd = -1;
+	*id = e->id;
+	return 0;
+}
+
+/* What an fd of an unsupported kind is, for the refusal message. */
+static const char *fd_kind_name(const struct stat *st, const char *link)
+{
+	if (S_ISFIFO(st->st_mode))
+		return "a pipe or FIFO";
+	if (S_ISSOCK(st->st_mode))
+		return "a socket";
+	if (!strncmp(link, "anon_inode:", 11))
+		return "an anonymous inode (eventfd, epoll, timerfd, signalfd, ...)";
+	if (S_ISCHR(st->st_mode))
+		return "a character device (terminals and devices are not supported)";
+	if (S_ISBLK(st->st_mode))
+		return "a block device";
+	return "a file of an unsupported kind";
+}
+
+static bool stateless_dev(const char *path, const struct stat *st)
+{
+	if (!S_ISCHR(st->st_mode))
+		return false;
+	for (size_t i = 0; i < CR_ARRAY_SIZE(stateless_devs); i++)
+		if (!strcmp(path, stateless_devs[i]))
+			return true;
+	return false;
+}
+
+static int read_link(pid_t pid, const char *what, char *buf, size_t len)
+{
+	char path[96];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
+	n = readlink(path, buf, len - 1);
+	if (n < 0)
+		return cr_perr("cannot read %s", path);
+	if ((size_t)n == len - 1)
+		return cr_err("%s: path too long", path);
+	buf[n] = 0;
+	return 0;
+}
+
+/* The same open file description as an fd already in the table? */
+static int find_shared(struct file_table *ft, pid_t pid, int fd, const struct stat *st)
+{
+	for (size_t i = 0; i < ft->nr; i++) {
+		struct file_key *k = &ft->keys[i];
+
+		if (k->fd < 0 || k->dev != st->st_dev || k->ino != st->st_ino)
+			continue;
+		if (sys_kcmp(k->pid, pid, KCMP_FILE, k->fd, fd) == 0)
+			return ft->files[i]->id;
+	}
+	return 0;
+}
+
+/* Check that the path still names the file the fd holds. */
+static int check_path(pid_t pid, int fd, const char *link, const struct stat *st)
+{
+	struct stat by_path;
+
+	if (link[0] != '/')
+		return cr_err("process %d: fd %d (%s) has no path", pid, fd, link);
+	if (st->st_nlink == 0 && !S_ISDIR(st->st_mode))
+		return cr_err("process %d: fd %d: %s is deleted", pid, fd, link);
+	if (stat(link, &by_path) || by_path.st_dev != st->st_dev || by_path.st_ino != st->st_ino)
+		return cr_err("process %d: fd %d: %s was deleted or replaced", pid, fd, link);
+	return 0;
+}
+
+static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
+{
+	char what[64], link[4096];
+	struct proc_fdinfo fi;
+	struct stat st;
+	FileEntry *e;
+	size_t len;
+	char *txt;
+	int id;
+
+	snprintf(what, sizeof(what), "fd/%d", fd);
+	if (read_link(p->pid, what, link, sizeof(link)))
+		return -1;
+	snprintf(what, sizeof(what), "/proc/%d/fd/%d", p->pid, fd);
+	if (stat(what, &st))
+		return cr_perr("cannot stat %s", what);
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !stateless_dev(link, &st))
+		return cr_err("process %d: fd %d is %s (%s); cryo cannot restore it", p->pid, fd,
+			      fd_kind_name(&st, link), link);
+	if (check_path(p->pid, fd, link, &st))
+		return -1;
+	snprintf(what, sizeof(what), "fdinfo/%d", fd);
+	txt = proc_read_pid_file(p->pid, what, &len);
+	if (!txt)
+		return -1;
+	if (proc_parse_fdinfo(txt, len, &fi)) {
+		free(txt);
+		return -1;
+	}
+	free(txt);
+	fd__init(out);
+	out->fd = fd;
+	out->cloexec = !!(fi.flags & O_CLOEXEC);
+	id = find_shared(&p->ctx->files, p->pid, fd, &st);
+	if (id) {
+		out->file_id = id;
+		return 0;
+	}
+	if (table_push(&p->ctx->files, &e))
+		return -1;
+	e->kind = S_ISREG(st.st_mode) ? FILE_KIND__FILE_REG :
+		  S_ISDIR(st.st_mode) ? FILE_KIND__FILE_DIR : FILE_KIND__FILE_CHR;
+	e->path = strdup(link);
+	if (!e->path)
+		return cr_err("out of memory");
+	e->flags = fi.flags & KEEP_FLAGS;
+	e->pos = fi.pos;
+	fill_stat(e, &st);
+	p->ctx->files.keys[p->ctx->files.nr - 1] = (struct file_key){
+		.dev = st.st_dev, .ino = st.st_ino, .flags = e->flags, .pid = p->pid, .fd = fd,
+	};
+	out->file_id = e->id;
+	return 0;
+}
+
+static int add_dir(struct dump_proc *p, const char *what, uint32_t *id)
+{
+	char link[4096], path[64];
+	struct stat st;
+	FileEntry *e;
+
+	if (read_link(p->pid, what, link, sizeof(link)))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/%s", p->pid, what);
+	if (stat(path, &st))
+		return cr_perr("cannot stat %s", path);
+	if (link[0] != '/' || st.st_nlink == 0)
+		return cr_err("process %d: its %s (%s) was deleted", p->pid, what, link);
+	if (table_push(&p->ctx->files, &e))
+		return -1;
+	e->kind = FILE_KIND__FILE_DIR;
+	e->path = strdup(link);
+	if (!e->path)
+		return cr_err("out of memory");
+	e->flags = O_PATH | O_DIRECTORY;
+	fill_stat(e, &st);
+	p->ctx->files.keys[p->ctx->files.nr - 1].fd = -1;
+	*id = e->id;
+	return 0;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+static int list_fds(pid_t pid, int **out, size_t *nr)
+{
+	char path[64];
+	struct dirent *de;
+	size_t cap = 64;
+	int *fds = malloc(cap * sizeof(int));
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d || !fds) {
+		free(fds);
+		if (d)
+			closedir(d);
+		return cr_perr("cannot list %s", path);
+	}
+	*nr = 0;
+	while ((de = readdir(d))) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+
+		if (de->d_name[0] == '.' || *end || fd < 0 || fd >= CR_MAX_FDS)
+			continue;
+		if (*nr == cap) {
+			int *n = realloc(fds, cap * 2 * sizeof(int));
+
+			if (!n) {
+				closedir(d);
+				free(fds);
+				return cr_err("out of memory");
+			}
+			fds = n;
+			cap *= 2;
+		}
+		fds[(*nr)++] = fd;
+	}
+	closedir(d);
+	qsort(fds, *nr, sizeof(int), cmp_int);
+	*out = fds;
+	return 0;
+}
+
+int files_dump_fds(struct dump_proc *p)
+{
+	int *fds = NULL;
+	size_t nr = 0;
+	Fd *items;
+
+	if (add_dir(p, "cwd", &p->core.cwd_file_id) || add_dir(p, "root", &p->core.root_file_id) ||
+	    list_fds(p->pid, &fds, &nr))
+		return -1;
+	items = calloc(nr + 1, sizeof(*items));
+	p->core.fds = calloc(nr + 1, sizeof(*p->core.fds));
+	if (!items || !p->core.fds) {
+		free(items);
+		free(fds);
+		return cr_err("out of memory");
+	}
+	for (size_t i = 0; i < nr; i++) {
+		if (dump_one_fd(p, fds[i], &items[i])) {
+			free(fds);
+			free(items);
+			free(p->core.fds);
+			p->core.fds = NULL;
+			return -1;
+		}
+		p->core.fds[i] = &items[i];
+	}
+	p->core.n_fds = nr;
+	free(fds);
+	if (!nr)
+		free(items);
+	return 0;
+}
+
+int files_write_image(struct dump_ctx *ctx)
+{
+	FileTable t = FILE_TABLE__INIT;
+
+	t.files = ctx->files.files;
+	t.n_files = ctx->files.nr;
+	return img_write_msg(&ctx->dir, "files.img", IMAGE_KIND__IMG_FILES, &t.base);
+}
+
+void files_table_free(struct file_table *ft)
+{
+	for (size_t i = 0; i < ft->nr; i++) {
+		free(ft->files[i]->path);
+		free(ft->files[i]);
+	}
+	free(ft->files);
+	free(ft->keys);
+	memset(ft, 0, sizeof(*ft));
+}
+
+/* ---- restore ---- */
+
+const FileEntry *file_by_id(const FileTable *ft, uint32_t id)
+{
+	if (!ft || id == 0 || id > ft->n_files || ft->files[id - 1]->id != id)
+		return NULL;
+	return ft->files[id - 1];
+}
+
+int restore_inherit_fd(struct restore_ctx *ctx, int fd, const char *what)
+{
+	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, ctx->next_fd);
+
+	close(fd);
+	if (nfd < 0)
+		return cr_perr("cannot keep %s open for the restored process (fd %d)", what,
+			       ctx->next_fd);
+	ctx->next_fd = nfd + 1;
+	return nfd;
+}
+
+static int open_entry(const FileEntry *e)
+{
+	int flags = (e->flags & KEEP_FLAGS) | O_CLOEXEC | O_NOCTTY;
+	struct stat st;
+	int fd;
+
+	if (e->kind == FILE_KIND__FILE_DIR && (e->flags & O_PATH))
+		flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+	fd = open(e->path, flags);
+	if (fd < 0)
+		return cr_perr("cannot open %s", e->path);
+	if (fstat(fd, &st)) {
+		close(fd);
+		return cr_perr("cannot stat %s", e->path);
+	}
+	if ((st.st_mode & S_IFMT) != (e->mode & S_IFMT)) {
+		close(fd);
+		return cr_err("%s is no longer the kind of file it was at dump", e->path);
+	}
+	if (e->kind == FILE_KIND__FILE_CHR && (!e->has_rdev || st.st_rdev != e->rdev)) {
+		close(fd);
+		return cr_err("%s is a different device than at dump", e->path);
+	}
+	if (e->mapped && ((uint64_t)st.st_size != e->size || st.st_mtim.tv_sec != e->mtime_sec)) {
+		close(fd);
+		return cr_err("%s changed since the dump (size or modification time differ); "
+			      "the process has it mapped", e->path);
+	}
+	if (e->pos && e->kind != FILE_KIND__FILE_CHR &&
+	    lseek(fd, e->pos, SEEK_SET) != (off_t)e->pos) {
+		close(fd);
+		return cr_perr("cannot seek %s to %llu", e->path, (unsigned long long)e->pos);
+	}
+	return fd;
+}
+
+int files_open_all(struct restore_ctx *ctx)
+{
+	FileTable *ft = ctx->files;
+
+	ctx->file_fds = malloc((ft->n_files + 1) * sizeof(int));
+	if (!ctx->file_fds)
+		return cr_err("out of memory");
+	for (size_t i = 0; i < ft->n_files; i++)
+		ctx->file_fds[i] = -1;
+	for (size_t i = 0; i < ft->n_files; i++) {
+		FileEntry *e = ft->files[i];
+		int fd;
+
+		if (e->id != i + 1)
+			return cr_err("image: file table entry %zu has id %u", i, e->id);
+		if (e->kind < FILE_KIND__FILE_REG || e->kind > FILE_KIND__FILE_CHR || !e->path[0])
+			return cr_err("image: file table entry %u is invalid", e->id);
+		fd = open_entry(e);
+		if (fd < 0)
+			return -1;
+		fd = restore_inherit_fd(ctx, fd, e->path);
+		if (fd < 0)
+			return -1;
+		ctx->file_fds[i] = fd;
+	}
+	return 0;
+}
+
+int files_fd(struct restore_ctx *ctx, uint32_t id)
+{
+	if (!file_by_id(ctx->files, id) || ctx->file_fds[id - 1] < 0)
+		return cr_err("image: reference to unknown file %u", id);
+	return ctx->file_fds[id - 1];
+}
+
+int files_plan(struct restore_proc *rp, struct plan *p)
+{
+	struct restore_ctx *ctx = rp->ctx;
+	const Core *core = rp->core;
+	const FileEntry *root = file_by_id(ctx->files, core->root_file_id);
+	int cwd_fd = files_fd(ctx, core->cwd_file_id), root_fd;
+
+	if (cwd_fd < 0 || !root)
+		return cr_err("image: process %u has no valid cwd or root", core->pid);
+	root_fd = files_fd(ctx, core->root_file_id);
+	if (strcmp(root->path, "/")) {
+		plan_call(p, "fchdir to the root", 0, __NR_fchdir, root_fd, 0, 0, 0, 0, 0);
+		plan_call(p, "chroot", 0, __NR_chroot, plan_data(p, ".", 2), 0, 0, 0, 0, 0);
+	}
+	plan_call(p, "fchdir to the cwd", 0, __NR_fchdir, cwd_fd, 0, 0, 0, 0, 0);
+	plan_call(p, "closing inherited fds", 0, __NR_close_range, 0, ctx->fd_base - 1, 0, 0, 0, 0);
+	for (size_t i = 0; i < core->n_fds; i++) {
+		const Fd *f = core->fds[i];
+		int src = files_fd(ctx, f->file_id);
+
+		if (src < 0)
+			return -1;
+		if (f->fd >= (uint32_t)ctx->fd_base)
+			return cr_err("image: fd %u out of range", f->fd);
+		plan_call(p, "installing an fd", 0, __NR_dup3, src, f->fd,
+			  f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
+	}
+	return 0;
+}
+
+/* The last call of a plan: drop every fd cryo handed down. */
+void files_plan_close_inherited(struct restore_ctx *ctx, struct plan *p)
+{
+	plan_call(p, "closing cryo's fds", 0, __NR_close_range, ctx->fd_base, ~0U, 0, 0, 0, 0);
+}

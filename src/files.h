@@ -1,0 +1,26 @@
+/* Open files: the file table shared by the image, file descriptors of a process, its
+ * cwd and root, and the files its memory maps. Regular files, directories and a few
+ * character devices are supported; anything else makes the dump refuse. */
+#ifndef CRYO_FILES_H
+#define CRYO_FILES_H
+
+#include <sys/stat.h>
+
+#include "task.h"
+
+/* Add a file (deduplicated for mappings: same file and flags, pos 0). */
+int files_add_mapped(struct file_table *ft, const char *path, const struct stat *st,
+		     uint32_t flags, uint32_t *id);
+int files_dump_fds(struct dump_proc *p);
+int files_write_image(struct dump_ctx *ctx);
+void files_table_free(struct file_table *ft);
+
+/* Restore: open every file of the table in cryo (above ctx->fd_base). */
+int files_open_all(struct restore_ctx *ctx);
+/* Restore: the calls that give the task exactly its fds, cwd and root. */
+int files_plan(struct restore_proc *rp, struct plan *p);
+/* cryo's fd for a FileTable id, or -1 with an error. */
+int files_fd(struct restore_ctx *ctx, uint32_t id);
+void files_plan_close_inherited(struct restore_ctx *ctx, struct plan *p);
+
+#endif

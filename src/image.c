@@ -1,0 +1,627 @@
+/* The image directory: writing and reading checksummed metadata files and raw page
+ * files, and the inventory that lists them all and is written last. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "image.h"
+#include "log.h"
+
+#define INVENTORY "inventory.img"
+
+struct img_header {
+	uint32_t magic;
+	uint16_t kind;
+	uint16_t major;
+	uint32_t length;
+	uint32_t crc;
+};
+
+_Static_assert(sizeof(struct img_header) == IMG_HDR_SIZE, "header size");
+
+static const char *kind_name(uint16_t kind)
+{
+	switch (kind) {
+	case IMAGE_KIND__IMG_INVENTORY: return "inventory";
+	case IMAGE_KIND__IMG_PSTREE: return "process tree";
+	case IMAGE_KIND__IMG_CORE: return "core";
+	case IMAGE_KIND__IMG_PAGEMAP: return "page map";
+	case IMAGE_KIND__IMG_FILES: return "file table";
+	case IMAGE_KIND__IMG_SHMEM: return "shared memory table";
+	}
+	return "unknown";
+}
+
+static int add_record(struct img_dir *d, const char *name, uint64_t size, uint32_t crc)
+{
+	struct img_file_rec *rec;
+
+	for (size_t i = 0; i < d->nr_files; i++)
+		if (!strcmp(d->files[i].name, name)) {
+			d->files[i].size = size;
+			d->files[i].crc = crc;
+			return 0;
+		}
+	if (d->nr_files == d->cap_files) {
+		size_t cap = d->cap_files ? d->cap_files * 2 : 16;
+		struct img_file_rec *n = realloc(d->files, cap * sizeof(*n));
+
+		if (!n)
+			return cr_err("out of memory");
+		d->files = n;
+		d->cap_files = cap;
+	}
+	rec = &d->files[d->nr_files];
+	rec->name = strdup(name);
+	if (!rec->name)
+		return cr_err("out of memory");
+	rec->size = size;
+	rec->crc = crc;
+	d->nr_files++;
+	return 0;
+}
+
+static const struct img_file_rec *find_record(const struct img_dir *d, const char *name)
+{
+	for (size_t i = 0; i < d->nr_files; i++)
+		if (!strcmp(d->files[i].name, name))
+			return &d->files[i];
+	return NULL;
+}
+
+int img_dir_create(struct img_dir *d, const char *path)
+{
+	struct stat st;
+
+	memset(d, 0, sizeof(*d));
+	d->dirfd = -1;
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return cr_perr("cannot create image directory %s", path);
+	d->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dirfd < 0)
+		return cr_perr("cannot open image directory %s", path);
+	if (fstat(d->dirfd, &st) || faccessat(d->dirfd, ".", W_OK, AT_EACCESS)) {
+		cr_perr("image directory %s is not writable", path);
+		goto fail;
+	}
+	/* An old inventory would make a half-written new image look complete. */
+	if (unlinkat(d->dirfd, INVENTORY, 0) && errno != ENOENT) {
+		cr_perr("cannot remove the old %s/%s", path, INVENTORY);
+		goto fail;
+	}
+	d->path = strdup(path);
+	d->writing = true;
+	if (!d->path)
+		goto fail;
+	return 0;
+fail:
+	close(d->dirfd);
+	d->dirfd = -1;
+	return -1;
+}
+
+int img_dir_open(struct img_dir *d, const char *path)
+{
+	memset(d, 0, sizeof(*d));
+	d->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dirfd < 0)
+		return cr_perr("cannot open image directory %s", path);
+	d->path = strdup(path);
+	if (!d->path) {
+		close(d->dirfd);
+		return cr_err("out of memory");
+	}
+	return 0;
+}
+
+void img_dir_close(struct img_dir *d, bool keep)
+{
+	for (size_t i = 0; i < d->nr_files; i++) {
+		if (d->writing && !keep && d->dirfd >= 0)
+			unlinkat(d->dirfd, d->files[i].name, 0);
+		free(d->files[i].name);
+	}
+	if (d->writing && !keep && d->dirfd >= 0)
+		unlinkat(d->dirfd, INVENTORY ".tmp", 0);
+	free(d->files);
+	free(d->path);
+	if (d->dirfd >= 0)
+		close(d->dirfd);
+	memset(d, 0, sizeof(*d));
+	d->dirfd = -1;
+}
+
+static int write_all(int fd, const void *buf, size_t len, const char *dir, const char *name)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cr_perr("cannot write %s/%s", dir, name);
+		if (n == 0) {
+			errno = ENOSPC;
+			return cr_perr("cannot write %s/%s", dir, name);
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int create_file(struct img_dir *d, const char *name)
+{
+	int fd = openat(d->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return cr_perr("cannot create %s/%s", d->path, name);
+	/* Listed at once, so that a failure removes it. */
+	if (add_record(d, name, 0, 0)) {
+		close(fd);
+		unlinkat(d->dirfd, name, 0);
+		return -1;
+	}
+	return fd;
+}
+
+static int close_checked(int fd, const char *dir, const char *name)
+{
+	if (close(fd))
+		return cr_perr("cannot write %s/%s", dir, name);
+	return 0;
+}
+
+static uint8_t *pack_with_header(uint16_t kind, const ProtobufCMessage *msg, size_t *total)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	struct img_header h;
+	uint8_t *buf;
+
+	if (len > IMG_MAX_META) {
+		cr_err("%s image too large (%zu bytes)", kind_name(kind), len);
+		return NULL;
+	}
+	buf = malloc(IMG_HDR_SIZE + len);
+	if (!buf) {
+		cr_err("out of memory packing %s image", kind_name(kind));
+		return NULL;
+	}
+	protobuf_c_message_pack(msg, buf + IMG_HDR_SIZE);
+	h.magic = IMG_MAGIC;
+	h.kind = kind;
+	h.major = FORMAT_MAJOR;
+	h.length = len;
+	h.crc = crc32c(0, buf + IMG_HDR_SIZE, len);
+	memcpy(buf, &h, sizeof(h));
+	*total = IMG_HDR_SIZE + len;
+	return buf;
+}
+
+int img_write_msg(struct img_dir *d, const char *name, uint16_t kind,
+		  const ProtobufCMessage *msg)
+{
+	size_t total;
+	uint8_t *buf = pack_with_header(kind, msg, &total);
+	struct img_header h;
+	int fd, rc = -1;
+
+	if (!buf)
+		return -1;
+	memcpy(&h, buf, sizeof(h));
+	fd = create_file(d, name);
+	if (fd < 0)
+		goto out;
+	if (write_all(fd, buf, total, d->path, name)) {
+		close(fd);
+		goto out;
+	}
+	if (close_checked(fd, d->path, name))
+		goto out;
+	rc = add_record(d, name, total, h.crc);
+out:
+	free(buf);
+	return rc;
+}
+
+int img_check_buffer(const uint8_t *buf, size_t len, uint16_t kind, const char *name,
+		     const uint8_t **payload, size_t *payload_len)
+{
+	struct img_header h;
+
+	if (len < IMG_HDR_SIZE)
+		return cr_err("%s: truncated (%zu bytes, shorter than the header)", name, len);
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != IMG_MAGIC)
+		return cr_err("%s: not a cryo image file (bad magic)", name);
+	if (h.major > FORMAT_MAJOR)
+		return cr_err("%s: written in image format %u, newer than this cryo reads "
+			      "(up to %u); use a newer cryo", name, h.major, FORMAT_MAJOR);
+	if (h.major == 0)
+		return cr_err("%s: invalid format version 0", name);
+	if (h.kind != kind)
+		return cr_err("%s: holds a %s image where a %s image was expected", name,
+			      kind_name(h.kind), kind_name(kind));
+	if (h.length != len - IMG_HDR_SIZE)
+		return cr_err("%s: truncated or padded (header says %u bytes of data, "
+			      "file has %zu)", name, h.length, len - IMG_HDR_SIZE);
+	if (crc32c(0, buf + IMG_HDR_SIZE, h.length) != h.crc)
+		return cr_err("%s: checksum mismatch (the file is damaged)", name);
+	*payload = buf + IMG_HDR_SIZE;
+	*payload_len = h.length;
+	return 0;
+}
+
+static uint8_t *read_whole(struct img_dir *d, const char *name, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t got = 0;
+	int fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			cr_err("%s/%s is missing", d->path, name);
+		else
+			cr_perr("cannot open %s/%s", d->path, name);
+		return NULL;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		cr_err("%s/%s is not a regular file", d->path, name);
+		goto fail_fd;
+	}
+	if ((uint64_t)st.st_size > IMG_MAX_META + IMG_HDR_SIZE) {
+		cr_err("%s/%s is too large for a metadata file", d->path, name);
+		goto fail_fd;
+	}
+	buf = malloc(st.st_size ? st.st_size : 1);
+	if (!buf) {
+		cr_err("out of memory reading %s/%s", d->path, name);
+		goto fail_fd;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			cr_perr("cannot read %s/%s", d->path, name);
+			free(buf);
+			goto fail_fd;
+		}
+		got += n;
+	}
+	close(fd);
+	*len = got;
+	return buf;
+fail_fd:
+	close(fd);
+	return NULL;
+}
+
+static void *unpack_checked(struct img_dir *d, const char *name, uint16_t kind,
+			    const ProtobufCMessageDescriptor *desc, uint32_t *crc_out)
+{
+	char label[4200];
+	const uint8_t *payload;
+	size_t len, plen;
+	uint8_t *buf = read_whole(d, name, &len);
+	void *msg;
+
+	if (!buf)
+		return NULL;
+	snprintf(label, sizeof(label), "%s/%s", d->path, name);
+	if (img_check_buffer(buf, len, kind, label, &payload, &plen)) {
+		free(buf);
+		return NULL;
+	}
+	memcpy(crc_out, buf + 12, 4);
+	msg = protobuf_c_message_unpack(desc, NULL, plen, payload);
+	free(buf);
+	if (!msg)
+		cr_err("%s: malformed %s data", label, kind_name(kind));
+	return msg;
+}
+
+void *img_read_msg(struct img_dir *d, const char *name, uint16_t kind,
+		   const ProtobufCMessageDescriptor *desc)
+{
+	const struct img_file_rec *rec = find_record(d, name);
+	uint32_t crc;
+	void *msg;
+
+	if (!rec) {
+		cr_err("%s/%s is not listed in the inventory", d->path, name);
+		return NULL;
+	}
+	msg = unpack_checked(d, name, kind, desc, &crc);
+	if (msg && crc != rec->crc) {
+		protobuf_c_message_free_unpacked(msg, NULL);
+		cr_err("%s/%s does not match the inventory (replaced or damaged)", d->path, name);
+		return NULL;
+	}
+	return msg;
+}
+
+int raw_open(struct raw_writer *w, struct img_dir *d, const char *name)
+{
+	memset(w, 0, sizeof(*w));
+	w->dir = d;
+	w->name = strdup(name);
+	if (!w->name)
+		return cr_err("out of memory");
+	w->fd = create_file(d, name);
+	if (w->fd < 0) {
+		free(w->name);
+		w->name = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int push_crc(struct raw_writer *w, uint32_t crc)
+{
+	if (w->nr_crcs == w->cap_crcs) {
+		size_t cap = w->cap_crcs ? w->cap_crcs * 2 : 64;
+		uint32_t *n = realloc(w->crcs, cap * sizeof(*n));
+
+		if (!n)
+			return cr_err("out of memory");
+		w->crcs = n;
+		w->cap_crcs = cap;
+	}
+	w->crcs[w->nr_crcs++] = crc;
+	return 0;
+}
+
+/* Checksum data about to be appended at w->size, chunk by chunk. */
+static int raw_checksum(struct raw_writer *w, const uint8_t *p, size_t len)
+{
+	uint64_t pos = w->size;
+
+	while (len) {
+		size_t in_chunk = IMG_CHUNK_SIZE - pos % IMG_CHUNK_SIZE;
+		size_t n = len < in_chunk ? len : in_chunk;
+
+		w->cur_crc = crc32c(w->cur_crc, p, n);
+		p += n;
+		len -= n;
+		pos += n;
+		if (pos % IMG_CHUNK_SIZE == 0) {
+			if (push_crc(w, w->cur_crc))
+				return -1;
+			w->cur_crc = 0;
+		}
+	}
+	return 0;
+}
+
+int raw_write(struct raw_writer *w, const void *buf, size_t len)
+{
+	if (raw_checksum(w, buf, len) ||
+	    write_all(w->fd, buf, len, w->dir->path, w->name))
+		return -1;
+	w->size += len;
+	return 0;
+}
+
+int raw_close(struct raw_writer *w)
+{
+	int fd = w->fd;
+
+	w->fd = -1;
+	if (w->size % IMG_CHUNK_SIZE && push_crc(w, w->cur_crc)) {
+		close(fd);
+		return -1;
+	}
+	if (close_checked(fd, w->dir->path, w->name))
+		return -1;
+	w->file_crc = crc32c(0, w->crcs, w->nr_crcs * sizeof(uint32_t));
+	return add_record(w->dir, w->name, w->size, w->file_crc);
+}
+
+void raw_free(struct raw_writer *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->crcs);
+	free(w->name);
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
+}
+
+int img_open_raw(struct img_dir *d, const char *name, uint64_t expect_size)
+{
+	const struct img_file_rec *rec = find_record(d, name);
+	struct stat st;
+	int fd;
+
+	if (!rec)
+		return cr_err("%s/%s is not listed in the inventory", d->path, name);
+	fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return cr_err("%s/%s is missing", d->path, name);
+		return cr_perr("cannot open %s/%s", d->path, name);
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return cr_err("%s/%s is not a regular file", d->path, name);
+	}
+	if ((uint64_t)st.st_size != expect_size || rec->size != expect_size) {
+		close(fd);
+		return cr_err("%s/%s has %llu bytes, the image expects %llu (truncated or "
+			      "damaged)", d->path, name, (unsigned long long)st.st_size,
+			      (unsigned long long)expect_size);
+	}
+	return fd;
+}
+
+int img_verify_raw(struct img_dir *d, const char *name, int fd, uint64_t size,
+		   uint32_t chunk_size, const uint32_t *crcs, size_t nr_crcs)
+{
+	const struct img_file_rec *rec = find_record(d, name);
+	size_t bufsz = 4u << 20;
+	uint8_t *buf;
+	uint64_t off = 0;
+	size_t idx = 0;
+	int rc = -1;
+
+	if (chunk_size != IMG_CHUNK_SIZE)
+		return cr_err("%s/%s: unsupported checksum chunk size %u", d->path, name,
+			      chunk_size);
+	if (nr_crcs != (size + chunk_size - 1) / chunk_size)
+		return cr_err("%s/%s: %zu checksums for %llu bytes", d->path, name, nr_crcs,
+			      (unsigned long long)size);
+	if (!rec || rec->crc != crc32c(0, crcs, nr_crcs * sizeof(uint32_t)))
+		return cr_err("%s/%s: checksum list does not match the inventory", d->path,
+			      name);
+	buf = malloc(bufsz);
+	if (!buf)
+		return cr_err("out of memory");
+	while (off < size) {
+		size_t want = size - off < bufsz ? size - off : bufsz;
+		ssize_t n = pread(fd, buf, want, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			cr_perr("cannot read %s/%s", d->path, name);
+			goto out;
+		}
+		for (size_t p = 0; p < (size_t)n; p += chunk_size, idx++) {
+			size_t l = (size_t)n - p < chunk_size ? (size_t)n - p : chunk_size;
+
+			if (crc32c(0, buf + p, l) != crcs[idx]) {
+				cr_err("%s/%s: checksum mismatch in bytes %llu-%llu (the page "
+				       "data is damaged)", d->path, name,
+				       (unsigned long long)(off + p),
+				       (unsigned long long)(off + p + l - 1));
+				goto out;
+			}
+		}
+		off += n;
+	}
+	rc = 0;
+out:
+	free(buf);
+	return rc;
+}
+
+int img_write_inventory(struct img_dir *d, Inventory *inv)
+{
+	ImageFileEntry *entries, **ptrs;
+	size_t total;
+	uint8_t *buf;
+	int fd, rc = -1;
+
+	entries = calloc(d->nr_files + 1, sizeof(*entries));
+	ptrs = calloc(d->nr_files + 1, sizeof(*ptrs));
+	if (!entries || !ptrs) {
+		cr_err("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < d->nr_files; i++) {
+		image_file_entry__init(&entries[i]);
+		entries[i].name = d->files[i].name;
+		entries[i].size = d->files[i].size;
+		entries[i].crc32c = d->files[i].crc;
+		ptrs[i] = &entries[i];
+	}
+	inv->n_files = d->nr_files;
+	inv->files = ptrs;
+	buf = pack_with_header(IMAGE_KIND__IMG_INVENTORY, &inv->base, &total);
+	inv->n_files = 0;
+	inv->files = NULL;
+	if (!buf)
+		goto out;
+	fd = openat(d->dirfd, INVENTORY ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		cr_perr("cannot create %s/%s.tmp", d->path, INVENTORY);
+		goto out_buf;
+	}
+	if (write_all(fd, buf, total, d->path, INVENTORY ".tmp") || fsync(fd)) {
+		cr_perr("cannot write %s/%s", d->path, INVENTORY);
+		close(fd);
+		goto out_buf;
+	}
+	if (close_checked(fd, d->path, INVENTORY) ||
+	    renameat(d->dirfd, INVENTORY ".tmp", d->dirfd, INVENTORY)) {
+		cr_perr("cannot write %s/%s", d->path, INVENTORY);
+		goto out_buf;
+	}
+	rc = 0;
+out_buf:
+	free(buf);
+out:
+	free(entries);
+	free(ptrs);
+	return rc;
+}
+
+static bool safe_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n || n > 255 || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	return true;
+}
+
+Inventory *img_read_inventory(struct img_dir *d)
+{
+	Inventory *inv;
+	uint32_t crc;
+
+	inv = unpack_checked(d, INVENTORY, IMAGE_KIND__IMG_INVENTORY,
+			     &inventory__descriptor, &crc);
+	if (!inv) {
+		if (faccessat(d->dirfd, INVENTORY, F_OK, 0) && errno == ENOENT) {
+			cr_err_reset();
+			cr_err("%s is not a cryo image (no %s; an interrupted dump leaves none)",
+			       d->path, INVENTORY);
+		}
+		return NULL;
+	}
+	if (inv->format_major > FORMAT_MAJOR) {
+		cr_err("%s: image format %u is newer than this cryo reads (up to %u)",
+		       d->path, inv->format_major, FORMAT_MAJOR);
+		goto fail;
+	}
+	if (inv->n_files > IMG_MAX_FILES) {
+		cr_err("%s: inventory lists too many files (%zu)", d->path, inv->n_files);
+		goto fail;
+	}
+	for (size_t i = 0; i < inv->n_files; i++) {
+		ImageFileEntry *e = inv->files[i];
+		struct stat st;
+
+		if (!safe_name(e->name)) {
+			cr_err("%s: inventory names an invalid file '%.64s'", d->path, e->name);
+			goto fail;
+		}
+		if (fstatat(d->dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW)) {
+			cr_perr("%s/%s is missing", d->path, e->name);
+			goto fail;
+		}
+		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != e->size) {
+			cr_err("%s/%s has %llu bytes, the inventory says %llu (truncated or "
+			       "damaged)", d->path, e->name, (unsigned long long)st.st_size,
+			       (unsigned long long)e->size);
+			goto fail;
+		}
+		if (add_record(d, e->name, e->size, e->crc32c))
+			goto fail;
+	}
+	return inv;
+fail:
+	inventory__free_unpacked(inv, NULL);
+	return NULL;
+}

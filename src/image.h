@@ -1,0 +1,84 @@
+/* The image directory: metadata files (header + checksummed protobuf message), raw
+ * page files checksummed in chunks, and the inventory that seals an image. */
+#ifndef CRYO_IMAGE_H
+#define CRYO_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "cryo.pb-c.h"
+
+#define FORMAT_MAJOR 1
+#define FORMAT_MINOR 0
+#define IMG_MAGIC 0x4f595243u		/* "CRYO" little endian */
+#define IMG_HDR_SIZE 16
+#define IMG_MAX_META (256u << 20)	/* largest metadata file we accept */
+#define IMG_CHUNK_SIZE (1u << 20)	/* checksum granularity of raw files */
+#define IMG_MAX_FILES 4096
+
+struct img_file_rec {
+	char *name;
+	uint64_t size;
+	uint32_t crc;
+};
+
+struct img_dir {
+	int dirfd;
+	char *path;
+	bool writing;
+	/* Files written so far (dump) or listed by the inventory (restore). */
+	struct img_file_rec *files;
+	size_t nr_files, cap_files;
+};
+
+int img_dir_create(struct img_dir *d, const char *path);
+int img_dir_open(struct img_dir *d, const char *path);
+/* Close; when writing and !keep, remove every file written. */
+void img_dir_close(struct img_dir *d, bool keep);
+
+/* Pack and write one message as `name`. */
+int img_write_msg(struct img_dir *d, const char *name, uint16_t kind,
+		  const ProtobufCMessage *msg);
+/* Read, check and unpack `name`; NULL on error (recorded). Free with
+ * protobuf_c_message_free_unpacked. */
+void *img_read_msg(struct img_dir *d, const char *name, uint16_t kind,
+		   const ProtobufCMessageDescriptor *desc);
+
+/* A raw data file being written: data goes out in large writes, checksummed per
+ * IMG_CHUNK_SIZE chunk. */
+struct raw_writer {
+	struct img_dir *dir;
+	char *name;
+	int fd;
+	uint64_t size;
+	uint32_t *crcs;
+	size_t nr_crcs, cap_crcs;
+	uint32_t cur_crc;		/* crc of the partial last chunk */
+	uint32_t file_crc;		/* crc of the whole file */
+};
+
+int raw_open(struct raw_writer *w, struct img_dir *d, const char *name);
+int raw_write(struct raw_writer *w, const void *buf, size_t len);
+/* Finish: returns 0 and leaves crcs for the caller to store (owned by w). */
+int raw_close(struct raw_writer *w);
+void raw_free(struct raw_writer *w);
+
+/* Open a raw file for reading, checking its size against the inventory. */
+int img_open_raw(struct img_dir *d, const char *name, uint64_t expect_size);
+/* Verify a raw file against its chunk checksums (reads the whole file). */
+int img_verify_raw(struct img_dir *d, const char *name, int fd, uint64_t size,
+		   uint32_t chunk_size, const uint32_t *crcs, size_t nr_crcs);
+
+/* Write the inventory (listing every file written) atomically: the image exists
+ * from this moment on. */
+int img_write_inventory(struct img_dir *d, Inventory *inv);
+/* Read and check the inventory: format version, every listed file present. */
+Inventory *img_read_inventory(struct img_dir *d);
+
+/* Check the header of a metadata buffer and return its payload (pure, fuzzed). */
+int img_check_buffer(const uint8_t *buf, size_t len, uint16_t kind, const char *name,
+		     const uint8_t **payload, size_t *payload_len);
+
+#endif

@@ -1,0 +1,129 @@
+/* Error and progress reporting: keeps the first error of an operation as one line,
+ * prints progress to stderr according to the verbosity. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "cryo.h"
+
+#include "log.h"
+
+int log_level;
+static char first_error[1024];
+
+static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void remember(const char *fmt, va_list ap, int errnum)
+{
+	size_t n;
+
+	pthread_mutex_lock(&error_lock);
+	if (!first_error[0]) {
+		vsnprintf(first_error, sizeof(first_error), fmt, ap);
+		n = strlen(first_error);
+		if (errnum && n < sizeof(first_error))
+			snprintf(first_error + n, sizeof(first_error) - n, ": %s",
+				 strerror(errnum));
+	}
+	pthread_mutex_unlock(&error_lock);
+	if (log_level >= 2) {
+		fprintf(stderr, "  error recorded: %s\n", first_error);
+	}
+}
+
+int cr_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	remember(fmt, ap, 0);
+	va_end(ap);
+	return -1;
+}
+
+int cr_perr(const char *fmt, ...)
+{
+	int errnum = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	remember(fmt, ap, errnum ? errnum : EIO);
+	va_end(ap);
+	errno = errnum;
+	return -1;
+}
+
+const char *cr_last_error(void)
+{
+	return first_error[0] ? first_error : NULL;
+}
+
+int cr_err_set(void)
+{
+	return first_error[0] != 0;
+}
+
+void cr_err_reset(void)
+{
+	first_error[0] = 0;
+}
+
+static void print_line(const char *tag, const char *fmt, va_list ap)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	fprintf(stderr, "(%5ld.%06ld) %s", (long)ts.tv_sec % 100000, ts.tv_nsec / 1000, tag);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void pr_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_level < 1)
+		return;
+	va_start(ap, fmt);
+	print_line("", fmt, ap);
+	va_end(ap);
+}
+
+void pr_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_level < 2)
+		return;
+	va_start(ap, fmt);
+	print_line("  ", fmt, ap);
+	va_end(ap);
+}
+
+void pr_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "cryo: warning: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+const char *cryo_last_error(void)
+{
+	return cr_last_error();
+}
+
+void cryo_set_verbosity(int level)
+{
+	log_level = level;
+}
+
+const char *cryo_version(void)
+{
+	return CRYO_VERSION;
+}

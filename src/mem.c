@@ -1,0 +1,1368 @@
+/* Memory: VMAs and their contents. Dump classifies each VMA, finds the pages worth
+ * saving with PAGEMAP_SCAN (or pagemap on older kernels) and streams them into the
+ * page file; restore plans the mmaps and has the task preadv its own pages. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "log.h"
+#include "mem.h"
+#include "sys.h"
+
+#define READ_BUF (8u << 20)
+#define MAX_IOV 1024
+#define MAX_PREADV (1ULL << 30)
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+
+struct run {
+	uint64_t start, nr_pages;
+};
+
+struct runs {
+	struct run *r;
+	size_t nr, cap;
+};
+
+static int runs_add_new(struct runs *rs, uint64_t start, uint64_t nr_pages)
+{
+	if (rs->nr == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 256;
+		struct run *n = realloc(rs->r, cap * sizeof(*n));
+
+		if (!n)
+			return cr_err("out of memory collecting page runs");
+		rs->r = n;
+		rs->cap = cap;
+	}
+	rs->r[rs->nr].start = start;
+	rs->r[rs->nr].nr_pages = nr_pages;
+	rs->nr++;
+	return 0;
+}
+
+/* Append a run, extending the last one when it continues it. */
+static int runs_add(struct runs *rs, uint64_t start, uint64_t nr_pages)
+{
+	if (rs->nr && rs->r[rs->nr - 1].start + rs->r[rs->nr - 1].nr_pages * CR_PAGE_SIZE == start) {
+		rs->r[rs->nr - 1].nr_pages += nr_pages;
+		return 0;
+	}
+	return runs_add_new(rs, start, nr_pages);
+}
+
+/* VmFlags that need nothing at restore or come back by themselves. */
+#define VMF_DERIVED (VMF(RD) | VMF(WR) | VMF(EX) | VMF(SH) | VMF(MR) | VMF(MW) | VMF(ME) | \
+		     VMF(MS) | VMF(AC) | VMF(SD) | VMF(NR) | VMF(GD))
+/* VmFlags restored with madvise/mlock/mseal/mmap flags. */
+#define VMF_RESTORED (VMF(LO) | VMF(LF) | VMF(SR) | VMF(RR) | VMF(DC) | VMF(WF) | VMF(DD) | \
+		      VMF(HG) | VMF(NH) | VMF(MG) | VMF(DP) | VMF(SL))
+
+static bool has_prefix(const char *s, const char *p)
+{
+	return !strncmp(s, p, strlen(p));
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why)
+{
+	const char *path = v->path;
+	uint64_t odd;
+
+	*why = NULL;
+	if (path && !strcmp(path, "[vdso]")) {
+		*kind = VMA_KIND__VMA_VDSO;
+		return 0;
+	}
+	if (path && !strcmp(path, "[vvar]")) {
+		*kind = VMA_KIND__VMA_VVAR;
+		return 0;
+	}
+	if (path && !strcmp(path, "[vvar_vclock]")) {
+		*kind = VMA_KIND__VMA_VVAR_VCLOCK;
+		return 0;
+	}
+	if (v->unknown_flags) {
+		*why = "it has a VmFlags flag this cryo does not know";
+		return -1;
+	}
+	if (v->vm_flags & VMF(HT)) {
+		*why = "hugetlbfs mappings are not supported";
+		return -1;
+	}
+	if (v->vm_flags & (VMF(UM) | VMF(UW) | VMF(UI))) {
+		*why = "it is registered with userfaultfd";
+		return -1;
+	}
+	if (v->vm_flags & VMF(SS)) {
+		*why = "shadow stacks are not supported";
+		return -1;
+	}
+	if (v->vm_flags & (VMF(PF) | VMF(IO) | VMF(MM) | VMF(DE) | VMF(SF) | VMF(AR))) {
+		*why = "it is a device or special mapping";
+		return -1;
+	}
+	odd = v->vm_flags & ~(VMF_DERIVED | VMF_RESTORED);
+	if (odd) {
+		*why = "it has VmFlags cryo cannot restore";
+		return -1;
+	}
+	if (path && path[0] == '[' && strcmp(path, "[heap]") && strcmp(path, "[stack]") &&
+	    !has_prefix(path, "[anon:") && !has_prefix(path, "[anon_shmem:")) {
+		*why = "it is a special kernel mapping";
+		return -1;
+	}
+	if (v->shared) {
+		if (path && (has_prefix(path, "/dev/zero") || has_prefix(path, "[anon_shmem:"))) {
+			*kind = VMA_KIND__VMA_ANON_SHARED;
+			return 0;
+		}
+		if (path && has_prefix(path, "/SYSV")) {
+			*why = "System V shared memory is not supported";
+			return -1;
+		}
+		if (path && has_prefix(path, "/memfd:")) {
+			*why = "memfd mappings are not supported";
+			return -1;
+		}
+		if (!path || path[0] != '/') {
+			*why = "it is a shared mapping of an unknown kind";
+			return -1;
+		}
+		if (ends_with(path, " (deleted)")) {
+			*why = "the mapped file was deleted";
+			return -1;
+		}
+		*kind = VMA_KIND__VMA_FILE_SHARED;
+		return 0;
+	}
+	if (path && path[0] == '/') {
+		if (has_prefix(path, "/memfd:")) {
+			*why = "memfd mappings are not supported";
+			return -1;
+		}
+		if (ends_with(path, " (deleted)")) {
+			*why = "the mapped file was deleted";
+			return -1;
+		}
+		*kind = VMA_KIND__VMA_FILE_PRIVATE;
+		return 0;
+	}
+	*kind = VMA_KIND__VMA_ANON_PRIVATE;
+	return 0;
+}
+
+static bool kind_has_pages(VmaKind k)
+{
+	return k == VMA_KIND__VMA_ANON_PRIVATE || k == VMA_KIND__VMA_FILE_PRIVATE;
+}
+
+/* ---- dump ---- */
+
+static int open_map_file(pid_t pid, const struct proc_vma *v, int flags)
+{
+	char path[96];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", pid,
+		 (unsigned long)v->start, (unsigned long)v->end);
+	fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		return cr_perr("cannot open %s", path);
+	return fd;
+}
+
+static int dump_file_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
+{
+	struct stat st, by_path;
+	uint32_t flags = O_RDONLY;
+	int fd = open_map_file(p->pid, v, O_PATH);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return cr_perr("cannot stat the file mapped at 0x%lx", (unsigned long)v->start);
+	}
+	close(fd);
+	if (!S_ISREG(st.st_mode))
+		return cr_err("process %d: mapping 0x%lx-0x%lx of %s: only regular files can be "
+			      "mapped", p->pid, (unsigned long)v->start, (unsigned long)v->end,
+			      v->path);
+	if (st.st_nlink == 0 || stat(v->path, &by_path) || by_path.st_dev != st.st_dev ||
+	    by_path.st_ino != st.st_ino)
+		return cr_err("process %d: mapping 0x%lx-0x%lx: %s was deleted or replaced on "
+			      "disk since it was mapped", p->pid, (unsigned long)v->start,
+			      (unsigned long)v->end, v->path);
+	if (v->shared && (v->vm_flags & VMF(MW)))
+		flags = O_RDWR;
+	pb->has_file_id = 1;
+	return files_add_mapped(&p->ctx->files, v->path, &st, flags, &pb->file_id);
+}
+
+/* Data runs of a shmem file: SEEK_DATA/SEEK_HOLE over the whole object. */
+static int shmem_scan(int fd, uint64_t size, struct runs *rs)
+{
+	off_t pos = 0;
+
+	while ((uint64_t)pos < size) {
+		off_t data = lseek(fd, pos, SEEK_DATA), hole;
+
+		if (data < 0) {
+			if (errno == ENXIO)
+				return 0;
+			return cr_perr("cannot scan shared memory");
+		}
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return cr_perr("cannot scan shared memory");
+		if ((uint64_t)hole > size)
+			hole = size;
+		data &= ~(off_t)(CR_PAGE_SIZE - 1);
+		hole = CR_ALIGN_UP((uint64_t)hole, CR_PAGE_SIZE);
+		if (hole > data && runs_add(rs, data, (hole - data) / CR_PAGE_SIZE))
+			return -1;
+		pos = hole;
+	}
+	return 0;
+}
+
+static PageRun **runs_to_pb(const struct runs *rs)
+{
+	PageRun **out = calloc(rs->nr ? rs->nr : 1, sizeof(*out));
+	PageRun *items = calloc(rs->nr ? rs->nr : 1, sizeof(*items));
+
+	if (!out || !items) {
+		free(out);
+		free(items);
+		cr_err("out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < rs->nr; i++) {
+		page_run__init(&items[i]);
+		items[i].vaddr = rs->r[i].start;
+		items[i].nr_pages = rs->r[i].nr_pages;
+		out[i] = &items[i];
+	}
+	return out;
+}
+
+static void runs_pb_free(PageRun **runs)
+{
+	if (runs) {
+		free(runs[0]);
+		free(runs);
+	}
+}
+
+static int shmem_dump_object(struct dump_ctx *ctx, int fd, const struct stat *st,
+			     ShmemObject *obj)
+{
+	struct raw_writer w;
+	struct runs rs = { 0 };
+	char name[64];
+	uint8_t *buf = NULL;
+	int rc = -1;
+
+	snprintf(name, sizeof(name), "shmem-%u.img", obj->id);
+	if (shmem_scan(fd, st->st_size, &rs) || raw_open(&w, &ctx->dir, name))
+		goto out;
+	buf = malloc(READ_BUF);
+	if (!buf) {
+		cr_err("out of memory");
+		goto out_w;
+	}
+	for (size_t i = 0; i < rs.nr; i++) {
+		uint64_t off = rs.r[i].start, left = rs.r[i].nr_pages * CR_PAGE_SIZE;
+
+		while (left) {
+			size_t n = left < READ_BUF ? left : READ_BUF;
+			ssize_t got = pread(fd, buf, n, off);
+
+			if (got != (ssize_t)n) {
+				cr_perr("cannot read shared memory object %u", obj->id);
+				goto out_w;
+			}
+			if (raw_write(&w, buf, n))
+				goto out_w;
+			off += n;
+			left -= n;
+		}
+	}
+	if (raw_close(&w))
+		goto out_w;
+	obj->data_file = strdup(name);
+	obj->runs = runs_to_pb(&rs);
+	if (!obj->data_file || !obj->runs)
+		goto out_w;
+	obj->n_runs = rs.nr;
+	obj->chunk_size = IMG_CHUNK_SIZE;
+	obj->chunk_crc32c = w.crcs;
+	obj->n_chunk_crc32c = w.nr_crcs;
+	w.crcs = NULL;
+	rc = 0;
+out_w:
+	raw_free(&w);
+out:
+	free(buf);
+	free(rs.r);
+	return rc;
+}
+
+static int dump_shmem_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
+{
+	struct shmem_table *t = &p->ctx->shmem;
+	ShmemObject *obj;
+	struct stat st;
+	int fd = open_map_file(p->pid, v, O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return cr_perr("cannot stat shared memory at 0x%lx", (unsigned long)v->start);
+	}
+	for (size_t i = 0; i < t->nr; i++)
+		if (t->objs[i]->dev == st.st_dev && t->objs[i]->ino == st.st_ino) {
+			close(fd);
+			pb->has_shmem_id = 1;
+			pb->shmem_id = t->objs[i]->id;
+			return 0;
+		}
+	if (t->nr == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 8;
+		ShmemObject **n = realloc(t->objs, cap * sizeof(*n));
+
+		if (!n) {
+			close(fd);
+			return cr_err("out of memory");
+		}
+		t->objs = n;
+		t->cap = cap;
+	}
+	obj = calloc(1, sizeof(*obj));
+	if (!obj) {
+		close(fd);
+		return cr_err("out of memory");
+	}
+	shmem_object__init(obj);
+	obj->id = t->nr + 1;
+	obj->size = st.st_size;
+	obj->dev = st.st_dev;
+	obj->ino = st.st_ino;
+	t->objs[t->nr++] = obj;
+	pb->has_shmem_id = 1;
+	pb->shmem_id = obj->id;
+	if (shmem_dump_object(p->ctx, fd, &st, obj)) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int vma_to_pb(struct dump_proc *p, const struct proc_vma *v, VmaKind kind, Vma *pb)
+{
+	vma__init(pb);
+	pb->start = v->start;
+	pb->end = v->end;
+	pb->prot = v->prot;
+	pb->kind = kind;
+	pb->pgoff = v->pgoff;
+	pb->vm_flags = v->vm_flags;
+	if (v->path && v->path[0] == '[')
+		pb->name = v->path;
+	if (v->path && has_prefix(v->path, "[anon:")) {
+		pb->anon_name = strndup(v->path + 6, strlen(v->path) - 7);
+		if (!pb->anon_name)
+			return cr_err("out of memory");
+	}
+	switch (kind) {
+	case VMA_KIND__VMA_FILE_PRIVATE:
+	case VMA_KIND__VMA_FILE_SHARED:
+		return dump_file_vma(p, v, pb);
+	case VMA_KIND__VMA_ANON_SHARED:
+		return dump_shmem_vma(p, v, pb);
+	default:
+		return 0;
+	}
+}
+
+/* ---- finding the pages worth saving ---- */
+
+static int scan_supported = -1;	/* PAGEMAP_SCAN: -1 unknown, 0 no, 1 yes */
+static int scan_has_guard = 1;
+static uint64_t zero_pfn;
+
+struct vma_pages {
+	struct runs data;
+	struct runs guards;
+};
+
+static int scan_vma_ioctl(int pm_fd, const struct proc_vma *v, struct vma_pages *vp)
+{
+	struct cr_page_region regions[512];
+	struct cr_pm_scan_arg arg;
+	uint64_t start = v->start;
+
+	while (start < v->end) {
+		long n;
+
+		memset(&arg, 0, sizeof(arg));
+		arg.size = sizeof(arg);
+		arg.start = start;
+		arg.end = v->end;
+		arg.vec = (uint64_t)regions;
+		arg.vec_len = CR_ARRAY_SIZE(regions);
+		arg.category_inverted = CR_PAGE_IS_FILE | CR_PAGE_IS_PFNZERO;
+		arg.category_mask = CR_PAGE_IS_FILE | CR_PAGE_IS_PFNZERO;
+		arg.category_anyof_mask = CR_PAGE_IS_PRESENT | CR_PAGE_IS_SWAPPED;
+		arg.return_mask = CR_PAGE_IS_PRESENT | CR_PAGE_IS_SWAPPED;
+		if (scan_has_guard)
+			arg.return_mask |= CR_PAGE_IS_GUARD;
+		n = ioctl(pm_fd, CR_PAGEMAP_SCAN, &arg);
+		if (n < 0 && errno == EINVAL && scan_has_guard) {
+			scan_has_guard = 0;
+			continue;
+		}
+		if (n < 0)
+			return -1;
+		for (long i = 0; i < n; i++) {
+			uint64_t np = (regions[i].end - regions[i].start) / CR_PAGE_SIZE;
+			struct runs *rs = (regions[i].categories & CR_PAGE_IS_GUARD) ?
+					  &vp->guards : &vp->data;
+
+			if (runs_add(rs, regions[i].start, np))
+				return -2;
+		}
+		if (arg.walk_end <= start)
+			break;
+		start = arg.walk_end;
+	}
+	return 0;
+}
+
+static int find_zero_pfn(void)
+{
+	volatile char *m = mmap(NULL, CR_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t e = 0;
+	int fd;
+
+	if (m == MAP_FAILED)
+		return cr_perr("mmap");
+	(void)m[0];
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (pread(fd, &e, 8, (uint64_t)m / CR_PAGE_SIZE * 8) != 8)
+			e = 0;
+		close(fd);
+	}
+	munmap((void *)m, CR_PAGE_SIZE);
+	zero_pfn = (e & (1ULL << 63)) ? (e & ((1ULL << 55) - 1)) : 0;
+	return 0;
+}
+
+/* Without PAGEMAP_SCAN: read the pagemap entries of the VMA. */
+static int scan_vma_pagemap(int pm_fd, const struct proc_vma *v, struct vma_pages *vp)
+{
+	uint64_t ents[4096];
+	uint64_t addr = v->start;
+
+	if (!zero_pfn && find_zero_pfn())
+		return -2;
+	while (addr < v->end) {
+		uint64_t nr = (v->end - addr) / CR_PAGE_SIZE;
+		ssize_t got;
+
+		if (nr > CR_ARRAY_SIZE(ents))
+			nr = CR_ARRAY_SIZE(ents);
+		got = pread(pm_fd, ents, nr * 8, addr / CR_PAGE_SIZE * 8);
+		if (got != (ssize_t)(nr * 8))
+			return -1;
+		for (uint64_t i = 0; i < nr; i++) {
+			uint64_t e = ents[i];
+			bool present = e & (1ULL << 63), swapped = e & (1ULL << 62);
+			bool file = e & (1ULL << 61);
+			uint64_t pfn = e & ((1ULL << 55) - 1);
+
+			if (!(present || swapped) || file)
+				continue;
+			if (present && zero_pfn && pfn == zero_pfn)
+				continue;
+			if (runs_add(&vp->data, addr + i * CR_PAGE_SIZE, 1))
+				return -2;
+		}
+		addr += nr * CR_PAGE_SIZE;
+	}
+	return 0;
+}
+
+static int scan_vma(struct dump_proc *p, int pm_fd, const struct proc_vma *v,
+		    struct vma_pages *vp)
+{
+	int rc;
+
+	if (scan_supported && getenv("CRYO_NO_PAGEMAP_SCAN"))
+		scan_supported = 0;
+	if (scan_supported) {
+		rc = scan_vma_ioctl(pm_fd, v, vp);
+		if (rc == -1 && (errno == ENOTTY || errno == EINVAL) && scan_supported < 0) {
+			scan_supported = 0;
+			pr_info("PAGEMAP_SCAN is not available, reading pagemap");
+		} else if (rc) {
+			if (rc == -1)
+				cr_perr("process %d: cannot scan pages of 0x%lx-0x%lx", p->pid,
+					(unsigned long)v->start, (unsigned long)v->end);
+			return -1;
+		} else {
+			scan_supported = 1;
+			return 0;
+		}
+	}
+	rc = scan_vma_pagemap(pm_fd, v, vp);
+	if (rc == -1)
+		cr_perr("process %d: cannot read the page map of 0x%lx-0x%lx", p->pid,
+			(unsigned long)v->start, (unsigned long)v->end);
+	return rc ? -1 : 0;
+}
+
+/* ---- reading page data ---- */
+
+struct page_sink {
+	struct dump_proc *p;
+	struct raw_writer w;
+	uint8_t *buf;
+	size_t fill;
+	struct iovec remote[MAX_IOV];
+	int nr_remote;
+	int mem_fd;
+};
+
+static int sink_flush(struct page_sink *s)
+{
+	struct iovec local = { s->buf, s->fill };
+	ssize_t n;
+
+	if (!s->fill)
+		return 0;
+	if (s->nr_remote) {
+		n = process_vm_readv(s->p->pid, &local, 1, s->remote, s->nr_remote, 0);
+		if (n != (ssize_t)s->fill)
+			return cr_perr("process %d: cannot read its memory at 0x%lx", s->p->pid,
+				       (unsigned long)s->remote[0].iov_base);
+	}
+	if (raw_write(&s->w, s->buf, s->fill))
+		return -1;
+	s->fill = 0;
+	s->nr_remote = 0;
+	return 0;
+}
+
+/* Queue [addr, addr+len) for reading; unreadable VMAs go through /proc/PID/mem. */
+static int sink_add(struct page_sink *s, uint64_t addr, uint64_t len, bool readable)
+{
+	while (len) {
+		size_t room = READ_BUF - s->fill;
+		size_t n = len < room ? len : room;
+
+		if (!readable) {
+			if (pread(s->mem_fd, s->buf + s->fill, n, addr) != (ssize_t)n)
+				return cr_perr("process %d: cannot read its memory at 0x%lx",
+					       s->p->pid, (unsigned long)addr);
+			/* Keep the queued process_vm_readv iovecs in front of it. */
+			if (s->nr_remote) {
+				uint8_t *tmp = malloc(n);
+
+				if (!tmp)
+					return cr_err("out of memory");
+				memcpy(tmp, s->buf + s->fill, n);
+				if (sink_flush(s)) {
+					free(tmp);
+					return -1;
+				}
+				memcpy(s->buf, tmp, n);
+				free(tmp);
+			}
+			s->fill += n;
+		} else {
+			s->remote[s->nr_remote].iov_base = (void *)addr;
+			s->remote[s->nr_remote].iov_len = n;
+			s->nr_remote++;
+			s->fill += n;
+		}
+		addr += n;
+		len -= n;
+		if (s->fill == READ_BUF || s->nr_remote == MAX_IOV) {
+			if (sink_flush(s))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Append a VMA's runs; the first never merges into the previous VMA's last run, so
+ * every run lies in one VMA. */
+static int add_vma_runs(struct runs *all, const struct runs *rs)
+{
+	for (size_t i = 0; i < rs->nr; i++) {
+		int rc = i ? runs_add(all, rs->r[i].start, rs->r[i].nr_pages) :
+			     runs_add_new(all, rs->r[i].start, rs->r[i].nr_pages);
+
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+static int dump_pages(struct dump_proc *p, const struct runs *all, const bool *readable_of_run)
+{
+	struct page_sink s = { .p = p, .mem_fd = -1 };
+	char name[64], path[64];
+	int rc = -1;
+
+	snprintf(name, sizeof(name), "pages-%d.img", p->pid);
+	snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
+	s.buf = mmap(NULL, READ_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s.buf == MAP_FAILED)
+		return cr_perr("cannot allocate the page buffer");
+	s.mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (s.mem_fd < 0) {
+		cr_perr("cannot open %s", path);
+		goto out;
+	}
+	if (raw_open(&s.w, &p->ctx->dir, name))
+		goto out;
+	for (size_t i = 0; i < all->nr; i++)
+		if (sink_add(&s, all->r[i].start, all->r[i].nr_pages * CR_PAGE_SIZE,
+			     readable_of_run[i]))
+			goto out_w;
+	if (sink_flush(&s) || raw_close(&s.w))
+		goto out_w;
+	p->pagemap.pages_file = strdup(name);
+	p->pagemap.chunk_size = IMG_CHUNK_SIZE;
+	p->pagemap.chunk_crc32c = s.w.crcs;
+	p->pagemap.n_chunk_crc32c = s.w.nr_crcs;
+	s.w.crcs = NULL;
+	rc = p->pagemap.pages_file ? 0 : cr_err("out of memory");
+out_w:
+	raw_free(&s.w);
+out:
+	if (s.mem_fd >= 0)
+		close(s.mem_fd);
+	munmap(s.buf, READ_BUF);
+	return rc;
+}
+
+static int collect_pages(struct dump_proc *p, Vma **pbs, VmaKind *kinds)
+{
+	struct runs all = { 0 };
+	bool *readable = NULL;
+	char path[64];
+	int pm_fd, rc = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", p->pid);
+	pm_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pm_fd < 0)
+		return cr_perr("cannot open %s", path);
+	for (size_t i = 0; i < p->vmas.nr; i++) {
+		struct proc_vma *v = &p->vmas.v[i];
+		struct vma_pages vp = { { 0 }, { 0 } };
+		size_t before = all.nr;
+		bool *n;
+
+		if (!pbs[i] || !kind_has_pages(kinds[i]))
+			continue;
+		rc = scan_vma(p, pm_fd, v, &vp) || add_vma_runs(&all, &vp.data);
+		if (!rc && vp.guards.nr) {
+			pbs[i]->guards = runs_to_pb(&vp.guards);
+			pbs[i]->n_guards = vp.guards.nr;
+			rc = !pbs[i]->guards;
+		}
+		free(vp.data.r);
+		free(vp.guards.r);
+		if (rc)
+			goto fail;
+		n = realloc(readable, (all.nr + 1) * sizeof(*n));
+		if (!n) {
+			cr_err("out of memory");
+			goto fail;
+		}
+		readable = n;
+		for (size_t k = before; k < all.nr; k++)
+			readable[k] = v->prot & PROT_READ;
+	}
+	if (!readable && !(readable = calloc(1, sizeof(*readable)))) {
+		cr_err("out of memory");
+		goto fail;
+	}
+	if (dump_pages(p, &all, readable))
+		goto fail;
+	p->pagemap.runs = runs_to_pb(&all);
+	if (!p->pagemap.runs)
+		goto fail;
+	p->pagemap.n_runs = all.nr;
+	p->pagemap.total_pages = 0;
+	for (size_t k = 0; k < all.nr; k++)
+		p->pagemap.total_pages += all.r[k].nr_pages;
+	rc = 0;
+	goto out;
+fail:
+	rc = -1;
+out:
+	close(pm_fd);
+	free(all.r);
+	free(readable);
+	return rc;
+}
+
+static int read_auxv(struct dump_proc *p)
+{
+	size_t len;
+	char *buf = proc_read_pid_file(p->pid, "auxv", &len);
+	size_t n;
+
+	if (!buf)
+		return -1;
+	n = len / 8;
+	if (len % 16 || !n) {
+		free(buf);
+		return cr_err("process %d: malformed auxv (%zu bytes)", p->pid, len);
+	}
+	p->mm.auxv = malloc(n * sizeof(uint64_t));
+	if (!p->mm.auxv) {
+		free(buf);
+		return cr_err("out of memory");
+	}
+	memcpy(p->mm.auxv, buf, n * 8);
+	p->mm.n_auxv = n;
+	free(buf);
+	return 0;
+}
+
+static int dump_mm_fields(struct dump_proc *p)
+{
+	int64_t brk;
+	char path[64];
+	struct stat st;
+	int fd;
+
+	if (remote_syscall(&p->rmt, __NR_brk, 0, 0, 0, 0, 0, 0, &brk))
+		return -1;
+	p->mm.start_code = p->stat.start_code;
+	p->mm.end_code = p->stat.end_code;
+	p->mm.start_data = p->stat.start_data;
+	p->mm.end_data = p->stat.end_data;
+	p->mm.start_brk = p->stat.start_brk;
+	p->mm.brk = brk;
+	p->mm.start_stack = p->stat.start_stack;
+	p->mm.arg_start = p->stat.arg_start;
+	p->mm.arg_end = p->stat.arg_end;
+	p->mm.env_start = p->stat.env_start;
+	p->mm.env_end = p->stat.env_end;
+	if (read_auxv(p))
+		return -1;
+	/* The executable, for PR_SET_MM_MAP's exe_fd. */
+	snprintf(path, sizeof(path), "/proc/%d/exe", p->pid);
+	fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return cr_perr("cannot open %s", path);
+	if (fstat(fd, &st)) {
+		close(fd);
+		return cr_perr("cannot stat %s", path);
+	}
+	close(fd);
+	{
+		char exe[4096];
+		ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+		struct stat by_path;
+
+		if (n < 0)
+			return cr_perr("cannot read %s", path);
+		exe[n] = 0;
+		if (st.st_nlink == 0 || stat(exe, &by_path) || by_path.st_ino != st.st_ino ||
+		    by_path.st_dev != st.st_dev)
+			return cr_err("process %d: its executable %s was deleted or replaced",
+				      p->pid, exe);
+		p->mm.has_exe_file_id = 1;
+		return files_add_mapped(&p->ctx->files, exe, &st, O_RDONLY, &p->mm.exe_file_id);
+	}
+}
+
+static int read_vdso(struct dump_proc *p)
+{
+	struct dump_ctx *ctx = p->ctx;
+	struct vdso_layout l;
+	uint8_t *bytes;
+
+	if (!vdso_find_layout(&p->vmas, &l) || ctx->vdso)
+		return 0;
+	if (l.vdso_size > VDSO_MAX_SIZE)
+		return cr_err("process %d: vDSO too large", p->pid);
+	bytes = malloc(l.vdso_size);
+	if (!bytes)
+		return cr_err("out of memory");
+	if (remote_read(&p->rmt, l.vdso_start, bytes, l.vdso_size)) {
+		free(bytes);
+		return -1;
+	}
+	if (vdso_info_fill(&ctx->vdso_storage, &l, bytes, l.vdso_size)) {
+		vdso_info_free(&ctx->vdso_storage);
+		return -1;
+	}
+	ctx->vdso = &ctx->vdso_storage;
+	return 0;
+}
+
+int mem_dump(struct dump_proc *p)
+{
+	Vma **pbs = NULL;
+	VmaKind *kinds = NULL;
+	size_t n = 0;
+	int rc = -1;
+	char *txt;
+	size_t len;
+
+	txt = proc_read_pid_file(p->pid, "smaps", &len);
+	if (!txt)
+		return -1;
+	rc = proc_parse_smaps(txt, len, &p->vmas);
+	free(txt);
+	if (rc)
+		return -1;
+	rc = -1;
+	mm_state__init(&p->mm);
+	page_map__init(&p->pagemap);
+	p->pagemap.pid = p->pid;
+	pbs = calloc(p->vmas.nr + 1, sizeof(*pbs));
+	kinds = calloc(p->vmas.nr + 1, sizeof(*kinds));
+	if (!pbs || !kinds) {
+		cr_err("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < p->vmas.nr; i++) {
+		struct proc_vma *v = &p->vmas.v[i];
+		const char *why;
+
+		if (v->path && !strcmp(v->path, "[vsyscall]"))
+			continue;
+		if (mem_classify(v, &kinds[i], &why)) {
+			if (v->unknown_flags)
+				cr_err("process %d: cannot dump mapping 0x%lx-0x%lx (%s): VmFlags "
+				       "'%s' is unknown to this cryo", p->pid,
+				       (unsigned long)v->start, (unsigned long)v->end,
+				       v->path ? v->path : "anonymous", v->unknown_flag);
+			else
+				cr_err("process %d: cannot dump mapping 0x%lx-0x%lx (%s): %s",
+				       p->pid, (unsigned long)v->start, (unsigned long)v->end,
+				       v->path ? v->path : "anonymous", why);
+			goto out;
+		}
+		pbs[i] = calloc(1, sizeof(Vma));
+		if (!pbs[i]) {
+			cr_err("out of memory");
+			goto out;
+		}
+		if (vma_to_pb(p, v, kinds[i], pbs[i]))
+			goto out;
+	}
+	if (read_vdso(p) || dump_mm_fields(p) || collect_pages(p, pbs, kinds))
+		goto out;
+	p->mm.vmas = calloc(p->vmas.nr + 1, sizeof(Vma *));
+	if (!p->mm.vmas) {
+		cr_err("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < p->vmas.nr; i++)
+		if (pbs[i])
+			p->mm.vmas[n++] = pbs[i];
+	p->mm.n_vmas = n;
+	free(pbs);
+	pbs = NULL;
+	rc = 0;
+out:
+	if (pbs) {
+		for (size_t i = 0; i < p->vmas.nr; i++)
+			if (pbs[i]) {
+				free(pbs[i]->anon_name);
+				runs_pb_free(pbs[i]->guards);
+				free(pbs[i]);
+			}
+		free(pbs);
+	}
+	free(kinds);
+	return rc;
+}
+
+void mem_dump_free(struct dump_proc *p)
+{
+	for (size_t i = 0; i < p->mm.n_vmas; i++) {
+		free(p->mm.vmas[i]->anon_name);
+		runs_pb_free(p->mm.vmas[i]->guards);
+		free(p->mm.vmas[i]);
+	}
+	free(p->mm.vmas);
+	free(p->mm.auxv);
+	runs_pb_free(p->pagemap.runs);
+	free(p->pagemap.pages_file);
+	free(p->pagemap.chunk_crc32c);
+	proc_vmas_free(&p->vmas);
+}
+
+int mem_write_shmem_image(struct dump_ctx *ctx)
+{
+	ShmemTable t = SHMEM_TABLE__INIT;
+
+	if (!ctx->shmem.nr)
+		return 0;
+	t.objects = ctx->shmem.objs;
+	t.n_objects = ctx->shmem.nr;
+	return img_write_msg(&ctx->dir, "shmem.img", IMAGE_KIND__IMG_SHMEM, &t.base);
+}
+
+/* ---- restore ---- */
+
+static bool kind_valid(int k)
+{
+	return k >= VMA_KIND__VMA_ANON_PRIVATE && k <= VMA_KIND__VMA_VVAR_VCLOCK;
+}
+
+static int validate_vma(const Vma *v, const Vma *prev, size_t i)
+{
+	if (v->start >= v->end || v->start % CR_PAGE_SIZE || v->end % CR_PAGE_SIZE ||
+	    v->end > CR_TASK_SIZE || v->start < CR_PAGE_SIZE)
+		return cr_err("image: VMA %zu has an invalid range 0x%llx-0x%llx", i,
+			      (unsigned long long)v->start, (unsigned long long)v->end);
+	if (prev && v->start < prev->end)
+		return cr_err("image: VMA %zu overlaps the previous one or is out of order", i);
+	if (v->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC))
+		return cr_err("image: VMA %zu has invalid protection bits 0x%x", i, v->prot);
+	if (!kind_valid(v->kind))
+		return cr_err("image: VMA %zu has an unknown kind %d", i, v->kind);
+	if ((v->kind == VMA_KIND__VMA_FILE_PRIVATE || v->kind == VMA_KIND__VMA_FILE_SHARED) &&
+	    !v->has_file_id)
+		return cr_err("image: file VMA %zu names no file", i);
+	if (v->kind == VMA_KIND__VMA_ANON_SHARED && !v->has_shmem_id)
+		return cr_err("image: shared VMA %zu names no memory object", i);
+	if (v->pgoff % CR_PAGE_SIZE)
+		return cr_err("image: VMA %zu has an unaligned file offset", i);
+	for (size_t g = 0; g < v->n_guards; g++) {
+		const PageRun *r = v->guards[g];
+
+		if (r->vaddr % CR_PAGE_SIZE || r->vaddr < v->start || !r->nr_pages ||
+		    r->nr_pages > (v->end - r->vaddr) / CR_PAGE_SIZE)
+			return cr_err("image: VMA %zu has a guard run outside it", i);
+	}
+	return 0;
+}
+
+int mem_validate(const MmState *mm, const PageMap *pm)
+{
+	uint64_t total = 0;
+	size_t vi = 0;
+
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		if (validate_vma(mm->vmas[i], i ? mm->vmas[i - 1] : NULL, i))
+			return -1;
+	for (size_t i = 0; i < pm->n_runs; i++) {
+		const PageRun *r = pm->runs[i];
+		uint64_t end;
+
+		if (r->vaddr % CR_PAGE_SIZE || !r->nr_pages || r->nr_pages > CR_TASK_SIZE / CR_PAGE_SIZE)
+			return cr_err("image: page run %zu is invalid", i);
+		end = r->vaddr + r->nr_pages * CR_PAGE_SIZE;
+		if (end > CR_TASK_SIZE || end <= r->vaddr)
+			return cr_err("image: page run %zu is outside user space", i);
+		if (i && r->vaddr < pm->runs[i - 1]->vaddr + pm->runs[i - 1]->nr_pages * CR_PAGE_SIZE)
+			return cr_err("image: page run %zu overlaps the previous one", i);
+		while (vi < mm->n_vmas && mm->vmas[vi]->end <= r->vaddr)
+			vi++;
+		if (vi == mm->n_vmas || mm->vmas[vi]->start > r->vaddr || mm->vmas[vi]->end < end ||
+		    !kind_has_pages(mm->vmas[vi]->kind))
+			return cr_err("image: page run %zu (0x%llx, %llu pages) is not inside a "
+				      "private VMA", i, (unsigned long long)r->vaddr,
+				      (unsigned long long)r->nr_pages);
+		total += r->nr_pages;
+	}
+	if (total != pm->total_pages)
+		return cr_err("image: page map counts %llu pages, its runs %llu",
+			      (unsigned long long)pm->total_pages, (unsigned long long)total);
+	return 0;
+}
+
+int mem_restore_prepare(struct restore_proc *rp)
+{
+	PageMap *pm = rp->pm;
+
+	if (mem_validate(rp->core->mm, pm))
+		return -1;
+	if (pm->total_pages > (1ULL << 40) / CR_PAGE_SIZE)
+		return cr_err("image: page map too large");
+	rp->page_bytes = pm->total_pages * CR_PAGE_SIZE;
+	rp->page_fd = img_open_raw(&rp->ctx->dir, pm->pages_file, rp->page_bytes);
+	return rp->page_fd < 0 ? -1 : 0;
+}
+
+void mem_plan_estimate(const Core *core, const PageMap *pm, size_t *calls, size_t *data)
+{
+	size_t guards = 0, names = 0;
+
+	for (size_t i = 0; i < core->mm->n_vmas; i++) {
+		guards += core->mm->vmas[i]->n_guards;
+		if (core->mm->vmas[i]->anon_name)
+			names += strlen(core->mm->vmas[i]->anon_name) + 32;
+	}
+	*calls = core->mm->n_vmas * 16 + pm->n_runs / 256 + guards + 64;
+	*data = (pm->n_runs + 64) * sizeof(struct iovec) * 2 + names +
+		core->mm->n_auxv * 8 + 4096;
+}
+
+static uint32_t vma_map_flags(const Vma *v)
+{
+	uint32_t f = MAP_FIXED;
+
+	switch (v->kind) {
+	case VMA_KIND__VMA_ANON_PRIVATE:
+		f |= MAP_PRIVATE | MAP_ANONYMOUS;
+		break;
+	case VMA_KIND__VMA_FILE_PRIVATE:
+		f |= MAP_PRIVATE;
+		break;
+	default:
+		f |= MAP_SHARED;
+		break;
+	}
+	if (v->vm_flags & VMF(GD))
+		f |= MAP_GROWSDOWN;
+	if (v->vm_flags & VMF(NR))
+		f |= MAP_NORESERVE;
+	if (v->vm_flags & VMF(DP))
+		f = (f & ~(MAP_PRIVATE | MAP_SHARED)) | MAP_DROPPABLE;
+	return f;
+}
+
+static int vma_fd(struct restore_proc *rp, const Vma *v, int *fd)
+{
+	struct restore_ctx *ctx = rp->ctx;
+
+	*fd = -1;
+	if (v->kind == VMA_KIND__VMA_FILE_PRIVATE || v->kind == VMA_KIND__VMA_FILE_SHARED)
+		*fd = files_fd(ctx, v->file_id);
+	else if (v->kind == VMA_KIND__VMA_ANON_SHARED) {
+		if (!ctx->shmem || v->shmem_id == 0 || v->shmem_id > ctx->shmem->n_objects)
+			return cr_err("image: VMA 0x%llx names unknown memory object %u",
+				      (unsigned long long)v->start, v->shmem_id);
+		*fd = ctx->shmem_fds[v->shmem_id - 1];
+	} else
+		return 0;
+	return *fd < 0 ? -1 : 0;
+}
+
+struct madv_flag {
+	int vmf, advice;
+};
+
+/* Applied before the pages are read (they shape how memory is allocated). */
+static const struct madv_flag madv_early[] = {
+	{ VMF_HG, MADV_HUGEPAGE }, { VMF_NH, MADV_NOHUGEPAGE },
+};
+
+static const struct madv_flag madv_late[] = {
+	{ VMF_DC, MADV_DONTFORK }, { VMF_WF, MADV_WIPEONFORK }, { VMF_DD, MADV_DONTDUMP },
+	{ VMF_MG, MADV_MERGEABLE }, { VMF_SR, MADV_SEQUENTIAL }, { VMF_RR, MADV_RANDOM },
+};
+
+static void plan_madvise(struct plan *p, const Vma *v, const struct madv_flag *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v->vm_flags & (1ULL << f[i].vmf))
+			plan_call(p, "madvise", 0, __NR_madvise, v->start, v->end - v->start,
+				  f[i].advice, 0, 0, 0);
+}
+
+static bool is_special(const Vma *v)
+{
+	return v->kind == VMA_KIND__VMA_VDSO || v->kind == VMA_KIND__VMA_VVAR ||
+	       v->kind == VMA_KIND__VMA_VVAR_VCLOCK;
+}
+
+static int plan_maps(struct restore_proc *rp, struct plan *p, const bool *has_pages)
+{
+	const MmState *mm = rp->core->mm;
+
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const Vma *v = mm->vmas[i];
+		uint32_t prot = v->prot;
+		int fd;
+
+		if (is_special(v))
+			continue;
+		if (vma_fd(rp, v, &fd))
+			return -1;
+		if (has_pages[i])
+			prot |= PROT_READ | PROT_WRITE;
+		plan_call(p, "mmap", 0, __NR_mmap, v->start, v->end - v->start, prot,
+			  vma_map_flags(v), fd, v->kind == VMA_KIND__VMA_ANON_PRIVATE ? 0 : v->pgoff);
+		plan_madvise(p, v, madv_early, CR_ARRAY_SIZE(madv_early));
+		if (v->anon_name) {
+			uint64_t name = plan_data(p, v->anon_name, strlen(v->anon_name) + 1);
+
+			plan_call(p, "naming an anonymous mapping", PLAN_MAY_FAIL, __NR_prctl,
+				  PR_SET_VMA, PR_SET_VMA_ANON_NAME, v->start, v->end - v->start,
+				  name, 0);
+		}
+	}
+	return 0;
+}
+
+/* preadv calls that fill every run from the page file, in file order. */
+static void plan_reads(struct restore_proc *rp, struct plan *p)
+{
+	const PageMap *pm = rp->pm;
+	uint64_t off = 0;
+	size_t i = 0;
+
+	while (i < pm->n_runs) {
+		struct iovec *iov = (struct iovec *)CR_ALIGN_UP(p->data, 16);
+		uint64_t start_off = off, bytes = 0;
+		int n = 0;
+
+		/* Split runs larger than one call may read. */
+		while (i < pm->n_runs && n < MAX_IOV && bytes < MAX_PREADV) {
+			const PageRun *r = pm->runs[i];
+			uint64_t len = r->nr_pages * CR_PAGE_SIZE - rp->run_done;
+			struct iovec one;
+
+			if (len > MAX_PREADV - bytes)
+				len = MAX_PREADV - bytes;
+			one.iov_base = (void *)(r->vaddr + rp->run_done);
+			one.iov_len = len;
+			if (!plan_data(p, &one, sizeof(one)))
+				return;
+			bytes += len;
+			off += len;
+			n++;
+			rp->run_done += len;
+			if (rp->run_done == r->nr_pages * CR_PAGE_SIZE) {
+				rp->run_done = 0;
+				i++;
+			}
+		}
+		if (rp->nr_reads < rp->max_reads) {
+			rp->reads[rp->nr_reads].call = p->nr_calls;
+			rp->reads[rp->nr_reads].bytes = bytes;
+			rp->nr_reads++;
+		} else {
+			p->overflow = 1;
+		}
+		plan_call(p, "reading pages from the image", 0, __NR_preadv, rp->page_fd,
+			  (uint64_t)iov, n, start_off, 0, 0);
+	}
+}
+
+static void plan_after_fill(struct restore_proc *rp, struct plan *p, const bool *has_pages)
+{
+	const MmState *mm = rp->core->mm;
+
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const Vma *v = mm->vmas[i];
+
+		if (is_special(v))
+			continue;
+		if (has_pages[i] && v->prot != (v->prot | PROT_READ | PROT_WRITE))
+			plan_call(p, "mprotect", 0, __NR_mprotect, v->start, v->end - v->start,
+				  v->prot, 0, 0, 0);
+		plan_madvise(p, v, madv_late, CR_ARRAY_SIZE(madv_late));
+		for (size_t g = 0; g < v->n_guards; g++)
+			plan_call(p, "installing guard pages", 0, __NR_madvise, v->guards[g]->vaddr,
+				  v->guards[g]->nr_pages * CR_PAGE_SIZE, MADV_GUARD_INSTALL, 0, 0, 0);
+		if (v->vm_flags & VMF(LO))
+			plan_call(p, "mlock", 0, __NR_mlock2, v->start, v->end - v->start,
+				  (v->vm_flags & VMF(LF)) ? MLOCK_ONFAULT : 0, 0, 0, 0);
+	}
+}
+
+int mem_plan(struct restore_proc *rp, struct plan *p)
+{
+	const MmState *mm = rp->core->mm;
+	bool *has_pages = calloc(mm->n_vmas + 1, sizeof(bool));
+	size_t vi = 0;
+	int rc = -1;
+
+	if (!has_pages)
+		return cr_err("out of memory");
+	for (size_t i = 0; i < rp->pm->n_runs; i++) {
+		while (mm->vmas[vi]->end <= rp->pm->runs[i]->vaddr)
+			vi++;
+		has_pages[vi] = true;
+	}
+	if (plan_maps(rp, p, has_pages))
+		goto out;
+	plan_reads(rp, p);
+	plan_after_fill(rp, p, has_pages);
+	rc = 0;
+out:
+	free(has_pages);
+	return rc;
+}
+
+/* Seals must come last: nothing may change a sealed VMA afterwards. */
+static void plan_seals(struct restore_proc *rp, struct plan *p)
+{
+	const MmState *mm = rp->core->mm;
+
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		if (mm->vmas[i]->vm_flags & VMF(SL))
+			plan_call(p, "mseal", 0, __NR_mseal, mm->vmas[i]->start,
+				  mm->vmas[i]->end - mm->vmas[i]->start, 0, 0, 0, 0);
+}
+
+int mem_plan_mm(struct restore_proc *rp, struct plan *p)
+{
+	const MmState *mm = rp->core->mm;
+	struct cr_prctl_mm_map map = { 0 };
+	int exe_fd = -1;
+
+	if (mm->n_auxv % 2 || mm->n_auxv > 256)
+		return cr_err("image: invalid auxv (%zu words)", mm->n_auxv);
+	if (mm->has_exe_file_id) {
+		exe_fd = files_fd(rp->ctx, mm->exe_file_id);
+		if (exe_fd < 0)
+			return -1;
+	}
+	map.start_code = mm->start_code;
+	map.end_code = mm->end_code;
+	map.start_data = mm->start_data;
+	map.end_data = mm->end_data;
+	map.start_brk = mm->start_brk;
+	map.brk = mm->brk;
+	map.start_stack = mm->start_stack;
+	map.arg_start = mm->arg_start;
+	map.arg_end = mm->arg_end;
+	map.env_start = mm->env_start;
+	map.env_end = mm->env_end;
+	map.auxv = plan_data(p, mm->auxv, mm->n_auxv * 8);
+	map.auxv_size = mm->n_auxv * 8;
+	map.exe_fd = exe_fd;
+	plan_call(p, "setting the mm fields (PR_SET_MM_MAP)", 0, __NR_prctl, PR_SET_MM,
+		  PR_SET_MM_MAP, plan_data(p, &map, sizeof(map)), sizeof(map), 0, 0);
+	plan_seals(rp, p);
+	return 0;
+}
+
+int mem_check_reads(struct restore_proc *rp, const struct plan_call *done)
+{
+	for (size_t i = 0; i < rp->nr_reads; i++) {
+		int64_t got = done[rp->reads[i].call].result;
+
+		if (got != (int64_t)rp->reads[i].bytes)
+			return cr_err("%s/%s: short read restoring pages (%lld of %llu bytes); "
+				      "the page file changed during restore", rp->ctx->dir.path,
+				      rp->pm->pages_file, (long long)got,
+				      (unsigned long long)rp->reads[i].bytes);
+	}
+	return 0;
+}
+
+/* A shared anonymous object made in cryo, filled from the image, kept as an fd the
+ * new task maps: /proc/self/map_files gives the same kind of file MAP_SHARED |
+ * MAP_ANONYMOUS makes ("/dev/zero (deleted)"). */
+static int create_shmem(struct restore_ctx *ctx, const ShmemObject *o)
+{
+	char path[96];
+	uint8_t *m;
+	int fd = -1, data_fd;
+	uint64_t total = 0, off = 0;
+
+	if (!o->size || o->size % CR_PAGE_SIZE || o->size > (1ULL << 40))
+		return cr_err("image: shared memory object %u has invalid size %llu", o->id,
+			      (unsigned long long)o->size);
+	for (size_t i = 0; i < o->n_runs; i++) {
+		const PageRun *r = o->runs[i];
+
+		if (r->vaddr % CR_PAGE_SIZE || !r->nr_pages || r->vaddr >= o->size ||
+		    r->nr_pages > (o->size - r->vaddr) / CR_PAGE_SIZE ||
+		    (i && r->vaddr < o->runs[i - 1]->vaddr + o->runs[i - 1]->nr_pages * CR_PAGE_SIZE))
+			return cr_err("image: shared memory object %u has an invalid run", o->id);
+		total += r->nr_pages * CR_PAGE_SIZE;
+	}
+	data_fd = img_open_raw(&ctx->dir, o->data_file, total);
+	if (data_fd < 0)
+		return -1;
+	if (img_verify_raw(&ctx->dir, o->data_file, data_fd, total, o->chunk_size,
+			   o->chunk_crc32c, o->n_chunk_crc32c))
+		goto out_data;
+	m = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		cr_perr("cannot create shared memory object %u", o->id);
+		goto out_data;
+	}
+	for (size_t i = 0; i < o->n_runs; i++) {
+		uint64_t len = o->runs[i]->nr_pages * CR_PAGE_SIZE;
+
+		if (pread(data_fd, m + o->runs[i]->vaddr, len, off) != (ssize_t)len) {
+			cr_perr("cannot read %s/%s", ctx->dir.path, o->data_file);
+			goto out_map;
+		}
+		off += len;
+	}
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
+		 (unsigned long)(m + o->size));
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		cr_perr("cannot open %s", path);
+out_map:
+	munmap(m, o->size);
+out_data:
+	close(data_fd);
+	return fd;
+}
+
+int mem_prepare_shmem(struct restore_ctx *ctx)
+{
+	size_t n = ctx->shmem ? ctx->shmem->n_objects : 0;
+
+	ctx->shmem_fds = malloc((n + 1) * sizeof(int));
+	if (!ctx->shmem_fds)
+		return cr_err("out of memory");
+	for (size_t i = 0; i < n; i++)
+		ctx->shmem_fds[i] = -1;
+	for (size_t i = 0; i < n; i++) {
+		const ShmemObject *o = ctx->shmem->objects[i];
+		int fd;
+
+		if (o->id != i + 1)
+			return cr_err("image: shared memory object %zu has id %u", i, o->id);
+		fd = create_shmem(ctx, o);
+		if (fd < 0)
+			return -1;
+		fd = restore_inherit_fd(ctx, fd, "shared memory");
+		if (fd < 0)
+			return -1;
+		ctx->shmem_fds[i] = fd;
+	}
+	return 0;
+}

@@ -1,0 +1,577 @@
+/* Parsers for /proc/PID text files. Every parser works on (buffer, length), never
+ * reads past the end, and rejects malformed input with an error naming the line. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+
+static const char *const vmf_names[VMF_NR_BITS] = {
+	"rd", "wr", "ex", "sh", "mr", "mw", "me", "ms",
+	"gd", "pf", "lo", "io", "sr", "rr", "dc", "de",
+	"lf", "ac", "nr", "ht", "sf", "ar", "wf", "dd",
+	"bt", "sd", "mm", "hg", "nh", "mg", "um", "uw",
+	"mt", "ui", "ss", "dp", "sl",
+};
+
+const char *vmf_name(int bit)
+{
+	if (bit < 0 || bit >= VMF_NR_BITS)
+		return NULL;
+	return vmf_names[bit];
+}
+
+/* A cursor over a length-delimited buffer. */
+struct cursor {
+	const char *p, *end;
+};
+
+static bool next_line(struct cursor *c, const char **line, size_t *len)
+{
+	const char *nl;
+
+	if (c->p >= c->end)
+		return false;
+	nl = memchr(c->p, '\n', c->end - c->p);
+	*line = c->p;
+	*len = (nl ? nl : c->end) - c->p;
+	c->p = nl ? nl + 1 : c->end;
+	return true;
+}
+
+static void skip_spaces(struct cursor *c)
+{
+	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+		c->p++;
+}
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Parse an unsigned number in the given base (8, 10 or 16); at least one digit. */
+static int parse_uint(struct cursor *c, int base, uint64_t *out)
+{
+	uint64_t v = 0;
+	int digits = 0;
+
+	while (c->p < c->end) {
+		int d = hexval(*c->p);
+
+		if (d < 0 || d >= base)
+			break;
+		if (v > (UINT64_MAX - d) / base)
+			return -1;
+		v = v * base + d;
+		c->p++;
+		digits++;
+	}
+	if (!digits)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_int(struct cursor *c, int64_t *out)
+{
+	uint64_t v;
+	bool neg = false;
+
+	if (c->p < c->end && *c->p == '-') {
+		neg = true;
+		c->p++;
+	}
+	if (parse_uint(c, 10, &v) || v > (uint64_t)INT64_MAX)
+		return -1;
+	*out = neg ? -(int64_t)v : (int64_t)v;
+	return 0;
+}
+
+static int expect(struct cursor *c, char ch)
+{
+	if (c->p >= c->end || *c->p != ch)
+		return -1;
+	c->p++;
+	return 0;
+}
+
+static int vmas_push(struct proc_vmas *v, struct proc_vma **slot)
+{
+	if (v->nr == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 64;
+		struct proc_vma *n = realloc(v->v, cap * sizeof(*n));
+
+		if (!n)
+			return cr_err("out of memory parsing memory maps");
+		v->v = n;
+		v->cap = cap;
+	}
+	*slot = &v->v[v->nr++];
+	memset(*slot, 0, sizeof(**slot));
+	return 0;
+}
+
+/* "start-end perms offset major:minor inode   path" */
+static int parse_maps_line(const char *line, size_t len, struct proc_vma *vma)
+{
+	struct cursor c = { line, line + len };
+	uint64_t v;
+	const char *perm;
+
+	if (parse_uint(&c, 16, &vma->start) || expect(&c, '-') ||
+	    parse_uint(&c, 16, &vma->end) || expect(&c, ' '))
+		return -1;
+	if (vma->end <= vma->start || (vma->start | vma->end) & 0xfff)
+		return -1;
+	if (c.end - c.p < 5)
+		return -1;
+	perm = c.p;
+	if ((perm[0] != 'r' && perm[0] != '-') || (perm[1] != 'w' && perm[1] != '-') ||
+	    (perm[2] != 'x' && perm[2] != '-') || (perm[3] != 's' && perm[3] != 'p') ||
+	    perm[4] != ' ')
+		return -1;
+	vma->prot = (perm[0] == 'r' ? PROT_READ : 0) | (perm[1] == 'w' ? PROT_WRITE : 0) |
+		    (perm[2] == 'x' ? PROT_EXEC : 0);
+	vma->shared = perm[3] == 's';
+	c.p += 5;
+	if (parse_uint(&c, 16, &vma->pgoff) || expect(&c, ' '))
+		return -1;
+	if (parse_uint(&c, 16, &v) || v > 0xffffffff || expect(&c, ':'))
+		return -1;
+	vma->dev_major = v;
+	if (parse_uint(&c, 16, &v) || v > 0xffffffff || expect(&c, ' '))
+		return -1;
+	vma->dev_minor = v;
+	if (parse_uint(&c, 10, &vma->ino))
+		return -1;
+	if (c.p < c.end && *c.p != ' ')
+		return -1;
+	skip_spaces(&c);
+	if (c.p < c.end) {
+		size_t n = c.end - c.p;
+
+		if (memchr(c.p, 0, n))
+			return -1;
+		vma->path = strndup(c.p, n);
+		if (!vma->path)
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_vmflags(const char *s, size_t len, struct proc_vma *vma)
+{
+	struct cursor c = { s, s + len };
+
+	for (;;) {
+		const char *w;
+		size_t n;
+		int b;
+
+		skip_spaces(&c);
+		if (c.p >= c.end)
+			return 0;
+		w = c.p;
+		while (c.p < c.end && *c.p != ' ')
+			c.p++;
+		n = c.p - w;
+		if (n != 2)
+			return -1;
+		for (b = 0; b < VMF_NR_BITS; b++)
+			if (!memcmp(vmf_names[b], w, 2))
+				break;
+		if (b < VMF_NR_BITS) {
+			vma->vm_flags |= 1ULL << b;
+		} else if (!vma->unknown_flags) {
+			vma->unknown_flags = 1;
+			memcpy(vma->unknown_flag, w, 2);
+			vma->unknown_flag[2] = 0;
+		}
+	}
+}
+
+static bool is_maps_line(const char *line, size_t len)
+{
+	const char *dash = memchr(line, '-', len < 20 ? len : 20);
+	const char *colon = memchr(line, ':', len);
+
+	/* A VMA line has "hex-hex" first; a field line is "Name:   value". */
+	if (!dash)
+		return false;
+	return !colon || colon > dash;
+}
+
+int proc_parse_smaps(const char *buf, size_t len, struct proc_vmas *out)
+{
+	struct cursor c = { buf, buf + len };
+	struct proc_vma *cur = NULL;
+	const char *line;
+	size_t n;
+	int lineno = 0;
+
+	memset(out, 0, sizeof(*out));
+	while (next_line(&c, &line, &n)) {
+		lineno++;
+		if (!n)
+			continue;
+		if (is_maps_line(line, n)) {
+			if (vmas_push(out, &cur))
+				goto fail;
+			if (parse_maps_line(line, n, cur)) {
+				cr_err("malformed memory map line %d: '%.*s'", lineno,
+				       (int)(n > 80 ? 80 : n), line);
+				goto fail;
+			}
+			if (out->nr > 1 && cur->start < out->v[out->nr - 2].end) {
+				cr_err("memory map line %d: VMAs overlap or are unsorted", lineno);
+				goto fail;
+			}
+			continue;
+		}
+		if (!cur) {
+			cr_err("memory map line %d: field before any VMA", lineno);
+			goto fail;
+		}
+		if (n > 8 && !memcmp(line, "VmFlags:", 8)) {
+			if (parse_vmflags(line + 8, n - 8, cur)) {
+				cr_err("memory map line %d: malformed VmFlags", lineno);
+				goto fail;
+			}
+		} else if (n > 10 && !memcmp(line, "Anonymous:", 10)) {
+			struct cursor f = { line + 10, line + n };
+
+			skip_spaces(&f);
+			if (parse_uint(&f, 10, &cur->anon_kb)) {
+				cr_err("memory map line %d: malformed Anonymous field", lineno);
+				goto fail;
+			}
+		}
+	}
+	return 0;
+fail:
+	proc_vmas_free(out);
+	return -1;
+}
+
+void proc_vmas_free(struct proc_vmas *v)
+{
+	for (size_t i = 0; i < v->nr; i++)
+		free(v->v[i].path);
+	free(v->v);
+	memset(v, 0, sizeof(*v));
+}
+
+/* /proc/PID/stat: "pid (comm) S ppid pgrp session ..." — comm may hold spaces and
+ * parentheses, so it ends at the last ')'. */
+int proc_parse_stat(const char *buf, size_t len, struct proc_stat *st)
+{
+	const char *lp, *rp = NULL;
+	struct cursor c = { buf, buf + len };
+	int64_t f[64];
+	int i, nf;
+	uint64_t pid;
+
+	memset(st, 0, sizeof(*st));
+	for (const char *p = buf; p < buf + len; p++)
+		if (*p == ')')
+			rp = p;
+	lp = memchr(buf, '(', len);
+	if (!lp || !rp || rp < lp || parse_uint(&c, 10, &pid) || c.p + 1 != lp ||
+	    pid == 0 || pid > 0x7fffffff)
+		return cr_err("malformed /proc stat: no 'pid (comm)' header");
+	st->pid = pid;
+	snprintf(st->comm, sizeof(st->comm), "%.*s", (int)(rp - lp - 1), lp + 1);
+	c.p = rp + 1;
+	if (expect(&c, ' ') || c.p >= c.end)
+		return cr_err("malformed /proc stat: no state after comm");
+	st->state = *c.p++;
+	/* Fields 4.. as signed numbers; we need up to field 52. */
+	for (nf = 0; nf < 64; nf++) {
+		skip_spaces(&c);
+		if (c.p >= c.end || *c.p == '\n')
+			break;
+		if (parse_int(&c, &f[nf]))
+			return cr_err("malformed /proc stat: bad field %d", nf + 4);
+	}
+	if (nf < 49)
+		return cr_err("malformed /proc stat: %d fields, expected at least 52", nf + 3);
+	i = -4;	/* f[field + i] is field number `field` (1-based) */
+	st->ppid = f[4 + i];
+	st->pgid = f[5 + i];
+	st->sid = f[6 + i];
+	st->flags = (uint64_t)f[9 + i];
+	st->num_threads = f[20 + i];
+	st->start_code = (uint64_t)f[26 + i];
+	st->end_code = (uint64_t)f[27 + i];
+	st->start_stack = (uint64_t)f[28 + i];
+	st->exit_signal = f[38 + i];
+	st->start_data = (uint64_t)f[45 + i];
+	st->end_data = (uint64_t)f[46 + i];
+	st->start_brk = (uint64_t)f[47 + i];
+	st->arg_start = (uint64_t)f[48 + i];
+	st->arg_end = (uint64_t)f[49 + i];
+	st->env_start = (uint64_t)f[50 + i];
+	st->env_end = (uint64_t)f[51 + i];
+	return 0;
+}
+
+static int parse_hex64_field(struct cursor *c, uint64_t *out)
+{
+	skip_spaces(c);
+	return parse_uint(c, 16, out);
+}
+
+static int parse_ids(struct cursor *c, uint32_t ids[4])
+{
+	for (int i = 0; i < 4; i++) {
+		uint64_t v;
+
+		skip_spaces(c);
+		if (parse_uint(c, 10, &v) || v > 0xffffffff)
+			return -1;
+		ids[i] = v;
+	}
+	return 0;
+}
+
+static int parse_dec_field(struct cursor *c, int64_t *out)
+{
+	skip_spaces(c);
+	return parse_int(c, out);
+}
+
+static int status_field(struct proc_status *st, const char *key, size_t klen, struct cursor *c)
+{
+	int64_t v;
+
+#define KEY(s) (klen == sizeof(s) - 1 && !memcmp(key, s, klen))
+	if (KEY("State")) {
+		skip_spaces(c);
+		if (c->p >= c->end)
+			return -1;
+		st->state = *c->p;
+		return 0;
+	}
+	if (KEY("Tgid") || KEY("PPid") || KEY("TracerPid") || KEY("Threads") ||
+	    KEY("NoNewPrivs") || KEY("Seccomp") || KEY("Kthread")) {
+		if (parse_dec_field(c, &v) || v < 0 || v > 0x7fffffff)
+			return -1;
+		if (KEY("Tgid"))
+			st->tgid = v;
+		else if (KEY("PPid"))
+			st->ppid = v;
+		else if (KEY("TracerPid"))
+			st->tracer_pid = v;
+		else if (KEY("Threads"))
+			st->threads = v;
+		else if (KEY("NoNewPrivs"))
+			st->no_new_privs = v;
+		else if (KEY("Seccomp"))
+			st->seccomp = v;
+		else
+			st->kthread = v;
+		return 0;
+	}
+	if (KEY("Umask")) {
+		uint64_t u;
+
+		skip_spaces(c);
+		if (parse_uint(c, 8, &u) || u > 0777)
+			return -1;
+		st->umask = u;
+		return 0;
+	}
+	if (KEY("Uid"))
+		return parse_ids(c, st->uid);
+	if (KEY("Gid"))
+		return parse_ids(c, st->gid);
+	if (KEY("Groups")) {
+		st->nr_groups = 0;
+		for (;;) {
+			uint64_t g;
+
+			skip_spaces(c);
+			if (c->p >= c->end)
+				return 0;
+			if (st->nr_groups >= (int)CR_GROUPS_MAX || parse_uint(c, 10, &g) ||
+			    g > 0xffffffff)
+				return -1;
+			st->groups[st->nr_groups++] = g;
+		}
+	}
+	if (KEY("NSpid")) {
+		st->nspid_levels = 0;
+		for (;;) {
+			skip_spaces(c);
+			if (c->p >= c->end)
+				return 0;
+			if (parse_dec_field(c, &v))
+				return -1;
+			st->nspid_levels++;
+		}
+	}
+	if (KEY("SigPnd"))
+		return parse_hex64_field(c, &st->sig_pnd);
+	if (KEY("ShdPnd"))
+		return parse_hex64_field(c, &st->shd_pnd);
+	if (KEY("SigBlk"))
+		return parse_hex64_field(c, &st->sig_blk);
+	if (KEY("SigIgn"))
+		return parse_hex64_field(c, &st->sig_ign);
+	if (KEY("SigCgt"))
+		return parse_hex64_field(c, &st->sig_cgt);
+	if (KEY("CapInh"))
+		return parse_hex64_field(c, &st->cap_inh);
+	if (KEY("CapPrm"))
+		return parse_hex64_field(c, &st->cap_prm);
+	if (KEY("CapEff"))
+		return parse_hex64_field(c, &st->cap_eff);
+	if (KEY("CapBnd"))
+		return parse_hex64_field(c, &st->cap_bnd);
+	if (KEY("CapAmb"))
+		return parse_hex64_field(c, &st->cap_amb);
+#undef KEY
+	return 0;
+}
+
+int proc_parse_status(const char *buf, size_t len, struct proc_status *st)
+{
+	struct cursor c = { buf, buf + len };
+	const char *line;
+	size_t n;
+	int lineno = 0;
+
+	memset(st, 0, sizeof(*st));
+	st->umask = -1;
+	st->kthread = -1;
+	while (next_line(&c, &line, &n)) {
+		const char *colon = memchr(line, ':', n);
+		struct cursor f;
+
+		lineno++;
+		if (!colon)
+			return cr_err("malformed /proc status line %d: no ':'", lineno);
+		f.p = colon + 1;
+		f.end = line + n;
+		if (status_field(st, line, colon - line, &f))
+			return cr_err("malformed /proc status line %d: '%.*s'", lineno,
+				      (int)(n > 60 ? 60 : n), line);
+	}
+	if (!st->tgid)
+		return cr_err("malformed /proc status: no Tgid");
+	return 0;
+}
+
+int proc_parse_fdinfo(const char *buf, size_t len, struct proc_fdinfo *fi)
+{
+	struct cursor c = { buf, buf + len };
+	const char *line;
+	size_t n;
+	int have = 0;
+
+	memset(fi, 0, sizeof(*fi));
+	while (next_line(&c, &line, &n)) {
+		struct cursor f = { line, line + n };
+		uint64_t v;
+
+		if (n > 4 && !memcmp(line, "pos:", 4)) {
+			f.p += 4;
+			skip_spaces(&f);
+			if (parse_uint(&f, 10, &fi->pos))
+				return cr_err("malformed fdinfo pos");
+			have |= 1;
+		} else if (n > 6 && !memcmp(line, "flags:", 6)) {
+			f.p += 6;
+			skip_spaces(&f);
+			if (parse_uint(&f, 8, &v) || v > 0xffffffff)
+				return cr_err("malformed fdinfo flags");
+			fi->flags = v;
+			have |= 2;
+		} else if (n > 7 && !memcmp(line, "mnt_id:", 7)) {
+			f.p += 7;
+			skip_spaces(&f);
+			if (parse_uint(&f, 10, &v) || v > 0x7fffffff)
+				return cr_err("malformed fdinfo mnt_id");
+			fi->mnt_id = v;
+		} else if (n > 4 && !memcmp(line, "ino:", 4)) {
+			f.p += 4;
+			skip_spaces(&f);
+			if (parse_uint(&f, 10, &fi->ino))
+				return cr_err("malformed fdinfo ino");
+		}
+	}
+	if (have != 3)
+		return cr_err("malformed fdinfo: no pos or flags");
+	return 0;
+}
+
+char *proc_read_file(const char *path, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap + 1);
+	int fd;
+
+	if (!buf) {
+		cr_err("out of memory reading %s", path);
+		return NULL;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		cr_perr("cannot open %s", path);
+		free(buf);
+		return NULL;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (n == cap) {
+			char *nb = realloc(buf, cap * 2 + 1);
+
+			if (!nb) {
+				cr_err("out of memory reading %s", path);
+				goto fail;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			cr_perr("cannot read %s", path);
+			goto fail;
+		}
+		if (!r)
+			break;
+		n += r;
+	}
+	close(fd);
+	buf[n] = 0;
+	if (len)
+		*len = n;
+	return buf;
+fail:
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+char *proc_read_pid_file(pid_t pid, const char *name, size_t *len)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	return proc_read_file(path, len);
+}

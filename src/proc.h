@@ -1,0 +1,97 @@
+/* Parsers for /proc/PID text files: pure functions from a buffer to a struct, so they
+ * can be unit-tested and fuzzed without a live process. */
+#ifndef CRYO_PROC_H
+#define CRYO_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* VmFlags mnemonics of /proc/PID/smaps, as bits of our own (stable in images). */
+enum {
+	VMF_RD, VMF_WR, VMF_EX, VMF_SH, VMF_MR, VMF_MW, VMF_ME, VMF_MS,
+	VMF_GD, VMF_PF, VMF_LO, VMF_IO, VMF_SR, VMF_RR, VMF_DC, VMF_DE,
+	VMF_LF, VMF_AC, VMF_NR, VMF_HT, VMF_SF, VMF_AR, VMF_WF, VMF_DD,
+	VMF_BT, VMF_SD, VMF_MM, VMF_HG, VMF_NH, VMF_MG, VMF_UM, VMF_UW,
+	VMF_MT, VMF_UI, VMF_SS, VMF_DP, VMF_SL,
+	VMF_NR_BITS
+};
+#define VMF(x) (1ULL << VMF_##x)
+
+/* The mnemonic of bit b, or NULL. */
+const char *vmf_name(int bit);
+
+struct proc_vma {
+	uint64_t start, end, pgoff;
+	uint32_t prot;			/* PROT_* */
+	bool shared;			/* 's' in the perms column */
+	uint32_t dev_major, dev_minor;
+	uint64_t ino;
+	uint64_t vm_flags;		/* VMF_* */
+	uint64_t unknown_flags;		/* 1 if VmFlags had a mnemonic we do not know */
+	char unknown_flag[4];		/* the first such mnemonic */
+	uint64_t anon_kb;		/* Anonymous: */
+	char *path;			/* pathname column, NULL if empty (malloc'd) */
+};
+
+struct proc_vmas {
+	struct proc_vma *v;
+	size_t nr, cap;
+};
+
+/* Parse /proc/PID/smaps (or maps; then vm_flags stays 0). Returns 0 or -1 with the
+ * error recorded (naming the line). */
+int proc_parse_smaps(const char *buf, size_t len, struct proc_vmas *out);
+void proc_vmas_free(struct proc_vmas *v);
+
+struct proc_stat {
+	pid_t pid;
+	char comm[64];
+	char state;
+	pid_t ppid, pgid, sid;
+	uint64_t flags;
+	uint64_t start_code, end_code, start_stack;
+	uint64_t start_data, end_data, start_brk;
+	uint64_t arg_start, arg_end, env_start, env_end;
+	int exit_signal;
+	long num_threads;
+};
+
+#define CR_GROUPS_MAX 256
+#define CR_PF_KTHREAD 0x00200000
+
+int proc_parse_stat(const char *buf, size_t len, struct proc_stat *out);
+
+struct proc_status {
+	pid_t tgid, ppid, tracer_pid;
+	char state;
+	uint32_t uid[4], gid[4];	/* real, effective, saved, fs */
+	uint32_t groups[CR_GROUPS_MAX];
+	int nr_groups;
+	uint64_t sig_pnd, shd_pnd, sig_blk, sig_ign, sig_cgt;
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+	int no_new_privs;
+	int seccomp;
+	int umask;			/* -1 if absent */
+	int kthread;			/* -1 if absent */
+	int threads;
+	int nspid_levels;		/* number of entries in NSpid */
+};
+
+int proc_parse_status(const char *buf, size_t len, struct proc_status *out);
+
+struct proc_fdinfo {
+	uint64_t pos;
+	uint32_t flags;
+	int mnt_id;
+	uint64_t ino;
+};
+
+int proc_parse_fdinfo(const char *buf, size_t len, struct proc_fdinfo *out);
+
+/* Read a whole /proc file into a NUL-terminated malloc'd buffer. */
+char *proc_read_file(const char *path, size_t *len);
+char *proc_read_pid_file(pid_t pid, const char *name, size_t *len);
+
+#endif

@@ -1,0 +1,22 @@
+/* Process-wide state: identity (PID, session, process group), what cryo refuses to
+ * dump, umask, personality, prctl settings, rlimits, itimers and credentials. */
+#ifndef CRYO_PROCESS_H
+#define CRYO_PROCESS_H
+
+#include "task.h"
+
+/* Before seizing: is this a process cryo can dump at all? */
+int process_dump_check(pid_t pid);
+/* After seizing: state read from /proc and prlimit. */
+int process_dump_static(struct dump_proc *p);
+void process_dump_queue(struct dump_proc *p, struct rtable *t, int *slots);
+int process_dump_collect(struct dump_proc *p, struct rtable *t, const int *slots);
+void process_dump_free(struct dump_proc *p);
+#define PROCESS_SLOTS 16
+
+/* Restore: session and group first, then the rest; rlimits and creds last. */
+int process_plan_identity(struct restore_proc *rp, struct plan *p);
+int process_plan(struct restore_proc *rp, struct plan *p);
+int process_plan_final(struct restore_proc *rp, struct plan *p);
+
+#endif

@@ -1,0 +1,659 @@
+/* Restore orchestration: read and check the whole image, open what the new process
+ * needs, build its plan, create it with its PID, let it run the plan, set its
+ * registers and let it go. Before the last step any failure kills what was made. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cpu.h"
+#include "cryo.h"
+#include "files.h"
+#include "log.h"
+#include "mem.h"
+#include "process.h"
+#include "signals.h"
+#include "sys.h"
+#include "thread.h"
+
+#define PLAN_LOW_LIMIT (1UL << 20)
+
+/* ---- reading and checking the image ---- */
+
+static int check_cpu(struct restore_ctx *ctx)
+{
+	struct cpu_info need, have;
+	char missing[1024];
+
+	cpu_from_pb(ctx->inv->cpu, &need);
+	cpu_read(&have);
+	if (!cpu_missing(&need, &have, missing, sizeof(missing)))
+		return 0;
+	if (ctx->ignore_cpu) {
+		pr_warn("this CPU lacks %s, which the dumping CPU had; continuing as "
+			"--cpu-cap=none asks", missing);
+		return 0;
+	}
+	return cr_err("this CPU lacks features the dumping CPU had and the process may use: "
+		      "%s (use --cpu-cap=none to restore anyway)", missing);
+}
+
+static int load_images(struct restore_ctx *ctx, struct restore_proc *rp)
+{
+	char name[64];
+	ProcessEntry *pe;
+
+	ctx->inv = img_read_inventory(&ctx->dir);
+	if (!ctx->inv)
+		return -1;
+	if (ctx->inv->page_size != CR_PAGE_SIZE)
+		return cr_err("%s: page size %u is not supported", ctx->dir.path,
+			      ctx->inv->page_size);
+	if (check_cpu(ctx))
+		return -1;
+	ctx->tree = img_read_msg(&ctx->dir, "pstree.img", IMAGE_KIND__IMG_PSTREE,
+				 &ps_tree__descriptor);
+	if (!ctx->tree)
+		return -1;
+	if (ctx->tree->n_procs != 1)
+		return cr_err("%s: holds %zu processes; process trees are not supported yet",
+			      ctx->dir.path, ctx->tree->n_procs);
+	pe = ctx->tree->procs[0];
+	if (pe->pid < 2 || pe->pid > 0x3fffffff || pe->n_tids != 1 || pe->tids[0] != pe->pid)
+		return cr_err("%s: invalid process tree entry (PID %u)", ctx->dir.path, pe->pid);
+	ctx->files = img_read_msg(&ctx->dir, "files.img", IMAGE_KIND__IMG_FILES,
+				  &file_table__descriptor);
+	if (!ctx->files)
+		return -1;
+	snprintf(name, sizeof(name), "core-%u.img", pe->pid);
+	rp->core = img_read_msg(&ctx->dir, name, IMAGE_KIND__IMG_CORE, &core__descriptor);
+	if (!rp->core)
+		return -1;
+	snprintf(name, sizeof(name), "pagemap-%u.img", pe->pid);
+	rp->pm = img_read_msg(&ctx->dir, name, IMAGE_KIND__IMG_PAGEMAP, &page_map__descriptor);
+	if (!rp->pm)
+		return -1;
+	if (rp->core->pid != pe->pid || rp->pm->pid != pe->pid || !rp->core->mm ||
+	    rp->core->n_threads != 1 || rp->core->threads[0]->tid != pe->pid ||
+	    !rp->core->threads[0]->regs || rp->core->threads[0]->xstate.len > CR_XSTATE_MAX)
+		return cr_err("%s/%s: inconsistent process description", ctx->dir.path, name);
+	rp->pid = pe->pid;
+	for (size_t i = 0; i < ctx->dir.nr_files; i++)
+		if (!strcmp(ctx->dir.files[i].name, "shmem.img")) {
+			ctx->shmem = img_read_msg(&ctx->dir, "shmem.img", IMAGE_KIND__IMG_SHMEM,
+						  &shmem_table__descriptor);
+			if (!ctx->shmem)
+				return -1;
+		}
+	return 0;
+}
+
+/* ---- choosing where the plan lives ---- */
+
+struct range {
+	uint64_t start, end;
+};
+
+struct ranges {
+	struct range *r;
+	size_t nr, cap;
+};
+
+static int ranges_add(struct ranges *rs, uint64_t start, uint64_t end)
+{
+	if (rs->nr == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 128;
+		struct range *n = realloc(rs->r, cap * sizeof(*n));
+
+		if (!n)
+			return cr_err("out of memory");
+		rs->r = n;
+		rs->cap = cap;
+	}
+	rs->r[rs->nr].start = start;
+	rs->r[rs->nr].end = end;
+	rs->nr++;
+	return 0;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The lowest gap of `size` bytes (2 MiB aligned) outside every busy range. */
+static uint64_t find_gap(struct ranges *busy, uint64_t size)
+{
+	uint64_t at = PLAN_LOW_LIMIT;
+
+	qsort(busy->r, busy->nr, sizeof(struct range), cmp_range);
+	for (size_t i = 0; i < busy->nr; i++) {
+		if (busy->r[i].end <= at)
+			continue;
+		if (busy->r[i].start >= at + size)
+			return at;
+		at = CR_ALIGN_UP(busy->r[i].end + CR_PAGE_SIZE, 2UL << 20);
+	}
+	return at + size <= CR_TASK_SIZE ? at : 0;
+}
+
+static int busy_ranges(struct restore_proc *rp, const struct vdso_layout *dst,
+		       struct ranges *busy)
+{
+	struct proc_vmas self;
+	size_t len;
+	char *txt = proc_read_file("/proc/self/maps", &len);
+	uint64_t s, e;
+
+	if (!txt)
+		return -1;
+	if (proc_parse_smaps(txt, len, &self)) {
+		free(txt);
+		return -1;
+	}
+	free(txt);
+	for (size_t i = 0; i < self.nr; i++)
+		if (ranges_add(busy, self.v[i].start, self.v[i].end))
+			goto fail;
+	proc_vmas_free(&self);
+	for (size_t i = 0; i < rp->core->mm->n_vmas; i++)
+		if (ranges_add(busy, rp->core->mm->vmas[i]->start, rp->core->mm->vmas[i]->end))
+			return -1;
+	if (dst) {
+		vdso_block(dst, &s, &e);
+		if (ranges_add(busy, s, e))
+			return -1;
+	}
+	return 0;
+fail:
+	proc_vmas_free(&self);
+	return -1;
+}
+
+/* ---- the plan ---- */
+
+/* Unmap everything but the plan and (when kept) cryo's vDSO block. */
+static void plan_clear_address_space(struct plan *p, uint64_t keep_s, uint64_t keep_e)
+{
+	struct range keep[2] = { { p->base, p->base + p->size }, { keep_s, keep_e } };
+	int nk = keep_e > keep_s ? 2 : 1;
+	uint64_t at = 0;
+
+	if (nk == 2 && keep[1].start < keep[0].start) {
+		struct range t = keep[0];
+
+		keep[0] = keep[1];
+		keep[1] = t;
+	}
+	for (int i = 0; i < nk; i++) {
+		if (keep[i].start > at)
+			plan_call(p, "unmapping cryo's memory", 0, __NR_munmap, at,
+				  keep[i].start - at, 0, 0, 0, 0);
+		at = keep[i].end;
+	}
+	plan_call(p, "unmapping cryo's memory", 0, __NR_munmap, at, CR_TASK_SIZE - at, 0, 0, 0, 0);
+}
+
+static void plan_move_block(struct plan *p, const struct vdso_layout *from, int64_t delta)
+{
+	const uint64_t starts[3] = { from->vvar_start, from->vclock_start, from->vdso_start };
+	const uint64_t sizes[3] = { from->vvar_size, from->vclock_size, from->vdso_size };
+
+	for (int i = 0; i < 3; i++)
+		if (sizes[i])
+			plan_call(p, "moving the vDSO", 0, __NR_mremap, starts[i], sizes[i], sizes[i],
+				  MREMAP_MAYMOVE | MREMAP_FIXED, starts[i] + delta, 0);
+}
+
+static struct vdso_layout shifted(const struct vdso_layout *l, int64_t delta)
+{
+	struct vdso_layout s = *l;
+
+	s.vdso_start += delta;
+	if (s.vvar_size)
+		s.vvar_start += delta;
+	if (s.vclock_size)
+		s.vclock_start += delta;
+	return s;
+}
+
+/* Same-kernel vDSO: move the running one, with its data pages, to the old place. */
+static int plan_vdso(struct restore_ctx *ctx, struct plan *p, const struct vdso_layout *dst,
+		     uint64_t temp)
+{
+	const struct vdso_layout *cur = &ctx->rt_vdso.layout;
+	uint64_t cs, ce, ds, de;
+	int64_t delta;
+
+	vdso_block(cur, &cs, &ce);
+	vdso_block(dst, &ds, &de);
+	delta = (int64_t)(dst->vdso_start - cur->vdso_start);
+	if (!delta)
+		return 0;
+	if (cs < de && ds < ce) {
+		/* Overlapping moves are not allowed: go through a free place. */
+		struct vdso_layout mid;
+		int64_t d1 = (int64_t)(temp - cs);
+
+		plan_move_block(p, cur, d1);
+		mid = shifted(cur, d1);
+		plan_move_block(p, &mid, delta - d1);
+		return 0;
+	}
+	plan_move_block(p, cur, delta);
+	return 0;
+}
+
+struct plan_layout {
+	struct vdso_layout dst;
+	bool has_vdso;
+	uint64_t temp;
+};
+
+static int build_plan(struct restore_ctx *ctx, struct restore_proc *rp,
+		      const struct plan_layout *pl, uint64_t base, size_t calls, size_t data)
+{
+	struct plan *p = &rp->plan;
+	const ThreadState *ts = rp->core->threads[0];
+	uint64_t ks = 0, ke = 0;
+
+	if (plan_init(p, base, calls, data))
+		return -1;
+	if (pl->has_vdso)
+		vdso_block(&ctx->rt_vdso.layout, &ks, &ke);
+	plan_clear_address_space(p, ks, ke);
+	if (pl->has_vdso && plan_vdso(ctx, p, &pl->dst, pl->temp))
+		return -1;
+	if (process_plan_identity(rp, p) || mem_plan(rp, p) || mem_plan_mm(rp, p) ||
+	    process_plan(rp, p) || signals_plan(rp, p) || signals_plan_pending(rp, p, ts) ||
+	    thread_plan(rp, p, ts) || files_plan(rp, p) || process_plan_final(rp, p))
+		return -1;
+	files_plan_close_inherited(ctx, p);
+	return plan_seal(p);
+}
+
+static int prepare_plan(struct restore_ctx *ctx, struct restore_proc *rp)
+{
+	struct ranges busy = { 0 };
+	struct plan_layout pl;
+	size_t calls, data, size;
+	uint64_t base, bs, be;
+	int rc = -1;
+
+	memset(&pl, 0, sizeof(pl));
+	if (ctx->inv->vdso) {
+		const char *why;
+
+		if (vdso_layout_from_image(ctx->inv->vdso, &pl.dst))
+			return -1;
+		why = vdso_differs(ctx->inv->vdso, &ctx->rt_vdso);
+		if (why)
+			return cr_err("the vDSO of this kernel (%s) differs from the dumped one "
+				      "(kernel %s): %s; restoring across kernels is not supported "
+				      "yet", ctx->rt_vdso.present ? "running" : "none",
+				      ctx->inv->kernel_release, why);
+		pl.has_vdso = true;
+	}
+	mem_plan_estimate(rp->core, rp->pm, &calls, &data);
+	calls += 256 + rp->core->n_sigactions + rp->core->n_fds + rp->core->n_shared_pending +
+		 rp->core->threads[0]->n_pending;
+	data += 64 * 1024 + rp->core->n_sigactions * 32 +
+		(rp->core->n_shared_pending + rp->core->threads[0]->n_pending) * 144;
+	if (rp->core->creds)
+		data += rp->core->creds->n_groups * 4;
+	size = plan_region_size(calls, data);
+	rp->max_reads = rp->pm->n_runs + rp->page_bytes / (1ULL << 30) + 2;
+	rp->reads = calloc(rp->max_reads, sizeof(*rp->reads));
+	if (!rp->reads)
+		return cr_err("out of memory");
+	if (busy_ranges(rp, pl.has_vdso ? &pl.dst : NULL, &busy))
+		goto out;
+	base = find_gap(&busy, size);
+	if (!base) {
+		cr_err("no room for the restore plan in the address space");
+		goto out;
+	}
+	if (pl.has_vdso) {
+		vdso_block(&ctx->rt_vdso.layout, &bs, &be);
+		if (ranges_add(&busy, base, base + size))
+			goto out;
+		pl.temp = find_gap(&busy, be - bs);
+		if (!pl.temp) {
+			cr_err("no room to move the vDSO");
+			goto out;
+		}
+	}
+	pr_debug("plan at 0x%lx (%zu bytes, %zu calls max)", (unsigned long)base, size, calls);
+	rc = build_plan(ctx, rp, &pl, base, calls, data);
+out:
+	free(busy.r);
+	return rc;
+}
+
+/* ---- verifying page data in parallel ---- */
+
+struct verifier {
+	struct restore_ctx *ctx;
+	struct restore_proc *rp;
+	pthread_t thread;
+	bool started;
+	int rc;
+	char error[1024];
+};
+
+static void *verify_main(void *arg)
+{
+	struct verifier *v = arg;
+	const PageMap *pm = v->rp->pm;
+	int rc;
+
+	rc = img_verify_raw(&v->ctx->dir, pm->pages_file, v->rp->page_fd, v->rp->page_bytes,
+			    pm->chunk_size, pm->chunk_crc32c, pm->n_chunk_crc32c);
+	v->rc = rc;
+	return NULL;
+}
+
+/* ---- creating the process ---- */
+
+static void child_main(void)
+{
+	uint64_t all = ~0ULL;
+
+	syscall(__NR_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
+	syscall(__NR_ptrace, PTRACE_TRACEME, 0, 0, 0);
+	syscall(__NR_kill, syscall(__NR_getpid), SIGSTOP);
+	syscall(__NR_exit_group, 127);
+}
+
+static int pid_taken_error(pid_t pid)
+{
+	char path[64], comm[64] = "?";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "r");
+	if (f) {
+		if (fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = 0;
+		fclose(f);
+	}
+	return cr_err("cannot restore process %d: PID %d is in use by '%s'", pid, pid, comm);
+}
+
+static int create_task(struct restore_proc *rp)
+{
+	uint64_t tid = rp->pid;
+	struct cr_clone_args args = {
+		.exit_signal = SIGCHLD,
+		.set_tid = (uint64_t)&tid,
+		.set_tid_size = 1,
+	};
+	long pid;
+	int status;
+
+	pid = sys_clone3(&args);
+	if (pid == 0) {
+		child_main();
+		_exit(127);
+	}
+	if (pid < 0) {
+		if (errno == EEXIST)
+			return pid_taken_error(rp->pid);
+		return cr_perr("cannot create process %d (clone3 with set_tid)", rp->pid);
+	}
+	rp->created = true;
+	if (ptr_wait(rp->pid, &status))
+		return -1;
+	if (WSTOPSIG(status) != SIGSTOP)
+		return cr_err("new process %d stopped with signal %d", rp->pid, WSTOPSIG(status));
+	if (ptrace(PTRACE_SETOPTIONS, rp->pid, 0, (void *)PTRACE_O_EXITKILL))
+		return cr_perr("cannot set ptrace options on %d", rp->pid);
+	return 0;
+}
+
+/* The new process inherited cryo's rseq registration; drop it before its memory goes. */
+static int drop_inherited_rseq(struct remote *r)
+{
+	struct cr_rseq_configuration conf;
+	int64_t ret;
+
+	memset(&conf, 0, sizeof(conf));
+	if (ptrace(CR_PTRACE_GET_RSEQ_CONFIGURATION, r->tid, (void *)sizeof(conf), &conf) < 0 ||
+	    !conf.rseq_abi_pointer)
+		return 0;
+	if (remote_syscall(r, __NR_rseq, conf.rseq_abi_pointer, conf.rseq_abi_size,
+			   RSEQ_FLAG_UNREGISTER, conf.signature, 0, 0, &ret))
+		return -1;
+	if (ret)
+		return cr_err("cannot unregister the inherited rseq area: %s", strerror(-ret));
+	return 0;
+}
+
+static int run_plan(struct restore_proc *rp)
+{
+	struct plan *p = &rp->plan;
+	struct remote r;
+	struct plan_call *done;
+	size_t table_len = (p->nr_calls + 1) * sizeof(struct plan_call);
+	int failed, rc;
+	int64_t err, ret;
+
+	memset(&r, 0, sizeof(r));
+	r.tid = rp->pid;
+	r.mem_fd = -1;
+	r.blob = plan_blob(p);
+	r.syscall_ip = plan_stub(p);
+	if (ptr_get_regs(rp->pid, &r.saved) || drop_inherited_rseq(&r))
+		return -1;
+	if (remote_run_table(&r, plan_table(p), &failed, &err)) {
+		if (failed >= 0 && (size_t)failed < p->nr_calls)
+			cr_err("restoring process %d failed at step %d of %zu (%s): %s", rp->pid,
+			       failed + 1, p->nr_calls, p->labels[failed], strerror((int)-err));
+		goto fail;
+	}
+	done = malloc(table_len);
+	if (!done) {
+		cr_err("out of memory");
+		goto fail;
+	}
+	rc = remote_read(&r, plan_table(p), done, table_len) || mem_check_reads(rp, done);
+	free(done);
+	if (rc)
+		goto fail;
+	if (remote_syscall(&r, __NR_munmap, p->base, p->size, 0, 0, 0, 0, &ret) || ret) {
+		cr_err("cannot unmap the restore plan in process %d", rp->pid);
+		goto fail;
+	}
+	if (r.mem_fd >= 0)
+		close(r.mem_fd);
+	return 0;
+fail:
+	if (r.mem_fd >= 0)
+		close(r.mem_fd);
+	return -1;
+}
+
+static void kill_created(struct restore_proc *rp)
+{
+	int status;
+
+	if (!rp->created)
+		return;
+	kill(rp->pid, SIGKILL);
+	while (waitpid(rp->pid, &status, __WALL) < 0 && errno == EINTR)
+		;
+	rp->created = false;
+}
+
+static int write_pidfile(const char *path, pid_t pid)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", pid);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return cr_perr("cannot create pidfile %s", path);
+	if (write(fd, buf, n) != n) {
+		close(fd);
+		return cr_perr("cannot write pidfile %s", path);
+	}
+	return close(fd) ? cr_perr("cannot write pidfile %s", path) : 0;
+}
+
+static int setup_fd_base(struct restore_ctx *ctx, const Core *core)
+{
+	struct rlimit rl;
+	uint32_t max = 2;
+
+	for (size_t i = 0; i < core->n_fds; i++) {
+		if (core->fds[i]->fd >= CR_MAX_FDS)
+			return cr_err("image: fd %u is out of range", core->fds[i]->fd);
+		if (core->fds[i]->fd > max)
+			max = core->fds[i]->fd;
+	}
+	ctx->fd_base = max + 1;
+	ctx->next_fd = ctx->fd_base;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return 0;
+}
+
+static void restore_free(struct restore_ctx *ctx, struct restore_proc *rp)
+{
+	plan_free(&rp->plan);
+	free(rp->reads);
+	if (rp->page_fd > 0)
+		close(rp->page_fd);
+	if (rp->core)
+		core__free_unpacked(rp->core, NULL);
+	if (rp->pm)
+		page_map__free_unpacked(rp->pm, NULL);
+	if (ctx->file_fds)
+		for (size_t i = 0; ctx->files && i < ctx->files->n_files; i++)
+			if (ctx->file_fds[i] >= 0)
+				close(ctx->file_fds[i]);
+	free(ctx->file_fds);
+	if (ctx->shmem_fds)
+		for (size_t i = 0; ctx->shmem && i < ctx->shmem->n_objects; i++)
+			if (ctx->shmem_fds[i] >= 0)
+				close(ctx->shmem_fds[i]);
+	free(ctx->shmem_fds);
+	if (ctx->files)
+		file_table__free_unpacked(ctx->files, NULL);
+	if (ctx->shmem)
+		shmem_table__free_unpacked(ctx->shmem, NULL);
+	if (ctx->tree)
+		ps_tree__free_unpacked(ctx->tree, NULL);
+	if (ctx->inv)
+		inventory__free_unpacked(ctx->inv, NULL);
+	img_dir_close(&ctx->dir, true);
+}
+
+static int prepare(struct restore_ctx *ctx, struct restore_proc *rp)
+{
+	if (load_images(ctx, rp) || setup_fd_base(ctx, rp->core) || vdso_runtime(&ctx->rt_vdso))
+		return -1;
+	if (files_open_all(ctx) || mem_prepare_shmem(ctx) || mem_restore_prepare(rp))
+		return -1;
+	rp->page_fd = restore_inherit_fd(ctx, rp->page_fd, rp->pm->pages_file);
+	return rp->page_fd < 0 ? -1 : 0;
+}
+
+int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
+{
+	struct restore_ctx ctx;
+	struct restore_proc rp;
+	struct verifier v;
+	int rc = -1;
+
+	cr_err_reset();
+	memset(&ctx, 0, sizeof(ctx));
+	memset(&rp, 0, sizeof(rp));
+	memset(&v, 0, sizeof(v));
+	rp.ctx = &ctx;
+	rp.page_fd = -1;
+	ctx.detach = opts->detach;
+	ctx.shell_job = opts->shell_job;
+	ctx.ignore_cpu = opts->ignore_cpu;
+	ctx.vdso_proxy = opts->vdso == CRYO_VDSO_PROXY;
+	if (!opts->dir)
+		return cr_err("no image directory given (-D)");
+	if (img_dir_open(&ctx.dir, opts->dir))
+		return -1;
+	if (prepare(&ctx, &rp))
+		goto out;
+	v.ctx = &ctx;
+	v.rp = &rp;
+	if (pthread_create(&v.thread, NULL, verify_main, &v)) {
+		cr_err("cannot start the page verifier");
+		goto out;
+	}
+	v.started = true;
+	if (prepare_plan(&ctx, &rp))
+		goto out;
+	pr_info("creating process %d", rp.pid);
+	if (create_task(&rp) || run_plan(&rp))
+		goto out;
+	pthread_join(v.thread, NULL);
+	v.started = false;
+	if (v.rc)
+		goto out;
+	if (thread_finish(&rp, rp.pid, rp.core->threads[0]))
+		goto out;
+	if (opts->pidfile && write_pidfile(opts->pidfile, rp.pid))
+		goto out;
+	if (ptr_detach(rp.pid, 0))
+		goto out;
+	rp.created = false;
+	*root = rp.pid;
+	pr_info("process %d restored", rp.pid);
+	rc = 0;
+out:
+	if (v.started)
+		pthread_join(v.thread, NULL);
+	if (rc)
+		kill_created(&rp);
+	restore_free(&ctx, &rp);
+	return rc;
+}
+
+static volatile pid_t forward_to;
+
+static void forward_signal(int sig)
+{
+	if (forward_to > 0)
+		kill(forward_to, sig);
+}
+
+int cryo_wait_restored(pid_t root)
+{
+	struct sigaction sa;
+	int status;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward_signal;
+	forward_to = root;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	while (waitpid(root, &status, 0) < 0) {
+		if (errno != EINTR)
+			return cr_perr("waiting for process %d", root);
+	}
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 1;
+}

@@ -1,0 +1,253 @@
+/* `cryo show`: every file of an image printed as one JSON document, metadata through
+ * the protobuf descriptors, raw page files as a summary. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cryo.h"
+#include "image.h"
+#include "log.h"
+
+#define SHOW_BYTES_MAX 64
+
+static void json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+static void indent(FILE *out, int depth)
+{
+	fprintf(out, "%*s", depth * 2, "");
+}
+
+static void print_message(FILE *out, const ProtobufCMessage *m, int depth);
+
+static void print_bytes(FILE *out, const ProtobufCBinaryData *b)
+{
+	if (b->len > SHOW_BYTES_MAX) {
+		fprintf(out, "{\"bytes\": %zu}", b->len);
+		return;
+	}
+	fputc('"', out);
+	for (size_t i = 0; i < b->len; i++)
+		fprintf(out, "%02x", b->data[i]);
+	fputc('"', out);
+}
+
+static void print_enum(FILE *out, const ProtobufCEnumDescriptor *ed, int v)
+{
+	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(ed, v);
+
+	if (ev)
+		json_string(out, ev->name);
+	else
+		fprintf(out, "%d", v);
+}
+
+/* One value of a field, from a pointer to it. */
+static void print_value(FILE *out, const ProtobufCFieldDescriptor *f, const void *p, int depth)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		fprintf(out, "%d", *(const int32_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		fprintf(out, "%u", *(const uint32_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		fprintf(out, "%lld", (long long)*(const int64_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		/* Addresses read better in hex; JSON has no hex, so as a string. */
+		if (*(const uint64_t *)p > 0xffffffffULL)
+			fprintf(out, "\"0x%llx\"", (unsigned long long)*(const uint64_t *)p);
+		else
+			fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_FLOAT:
+		fprintf(out, "%g", *(const float *)p);
+		break;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		fprintf(out, "%g", *(const double *)p);
+		break;
+	case PROTOBUF_C_TYPE_BOOL:
+		fputs(*(const protobuf_c_boolean *)p ? "true" : "false", out);
+		break;
+	case PROTOBUF_C_TYPE_ENUM:
+		print_enum(out, f->descriptor, *(const int *)p);
+		break;
+	case PROTOBUF_C_TYPE_STRING:
+		json_string(out, *(char *const *)p ? *(char *const *)p : "");
+		break;
+	case PROTOBUF_C_TYPE_BYTES:
+		print_bytes(out, p);
+		break;
+	case PROTOBUF_C_TYPE_MESSAGE:
+		print_message(out, *(const ProtobufCMessage *const *)p, depth);
+		break;
+	}
+}
+
+static size_t value_size(const ProtobufCFieldDescriptor *f)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	default:
+		return 4;
+	}
+}
+
+static bool field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+	const char *base = (const char *)m;
+
+	if (f->label == PROTOBUF_C_LABEL_REPEATED)
+		return *(const size_t *)(base + f->quantifier_offset) > 0;
+	if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
+		if (f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING)
+			return *(void *const *)(base + f->offset) != NULL;
+		return *(const protobuf_c_boolean *)(base + f->quantifier_offset);
+	}
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+		return *(void *const *)(base + f->offset) != NULL;
+	return true;
+}
+
+static void print_message(FILE *out, const ProtobufCMessage *m, int depth)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	const char *base = (const char *)m;
+	bool first = true;
+
+	fputs("{", out);
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+
+		if (!field_present(m, f))
+			continue;
+		fputs(first ? "\n" : ",\n", out);
+		first = false;
+		indent(out, depth + 1);
+		json_string(out, f->name);
+		fputs(": ", out);
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + f->quantifier_offset);
+			const char *arr = *(char *const *)(base + f->offset);
+			bool nested = f->type == PROTOBUF_C_TYPE_MESSAGE;
+
+			fputs("[", out);
+			for (size_t k = 0; k < n; k++) {
+				if (k)
+					fputs(nested ? "," : ", ", out);
+				if (nested) {
+					fputs("\n", out);
+					indent(out, depth + 2);
+				}
+				print_value(out, f, arr + k * value_size(f), depth + 2);
+			}
+			if (nested) {
+				fputs("\n", out);
+				indent(out, depth + 1);
+			}
+			fputs("]", out);
+		} else {
+			print_value(out, f, base + f->offset, depth + 1);
+		}
+	}
+	if (!first) {
+		fputs("\n", out);
+		indent(out, depth);
+	}
+	fputs("}", out);
+}
+
+#define CR_KINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+struct kind_by_name {
+	const char *prefix;
+	uint16_t kind;
+	const ProtobufCMessageDescriptor *desc;
+};
+
+static const struct kind_by_name kinds[] = {
+	{ "pstree.img", IMAGE_KIND__IMG_PSTREE, &ps_tree__descriptor },
+	{ "core-", IMAGE_KIND__IMG_CORE, &core__descriptor },
+	{ "pagemap-", IMAGE_KIND__IMG_PAGEMAP, &page_map__descriptor },
+	{ "files.img", IMAGE_KIND__IMG_FILES, &file_table__descriptor },
+	{ "shmem.img", IMAGE_KIND__IMG_SHMEM, &shmem_table__descriptor },
+};
+
+static int show_file(FILE *out, struct img_dir *d, const struct img_file_rec *rec)
+{
+	for (size_t i = 0; i < CR_KINDS; i++) {
+		ProtobufCMessage *m;
+
+		if (strncmp(rec->name, kinds[i].prefix, strlen(kinds[i].prefix)))
+			continue;
+		m = img_read_msg(d, rec->name, kinds[i].kind, kinds[i].desc);
+		if (!m)
+			return -1;
+		print_message(out, m, 2);
+		protobuf_c_message_free_unpacked(m, NULL);
+		return 0;
+	}
+	fprintf(out, "{\"raw\": true, \"bytes\": %llu, \"pages\": %llu}",
+		(unsigned long long)rec->size, (unsigned long long)(rec->size / 4096));
+	return 0;
+}
+
+int cryo_show(const char *dir, FILE *out)
+{
+	struct img_dir d;
+	Inventory *inv;
+	int rc = -1;
+
+	cr_err_reset();
+	if (img_dir_open(&d, dir))
+		return -1;
+	inv = img_read_inventory(&d);
+	if (!inv)
+		goto out;
+	fputs("{\n  \"directory\": ", out);
+	json_string(out, dir);
+	fputs(",\n  \"inventory\": ", out);
+	print_message(out, &inv->base, 1);
+	fputs(",\n  \"files\": {", out);
+	for (size_t i = 0; i < d.nr_files; i++) {
+		fputs(i ? ",\n    " : "\n    ", out);
+		json_string(out, d.files[i].name);
+		fputs(": ", out);
+		if (show_file(out, &d, &d.files[i]))
+			goto out_inv;
+	}
+	fputs("\n  }\n}\n", out);
+	rc = 0;
+out_inv:
+	inventory__free_unpacked(inv, NULL);
+out:
+	img_dir_close(&d, true);
+	return rc;
+}

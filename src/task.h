@@ -1,0 +1,97 @@
+/* The contexts passed to every kind of state: one process being dumped, one process
+ * being restored. Each feature file fills (dump) or consumes (restore) its part. */
+#ifndef CRYO_TASK_H
+#define CRYO_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cryo.pb-c.h"
+#include "image.h"
+#include "plan.h"
+#include "proc.h"
+#include "ptrace.h"
+#include "vdso.h"
+
+#define CR_MAX_FDS 65536
+
+/* Files opened by the dumped process or needed to rebuild it, shared by all. */
+struct file_table {
+	FileEntry **files;
+	size_t nr, cap;
+	/* Dump: identity of each entry, to merge duplicates. */
+	struct file_key {
+		uint64_t dev, ino;
+		uint32_t flags;
+		pid_t pid;
+		int fd;		/* for kcmp: an fd of pid holding this description */
+	} *keys;
+};
+
+struct shmem_table {
+	ShmemObject **objs;
+	size_t nr, cap;
+};
+
+struct dump_ctx {
+	struct img_dir dir;
+	bool leave_running;
+	bool shell_job;
+	struct file_table files;
+	struct shmem_table shmem;
+	VdsoInfo *vdso;			/* first process's vDSO */
+	VdsoInfo vdso_storage;
+};
+
+struct dump_proc {
+	struct dump_ctx *ctx;
+	pid_t pid;
+	struct remote rmt;		/* the leader under remote control */
+	struct proc_stat stat;
+	struct proc_status status;
+	struct proc_vmas vmas;
+	Core core;
+	MmState mm;
+	ThreadState *threads;		/* n = core.n_threads */
+	PageMap pagemap;
+	bool stopped;			/* was in group-stop when seized */
+};
+
+struct restore_ctx {
+	struct img_dir dir;
+	Inventory *inv;
+	PsTree *tree;
+	FileTable *files;
+	ShmemTable *shmem;
+	int *file_fds;			/* cryo's fd for each FileTable entry, -1 if none */
+	int *shmem_fds;
+	int fd_base;			/* fds inherited by the new task start here */
+	int next_fd;
+	struct vdso_runtime rt_vdso;
+	bool vdso_proxy;
+	bool ignore_cpu;
+	bool shell_job;
+	bool detach;
+};
+
+struct restore_proc {
+	struct restore_ctx *ctx;
+	Core *core;
+	PageMap *pm;
+	int page_fd;
+	uint64_t page_bytes;
+	struct plan plan;
+	pid_t pid;
+	bool created;
+	/* Page reads planned, to check their results. */
+	struct { size_t call; uint64_t bytes; } *reads;
+	size_t nr_reads, max_reads;
+	uint64_t run_done;		/* bytes of the current run already planned */
+};
+
+/* A file opened for the new task, moved above every fd number it will use. */
+int restore_inherit_fd(struct restore_ctx *ctx, int fd, const char *what);
+const FileEntry *file_by_id(const FileTable *ft, uint32_t id);
+
+#endif

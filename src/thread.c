@@ -1,0 +1,166 @@
+/* Per-thread state: registers and xstate, TLS bases (in the registers), blocked
+ * signals, sigaltstack, clear_child_tid and the robust futex list. Dump reads them
+ * from the stopped thread; restore has the thread set what it can itself and cryo
+ * sets the registers last. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "restart.h"
+#include "signals.h"
+#include "thread.h"
+
+#define REG_FIELDS(X) X(r15) X(r14) X(r13) X(r12) X(rbp) X(rbx) X(r11) X(r10) X(r9) X(r8) \
+	X(rax) X(rcx) X(rdx) X(rsi) X(rdi) X(orig_rax) X(rip) X(cs) X(eflags) X(rsp) X(ss) \
+	X(fs_base) X(gs_base) X(ds) X(es) X(fs) X(gs)
+
+void regs_to_pb(const struct user_regs_struct *r, GpRegs *pb)
+{
+	gp_regs__init(pb);
+#define X(f) pb->f = r->f;
+	REG_FIELDS(X)
+#undef X
+}
+
+void regs_from_pb(const GpRegs *pb, struct user_regs_struct *r)
+{
+	memset(r, 0, sizeof(*r));
+#define X(f) r->f = pb->f;
+	REG_FIELDS(X)
+#undef X
+}
+
+struct robust_head_info {
+	uint64_t head;
+	size_t len;
+};
+
+int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts)
+{
+	struct user_regs_struct regs;
+	uint8_t *xs = malloc(CR_XSTATE_MAX);
+	struct robust_head_info rh = { 0, 0 };
+	size_t xlen;
+	GpRegs *pb = malloc(sizeof(*pb));
+
+	thread_state__init(ts);
+	ts->tid = tid;
+	if (!xs || !pb) {
+		free(xs);
+		free(pb);
+		return cr_err("out of memory");
+	}
+	ts->regs = pb;
+	gp_regs__init(pb);
+	ts->xstate.data = xs;
+	if (ptr_get_regs(tid, &regs) || ptr_get_xstate(tid, xs, &xlen) ||
+	    ptr_get_sigmask(tid, &ts->sigmask))
+		return -1;
+	ts->xstate.len = xlen;
+	if (syscall(SYS_get_robust_list, tid, &rh.head, &rh.len))
+		return cr_perr("cannot read the robust futex list of thread %d", tid);
+	if (rh.head) {
+		ts->has_robust_list = ts->has_robust_list_len = 1;
+		ts->robust_list = rh.head;
+		ts->robust_list_len = rh.len;
+	}
+	if (rseq_dump(p, tid, ts, &regs))
+		return -1;
+	regs_to_pb(&regs, pb);
+	if ((long)regs.orig_rax >= 0)
+		pr_info("thread %d: in syscall %lld (rax %lld)", tid, (long long)regs.orig_rax,
+			(long long)regs.rax);
+	return signals_dump_pending(p, tid, ts);
+}
+
+enum { SLOT_TIDADDR, SLOT_TIDADDR_BUF, SLOT_ALTSTACK, SLOT_ALTSTACK_BUF, THREAD_SLOTS };
+
+void thread_dump_queue(struct dump_proc *p, struct rtable *t, int *slots)
+{
+	uint64_t tidbuf = rtable_buf(t, 8), ssbuf = rtable_buf(t, sizeof(stack_t));
+
+	(void)p;
+	slots[SLOT_TIDADDR_BUF] = tidbuf - t->r->scratch;
+	slots[SLOT_ALTSTACK_BUF] = ssbuf - t->r->scratch;
+	slots[SLOT_TIDADDR] = rtable_add(t, 0, __NR_prctl, PR_GET_TID_ADDRESS, tidbuf, 0, 0, 0, 0);
+	slots[SLOT_ALTSTACK] = rtable_add(t, 0, __NR_sigaltstack, 0, ssbuf, 0, 0, 0, 0);
+}
+
+int thread_dump_collect(struct dump_proc *p, struct rtable *t, const int *slots,
+			ThreadState *ts)
+{
+	const uint64_t *tid_addr = rtable_local(t, t->r->scratch + slots[SLOT_TIDADDR_BUF]);
+	const stack_t *ss = rtable_local(t, t->r->scratch + slots[SLOT_ALTSTACK_BUF]);
+	SigAltStack *as;
+
+	(void)p;
+	ts->has_clear_child_tid = 1;
+	ts->clear_child_tid = *tid_addr;
+	if (ss->ss_flags & SS_DISABLE)
+		return 0;
+	as = malloc(sizeof(*as));
+	if (!as)
+		return cr_err("out of memory");
+	sig_alt_stack__init(as);
+	as->sp = (uint64_t)ss->ss_sp;
+	as->size = ss->ss_size;
+	/* SS_ONSTACK is a state, not a setting; keep SS_AUTODISARM. */
+	as->flags = ss->ss_flags & ~SS_ONSTACK;
+	ts->altstack = as;
+	return 0;
+}
+
+void thread_dump_free(ThreadState *ts)
+{
+	free(ts->regs);
+	free(ts->xstate.data);
+	free(ts->rseq);
+	free(ts->altstack);
+	signals_pending_free(ts->pending, ts->n_pending);
+}
+
+int thread_plan(struct restore_proc *rp, struct plan *p, const ThreadState *ts)
+{
+	(void)rp;
+	if (ts->altstack) {
+		stack_t ss = {
+			.ss_sp = (void *)ts->altstack->sp,
+			.ss_size = ts->altstack->size,
+			.ss_flags = ts->altstack->flags,
+		};
+
+		plan_call(p, "sigaltstack", 0, __NR_sigaltstack, plan_data(p, &ss, sizeof(ss)), 0,
+			  0, 0, 0, 0);
+	}
+	if (ts->has_robust_list && ts->robust_list)
+		plan_call(p, "set_robust_list", 0, __NR_set_robust_list, ts->robust_list,
+			  ts->robust_list_len, 0, 0, 0, 0);
+	if (ts->has_clear_child_tid)
+		plan_call(p, "set_tid_address", 0, __NR_set_tid_address, ts->clear_child_tid, 0,
+			  0, 0, 0, 0);
+	rseq_plan(p, ts);
+	return 0;
+}
+
+int thread_finish(struct restore_proc *rp, pid_t tid, const ThreadState *ts)
+{
+	struct user_regs_struct in, out;
+	enum restart_action a;
+
+	(void)rp;
+	regs_from_pb(ts->regs, &in);
+	a = restart_decide(&in, &out);
+	if (a != RESTART_NONE)
+		pr_info("thread %d: syscall %lld interrupted at dump (rax %lld): %s", tid,
+			(long long)in.orig_rax, (long long)in.rax, restart_action_name(a));
+	if (ptr_set_regs(tid, &out))
+		return -1;
+	if (ts->xstate.len && ptr_set_xstate(tid, ts->xstate.data, ts->xstate.len))
+		return -1;
+	return ptr_set_sigmask(tid, ts->sigmask);
+}

@@ -1,0 +1,29 @@
+/* Per-thread state: general registers, xstate (x87/SSE/AVX/AVX-512), TLS bases,
+ * blocked signals, sigaltstack, clear_child_tid, robust futex list, rseq. */
+#ifndef CRYO_THREAD_H
+#define CRYO_THREAD_H
+
+#include "task.h"
+
+/* Dump the thread `tid` (stopped) into ts. */
+int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts);
+void thread_dump_queue(struct dump_proc *p, struct rtable *t, int *slots);
+int thread_dump_collect(struct dump_proc *p, struct rtable *t, const int *slots,
+			ThreadState *ts);
+void thread_dump_free(ThreadState *ts);
+
+/* Restore: plan calls (altstack, robust list, tid address, rseq) run by the thread. */
+int thread_plan(struct restore_proc *rp, struct plan *p, const ThreadState *ts);
+/* Restore: final registers, xstate and signal mask of a stopped thread. */
+int thread_finish(struct restore_proc *rp, pid_t tid, const ThreadState *ts);
+
+void regs_to_pb(const struct user_regs_struct *r, GpRegs *pb);
+void regs_from_pb(const GpRegs *pb, struct user_regs_struct *r);
+
+/* rseq (rseq.c) */
+int rseq_dump(struct dump_proc *p, pid_t tid, ThreadState *ts, struct user_regs_struct *regs);
+void rseq_plan(struct plan *p, const ThreadState *ts);
+/* Pure: is ip inside the critical section [start, start+len)? */
+int rseq_ip_in_cs(uint64_t ip, uint64_t start_ip, uint64_t post_commit_offset);
+
+#endif

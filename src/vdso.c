@@ -1,0 +1,256 @@
+/* The vDSO: its ELF symbol table (parsed with bounds checks), its layout with the
+ * [vvar]/[vvar_vclock] data pages, and the same-kernel comparison used at restore. */
+#include <elf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+
+#include "crc32c.h"
+#include "log.h"
+#include "sys.h"
+#include "vdso.h"
+
+static bool in_bounds(size_t len, uint64_t off, uint64_t size)
+{
+	return off <= len && size <= len - off;
+}
+
+static const Elf64_Shdr *find_section(const uint8_t *img, size_t len, const Elf64_Ehdr *eh,
+				      uint32_t type)
+{
+	for (unsigned i = 0; i < eh->e_shnum; i++) {
+		const Elf64_Shdr *sh = (const void *)(img + eh->e_shoff + i * sizeof(Elf64_Shdr));
+
+		if (sh->sh_type == type && in_bounds(len, sh->sh_offset, sh->sh_size))
+			return sh;
+	}
+	return NULL;
+}
+
+int vdso_parse_elf(const uint8_t *img, size_t len, struct vdso_syms *out)
+{
+	const Elf64_Ehdr *eh = (const void *)img;
+	const Elf64_Shdr *dynsym, *strtab;
+	size_t nsyms;
+
+	memset(out, 0, sizeof(*out));
+	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB)
+		return cr_err("vDSO image is not a 64-bit little-endian ELF");
+	if (eh->e_shentsize != sizeof(Elf64_Shdr) || !eh->e_shnum ||
+	    !in_bounds(len, eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr)) ||
+	    eh->e_shoff % 8)
+		return cr_err("vDSO image: section headers out of bounds");
+	dynsym = find_section(img, len, eh, SHT_DYNSYM);
+	if (!dynsym || dynsym->sh_entsize != sizeof(Elf64_Sym) || dynsym->sh_offset % 8)
+		return cr_err("vDSO image: no valid dynamic symbol table");
+	if (dynsym->sh_link >= eh->e_shnum)
+		return cr_err("vDSO image: symbol table links to a missing string table");
+	strtab = (const void *)(img + eh->e_shoff + dynsym->sh_link * sizeof(Elf64_Shdr));
+	if (strtab->sh_type != SHT_STRTAB || !in_bounds(len, strtab->sh_offset, strtab->sh_size))
+		return cr_err("vDSO image: string table out of bounds");
+	nsyms = dynsym->sh_size / sizeof(Elf64_Sym);
+	for (size_t i = 0; i < nsyms; i++) {
+		const Elf64_Sym *s = (const void *)(img + dynsym->sh_offset + i * sizeof(Elf64_Sym));
+		const char *name;
+		size_t maxlen;
+		struct vdso_sym *vs;
+
+		if (ELF64_ST_TYPE(s->st_info) != STT_FUNC || !s->st_value)
+			continue;
+		if (ELF64_ST_BIND(s->st_info) != STB_GLOBAL && ELF64_ST_BIND(s->st_info) != STB_WEAK)
+			continue;
+		if (s->st_name >= strtab->sh_size)
+			return cr_err("vDSO image: symbol name out of bounds");
+		name = (const char *)img + strtab->sh_offset + s->st_name;
+		maxlen = strtab->sh_size - s->st_name;
+		if (!memchr(name, 0, maxlen) || strlen(name) >= sizeof(vs->name) || !name[0])
+			return cr_err("vDSO image: bad symbol name");
+		if (s->st_value >= len || s->st_size > len - s->st_value)
+			return cr_err("vDSO image: symbol %s lies outside the image", name);
+		if (out->nr >= VDSO_MAX_SYMS)
+			return cr_err("vDSO image: too many symbols");
+		vs = &out->sym[out->nr++];
+		strcpy(vs->name, name);
+		vs->offset = s->st_value;
+		vs->size = s->st_size;
+	}
+	if (!out->nr)
+		return cr_err("vDSO image exports no functions");
+	return 0;
+}
+
+bool vdso_find_layout(const struct proc_vmas *vmas, struct vdso_layout *l)
+{
+	memset(l, 0, sizeof(*l));
+	for (size_t i = 0; i < vmas->nr; i++) {
+		const struct proc_vma *v = &vmas->v[i];
+
+		if (!v->path)
+			continue;
+		if (!strcmp(v->path, "[vdso]")) {
+			l->vdso_start = v->start;
+			l->vdso_size = v->end - v->start;
+		} else if (!strcmp(v->path, "[vvar]")) {
+			l->vvar_start = v->start;
+			l->vvar_size = v->end - v->start;
+		} else if (!strcmp(v->path, "[vvar_vclock]")) {
+			l->vclock_start = v->start;
+			l->vclock_size = v->end - v->start;
+		}
+	}
+	return l->vdso_size != 0;
+}
+
+void vdso_block(const struct vdso_layout *l, uint64_t *start, uint64_t *end)
+{
+	*start = l->vdso_start;
+	*end = l->vdso_start + l->vdso_size;
+	if (l->vvar_size) {
+		if (l->vvar_start < *start)
+			*start = l->vvar_start;
+		if (l->vvar_start + l->vvar_size > *end)
+			*end = l->vvar_start + l->vvar_size;
+	}
+	if (l->vclock_size) {
+		if (l->vclock_start < *start)
+			*start = l->vclock_start;
+		if (l->vclock_start + l->vclock_size > *end)
+			*end = l->vclock_start + l->vclock_size;
+	}
+}
+
+int vdso_runtime(struct vdso_runtime *rt)
+{
+	struct proc_vmas vmas;
+	size_t len;
+	char *txt;
+
+	memset(rt, 0, sizeof(*rt));
+	txt = proc_read_file("/proc/self/maps", &len);
+	if (!txt)
+		return -1;
+	if (proc_parse_smaps(txt, len, &vmas)) {
+		free(txt);
+		return -1;
+	}
+	free(txt);
+	rt->present = vdso_find_layout(&vmas, &rt->layout);
+	proc_vmas_free(&vmas);
+	if (!rt->present)
+		return 0;
+	if (rt->layout.vdso_start != getauxval(AT_SYSINFO_EHDR))
+		return cr_err("cryo's own vDSO is not where AT_SYSINFO_EHDR says");
+	rt->image = (const uint8_t *)rt->layout.vdso_start;
+	rt->crc = crc32c(0, rt->image, rt->layout.vdso_size);
+	return vdso_parse_elf(rt->image, rt->layout.vdso_size, &rt->syms);
+}
+
+int vdso_info_fill(VdsoInfo *vi, const struct vdso_layout *l, uint8_t *bytes, size_t len)
+{
+	struct vdso_syms syms;
+
+	vdso_info__init(vi);
+	if (vdso_parse_elf(bytes, len, &syms))
+		return -1;
+	vi->vdso_start = l->vdso_start;
+	vi->vdso_size = l->vdso_size;
+	if (l->vvar_size) {
+		vi->has_vvar_start = vi->has_vvar_size = 1;
+		vi->vvar_start = l->vvar_start;
+		vi->vvar_size = l->vvar_size;
+	}
+	if (l->vclock_size) {
+		vi->has_vvar_vclock_start = vi->has_vvar_vclock_size = 1;
+		vi->vvar_vclock_start = l->vclock_start;
+		vi->vvar_vclock_size = l->vclock_size;
+	}
+	vi->image.data = bytes;
+	vi->image.len = len;
+	vi->crc32c = crc32c(0, bytes, len);
+	vi->symbols = calloc(syms.nr, sizeof(*vi->symbols));
+	if (!vi->symbols)
+		return cr_err("out of memory");
+	for (int i = 0; i < syms.nr; i++) {
+		VdsoSymbol *s = malloc(sizeof(*s));
+
+		if (!s)
+			return cr_err("out of memory");
+		vdso_symbol__init(s);
+		s->name = strdup(syms.sym[i].name);
+		s->offset = syms.sym[i].offset;
+		s->size = syms.sym[i].size;
+		vi->symbols[vi->n_symbols++] = s;
+		if (!s->name)
+			return cr_err("out of memory");
+	}
+	return 0;
+}
+
+void vdso_info_free(VdsoInfo *vi)
+{
+	for (size_t i = 0; i < vi->n_symbols; i++) {
+		free(vi->symbols[i]->name);
+		free(vi->symbols[i]);
+	}
+	free(vi->symbols);
+	free(vi->image.data);
+	vdso_info__init(vi);
+}
+
+static bool range_ok(uint64_t start, uint64_t size)
+{
+	return size && size <= VDSO_MAX_SIZE && !(start % CR_PAGE_SIZE) &&
+	       !(size % CR_PAGE_SIZE) && start < CR_TASK_SIZE && size <= CR_TASK_SIZE - start;
+}
+
+int vdso_layout_from_image(const VdsoInfo *vi, struct vdso_layout *l)
+{
+	memset(l, 0, sizeof(*l));
+	if (!range_ok(vi->vdso_start, vi->vdso_size) || vi->image.len != vi->vdso_size)
+		return cr_err("image: invalid vDSO range 0x%llx+0x%llx",
+			      (unsigned long long)vi->vdso_start, (unsigned long long)vi->vdso_size);
+	l->vdso_start = vi->vdso_start;
+	l->vdso_size = vi->vdso_size;
+	if (vi->has_vvar_size && vi->vvar_size) {
+		if (!range_ok(vi->vvar_start, vi->vvar_size))
+			return cr_err("image: invalid [vvar] range");
+		l->vvar_start = vi->vvar_start;
+		l->vvar_size = vi->vvar_size;
+	}
+	if (vi->has_vvar_vclock_size && vi->vvar_vclock_size) {
+		if (!range_ok(vi->vvar_vclock_start, vi->vvar_vclock_size))
+			return cr_err("image: invalid [vvar_vclock] range");
+		l->vclock_start = vi->vvar_vclock_start;
+		l->vclock_size = vi->vvar_vclock_size;
+	}
+	return 0;
+}
+
+/* Offset of a data area relative to the vDSO, or a marker when absent. */
+static int64_t rel(uint64_t start, uint64_t size, uint64_t base)
+{
+	return size ? (int64_t)(start - base) : INT64_MIN;
+}
+
+const char *vdso_differs(const VdsoInfo *img, const struct vdso_runtime *rt)
+{
+	const struct vdso_layout *l = &rt->layout;
+
+	if (!rt->present)
+		return "this kernel maps no vDSO";
+	if (img->vdso_size != l->vdso_size || img->image.len != l->vdso_size)
+		return "the vDSO size differs";
+	if ((img->has_vvar_size ? img->vvar_size : 0) != l->vvar_size ||
+	    (img->has_vvar_vclock_size ? img->vvar_vclock_size : 0) != l->vclock_size)
+		return "the vDSO data pages differ in size";
+	if (rel(img->vvar_start, img->has_vvar_size ? img->vvar_size : 0, img->vdso_start) !=
+	    rel(l->vvar_start, l->vvar_size, l->vdso_start) ||
+	    rel(img->vvar_vclock_start, img->has_vvar_vclock_size ? img->vvar_vclock_size : 0,
+		img->vdso_start) != rel(l->vclock_start, l->vclock_size, l->vdso_start))
+		return "the vDSO data pages are laid out differently";
+	if (img->crc32c != rt->crc || memcmp(img->image.data, rt->image, l->vdso_size))
+		return "the vDSO code differs";
+	return NULL;
+}

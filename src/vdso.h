@@ -1,0 +1,62 @@
+/* The vDSO: finding it in a process, parsing its ELF symbol table (bounds-checked: the
+ * bytes come from an untrusted image), deciding at restore whether the running
+ * kernel's vDSO is the dumped one, and moving it into place. */
+#ifndef CRYO_VDSO_H
+#define CRYO_VDSO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cryo.pb-c.h"
+#include "proc.h"
+
+#define VDSO_MAX_SIZE (1u << 20)
+#define VDSO_MAX_SYMS 64
+
+struct vdso_sym {
+	char name[64];
+	uint64_t offset;
+	uint64_t size;
+};
+
+struct vdso_syms {
+	struct vdso_sym sym[VDSO_MAX_SYMS];
+	int nr;
+};
+
+/* Where the vDSO and its data pages are in one address space. */
+struct vdso_layout {
+	uint64_t vdso_start, vdso_size;
+	uint64_t vvar_start, vvar_size;		/* 0 size: absent */
+	uint64_t vclock_start, vclock_size;
+};
+
+/* Parse the exported function symbols of a vDSO image. Pure; 0 or -1 (recorded). */
+int vdso_parse_elf(const uint8_t *img, size_t len, struct vdso_syms *out);
+/* Find the special mappings in a parsed maps list. Returns false if no [vdso]. */
+bool vdso_find_layout(const struct proc_vmas *vmas, struct vdso_layout *out);
+/* The [vdso]/[vvar] block as one range [start, end). */
+void vdso_block(const struct vdso_layout *l, uint64_t *start, uint64_t *end);
+
+/* The running kernel's vDSO as seen in cryo itself. */
+struct vdso_runtime {
+	struct vdso_layout layout;
+	const uint8_t *image;		/* our own mapping */
+	struct vdso_syms syms;
+	uint32_t crc;
+	bool present;
+};
+int vdso_runtime(struct vdso_runtime *rt);
+
+/* Record the vDSO of a dumped process (image bytes read by the caller). */
+int vdso_info_fill(VdsoInfo *vi, const struct vdso_layout *l, uint8_t *bytes, size_t len);
+void vdso_info_free(VdsoInfo *vi);
+
+/* Why the dumped vDSO differs from the running one, or NULL if it is the same
+ * (same bytes, symbols and data-page layout). Pure. */
+const char *vdso_differs(const VdsoInfo *img, const struct vdso_runtime *rt);
+/* The dumped layout (validated: page-aligned, sane sizes, no overlap). */
+int vdso_layout_from_image(const VdsoInfo *vi, struct vdso_layout *l);
+
+#endif
