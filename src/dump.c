@@ -161,7 +161,7 @@ static int collect(struct dump_proc *p)
 	if (!p->threads)
 		return cr_err("out of memory");
 	core__init(&p->core);
-	if (read_proc_state(p) || process_dump_static(p))
+	if (read_proc_state(p) || process_dump_static(p) || mem_read_vmas(p))
 		return -1;
 	/* Registers first, before the remote control borrows the task. */
 	if (thread_dump(p, p->pid, p->threads))

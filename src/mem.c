@@ -837,23 +837,26 @@ static int read_vdso(struct dump_proc *p)
 	return 0;
 }
 
+int mem_read_vmas(struct dump_proc *p)
+{
+	size_t len;
+	char *txt = proc_read_pid_file(p->pid, "smaps", &len);
+	int rc;
+
+	if (!txt)
+		return -1;
+	rc = proc_parse_smaps(txt, len, &p->vmas);
+	free(txt);
+	return rc;
+}
+
 int mem_dump(struct dump_proc *p)
 {
 	Vma **pbs = NULL;
 	VmaKind *kinds = NULL;
 	size_t n = 0;
 	int rc = -1;
-	char *txt;
-	size_t len;
 
-	txt = proc_read_pid_file(p->pid, "smaps", &len);
-	if (!txt)
-		return -1;
-	rc = proc_parse_smaps(txt, len, &p->vmas);
-	free(txt);
-	if (rc)
-		return -1;
-	rc = -1;
 	mm_state__init(&p->mm);
 	page_map__init(&p->pagemap);
 	p->pagemap.pid = p->pid;

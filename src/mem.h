@@ -5,6 +5,8 @@
 
 #include "task.h"
 
+/* Dump: the VMA list, read before cryo injects anything into the process. */
+int mem_read_vmas(struct dump_proc *p);
 /* Dump: mm fields, VMAs (file and shmem references), page data. */
 int mem_dump(struct dump_proc *p);
 int mem_write_shmem_image(struct dump_ctx *ctx);

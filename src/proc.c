@@ -279,7 +279,7 @@ int proc_parse_stat(const char *buf, size_t len, struct proc_stat *st)
 {
 	const char *lp, *rp = NULL;
 	struct cursor c = { buf, buf + len };
-	int64_t f[64];
+	uint64_t f[64];
 	int i, nf;
 	uint64_t pid;
 
@@ -302,21 +302,30 @@ int proc_parse_stat(const char *buf, size_t len, struct proc_stat *st)
 		skip_spaces(&c);
 		if (c.p >= c.end || *c.p == '\n')
 			break;
-		if (parse_int(&c, &f[nf]))
+		if (c.p < c.end && *c.p == '-') {
+			int64_t v;
+
+			if (parse_int(&c, &v))
+				return cr_err("malformed /proc stat: bad field %d", nf + 4);
+			f[nf] = (uint64_t)v;
+		} else if (parse_uint(&c, 10, &f[nf])) {
 			return cr_err("malformed /proc stat: bad field %d", nf + 4);
+		}
 	}
 	if (nf < 49)
 		return cr_err("malformed /proc stat: %d fields, expected at least 52", nf + 3);
 	i = -4;	/* f[field + i] is field number `field` (1-based) */
+	if (f[4 + i] > 0x7fffffff || f[5 + i] > 0x7fffffff || f[6 + i] > 0x7fffffff)
+		return cr_err("malformed /proc stat: bad process ids");
 	st->ppid = f[4 + i];
 	st->pgid = f[5 + i];
 	st->sid = f[6 + i];
-	st->flags = (uint64_t)f[9 + i];
-	st->num_threads = f[20 + i];
+	st->flags = f[9 + i];
+	st->num_threads = (long)f[20 + i];
 	st->start_code = (uint64_t)f[26 + i];
 	st->end_code = (uint64_t)f[27 + i];
 	st->start_stack = (uint64_t)f[28 + i];
-	st->exit_signal = f[38 + i];
+	st->exit_signal = (int)f[38 + i];
 	st->start_data = (uint64_t)f[45 + i];
 	st->end_data = (uint64_t)f[46 + i];
 	st->start_brk = (uint64_t)f[47 + i];
