@@ -71,7 +71,7 @@ $(BUILD)/tests/t_%: tests/t_%.c tests/tlib.c tests/tlib.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< tests/tlib.c -o $@ -lpthread
 
-$(BUILD)/tests/harness: tests/harness.c
+$(BUILD)/tests/harness: tests/harness.c tests/harness_bad.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS)
 
@@ -85,7 +85,7 @@ unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do $$t || exit 1; done
 
 check: tests
-	$(BUILD)/tests/harness --cryo $(BUILD)/bin/cryo --tests $(BUILD)/tests --unit $(BUILD)/unit
+	$(BUILD)/tests/harness --cryo $(BUILD)/bin/cryo --tests $(BUILD)/tests --unit $(BUILD)/unit --real tests/real $(HARNESS_ARGS)
 
 bench: all
 	$(MAKE) -C bench BUILD=$(abspath $(BUILD))

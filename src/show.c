@@ -219,15 +219,25 @@ static int show_file(FILE *out, struct img_dir *d, const struct img_file_rec *re
 	return 0;
 }
 
-int cryo_show(const char *dir, FILE *out)
+/* Everything goes to a buffer first: a damaged file yields an error, not half a
+ * document. */
+int cryo_show(const char *dir, FILE *dest)
 {
 	struct img_dir d;
 	Inventory *inv;
+	char *doc = NULL;
+	size_t doc_len = 0;
+	FILE *out = open_memstream(&doc, &doc_len);
 	int rc = -1;
 
 	cr_err_reset();
-	if (img_dir_open(&d, dir))
+	if (!out)
+		return cr_err("out of memory");
+	if (img_dir_open(&d, dir)) {
+		fclose(out);
+		free(doc);
 		return -1;
+	}
 	inv = img_read_inventory(&d);
 	if (!inv)
 		goto out;
@@ -249,5 +259,9 @@ out_inv:
 	inventory__free_unpacked(inv, NULL);
 out:
 	img_dir_close(&d, true);
+	fclose(out);
+	if (!rc && fwrite(doc, 1, doc_len, dest) != doc_len)
+		rc = cr_perr("cannot write the output");
+	free(doc);
 	return rc;
 }

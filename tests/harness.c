@@ -1,0 +1,556 @@
+/* The test harness: runs the unit tests, then every test program through dump and
+ * restore in several modes, the real-program tests and the bad-input cases, and
+ * prints "N passed, N failed" last. It is a child subreaper and reaps everything, so
+ * PIDs of killed processes are free again before their restore. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READY_TIMEOUT 30.0
+#define EXIT_TIMEOUT 120.0
+
+static const char *cryo_bin;
+static const char *tests_dir;
+static const char *unit_dir;
+static const char *real_dir = "tests/real";
+static const char *filter;
+static char work[256];
+static int passed, failed;
+static bool verbose;
+
+enum mode { MODE_KILL, MODE_LEAVE, MODE_TWICE, MODE_FG, NR_MODES };
+static const char *const mode_names[] = { "dump+kill+restore", "leave-running",
+					  "dump-restore-dump-restore", "foreground-restore" };
+static unsigned modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE) | (1 << MODE_TWICE);
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- results ---- */
+
+static char reason[4096];
+
+static int why(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc(n + 1);
+	if (buf && fread(buf, 1, n, f) != (size_t)n)
+		n = 0;
+	if (buf)
+		buf[n] = 0;
+	fclose(f);
+	if (len)
+		*len = n;
+	return buf;
+}
+
+static void print_tail(const char *label, const char *path)
+{
+	size_t len;
+	char *s = read_file(path, &len);
+	const char *p;
+	int lines = 0;
+
+	if (!s || !len) {
+		free(s);
+		return;
+	}
+	for (p = s + len; p > s && lines < 12; p--)
+		if (p[-1] == '\n')
+			lines++;
+	printf("    --- %s (%s):\n", label, path);
+	for (const char *q = p; *q; q++) {
+		if (q == p || q[-1] == '\n')
+			printf("    | ");
+		putchar(*q);
+	}
+	if (s[len - 1] != '\n')
+		putchar('\n');
+	free(s);
+}
+
+static void result(const char *name, const char *mode, int rc, const char *log, const char *cryo_log)
+{
+	if (rc == 0) {
+		passed++;
+		printf("PASS %s%s%s%s\n", name, mode ? " [" : "", mode ? mode : "", mode ? "]" : "");
+	} else {
+		failed++;
+		printf("FAIL %s%s%s%s: %s\n", name, mode ? " [" : "", mode ? mode : "",
+		       mode ? "]" : "", reason);
+		if (log)
+			print_tail("program output", log);
+		if (cryo_log)
+			print_tail("cryo output", cryo_log);
+	}
+	fflush(stdout);
+}
+
+/* ---- processes ---- */
+
+static void reap_orphans(void)
+{
+	int st;
+
+	while (waitpid(-1, &st, WNOHANG | __WALL) > 0)
+		;
+}
+
+/* Wait for pid with a deadline; -1 on timeout (the process is then killed). */
+static int wait_for(pid_t pid, double timeout, int *status)
+{
+	double end = now() + timeout;
+
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG | __WALL);
+
+		if (r == pid)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return why("waitpid(%d): %s", pid, strerror(errno));
+		if (now() > end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, status, __WALL);
+			return why("process %d did not finish within %.0f s", pid, timeout);
+		}
+		sleep_ms(2);
+	}
+}
+
+static void child_stdio(const char *log, bool new_session)
+{
+	int fd = open("/dev/null", O_RDONLY);
+
+	if (fd >= 0 && fd != 0) {
+		dup2(fd, 0);
+		close(fd);
+	}
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	syscall(SYS_close_range, 3, ~0U, 0);
+	if (new_session)
+		setsid();
+	signal(SIGPIPE, SIG_DFL);
+}
+
+static pid_t spawn(char *const argv[], const char *log, bool new_session)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		child_stdio(log, new_session);
+		execv(argv[0], argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Run cryo with arguments; its output appends to cryo_log. Returns its exit code. */
+static int run_cryo(const char *cryo_log, ...)
+{
+	char *argv[32];
+	int argc = 0, status;
+	va_list ap;
+	pid_t pid;
+
+	argv[argc++] = (char *)cryo_bin;
+	va_start(ap, cryo_log);
+	while (argc < 31 && (argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	if (verbose) {
+		printf("    $");
+		for (int i = 0; i < argc; i++)
+			printf(" %s", argv[i]);
+		printf("\n");
+	}
+	pid = spawn(argv, cryo_log, false);
+	if (pid < 0)
+		return why("fork: %s", strerror(errno));
+	if (wait_for(pid, EXIT_TIMEOUT, &status))
+		return -1;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+	char *s = read_file(path, NULL);
+	bool found = s && strstr(s, needle);
+
+	free(s);
+	return found;
+}
+
+static int wait_ready(pid_t pid, const char *log)
+{
+	double end = now() + READY_TIMEOUT;
+	int status;
+
+	while (!file_has(log, "READY\n")) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return why("the program exited before it was ready (status 0x%x)", status);
+		if (now() > end)
+			return why("the program was not ready within %.0f s", READY_TIMEOUT);
+		sleep_ms(2);
+	}
+	return 0;
+}
+
+/* ---- dump/restore steps ---- */
+
+struct run {
+	char dir[512];
+	char log[600];
+	char cryo_log[600];
+	char img[600];
+	pid_t pid;
+};
+
+static int step_dump(struct run *r, const char *img, bool leave)
+{
+	char pid[16];
+	int rc, status;
+
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = leave ? run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, "--leave-running",
+			      NULL) :
+		     run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, NULL);
+	if (rc)
+		return rc < 0 ? -1 : why("cryo dump exited with %d", rc);
+	if (leave) {
+		if (waitpid(r->pid, &status, WNOHANG) == r->pid)
+			return why("the process died after dump --leave-running");
+		return 0;
+	}
+	/* Killed: reap it now so its PID is free for the restore. */
+	if (wait_for(r->pid, 10, &status))
+		return -1;
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		return why("after dump the process ended with status 0x%x, not SIGKILL", status);
+	return 0;
+}
+
+static int step_restore_detached(struct run *r, const char *img)
+{
+	char pidfile[700], buf[32] = "";
+	int rc, fd;
+
+	snprintf(pidfile, sizeof(pidfile), "%s.pid", img);
+	rc = run_cryo(r->cryo_log, "restore", "-v", "-D", img, "-d", "--pidfile", pidfile, NULL);
+	if (rc)
+		return rc < 0 ? -1 : why("cryo restore exited with %d", rc);
+	fd = open(pidfile, O_RDONLY);
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0) {
+		if (fd >= 0)
+			close(fd);
+		return why("restore wrote no pidfile");
+	}
+	close(fd);
+	if (atoi(buf) != r->pid)
+		return why("restored PID %d, expected %d", atoi(buf), r->pid);
+	if (kill(r->pid, 0))
+		return why("restored process %d is not running", r->pid);
+	return 0;
+}
+
+/* Tell the program to verify itself and collect its verdict. */
+static int finish(struct run *r, pid_t waiter)
+{
+	int status;
+
+	kill(r->pid, SIGUSR1);
+	if (wait_for(waiter, EXIT_TIMEOUT, &status))
+		return -1;
+	if (WIFSIGNALED(status))
+		return why("the program was killed by signal %d", WTERMSIG(status));
+	if (WEXITSTATUS(status))
+		return why("the program exited with %d", WEXITSTATUS(status));
+	if (!file_has(r->log, "PASS\n"))
+		return why("the program exited 0 but printed no PASS");
+	return 0;
+}
+
+static int run_mode(struct run *r, enum mode m)
+{
+	char img2[700];
+	pid_t fg;
+
+	switch (m) {
+	case MODE_KILL:
+		if (step_dump(r, r->img, false) || step_restore_detached(r, r->img))
+			return -1;
+		return finish(r, r->pid);
+	case MODE_LEAVE:
+		if (step_dump(r, r->img, true))
+			return -1;
+		return finish(r, r->pid);
+	case MODE_TWICE:
+		snprintf(img2, sizeof(img2), "%s-2", r->img);
+		if (step_dump(r, r->img, false) || step_restore_detached(r, r->img) ||
+		    step_dump(r, img2, false) || step_restore_detached(r, img2))
+			return -1;
+		return finish(r, r->pid);
+	case MODE_FG: {
+		char *argv[] = { (char *)cryo_bin, "restore", "-D", r->img, NULL };
+
+		if (step_dump(r, r->img, false))
+			return -1;
+		fg = spawn(argv, r->cryo_log, false);
+		/* cryo stays the parent and exits with the program's status. */
+		for (int i = 0; i < 2000 && kill(r->pid, 0); i++)
+			sleep_ms(2);
+		sleep_ms(20);
+		return finish(r, fg);
+	}
+	default:
+		return why("bad mode");
+	}
+}
+
+static void run_dir(struct run *r, const char *name, const char *mode)
+{
+	snprintf(r->dir, sizeof(r->dir), "%s/%s-%s", work, name, mode);
+	mkdir(r->dir, 0755);
+	snprintf(r->log, sizeof(r->log), "%s/output.txt", r->dir);
+	snprintf(r->cryo_log, sizeof(r->cryo_log), "%s/cryo.txt", r->dir);
+	snprintf(r->img, sizeof(r->img), "%s/img", r->dir);
+}
+
+static void run_program(const char *name, char *const argv[], enum mode m)
+{
+	static const char *const short_modes[] = { "kill", "leave", "twice", "fg" };
+	struct run r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	run_dir(&r, name, short_modes[m]);
+	reason[0] = 0;
+	r.pid = spawn(argv, r.log, true);
+	rc = r.pid < 0 ? why("fork failed") : wait_ready(r.pid, r.log);
+	if (!rc)
+		rc = run_mode(&r, m);
+	if (rc && r.pid > 0)
+		kill(r.pid, SIGKILL);
+	reap_orphans();
+	result(name, mode_names[m], rc, rc ? r.log : NULL, rc ? r.cryo_log : NULL);
+}
+
+static bool selected(const char *name)
+{
+	return !filter || strstr(name, filter);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names of executables in dir starting with prefix. */
+static int list_dir(const char *dir, const char *prefix, char ***out)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char **names = NULL;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) || strchr(de->d_name, '.'))
+			continue;
+		names = realloc(names, (n + 1) * sizeof(*names));
+		names[n++] = strdup(de->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_names);
+	*out = names;
+	return n;
+}
+
+static void run_unit_tests(void)
+{
+	char **names = NULL;
+	int n = list_dir(unit_dir, "", &names);
+
+	for (int i = 0; i < n; i++) {
+		char path[600], log[700], *argv[] = { path, NULL };
+		int status;
+		pid_t pid;
+
+		if (!selected(names[i]))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", unit_dir, names[i]);
+		snprintf(log, sizeof(log), "%s/unit-%s.txt", work, names[i]);
+		reason[0] = 0;
+		pid = spawn(argv, log, false);
+		if (wait_for(pid, EXIT_TIMEOUT, &status) == 0 &&
+		    !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+			why("unit test failed (status 0x%x)", status);
+		result(names[i], "unit", reason[0] ? -1 : 0, reason[0] ? log : NULL, NULL);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static void run_test_programs(void)
+{
+	char **names = NULL;
+	int n = list_dir(tests_dir, "t_", &names);
+
+	for (int i = 0; i < n; i++) {
+		char path[600], *argv[] = { path, work, NULL };
+
+		snprintf(path, sizeof(path), "%s/%s", tests_dir, names[i]);
+		if (selected(names[i]))
+			for (int m = 0; m < NR_MODES; m++)
+				if (modes_enabled & (1u << m))
+					run_program(names[i], argv, m);
+		free(names[i]);
+	}
+	free(names);
+}
+
+/* Real interpreters running scripts from tests/real. */
+static void run_real_programs(void)
+{
+	static const struct { const char *name, *interp, *script; } progs[] = {
+		{ "python3-compute", "/usr/bin/python3", "compute.py" },
+		{ "perl-compute", "/usr/bin/perl", "compute.pl" },
+	};
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		char script[600], *argv[] = { (char *)progs[i].interp, script, work, NULL };
+
+		if (!selected(progs[i].name))
+			continue;
+		snprintf(script, sizeof(script), "%s/%s", real_dir, progs[i].script);
+		if (access(progs[i].interp, X_OK)) {
+			printf("SKIP %s: %s is not installed\n", progs[i].name, progs[i].interp);
+			continue;
+		}
+		for (int m = 0; m < NR_MODES; m++)
+			if (modes_enabled & (1u << m))
+				run_program(progs[i].name, argv, m);
+	}
+}
+
+#include "harness_bad.c"
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cryo", required_argument, 0, 'c' },
+		{ "tests", required_argument, 0, 't' },
+		{ "unit", required_argument, 0, 'u' },
+		{ "real", required_argument, 0, 'r' },
+		{ "filter", required_argument, 0, 'f' },
+		{ "fg", no_argument, 0, 'g' },
+		{ "verbose", no_argument, 0, 'v' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char cryo_abs[4096];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:t:u:r:f:gv", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cryo_bin = optarg; break;
+		case 't': tests_dir = optarg; break;
+		case 'u': unit_dir = optarg; break;
+		case 'r': real_dir = optarg; break;
+		case 'f': filter = optarg; break;
+		case 'g': modes_enabled |= 1 << MODE_FG; break;
+		case 'v': verbose = true; break;
+		default:
+			fprintf(stderr, "usage: harness --cryo BIN --tests DIR [--unit DIR] "
+				"[--real DIR] [--filter S] [--fg] [-v]\n");
+			return 2;
+		}
+	}
+	if (!cryo_bin || !tests_dir) {
+		fprintf(stderr, "harness: --cryo and --tests are required\n");
+		return 2;
+	}
+	if (!realpath(cryo_bin, cryo_abs)) {
+		fprintf(stderr, "harness: %s: %s\n", cryo_bin, strerror(errno));
+		return 2;
+	}
+	cryo_bin = cryo_abs;
+	if (geteuid() != 0) {
+		fprintf(stderr, "harness: the tests must run as root\n");
+		return 2;
+	}
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1)) {
+		perror("PR_SET_CHILD_SUBREAPER");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	snprintf(work, sizeof(work), "%s/cryo-tests.XXXXXX", base);
+	if (!mkdtemp(work)) {
+		perror("mkdtemp");
+		return 2;
+	}
+	printf("work directory: %s\n", work);
+	if (unit_dir)
+		run_unit_tests();
+	run_test_programs();
+	run_real_programs();
+	run_bad_inputs();
+	reap_orphans();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

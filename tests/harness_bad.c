@@ -1,0 +1,393 @@
+/* Bad-input cases of the harness (included by harness.c): each expects cryo to fail
+ * with one clear line naming what and where, a non-zero exit, the dumped process
+ * still running unharmed, and nothing half-restored. */
+
+/* Start t_basic (with an optional extra argument) and wait until it is ready. */
+static int start_victim(struct run *r, const char *name, const char *extra)
+{
+	char path[600], *argv[] = { path, work, (char *)extra, NULL };
+
+	run_dir(r, name, "bad");
+	snprintf(path, sizeof(path), "%s/t_basic", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	return wait_ready(r->pid, r->log);
+}
+
+/* The last line cryo printed must be an error naming `needle`. */
+static int expect_error(struct run *r, int rc, const char *needle)
+{
+	size_t len;
+	char *out = read_file(r->cryo_log, &len);
+	char *last;
+	int ok;
+
+	if (rc == 0) {
+		free(out);
+		return why("cryo succeeded where it should have failed");
+	}
+	if (rc < 0) {
+		free(out);
+		return -1;
+	}
+	if (!out) {
+		return why("cryo printed nothing");
+	}
+	while (len && out[len - 1] == '\n')
+		out[--len] = 0;
+	last = strrchr(out, '\n');
+	last = last ? last + 1 : out;
+	ok = strstr(last, "cryo") && strstr(last, needle);
+	if (!ok)
+		why("expected an error line with '%s', got '%s'", needle, last);
+	free(out);
+	return ok ? 0 : -1;
+}
+
+static int victim_unharmed(struct run *r)
+{
+	return finish(r, r->pid);
+}
+
+static void bad_result(const char *name, struct run *r, int rc)
+{
+	if (rc && r->pid > 0)
+		kill(r->pid, SIGKILL);
+	reap_orphans();
+	result(name, "bad input", rc, rc ? r->log : NULL, rc ? r->cryo_log : NULL);
+}
+
+/* ---- dump ---- */
+
+static int bad_dump_no_pid(struct run *r)
+{
+	run_dir(r, "dump-no-such-pid", "bad");
+	return expect_error(r, run_cryo(r->cryo_log, "dump", "-t", "4000000", "-D", r->img, NULL),
+			    "no process with PID 4000000");
+}
+
+static int bad_dump_kthread(struct run *r)
+{
+	run_dir(r, "dump-kernel-thread", "bad");
+	return expect_error(r, run_cryo(r->cryo_log, "dump", "-t", "2", "-D", r->img, NULL),
+			    "kernel thread");
+}
+
+static int dump_victim(struct run *r, const char *dir, const char *needle)
+{
+	char pid[16];
+
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	if (expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", dir, NULL), needle))
+		return -1;
+	return victim_unharmed(r);
+}
+
+static int bad_dump_traced(struct run *r)
+{
+	char pid[16], needle[64];
+	int rc;
+
+	if (start_victim(r, "dump-already-traced", NULL))
+		return -1;
+	if (ptrace(PTRACE_SEIZE, r->pid, 0, 0))
+		return why("cannot seize the victim: %s", strerror(errno));
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(needle, sizeof(needle), "already traced by PID %d", getpid());
+	rc = expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL), needle);
+	/* Detaching needs a stopped tracee. */
+	ptrace(PTRACE_INTERRUPT, r->pid, 0, 0);
+	waitpid(r->pid, NULL, __WALL);
+	ptrace(PTRACE_DETACH, r->pid, 0, 0);
+	return rc ? rc : victim_unharmed(r);
+}
+
+static int bad_dump_not_a_dir(struct run *r)
+{
+	if (start_victim(r, "dump-dir-is-a-file", NULL))
+		return -1;
+	return dump_victim(r, "/etc/hostname", "image directory /etc/hostname");
+}
+
+static int bad_dump_disk_full(struct run *r)
+{
+	char mnt[700];
+	int rc;
+
+	if (start_victim(r, "dump-disk-full", NULL))
+		return -1;
+	snprintf(mnt, sizeof(mnt), "%s/full", r->dir);
+	mkdir(mnt, 0700);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=64k"))
+		return why("cannot mount a small tmpfs: %s", strerror(errno));
+	rc = dump_victim(r, mnt, "No space left on device");
+	if (!rc) {
+		char inv[800];
+		DIR *d = opendir(mnt);
+		struct dirent *de;
+		int files = 0;
+
+		snprintf(inv, sizeof(inv), "%s/inventory.img", mnt);
+		while (d && (de = readdir(d)))
+			files += de->d_name[0] != '.';
+		if (d)
+			closedir(d);
+		if (!access(inv, F_OK) || files)
+			rc = why("a failed dump left %d files behind", files);
+	}
+	umount(mnt);
+	return rc;
+}
+
+static int bad_dump_pipe(struct run *r)
+{
+	if (start_victim(r, "dump-pipe-fd", "pipe"))
+		return -1;
+	return dump_victim(r, r->img, "is a pipe");
+}
+
+static int bad_dump_child(struct run *r)
+{
+	if (start_victim(r, "dump-with-child", "child"))
+		return -1;
+	return dump_victim(r, r->img, "has a child process");
+}
+
+/* ---- restore ---- */
+
+static int copy_dir(const char *from, const char *to)
+{
+	DIR *d = opendir(from);
+	struct dirent *de;
+
+	if (!d)
+		return why("cannot open %s", from);
+	mkdir(to, 0700);
+	while ((de = readdir(d))) {
+		char a[1200], b[1200];
+		size_t len;
+		char *data;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(a, sizeof(a), "%s/%s", from, de->d_name);
+		snprintf(b, sizeof(b), "%s/%s", to, de->d_name);
+		data = read_file(a, &len);
+		f = fopen(b, "w");
+		if (!data || !f || fwrite(data, 1, len, f) != len) {
+			free(data);
+			if (f)
+				fclose(f);
+			closedir(d);
+			return why("cannot copy %s", a);
+		}
+		free(data);
+		fclose(f);
+	}
+	closedir(d);
+	return 0;
+}
+
+static char base_image[700];
+static pid_t base_pid;
+
+/* One image of a killed t_basic, shared by the restore cases. */
+static int make_base_image(void)
+{
+	struct run r;
+	char pid[16];
+	int rc, status;
+
+	memset(&r, 0, sizeof(r));
+	if (start_victim(&r, "restore-base", NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r.pid);
+	rc = run_cryo(r.cryo_log, "dump", "-t", pid, "-D", r.img, NULL);
+	if (rc)
+		return why("dump for the restore cases failed (%d)", rc);
+	wait_for(r.pid, 10, &status);
+	snprintf(base_image, sizeof(base_image), "%s", r.img);
+	base_pid = r.pid;
+	return 0;
+}
+
+static int flip_byte(const char *path, long off_from_end_or_start, bool from_end)
+{
+	int fd = open(path, O_RDWR);
+	struct stat st;
+	unsigned char b;
+	off_t off;
+
+	if (fd < 0 || fstat(fd, &st))
+		return why("cannot open %s", path);
+	off = from_end ? st.st_size - off_from_end_or_start : off_from_end_or_start;
+	if (pread(fd, &b, 1, off) != 1)
+		return why("cannot read %s", path);
+	b ^= 0x10;
+	if (pwrite(fd, &b, 1, off) != 1)
+		return why("cannot write %s", path);
+	close(fd);
+	return 0;
+}
+
+enum damage { DMG_TRUNCATE_CORE, DMG_FLIP_CORE, DMG_FLIP_PAGES, DMG_MISSING_PAGES,
+	      DMG_NEWER_FORMAT, DMG_NONE };
+
+static int damaged_restore(struct run *r, const char *name, enum damage dmg, const char *needle)
+{
+	char file[1200];
+
+	run_dir(r, name, "bad");
+	if (!base_image[0] && make_base_image())
+		return -1;
+	if (copy_dir(base_image, r->img))
+		return -1;
+	switch (dmg) {
+	case DMG_TRUNCATE_CORE:
+		snprintf(file, sizeof(file), "%s/core-%d.img", r->img, base_pid);
+		if (truncate(file, 100))
+			return why("truncate failed");
+		break;
+	case DMG_FLIP_CORE:
+		snprintf(file, sizeof(file), "%s/core-%d.img", r->img, base_pid);
+		if (flip_byte(file, 200, true))
+			return -1;
+		break;
+	case DMG_FLIP_PAGES:
+		snprintf(file, sizeof(file), "%s/pages-%d.img", r->img, base_pid);
+		if (flip_byte(file, 5000, false))
+			return -1;
+		break;
+	case DMG_MISSING_PAGES:
+		snprintf(file, sizeof(file), "%s/pages-%d.img", r->img, base_pid);
+		unlink(file);
+		break;
+	case DMG_NEWER_FORMAT: {
+		uint16_t major = 99;
+		int fd;
+
+		snprintf(file, sizeof(file), "%s/inventory.img", r->img);
+		fd = open(file, O_RDWR);
+		if (fd < 0 || pwrite(fd, &major, 2, 6) != 2)
+			return why("cannot patch %s", file);
+		close(fd);
+		break;
+	}
+	case DMG_NONE:
+		break;
+	}
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+		return -1;
+	if (!kill(base_pid, 0))
+		return why("a failed restore left process %d behind", base_pid);
+	return 0;
+}
+
+static int bad_restore_truncated(struct run *r)
+{
+	return damaged_restore(r, "restore-truncated-core", DMG_TRUNCATE_CORE, "bytes");
+}
+
+static int bad_restore_flipped_core(struct run *r)
+{
+	return damaged_restore(r, "restore-flipped-bit-core", DMG_FLIP_CORE, "checksum mismatch");
+}
+
+static int bad_restore_flipped_pages(struct run *r)
+{
+	return damaged_restore(r, "restore-flipped-bit-pages", DMG_FLIP_PAGES,
+			       "checksum mismatch in bytes 0-1048575");
+}
+
+static int bad_restore_missing_pages(struct run *r)
+{
+	return damaged_restore(r, "restore-missing-page-file", DMG_MISSING_PAGES, "is missing");
+}
+
+static int bad_restore_newer(struct run *r)
+{
+	return damaged_restore(r, "restore-newer-format", DMG_NEWER_FORMAT, "newer than this cryo");
+}
+
+static int bad_restore_not_image(struct run *r)
+{
+	run_dir(r, "restore-not-an-image", "bad");
+	mkdir(r->img, 0700);
+	return expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, NULL),
+			    "is not a cryo image");
+}
+
+static int bad_restore_pid_taken(struct run *r)
+{
+	char pid[16], needle[64];
+
+	if (start_victim(r, "restore-pid-taken", NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	if (run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--leave-running", NULL))
+		return why("dump --leave-running failed");
+	snprintf(needle, sizeof(needle), "PID %d is in use by 't_basic'", r->pid);
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+		return -1;
+	return victim_unharmed(r);
+}
+
+static int bad_cli(struct run *r)
+{
+	int rc;
+
+	run_dir(r, "cli-invalid-pid", "bad");
+	rc = run_cryo(r->cryo_log, "dump", "-t", "12abc", "-D", r->img, NULL);
+	if (rc != 2)
+		return why("invalid PID: exit %d, expected 2", rc);
+	return file_has(r->cryo_log, "invalid PID '12abc'") ? 0 : why("no usage error printed");
+}
+
+static int bad_show_damaged(struct run *r)
+{
+	char file[1200];
+
+	run_dir(r, "show-damaged-image", "bad");
+	if (!base_image[0] && make_base_image())
+		return -1;
+	if (copy_dir(base_image, r->img))
+		return -1;
+	snprintf(file, sizeof(file), "%s/pstree.img", r->img);
+	if (flip_byte(file, 2, true))
+		return -1;
+	return expect_error(r, run_cryo(r->cryo_log, "show", r->img, NULL), "pstree.img");
+}
+
+static void run_bad_inputs(void)
+{
+	static const struct { const char *name; int (*fn)(struct run *); } cases[] = {
+		{ "dump-no-such-pid", bad_dump_no_pid },
+		{ "dump-kernel-thread", bad_dump_kthread },
+		{ "dump-already-traced", bad_dump_traced },
+		{ "dump-dir-is-a-file", bad_dump_not_a_dir },
+		{ "dump-disk-full", bad_dump_disk_full },
+		{ "dump-pipe-fd", bad_dump_pipe },
+		{ "dump-with-child", bad_dump_child },
+		{ "restore-truncated-core", bad_restore_truncated },
+		{ "restore-flipped-bit-core", bad_restore_flipped_core },
+		{ "restore-flipped-bit-pages", bad_restore_flipped_pages },
+		{ "restore-missing-page-file", bad_restore_missing_pages },
+		{ "restore-newer-format", bad_restore_newer },
+		{ "restore-not-an-image", bad_restore_not_image },
+		{ "restore-pid-taken", bad_restore_pid_taken },
+		{ "cli-invalid-pid", bad_cli },
+		{ "show-damaged-image", bad_show_damaged },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct run r;
+
+		if (!selected(cases[i].name))
+			continue;
+		memset(&r, 0, sizeof(r));
+		reason[0] = 0;
+		bad_result(cases[i].name, &r, cases[i].fn(&r));
+	}
+}

@@ -1,0 +1,57 @@
+/* The smallest complete test: some heap, stack and static data with known contents,
+ * verified after restore. With an argument it also holds something cryo must refuse
+ * ("pipe", "child", "thread"), for the bad-input cases. */
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "tlib.h"
+
+static char static_data[64 << 10];
+
+static void *idle_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const char *extra = argc > 2 ? argv[2] : "";
+	size_t heap_len = 1 << 20;
+	uint8_t *heap = malloc(heap_len);
+	char stack_data[4096];
+	pid_t me = getpid(), child = 0;
+	int pipefd[2];
+	pthread_t th;
+
+	tl_init();
+	tl_fill(heap, heap_len, 1);
+	tl_fill(static_data, sizeof(static_data), 2);
+	tl_fill(stack_data, sizeof(stack_data), 3);
+	if (!strcmp(extra, "pipe") && pipe(pipefd))
+		tl_fail("pipe");
+	if (!strcmp(extra, "child")) {
+		child = fork();
+		if (child == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (;;)
+				pause();
+		}
+	}
+	if (!strcmp(extra, "thread"))
+		pthread_create(&th, NULL, idle_thread, NULL);
+	tl_ready();
+	tl_wait_go();
+	TL_CHECK(getpid() == me, "pid changed from %d to %d", me, getpid());
+	TL_CHECK(tl_verify(heap, heap_len, 1) < 0, "heap differs at %ld", tl_verify(heap, heap_len, 1));
+	TL_CHECK(tl_verify(static_data, sizeof(static_data), 2) < 0, "static data differs");
+	TL_CHECK(tl_verify(stack_data, sizeof(stack_data), 3) < 0, "stack data differs");
+	if (child)
+		kill(child, SIGKILL);
+	tl_pass();
+}

@@ -1,0 +1,85 @@
+/* Test-program side of the harness protocol (see tlib.h). */
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tlib.h"
+
+volatile int tl_go;
+
+static void on_go(int sig)
+{
+	(void)sig;
+	tl_go = 1;
+}
+
+void tl_init(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_go;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR1, &sa, NULL);
+	setvbuf(stdout, NULL, _IONBF, 0);
+}
+
+void tl_ready(void)
+{
+	printf("READY\n");
+}
+
+void tl_wait_go(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	while (!tl_go)
+		sigsuspend(&none);
+}
+
+void tl_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("FAIL: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	exit(1);
+}
+
+void tl_pass(void)
+{
+	printf("PASS\n");
+	exit(0);
+}
+
+void tl_fill(void *p, size_t len, uint64_t seed)
+{
+	uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		b[i] = tl_pattern(i, seed);
+}
+
+long tl_verify(const void *p, size_t len, uint64_t seed)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i] != tl_pattern(i, seed))
+			return (long)i;
+	return -1;
+}
+
+double tl_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
