@@ -15,6 +15,8 @@
 #include "signals.h"
 #include "thread.h"
 
+#define CR_ROBUST_HEAD_SIZE 24	/* sizeof(struct robust_list_head) */
+
 #define REG_FIELDS(X) X(r15) X(r14) X(r13) X(r12) X(rbp) X(rbx) X(r11) X(r10) X(r9) X(r8) \
 	X(rax) X(rcx) X(rdx) X(rsi) X(rdi) X(orig_rax) X(rip) X(cs) X(eflags) X(rsp) X(ss) \
 	X(fs_base) X(gs_base) X(ds) X(es) X(fs) X(gs)
@@ -124,25 +126,25 @@ void thread_dump_free(ThreadState *ts)
 	signals_pending_free(ts->pending, ts->n_pending);
 }
 
+/* Everything here is set even when the image has nothing: the new task inherited
+ * cryo's values (a sigaltstack, glibc's robust list) which must not survive. */
 int thread_plan(struct restore_proc *rp, struct plan *p, const ThreadState *ts)
 {
+	stack_t ss = { .ss_flags = SS_DISABLE };
+
 	(void)rp;
 	if (ts->altstack) {
-		stack_t ss = {
-			.ss_sp = (void *)ts->altstack->sp,
-			.ss_size = ts->altstack->size,
-			.ss_flags = ts->altstack->flags,
-		};
-
-		plan_call(p, "sigaltstack", 0, __NR_sigaltstack, plan_data(p, &ss, sizeof(ss)), 0,
-			  0, 0, 0, 0);
+		ss.ss_sp = (void *)ts->altstack->sp;
+		ss.ss_size = ts->altstack->size;
+		ss.ss_flags = ts->altstack->flags;
 	}
-	if (ts->has_robust_list && ts->robust_list)
-		plan_call(p, "set_robust_list", 0, __NR_set_robust_list, ts->robust_list,
-			  ts->robust_list_len, 0, 0, 0, 0);
-	if (ts->has_clear_child_tid)
-		plan_call(p, "set_tid_address", 0, __NR_set_tid_address, ts->clear_child_tid, 0,
-			  0, 0, 0, 0);
+	plan_call(p, "sigaltstack", 0, __NR_sigaltstack, plan_data(p, &ss, sizeof(ss)), 0, 0, 0,
+		  0, 0);
+	plan_call(p, "set_robust_list", 0, __NR_set_robust_list,
+		  ts->has_robust_list ? ts->robust_list : 0,
+		  ts->has_robust_list_len ? ts->robust_list_len : CR_ROBUST_HEAD_SIZE, 0, 0, 0, 0);
+	plan_call(p, "set_tid_address", 0, __NR_set_tid_address,
+		  ts->has_clear_child_tid ? ts->clear_child_tid : 0, 0, 0, 0, 0, 0);
 	rseq_plan(p, ts);
 	return 0;
 }

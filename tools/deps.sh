@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install, from Debian's packages, what cryo needs to build and test (as root).
+# Only missing packages are installed; nothing happens if all are present.
+set -euo pipefail
+pkgs=(gcc make libc6-dev protobuf-c-compiler libprotobuf-c-dev python3 perl
+      clang libclang-rt-14-dev procps util-linux)
+[ "${1:-}" = "--xkernel" ] && pkgs+=(qemu-system-x86 busybox-static cpio xz-utils zstd)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Build cryo and run the whole test suite: unit tests, every test program in three
+# modes, real programs, bad inputs; then the same suite with cryo built under
+# AddressSanitizer. The last line is the total: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "tools/test.sh: run as root (the tests ptrace and restore PIDs)" >&2; exit 2; }
+tools/deps.sh || exit 2
+jobs=$(nproc)
+make -s -j"$jobs" tests >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+make -s -j"$jobs" SAN=address all >/dev/null || { echo "ASan build failed"; echo "0 passed, 1 failed"; exit 1; }
+total_p=0 total_f=0
+run() {
+	local label=$1; shift
+	echo "== $label"
+	local out
+	out=$("$@" 2>&1 | tee /dev/stderr | tail -n 1)
+	local p f
+	p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$out")
+	f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$out")
+	[ -n "$p" ] || { p=0; f=1; echo "$label: no summary line"; }
+	total_p=$((total_p + p)); total_f=$((total_f + f))
+}
+run "suite" build/tests/harness --cryo build/bin/cryo --tests build/tests --unit build/unit --real tests/real --fg
+run "suite, cryo under AddressSanitizer" env ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	build/tests/harness --cryo build-address/bin/cryo --tests build/tests --real tests/real
+echo "$total_p passed, $total_f failed"
+[ "$total_f" = 0 ]
