@@ -164,7 +164,7 @@ static int collect(struct dump_proc *p)
 	if (read_proc_state(p) || process_dump_static(p) || mem_read_vmas(p))
 		return -1;
 	/* Registers first, before the remote control borrows the task. */
-	if (thread_dump(p, p->pid, p->threads))
+	if (thread_settle(p->pid) || thread_dump(p, p->pid, p->threads))
 		return -1;
 	if (remote_attach_scratch(&p->rmt, p->pid, RT_SCRATCH_SIZE))
 		return -1;

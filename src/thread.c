@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -41,6 +43,69 @@ struct robust_head_info {
 	uint64_t head;
 	size_t len;
 };
+
+/* System calls that run with a temporary signal mask: while one is interrupted,
+ * `blocked` holds the temporary mask and the real one is in the kernel's
+ * saved_sigmask, which no interface shows. */
+static bool swaps_sigmask(long nr)
+{
+	switch (nr) {
+	case __NR_rt_sigsuspend:
+	case __NR_pselect6:
+	case __NR_ppoll:
+	case __NR_epoll_pwait:
+	case __NR_epoll_pwait2:
+	case __NR_io_pgetevents:
+		return true;
+	}
+	return false;
+}
+
+static int wait_syscall_stop(pid_t tid, int sig, struct user_regs_struct *regs)
+{
+	int status;
+
+	for (int tries = 0; tries < 64; tries++) {
+		if (ptrace(PTRACE_SYSCALL, tid, 0, (void *)(long)sig))
+			return cr_perr("cannot resume thread %d", tid);
+		if (ptr_wait(tid, &status))
+			return -1;
+		if (WSTOPSIG(status) == (SIGTRAP | 0x80))
+			return ptr_get_regs(tid, regs);
+		if (status >> 16)
+			return cr_err("thread %d stopped (event %d) while cryo settled its "
+				      "interrupted system call", tid, status >> 16);
+		/* A signal pending under the real mask: it is delivered now, as it
+		 * would have been, and its handler runs to its first system call. */
+		sig = WSTOPSIG(status);
+		pr_debug("thread %d: delivering signal %d while settling", tid, sig);
+	}
+	return cr_err("thread %d did not reach a system call while cryo settled it", tid);
+}
+
+/* A thread interrupted inside a mask-swapping call is let through the kernel's own
+ * restart path (which puts its real mask back) up to the entry of the repeated
+ * call; that entry is cancelled so the thread waits, in user mode, in front of the
+ * syscall instruction: a state any restore can reproduce exactly. */
+int thread_settle(pid_t tid)
+{
+	struct user_regs_struct regs;
+
+	if (ptr_get_regs(tid, &regs))
+		return -1;
+	if ((long)regs.orig_rax < 0 || !swaps_sigmask(regs.orig_rax) ||
+	    (long)regs.rax != -CR_ERESTARTNOHAND)
+		return 0;
+	pr_info("thread %d: settling interrupted syscall %lld", tid, (long long)regs.orig_rax);
+	if (wait_syscall_stop(tid, 0, &regs))
+		return -1;
+	regs.rax = regs.orig_rax;
+	regs.orig_rax = -1;
+	regs.rip -= 2;
+	if (ptr_set_regs(tid, &regs) || wait_syscall_stop(tid, 0, &regs))
+		return -1;
+	return 0;
+}
 
 int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts)
 {
