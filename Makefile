@@ -71,6 +71,11 @@ $(BUILD)/tests/t_%: tests/t_%.c tests/tlib.c tests/tlib.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< tests/tlib.c -o $@ -lpthread
 
+# t_regs keeps its register probe in assembly.
+$(BUILD)/tests/t_regs: tests/t_regs.c tests/t_regs_probe.S tests/t_regs.h tests/tlib.c tests/tlib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< tests/t_regs_probe.S tests/tlib.c -o $@ -lpthread
+
 $(BUILD)/tests/harness: tests/harness.c tests/harness_bad.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS)
