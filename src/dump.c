@@ -41,6 +41,80 @@ static int read_proc_state(struct dump_proc *p)
 	return rc;
 }
 
+/* Seize every thread; repeat until a listing shows none we do not hold yet (a
+ * stopped thread creates no more threads). */
+static int seize_threads(struct dump_proc *p)
+{
+	p->tids = malloc(sizeof(pid_t));
+	if (!p->tids)
+		return cr_err("out of memory");
+	p->tids[0] = p->pid;
+	p->nr_threads = 1;
+	for (int round = 0; round < 1000; round++) {
+		pid_t *listed;
+		size_t n, added = 0;
+
+		if (proc_list_tasks(p->pid, &listed, &n))
+			return -1;
+		for (size_t i = 0; i < n; i++) {
+			bool known = false, gone = false;
+			pid_t *nt;
+
+			for (size_t k = 0; k < p->nr_threads && !known; k++)
+				known = p->tids[k] == listed[i];
+			if (known)
+				continue;
+			if (ptr_seize_thread(listed[i], &gone)) {
+				free(listed);
+				return -1;
+			}
+			if (gone)
+				continue;
+			nt = realloc(p->tids, (p->nr_threads + 1) * sizeof(pid_t));
+			if (!nt) {
+				free(listed);
+				return cr_err("out of memory");
+			}
+			p->tids = nt;
+			p->tids[p->nr_threads++] = listed[i];
+			added++;
+		}
+		free(listed);
+		if (!added)
+			return 0;
+	}
+	return cr_err("process %d keeps creating threads faster than cryo can stop them",
+		      p->pid);
+}
+
+static void detach_threads(struct dump_proc *p)
+{
+	for (size_t i = 1; i < p->nr_threads; i++)
+		ptr_detach(p->tids[i], 0);
+}
+
+/* Per-thread queries of a thread other than the leader. */
+static int query_thread(struct dump_proc *p, size_t i)
+{
+	struct rtable *t = malloc(sizeof(*t));
+	struct remote r;
+	int slots[8], rc = -1;
+
+	if (!t)
+		return cr_err("out of memory");
+	if (remote_borrow(&r, p->tids[i], &p->rmt))
+		goto out;
+	rtable_init(t, &r);
+	thread_dump_queue(p, t, slots);
+	if (!rtable_run(t) && !thread_dump_collect(p, t, slots, &p->threads[i]))
+		rc = 0;
+	if (remote_give_back(&r))
+		rc = -1;
+out:
+	free(t);
+	return rc;
+}
+
 /* One round trip for everything the task must tell about itself. */
 static int query_task(struct dump_proc *p)
 {
@@ -72,8 +146,8 @@ static int write_process_images(struct dump_proc *p)
 	char name[64];
 
 	p->core.mm = &p->mm;
-	p->core.n_threads = 1;
-	p->core.threads = &p->threads;
+	p->core.n_threads = p->nr_threads;
+	p->core.threads = p->thread_ptrs;
 	snprintf(name, sizeof(name), "core-%d.img", p->pid);
 	if (img_write_msg(&p->ctx->dir, name, IMAGE_KIND__IMG_CORE, &p->core.base))
 		return -1;
@@ -85,14 +159,13 @@ static int write_pstree(struct dump_proc *p)
 {
 	ProcessEntry pe = PROCESS_ENTRY__INIT, *pes[1] = { &pe };
 	PsTree tree = PS_TREE__INIT;
-	uint32_t tid = p->pid;
 
 	pe.pid = p->pid;
 	pe.ppid = p->stat.ppid;
 	pe.pgid = p->stat.pgid;
 	pe.sid = p->stat.sid;
-	pe.n_tids = 1;
-	pe.tids = &tid;
+	pe.n_tids = p->nr_threads;
+	pe.tids = (uint32_t *)p->tids;
 	tree.n_procs = 1;
 	tree.procs = pes;
 	return img_write_msg(&p->ctx->dir, "pstree.img", IMAGE_KIND__IMG_PSTREE, &tree.base);
@@ -131,9 +204,12 @@ static void dump_proc_free(struct dump_proc *p)
 	free(p->core.fds ? p->core.fds[0] : NULL);
 	free(p->core.fds);
 	if (p->threads) {
-		thread_dump_free(p->threads);
+		for (size_t i = 0; i < p->nr_threads; i++)
+			thread_dump_free(&p->threads[i]);
 		free(p->threads);
 	}
+	free(p->thread_ptrs);
+	free(p->tids);
 }
 
 static void dump_ctx_free(struct dump_ctx *ctx)
@@ -157,19 +233,49 @@ static void dump_ctx_free(struct dump_ctx *ctx)
 /* Collect everything while the process is stopped. */
 static int collect(struct dump_proc *p)
 {
-	p->threads = calloc(1, sizeof(*p->threads));
-	if (!p->threads)
+	p->threads = calloc(p->nr_threads, sizeof(*p->threads));
+	p->thread_ptrs = calloc(p->nr_threads, sizeof(*p->thread_ptrs));
+	if (!p->threads || !p->thread_ptrs)
 		return cr_err("out of memory");
 	core__init(&p->core);
 	if (read_proc_state(p) || process_dump_static(p) || mem_read_vmas(p))
 		return -1;
-	/* Registers first, before the remote control borrows the task. */
-	if (thread_settle(p->pid) || thread_dump(p, p->pid, p->threads))
+	/* Registers first, before the remote control borrows any thread. */
+	for (size_t i = 0; i < p->nr_threads; i++) {
+		p->thread_ptrs[i] = &p->threads[i];
+		if (thread_settle(p->tids[i]) || thread_dump(p, p->tids[i], &p->threads[i]))
+			return -1;
+	}
+	if (remote_attach_scratch(&p->rmt, p->pid, RT_SCRATCH_SIZE) || query_task(p))
 		return -1;
-	if (remote_attach_scratch(&p->rmt, p->pid, RT_SCRATCH_SIZE))
+	for (size_t i = 1; i < p->nr_threads; i++)
+		if (query_thread(p, i))
+			return -1;
+	if (mem_dump(p) || files_dump_fds(p))
 		return -1;
-	if (query_task(p) || mem_dump(p) || files_dump_fds(p))
-		return -1;
+	return 0;
+}
+
+/* Before the kill: the kernel would walk each thread's robust list and mark held
+ * robust mutexes OWNER_DIED, and clear and wake each clear_child_tid word. In memory
+ * that outlives the process (a shared file, /dev/shm) that would reach the restored
+ * program; so each thread first unregisters both. */
+static int detach_futex_lists(struct dump_proc *p)
+{
+	for (size_t i = 0; i < p->nr_threads; i++) {
+		struct remote r, *use = &p->rmt;
+		int64_t ret;
+
+		if (i) {
+			if (remote_borrow(&r, p->tids[i], &p->rmt))
+				return -1;
+			use = &r;
+		}
+		if (remote_syscall(use, __NR_set_robust_list, 0, 24, 0, 0, 0, 0, &ret) || ret ||
+		    remote_syscall(use, __NR_set_tid_address, 0, 0, 0, 0, 0, 0, &ret))
+			return cr_err("thread %d: cannot detach its robust futex list before the "
+				      "kill", p->tids[i]);
+	}
 	return 0;
 }
 
@@ -177,15 +283,20 @@ static int finish_task(struct dump_proc *p, bool kill_it)
 {
 	int status, rc = 0;
 
+	if (kill_it && p->rmt.map_start && detach_futex_lists(p))
+		pr_warn("%s", cr_last_error());
 	if (p->rmt.tid && remote_release_scratch(&p->rmt))
 		rc = -1;
-	if (!kill_it)
+	if (!kill_it) {
+		detach_threads(p);
 		return ptr_detach(p->pid, 0) ? -1 : rc;
+	}
 	if (kill(p->pid, SIGKILL))
 		return cr_perr("cannot kill process %d after the dump", p->pid);
-	/* As its tracer we see the death first; the real parent reaps it. */
-	while (waitpid(p->pid, &status, __WALL) < 0 && errno == EINTR)
-		;
+	/* As their tracer we see the deaths first; the real parent reaps the leader. */
+	for (size_t i = p->nr_threads; i-- > 0;)
+		while (waitpid(p->tids[i], &status, __WALL) < 0 && errno == EINTR)
+			;
 	return rc;
 }
 
@@ -221,6 +332,8 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	if (ptr_seize_stop(p.pid))
 		goto out;
 	seized = true;
+	if (seize_threads(&p))
+		goto out;
 	if (collect(&p))
 		goto out;
 	pr_info("writing images to %s", opts->dir);

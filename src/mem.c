@@ -69,9 +69,10 @@ static int runs_add(struct runs *rs, uint64_t start, uint64_t nr_pages)
 	return runs_add_new(rs, start, nr_pages);
 }
 
-/* VmFlags that need nothing at restore or come back by themselves. */
+/* VmFlags that need nothing at restore or come back by themselves ("gu", guard
+ * regions may exist, returns when the guard pages are installed again). */
 #define VMF_DERIVED (VMF(RD) | VMF(WR) | VMF(EX) | VMF(SH) | VMF(MR) | VMF(MW) | VMF(ME) | \
-		     VMF(MS) | VMF(AC) | VMF(SD) | VMF(NR) | VMF(GD))
+		     VMF(MS) | VMF(AC) | VMF(SD) | VMF(NR) | VMF(GD) | VMF(GU))
 /* VmFlags restored with madvise/mlock/mseal/mmap flags. */
 #define VMF_RESTORED (VMF(LO) | VMF(LF) | VMF(SR) | VMF(RR) | VMF(DC) | VMF(WF) | VMF(DD) | \
 		      VMF(HG) | VMF(NH) | VMF(MG) | VMF(DP) | VMF(SL))

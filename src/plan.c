@@ -93,6 +93,24 @@ uint64_t plan_data(struct plan *p, const void *buf, size_t len)
 	return at;
 }
 
+static void plan_end_marker(struct plan *p)
+{
+	if (p->nr_calls >= p->max_calls) {
+		p->overflow = 1;
+		return;
+	}
+	memset(&p->calls[p->nr_calls], 0, sizeof(struct plan_call));
+	p->calls[p->nr_calls].nr = PLAN_END;
+	p->labels[p->nr_calls++] = NULL;
+}
+
+uint64_t plan_new_table(struct plan *p)
+{
+	plan_end_marker(p);
+	p->table_start = p->nr_calls;
+	return (uint64_t)&p->calls[p->nr_calls];
+}
+
 int plan_seal(struct plan *p)
 {
 	if (p->overflow)

@@ -16,6 +16,7 @@ struct plan {
 	size_t nr_calls, max_calls;
 	uint64_t data;			/* bump allocator for data, inside the region */
 	uint64_t data_end;
+	size_t table_start;		/* index of the current table's first call */
 	const char **labels;		/* what each call does, for error messages */
 	int overflow;
 };
@@ -31,6 +32,9 @@ void plan_call(struct plan *p, const char *label, uint32_t flags, long nr, uint6
 	       uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6);
 /* Copy data into the region; returns its address there (0 on overflow). */
 uint64_t plan_data(struct plan *p, const void *buf, size_t len);
+/* End the current table and start another one (for another thread); returns the
+ * new table's address. */
+uint64_t plan_new_table(struct plan *p);
 /* Finish the table; -1 if anything overflowed. */
 int plan_seal(struct plan *p);
 uint64_t plan_table(const struct plan *p);

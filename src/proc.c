@@ -1,5 +1,6 @@
 /* Parsers for /proc/PID text files. Every parser works on (buffer, length), never
  * reads past the end, and rejects malformed input with an error naming the line. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@ static const char *const vmf_names[VMF_NR_BITS] = {
 	"gd", "pf", "lo", "io", "sr", "rr", "dc", "de",
 	"lf", "ac", "nr", "ht", "sf", "ar", "wf", "dd",
 	"bt", "sd", "mm", "hg", "nh", "mg", "um", "uw",
-	"mt", "ui", "ss", "dp", "sl",
+	"mt", "ui", "ss", "dp", "sl", "gu",
 };
 
 const char *vmf_name(int bit)
@@ -583,4 +584,45 @@ char *proc_read_pid_file(pid_t pid, const char *name, size_t *len)
 
 	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
 	return proc_read_file(path, len);
+}
+
+int proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
+{
+	char path[64];
+	struct dirent *de;
+	size_t cap = 16;
+	pid_t *out = malloc(cap * sizeof(pid_t));
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d || !out) {
+		free(out);
+		if (d)
+			closedir(d);
+		return cr_perr("cannot list %s", path);
+	}
+	*nr = 0;
+	while ((de = readdir(d))) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+
+		if (de->d_name[0] == '.' || *end || tid <= 0)
+			continue;
+		if (*nr == cap) {
+			pid_t *n = realloc(out, cap * 2 * sizeof(pid_t));
+
+			if (!n) {
+				closedir(d);
+				free(out);
+				return cr_err("out of memory");
+			}
+			out = n;
+			cap *= 2;
+		}
+		out[(*nr)++] = tid;
+	}
+	closedir(d);
+	*tids = out;
+	return 0;
 }

@@ -14,7 +14,7 @@ enum {
 	VMF_GD, VMF_PF, VMF_LO, VMF_IO, VMF_SR, VMF_RR, VMF_DC, VMF_DE,
 	VMF_LF, VMF_AC, VMF_NR, VMF_HT, VMF_SF, VMF_AR, VMF_WF, VMF_DD,
 	VMF_BT, VMF_SD, VMF_MM, VMF_HG, VMF_NH, VMF_MG, VMF_UM, VMF_UW,
-	VMF_MT, VMF_UI, VMF_SS, VMF_DP, VMF_SL,
+	VMF_MT, VMF_UI, VMF_SS, VMF_DP, VMF_SL, VMF_GU,
 	VMF_NR_BITS
 };
 #define VMF(x) (1ULL << VMF_##x)
@@ -89,6 +89,9 @@ struct proc_fdinfo {
 };
 
 int proc_parse_fdinfo(const char *buf, size_t len, struct proc_fdinfo *out);
+
+/* The thread ids in /proc/PID/task. */
+int proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr);
 
 /* Read a whole /proc file into a NUL-terminated malloc'd buffer. */
 char *proc_read_file(const char *path, size_t *len);

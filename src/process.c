@@ -204,9 +204,6 @@ int process_dump_static(struct dump_proc *p)
 
 	p->core.pid = p->pid;
 	p->core.comm = (char *)st->comm;
-	if (p->status.threads > 1)
-		return cr_err("process %d has %d threads; multi-threaded processes are not "
-			      "supported yet", p->pid, p->status.threads);
 	if (check_children(p->pid) || check_timers(p->pid))
 		return -1;
 	p->core.has_session_leader = p->core.has_group_leader = 1;
@@ -451,13 +448,18 @@ static void plan_creds(struct restore_proc *rp, struct plan *p)
 		plan_call(p, "PR_SET_NO_NEW_PRIVS", 0, __NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
 }
 
+int process_plan_creds(struct restore_proc *rp, struct plan *p)
+{
+	if (!rp->core->creds)
+		return 0;
+	if (rp->core->creds->n_groups > 65536)
+		return cr_err("image: too many supplementary groups");
+	plan_creds(rp, p);
+	return 0;
+}
+
 int process_plan_final(struct restore_proc *rp, struct plan *p)
 {
 	plan_rlimits(rp, p);
-	if (rp->core->creds) {
-		if (rp->core->creds->n_groups > 65536)
-			return cr_err("image: too many supplementary groups");
-		plan_creds(rp, p);
-	}
-	return 0;
+	return process_plan_creds(rp, p);
 }

@@ -91,6 +91,38 @@ int ptr_seize_stop(pid_t tid)
 	}
 }
 
+int ptr_seize_thread(pid_t tid, bool *gone)
+{
+	int status;
+
+	*gone = false;
+	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
+		if (errno == ESRCH) {
+			*gone = true;
+			return 0;
+		}
+		return seize_error(tid);
+	}
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0))
+		return cr_perr("cannot interrupt thread %d", tid);
+	for (;;) {
+		pid_t r = waitpid(tid, &status, __WALL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return cr_perr("waiting for thread %d", tid);
+		if (!WIFSTOPPED(status)) {
+			*gone = true;	/* it was already exiting */
+			return 0;
+		}
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			return 0;
+		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)WSTOPSIG(status)))
+			return cr_perr("cannot resume thread %d", tid);
+	}
+}
+
 int ptr_get_regs(pid_t tid, struct user_regs_struct *r)
 {
 	if (ptrace(PTRACE_GETREGS, tid, 0, r))
@@ -191,9 +223,21 @@ static int run_until_trap(struct remote *r, int req, struct user_regs_struct *ou
 
 	if (ptrace(req, r->tid, 0, 0))
 		return cr_perr("cannot resume task %d", r->tid);
-	if (ptr_wait(r->tid, &status))
-		return -1;
-	if (WSTOPSIG(status) != SIGTRAP) {
+	for (;;) {
+		unsigned long msg;
+
+		if (ptr_wait(r->tid, &status))
+			return -1;
+		if ((status >> 16) != PTRACE_EVENT_CLONE || !r->on_clone)
+			break;
+		if (ptrace(PTRACE_GETEVENTMSG, r->tid, 0, &msg))
+			return cr_perr("cannot read the clone event of task %d", r->tid);
+		if (r->on_clone(r, (pid_t)msg, r->clone_arg))
+			return -1;
+		if (ptrace(PTRACE_CONT, r->tid, 0, 0))
+			return cr_perr("cannot resume task %d", r->tid);
+	}
+	if (WSTOPSIG(status) != SIGTRAP || (status >> 16)) {
 		siginfo_t si;
 
 		memset(&si, 0, sizeof(si));
@@ -356,6 +400,32 @@ int remote_attach_scratch(struct remote *r, pid_t tid, size_t scratch_len)
 fail:
 	remote_release_scratch(r);
 	return -1;
+}
+
+int remote_borrow(struct remote *r, pid_t tid, const struct remote *owner)
+{
+	memset(r, 0, sizeof(*r));
+	r->tid = tid;
+	r->mem_fd = -1;
+	r->blob = owner->blob;
+	r->syscall_ip = owner->syscall_ip;
+	r->scratch = owner->scratch;
+	r->scratch_len = owner->scratch_len;
+	if (ptr_get_regs(tid, &r->saved) || ptr_get_sigmask(tid, &r->saved_sigmask))
+		return -1;
+	return ptr_set_sigmask(tid, ~0ULL);
+}
+
+int remote_give_back(struct remote *r)
+{
+	int rc = 0;
+
+	if (ptr_set_regs(r->tid, &r->saved) || ptr_set_sigmask(r->tid, r->saved_sigmask))
+		rc = -1;
+	if (r->mem_fd >= 0)
+		close(r->mem_fd);
+	r->mem_fd = -1;
+	return rc;
 }
 
 int remote_release_scratch(struct remote *r)

@@ -13,6 +13,8 @@
 
 /* Seize tid and stop it (PTRACE_INTERRUPT). */
 int ptr_seize_stop(pid_t tid);
+/* Seize and stop another thread; *gone is set if it exited meanwhile. */
+int ptr_seize_thread(pid_t tid, bool *gone);
 /* Wait for tid to stop; returns the raw wait status in *status. Fails if it exited. */
 int ptr_wait(pid_t tid, int *status);
 int ptr_get_regs(pid_t tid, struct user_regs_struct *r);
@@ -54,6 +56,9 @@ struct remote {
 	long poke_saved;
 	struct user_regs_struct saved;	/* registers to put back at the end */
 	uint64_t saved_sigmask;
+	/* Called for a PTRACE_EVENT_CLONE stop while running a table (restore). */
+	int (*on_clone)(struct remote *r, pid_t new_tid, void *arg);
+	void *clone_arg;
 };
 
 /* Run one system call in the task. Returns 0 and the result in *ret (which may be
@@ -69,6 +74,10 @@ int remote_run_table(struct remote *r, uint64_t table, int *failed, int64_t *err
 int remote_attach_scratch(struct remote *r, pid_t tid, size_t scratch_len);
 /* Undo everything remote_attach_scratch did; put back registers and sigmask. */
 int remote_release_scratch(struct remote *r);
+/* Another thread of the same process uses `owner`'s scratch area and blob. */
+int remote_borrow(struct remote *r, pid_t tid, const struct remote *owner);
+/* Put back that thread's registers and signal mask. */
+int remote_give_back(struct remote *r);
 
 int remote_write(struct remote *r, uint64_t addr, const void *buf, size_t len);
 int remote_read(struct remote *r, uint64_t addr, void *buf, size_t len);

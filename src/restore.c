@@ -67,8 +67,14 @@ static int load_images(struct restore_ctx *ctx, struct restore_proc *rp)
 		return cr_err("%s: holds %zu processes; process trees are not supported yet",
 			      ctx->dir.path, ctx->tree->n_procs);
 	pe = ctx->tree->procs[0];
-	if (pe->pid < 2 || pe->pid > 0x3fffffff || pe->n_tids != 1 || pe->tids[0] != pe->pid)
+	if (pe->pid < 2 || pe->pid > 0x3fffffff || !pe->n_tids || pe->tids[0] != pe->pid ||
+	    pe->n_tids > 65536)
 		return cr_err("%s: invalid process tree entry (PID %u)", ctx->dir.path, pe->pid);
+	for (size_t i = 1; i < pe->n_tids; i++)
+		for (size_t k = 0; k < i; k++)
+			if (pe->tids[i] == pe->tids[k] || pe->tids[i] < 2 || pe->tids[i] > 0x3fffffff)
+				return cr_err("%s: invalid thread list of process %u", ctx->dir.path,
+					      pe->pid);
 	ctx->files = img_read_msg(&ctx->dir, "files.img", IMAGE_KIND__IMG_FILES,
 				  &file_table__descriptor);
 	if (!ctx->files)
@@ -82,10 +88,17 @@ static int load_images(struct restore_ctx *ctx, struct restore_proc *rp)
 	if (!rp->pm)
 		return -1;
 	if (rp->core->pid != pe->pid || rp->pm->pid != pe->pid || !rp->core->mm ||
-	    rp->core->n_threads != 1 || rp->core->threads[0]->tid != pe->pid ||
-	    !rp->core->threads[0]->regs || rp->core->threads[0]->xstate.len > CR_XSTATE_MAX)
+	    rp->core->n_threads != pe->n_tids)
 		return cr_err("%s/%s: inconsistent process description", ctx->dir.path, name);
+	for (size_t i = 0; i < pe->n_tids; i++) {
+		const ThreadState *ts = rp->core->threads[i];
+
+		if (ts->tid != pe->tids[i] || !ts->regs || ts->xstate.len > CR_XSTATE_MAX)
+			return cr_err("%s/%s: inconsistent state of thread %u", ctx->dir.path,
+				      name, ts->tid);
+	}
 	rp->pid = pe->pid;
+	rp->nr_threads = pe->n_tids;
 	for (size_t i = 0; i < ctx->dir.nr_files; i++)
 		if (!strcmp(ctx->dir.files[i].name, "shmem.img")) {
 			ctx->shmem = img_read_msg(&ctx->dir, "shmem.img", IMAGE_KIND__IMG_SHMEM,
@@ -254,6 +267,24 @@ static int plan_vdso(struct restore_ctx *ctx, struct plan *p, const struct vdso_
 	return 0;
 }
 
+/* The leader makes each other thread with its TID; cryo's tracing of the leader
+ * attaches each new thread before it runs a single instruction. */
+static void plan_create_threads(struct restore_proc *rp, struct plan *p)
+{
+	for (size_t i = 1; i < rp->nr_threads; i++) {
+		uint64_t tid = rp->core->threads[i]->tid;
+		struct cr_clone_args args = {
+			.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+				 CLONE_SYSVSEM,
+			.set_tid = plan_data(p, &tid, sizeof(tid)),
+			.set_tid_size = 1,
+		};
+
+		plan_call(p, "creating a thread", 0, __NR_clone3, plan_data(p, &args, sizeof(args)),
+			  sizeof(args), 0, 0, 0, 0);
+	}
+}
+
 struct plan_layout {
 	struct vdso_layout dst;
 	bool has_vdso;
@@ -275,10 +306,23 @@ static int build_plan(struct restore_ctx *ctx, struct restore_proc *rp,
 	if (pl->has_vdso && plan_vdso(ctx, p, &pl->dst, pl->temp))
 		return -1;
 	if (process_plan_identity(rp, p) || mem_plan(rp, p) || mem_plan_mm(rp, p) ||
-	    process_plan(rp, p) || signals_plan(rp, p) || signals_plan_pending(rp, p, ts) ||
-	    thread_plan(rp, p, ts) || files_plan(rp, p) || process_plan_final(rp, p))
+	    process_plan(rp, p))
+		return -1;
+	plan_create_threads(rp, p);
+	if (signals_plan(rp, p))
+		return -1;
+	for (size_t i = 0; i < rp->nr_threads; i++)
+		if (signals_plan_pending(rp, p, rp->core->threads[i]))
+			return -1;
+	if (thread_plan(rp, p, ts) || files_plan(rp, p) || process_plan_final(rp, p))
 		return -1;
 	files_plan_close_inherited(ctx, p);
+	rp->thread_tables[0] = plan_table(p);
+	for (size_t i = 1; i < rp->nr_threads; i++) {
+		rp->thread_tables[i] = plan_new_table(p);
+		if (thread_plan(rp, p, rp->core->threads[i]) || process_plan_creds(rp, p))
+			return -1;
+	}
 	return plan_seal(p);
 }
 
@@ -305,10 +349,18 @@ static int prepare_plan(struct restore_ctx *ctx, struct restore_proc *rp)
 		pl.has_vdso = true;
 	}
 	mem_plan_estimate(rp->core, rp->pm, &calls, &data);
-	calls += 256 + rp->core->n_sigactions + rp->core->n_fds + rp->core->n_shared_pending +
-		 rp->core->threads[0]->n_pending;
-	data += 64 * 1024 + rp->core->n_sigactions * 32 +
-		(rp->core->n_shared_pending + rp->core->threads[0]->n_pending) * 144;
+	calls += 256 + rp->core->n_sigactions + rp->core->n_fds + rp->core->n_shared_pending;
+	data += 64 * 1024 + rp->core->n_sigactions * 32 + rp->core->n_shared_pending * 144;
+	for (size_t i = 0; i < rp->nr_threads; i++) {
+		size_t pending = rp->core->threads[i]->n_pending;
+
+		calls += 160 + pending;
+		data += 512 + pending * 144;
+	}
+	rp->thread_tables = calloc(rp->nr_threads, sizeof(uint64_t));
+	rp->thread_created = calloc(rp->nr_threads, sizeof(bool));
+	if (!rp->thread_tables || !rp->thread_created)
+		return cr_err("out of memory");
 	if (rp->core->creds)
 		data += rp->core->creds->n_groups * 4;
 	size = plan_region_size(calls, data);
@@ -416,7 +468,8 @@ static int create_task(struct restore_proc *rp)
 		return -1;
 	if (WSTOPSIG(status) != SIGSTOP)
 		return cr_err("new process %d stopped with signal %d", rp->pid, WSTOPSIG(status));
-	if (ptrace(PTRACE_SETOPTIONS, rp->pid, 0, (void *)PTRACE_O_EXITKILL))
+	if (ptrace(PTRACE_SETOPTIONS, rp->pid, 0,
+		   (void *)(PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE)))
 		return cr_perr("cannot set ptrace options on %d", rp->pid);
 	return 0;
 }
@@ -439,6 +492,57 @@ static int drop_inherited_rseq(struct remote *r)
 	return 0;
 }
 
+static int thread_index(struct restore_proc *rp, pid_t tid)
+{
+	for (size_t i = 1; i < rp->nr_threads; i++)
+		if ((pid_t)rp->core->threads[i]->tid == tid)
+			return i;
+	return -1;
+}
+
+static int on_thread_created(struct remote *r, pid_t tid, void *arg)
+{
+	struct restore_proc *rp = arg;
+	int i = thread_index(rp, tid);
+
+	(void)r;
+	if (i < 0)
+		return cr_err("process %d created an unexpected thread %d", rp->pid, tid);
+	rp->thread_created[i] = true;
+	pr_debug("thread %d created", tid);
+	return 0;
+}
+
+/* A new thread's first stop (it is traced from birth), then its own table. */
+static int run_thread_table(struct restore_proc *rp, size_t i)
+{
+	const struct plan *p = &rp->plan;
+	pid_t tid = rp->core->threads[i]->tid;
+	struct remote r;
+	int status, failed;
+	int64_t err;
+
+	if (ptr_wait(tid, &status))
+		return -1;
+	memset(&r, 0, sizeof(r));
+	r.tid = tid;
+	r.mem_fd = -1;
+	r.blob = plan_blob(p);
+	r.syscall_ip = plan_stub(p);
+	if (ptr_get_regs(tid, &r.saved))
+		return -1;
+	if (remote_run_table(&r, rp->thread_tables[i], &failed, &err)) {
+		size_t at = (rp->thread_tables[i] - plan_table(p)) / sizeof(struct plan_call);
+
+		if (failed >= 0)
+			cr_err("restoring thread %d failed at %s: %s", tid,
+			       p->labels[at + failed] ? p->labels[at + failed] : "?",
+			       strerror((int)-err));
+		return -1;
+	}
+	return 0;
+}
+
 static int run_plan(struct restore_proc *rp)
 {
 	struct plan *p = &rp->plan;
@@ -453,6 +557,8 @@ static int run_plan(struct restore_proc *rp)
 	r.mem_fd = -1;
 	r.blob = plan_blob(p);
 	r.syscall_ip = plan_stub(p);
+	r.on_clone = on_thread_created;
+	r.clone_arg = rp;
 	if (ptr_get_regs(rp->pid, &r.saved) || drop_inherited_rseq(&r))
 		return -1;
 	if (remote_run_table(&r, plan_table(p), &failed, &err)) {
@@ -470,6 +576,9 @@ static int run_plan(struct restore_proc *rp)
 	free(done);
 	if (rc)
 		goto fail;
+	for (size_t i = 1; i < rp->nr_threads; i++)
+		if (run_thread_table(rp, i))
+			goto fail;
 	if (remote_syscall(&r, __NR_munmap, p->base, p->size, 0, 0, 0, 0, &ret) || ret) {
 		cr_err("cannot unmap the restore plan in process %d", rp->pid);
 		goto fail;
@@ -490,6 +599,12 @@ static void kill_created(struct restore_proc *rp)
 	if (!rp->created)
 		return;
 	kill(rp->pid, SIGKILL);
+	/* Every thread we traced owes us its exit notification. */
+	for (size_t i = rp->nr_threads; i-- > 1;)
+		if (rp->thread_created && rp->thread_created[i])
+			while (waitpid(rp->core->threads[i]->tid, &status, __WALL) < 0 &&
+			       errno == EINTR)
+				;
 	while (waitpid(rp->pid, &status, __WALL) < 0 && errno == EINTR)
 		;
 	rp->created = false;
@@ -534,6 +649,8 @@ static void restore_free(struct restore_ctx *ctx, struct restore_proc *rp)
 {
 	plan_free(&rp->plan);
 	free(rp->reads);
+	free(rp->thread_tables);
+	free(rp->thread_created);
 	if (rp->page_fd > 0)
 		close(rp->page_fd);
 	if (rp->core)
@@ -610,10 +727,14 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	v.started = false;
 	if (v.rc)
 		goto out;
-	if (thread_finish(&rp, rp.pid, rp.core->threads[0]))
-		goto out;
+	for (size_t i = 0; i < rp.nr_threads; i++)
+		if (thread_finish(&rp, rp.core->threads[i]->tid, rp.core->threads[i]))
+			goto out;
 	if (opts->pidfile && write_pidfile(opts->pidfile, rp.pid))
 		goto out;
+	for (size_t i = 1; i < rp.nr_threads; i++)
+		if (ptr_detach(rp.core->threads[i]->tid, 0))
+			goto out;
 	if (ptr_detach(rp.pid, 0))
 		goto out;
 	rp.created = false;

@@ -53,7 +53,10 @@ struct dump_proc {
 	struct proc_vmas vmas;
 	Core core;
 	MmState mm;
-	ThreadState *threads;		/* n = core.n_threads */
+	pid_t *tids;			/* seized threads, the leader first */
+	size_t nr_threads;
+	ThreadState *threads;		/* one per tid */
+	ThreadState **thread_ptrs;
 	PageMap pagemap;
 	bool stopped;			/* was in group-stop when seized */
 };
@@ -84,6 +87,9 @@ struct restore_proc {
 	struct plan plan;
 	pid_t pid;
 	bool created;
+	size_t nr_threads;
+	uint64_t *thread_tables;	/* plan table of each thread (0: the leader's) */
+	bool *thread_created;		/* the leader made it (cryo traces it) */
 	/* Page reads planned, to check their results. */
 	struct { size_t call; uint64_t bytes; } *reads;
 	size_t nr_reads, max_reads;

@@ -4,6 +4,7 @@
  * sets the registers last. */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -107,6 +108,22 @@ int thread_settle(pid_t tid)
 	return 0;
 }
 
+static int read_comm(pid_t pid, pid_t tid, ThreadState *ts)
+{
+	char path[64];
+	size_t len;
+	char *txt;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
+	txt = proc_read_file(path, &len);
+	if (!txt)
+		return -1;
+	if (len && txt[len - 1] == '\n')
+		txt[len - 1] = 0;
+	ts->comm = txt;
+	return 0;
+}
+
 int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts)
 {
 	struct user_regs_struct regs;
@@ -136,6 +153,8 @@ int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts)
 		ts->robust_list = rh.head;
 		ts->robust_list_len = rh.len;
 	}
+	if (read_comm(p->pid, tid, ts))
+		return -1;
 	if (rseq_dump(p, tid, ts, &regs))
 		return -1;
 	regs_to_pb(&regs, pb);
@@ -188,6 +207,7 @@ void thread_dump_free(ThreadState *ts)
 	free(ts->xstate.data);
 	free(ts->rseq);
 	free(ts->altstack);
+	free(ts->comm);
 	signals_pending_free(ts->pending, ts->n_pending);
 }
 
@@ -210,6 +230,13 @@ int thread_plan(struct restore_proc *rp, struct plan *p, const ThreadState *ts)
 		  ts->has_robust_list_len ? ts->robust_list_len : CR_ROBUST_HEAD_SIZE, 0, 0, 0, 0);
 	plan_call(p, "set_tid_address", 0, __NR_set_tid_address,
 		  ts->has_clear_child_tid ? ts->clear_child_tid : 0, 0, 0, 0, 0, 0);
+	if (ts->comm) {
+		char name[16] = { 0 };
+
+		strncpy(name, ts->comm, sizeof(name) - 1);
+		plan_call(p, "setting the thread name", 0, __NR_prctl, PR_SET_NAME,
+			  plan_data(p, name, sizeof(name)), 0, 0, 0, 0);
+	}
 	rseq_plan(p, ts);
 	return 0;
 }
