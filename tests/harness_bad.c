@@ -1,6 +1,7 @@
 /* Bad-input cases of the harness (included by harness.c): each expects cryo to fail
  * with one clear line naming what and where, a non-zero exit, the dumped process
- * still running unharmed, and nothing half-restored. */
+ * still running unharmed, and nothing half-restored. Last, image-size cases check
+ * that an image holds only what it must. */
 
 /* Start t_basic (with an optional extra argument) and wait until it is ready. */
 static int start_victim(struct run *r, const char *name, const char *extra)
@@ -360,6 +361,38 @@ static int bad_show_damaged(struct run *r)
 	return expect_error(r, run_cryo(r->cryo_log, "show", r->img, NULL), "pstree.img");
 }
 
+/* ---- image size ---- */
+
+#define SPARSE_MAX_PAGE_FILE (2 << 20)
+
+/* t_sparse touches 10 pages of a 4 GiB mapping: its page file holds about those
+ * pages only, and the image restores. */
+static int image_size_sparse(struct run *r)
+{
+	char path[600], file[1200], *argv[] = { path, work, NULL };
+	struct stat st;
+
+	run_dir(r, "image-size-sparse", "size");
+	snprintf(path, sizeof(path), "%s/t_sparse", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	if (wait_ready(r->pid, r->log) || step_dump(r, r->img, false))
+		return -1;
+	snprintf(file, sizeof(file), "%s/pages-%d.img", r->img, r->pid);
+	if (stat(file, &st))
+		return why("cannot stat %s: %s", file, strerror(errno));
+	if (st.st_size < 10 * 4096)
+		return why("%s has %lld bytes, less than the 10 touched pages", file,
+			   (long long)st.st_size);
+	if (st.st_size > SPARSE_MAX_PAGE_FILE)
+		return why("%s has %lld bytes for 10 touched pages (limit %d)", file,
+			   (long long)st.st_size, SPARSE_MAX_PAGE_FILE);
+	if (step_restore_detached(r, r->img))
+		return -1;
+	return finish(r, r->pid);
+}
+
 static void run_bad_inputs(void)
 {
 	static const struct { const char *name; int (*fn)(struct run *); } cases[] = {
@@ -379,6 +412,7 @@ static void run_bad_inputs(void)
 		{ "restore-pid-taken", bad_restore_pid_taken },
 		{ "cli-invalid-pid", bad_cli },
 		{ "show-damaged-image", bad_show_damaged },
+		{ "image-size-sparse", image_size_sparse },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
