@@ -132,7 +132,7 @@ static void add_action(int sig, void (*handler)(int), int flags, uint64_t mask)
 static void set_actions(void)
 {
 	add_action(SIGUSR2, NULL, SA_SIGINFO | SA_RESTART, bit(SIGINT) | bit(SIGRTMIN + 2));
-	add_action(SIGINT, on_plain, 0, bit(SIGQUIT));
+	add_action(SIGINT, NULL, SA_SIGINFO, bit(SIGQUIT));
 	add_action(SIGHUP, on_plain, SA_NODEFER | SA_RESETHAND, 0);
 	add_action(SIGALRM, NULL, SA_SIGINFO | SA_ONSTACK, bit(SIGTERM));
 	add_action(SIGCHLD, NULL, SA_SIGINFO | SA_NOCLDSTOP | SA_NOCLDWAIT, 0);
@@ -289,7 +289,7 @@ static void deliver(int sig, int times)
 static void check_pending(void)
 {
 	deliver(SIGINT, 1);
-	check_event(0, SIGINT, NO_INFO, 0, blocked | bit(SIGQUIT));
+	check_event(0, SIGINT, SI_TKILL, 0, blocked | bit(SIGQUIT));
 	deliver(SIGUSR2, 1);
 	check_event(0, SIGUSR2, SI_QUEUE, 77, blocked | bit(SIGINT) | bit(SIGRTMIN + 2));
 	deliver(SIGALRM, 1);
