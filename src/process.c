@@ -124,7 +124,9 @@ int process_dump_check(pid_t pid)
 	return check_namespaces(pid);
 }
 
-static int dump_rlimits(struct dump_proc *p)
+/* The limits as the task read them itself: prlimit64 on a process of another user
+ * needs CAP_SYS_RESOURCE, which root in a container may lack. */
+static int collect_rlimits(struct dump_proc *p, const struct rlimit64 *rl)
 {
 	Rlimit *items = calloc(RLIM_NLIMITS, sizeof(*items));
 
@@ -134,14 +136,10 @@ static int dump_rlimits(struct dump_proc *p)
 		return cr_err("out of memory");
 	}
 	for (int r = 0; r < RLIM_NLIMITS; r++) {
-		struct rlimit64 rl;
-
-		if (prlimit64(p->pid, r, NULL, &rl))
-			return cr_perr("cannot read resource limit %d of process %d", r, p->pid);
 		rlimit__init(&items[r]);
 		items[r].resource = r;
-		items[r].cur = rl.rlim_cur;
-		items[r].max = rl.rlim_max;
+		items[r].cur = rl[r].rlim_cur;
+		items[r].max = rl[r].rlim_max;
 		p->core.rlimits[r] = &items[r];
 	}
 	p->core.n_rlimits = RLIM_NLIMITS;
@@ -220,20 +218,22 @@ int process_dump_static(struct dump_proc *p)
 	p->core.exit_signal = st->exit_signal;
 	if (read_personality(p->pid, &p->core.personality))
 		return -1;
-	return dump_rlimits(p) || dump_creds(p);
+	return dump_creds(p);
 }
 
 enum {
 	S_DUMPABLE, S_PDEATH, S_PDEATH_BUF, S_SUBREAPER, S_SUBREAPER_BUF, S_THP, S_SLACK,
-	S_NAME, S_NAME_BUF, S_SECBITS, S_ITIMER_BUF, S_ITIMER0,
+	S_NAME, S_NAME_BUF, S_SECBITS, S_ITIMER_BUF, S_ITIMER0, S_RLIMIT_BUF = S_ITIMER0 + 3,
 };
 
 void process_dump_queue(struct dump_proc *p, struct rtable *t, int *slots)
 {
 	uint64_t pd = rtable_buf(t, 4), sr = rtable_buf(t, 4), name = rtable_buf(t, 16);
 	uint64_t it = rtable_buf(t, 3 * sizeof(struct itimerval));
+	uint64_t rl = rtable_buf(t, RLIM_NLIMITS * sizeof(struct rlimit64));
 
 	(void)p;
+	slots[S_RLIMIT_BUF] = rl - t->r->scratch;
 	slots[S_PDEATH_BUF] = pd - t->r->scratch;
 	slots[S_SUBREAPER_BUF] = sr - t->r->scratch;
 	slots[S_NAME_BUF] = name - t->r->scratch;
@@ -248,6 +248,8 @@ void process_dump_queue(struct dump_proc *p, struct rtable *t, int *slots)
 	for (int w = 0; w < 3; w++)
 		slots[S_ITIMER0 + w] = rtable_add(t, 0, __NR_getitimer, w,
 						  it + w * sizeof(struct itimerval), 0, 0, 0, 0);
+	for (int r = 0; r < RLIM_NLIMITS; r++)
+		rtable_add(t, 0, __NR_prlimit64, 0, r, 0, rl + r * sizeof(struct rlimit64), 0, 0);
 }
 
 static uint64_t tv_ns(const struct timeval *tv)
@@ -266,6 +268,10 @@ int process_dump_collect(struct dump_proc *p, struct rtable *t, const int *slots
 	if (!items || !p->core.itimers) {
 		free(items);
 		return cr_err("out of memory");
+	}
+	if (collect_rlimits(p, rtable_local(t, t->r->scratch + slots[S_RLIMIT_BUF]))) {
+		free(items);
+		return -1;
 	}
 	p->core.has_dumpable = 1;
 	p->core.dumpable = rtable_result(t, slots[S_DUMPABLE]);
@@ -346,10 +352,6 @@ int process_plan(struct restore_proc *rp, struct plan *p)
 		plan_call(p, "setting the process name", 0, __NR_prctl, PR_SET_NAME,
 			  plan_data(p, name, sizeof(name)), 0, 0, 0, 0);
 	}
-	if (c->has_dumpable && c->dumpable != 1)
-		plan_call(p, "PR_SET_DUMPABLE", 0, __NR_prctl, PR_SET_DUMPABLE, c->dumpable, 0, 0, 0, 0);
-	if (c->has_pdeathsig && c->pdeathsig)
-		plan_call(p, "PR_SET_PDEATHSIG", 0, __NR_prctl, PR_SET_PDEATHSIG, c->pdeathsig, 0, 0, 0, 0);
 	if (c->has_child_subreaper && c->child_subreaper)
 		plan_call(p, "PR_SET_CHILD_SUBREAPER", 0, __NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0, 0);
 	if (c->has_thp_disable && c->thp_disable)
@@ -448,18 +450,30 @@ static void plan_creds(struct restore_proc *rp, struct plan *p)
 		plan_call(p, "PR_SET_NO_NEW_PRIVS", 0, __NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
 }
 
+/* A change of uid or gid resets dumpable (per process) and the parent-death signal
+ * (per thread), so both follow the credentials. PR_SET_DUMPABLE takes 0 and 1 only. */
 int process_plan_creds(struct restore_proc *rp, struct plan *p)
 {
-	if (!rp->core->creds)
-		return 0;
-	if (rp->core->creds->n_groups > 65536)
-		return cr_err("image: too many supplementary groups");
-	plan_creds(rp, p);
+	const Core *c = rp->core;
+
+	if (c->creds) {
+		if (c->creds->n_groups > 65536)
+			return cr_err("image: too many supplementary groups");
+		plan_creds(rp, p);
+	}
+	if (c->has_dumpable && c->dumpable <= 1)
+		plan_call(p, "PR_SET_DUMPABLE", 0, __NR_prctl, PR_SET_DUMPABLE, c->dumpable, 0, 0, 0, 0);
 	return 0;
 }
 
 int process_plan_final(struct restore_proc *rp, struct plan *p)
 {
+	const Core *c = rp->core;
+
 	plan_rlimits(rp, p);
-	return process_plan_creds(rp, p);
+	if (process_plan_creds(rp, p))
+		return -1;
+	if (c->has_pdeathsig && c->pdeathsig)
+		plan_call(p, "PR_SET_PDEATHSIG", 0, __NR_prctl, PR_SET_PDEATHSIG, c->pdeathsig, 0, 0, 0, 0);
+	return 0;
 }
