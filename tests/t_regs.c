@@ -1,6 +1,8 @@
 /* Registers across dump and restore: general registers that survive a syscall, the
  * x87 stack and control word, MXCSR, xmm/ymm/zmm, opmasks (the probe in
- * t_regs_probe.S waits in pause() between loading and storing them), and fs_base. */
+ * t_regs_probe.S waits in pause() between loading and storing them), and fs_base.
+ * Built with REGS_SPIN (t_regs_spin.c), the probe spins in user mode instead and
+ * all 16 general registers are checked. */
 #include <asm/prctl.h>
 #include <float.h>
 #include <string.h>
@@ -10,13 +12,19 @@
 #include "t_regs.h"
 #include "tlib.h"
 
+#ifndef REGS_SPIN
+#define REGS_SPIN 0
+#endif
+
 #define TLS_VALUE 0x7e1157a7e0ddba11ULL
 #define FCW_VALUE 0x0e7f	/* all exceptions masked, 53-bit precision, truncate */
 #define FCW_BITS 0x1f3f		/* the defined bits of the control word */
 #define MXCSR_VALUE 0xffe1	/* FZ, RC = truncate, DAZ, all masked, IE and PE set */
 
-static const char *const gpr_names[12] = { "rbx", "rbp", "r12", "r13", "r14", "r15",
-					   "rsi", "rdx", "r8", "r9", "r10", "rsp" };
+static const char *const gpr_names[16] = { "rbx", "rbp", "r12", "r13", "r14", "r15",
+					   "rsi", "rdx", "r8", "r9", "r10", "rsp",
+					   "rax", "rcx", "r11", "rdi" };
+static const int nr_gprs = REGS_SPIN ? 16 : 12;
 
 static __thread volatile uint64_t tls_word = 1;
 static struct probe probe;
@@ -39,7 +47,8 @@ static void fill_inputs(struct rset *in, int level)
 	};
 
 	memset(in, 0, sizeof(*in));
-	for (int i = 0; i < 11; i++)
+	/* gpr[11], rsp, is filled in by the probe. */
+	for (int i = 0; i < 16; i++)
 		in->gpr[i] = 0x9e3779b97f4a7c15ULL * (i + 1) ^ 0x5a5aa5a5c3c33c3cULL;
 	for (int i = 0; i < 8; i++)
 		memcpy(in->x87[i], &x87[i], 10);
@@ -55,7 +64,7 @@ static void fill_inputs(struct rset *in, int level)
 
 static void check_gprs(const struct rset *in, const struct rset *out)
 {
-	for (int i = 0; i < 12; i++)
+	for (int i = 0; i < nr_gprs; i++)
 		TL_CHECK(in->gpr[i] == out->gpr[i], "%s was 0x%llx, is 0x%llx", gpr_names[i],
 			 (unsigned long long)in->gpr[i], (unsigned long long)out->gpr[i]);
 }
@@ -128,8 +137,12 @@ int main(void)
 	fs_before = fs_base();
 	printf("vector registers: %s\n", levels[level]);
 	tl_ready();
-	regs_probe(&probe);
-	printf("pause() called %llu times\n", (unsigned long long)probe.syscalls);
+	if (REGS_SPIN) {
+		regs_spin(&probe);
+	} else {
+		regs_probe(&probe);
+		printf("pause() called %llu times\n", (unsigned long long)probe.syscalls);
+	}
 	check_gprs(&probe.in, &probe.out);
 	check_x87(&probe.in, &probe.out);
 	check_vectors(&probe.in, &probe.out, level);

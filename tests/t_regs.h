@@ -1,5 +1,5 @@
-/* t_regs: layout of the block shared by t_regs.c and its register probe
- * (t_regs_probe.S), which loads registers, waits in pause() and stores them again. */
+/* t_regs, t_regs_spin: layout of the block shared with the register probes
+ * (t_regs_probe.S), which load registers, wait and store them again. */
 #ifndef T_REGS_H
 #define T_REGS_H
 
@@ -10,7 +10,8 @@
 #define RL_AVX512BW 3	/* zmm0-31, k0-7 (64 bits) */
 
 /* One register set (struct rset). */
-#define RS_GPR 0	/* u64[16]: rbx rbp r12 r13 r14 r15 rsi rdx r8 r9 r10 rsp */
+#define RS_GPR 0	/* u64[16]: rbx rbp r12 r13 r14 r15 rsi rdx r8 r9 r10 rsp,
+			 * then (regs_spin only) rax rcx r11 rdi */
 #define RS_X87 128	/* 8 x 16 bytes (80-bit values), st0 first */
 #define RS_ENV 256	/* fnstenv image, 28 bytes: fcw, fsw, ftw at 0, 4, 8 */
 #define RS_MXCSR 288	/* u32 */
@@ -26,7 +27,7 @@
 #define PB_LEVEL (PB_FLAG + 8)	/* u32: RL_* */
 #define PB_SAVED_MXCSR (PB_FLAG + 12)	/* the caller's, put back at the end */
 #define PB_SAVED_FCW (PB_FLAG + 16)
-#define PB_SYSCALLS (PB_FLAG + 24)	/* u64: how many times pause() was called */
+#define PB_SYSCALLS (PB_FLAG + 24)	/* u64: how many times regs_probe called pause() */
 
 #ifndef __ASSEMBLER__
 #include <stddef.h>
@@ -68,6 +69,8 @@ _Static_assert(offsetof(struct probe, syscalls) == PB_SYSCALLS, "PB_SYSCALLS");
 
 /* Load p->in, pause() until *p->flag, store into p->out (t_regs_probe.S). */
 void regs_probe(struct probe *p);
+/* The same, with all 16 general registers, spinning in user mode until tl_go. */
+void regs_spin(struct probe *p);
 #endif
 
 #endif
