@@ -166,6 +166,21 @@ static int check_path(pid_t pid, int fd, const char *link, const struct stat *st
 	return 0;
 }
 
+/* fdinfo lists the locks held through the fd ("lock:\t1: FLOCK  ADVISORY  WRITE ...");
+ * restore would silently drop them. */
+static int check_locks(pid_t pid, int fd, const char *link, const char *fdinfo)
+{
+	const char *l = strstr(fdinfo, "\nlock:");
+	char kind[16] = "";
+
+	if (!l)
+		return 0;
+	if (sscanf(l, "\nlock: %*d: %15s", kind) != 1)
+		strcpy(kind, "unknown kind");
+	return cr_err("process %d: fd %d (%s) holds a file lock (%s); file locks are not "
+		      "supported yet", pid, fd, link, kind);
+}
+
 static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 {
 	char what[64], link[4096];
@@ -191,7 +206,7 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 	txt = proc_read_pid_file(p->pid, what, &len);
 	if (!txt)
 		return -1;
-	if (proc_parse_fdinfo(txt, len, &fi)) {
+	if (check_locks(p->pid, fd, link, txt) || proc_parse_fdinfo(txt, len, &fi)) {
 		free(txt);
 		return -1;
 	}

@@ -148,6 +148,20 @@ static int bad_dump_pipe(struct run *r)
 	return dump_victim(r, r->img, "is a pipe");
 }
 
+static int bad_dump_flock(struct run *r)
+{
+	if (start_victim(r, "dump-flock", "flock"))
+		return -1;
+	return dump_victim(r, r->img, "holds a file lock (FLOCK)");
+}
+
+static int bad_dump_posix_lock(struct run *r)
+{
+	if (start_victim(r, "dump-posix-lock", "lockf"))
+		return -1;
+	return dump_victim(r, r->img, "holds a file lock (POSIX)");
+}
+
 static int bad_dump_child(struct run *r)
 {
 	if (start_victim(r, "dump-with-child", "child"))
@@ -403,6 +417,8 @@ static void run_bad_inputs(void)
 		{ "dump-disk-full", bad_dump_disk_full },
 		{ "dump-pipe-fd", bad_dump_pipe },
 		{ "dump-with-child", bad_dump_child },
+		{ "dump-flock", bad_dump_flock },
+		{ "dump-posix-lock", bad_dump_posix_lock },
 		{ "restore-truncated-core", bad_restore_truncated },
 		{ "restore-flipped-bit-core", bad_restore_flipped_core },
 		{ "restore-flipped-bit-pages", bad_restore_flipped_pages },

@@ -1,15 +1,29 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
- * ("pipe", "child", "thread"), for the bad-input cases. */
+ * ("pipe", "child", "thread", "flock", "lockf"), for the bad-input cases. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include "tlib.h"
 
 static char static_data[64 << 10];
+
+/* Hold a lock on a file in the work directory: flock or POSIX (lockf). */
+static void lock_file(const char *dir, const char *how)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/basic-lock-%d", dir, getpid());
+	fd = open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0 || (!strcmp(how, "flock") ? flock(fd, LOCK_EX) : lockf(fd, F_LOCK, 0)))
+		tl_fail("cannot lock %s", path);
+}
 
 static void *idle_thread(void *arg)
 {
@@ -43,6 +57,8 @@ int main(int argc, char **argv)
 				pause();
 		}
 	}
+	if (!strcmp(extra, "flock") || !strcmp(extra, "lockf"))
+		lock_file(argv[1], extra);
 	if (!strcmp(extra, "thread"))
 		pthread_create(&th, NULL, idle_thread, NULL);
 	tl_ready();
