@@ -173,6 +173,12 @@ int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why)
 		*kind = VMA_KIND__VMA_FILE_PRIVATE;
 		return 0;
 	}
+	/* Anonymous memory is unnamed or "[...]"; anything else ("anon_inode:...",
+	 * "socket:[...]") maps a file cryo cannot open again by path. */
+	if (path && path[0] != '[') {
+		*why = "it maps a file that has no path cryo can reopen";
+		return -1;
+	}
 	*kind = VMA_KIND__VMA_ANON_PRIVATE;
 	return 0;
 }
@@ -976,8 +982,9 @@ static int validate_vma(const Vma *v, const Vma *prev, size_t i)
 	for (size_t g = 0; g < v->n_guards; g++) {
 		const PageRun *r = v->guards[g];
 
-		if (r->vaddr % CR_PAGE_SIZE || r->vaddr < v->start || !r->nr_pages ||
-		    r->nr_pages > (v->end - r->vaddr) / CR_PAGE_SIZE)
+		/* vaddr < end first: end - vaddr must not wrap around. */
+		if (r->vaddr % CR_PAGE_SIZE || r->vaddr < v->start || r->vaddr >= v->end ||
+		    !r->nr_pages || r->nr_pages > (v->end - r->vaddr) / CR_PAGE_SIZE)
 			return cr_err("image: VMA %zu has a guard run outside it", i);
 	}
 	return 0;

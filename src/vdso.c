@@ -205,6 +205,12 @@ static bool range_ok(uint64_t start, uint64_t size)
 	       !(size % CR_PAGE_SIZE) && start < CR_TASK_SIZE && size <= CR_TASK_SIZE - start;
 }
 
+/* Both ranges present (validated by range_ok, so no wrap-around) and intersecting. */
+static bool overlap(uint64_t a, uint64_t a_size, uint64_t b, uint64_t b_size)
+{
+	return a_size && b_size && a < b + b_size && b < a + a_size;
+}
+
 int vdso_layout_from_image(const VdsoInfo *vi, struct vdso_layout *l)
 {
 	memset(l, 0, sizeof(*l));
@@ -225,6 +231,10 @@ int vdso_layout_from_image(const VdsoInfo *vi, struct vdso_layout *l)
 		l->vclock_start = vi->vvar_vclock_start;
 		l->vclock_size = vi->vvar_vclock_size;
 	}
+	if (overlap(l->vdso_start, l->vdso_size, l->vvar_start, l->vvar_size) ||
+	    overlap(l->vdso_start, l->vdso_size, l->vclock_start, l->vclock_size) ||
+	    overlap(l->vvar_start, l->vvar_size, l->vclock_start, l->vclock_size))
+		return cr_err("image: the vDSO and its data pages overlap");
 	return 0;
 }
 
