@@ -1,0 +1,151 @@
+/* Fuzz target: image metadata files. The input is one or more image files back to
+ * back; each goes through img_check_buffer and its payload is unpacked (even with a
+ * bad checksum, to reach the protobuf decoding) as the message type its header names.
+ * The last Core and PageMap are then validated together, and an Inventory's vDSO and
+ * CPU description go through the checks restore applies to them. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "image.h"
+#include "log.h"
+#include "mem.h"
+#include "restart.h"
+#include "thread.h"
+#include "vdso.h"
+
+static const ProtobufCMessageDescriptor *desc_of(uint16_t kind)
+{
+	switch (kind) {
+	case IMAGE_KIND__IMG_INVENTORY: return &inventory__descriptor;
+	case IMAGE_KIND__IMG_PSTREE: return &ps_tree__descriptor;
+	case IMAGE_KIND__IMG_CORE: return &core__descriptor;
+	case IMAGE_KIND__IMG_PAGEMAP: return &page_map__descriptor;
+	case IMAGE_KIND__IMG_FILES: return &file_table__descriptor;
+	case IMAGE_KIND__IMG_SHMEM: return &shmem_table__descriptor;
+	}
+	return NULL;
+}
+
+struct msgs {
+	Inventory *inv;
+	Core *core;
+	PageMap *pm;
+};
+
+static void keep(ProtobufCMessage **slot, ProtobufCMessage *m)
+{
+	if (*slot)
+		protobuf_c_message_free_unpacked(*slot, NULL);
+	*slot = m;
+}
+
+static void one_file(const uint8_t *buf, size_t len, struct msgs *ms)
+{
+	const ProtobufCMessageDescriptor *desc;
+	const uint8_t *payload;
+	size_t plen;
+	uint16_t kind;
+	ProtobufCMessage *m;
+
+	memcpy(&kind, buf + 4, sizeof(kind));
+	cr_err_reset();
+	if (!img_check_buffer(buf, len, kind, "fuzz.img", &payload, &plen) &&
+	    (payload != buf + IMG_HDR_SIZE || plen != len - IMG_HDR_SIZE))
+		__builtin_trap();
+	desc = desc_of(kind);
+	if (!desc)
+		return;
+	m = protobuf_c_message_unpack(desc, NULL, len - IMG_HDR_SIZE, buf + IMG_HDR_SIZE);
+	if (!m)
+		return;
+	switch (kind) {
+	case IMAGE_KIND__IMG_INVENTORY:
+		keep((ProtobufCMessage **)&ms->inv, m);
+		break;
+	case IMAGE_KIND__IMG_CORE:
+		keep((ProtobufCMessage **)&ms->core, m);
+		break;
+	case IMAGE_KIND__IMG_PAGEMAP:
+		keep((ProtobufCMessage **)&ms->pm, m);
+		break;
+	default:
+		protobuf_c_message_free_unpacked(m, NULL);
+	}
+}
+
+static void check_inventory(const Inventory *inv)
+{
+	static struct cpu_info self;
+	static struct vdso_runtime rt;
+	static int init;
+	struct cpu_info ci;
+	struct vdso_layout l;
+	struct vdso_syms syms;
+	char buf[256];
+
+	if (!init) {
+		cpu_read(&self);
+		vdso_runtime(&rt);
+		init = 1;
+	}
+	cr_err_reset();
+	cpu_from_pb(inv->cpu, &ci);
+	cpu_missing(&ci, &self, buf, sizeof(buf));
+	if (!inv->vdso)
+		return;
+	cr_err_reset();
+	if (vdso_layout_from_image(inv->vdso, &l))
+		return;
+	if (l.vdso_size != inv->vdso->image.len)
+		__builtin_trap();
+	vdso_differs(inv->vdso, &rt);
+	cr_err_reset();
+	vdso_parse_elf(inv->vdso->image.data, inv->vdso->image.len, &syms);
+}
+
+static void check_core(const Core *core, const PageMap *pm)
+{
+	for (size_t i = 0; i < core->n_threads; i++) {
+		struct user_regs_struct in, out;
+
+		regs_from_pb(core->threads[i]->regs, &in);
+		restart_decide(&in, &out);
+	}
+	if (!pm)
+		return;
+	cr_err_reset();
+	if (!mem_validate(core->mm, pm)) {
+		size_t calls, data;
+
+		mem_plan_estimate(core, pm, &calls, &data);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct msgs ms = { 0 };
+
+	while (size >= IMG_HDR_SIZE) {
+		uint32_t length;
+		size_t len;
+
+		memcpy(&length, data + 8, sizeof(length));
+		len = length < size - IMG_HDR_SIZE ? IMG_HDR_SIZE + length : size;
+		one_file(data, len, &ms);
+		data += len;
+		size -= len;
+	}
+	if (ms.inv)
+		check_inventory(ms.inv);
+	if (ms.core)
+		check_core(ms.core, ms.pm);
+	if (ms.inv)
+		inventory__free_unpacked(ms.inv, NULL);
+	if (ms.core)
+		core__free_unpacked(ms.core, NULL);
+	if (ms.pm)
+		page_map__free_unpacked(ms.pm, NULL);
+	return 0;
+}

@@ -1,0 +1,408 @@
+/* Unit tests of the pure memory decisions (src/mem.h): how each kind of smaps VMA is
+ * classified or refused, and the validation of an image's VMA list and page runs. */
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "mem.h"
+#include "sys.h"
+#include "unit.h"
+
+#define RW (PROT_READ | PROT_WRITE)
+#define ANON_FLAGS (VMF(RD) | VMF(WR) | VMF(MR) | VMF(MW) | VMF(ME) | VMF(AC))
+#define FILE_FLAGS (VMF(RD) | VMF(MR) | VMF(MW) | VMF(ME))
+#define SHARED_FLAGS (VMF(RD) | VMF(WR) | VMF(SH) | VMF(MR) | VMF(MW) | VMF(ME) | VMF(MS))
+#define SPECIAL_FLAGS (VMF(RD) | VMF(MR) | VMF(PF) | VMF(IO) | VMF(DE) | VMF(DD))
+
+struct classify_case {
+	const char *what;
+	const char *path;
+	bool shared;
+	uint64_t flags;
+	int unknown;
+	int kind;		/* 0: refused */
+	const char *why;	/* part of the reason when refused */
+};
+
+static const struct classify_case classify_cases[] = {
+	{ "anonymous", NULL, false, ANON_FLAGS, 0, VMA_KIND__VMA_ANON_PRIVATE, NULL },
+	{ "heap", "[heap]", false, ANON_FLAGS, 0, VMA_KIND__VMA_ANON_PRIVATE, NULL },
+	{ "stack", "[stack]", false, ANON_FLAGS | VMF(GD), 0, VMA_KIND__VMA_ANON_PRIVATE, NULL },
+	{ "named anonymous", "[anon:my name]", false, ANON_FLAGS, 0, VMA_KIND__VMA_ANON_PRIVATE,
+	  NULL },
+	{ "read-only anonymous", NULL, false, VMF(RD) | VMF(MR) | VMF(MW) | VMF(ME), 0,
+	  VMA_KIND__VMA_ANON_PRIVATE, NULL },
+	{ "PROT_NONE guard", NULL, false, VMF(MR) | VMF(MW) | VMF(ME), 0,
+	  VMA_KIND__VMA_ANON_PRIVATE, NULL },
+	{ "locked, dontfork, wipeonfork, hugepage, sealed, droppable", NULL, false,
+	  ANON_FLAGS | VMF(LO) | VMF(DC) | VMF(WF) | VMF(HG) | VMF(SL) | VMF(DP), 0,
+	  VMA_KIND__VMA_ANON_PRIVATE, NULL },
+	{ "soft-dirty", NULL, false, ANON_FLAGS | VMF(SD), 0, VMA_KIND__VMA_ANON_PRIVATE, NULL },
+	{ "library", "/usr/lib/x86_64-linux-gnu/libc.so.6", false, FILE_FLAGS, 0,
+	  VMA_KIND__VMA_FILE_PRIVATE, NULL },
+	{ "library data", "/usr/lib/x86_64-linux-gnu/libc.so.6", false, ANON_FLAGS, 0,
+	  VMA_KIND__VMA_FILE_PRIVATE, NULL },
+	{ "file with spaces", "/tmp/fx/my file (x).dat", false, FILE_FLAGS, 0,
+	  VMA_KIND__VMA_FILE_PRIVATE, NULL },
+	{ "file named like deleted", "/tmp/a (deleted) b", false, FILE_FLAGS, 0,
+	  VMA_KIND__VMA_FILE_PRIVATE, NULL },
+	{ "shared file", "/var/lib/data.db", true, SHARED_FLAGS, 0, VMA_KIND__VMA_FILE_SHARED,
+	  NULL },
+	{ "shared anonymous", "/dev/zero (deleted)", true, SHARED_FLAGS, 0,
+	  VMA_KIND__VMA_ANON_SHARED, NULL },
+	{ "named shared anonymous", "[anon_shmem:ring]", true, SHARED_FLAGS, 0,
+	  VMA_KIND__VMA_ANON_SHARED, NULL },
+	{ "vdso", "[vdso]", false, VMF(RD) | VMF(EX) | VMF(MR) | VMF(MW) | VMF(ME) | VMF(DE), 0,
+	  VMA_KIND__VMA_VDSO, NULL },
+	{ "vvar", "[vvar]", false, SPECIAL_FLAGS, 0, VMA_KIND__VMA_VVAR, NULL },
+	{ "vvar_vclock", "[vvar_vclock]", false, SPECIAL_FLAGS, 0, VMA_KIND__VMA_VVAR_VCLOCK,
+	  NULL },
+
+	{ "hugetlb", "/anon_hugepage (deleted)", true, SHARED_FLAGS | VMF(HT), 0, 0, "hugetlb" },
+	{ "private hugetlb", NULL, false, ANON_FLAGS | VMF(HT), 0, 0, "hugetlb" },
+	{ "userfaultfd missing", NULL, false, ANON_FLAGS | VMF(UM), 0, 0, "userfaultfd" },
+	{ "userfaultfd wp", NULL, false, ANON_FLAGS | VMF(UW), 0, 0, "userfaultfd" },
+	{ "userfaultfd minor", NULL, false, ANON_FLAGS | VMF(UI), 0, 0, "userfaultfd" },
+	{ "shadow stack", NULL, false, ANON_FLAGS | VMF(SS), 0, 0, "shadow stack" },
+	{ "pfnmap", "/dev/mem", true, SHARED_FLAGS | VMF(PF), 0, 0, "device" },
+	{ "io", "/dev/fb0", true, SHARED_FLAGS | VMF(IO), 0, 0, "device" },
+	{ "mixedmap", "/dev/dri/card0", true, SHARED_FLAGS | VMF(MM), 0, 0, "device" },
+	{ "dontexpand", NULL, false, ANON_FLAGS | VMF(DE), 0, 0, "device" },
+	{ "sync faults", "/mnt/pmem/f", true, SHARED_FLAGS | VMF(SF), 0, 0, "device" },
+	{ "arch specific", NULL, false, ANON_FLAGS | VMF(AR), 0, 0, "device" },
+	{ "arm MTE", NULL, false, ANON_FLAGS | VMF(MT), 0, 0, "cannot restore" },
+	{ "arm BTI", NULL, false, ANON_FLAGS | VMF(BT), 0, 0, "cannot restore" },
+	{ "unknown mnemonic", NULL, false, ANON_FLAGS, 1, 0, "does not know" },
+	{ "unknown mnemonic on a file", "/usr/lib/libfoo.so", false, FILE_FLAGS, 1, 0,
+	  "does not know" },
+	{ "deleted file", "/tmp/gone (deleted)", false, FILE_FLAGS, 0, 0, "deleted" },
+	{ "deleted shared file", "/tmp/fx/gone (deleted)", true, SHARED_FLAGS, 0, 0,
+	  "deleted" },
+	{ "memfd", "/memfd:buffer (deleted)", false, FILE_FLAGS, 0, 0, "memfd" },
+	{ "shared memfd", "/memfd:wayland-shm (deleted)", true, SHARED_FLAGS, 0, 0, "memfd" },
+	{ "System V", "/SYSV00001234 (deleted)", true, SHARED_FLAGS, 0, 0, "System V" },
+	{ "vsyscall", "[vsyscall]", false, VMF(EX), 0, 0, "special" },
+	{ "uprobes", "[uprobes]", false, VMF(EX) | VMF(MR) | VMF(ME), 0, 0, "special" },
+	{ "shared, no path", NULL, true, SHARED_FLAGS, 0, 0, "unknown kind" },
+	{ "shared anon inode", "anon_inode:[io_uring]", true, SHARED_FLAGS, 0, 0,
+	  "unknown kind" },
+	{ "private anon inode", "anon_inode:kvm-vcpu:0", false, FILE_FLAGS, 0, 0, "reopen" },
+	{ "private socket", "socket:[12345]", false, FILE_FLAGS, 0, 0, "reopen" },
+};
+
+static void test_classify(void)
+{
+	for (size_t i = 0; i < sizeof(classify_cases) / sizeof(classify_cases[0]); i++) {
+		const struct classify_case *c = &classify_cases[i];
+		struct proc_vma v;
+		VmaKind kind = 0;
+		const char *why = "unset";
+		int rc;
+
+		memset(&v, 0, sizeof(v));
+		v.start = 0x7f0000000000;
+		v.end = 0x7f0000004000;
+		v.prot = RW;
+		v.shared = c->shared;
+		v.vm_flags = c->flags;
+		v.path = (char *)c->path;
+		if (c->unknown) {
+			v.unknown_flags = 1;
+			strcpy(v.unknown_flag, "zz");
+		}
+		unit_case();
+		rc = mem_classify(&v, &kind, &why);
+		if (c->kind) {
+			CHECK(!rc && (int)kind == c->kind && !why, "%s: rc %d kind %d, want %d (%s)",
+			      c->what, rc, kind, c->kind, why ? why : "");
+		} else {
+			CHECK(rc == -1, "%s: accepted as kind %d", c->what, kind);
+			CHECK(rc != -1 || (why && strstr(why, c->why)), "%s: reason '%s', want '%s'",
+			      c->what, why ? why : "(none)", c->why);
+		}
+	}
+}
+
+/* ---- mem_validate ---- */
+
+static Vma *vma(uint64_t start, uint64_t end, VmaKind kind)
+{
+	Vma *v = calloc(1, sizeof(*v));
+
+	vma__init(v);
+	v->start = start;
+	v->end = end;
+	v->prot = RW;
+	v->kind = kind;
+	if (kind == VMA_KIND__VMA_FILE_PRIVATE || kind == VMA_KIND__VMA_FILE_SHARED)
+		v->has_file_id = 1;
+	if (kind == VMA_KIND__VMA_ANON_SHARED)
+		v->has_shmem_id = 1;
+	return v;
+}
+
+static PageRun *run(uint64_t vaddr, uint64_t nr)
+{
+	PageRun *r = calloc(1, sizeof(*r));
+
+	page_run__init(r);
+	r->vaddr = vaddr;
+	r->nr_pages = nr;
+	return r;
+}
+
+struct image {
+	MmState mm;
+	PageMap pm;
+	Vma *v[16];
+	PageRun *r[16];
+	PageRun *g[4];		/* guard runs */
+	int ng;
+};
+
+#define P CR_PAGE_SIZE
+
+/* A typical small process: executable, heap, a shared mapping, a library, stack,
+ * the vDSO; runs in the private ones. */
+static void image_init(struct image *im)
+{
+	memset(im, 0, sizeof(*im));
+	mm_state__init(&im->mm);
+	page_map__init(&im->pm);
+	im->v[0] = vma(0x555555554000, 0x555555556000, VMA_KIND__VMA_FILE_PRIVATE);
+	im->v[1] = vma(0x555555556000, 0x555555558000, VMA_KIND__VMA_FILE_PRIVATE);
+	im->v[2] = vma(0x555555558000, 0x555555579000, VMA_KIND__VMA_ANON_PRIVATE);
+	im->v[3] = vma(0x7ffff7d00000, 0x7ffff7d10000, VMA_KIND__VMA_ANON_SHARED);
+	im->v[4] = vma(0x7ffff7d10000, 0x7ffff7d36000, VMA_KIND__VMA_FILE_PRIVATE);
+	im->v[5] = vma(0x7ffff7fc1000, 0x7ffff7fc5000, VMA_KIND__VMA_VVAR);
+	im->v[6] = vma(0x7ffff7fc5000, 0x7ffff7fc7000, VMA_KIND__VMA_VDSO);
+	im->v[7] = vma(0x7ffffffde000, 0x7ffffffff000, VMA_KIND__VMA_ANON_PRIVATE);
+	im->mm.vmas = im->v;
+	im->mm.n_vmas = 8;
+	im->r[0] = run(0x555555554000, 2);		/* the whole first VMA */
+	im->r[1] = run(0x555555557000, 1);		/* the last page of the second */
+	im->r[2] = run(0x555555558000, 3);
+	im->r[3] = run(0x555555570000, 9);		/* up to the end of the heap */
+	im->r[4] = run(0x7ffff7d35000, 1);
+	im->r[5] = run(0x7fffffffd000, 2);
+	im->pm.runs = im->r;
+	im->pm.n_runs = 6;
+	im->pm.total_pages = 18;
+}
+
+static void image_free(struct image *im)
+{
+	for (int i = 0; i < 16; i++) {
+		if (im->v[i])
+			free(im->v[i]->guards);
+		free(im->v[i]);
+		free(im->r[i]);
+	}
+	for (int i = 0; i < im->ng; i++)
+		free(im->g[i]);
+}
+
+typedef void (*damage_fn)(struct image *im);
+
+static void d_none(struct image *im) { (void)im; }
+static void d_empty(struct image *im)
+{
+	im->mm.n_vmas = 0;
+	im->pm.n_runs = 0;
+	im->pm.total_pages = 0;
+}
+static void d_no_runs(struct image *im)
+{
+	im->pm.n_runs = 0;
+	im->pm.total_pages = 0;
+}
+static void d_overlap(struct image *im) { im->v[1]->start = 0x555555555000; }
+static void d_overlap_last(struct image *im) { im->v[7]->start = 0x7ffff7fc6000; }
+static void d_unsorted(struct image *im)
+{
+	Vma *t = im->v[3];
+
+	im->v[3] = im->v[4];
+	im->v[4] = t;
+}
+static void d_dup(struct image *im)
+{
+	free(im->v[3]);
+	im->v[3] = vma(0x555555558000, 0x555555579000, VMA_KIND__VMA_ANON_PRIVATE);
+}
+static void d_empty_vma(struct image *im) { im->v[2]->end = im->v[2]->start; }
+static void d_reversed(struct image *im) { im->v[4]->end = im->v[4]->start - P; }
+static void d_zero_page(struct image *im) { im->v[0]->start = 0; }
+static void d_unaligned_start(struct image *im) { im->v[2]->start += 8; }
+static void d_unaligned_end(struct image *im) { im->v[3]->end -= 1; }
+static void d_kernel(struct image *im) { im->v[7]->end = 0xffffffffff601000; }
+static void d_task_size(struct image *im) { im->v[7]->end = CR_TASK_SIZE + P; }
+static void d_prot(struct image *im) { im->v[2]->prot |= 0x10; }
+static void d_kind0(struct image *im) { im->v[2]->kind = 0; }
+static void d_kind8(struct image *im) { im->v[2]->kind = 8; }
+static void d_no_file(struct image *im) { im->v[4]->has_file_id = 0; }
+static void d_no_shmem(struct image *im) { im->v[3]->has_shmem_id = 0; }
+static void d_pgoff(struct image *im) { im->v[4]->pgoff = 0x123; }
+
+static void guard(struct image *im, int vi, uint64_t vaddr, uint64_t nr)
+{
+	Vma *v = im->v[vi];
+	PageRun *g = run(vaddr, nr);
+
+	v->guards = realloc(v->guards, (v->n_guards + 1) * sizeof(PageRun *));
+	v->guards[v->n_guards++] = g;
+	im->g[im->ng++] = g;
+}
+
+static void d_guard_ok(struct image *im)
+{
+	guard(im, 7, 0x7ffffffde000, 1);
+	guard(im, 7, 0x7fffffffe000, 1);
+}
+static void d_guard_below(struct image *im) { guard(im, 2, 0x555555557000, 1); }
+static void d_guard_past(struct image *im) { guard(im, 2, 0x555555578000, 2); }
+static void d_guard_after(struct image *im) { guard(im, 2, 0x555555579000, 1); }
+static void d_guard_far(struct image *im) { guard(im, 2, 0x7ffff7d00000, 1); }
+static void d_guard_huge(struct image *im) { guard(im, 2, 0x555555558000, (uint64_t)-1); }
+static void d_guard_zero(struct image *im) { guard(im, 2, 0x555555558000, 0); }
+static void d_guard_odd(struct image *im) { guard(im, 2, 0x555555558010, 1); }
+
+static void d_run_gap(struct image *im) { im->r[4]->vaddr = 0x7ffff7a00000; }
+static void d_run_before_all(struct image *im)
+{
+	im->r[0]->vaddr = 0x1000;
+	im->r[0]->nr_pages = 1;
+	im->pm.total_pages = 17;
+}
+static void d_run_after_all(struct image *im)
+{
+	im->r[5]->vaddr = 0x7ffffffff000;
+	im->r[5]->nr_pages = 1;
+	im->pm.total_pages = 17;
+}
+static void d_run_past_vma(struct image *im)
+{
+	im->r[3]->nr_pages = 10;
+	im->pm.total_pages = 19;
+}
+static void d_run_across(struct image *im) { im->r[0]->vaddr = 0x555555555000; }
+static void d_run_shared(struct image *im) { im->r[4]->vaddr = 0x7ffff7d00000; }
+static void d_run_vdso(struct image *im) { im->r[4]->vaddr = 0x7ffff7fc5000; }
+static void d_run_vvar(struct image *im) { im->r[4]->vaddr = 0x7ffff7fc1000; }
+static void d_run_file_shared(struct image *im) { im->v[4]->kind = VMA_KIND__VMA_FILE_SHARED; }
+static void d_run_overlap(struct image *im)
+{
+	im->r[3]->vaddr = 0x55555555a000;
+	im->r[3]->nr_pages = 1;
+	im->pm.total_pages = 10;
+}
+static void d_run_unsorted(struct image *im)
+{
+	PageRun *t = im->r[2];
+
+	im->r[2] = im->r[3];
+	im->r[3] = t;
+}
+static void d_run_odd(struct image *im) { im->r[2]->vaddr += 0x10; }
+static void d_run_zero(struct image *im)
+{
+	im->r[2]->nr_pages = 0;
+	im->pm.total_pages = 15;
+}
+static void d_run_huge(struct image *im) { im->r[5]->nr_pages = (uint64_t)1 << 52; }
+static void d_run_wrap(struct image *im)
+{
+	im->r[5]->vaddr = (uint64_t)-P;
+	im->r[5]->nr_pages = 2;
+}
+static void d_run_kernel(struct image *im)
+{
+	im->r[5]->vaddr = 0xffffffffff600000;
+	im->r[5]->nr_pages = 1;
+}
+static void d_total_more(struct image *im) { im->pm.total_pages = 19; }
+static void d_total_less(struct image *im) { im->pm.total_pages = 17; }
+static void d_total_zero(struct image *im) { im->pm.total_pages = 0; }
+static void d_run_no_vmas(struct image *im) { im->mm.n_vmas = 0; }
+
+static const struct {
+	const char *what;
+	damage_fn fn;
+	const char *err;	/* NULL: valid */
+} validate_cases[] = {
+	{ "valid", d_none, NULL },
+	{ "empty", d_empty, NULL },
+	{ "no runs", d_no_runs, NULL },
+	{ "guards inside the stack", d_guard_ok, NULL },
+	{ "overlapping VMAs", d_overlap, "overlaps" },
+	{ "overlapping last VMA", d_overlap_last, "overlaps" },
+	{ "unsorted VMAs", d_unsorted, "out of order" },
+	{ "duplicate VMA", d_dup, "overlaps" },
+	{ "empty VMA", d_empty_vma, "invalid range" },
+	{ "reversed VMA", d_reversed, "invalid range" },
+	{ "VMA at page zero", d_zero_page, "invalid range" },
+	{ "unaligned VMA start", d_unaligned_start, "invalid range" },
+	{ "unaligned VMA end", d_unaligned_end, "invalid range" },
+	{ "VMA in kernel space", d_kernel, "invalid range" },
+	{ "VMA past the task size", d_task_size, "invalid range" },
+	{ "bad protection", d_prot, "protection" },
+	{ "kind 0", d_kind0, "unknown kind" },
+	{ "kind 8", d_kind8, "unknown kind" },
+	{ "file VMA without file", d_no_file, "names no file" },
+	{ "shared VMA without object", d_no_shmem, "no memory object" },
+	{ "unaligned file offset", d_pgoff, "unaligned file offset" },
+	{ "guard below the VMA", d_guard_below, "guard" },
+	{ "guard past the VMA end", d_guard_past, "guard" },
+	{ "guard right after the VMA", d_guard_after, "guard" },
+	{ "guard in another VMA", d_guard_far, "guard" },
+	{ "guard of 2^64-1 pages", d_guard_huge, "guard" },
+	{ "guard of 0 pages", d_guard_zero, "guard" },
+	{ "unaligned guard", d_guard_odd, "guard" },
+	{ "run in a gap", d_run_gap, "not inside" },
+	{ "run before every VMA", d_run_before_all, "not inside" },
+	{ "run after every VMA", d_run_after_all, "" },
+	{ "run past its VMA", d_run_past_vma, "not inside" },
+	{ "run across two VMAs", d_run_across, "not inside" },
+	{ "run in a shared VMA", d_run_shared, "not inside" },
+	{ "run in the vDSO", d_run_vdso, "not inside" },
+	{ "run in vvar", d_run_vvar, "not inside" },
+	{ "run in a shared file VMA", d_run_file_shared, "not inside" },
+	{ "overlapping runs", d_run_overlap, "overlaps" },
+	{ "unsorted runs", d_run_unsorted, "overlaps" },
+	{ "unaligned run", d_run_odd, "invalid" },
+	{ "run of 0 pages", d_run_zero, "invalid" },
+	{ "run of 2^52 pages", d_run_huge, "invalid" },
+	{ "run wrapping around", d_run_wrap, "outside user space" },
+	{ "run in kernel space", d_run_kernel, "outside user space" },
+	{ "total too large", d_total_more, "counts" },
+	{ "total too small", d_total_less, "counts" },
+	{ "total zero", d_total_zero, "counts" },
+	{ "runs without VMAs", d_run_no_vmas, "not inside" },
+};
+
+static void test_validate(void)
+{
+	for (size_t i = 0; i < sizeof(validate_cases) / sizeof(validate_cases[0]); i++) {
+		struct image im;
+		int rc;
+
+		image_init(&im);
+		validate_cases[i].fn(&im);
+		unit_case();
+		rc = mem_validate(&im.mm, &im.pm);
+		if (!validate_cases[i].err) {
+			CHECK(!rc, "%s: refused: %s", validate_cases[i].what, err_text());
+		} else {
+			CHECK(rc == -1, "%s: accepted", validate_cases[i].what);
+			CHECK(rc != -1 || err_has(validate_cases[i].err), "%s: error '%s', want '%s'",
+			      validate_cases[i].what, err_text(), validate_cases[i].err);
+		}
+		image_free(&im);
+	}
+}
+
+int main(void)
+{
+	test_classify();
+	test_validate();
+	return unit_done("unit_mem");
+}

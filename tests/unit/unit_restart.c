@@ -1,0 +1,144 @@
+/* Unit tests of the syscall restart decision (src/restart.h): every ERESTART code, a
+ * completed syscall, a thread outside any syscall; the registers handed back exactly. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+
+#include "restart.h"
+#include "unit.h"
+
+#define NO_SYSCALL ((unsigned long long)-1)
+
+/* A thread stopped after `nr` returned (or was interrupted with) `ret`. */
+static struct user_regs_struct regs(long long orig_rax, long long ret, unsigned long long rip)
+{
+	struct user_regs_struct r;
+
+	memset(&r, 0, sizeof(r));
+	r.orig_rax = orig_rax;
+	r.rax = ret;
+	r.rip = rip;
+	r.rdi = 0x1111;
+	r.rsi = 0x2222;
+	r.rdx = 0x3333;
+	r.r10 = 0x4444;
+	r.r8 = 0x5555;
+	r.r9 = 0x6666;
+	r.rcx = rip;		/* syscall clobbers rcx with the return address */
+	r.r11 = 0x246;
+	r.rsp = 0x7ffc00001000;
+	r.eflags = 0x246;
+	r.cs = 0x33;
+	r.ss = 0x2b;
+	r.fs_base = 0x7f0000001000;
+	return r;
+}
+
+/* Everything but rax, rip and orig_rax must come back unchanged. */
+static int same_others(const struct user_regs_struct *a, const struct user_regs_struct *b)
+{
+	struct user_regs_struct x = *a, y = *b;
+
+	x.rax = y.rax = 0;
+	x.rip = y.rip = 0;
+	x.orig_rax = y.orig_rax = 0;
+	return !memcmp(&x, &y, sizeof(x));
+}
+
+struct restart_case {
+	const char *what;
+	long long orig_rax, rax;
+	enum restart_action action;
+	unsigned long long out_rax;
+	int rip_delta;
+};
+
+static const struct restart_case cases[] = {
+	{ "ERESTARTSYS in read", SYS_read, -CR_ERESTARTSYS, RESTART_REISSUE, SYS_read, -2 },
+	{ "ERESTARTNOINTR in wait4", SYS_wait4, -CR_ERESTARTNOINTR, RESTART_REISSUE, SYS_wait4,
+	  -2 },
+	{ "ERESTARTNOHAND in pause", SYS_pause, -CR_ERESTARTNOHAND, RESTART_REISSUE, SYS_pause,
+	  -2 },
+	{ "ERESTARTNOHAND in select", SYS_select, -CR_ERESTARTNOHAND, RESTART_REISSUE,
+	  SYS_select, -2 },
+	{ "ERESTART_RESTARTBLOCK in nanosleep", SYS_nanosleep, -CR_ERESTART_RESTARTBLOCK,
+	  RESTART_EINTR, (unsigned long long)-EINTR, 0 },
+	{ "ERESTART_RESTARTBLOCK in clock_nanosleep", SYS_clock_nanosleep,
+	  -CR_ERESTART_RESTARTBLOCK, RESTART_EINTR, (unsigned long long)-EINTR, 0 },
+	{ "ERESTARTSYS in syscall 0", 0, -CR_ERESTARTSYS, RESTART_REISSUE, 0, -2 },
+	{ "completed read", SYS_read, 42, RESTART_NONE, 42, 0 },
+	{ "completed with 0", SYS_write, 0, RESTART_NONE, 0, 0 },
+	{ "completed with -EINTR", SYS_read, -EINTR, RESTART_NONE, (unsigned long long)-EINTR,
+	  0 },
+	{ "completed with -EAGAIN", SYS_read, -EAGAIN, RESTART_NONE,
+	  (unsigned long long)-EAGAIN, 0 },
+	{ "completed with -515 (ENOIOCTLCMD, no restart code)", SYS_ioctl, -515, RESTART_NONE,
+	  (unsigned long long)-515, 0 },
+	{ "completed with -517", SYS_read, -517, RESTART_NONE, (unsigned long long)-517, 0 },
+	{ "completed with -511", SYS_read, -511, RESTART_NONE, (unsigned long long)-511, 0 },
+	{ "completed with +512", SYS_read, 512, RESTART_NONE, 512, 0 },
+	{ "completed mmap address", SYS_mmap, 0x7f0012345000LL, RESTART_NONE, 0x7f0012345000ULL,
+	  0 },
+	{ "not in a syscall", -1, 0x1234, RESTART_NONE, 0x1234, 0 },
+	{ "not in a syscall, rax looks like ERESTARTSYS", -1, -CR_ERESTARTSYS, RESTART_NONE,
+	  (unsigned long long)-CR_ERESTARTSYS, 0 },
+	{ "not in a syscall, rax looks like RESTARTBLOCK", -1, -CR_ERESTART_RESTARTBLOCK,
+	  RESTART_NONE, (unsigned long long)-CR_ERESTART_RESTARTBLOCK, 0 },
+	{ "negative orig_rax other than -1", -2, -CR_ERESTARTSYS, RESTART_NONE,
+	  (unsigned long long)-CR_ERESTARTSYS, 0 },
+};
+
+static void test_cases(void)
+{
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct restart_case *c = &cases[i];
+		const unsigned long long rip = 0x401000 + 0x1000 * i;
+		struct user_regs_struct in = regs(c->orig_rax, c->rax, rip), out;
+		enum restart_action a;
+
+		unit_case();
+		memset(&out, 0xa5, sizeof(out));
+		a = restart_decide(&in, &out);
+		CHECK(a == c->action, "%s: action %s, want %s", c->what, restart_action_name(a),
+		      restart_action_name(c->action));
+		CHECK(out.rax == c->out_rax, "%s: rax 0x%llx, want 0x%llx", c->what, out.rax,
+		      c->out_rax);
+		CHECK(out.rip == rip + c->rip_delta, "%s: rip 0x%llx, want 0x%llx", c->what,
+		      out.rip, rip + c->rip_delta);
+		CHECK(out.orig_rax == NO_SYSCALL, "%s: orig_rax 0x%llx, want -1", c->what,
+		      out.orig_rax);
+		CHECK(same_others(&in, &out), "%s: other registers changed", c->what);
+		CHECK(in.orig_rax == (unsigned long long)c->orig_rax &&
+		      in.rax == (unsigned long long)c->rax && in.rip == rip,
+		      "%s: input modified", c->what);
+	}
+}
+
+/* Applying the decision twice does nothing more: the result is "not in a syscall". */
+static void test_idempotent(void)
+{
+	struct user_regs_struct in = regs(SYS_read, -CR_ERESTARTNOINTR, 0x402002), once, twice;
+
+	unit_case();
+	restart_decide(&in, &once);
+	CHECK(restart_decide(&once, &twice) == RESTART_NONE, "second decision: none");
+	CHECK(!memcmp(&once, &twice, sizeof(once)), "second decision changed registers");
+}
+
+static void test_names(void)
+{
+	unit_case();
+	CHECK(!strcmp(restart_action_name(RESTART_NONE), "none"), "name none");
+	CHECK(!strcmp(restart_action_name(RESTART_REISSUE), "re-issue"), "name re-issue");
+	CHECK(!strcmp(restart_action_name(RESTART_EINTR), "-EINTR"), "name -EINTR");
+	CHECK(!strcmp(restart_action_name((enum restart_action)42), "?"), "name unknown");
+}
+
+int main(void)
+{
+	test_cases();
+	test_idempotent();
+	test_names();
+	return unit_done("unit_restart");
+}
