@@ -50,6 +50,7 @@ static const struct fd_want fds[] = {
 
 static char cwd[4096];
 static ino_t cwd_ino, dir_ino;
+static char dir_seen[16];	/* entries listed before the dump, then after */
 
 /* ---- helpers ---- */
 
@@ -140,6 +141,30 @@ static void check_fd_set(void)
 	TL_CHECK(found == NR_FDS, "only %zu of the %zu fds are open", found, NR_FDS);
 }
 
+/* Append the entries read from the directory fd's position to seen ("." as '.',
+ * ".." as ':', the files by name); only one getdents64 call if once. */
+static void read_dir(size_t bufsize, bool once, char *seen, size_t seen_len)
+{
+	char buf[4096];
+	long n;
+
+	while ((n = syscall(SYS_getdents64, FD_DIR, buf, bufsize)) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *de = (struct dirent64 *)(buf + off);
+			char c = strcmp(de->d_name, "..") ? de->d_name[0] : ':';
+
+			off += de->d_reclen;
+			TL_CHECK((c == ':' || strlen(de->d_name) == 1) && strchr(".:abc", c) &&
+				 strlen(seen) < seen_len - 1, "unexpected directory entry '%s'",
+				 de->d_name);
+			strncat(seen, &c, 1);
+		}
+		if (once)
+			return;
+	}
+	TL_CHECK(n == 0, "getdents64: %s", strerror(errno));
+}
+
 /* ---- setup ---- */
 
 static void setup_dirs(const char *work)
@@ -168,6 +193,9 @@ static void setup_files(void)
 	TL_CHECK(dup3(FD_SHARED, FD_SHARED_DUP, O_CLOEXEC) == FD_SHARED_DUP, "dup3: %s",
 		 strerror(errno));
 	place(open("sub", O_RDONLY | O_DIRECTORY), FD_DIR, true);
+	read_dir(64, true, dir_seen, sizeof(dir_seen));
+	TL_CHECK(strlen(dir_seen) > 0 && strlen(dir_seen) < 5,
+		 "setup: a short getdents64 read %zu of 5 entries", strlen(dir_seen));
 	place(open("ro.dat", O_RDONLY), FD_RO, true);
 	check_read(FD_RO, 0, RO_POS, 61);
 	place(open("wo.dat", O_WRONLY | O_CREAT | O_TRUNC, 0644), FD_WO, false);
@@ -309,28 +337,24 @@ static void check_devices(void)
 	TL_CHECK(!zero && memcmp(a, b, 64), "/dev/urandom gives no random data");
 }
 
-/* getdents64 on the directory fd lists exactly ., .., a, b, c. */
+static void check_listed(const char *seen, const char *how)
+{
+	TL_CHECK(strlen(seen) == 5 && strchr(seen, '.') && strchr(seen, ':') && strchr(seen, 'a') &&
+		 strchr(seen, 'b') && strchr(seen, 'c'), "%s, the directory lists '%s' (. as '.', "
+		 ".. as ':'), expected . .. a b c once each", how, seen);
+}
+
+/* The listing started before the dump continues where it was, and a new one from
+ * the start lists everything once. */
 static void check_dir_listing(void)
 {
-	char buf[4096], seen[8] = "";
-	long n;
+	char seen[16] = "";
 
+	read_dir(4096, false, dir_seen, sizeof(dir_seen));
+	check_listed(dir_seen, "continued after restore");
 	TL_CHECK(lseek(FD_DIR, 0, SEEK_SET) == 0, "lseek dir: %s", strerror(errno));
-	while ((n = syscall(SYS_getdents64, FD_DIR, buf, sizeof(buf))) > 0) {
-		for (long off = 0; off < n;) {
-			struct dirent64 *de = (struct dirent64 *)(buf + off);
-
-			off += de->d_reclen;
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-				continue;
-			TL_CHECK(strlen(de->d_name) == 1 && strchr("abc", de->d_name[0]) &&
-				 strlen(seen) < 3, "unexpected directory entry '%s'", de->d_name);
-			strncat(seen, de->d_name, 1);
-		}
-	}
-	TL_CHECK(n == 0, "getdents64: %s", strerror(errno));
-	TL_CHECK(strlen(seen) == 3 && strchr(seen, 'a') && strchr(seen, 'b') && strchr(seen, 'c'),
-		 "the directory lists '%s', expected a, b and c", seen);
+	read_dir(4096, false, seen, sizeof(seen));
+	check_listed(seen, "read again from the start");
 }
 
 static void check_dirs(void)
