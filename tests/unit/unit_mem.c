@@ -37,6 +37,8 @@ static const struct classify_case classify_cases[] = {
 	  ANON_FLAGS | VMF(LO) | VMF(DC) | VMF(WF) | VMF(HG) | VMF(SL) | VMF(DP), 0,
 	  VMA_KIND__VMA_ANON_PRIVATE, NULL },
 	{ "soft-dirty", NULL, false, ANON_FLAGS | VMF(SD), 0, VMA_KIND__VMA_ANON_PRIVATE, NULL },
+	{ "guard regions", NULL, false, ANON_FLAGS | VMF(GU), 0, VMA_KIND__VMA_ANON_PRIVATE,
+	  NULL },
 	{ "library", "/usr/lib/x86_64-linux-gnu/libc.so.6", false, FILE_FLAGS, 0,
 	  VMA_KIND__VMA_FILE_PRIVATE, NULL },
 	{ "library data", "/usr/lib/x86_64-linux-gnu/libc.so.6", false, ANON_FLAGS, 0,

@@ -149,7 +149,7 @@ static void test_smaps_unknown_flags(void)
 		"Anonymous:             8 kB\n"
 		"VmFlags: rd wr mr mw me ac zz qq \n"
 		"7ff23d971000-7ff23d975000 r--p 00000000 00:00 0                          [vvar]\n"
-		"VmFlags: rd sl dp ss ui mt \n";
+		"VmFlags: rd sl dp ss ui mt gu \n";
 	struct proc_vmas v;
 
 	unit_case();
@@ -162,7 +162,7 @@ static void test_smaps_unknown_flags(void)
 		CHECK(v.v[0].anon_kb == 8, "anon 8 kB");
 		CHECK(!v.v[1].unknown_flags, "recent mnemonics known");
 		CHECK(v.v[1].vm_flags == (VMF(RD) | VMF(SL) | VMF(DP) | VMF(SS) | VMF(UI) |
-					  VMF(MT)), "recent mnemonics 0x%lx",
+					  VMF(MT) | VMF(GU)), "recent mnemonics 0x%lx",
 		      (unsigned long)v.v[1].vm_flags);
 	}
 	proc_vmas_free(&v);
