@@ -20,6 +20,7 @@
 #include "signals.h"
 #include "sys.h"
 #include "thread.h"
+#include "timers.h"
 
 static int read_proc_state(struct dump_proc *p)
 {
@@ -120,23 +121,26 @@ static int query_task(struct dump_proc *p)
 {
 	struct rtable *t = malloc(sizeof(*t));
 	int pslots[PROCESS_SLOTS], tslots[8];
+	struct timers_dump td;
 	uint64_t sigbuf;
 	int rc = -1;
 
+	memset(&td, 0, sizeof(td));
 	if (!t)
 		return cr_err("out of memory");
 	rtable_init(t, &p->rmt);
 	process_dump_queue(p, t, pslots);
 	thread_dump_queue(p, t, tslots);
 	signals_dump_queue(p, t, &sigbuf);
-	if (rtable_run(t))
+	if (timers_dump_queue(p, t, &td) || rtable_run(t))
 		goto out;
 	if (process_dump_collect(p, t, pslots) ||
 	    thread_dump_collect(p, t, tslots, p->threads) ||
-	    signals_dump_collect(p, t, sigbuf))
+	    signals_dump_collect(p, t, sigbuf) || timers_dump_collect(p, t, &td))
 		goto out;
 	rc = 0;
 out:
+	timers_dump_free(NULL, &td);
 	free(t);
 	return rc;
 }
@@ -200,6 +204,7 @@ static void dump_proc_free(struct dump_proc *p)
 {
 	mem_dump_free(p);
 	signals_dump_free(p);
+	timers_dump_free(p, NULL);
 	process_dump_free(p);
 	free(p->core.fds ? p->core.fds[0] : NULL);
 	free(p->core.fds);

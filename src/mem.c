@@ -403,8 +403,10 @@ static int vma_to_pb(struct dump_proc *p, const struct proc_vma *v, VmaKind kind
 	pb->vm_flags = v->vm_flags;
 	if (v->path && v->path[0] == '[')
 		pb->name = v->path;
-	if (v->path && has_prefix(v->path, "[anon:")) {
-		pb->anon_name = strndup(v->path + 6, strlen(v->path) - 7);
+	if (v->path && (has_prefix(v->path, "[anon:") || has_prefix(v->path, "[anon_shmem:"))) {
+		size_t skip = has_prefix(v->path, "[anon:") ? 6 : 12;
+
+		pb->anon_name = strndup(v->path + skip, strlen(v->path) - skip - 1);
 		if (!pb->anon_name)
 			return cr_err("out of memory");
 	}
@@ -569,18 +571,27 @@ struct page_sink {
 	int mem_fd;
 };
 
+/* The queued remote ranges land at the end of the buffer (after any data read
+ * directly), then the whole buffer goes to the page file. */
 static int sink_flush(struct page_sink *s)
 {
-	struct iovec local = { s->buf, s->fill };
+	size_t queued = 0;
 	ssize_t n;
 
 	if (!s->fill)
 		return 0;
+	for (int i = 0; i < s->nr_remote; i++)
+		queued += s->remote[i].iov_len;
 	if (s->nr_remote) {
+		struct iovec local = { s->buf + s->fill - queued, queued };
+
 		n = process_vm_readv(s->p->pid, &local, 1, s->remote, s->nr_remote, 0);
-		if (n != (ssize_t)s->fill)
-			return cr_perr("process %d: cannot read its memory at 0x%lx", s->p->pid,
-				       (unsigned long)s->remote[0].iov_base);
+		if (n != (ssize_t)queued)
+			return n < 0 ? cr_perr("process %d: cannot read its memory at 0x%lx",
+					       s->p->pid, (unsigned long)s->remote[0].iov_base) :
+				       cr_err("process %d: read %zd of %zu bytes of its memory from "
+					      "0x%lx", s->p->pid, n, queued,
+					      (unsigned long)s->remote[0].iov_base);
 	}
 	if (raw_write(&s->w, s->buf, s->fill))
 		return -1;
@@ -597,23 +608,21 @@ static int sink_add(struct page_sink *s, uint64_t addr, uint64_t len, bool reada
 		size_t n = len < room ? len : room;
 
 		if (!readable) {
-			if (pread(s->mem_fd, s->buf + s->fill, n, addr) != (ssize_t)n)
-				return cr_perr("process %d: cannot read its memory at 0x%lx",
-					       s->p->pid, (unsigned long)addr);
-			/* Keep the queued process_vm_readv iovecs in front of it. */
-			if (s->nr_remote) {
-				uint8_t *tmp = malloc(n);
+			ssize_t got;
 
-				if (!tmp)
-					return cr_err("out of memory");
-				memcpy(tmp, s->buf + s->fill, n);
-				if (sink_flush(s)) {
-					free(tmp);
-					return -1;
-				}
-				memcpy(s->buf, tmp, n);
-				free(tmp);
-			}
+			/* process_vm_readv fills the buffer from its start: send what is
+			 * queued for it first. */
+			if (s->nr_remote && sink_flush(s))
+				return -1;
+			room = READ_BUF - s->fill;
+			n = len < room ? len : room;
+			got = pread(s->mem_fd, s->buf + s->fill, n, addr);
+			if (got != (ssize_t)n)
+				return got < 0 ? cr_perr("process %d: cannot read its memory at 0x%lx",
+							 s->p->pid, (unsigned long)addr) :
+						 cr_err("process %d: read %zd of %zu bytes of its memory "
+							"at 0x%lx", s->p->pid, got, n,
+							(unsigned long)addr);
 			s->fill += n;
 		} else {
 			s->remote[s->nr_remote].iov_base = (void *)addr;

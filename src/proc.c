@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "proc.h"
+#include "sys.h"
 
 static const char *const vmf_names[VMF_NR_BITS] = {
 	"rd", "wr", "ex", "sh", "mr", "mw", "me", "ms",
@@ -625,4 +626,101 @@ int proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 	closedir(d);
 	*tids = out;
 	return 0;
+}
+
+static int timer_field(struct proc_timer *t, const char *line, size_t n, int *seen)
+{
+	struct cursor c = { line, line + n };
+	uint64_t v;
+	int64_t sv;
+
+	if (n > 4 && !memcmp(line, "ID: ", 4)) {
+		c.p += 4;
+		if (parse_int(&c, &sv) || sv < 0 || sv > 0x7fffffff)
+			return -1;
+		t->id = sv;
+		*seen |= 1;
+	} else if (n > 8 && !memcmp(line, "signal: ", 8)) {
+		c.p += 8;
+		if (parse_uint(&c, 10, &v) || v > 64 || expect(&c, '/') ||
+		    parse_uint(&c, 16, &t->sigev_value))
+			return -1;
+		t->signo = v;
+		*seen |= 2;
+	} else if (n > 8 && !memcmp(line, "notify: ", 8)) {
+		static const struct { const char *s; int v; } kinds[] = {
+			{ "signal/", 0 }, { "none/", 1 }, { "thread/", 2 },
+		};
+		size_t k;
+
+		c.p += 8;
+		for (k = 0; k < CR_ARRAY_SIZE(kinds); k++)
+			if ((size_t)(c.end - c.p) > strlen(kinds[k].s) &&
+			    !memcmp(c.p, kinds[k].s, strlen(kinds[k].s)))
+				break;
+		if (k == CR_ARRAY_SIZE(kinds))
+			return -1;
+		c.p += strlen(kinds[k].s);
+		t->notify = kinds[k].v;
+		if (c.end - c.p > 4 && !memcmp(c.p, "tid.", 4))
+			t->notify |= 4;		/* SIGEV_THREAD_ID */
+		else if (!(c.end - c.p > 4 && !memcmp(c.p, "pid.", 4)))
+			return -1;
+		c.p += 4;
+		if (parse_uint(&c, 10, &v) || v > 0x7fffffff)
+			return -1;
+		t->notify_pid = v;
+		*seen |= 4;
+	} else if (n > 9 && !memcmp(line, "ClockID: ", 9)) {
+		c.p += 9;
+		if (parse_int(&c, &sv) || sv < -0x7fffffffLL || sv > 0x7fffffff)
+			return -1;
+		t->clock_id = sv;
+		*seen |= 8;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+int proc_parse_timers(const char *buf, size_t len, struct proc_timer **out, size_t *nr)
+{
+	struct cursor c = { buf, buf + len };
+	struct proc_timer *v = NULL, *cur = NULL;
+	size_t cap = 0;
+	const char *line;
+	size_t n;
+	int seen = 15, lineno = 0;
+
+	*nr = 0;
+	while (next_line(&c, &line, &n)) {
+		lineno++;
+		if (n > 4 && !memcmp(line, "ID: ", 4)) {
+			if (seen != 15)
+				goto bad;
+			if (*nr == cap) {
+				struct proc_timer *nv = realloc(v, (cap + 8) * sizeof(*nv));
+
+				if (!nv) {
+					free(v);
+					return cr_err("out of memory");
+				}
+				v = nv;
+				cap += 8;
+			}
+			cur = &v[(*nr)++];
+			memset(cur, 0, sizeof(*cur));
+			seen = 0;
+		}
+		if (!cur || timer_field(cur, line, n, &seen))
+			goto bad;
+	}
+	if (seen != 15)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	free(v);
+	*nr = 0;
+	return cr_err("malformed /proc timers line %d", lineno);
 }

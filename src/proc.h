@@ -90,6 +90,19 @@ struct proc_fdinfo {
 
 int proc_parse_fdinfo(const char *buf, size_t len, struct proc_fdinfo *out);
 
+/* One entry of /proc/PID/timers. */
+struct proc_timer {
+	int id;
+	int signo;
+	uint64_t sigev_value;
+	int notify;		/* SIGEV_* value, with SIGEV_THREAD_ID when "tid" */
+	pid_t notify_pid;
+	int clock_id;
+};
+
+/* Parse /proc/PID/timers; *out is malloc'd. */
+int proc_parse_timers(const char *buf, size_t len, struct proc_timer **out, size_t *nr);
+
 /* The thread ids in /proc/PID/task. */
 int proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr);
 

@@ -62,22 +62,6 @@ static int check_children(pid_t pid)
 	return 0;
 }
 
-static int check_timers(pid_t pid)
-{
-	size_t len;
-	char *txt = proc_read_pid_file(pid, "timers", &len);
-
-	if (!txt) {
-		cr_err_reset();
-		return 0;	/* kernel without CONFIG_CHECKPOINT_RESTORE timers */
-	}
-	free(txt);
-	if (len)
-		return cr_err("process %d has POSIX timers (timer_create); they are not "
-			      "supported yet", pid);
-	return 0;
-}
-
 int process_dump_check(pid_t pid)
 {
 	struct proc_stat st;
@@ -202,7 +186,7 @@ int process_dump_static(struct dump_proc *p)
 
 	p->core.pid = p->pid;
 	p->core.comm = (char *)st->comm;
-	if (check_children(p->pid) || check_timers(p->pid))
+	if (check_children(p->pid))
 		return -1;
 	p->core.has_session_leader = p->core.has_group_leader = 1;
 	p->core.session_leader = st->sid == p->pid;

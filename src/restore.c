@@ -23,6 +23,7 @@
 #include "signals.h"
 #include "sys.h"
 #include "thread.h"
+#include "timers.h"
 
 #define PLAN_LOW_LIMIT (1UL << 20)
 
@@ -309,7 +310,7 @@ static int build_plan(struct restore_ctx *ctx, struct restore_proc *rp,
 	    process_plan(rp, p))
 		return -1;
 	plan_create_threads(rp, p);
-	if (signals_plan(rp, p))
+	if (signals_plan(rp, p) || timers_plan(rp, p))
 		return -1;
 	for (size_t i = 0; i < rp->nr_threads; i++)
 		if (signals_plan_pending(rp, p, rp->core->threads[i]))
@@ -351,6 +352,8 @@ static int prepare_plan(struct restore_ctx *ctx, struct restore_proc *rp)
 	mem_plan_estimate(rp->core, rp->pm, &calls, &data);
 	calls += 256 + rp->core->n_sigactions + rp->core->n_fds + rp->core->n_shared_pending;
 	data += 64 * 1024 + rp->core->n_sigactions * 32 + rp->core->n_shared_pending * 144;
+	calls += rp->core->n_posix_timers * 2 + 2;
+	data += rp->core->n_posix_timers * 128;
 	for (size_t i = 0; i < rp->nr_threads; i++) {
 		size_t pending = rp->core->threads[i]->n_pending;
 
