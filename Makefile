@@ -94,8 +94,9 @@ unit: $(UNIT_BINS)
 check: tests
 	$(BUILD)/tests/harness --cryo $(BUILD)/bin/cryo --tests $(BUILD)/tests --unit $(BUILD)/unit --real tests/real $(HARNESS_ARGS)
 
+# As root; BENCH_ARGS passes options (e.g. BENCH_ARGS='-n 3 -s 512'), see bench/bench.c.
 bench: all
-	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
+	$(MAKE) -C bench BUILD=$(abspath $(BUILD)) SANFLAGS='$(SANFLAGS)' BENCH_ARGS='$(BENCH_ARGS)'
 
 fuzz:
 	$(MAKE) -C fuzz

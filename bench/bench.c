@@ -1,0 +1,480 @@
+/* cryo benchmarks: as root and child subreaper, measures this machine's limits and cryo's
+ * dump and restore of idle, 1 GiB, sparse and many-VMA processes in the same run, prints
+ * each figure against its limit and target, and writes the same results as JSON. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define MEMCPY_LEN (256UL << 20)
+#define MEMCPY_REPS 5
+#define FSYNC_RUNS 2
+
+struct config cfg = {
+	.json = "results-latest.json",
+	.rev = "unknown",
+	.size = 1UL << 30,
+	.runs = 5,
+	.idle_runs = 15,
+	.nr_vmas = 5000,
+	.lib = true,
+};
+struct host host;
+volatile int interrupted;
+
+/* ---- small shared helpers ---- */
+
+double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void str_copy(char *dst, size_t len, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (!len)
+		return;
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
+void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+void samples_add(struct samples *s, double v)
+{
+	if (s->n < MAX_SAMPLES)
+		s->v[s->n++] = v;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double samples_median(const struct samples *s)
+{
+	double v[MAX_SAMPLES];
+
+	if (!s->n)
+		return 0;
+	memcpy(v, s->v, s->n * sizeof(double));
+	qsort(v, s->n, sizeof(double), cmp_double);
+	return s->n % 2 ? v[s->n / 2] : (v[s->n / 2 - 1] + v[s->n / 2]) / 2;
+}
+
+double samples_min(const struct samples *s)
+{
+	double m = s->n ? s->v[0] : 0;
+
+	for (int i = 1; i < s->n; i++)
+		if (s->v[i] < m)
+			m = s->v[i];
+	return m;
+}
+
+struct row *row_new(struct results *r, const char *group, const char *name)
+{
+	struct row *w;
+
+	if (r->nr_rows == MAX_ROWS)
+		return NULL;
+	w = &r->rows[r->nr_rows++];
+	memset(w, 0, sizeof(*w));
+	str_copy(w->group, sizeof(w->group), group);
+	str_copy(w->name, sizeof(w->name), name);
+	return w;
+}
+
+/* Limits gather samples until the end; rows take their final median and min. */
+void results_finalize(struct results *r)
+{
+	for (int i = 0; i < r->nr_rows; i++) {
+		struct row *w = &r->rows[i];
+
+		if (!w->lim || !w->lim->s.n)
+			continue;
+		w->limit = samples_median(&w->lim->s);
+		w->limit_min = samples_min(&w->lim->s);
+	}
+}
+
+struct limit *limit_new(struct results *r, const char *name)
+{
+	struct limit *l;
+
+	if (r->nr_limits == MAX_LIMITS)
+		return NULL;
+	l = &r->limits[r->nr_limits++];
+	memset(l, 0, sizeof(*l));
+	str_copy(l->name, sizeof(l->name), name);
+	return l;
+}
+
+/* ---- set-up ---- */
+
+static const char usage[] =
+	"usage: bench --cryo PATH --targets DIR [options]   (as root; `make bench` runs it)\n"
+	"  --cryo PATH      the cryo binary\n"
+	"  --targets DIR    directory with target-static and target-dynamic\n"
+	"  -D DIR           images and write baseline (default $CRYO_BENCH_DIR or\n"
+	"                   /var/tmp/cryo-bench); created if missing, cleaned up after\n"
+	"  -o FILE          JSON results (default results-latest.json)\n"
+	"  -s MIB           size N of the large process (default 1024)\n"
+	"  -n RUNS          runs per large case (default 5, at least 3 recommended)\n"
+	"  -i RUNS          runs per idle case (default 15)\n"
+	"  -V N             mappings in the many-VMA case (default 5000, 0 skips it)\n"
+	"  --no-lib         skip the libcryo figures\n"
+	"  --rev STR        source revision recorded in the results\n";
+
+static int parse_args(int argc, char **argv)
+{
+	enum { OPT_CRYO = 256, OPT_TARGETS, OPT_NO_LIB, OPT_REV };
+	static const struct option opts[] = {
+		{ "cryo", required_argument, 0, OPT_CRYO },
+		{ "targets", required_argument, 0, OPT_TARGETS },
+		{ "no-lib", no_argument, 0, OPT_NO_LIB },
+		{ "rev", required_argument, 0, OPT_REV },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	int c;
+
+	cfg.dir = getenv("CRYO_BENCH_DIR");
+	if (!cfg.dir || !cfg.dir[0])
+		cfg.dir = "/var/tmp/cryo-bench";
+	while ((c = getopt_long(argc, argv, "D:o:s:n:i:V:h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CRYO:
+			cfg.cryo = optarg;
+			break;
+		case OPT_TARGETS:
+			cfg.targets = optarg;
+			break;
+		case OPT_NO_LIB:
+			cfg.lib = false;
+			break;
+		case OPT_REV:
+			cfg.rev = optarg;
+			break;
+		case 'D':
+			cfg.dir = optarg;
+			break;
+		case 'o':
+			cfg.json = optarg;
+			break;
+		case 's':
+			cfg.size = strtoull(optarg, NULL, 0) << 20;
+			break;
+		case 'n':
+			cfg.runs = atoi(optarg);
+			break;
+		case 'i':
+			cfg.idle_runs = atoi(optarg);
+			break;
+		case 'V':
+			cfg.nr_vmas = atoi(optarg);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			fputs(usage, stderr);
+			return -1;
+		}
+	}
+	if (!cfg.cryo || !cfg.targets || !cfg.size || cfg.runs < 1 || cfg.idle_runs < 1 ||
+	    cfg.runs > MAX_SAMPLES || cfg.idle_runs > MAX_SAMPLES || cfg.nr_vmas < 0) {
+		fputs(usage, stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static void read_line(const char *path, const char *key, char *out, size_t len)
+{
+	char line[512];
+	FILE *f = fopen(path, "re");
+
+	snprintf(out, len, "unknown");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *v = key ? strstr(line, key) : line;
+
+		if (v != line)
+			continue;
+		v = key ? strchr(line, ':') : line;
+		if (!v)
+			continue;
+		v += key ? 1 : 0;
+		v += strspn(v, " \t");
+		v[strcspn(v, "\n")] = 0;
+		str_copy(out, len, v);
+		break;
+	}
+	fclose(f);
+}
+
+static const char *fs_name(long type)
+{
+	switch (type) {
+	case 0xef53:
+		return "ext4";
+	case 0x58465342:
+		return "xfs";
+	case 0x9123683e:
+		return "btrfs";
+	case 0x01021994:
+		return "tmpfs";
+	case 0x794c7630:
+		return "overlayfs";
+	default:
+		return "other";
+	}
+}
+
+static void probe_host(void)
+{
+	struct utsname un;
+	struct statfs sf;
+	char thp[128], *a, *b;
+	time_t t = time(NULL);
+
+	uname(&un);
+	snprintf(host.kernel, sizeof(host.kernel), "Linux %s %s", un.release, un.machine);
+	read_line("/proc/cpuinfo", "model name", host.cpu, sizeof(host.cpu));
+	host.cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	host.mem_bytes = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+	read_line("/sys/kernel/mm/transparent_hugepage/enabled", NULL, thp, sizeof(thp));
+	a = strchr(thp, '[');
+	b = a ? strchr(a, ']') : NULL;
+	if (a && b)
+		*b = 0;
+	str_copy(host.thp, sizeof(host.thp), a && b ? a + 1 : thp);
+	snprintf(host.fs, sizeof(host.fs), "%s", statfs(cfg.dir, &sf) ? "?" : fs_name(sf.f_type));
+	strftime(host.time, sizeof(host.time), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+}
+
+static int check_exec(const char *path)
+{
+	if (access(path, X_OK) == 0)
+		return 0;
+	fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
+	return -1;
+}
+
+static int setup(void)
+{
+	char path[512];
+	struct statvfs sv;
+	struct sigaction sa;
+
+	if (geteuid()) {
+		fprintf(stderr, "bench: must run as root (cryo dump and restore need it)\n");
+		return -1;
+	}
+	/* Inherited descriptors (make's jobserver pipe, ...) would reach libcryo's restored
+	 * processes, which start as copies of this one. */
+	syscall(SYS_close_range, 3, ~0U, 0);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1))
+		return perror("bench: PR_SET_CHILD_SUBREAPER"), -1;
+	snprintf(path, sizeof(path), "%s/target-dynamic", cfg.targets);
+	if (check_exec(cfg.cryo) || check_exec(path))
+		return -1;
+	snprintf(path, sizeof(path), "%s/target-static", cfg.targets);
+	if (check_exec(path))
+		return -1;
+	if (mkdir(cfg.dir, 0700) == 0)
+		cfg.created_dir = true;
+	else if (errno != EEXIST)
+		return fprintf(stderr, "bench: mkdir %s: %s\n", cfg.dir, strerror(errno)), -1;
+	if (statvfs(cfg.dir, &sv))
+		return fprintf(stderr, "bench: %s: %s\n", cfg.dir, strerror(errno)), -1;
+	if ((double)sv.f_bavail * sv.f_frsize < 2.2 * cfg.size + 256 * MiB) {
+		fprintf(stderr, "bench: %s needs %.1f GiB free\n", cfg.dir,
+			(2.2 * cfg.size + 256 * MiB) / GiB);
+		return -1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	return 0;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+static void cleanup(void)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/img", cfg.dir);
+	rm_tree(path);
+	snprintf(path, sizeof(path), "%s/write-baseline", cfg.dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/cryo.log", cfg.dir);
+	unlink(path);
+	if (cfg.created_dir && rmdir(cfg.dir))
+		fprintf(stderr, "bench: cannot remove %s: %s\n", cfg.dir, strerror(errno));
+	reap_strays();
+}
+
+/* ---- the run ---- */
+
+static void progress(const char *what, int runs)
+{
+	fprintf(stderr, "bench: %s (%d runs)...\n", what, runs);
+}
+
+static double median_of(const struct results *r, const char *group, const char *name)
+{
+	for (int i = 0; i < r->nr_rows; i++)
+		if (!strcmp(r->rows[i].group, group) && !strcmp(r->rows[i].name, name))
+			return samples_median(&r->rows[i].s);
+	return 0;
+}
+
+static void memcpy_limit(struct results *r)
+{
+	struct limit *l = limit_new(r, "memcpy 256 MiB, best of 5");
+	double t;
+
+	if (!l)
+		return;
+	progress("memcpy bandwidth", MEMCPY_REPS);
+	t = lim_memcpy(MEMCPY_LEN, MEMCPY_REPS);
+	l->rate = true;
+	l->bytes = MEMCPY_LEN;
+	if (t > 0)
+		samples_add(&l->s, t);
+	else
+		snprintf(l->note, sizeof(l->note), "failed");
+}
+
+static void fsync_limit(struct results *r)
+{
+	struct limit *l = limit_new(r, "write N + fsync, close (info)");
+	char path[512];
+
+	if (!l)
+		return;
+	snprintf(path, sizeof(path), "%s/write-baseline", cfg.dir);
+	l->rate = true;
+	l->bytes = cfg.size;
+	progress("write + fsync", FSYNC_RUNS);
+	for (int i = 0; i < FSYNC_RUNS && !interrupted; i++) {
+		double t = lim_write(path, cfg.size, true);
+
+		unlink(path);
+		if (t > 0)
+			samples_add(&l->s, t);
+	}
+}
+
+static void size_label(char *buf, size_t len, size_t bytes)
+{
+	if (bytes % (1UL << 30) == 0)
+		snprintf(buf, len, "%zuGiB", bytes >> 30);
+	else
+		snprintf(buf, len, "%zuMiB", bytes >> 20);
+}
+
+static int run_all(struct results *r)
+{
+	char bin[512], group[48], sz[32];
+	struct limit *spawn_lim;
+	int rc = 0;
+
+	memcpy_limit(r);
+	spawn_lim = limit_new(r, "spawn+exec+exit+reap a static no-op");
+	if (!spawn_lim)
+		return -1;
+	progress("idle-static", cfg.idle_runs);
+	snprintf(bin, sizeof(bin), "%s/target-static", cfg.targets);
+	rc |= case_idle(r, bin, "idle-static", spawn_lim);
+	progress("idle-dynamic", cfg.idle_runs);
+	snprintf(bin, sizeof(bin), "%s/target-dynamic", cfg.targets);
+	rc |= case_idle(r, bin, "idle-dynamic", spawn_lim);
+	size_label(sz, sizeof(sz), cfg.size);
+	snprintf(group, sizeof(group), "mem-%s", sz);
+	progress(group, cfg.runs);
+	rc |= case_mem(r, group, cfg.size, 1, true);
+	snprintf(group, sizeof(group), "mem-%s-10%%", sz);
+	progress(group, cfg.runs);
+	rc |= case_mem(r, group, cfg.size, 10, false);
+	if (cfg.nr_vmas) {
+		snprintf(group, sizeof(group), "vmas-%d", cfg.nr_vmas);
+		progress(group, cfg.runs);
+		rc |= case_vmas(r, group, cfg.nr_vmas,
+				median_of(r, "idle-static", "dump (cli)"));
+	}
+	if (!interrupted)
+		fsync_limit(r);
+	return rc || interrupted ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct results res;
+	char summary[1400];
+	int rc;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (parse_args(argc, argv) || setup())
+		return 2;
+	catch_signals();
+	probe_host();
+	report_header();
+	rc = run_all(&res);
+	cleanup();
+	results_finalize(&res);
+	report_table(&res);
+	report_summary(&res, summary, sizeof(summary));
+	if (report_json(&res, cfg.json, summary))
+		fprintf(stderr, "bench: cannot write %s: %s\n", cfg.json, strerror(errno));
+	else
+		printf("\nresults written to %s\n", cfg.json);
+	if (interrupted)
+		printf("INTERRUPTED: the figures are incomplete\n");
+	printf("%s\n", summary);
+	return rc ? 1 : 0;
+}

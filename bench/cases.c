@@ -1,0 +1,372 @@
+/* The cryo cases: one start-dump-restore-verify cycle of a target through the CLI or
+ * libcryo, and the loops running each case with its machine limits interleaved. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cryo.h"
+
+#define PAGE 4096UL
+
+enum via { VIA_CLI, VIA_LIB };
+
+static const char *const via_name[] = { "cli", "lib" };
+
+/* Every figure of one way of driving cryo over the runs of a case. */
+struct series {
+	struct samples dump, restore, img;
+	int img_files;
+	bool failed;
+	char err[256];
+};
+
+/* Called with the live target just before its dump (e.g. to time reading its smaps). */
+typedef void (*pre_dump_fn)(pid_t pid, void *arg);
+
+static int do_dump(pid_t pid, const char *img, enum via via, double *secs, char *err,
+		   size_t len)
+{
+	struct cryo_dump_opts o = { .pid = pid, .dir = img };
+	char pidbuf[16];
+	const char *args[] = { cfg.cryo, "dump", "-t", pidbuf, "-D", img, NULL };
+	double t;
+	int rc;
+
+	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+	if (via == VIA_CLI)
+		return run_cryo(args, secs, err, len);
+	t = now();
+	rc = cryo_dump(&o);
+	*secs = now() - t;
+	if (rc)
+		snprintf(err, len, "cryo_dump: %s", cryo_last_error());
+	return rc;
+}
+
+static int do_restore(pid_t pid, const char *img, enum via via, double *secs, char *err,
+		      size_t len)
+{
+	struct cryo_restore_opts o = { .dir = img, .detach = true };
+	const char *args[] = { cfg.cryo, "restore", "-D", img, "-d", NULL };
+	pid_t root = 0;
+	double t;
+	int rc;
+
+	if (via == VIA_CLI)
+		return run_cryo(args, secs, err, len);
+	t = now();
+	rc = cryo_restore(&o, &root);
+	*secs = now() - t;
+	if (rc)
+		return snprintf(err, len, "cryo_restore: %s", cryo_last_error()), -1;
+	if (root != pid)
+		return snprintf(err, len, "cryo_restore made PID %d, not %d", root, pid), -1;
+	return 0;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+/* Start the target, dump it (cryo kills it), wait until its PID is free, restore it,
+ * check it is alive and ours, have it verify its memory, reap it. */
+static int cycle(char *const argv[], enum via via, pre_dump_fn pre, void *arg,
+		 struct series *s)
+{
+	double dump_t, restore_t;
+	uint64_t bytes;
+	char img[512];
+	pid_t pid;
+	int rc = -1;
+
+	snprintf(img, sizeof(img), "%s/img", cfg.dir);
+	rm_tree(img);
+	pid = spawn_target(argv[0], argv, s->err, sizeof(s->err));
+	if (pid < 0)
+		return -1;
+	if (pre)
+		pre(pid, arg);
+	if (do_dump(pid, img, via, &dump_t, s->err, sizeof(s->err)))
+		goto out;
+	if (wait_gone(pid, 30)) {
+		snprintf(s->err, sizeof(s->err), "dumped PID %d did not go away", pid);
+		goto out;
+	}
+	bytes = dir_bytes(img, &s->img_files);
+	if (do_restore(pid, img, via, &restore_t, s->err, sizeof(s->err)) ||
+	    check_alive(pid, base_name(argv[0]), s->err, sizeof(s->err)) ||
+	    verify_and_reap(pid, 300, s->err, sizeof(s->err)))
+		goto out;
+	samples_add(&s->dump, dump_t);
+	samples_add(&s->restore, restore_t);
+	samples_add(&s->img, bytes);
+	rc = 0;
+out:
+	if (rc)
+		kill_and_reap(pid);
+	rm_tree(img);
+	reap_strays();
+	return rc;
+}
+
+static void run_cycle(char *const argv[], enum via via, pre_dump_fn pre, void *arg,
+		      struct series *s)
+{
+	if (s->failed || interrupted)
+		return;
+	if (cycle(argv, via, pre, arg, s))
+		s->failed = true;
+}
+
+static void set_limit(struct row *row, const struct limit *l)
+{
+	if (!l)
+		return;
+	str_copy(row->limit_name, sizeof(row->limit_name), l->name);
+	row->lim = l;
+}
+
+struct targets {
+	enum target_kind tk;
+	double value;
+	bool headline;
+};
+
+static struct row *time_row(struct results *r, const char *group, const char *what,
+			    enum via via, const struct samples *s, const struct series *se)
+{
+	char name[48];
+	struct row *row;
+
+	snprintf(name, sizeof(name), "%s (%s)", what, via_name[via]);
+	row = row_new(r, group, name);
+	if (!row)
+		return NULL;
+	row->s = *s;
+	if (se->failed)
+		str_copy(row->error, sizeof(row->error), se->err);
+	return row;
+}
+
+static void rate_note(struct row *row, double data)
+{
+	if (data > 0 && row->s.n)
+		snprintf(row->note, sizeof(row->note), "%.2f GB/s",
+			 data / samples_median(&row->s) / 1e9);
+}
+
+/* The rows of one series: dump, restore (and the image size, once per case). */
+static int emit(struct results *r, const char *group, enum via via, const struct series *se,
+		const struct limit *dl, const struct limit *rl, double data,
+		const struct targets *tg)
+{
+	struct row *d = time_row(r, group, "dump", via, &se->dump, se);
+	struct row *rs = time_row(r, group, "restore -d", via, &se->restore, se);
+	struct row *img;
+
+	if (!d || !rs)
+		return -1;
+	set_limit(d, dl);
+	set_limit(rs, rl);
+	d->tk = rs->tk = tg->tk;
+	d->target = rs->target = tg->value;
+	d->headline = rs->headline = tg->headline && via == VIA_CLI;
+	rate_note(d, data);
+	rate_note(rs, data);
+	if (via != VIA_CLI)
+		return se->failed ? -1 : 0;
+	img = row_new(r, group, "image size");
+	if (!img)
+		return -1;
+	img->bytes = true;
+	img->s = se->img;
+	if (data > 0) {
+		snprintf(img->limit_name, sizeof(img->limit_name), "touched data");
+		img->limit = img->limit_min = data;
+	}
+	snprintf(img->note, sizeof(img->note), "%d files", se->img_files);
+	if (se->failed)
+		str_copy(img->error, sizeof(img->error), se->err);
+	return se->failed ? -1 : 0;
+}
+
+/* ---- idle ---- */
+
+int case_idle(struct results *r, const char *bin, const char *group, struct limit *spawn_lim)
+{
+	char *argv[] = { (char *)bin, "idle", NULL };
+	struct series cli = { 0 }, lib = { 0 };
+	struct targets tg = { TGT_ABS, 0.010, true };
+	char spawn_bin[512];
+	int rc;
+
+	snprintf(spawn_bin, sizeof(spawn_bin), "%s/target-static", cfg.targets);
+	for (int i = 0; i < cfg.idle_runs && !interrupted; i++) {
+		double t = spawn_exit_time(spawn_bin);
+
+		if (t >= 0)
+			samples_add(&spawn_lim->s, t);
+		run_cycle(argv, VIA_CLI, NULL, NULL, &cli);
+		if (cfg.lib)
+			run_cycle(argv, VIA_LIB, NULL, NULL, &lib);
+	}
+	rc = emit(r, group, VIA_CLI, &cli, spawn_lim, spawn_lim, 0, &tg);
+	if (cfg.lib && emit(r, group, VIA_LIB, &lib, spawn_lim, spawn_lim, 0, &tg))
+		rc = -1;
+	return rc;
+}
+
+/* ---- large memory ---- */
+
+struct mem_limits {
+	struct limit *write, *read_fresh, *touch, *populate;
+};
+
+/* data_sz names the bytes written and read; size_sz the mapping populated. */
+static int mem_limits_new(struct results *r, struct mem_limits *l, const char *data_sz,
+			  const char *size_sz, size_t step, double data)
+{
+	struct limit **all[] = { &l->write, &l->read_fresh, &l->touch, &l->populate };
+	char name[80];
+
+	snprintf(name, sizeof(name), "write %s to a new file, close", data_sz);
+	l->write = limit_new(r, name);
+	snprintf(name, sizeof(name), "read %s of warm file into fresh mem", data_sz);
+	l->read_fresh = limit_new(r, name);
+	if (step == 1)
+		snprintf(name, sizeof(name), "populate %s: mmap + touch", size_sz);
+	else
+		snprintf(name, sizeof(name), "populate %s: touch 1/%zu pages", size_sz, step);
+	l->touch = limit_new(r, name);
+	l->populate = NULL;
+	if (step == 1) {
+		snprintf(name, sizeof(name), "populate %s: MAP_POPULATE", size_sz);
+		l->populate = limit_new(r, name);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		if (!*all[i] && (i < 3 || step == 1))
+			return -1;
+		if (*all[i]) {
+			(*all[i])->rate = true;
+			(*all[i])->bytes = i < 2 ? data : (double)(step == 1 ? data : 0);
+		}
+	}
+	return 0;
+}
+
+static void add_or_flag(struct limit *l, double t)
+{
+	if (t >= 0)
+		samples_add(&l->s, t);
+	else
+		snprintf(l->note, sizeof(l->note), "failed: %s", strerror(errno));
+}
+
+static void mem_limits_once(struct mem_limits *l, size_t size, size_t step, size_t data)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/write-baseline", cfg.dir);
+	add_or_flag(l->write, lim_write(path, data, false));
+	add_or_flag(l->read_fresh, lim_read_fresh(path, data));
+	unlink(path);
+	add_or_flag(l->touch, lim_touch(size, step));
+	if (l->populate)
+		add_or_flag(l->populate, lim_map_populate(size));
+}
+
+/* The faster way to populate memory is the reference for restore. */
+static const struct limit *faster(const struct limit *a, const struct limit *b)
+{
+	if (!b || !b->s.n)
+		return a;
+	if (!a->s.n)
+		return b;
+	return samples_median(&b->s) < samples_median(&a->s) ? b : a;
+}
+
+static void size_name(char *buf, size_t len, size_t bytes)
+{
+	if (bytes % (1UL << 30) == 0)
+		snprintf(buf, len, "%zu GiB", bytes >> 30);
+	else if (bytes % (1UL << 20) == 0)
+		snprintf(buf, len, "%zu MiB", bytes >> 20);
+	else
+		snprintf(buf, len, "%.1f MiB", bytes / MiB);
+}
+
+int case_mem(struct results *r, const char *group, size_t size, size_t step, bool headline)
+{
+	char bytes_arg[32], step_arg[32], bin[512], sz[32], dsz[32];
+	char *argv[] = { bin, "mem", bytes_arg, step_arg, NULL };
+	struct series cli = { 0 }, lib = { 0 };
+	struct targets tg = { headline ? TGT_RATIO : TGT_NONE, 1.5, headline };
+	size_t pages = size / PAGE, data = (pages + step - 1) / step * PAGE;
+	struct mem_limits l;
+	const struct limit *pop;
+	int rc;
+
+	snprintf(bin, sizeof(bin), "%s/target-static", cfg.targets);
+	snprintf(bytes_arg, sizeof(bytes_arg), "%zu", size);
+	snprintf(step_arg, sizeof(step_arg), "%zu", step);
+	size_name(dsz, sizeof(dsz), data);
+	size_name(sz, sizeof(sz), size);
+	if (mem_limits_new(r, &l, dsz, sz, step, data))
+		return -1;
+	for (int i = 0; i < cfg.runs && !interrupted; i++) {
+		mem_limits_once(&l, size, step, data);
+		run_cycle(argv, VIA_CLI, NULL, NULL, &cli);
+		if (cfg.lib)
+			run_cycle(argv, VIA_LIB, NULL, NULL, &lib);
+	}
+	pop = faster(l.touch, l.populate);
+	rc = emit(r, group, VIA_CLI, &cli, l.write, pop, data, &tg);
+	if (cfg.lib && emit(r, group, VIA_LIB, &lib, l.write, pop, data, &tg))
+		rc = -1;
+	return rc;
+}
+
+/* ---- many VMAs ---- */
+
+static void time_smaps(pid_t pid, void *arg)
+{
+	add_or_flag(arg, lim_read_smaps(pid));
+}
+
+int case_vmas(struct results *r, const char *group, int nr, double idle_dump)
+{
+	char nr_arg[16], bin[512], name[64];
+	char *argv[] = { bin, "vmas", nr_arg, NULL };
+	struct targets tg = { TGT_NONE, 0, false };
+	struct series cli = { 0 };
+	struct limit *maps, *smaps;
+	struct row *d;
+	int rc;
+
+	snprintf(bin, sizeof(bin), "%s/target-static", cfg.targets);
+	snprintf(nr_arg, sizeof(nr_arg), "%d", nr);
+	snprintf(name, sizeof(name), "mmap+fill %d one-page VMAs", nr);
+	maps = limit_new(r, name);
+	snprintf(name, sizeof(name), "read smaps of the %d-VMA target", nr);
+	smaps = limit_new(r, name);
+	if (!maps || !smaps)
+		return -1;
+	for (int i = 0; i < cfg.runs && !interrupted; i++) {
+		add_or_flag(maps, lim_vmas(nr));
+		run_cycle(argv, VIA_CLI, time_smaps, smaps, &cli);
+	}
+	rc = emit(r, group, VIA_CLI, &cli, smaps, maps, (double)nr * PAGE, &tg);
+	d = &r->rows[r->nr_rows - 3];
+	if (!rc && idle_dump > 0 && d->s.n)
+		snprintf(d->note, sizeof(d->note), "%.1f us/VMA over idle",
+			 (samples_median(&d->s) - idle_dump) / nr * 1e6);
+	if (!rc && r->rows[r->nr_rows - 2].s.n)
+		snprintf(r->rows[r->nr_rows - 2].note, sizeof(r->rows[0].note),
+			 "%.1f us/VMA", samples_median(&r->rows[r->nr_rows - 2].s) / nr * 1e6);
+	return rc;
+}

@@ -1,0 +1,150 @@
+/* The benchmarked process. `target MODE ...` builds its memory, writes "R" on fd 3 and
+ * closes it, then sleeps in pause(); SIGUSR1 makes it check its memory and exit 0 (intact)
+ * or 1. Modes: exit | idle | mem BYTES STEP (every STEP-th page touched) | vmas N.
+ * The check runs in the handler itself: a flag tested around pause() can miss a signal
+ * that arrives just before a restarted pause(). */
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PAGE 4096UL
+#define WORDS (PAGE / sizeof(uint64_t))
+
+/* splitmix64: random-looking, never all-zero pages, cheap to regenerate. */
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static void fill_page(uint64_t *p, uint64_t idx)
+{
+	for (size_t i = 0; i < WORDS; i++)
+		p[i] = mix(idx * WORDS + i);
+}
+
+static int page_ok(const uint64_t *p, uint64_t idx)
+{
+	for (size_t i = 0; i < WORDS; i++)
+		if (p[i] != mix(idx * WORDS + i))
+			return 0;
+	return 1;
+}
+
+static int page_zero(const uint64_t *p)
+{
+	for (size_t i = 0; i < WORDS; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* ---- mem BYTES STEP ---- */
+
+static uint8_t *mem_base;
+static size_t mem_pages, mem_step;
+
+static int mem_setup(size_t bytes, size_t step)
+{
+	mem_pages = bytes / PAGE;
+	mem_step = step ? step : 1;
+	mem_base = mmap(NULL, mem_pages * PAGE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem_base == MAP_FAILED)
+		return -1;
+	for (size_t i = 0; i < mem_pages; i += mem_step)
+		fill_page((uint64_t *)(mem_base + i * PAGE), i);
+	return 0;
+}
+
+static int mem_check(void)
+{
+	for (size_t i = 0; i < mem_pages; i++) {
+		const uint64_t *p = (const uint64_t *)(mem_base + i * PAGE);
+
+		if (i % mem_step == 0 ? !page_ok(p, i) : !page_zero(p))
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- vmas N: one-page mappings, alternately read-only so none merge ---- */
+
+static uint8_t **vmas;
+static size_t nr_vmas;
+
+static int vmas_setup(size_t n)
+{
+	vmas = calloc(n, sizeof(*vmas));
+	if (!vmas)
+		return -1;
+	for (nr_vmas = 0; nr_vmas < n; nr_vmas++) {
+		uint8_t *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			return -1;
+		fill_page((uint64_t *)p, nr_vmas);
+		if (nr_vmas % 2 && mprotect(p, PAGE, PROT_READ))
+			return -1;
+		vmas[nr_vmas] = p;
+	}
+	return 0;
+}
+
+static int vmas_check(void)
+{
+	for (size_t i = 0; i < nr_vmas; i++)
+		if (!page_ok((const uint64_t *)vmas[i], i))
+			return -1;
+	return 0;
+}
+
+static int setup(int argc, char **argv)
+{
+	if (argc >= 4 && !strcmp(argv[1], "mem"))
+		return mem_setup(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
+	if (argc >= 3 && !strcmp(argv[1], "vmas"))
+		return vmas_setup(strtoull(argv[2], NULL, 0));
+	if (argc >= 2 && !strcmp(argv[1], "idle"))
+		return 0;
+	return -1;
+}
+
+static int check(void)
+{
+	if (mem_base && mem_check())
+		return -1;
+	if (vmas && vmas_check())
+		return -1;
+	return 0;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	_exit(check() ? 1 : 0);
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa;
+
+	if (argc >= 2 && !strcmp(argv[1], "exit"))
+		return 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	if (setup(argc, argv))
+		return 2;
+	if (write(3, "R", 1) != 1)
+		return 3;
+	close(3);
+	for (;;)
+		pause();
+}
