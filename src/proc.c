@@ -284,6 +284,7 @@ int proc_parse_stat(const char *buf, size_t len, struct proc_stat *st)
 	uint64_t f[64];
 	int i, nf;
 	uint64_t pid;
+	size_t n;
 
 	memset(st, 0, sizeof(*st));
 	for (const char *p = buf; p < buf + len; p++)
@@ -294,7 +295,12 @@ int proc_parse_stat(const char *buf, size_t len, struct proc_stat *st)
 	    pid == 0 || pid > 0x7fffffff)
 		return cr_err("malformed /proc stat: no 'pid (comm)' header");
 	st->pid = pid;
-	snprintf(st->comm, sizeof(st->comm), "%.*s", (int)(rp - lp - 1), lp + 1);
+	/* Copy at most what fits: a cast of a longer span to int could go negative, and a
+	 * negative precision would make snprintf read up to a NUL past the buffer. */
+	n = rp - lp - 1;
+	if (n > sizeof(st->comm) - 1)
+		n = sizeof(st->comm) - 1;
+	snprintf(st->comm, sizeof(st->comm), "%.*s", (int)n, lp + 1);
 	c.p = rp + 1;
 	if (expect(&c, ' ') || c.p >= c.end)
 		return cr_err("malformed /proc stat: no state after comm");
