@@ -1,5 +1,6 @@
 /* Seed generator for the fuzz corpora: copies this process's own /proc files, the
- * fdinfo of several kinds of fds, and the running vDSO into DIR/<target>/. */
+ * fdinfo of several kinds of fds, its POSIX timers and the running vDSO into
+ * DIR/<target>/. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -12,6 +13,8 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *outdir;
@@ -110,6 +113,26 @@ static int fdinfo_seeds(void)
 	return rc;
 }
 
+/* One timer of each notification kind, then /proc/self/timers. */
+static int timers_seed(void)
+{
+	struct sigevent ev;
+	timer_t t;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.sigev_notify = SIGEV_SIGNAL;
+	ev.sigev_signo = SIGUSR1;
+	ev.sigev_value.sival_ptr = &ev;
+	timer_create(CLOCK_MONOTONIC, &ev, &t);
+	ev.sigev_notify = SIGEV_NONE;
+	timer_create(CLOCK_REALTIME, &ev, &t);
+	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev._sigev_un._tid = syscall(SYS_gettid);
+	ev.sigev_signo = SIGRTMIN + 1;
+	timer_create(CLOCK_PROCESS_CPUTIME_ID, &ev, &t);
+	return copy_proc("timers", "self-timers", "/proc/self/timers");
+}
+
 /* The running vDSO: its address from the aux vector, its size from our maps. */
 static int vdso_seed(void)
 {
@@ -150,6 +173,7 @@ int main(int argc, char **argv)
 	rc |= copy_proc("status", "init-status", "/proc/1/status");
 	rc |= copy_proc("status", "kthreadd-status", "/proc/2/status");
 	rc |= fdinfo_seeds();
+	rc |= timers_seed();
 	rc |= vdso_seed();
 	return rc ? 1 : 0;
 }

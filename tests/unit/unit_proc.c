@@ -1,5 +1,5 @@
-/* Unit tests of the /proc parsers (src/proc.h): smaps/maps, stat, status, fdinfo, on
- * text captured from live processes, on this process itself, and on malformed input. */
+/* Unit tests of the /proc parsers (src/proc.h): smaps/maps, stat, status, fdinfo,
+ * timers, on text captured from live processes, on this process, on malformed input. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -774,6 +774,111 @@ static void test_fdinfo(void)
 	}
 }
 
+/* ---- timers ---- */
+
+/* /proc/PID/timers of a process with three timers, captured live. */
+static const char timers_real[] =
+	"ID: 2\n"
+	"signal: 36/00000000deadbeef\n"
+	"notify: signal/tid.25455\n"
+	"ClockID: -6\n"
+	"ID: 1\n"
+	"signal: 10/00000000deadbeef\n"
+	"notify: none/pid.25455\n"
+	"ClockID: 0\n"
+	"ID: 0\n"
+	"signal: 10/00000000deadbeef\n"
+	"notify: signal/pid.25455\n"
+	"ClockID: 1\n";
+
+static int timers_parse(const char *txt, size_t len, struct proc_timer **t, size_t *nr)
+{
+	char *copy = malloc(len ? len : 1);
+	int rc;
+
+	memcpy(copy, txt, len);
+	rc = proc_parse_timers(copy, len, t, nr);
+	free(copy);
+	return rc;
+}
+
+static void test_timers(void)
+{
+	struct proc_timer *t = NULL;
+	size_t nr = 99;
+
+	unit_case();
+	CHECK(!timers_parse(timers_real, strlen(timers_real), &t, &nr) && nr == 3,
+	      "real timers: %s", err_text());
+	if (nr == 3) {
+		CHECK(t[0].id == 2 && t[0].signo == 36 && t[0].sigev_value == 0xdeadbeef &&
+		      t[0].notify == (0 | 4) && t[0].notify_pid == 25455 && t[0].clock_id == -6,
+		      "timer 2");
+		CHECK(t[1].id == 1 && t[1].signo == 10 && t[1].notify == 1 && t[1].clock_id == 0,
+		      "timer 1");
+		CHECK(t[2].id == 0 && t[2].notify == 0 && t[2].clock_id == 1, "timer 0");
+	}
+	free(t);
+	unit_case();
+	t = NULL;
+	CHECK(!timers_parse("", 0, &t, &nr) && nr == 0, "no timers: %s", err_text());
+	free(t);
+	unit_case();
+	t = NULL;
+	{
+		const char *th = "ID: 7\nsignal: 0/0000000000000000\nnotify: thread/pid.42\n"
+				 "ClockID: 0\n";
+
+		CHECK(!timers_parse(th, strlen(th), &t, &nr) && nr == 1 && t[0].notify == 2 &&
+		      t[0].notify_pid == 42 && t[0].id == 7, "SIGEV_THREAD timer: %s", err_text());
+	}
+	free(t);
+	unit_case();
+	t = NULL;
+	CHECK(!timers_parse(timers_real, strlen(timers_real) - 1, &t, &nr) && nr == 3,
+	      "no final newline: %s", err_text());
+	free(t);
+
+	{
+		static const char *const bad[] = {
+			"ID: 1\n",						/* incomplete */
+			"signal: 10/0\n",					/* before ID */
+			"ID: 1\nsignal: 10/0\nnotify: signal/pid.1\n",
+			"ID: 1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 0\nID: 2\n",
+			"ID: -1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 0\n",
+			"ID: 2147483648\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 0\n",
+			"ID: 1\nsignal: 65/0\nnotify: signal/pid.1\nClockID: 0\n",
+			"ID: 1\nsignal: 10\nnotify: signal/pid.1\nClockID: 0\n",
+			"ID: 1\nsignal: 10/zz\nnotify: signal/pid.1\nClockID: 0\n",
+			"ID: 1\nsignal: 10/0\nnotify: bogus/pid.1\nClockID: 0\n",
+			"ID: 1\nsignal: 10/0\nnotify: signal/\nClockID: 0\n",
+			"ID: 1\nsignal: 10/0\nnotify: signal/xid.1\nClockID: 0\n",
+			"ID: 1\nsignal: 10/0\nnotify: signal/pid.\nClockID: 0\n",
+			"ID: 1\nsignal: 10/0\nnotify: signal/pid.2147483648\nClockID: 0\n",
+			"ID: 1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: x\n",
+			"ID: 1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 2147483648\n",
+			"ID: 1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 0\nExtra: 1\n",
+			"ID: 1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 0\n\n",
+			"ID:1\nsignal: 10/0\nnotify: signal/pid.1\nClockID: 0\n",
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			unit_case();
+			t = NULL;
+			CHECK(timers_parse(bad[i], strlen(bad[i]), &t, &nr) == -1 && nr == 0 &&
+			      cr_err_set(), "bad timers %zu accepted", i);
+		}
+	}
+	/* Every prefix fails or parses without reading past it. */
+	unit_case();
+	for (size_t l = 0; l <= strlen(timers_real); l++) {
+		t = NULL;
+		cr_err_reset();
+		if (!timers_parse(timers_real, l, &t, &nr))
+			free(t);
+	}
+}
+
 int main(void)
 {
 	test_smaps_fixture();
@@ -788,5 +893,6 @@ int main(void)
 	test_status();
 	test_status_malformed();
 	test_fdinfo();
+	test_timers();
 	return unit_done("unit_proc");
 }
