@@ -248,7 +248,8 @@ static int collect(struct dump_proc *p)
 	/* Registers first, before the remote control borrows any thread. */
 	for (size_t i = 0; i < p->nr_threads; i++) {
 		p->thread_ptrs[i] = &p->threads[i];
-		if (thread_settle(p->tids[i]) || thread_dump(p, p->tids[i], &p->threads[i]))
+		if (thread_settle(p->pid, p->tids[i]) ||
+		    thread_dump(p, p->tids[i], &p->threads[i]))
 			return -1;
 	}
 	if (remote_attach_scratch(&p->rmt, p->pid, RT_SCRATCH_SIZE) || query_task(p))

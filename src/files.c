@@ -12,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include <linux/kcmp.h>
+#include <sys/epoll.h>
 
 #include "files.h"
 #include "log.h"
@@ -181,6 +182,37 @@ static int check_locks(pid_t pid, int fd, const char *link, const char *fdinfo)
 		      "supported yet", pid, fd, link, kind);
 }
 
+#define EPOLL_LINK "anon_inode:[eventpoll]"
+
+static int add_epoll_targets(struct dump_proc *p, int fd, const char *fdinfo, size_t len,
+			     FileEntry *e)
+{
+	struct proc_epoll_target *t;
+	EpollTarget *items;
+	size_t n;
+
+	if (proc_parse_epoll(fdinfo, len, &t, &n))
+		return -1;
+	items = calloc(n + 1, sizeof(*items));
+	e->epoll_targets = calloc(n + 1, sizeof(*e->epoll_targets));
+	if (!items || !e->epoll_targets) {
+		free(t);
+		free(items);
+		return cr_err("out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		epoll_target__init(&items[i]);
+		items[i].tfd = t[i].tfd;
+		items[i].events = t[i].events;
+		items[i].data = t[i].data;
+		e->epoll_targets[i] = &items[i];
+	}
+	e->n_epoll_targets = n;
+	free(t);
+	pr_debug("process %d: fd %d is an epoll instance watching %zu fds", p->pid, fd, n);
+	return 0;
+}
+
 static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 {
 	char what[64], link[4096];
@@ -189,6 +221,7 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 	FileEntry *e;
 	size_t len;
 	char *txt;
+	bool epoll;
 	int id;
 
 	snprintf(what, sizeof(what), "fd/%d", fd);
@@ -197,10 +230,11 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 	snprintf(what, sizeof(what), "/proc/%d/fd/%d", p->pid, fd);
 	if (stat(what, &st))
 		return cr_perr("cannot stat %s", what);
-	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !stateless_dev(link, &st))
+	epoll = !strcmp(link, EPOLL_LINK);
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !stateless_dev(link, &st) && !epoll)
 		return cr_err("process %d: fd %d is %s (%s); cryo cannot restore it", p->pid, fd,
 			      fd_kind_name(&st, link), link);
-	if (check_path(p->pid, fd, link, &st))
+	if (!epoll && check_path(p->pid, fd, link, &st))
 		return -1;
 	snprintf(what, sizeof(what), "fdinfo/%d", fd);
 	txt = proc_read_pid_file(p->pid, what, &len);
@@ -210,19 +244,27 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 		free(txt);
 		return -1;
 	}
-	free(txt);
 	fd__init(out);
 	out->fd = fd;
 	out->cloexec = !!(fi.flags & O_CLOEXEC);
 	id = find_shared(&p->ctx->files, p->pid, fd, &st);
 	if (id) {
+		free(txt);
 		out->file_id = id;
 		return 0;
 	}
-	if (table_push(&p->ctx->files, &e))
+	if (table_push(&p->ctx->files, &e)) {
+		free(txt);
 		return -1;
-	e->kind = S_ISREG(st.st_mode) ? FILE_KIND__FILE_REG :
+	}
+	e->kind = epoll ? FILE_KIND__FILE_EPOLL :
+		  S_ISREG(st.st_mode) ? FILE_KIND__FILE_REG :
 		  S_ISDIR(st.st_mode) ? FILE_KIND__FILE_DIR : FILE_KIND__FILE_CHR;
+	if (epoll && add_epoll_targets(p, fd, txt, len, e)) {
+		free(txt);
+		return -1;
+	}
+	free(txt);
 	e->path = strdup(link);
 	if (!e->path)
 		return cr_err("out of memory");
@@ -309,6 +351,30 @@ static int list_fds(pid_t pid, int **out, size_t *nr)
 	return 0;
 }
 
+/* A watch whose fd number was closed (or reused for another file) cannot be
+ * registered again. */
+static int check_epoll_targets(struct dump_proc *p)
+{
+	for (size_t i = 0; i < p->core.n_fds; i++) {
+		const FileEntry *e = p->ctx->files.files[p->core.fds[i]->file_id - 1];
+
+		if (e->kind != FILE_KIND__FILE_EPOLL)
+			continue;
+		for (size_t t = 0; t < e->n_epoll_targets; t++) {
+			uint32_t tfd = e->epoll_targets[t]->tfd;
+			bool found = false;
+
+			for (size_t k = 0; k < p->core.n_fds && !found; k++)
+				found = p->core.fds[k]->fd == tfd;
+			if (!found)
+				return cr_err("process %d: epoll fd %u watches fd %u, which is closed; "
+					      "cryo cannot restore such a watch", p->pid,
+					      p->core.fds[i]->fd, tfd);
+		}
+	}
+	return 0;
+}
+
 int files_dump_fds(struct dump_proc *p)
 {
 	int *fds = NULL;
@@ -339,7 +405,7 @@ int files_dump_fds(struct dump_proc *p)
 	free(fds);
 	if (!nr)
 		free(items);
-	return 0;
+	return check_epoll_targets(p);
 }
 
 int files_write_image(struct dump_ctx *ctx)
@@ -354,6 +420,9 @@ int files_write_image(struct dump_ctx *ctx)
 void files_table_free(struct file_table *ft)
 {
 	for (size_t i = 0; i < ft->nr; i++) {
+		if (ft->files[i]->n_epoll_targets)
+			free(ft->files[i]->epoll_targets[0]);
+		free(ft->files[i]->epoll_targets);
 		free(ft->files[i]->path);
 		free(ft->files[i]);
 	}
@@ -383,12 +452,27 @@ int restore_inherit_fd(struct restore_ctx *ctx, int fd, const char *what)
 	return nfd;
 }
 
+static int open_epoll(const FileEntry *e)
+{
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (fd < 0)
+		return cr_perr("cannot create an epoll instance");
+	if ((e->flags & O_NONBLOCK) && fcntl(fd, F_SETFL, O_NONBLOCK)) {
+		close(fd);
+		return cr_perr("cannot make an epoll instance non-blocking");
+	}
+	return fd;
+}
+
 static int open_entry(const FileEntry *e)
 {
 	int flags = (e->flags & KEEP_FLAGS) | O_CLOEXEC | O_NOCTTY;
 	struct stat st;
 	int fd;
 
+	if (e->kind == FILE_KIND__FILE_EPOLL)
+		return open_epoll(e);
 	if (e->kind == FILE_KIND__FILE_DIR && (e->flags & O_PATH))
 		flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
 	fd = open(e->path, flags);
@@ -434,7 +518,7 @@ int files_open_all(struct restore_ctx *ctx)
 
 		if (e->id != i + 1)
 			return cr_err("image: file table entry %zu has id %u", i, e->id);
-		if (e->kind < FILE_KIND__FILE_REG || e->kind > FILE_KIND__FILE_CHR || !e->path[0])
+		if (e->kind < FILE_KIND__FILE_REG || e->kind > FILE_KIND__FILE_EPOLL || !e->path[0])
 			return cr_err("image: file table entry %u is invalid", e->id);
 		fd = open_entry(e);
 		if (fd < 0)
@@ -452,6 +536,46 @@ int files_fd(struct restore_ctx *ctx, uint32_t id)
 	if (!file_by_id(ctx->files, id) || ctx->file_fds[id - 1] < 0)
 		return cr_err("image: reference to unknown file %u", id);
 	return ctx->file_fds[id - 1];
+}
+
+static bool has_fd(const Core *core, uint32_t fd)
+{
+	for (size_t i = 0; i < core->n_fds; i++)
+		if (core->fds[i]->fd == fd)
+			return true;
+	return false;
+}
+
+/* Watches are keyed by fd number, so they are registered in the task, once its fd
+ * table is in place, through the first fd holding each epoll instance. */
+static int plan_epoll_targets(struct restore_proc *rp, struct plan *p)
+{
+	const Core *core = rp->core;
+
+	for (size_t i = 0; i < core->n_fds; i++) {
+		const FileEntry *e = file_by_id(rp->ctx->files, core->fds[i]->file_id);
+		bool first = true;
+
+		if (!e || e->kind != FILE_KIND__FILE_EPOLL)
+			continue;
+		for (size_t k = 0; k < i; k++)
+			if (core->fds[k]->file_id == core->fds[i]->file_id)
+				first = false;
+		if (!first)
+			continue;
+		for (size_t t = 0; t < e->n_epoll_targets; t++) {
+			const EpollTarget *et = e->epoll_targets[t];
+			struct epoll_event ev = { .events = et->events, .data.u64 = et->data };
+
+			if (!has_fd(core, et->tfd))
+				return cr_err("image: epoll fd %u watches fd %u, which the process "
+					      "does not have", core->fds[i]->fd, et->tfd);
+			plan_call(p, "registering an epoll watch", 0, __NR_epoll_ctl,
+				  core->fds[i]->fd, EPOLL_CTL_ADD, et->tfd,
+				  plan_data(p, &ev, sizeof(ev)), 0, 0);
+		}
+	}
+	return 0;
 }
 
 int files_plan(struct restore_proc *rp, struct plan *p)
@@ -481,7 +605,7 @@ int files_plan(struct restore_proc *rp, struct plan *p)
 		plan_call(p, "installing an fd", 0, __NR_dup3, src, f->fd,
 			  f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
 	}
-	return 0;
+	return plan_epoll_targets(rp, p);
 }
 
 /* The last call of a plan: drop every fd cryo handed down. */

@@ -730,3 +730,65 @@ bad:
 	*nr = 0;
 	return cr_err("malformed /proc timers line %d", lineno);
 }
+
+/* "tfd: %8d events: %8x data: %16llx  pos:%lli ino:%lx sdev:%x" */
+static int parse_epoll_line(const char *line, size_t n, struct proc_epoll_target *t)
+{
+	struct cursor c = { line + 4, line + n };
+	uint64_t v;
+
+	skip_spaces(&c);
+	if (parse_uint(&c, 10, &v) || v > 0x7fffffff)
+		return -1;
+	t->tfd = v;
+	skip_spaces(&c);
+	if (c.end - c.p < 7 || memcmp(c.p, "events:", 7))
+		return -1;
+	c.p += 7;
+	skip_spaces(&c);
+	if (parse_uint(&c, 16, &v) || v > 0xffffffff)
+		return -1;
+	t->events = v;
+	skip_spaces(&c);
+	if (c.end - c.p < 5 || memcmp(c.p, "data:", 5))
+		return -1;
+	c.p += 5;
+	skip_spaces(&c);
+	return parse_uint(&c, 16, &t->data);
+}
+
+int proc_parse_epoll(const char *buf, size_t len, struct proc_epoll_target **out, size_t *nr)
+{
+	struct cursor c = { buf, buf + len };
+	struct proc_epoll_target *v = NULL;
+	size_t cap = 0;
+	const char *line;
+	size_t n;
+	int lineno = 0;
+
+	*nr = 0;
+	*out = NULL;
+	while (next_line(&c, &line, &n)) {
+		lineno++;
+		if (n < 4 || memcmp(line, "tfd:", 4))
+			continue;
+		if (*nr == cap) {
+			struct proc_epoll_target *nv = realloc(v, (cap + 16) * sizeof(*nv));
+
+			if (!nv) {
+				free(v);
+				return cr_err("out of memory");
+			}
+			v = nv;
+			cap += 16;
+		}
+		if (parse_epoll_line(line, n, &v[*nr])) {
+			free(v);
+			*nr = 0;
+			return cr_err("malformed epoll fdinfo line %d", lineno);
+		}
+		(*nr)++;
+	}
+	*out = v;
+	return 0;
+}

@@ -90,6 +90,15 @@ struct proc_fdinfo {
 
 int proc_parse_fdinfo(const char *buf, size_t len, struct proc_fdinfo *out);
 
+struct proc_epoll_target {
+	int tfd;
+	uint32_t events;
+	uint64_t data;
+};
+
+/* The "tfd:" lines of an epoll fd's fdinfo; *out is malloc'd. */
+int proc_parse_epoll(const char *buf, size_t len, struct proc_epoll_target **out, size_t *nr);
+
 /* One entry of /proc/PID/timers. */
 struct proc_timer {
 	int id;

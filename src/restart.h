@@ -1,8 +1,10 @@
 /* Syscall restart: how a thread that was inside a system call when it was frozen
- * resumes after restore. One table-driven, pure decision (unit-tested). */
+ * resumes after restore. Table-driven, pure decisions (unit-tested); docs/RESTART.md
+ * says call by call what a restored program observes. */
 #ifndef CRYO_RESTART_H
 #define CRYO_RESTART_H
 
+#include <stdbool.h>
 #include <sys/user.h>
 
 /* Kernel-internal return values seen in rax while a syscall is interrupted. */
@@ -14,13 +16,22 @@
 enum restart_action {
 	RESTART_NONE,		/* not in a syscall, or it completed: resume as is */
 	RESTART_REISSUE,	/* execute the same syscall again with its arguments */
+	RESTART_REISSUE_REM,	/* again, with the remaining time the kernel wrote to rem */
 	RESTART_EINTR,		/* return -EINTR from it, as after a signal */
 };
 
-/* Registers to hand back for a thread stopped with registers `in`; orig_rax is
- * always -1 so the kernel applies no restart logic of its own. Pure. */
+/* Registers to hand back at restore for a thread dumped with registers `in`;
+ * orig_rax is always -1 so the kernel applies no restart logic of its own. Pure. */
 enum restart_action restart_decide(const struct user_regs_struct *in,
 				   struct user_regs_struct *out);
 const char *restart_action_name(enum restart_action a);
+
+/* At dump: does this stopped thread show an -EINTR that only the freeze caused (a
+ * call the kernel never restarts, such as epoll_wait)? Then it is turned back into
+ * the call, in the image and in the live thread. `signal_pending` says whether a
+ * signal the thread handles is pending: then the EINTR is real. Pure. */
+bool restart_eintr_from_freeze(const struct user_regs_struct *in, bool signal_pending);
+/* System calls that run with a temporary signal mask. */
+bool restart_swaps_sigmask(long nr);
 
 #endif

@@ -45,23 +45,6 @@ struct robust_head_info {
 	size_t len;
 };
 
-/* System calls that run with a temporary signal mask: while one is interrupted,
- * `blocked` holds the temporary mask and the real one is in the kernel's
- * saved_sigmask, which no interface shows. */
-static bool swaps_sigmask(long nr)
-{
-	switch (nr) {
-	case __NR_rt_sigsuspend:
-	case __NR_pselect6:
-	case __NR_ppoll:
-	case __NR_epoll_pwait:
-	case __NR_epoll_pwait2:
-	case __NR_io_pgetevents:
-		return true;
-	}
-	return false;
-}
-
 static int wait_syscall_stop(pid_t tid, int sig, struct user_regs_struct *regs)
 {
 	int status;
@@ -84,20 +67,32 @@ static int wait_syscall_stop(pid_t tid, int sig, struct user_regs_struct *regs)
 	return cr_err("thread %d did not reach a system call while cryo settled it", tid);
 }
 
-/* A thread interrupted inside a mask-swapping call is let through the kernel's own
- * restart path (which puts its real mask back) up to the entry of the repeated
- * call; that entry is cancelled so the thread waits, in user mode, in front of the
- * syscall instruction: a state any restore can reproduce exactly. */
-int thread_settle(pid_t tid)
+/* Is a signal the thread handles pending and not blocked? Then an EINTR it shows
+ * is the signal's, not the freeze's. */
+static bool handled_signal_pending(pid_t pid, pid_t tid)
+{
+	struct proc_status st;
+	char path[64];
+	size_t len;
+	char *txt;
+	bool pending = true;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	txt = proc_read_file(path, &len);
+	if (txt && !proc_parse_status(txt, len, &st))
+		pending = (st.sig_pnd | st.shd_pnd) & ~st.sig_blk & st.sig_cgt;
+	free(txt);
+	return pending;
+}
+
+/* Let the kernel take the thread through its own exit path (restoring a temporary
+ * signal mask) up to the entry of the repeated call; cancel that entry so the thread
+ * waits, in user mode, in front of the syscall instruction: a state any restore
+ * reproduces exactly. */
+static int settle_at_syscall(pid_t tid)
 {
 	struct user_regs_struct regs;
 
-	if (ptr_get_regs(tid, &regs))
-		return -1;
-	if ((long)regs.orig_rax < 0 || !swaps_sigmask(regs.orig_rax) ||
-	    (long)regs.rax != -CR_ERESTARTNOHAND)
-		return 0;
-	pr_info("thread %d: settling interrupted syscall %lld", tid, (long long)regs.orig_rax);
 	if (wait_syscall_stop(tid, 0, &regs))
 		return -1;
 	regs.rax = regs.orig_rax;
@@ -105,6 +100,35 @@ int thread_settle(pid_t tid)
 	regs.rip -= 2;
 	if (ptr_set_regs(tid, &regs) || wait_syscall_stop(tid, 0, &regs))
 		return -1;
+	return 0;
+}
+
+int thread_settle(pid_t pid, pid_t tid)
+{
+	struct user_regs_struct regs;
+	long nr;
+
+	if (ptr_get_regs(tid, &regs))
+		return -1;
+	nr = (long)regs.orig_rax;
+	if (nr < 0)
+		return 0;
+	if (restart_eintr_from_freeze(&regs, handled_signal_pending(pid, tid))) {
+		/* The freeze made the call fail: it becomes the call again, live too. */
+		pr_info("thread %d: syscall %ld returned EINTR only because of the freeze; "
+			"it will be re-issued", tid, nr);
+		regs.rax = regs.orig_rax;
+		regs.orig_rax = -1;
+		regs.rip -= 2;
+		if (ptr_set_regs(tid, &regs))
+			return -1;
+		return restart_swaps_sigmask(nr) ? settle_at_syscall(tid) : 0;
+	}
+	if (restart_swaps_sigmask(nr) && (long)regs.rax == -CR_ERESTARTNOHAND) {
+		/* Its real mask is only in the kernel (saved_sigmask). */
+		pr_info("thread %d: settling interrupted syscall %ld", tid, nr);
+		return settle_at_syscall(tid);
+	}
 	return 0;
 }
 

@@ -7,7 +7,7 @@
 
 /* Right after the stop: bring a thread out of a mask-swapping syscall (sigsuspend,
  * ppoll, ...) so its real signal mask is visible. */
-int thread_settle(pid_t tid);
+int thread_settle(pid_t pid, pid_t tid);
 /* Dump the thread `tid` (stopped) into ts. */
 int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts);
 void thread_dump_queue(struct dump_proc *p, struct rtable *t, int *slots);

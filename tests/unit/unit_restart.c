@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "restart.h"
 #include "unit.h"
@@ -62,10 +63,14 @@ static const struct restart_case cases[] = {
 	  -2 },
 	{ "ERESTARTNOHAND in select", SYS_select, -CR_ERESTARTNOHAND, RESTART_REISSUE,
 	  SYS_select, -2 },
-	{ "ERESTART_RESTARTBLOCK in nanosleep", SYS_nanosleep, -CR_ERESTART_RESTARTBLOCK,
-	  RESTART_EINTR, (unsigned long long)-EINTR, 0 },
-	{ "ERESTART_RESTARTBLOCK in clock_nanosleep", SYS_clock_nanosleep,
+	{ "ERESTART_RESTARTBLOCK in restart_syscall", SYS_restart_syscall,
 	  -CR_ERESTART_RESTARTBLOCK, RESTART_EINTR, (unsigned long long)-EINTR, 0 },
+	{ "ERESTART_RESTARTBLOCK in an unknown call", SYS_getpid, -CR_ERESTART_RESTARTBLOCK,
+	  RESTART_EINTR, (unsigned long long)-EINTR, 0 },
+	{ "ERESTART_RESTARTBLOCK in futex", SYS_futex, -CR_ERESTART_RESTARTBLOCK,
+	  RESTART_REISSUE, SYS_futex, -2 },
+	{ "ERESTART_RESTARTBLOCK in poll", SYS_poll, -CR_ERESTART_RESTARTBLOCK,
+	  RESTART_REISSUE, SYS_poll, -2 },
 	{ "ERESTARTSYS in syscall 0", 0, -CR_ERESTARTSYS, RESTART_REISSUE, 0, -2 },
 	{ "completed read", SYS_read, 42, RESTART_NONE, 42, 0 },
 	{ "completed with 0", SYS_write, 0, RESTART_NONE, 0, 0 },
@@ -135,9 +140,76 @@ static void test_names(void)
 	CHECK(!strcmp(restart_action_name((enum restart_action)42), "?"), "name unknown");
 }
 
+/* Relative sleeps with a rem pointer continue with the remaining time the kernel
+ * wrote there: the request argument is pointed at rem. */
+static void test_sleep_rem(void)
+{
+	struct user_regs_struct in, out;
+	enum restart_action a;
+
+	unit_case();
+	in = regs(SYS_nanosleep, -CR_ERESTART_RESTARTBLOCK, 0x403002);
+	a = restart_decide(&in, &out);
+	CHECK(a == RESTART_REISSUE_REM, "nanosleep with rem: %s", restart_action_name(a));
+	CHECK(out.rdi == in.rsi && out.rsi == in.rsi, "nanosleep: req must become rem");
+	CHECK(out.rax == SYS_nanosleep && out.rip == 0x403000, "nanosleep: re-issued");
+
+	unit_case();
+	in = regs(SYS_nanosleep, -CR_ERESTART_RESTARTBLOCK, 0x403002);
+	in.rsi = 0;
+	a = restart_decide(&in, &out);
+	CHECK(a == RESTART_REISSUE, "nanosleep without rem: %s", restart_action_name(a));
+	CHECK(out.rdi == in.rdi, "nanosleep without rem keeps its request");
+
+	unit_case();
+	in = regs(SYS_clock_nanosleep, -CR_ERESTART_RESTARTBLOCK, 0x403002);
+	in.rsi = 0;
+	a = restart_decide(&in, &out);
+	CHECK(a == RESTART_REISSUE_REM, "clock_nanosleep with rem: %s", restart_action_name(a));
+	CHECK(out.rdx == in.r10 && out.rdi == in.rdi && out.rsi == 0,
+	      "clock_nanosleep: req (rdx) must become rem (r10)");
+
+	unit_case();
+	in = regs(SYS_clock_nanosleep, -CR_ERESTART_RESTARTBLOCK, 0x403002);
+	in.rsi = TIMER_ABSTIME;
+	a = restart_decide(&in, &out);
+	CHECK(a == RESTART_REISSUE && out.rdx == in.rdx, "clock_nanosleep ABSTIME: same call");
+
+	unit_case();
+	in = regs(SYS_clock_nanosleep, -CR_ERESTART_RESTARTBLOCK, 0x403002);
+	in.rsi = 0;
+	in.r10 = 0;
+	a = restart_decide(&in, &out);
+	CHECK(a == RESTART_REISSUE && out.rdx == in.rdx, "clock_nanosleep without rem");
+}
+
+static void test_eintr_from_freeze(void)
+{
+	struct user_regs_struct in;
+
+	unit_case();
+	in = regs(SYS_epoll_wait, -EINTR, 0x404002);
+	CHECK(restart_eintr_from_freeze(&in, false), "epoll_wait EINTR with no signal");
+	CHECK(!restart_eintr_from_freeze(&in, true), "epoll_wait EINTR with a signal pending");
+	in = regs(SYS_rt_sigtimedwait, -EINTR, 0x404002);
+	CHECK(restart_eintr_from_freeze(&in, false), "rt_sigtimedwait EINTR");
+	in = regs(SYS_read, -EINTR, 0x404002);
+	CHECK(!restart_eintr_from_freeze(&in, false), "read EINTR is the program's");
+	in = regs(SYS_epoll_wait, 0, 0x404002);
+	CHECK(!restart_eintr_from_freeze(&in, false), "epoll_wait that returned 0");
+	in = regs(-1, -EINTR, 0x404002);
+	CHECK(!restart_eintr_from_freeze(&in, false), "not in a syscall");
+	CHECK(restart_swaps_sigmask(SYS_rt_sigsuspend) && restart_swaps_sigmask(SYS_ppoll) &&
+	      restart_swaps_sigmask(SYS_pselect6) && restart_swaps_sigmask(SYS_epoll_pwait) &&
+	      !restart_swaps_sigmask(SYS_epoll_wait) && !restart_swaps_sigmask(SYS_poll),
+	      "mask-swapping calls");
+}
+
 int main(void)
 {
 	test_cases();
+	test_sleep_rem();
+	test_eintr_from_freeze();
 	test_idempotent();
 	test_names();
 	return unit_done("unit_restart");
