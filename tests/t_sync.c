@@ -296,7 +296,10 @@ static void start_threads(void)
 	double end = tl_now() + 20;
 	sigset_t usr1;
 
-	/* Threads inherit a mask blocking SIGUSR1: the go signal is the main thread's. */
+	/* Threads inherit a mask blocking SIGUSR1: the go signal is the main thread's.
+	 * It stays blocked in the main thread too: tl_wait_go's sigsuspend unblocks it
+	 * atomically, so a go signal sent while the thread is not yet inside sigsuspend
+	 * (just restored, waiting for a CPU) is not lost. */
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
@@ -308,7 +311,6 @@ static void start_threads(void)
 	TL_CHECK(!roles[R_HOLD_ROBUST].ret, "robust mutex lock: %s",
 		 strerror(roles[R_HOLD_ROBUST].ret));
 	spawn(NR_HOLDERS, NR_ROLES);
-	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	while (!all_in_futex()) {
 		TL_CHECK(tl_now() < end, "the threads did not all block");
 		usleep(2000);

@@ -292,13 +292,15 @@ int main(void)
 	       "SSE");
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &usr1, NULL);	/* until each thread sets its own */
+	/* SIGUSR1 stays blocked in the main thread too: tl_wait_go's sigsuspend
+	 * unblocks it atomically, so a go signal sent while the thread is not yet
+	 * inside sigsuspend (just restored, waiting for a CPU) is not lost. */
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	for (int i = 0; i < NR_THREADS; i++) {
 		workers[i].idx = i;
 		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]))
 			tl_fail("pthread_create %d", i);
 	}
-	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	end = tl_now() + 20;
 	while (atomic_load(&nr_waiting) < NR_THREADS || !futex_waiters_settled()) {
 		TL_CHECK(tl_now() < end, "the threads did not all reach their futex wait");

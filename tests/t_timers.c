@@ -135,6 +135,7 @@ static void setup(void)
 	struct sigaction sa;
 	struct itimerval itv = { { 0, ITIMER_NS / 1000 }, { 0, ITIMER_NS / 1000 } };
 	pthread_t th;
+	sigset_t usr1;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_timer;
@@ -150,6 +151,11 @@ static void setup(void)
 	for (int i = 0; i < NR_TIMERS; i++)
 		create_timer(&timers[i]);
 	TL_CHECK(!setitimer(ITIMER_REAL, &itv, NULL), "setitimer");
+	/* Only tl_wait_go's sigsuspend unblocks the go signal, atomically: one sent
+	 * while this thread is not yet inside sigsuspend is not lost. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 }
 
 /* Sleep until a CLOCK_MONOTONIC time, through the signals' interruptions. */
