@@ -91,13 +91,33 @@ int ptr_seize_stop(pid_t tid)
 	}
 }
 
+/* ptrace refuses a thread that has begun to exit: it is as good as gone. */
+static bool thread_exiting(pid_t tid)
+{
+	struct proc_stat st;
+	char path[64];
+	size_t len;
+	char *txt;
+	bool exiting = true;
+	bool had_error = cr_err_set();
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
+	txt = proc_read_file(path, &len);
+	if (txt && !proc_parse_stat(txt, len, &st))
+		exiting = st.state == 'Z' || st.state == 'X' || (st.flags & 0x4);	/* PF_EXITING */
+	free(txt);
+	if (!had_error)
+		cr_err_reset();
+	return exiting;
+}
+
 int ptr_seize_thread(pid_t tid, bool *gone)
 {
 	int status;
 
 	*gone = false;
 	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD)) {
-		if (errno == ESRCH) {
+		if (errno == ESRCH || (errno == EPERM && thread_exiting(tid))) {
 			*gone = true;
 			return 0;
 		}

@@ -31,13 +31,20 @@ void tl_ready(void)
 	printf("READY\n");
 }
 
+/* The race-free pattern: the flag is checked with SIGUSR1 blocked, and only
+ * sigsuspend unblocks it. */
 void tl_wait_go(void)
 {
-	sigset_t none;
+	sigset_t usr1, old, wait;
 
-	sigemptyset(&none);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	wait = old;
+	sigdelset(&wait, SIGUSR1);
 	while (!tl_go)
-		sigsuspend(&none);
+		sigsuspend(&wait);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 void tl_fail(const char *fmt, ...)
