@@ -1,18 +1,27 @@
-/* Fuzz target: proc_parse_fdinfo on arbitrary /proc/PID/fdinfo/N text. */
+/* Fuzz target: proc_parse_fdinfo and proc_parse_epoll on arbitrary
+ * /proc/PID/fdinfo/N text. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "log.h"
 #include "proc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct proc_epoll_target *t;
 	struct proc_fdinfo fi;
+	size_t nr;
 
 	cr_err_reset();
-	if (proc_parse_fdinfo((const char *)data, size, &fi))
-		return 0;
-	if (fi.mnt_id < 0)
+	if (!proc_parse_fdinfo((const char *)data, size, &fi) && fi.mnt_id < 0)
 		__builtin_trap();
+	cr_err_reset();
+	if (proc_parse_epoll((const char *)data, size, &t, &nr))
+		return 0;
+	for (size_t i = 0; i < nr; i++)
+		if (t[i].tfd < 0)
+			__builtin_trap();
+	free(t);
 	return 0;
 }

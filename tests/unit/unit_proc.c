@@ -1,5 +1,6 @@
 /* Unit tests of the /proc parsers (src/proc.h): smaps/maps, stat, status, fdinfo,
- * timers, on text captured from live processes, on this process, on malformed input. */
+ * epoll targets, timers, on text captured from live processes, on this process, and
+ * on malformed input. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -774,6 +775,60 @@ static void test_fdinfo(void)
 	}
 }
 
+/* ---- epoll targets ---- */
+
+static void test_epoll(void)
+{
+	/* Captured from an epoll fd with two eventfds (EPOLLET, EPOLLONESHOT) on it. */
+	static const char real[] =
+		"pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1038\n"
+		"tfd:        3 events: 80000019 data: ffffffffffffffff  pos:0 ino:40e sdev:10\n"
+		"tfd:        4 events: 4000001c data:             1234  pos:0 ino:40e sdev:10\n";
+	static const char *const bad[] = {
+		"tfd:\n",
+		"tfd: x events: 19 data: 0\n",
+		"tfd: 2147483648 events: 19 data: 0\n",
+		"tfd: 3 event: 19 data: 0\n",
+		"tfd: 3 events: 100000000 data: 0\n",
+		"tfd: 3 events: 19 dat: 0\n",
+		"tfd: 3 events: 19 data:\n",
+		"tfd: 3 events: 19 data: 10000000000000000\n",
+		"tfd: 3 events: 19",
+	};
+	struct proc_epoll_target *t;
+	size_t nr;
+	char *copy;
+
+	unit_case();
+	copy = malloc(sizeof(real) - 1);
+	memcpy(copy, real, sizeof(real) - 1);
+	CHECK(!proc_parse_epoll(copy, sizeof(real) - 1, &t, &nr) && nr == 2, "real epoll: %s",
+	      err_text());
+	if (nr == 2) {
+		CHECK(t[0].tfd == 3 && t[0].events == 0x80000019 && t[0].data == UINT64_MAX,
+		      "epoll target 0");
+		CHECK(t[1].tfd == 4 && t[1].events == 0x4000001c && t[1].data == 0x1234,
+		      "epoll target 1");
+	}
+	free(t);
+	/* Every prefix, without reading past it. */
+	for (size_t l = 0; l < sizeof(real) - 1; l++) {
+		cr_err_reset();
+		if (!proc_parse_epoll(copy, l, &t, &nr))
+			free(t);
+	}
+	free(copy);
+
+	unit_case();
+	CHECK(!proc_parse_epoll("pos:\t0\nflags:\t02\n", 17, &t, &nr) && nr == 0 && !t,
+	      "epoll without targets");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unit_case();
+		CHECK(proc_parse_epoll(bad[i], strlen(bad[i]), &t, &nr) == -1 && nr == 0,
+		      "bad epoll line %zu accepted", i);
+	}
+}
+
 /* ---- timers ---- */
 
 /* /proc/PID/timers of a process with three timers, captured live. */
@@ -893,6 +948,7 @@ int main(void)
 	test_status();
 	test_status_malformed();
 	test_fdinfo();
+	test_epoll();
 	test_timers();
 	return unit_done("unit_proc");
 }
