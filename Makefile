@@ -74,7 +74,7 @@ $(BUILD)/tests/t_%: tests/t_%.c tests/tlib.c tests/tlib.h
 # t_regs and t_regs_spin keep their register probes in assembly.
 REGS_TESTS := $(BUILD)/tests/t_regs $(BUILD)/tests/t_regs_spin
 $(REGS_TESTS): $(BUILD)/tests/%: tests/%.c tests/t_regs.c tests/t_regs_probe.S tests/t_regs.h \
-		tests/tlib.c tests/tlib.h
+		tests/go_early.h tests/tlib.c tests/tlib.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< tests/t_regs_probe.S tests/tlib.c -o $@ -lpthread
 

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "go_early.h"
 #include "t_regs.h"
 #include "tlib.h"
 
@@ -129,6 +130,7 @@ int main(void)
 	uint64_t fs_before;
 
 	tl_init();
+	go_early_init(SYS_pause);
 	fill_inputs(&probe.in, level);
 	memset(&probe.out, 0xee, sizeof(probe.out));
 	probe.flag = &tl_go;
@@ -141,7 +143,8 @@ int main(void)
 		regs_spin(&probe);
 	} else {
 		regs_probe(&probe);
-		printf("pause() called %llu times\n", (unsigned long long)probe.syscalls);
+		printf("pause() called %llu times%s\n", (unsigned long long)probe.syscalls,
+		       go_early ? "; the go signal came just before it was re-entered" : "");
 	}
 	check_gprs(&probe.in, &probe.out);
 	check_x87(&probe.in, &probe.out);

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/syscall.h>
 
+#include "go_early.h"
 #include "tlib.h"
 
 int main(void)
@@ -13,6 +15,7 @@ int main(void)
 	int r, err;
 
 	tl_init();
+	go_early_init(SYS_poll);
 	tl_ready();
 	r = poll(&pfd, 1, -1);
 	err = errno;
@@ -21,5 +24,7 @@ int main(void)
 	TL_CHECK(r == -1 && err == EINTR, "poll() returned %d (%s), expected EINTR", r,
 		 r < 0 ? strerror(err) : "ready");
 	TL_CHECK(pfd.revents == 0, "revents 0x%x", pfd.revents);
+	if (go_early)
+		printf("the go signal came just before poll() was re-entered\n");
 	tl_pass();
 }

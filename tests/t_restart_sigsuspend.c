@@ -1,6 +1,7 @@
 /* Syscall restart: a thread blocked in sigsuspend() with a temporary mask keeps
  * waiting with that mask after restore, and its real blocked mask is back exactly
- * once sigsuspend() returns. */
+ * once sigsuspend() returns. The go signal is blocked outside the call, as
+ * sigsuspend() is meant to be used. */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -41,8 +42,8 @@ static void set_of(uint64_t bits, sigset_t *set)
 
 int main(void)
 {
-	const uint64_t real = bit(SIGUSR2) | bit(SIGTERM) | bit(SIGWINCH) | bit(SIGRTMIN + 3) |
-			      bit(SIGRTMAX);
+	const uint64_t real = bit(SIGUSR1) | bit(SIGUSR2) | bit(SIGTERM) | bit(SIGWINCH) |
+			      bit(SIGRTMIN + 3) | bit(SIGRTMAX);
 	const uint64_t temp = bit(SIGHUP) | bit(SIGQUIT) | bit(SIGTTIN) | bit(SIGRTMIN + 5);
 	struct sigaction sa;
 	sigset_t real_set, temp_set;

@@ -336,8 +336,6 @@ int main(void)
 {
 	uint64_t pending = bit(SIGINT) | bit(SIGUSR2) | bit(SIGALRM) | bit(SIGRTMIN + 1) |
 			   bit(SIGRTMIN + 4);
-	sigset_t wait_mask;
-
 	tl_init();
 	me = getpid();
 	blocked = pending | bit(SIGQUIT) | bit(SIGTTOU) | bit(SIGRTMAX);
@@ -348,10 +346,7 @@ int main(void)
 	check_pending_set(pending);
 	snapshot_actions();
 	tl_ready();
-	/* Wait for the go signal without unblocking anything else. */
-	TL_CHECK(!sigprocmask(SIG_BLOCK, NULL, &wait_mask), "sigprocmask");
-	while (!tl_go)
-		sigsuspend(&wait_mask);
+	tl_wait_go();		/* unblocks nothing but SIGUSR1 */
 	TL_CHECK(raw_mask() == blocked, "blocked mask 0x%llx, was 0x%llx",
 		 (unsigned long long)raw_mask(), (unsigned long long)blocked);
 	check_actions();

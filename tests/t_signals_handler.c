@@ -55,15 +55,12 @@ static void check_inside(const char *when, const siginfo_t *si, const void *loca
 static void on_usr2(int sig, siginfo_t *si, void *uc)
 {
 	char local;
-	sigset_t cur;
 
 	(void)sig;
 	(void)uc;
 	check_inside("before the dump", si, &local);
 	tl_ready();
-	sigprocmask(SIG_BLOCK, NULL, &cur);
-	while (!tl_go)
-		sigsuspend(&cur);
+	tl_wait_go();
 	check_inside("after the restore", si, &local);
 	handler_done = 1;
 }
