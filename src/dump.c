@@ -238,6 +238,8 @@ static void dump_ctx_free(struct dump_ctx *ctx)
 /* Collect everything while the process is stopped. */
 static int collect(struct dump_proc *p)
 {
+	struct vdso_layout vdso;
+
 	p->threads = calloc(p->nr_threads, sizeof(*p->threads));
 	p->thread_ptrs = calloc(p->nr_threads, sizeof(*p->thread_ptrs));
 	if (!p->threads || !p->thread_ptrs)
@@ -245,10 +247,14 @@ static int collect(struct dump_proc *p)
 	core__init(&p->core);
 	if (read_proc_state(p) || process_dump_static(p) || mem_read_vmas(p))
 		return -1;
+	if (!vdso_find_layout(&p->vmas, &vdso))
+		memset(&vdso, 0, sizeof(vdso));
 	/* Registers first, before the remote control borrows any thread. */
 	for (size_t i = 0; i < p->nr_threads; i++) {
 		p->thread_ptrs[i] = &p->threads[i];
-		if (thread_settle(p->pid, p->tids[i]) ||
+		if ((vdso.vdso_size && thread_leave_vdso(p->tids[i], &p->vmas, vdso.vdso_start,
+							  vdso.vdso_start + vdso.vdso_size)) ||
+		    thread_settle(p->pid, p->tids[i]) ||
 		    thread_dump(p, p->tids[i], &p->threads[i]))
 			return -1;
 	}

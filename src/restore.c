@@ -161,6 +161,34 @@ static uint64_t find_gap(struct ranges *busy, uint64_t size)
 	return at + size <= CR_TASK_SIZE ? at : 0;
 }
 
+/* A free gap of `size` bytes as close as possible to `hint` (page aligned). */
+static uint64_t find_gap_near(struct ranges *busy, uint64_t size, uint64_t hint)
+{
+	uint64_t best = 0, best_dist = UINT64_MAX, at = PLAN_LOW_LIMIT;
+
+	qsort(busy->r, busy->nr, sizeof(struct range), cmp_range);
+	for (size_t i = 0; i <= busy->nr; i++) {
+		uint64_t end = i < busy->nr ? busy->r[i].start : CR_TASK_SIZE;
+
+		if (i < busy->nr && busy->r[i].end <= at)
+			continue;
+		/* Keep a page free on both sides. */
+		if (end > at + size + 2 * CR_PAGE_SIZE) {
+			uint64_t lo = at + CR_PAGE_SIZE, hi = end - size - CR_PAGE_SIZE;
+			uint64_t pick = hint < lo ? lo : hint > hi ? hi : hint & CR_PAGE_MASK;
+			uint64_t dist = pick > hint ? pick - hint : hint - pick;
+
+			if (dist < best_dist) {
+				best = pick;
+				best_dist = dist;
+			}
+		}
+		if (i < busy->nr && busy->r[i].end > at)
+			at = busy->r[i].end;
+	}
+	return best;
+}
+
 static int busy_ranges(struct restore_proc *rp, const struct vdso_layout *dst,
 		       struct ranges *busy)
 {
@@ -287,10 +315,53 @@ static void plan_create_threads(struct restore_proc *rp, struct plan *p)
 }
 
 struct plan_layout {
-	struct vdso_layout dst;
+	struct vdso_layout dst;		/* the dumped vDSO's place */
 	bool has_vdso;
-	uint64_t temp;
+	bool proxy;
+	uint64_t temp;			/* remap: a free place to move through */
+	uint64_t new_vdso;		/* proxy: where the running vDSO goes */
 };
+
+/* A proxy: the running vDSO block moves to a free place; the old range becomes
+ * ordinary memory holding the old code with redirected entries (written after the
+ * plan), the old data pages PROT_NONE placeholders so stray reads fault. */
+static int plan_vdso_proxy(struct restore_ctx *ctx, struct restore_proc *rp, struct plan *p,
+			   const struct plan_layout *pl)
+{
+	const struct vdso_runtime *rt = &ctx->rt_vdso;
+	const VdsoInfo *vi = ctx->inv->vdso;
+	struct vdso_patch patches[VDSO_MAX_PATCHES];
+	uint64_t cur_vdso = 0;
+	int n;
+
+	if (rt->present) {
+		plan_move_block(p, &rt->layout, (int64_t)(pl->new_vdso - rt->layout.vdso_start));
+		cur_vdso = pl->new_vdso;
+	}
+	rp->proxy = malloc(vi->image.len);
+	if (!rp->proxy)
+		return cr_err("out of memory");
+	if (vdso_make_proxy(vi->image.data, vi->image.len, pl->dst.vdso_start, &rt->syms,
+			    cur_vdso, rp->proxy, patches, &n))
+		return -1;
+	rp->proxy_len = vi->image.len;
+	rp->proxy_addr = pl->dst.vdso_start;
+	for (int i = 0; i < n; i++)
+		pr_info("vDSO proxy: %s -> %s", patches[i].name,
+			patches[i].kind == PATCH_JUMP ? "the running vDSO" :
+			patches[i].kind == PATCH_SYSCALL ? "a system call" : "an error return");
+	plan_call(p, "mapping the vDSO proxy", 0, __NR_mmap, pl->dst.vdso_start,
+		  pl->dst.vdso_size, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+		  -1, 0);
+	if (pl->dst.vvar_size)
+		plan_call(p, "reserving the old [vvar]", 0, __NR_mmap, pl->dst.vvar_start,
+			  pl->dst.vvar_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (pl->dst.vclock_size)
+		plan_call(p, "reserving the old [vvar_vclock]", 0, __NR_mmap, pl->dst.vclock_start,
+			  pl->dst.vclock_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			  -1, 0);
+	return 0;
+}
 
 static int build_plan(struct restore_ctx *ctx, struct restore_proc *rp,
 		      const struct plan_layout *pl, uint64_t base, size_t calls, size_t data)
@@ -301,10 +372,12 @@ static int build_plan(struct restore_ctx *ctx, struct restore_proc *rp,
 
 	if (plan_init(p, base, calls, data))
 		return -1;
-	if (pl->has_vdso)
+	if (pl->has_vdso && ctx->rt_vdso.present)
 		vdso_block(&ctx->rt_vdso.layout, &ks, &ke);
 	plan_clear_address_space(p, ks, ke);
-	if (pl->has_vdso && plan_vdso(ctx, p, &pl->dst, pl->temp))
+	if (pl->has_vdso && !pl->proxy && plan_vdso(ctx, p, &pl->dst, pl->temp))
+		return -1;
+	if (pl->proxy && plan_vdso_proxy(ctx, rp, p, pl))
 		return -1;
 	if (process_plan_identity(rp, p) || mem_plan(rp, p) || mem_plan_mm(rp, p) ||
 	    process_plan(rp, p))
@@ -342,12 +415,13 @@ static int prepare_plan(struct restore_ctx *ctx, struct restore_proc *rp)
 		if (vdso_layout_from_image(ctx->inv->vdso, &pl.dst))
 			return -1;
 		why = vdso_differs(ctx->inv->vdso, &ctx->rt_vdso);
-		if (why)
-			return cr_err("the vDSO of this kernel (%s) differs from the dumped one "
-				      "(kernel %s): %s; restoring across kernels is not supported "
-				      "yet", ctx->rt_vdso.present ? "running" : "none",
-				      ctx->inv->kernel_release, why);
+		if (why && ctx->vdso_mode == CRYO_VDSO_REMAP)
+			return cr_err("--vdso=remap: the vDSO of this kernel cannot stand in for the "
+				      "dumped one (kernel %s): %s", ctx->inv->kernel_release, why);
+		pl.proxy = why || ctx->vdso_mode == CRYO_VDSO_PROXY;
 		pl.has_vdso = true;
+		pr_info("vDSO: %s%s%s", pl.proxy ? "proxy" : "remap", why ? ", because " : "",
+			why ? why : "");
 	}
 	mem_plan_estimate(rp->core, rp->pm, &calls, &data);
 	calls += 256 + rp->core->n_sigactions + rp->core->n_fds + rp->core->n_shared_pending;
@@ -378,12 +452,17 @@ static int prepare_plan(struct restore_ctx *ctx, struct restore_proc *rp)
 		cr_err("no room for the restore plan in the address space");
 		goto out;
 	}
-	if (pl.has_vdso) {
+	if (pl.has_vdso && ctx->rt_vdso.present) {
 		vdso_block(&ctx->rt_vdso.layout, &bs, &be);
 		if (ranges_add(&busy, base, base + size))
 			goto out;
-		pl.temp = find_gap(&busy, be - bs);
-		if (!pl.temp) {
+		if (pl.proxy)
+			pl.new_vdso = find_gap_near(&busy, be - bs, pl.dst.vdso_start);
+		else
+			pl.temp = find_gap(&busy, be - bs);
+		if (pl.proxy && pl.new_vdso)
+			pl.new_vdso += ctx->rt_vdso.layout.vdso_start - bs;
+		if (!(pl.proxy ? pl.new_vdso : pl.temp)) {
 			cr_err("no room to move the vDSO");
 			goto out;
 		}
@@ -582,6 +661,8 @@ static int run_plan(struct restore_proc *rp)
 	for (size_t i = 1; i < rp->nr_threads; i++)
 		if (run_thread_table(rp, i))
 			goto fail;
+	if (rp->proxy && remote_write(&r, rp->proxy_addr, rp->proxy, rp->proxy_len))
+		goto fail;
 	if (remote_syscall(&r, __NR_munmap, p->base, p->size, 0, 0, 0, 0, &ret) || ret) {
 		cr_err("cannot unmap the restore plan in process %d", rp->pid);
 		goto fail;
@@ -652,6 +733,7 @@ static void restore_free(struct restore_ctx *ctx, struct restore_proc *rp)
 {
 	plan_free(&rp->plan);
 	free(rp->reads);
+	free(rp->proxy);
 	free(rp->thread_tables);
 	free(rp->thread_created);
 	if (rp->page_fd > 0)
@@ -707,7 +789,7 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	ctx.detach = opts->detach;
 	ctx.shell_job = opts->shell_job;
 	ctx.ignore_cpu = opts->ignore_cpu;
-	ctx.vdso_proxy = opts->vdso == CRYO_VDSO_PROXY;
+	ctx.vdso_mode = opts->vdso;
 	if (!opts->dir)
 		return cr_err("no image directory given (-D)");
 	if (img_dir_open(&ctx.dir, opts->dir))

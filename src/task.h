@@ -72,7 +72,7 @@ struct restore_ctx {
 	int fd_base;			/* fds inherited by the new task start here */
 	int next_fd;
 	struct vdso_runtime rt_vdso;
-	bool vdso_proxy;
+	int vdso_mode;			/* enum cryo_vdso_mode */
 	bool ignore_cpu;
 	bool shell_job;
 	bool detach;
@@ -94,6 +94,9 @@ struct restore_proc {
 	struct { size_t call; uint64_t bytes; } *reads;
 	size_t nr_reads, max_reads;
 	uint64_t run_done;		/* bytes of the current run already planned */
+	uint8_t *proxy;			/* vDSO proxy bytes, written after the plan */
+	size_t proxy_len;
+	uint64_t proxy_addr;
 };
 
 /* A file opened for the new task, moved above every fd number it will use. */

@@ -6,7 +6,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -130,6 +134,156 @@ int thread_settle(pid_t pid, pid_t tid)
 		return settle_at_syscall(tid);
 	}
 	return 0;
+}
+
+#define VDSO_STEP_MAX 20000
+#define STACK_SCAN 2048
+
+static bool executable_outside(const struct proc_vmas *vmas, uint64_t addr, uint64_t vs,
+			       uint64_t ve)
+{
+	if (addr >= vs && addr < ve)
+		return false;
+	for (size_t i = 0; i < vmas->nr; i++)
+		if (addr >= vmas->v[i].start && addr < vmas->v[i].end)
+			return vmas->v[i].prot & PROT_EXEC;
+	return false;
+}
+
+/* Do the bytes before `ret` end with a call instruction? */
+static bool after_call(const uint8_t *b)	/* b[0..7] are the 8 bytes before ret */
+{
+	if (b[3] == 0xe8)				/* call rel32 */
+		return true;
+	if (b[6] == 0xff && (b[7] & 0xf8) == 0xd0)	/* call *%reg */
+		return true;
+	if (b[5] == 0xff && ((b[6] & 0x38) == 0x10))	/* call *disp8(...) and friends */
+		return true;
+	if (b[2] == 0xff && ((b[3] & 0x38) == 0x10))	/* call *disp32(...), *rip-relative */
+		return true;
+	if (b[4] == 0xff && ((b[5] & 0x38) == 0x10))	/* call *disp8(%reg,%reg,s) */
+		return true;
+	return false;
+}
+
+/* The return address of the vDSO function the thread is in: the first stack word
+ * that points just after a call instruction in executable memory outside the vDSO
+ * (vDSO functions are leaves; calls inside it return inside it). 0 if none. */
+static uint64_t vdso_return_address(pid_t tid, const struct proc_vmas *vmas, uint64_t rsp,
+				    uint64_t vs, uint64_t ve)
+{
+	uint64_t words[STACK_SCAN / 8];
+	struct iovec local = { words, sizeof(words) }, remote = { (void *)rsp, sizeof(words) };
+	ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+
+	for (ssize_t i = 0; i < n / 8; i++) {
+		uint8_t code[8];
+		struct iovec l2 = { code, 8 }, r2 = { (void *)(words[i] - 8), 8 };
+
+		if (!executable_outside(vmas, words[i], vs, ve))
+			continue;
+		if (process_vm_readv(tid, &l2, 1, &r2, 1, 0) == 8 && after_call(code))
+			return words[i];
+	}
+	return 0;
+}
+
+static int set_debugreg(pid_t tid, int n, uint64_t v)
+{
+	if (ptrace(PTRACE_POKEUSER, tid, offsetof(struct user, u_debugreg[n]), (void *)v))
+		return cr_perr("thread %d: cannot set debug register %d", tid, n);
+	return 0;
+}
+
+/* Run the thread at full speed to `ret` with a hardware breakpoint there. */
+static int run_to(pid_t tid, uint64_t ret)
+{
+	int status, sig = 0, rc = -1;
+	struct timespec pause_ts = { 0, 100000 };
+
+	if (set_debugreg(tid, 0, ret) || set_debugreg(tid, 7, 1))
+		return -1;
+	for (int waited = 0;; waited++) {
+		pid_t r;
+
+		if (!waited || sig) {
+			if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig)) {
+				cr_perr("cannot resume thread %d", tid);
+				break;
+			}
+			sig = 0;
+		}
+		r = waitpid(tid, &status, __WALL | WNOHANG);
+		if (r < 0 && errno != EINTR) {
+			cr_perr("waiting for thread %d", tid);
+			break;
+		}
+		if (r == tid) {
+			if (!WIFSTOPPED(status)) {
+				cr_err("thread %d ended while leaving the vDSO", tid);
+				break;
+			}
+			if (WSTOPSIG(status) == SIGTRAP || (status >> 16)) {
+				rc = 0;
+				break;
+			}
+			sig = WSTOPSIG(status);		/* not ours: deliver it */
+			continue;
+		}
+		if (waited > 2000) {	/* ~0.2 s: the guess was wrong; stop it anyway */
+			ptrace(PTRACE_INTERRUPT, tid, 0, 0);
+			rc = ptr_wait(tid, &status);
+			break;
+		}
+		nanosleep(&pause_ts, NULL);
+	}
+	set_debugreg(tid, 7, 0);
+	set_debugreg(tid, 6, 0);
+	return rc;
+}
+
+static int step_a_while(pid_t tid, struct user_regs_struct *regs, uint64_t vs, uint64_t ve)
+{
+	int status;
+
+	for (int steps = 0; steps < VDSO_STEP_MAX && regs->rip >= vs && regs->rip < ve; steps++) {
+		if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0))
+			return cr_perr("cannot single-step thread %d", tid);
+		if (ptr_wait(tid, &status))
+			return -1;
+		if (WSTOPSIG(status) != SIGTRAP)
+			return cr_err("thread %d received signal %d while leaving the vDSO", tid,
+				      WSTOPSIG(status));
+		if (ptr_get_regs(tid, regs))
+			return -1;
+	}
+	return 0;
+}
+
+/* A thread stopped inside vDSO code would, after a restore with a proxy, run old code
+ * against new kernel data. Move it out: run it to the function's return address
+ * under a hardware breakpoint (single-stepping can livelock in the vDSO's seqcount
+ * retry loop, whose data the kernel updates faster than a traced thread steps), and
+ * single-step when no return address is found. */
+int thread_leave_vdso(pid_t tid, const struct proc_vmas *vmas, uint64_t vs, uint64_t ve)
+{
+	struct user_regs_struct regs;
+
+	for (int attempt = 0; attempt < 5; attempt++) {
+		uint64_t ret;
+
+		if (ptr_get_regs(tid, &regs))
+			return -1;
+		if (regs.rip < vs || regs.rip >= ve) {
+			if (attempt)
+				pr_info("thread %d: left the vDSO (attempt %d)", tid, attempt);
+			return 0;
+		}
+		ret = vdso_return_address(tid, vmas, regs.rsp, vs, ve);
+		if (ret ? run_to(tid, ret) : step_a_while(tid, &regs, vs, ve))
+			return -1;
+	}
+	return cr_err("thread %d did not leave the vDSO (at 0x%llx)", tid, regs.rip);
 }
 
 static int read_comm(pid_t pid, pid_t tid, ThreadState *ts)

@@ -8,6 +8,8 @@
 /* Right after the stop: bring a thread out of a mask-swapping syscall (sigsuspend,
  * ppoll, ...) so its real signal mask is visible. */
 int thread_settle(pid_t pid, pid_t tid);
+/* Single-step a thread out of the vDSO [start, end) if it is inside. */
+int thread_leave_vdso(pid_t tid, const struct proc_vmas *vmas, uint64_t start, uint64_t end);
 /* Dump the thread `tid` (stopped) into ts. */
 int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts);
 void thread_dump_queue(struct dump_proc *p, struct rtable *t, int *slots);

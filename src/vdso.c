@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 
 #include "crc32c.h"
 #include "log.h"
@@ -263,4 +264,144 @@ const char *vdso_differs(const VdsoInfo *img, const struct vdso_runtime *rt)
 	if (img->crc32c != rt->crc || memcmp(img->image.data, rt->image, l->vdso_size))
 		return "the vDSO code differs";
 	return NULL;
+}
+
+/* ---- proxy ---- */
+
+/* The name without the __vdso_ prefix: "clock_gettime" for both spellings. */
+static const char *base_name(const char *name)
+{
+	return strncmp(name, "__vdso_", 7) ? name : name + 7;
+}
+
+struct syscall_equiv {
+	const char *name;
+	int nr;
+};
+
+/* Each vDSO function's system call takes the same leading arguments. */
+static const struct syscall_equiv equivalents[] = {
+	{ "clock_gettime", __NR_clock_gettime }, { "gettimeofday", __NR_gettimeofday },
+	{ "time", __NR_time }, { "clock_getres", __NR_clock_getres },
+	{ "getcpu", __NR_getcpu }, { "getrandom", __NR_getrandom },
+};
+
+static int equivalent_syscall(const char *name)
+{
+	for (size_t i = 0; i < sizeof(equivalents) / sizeof(equivalents[0]); i++)
+		if (!strcmp(base_name(name), equivalents[i].name))
+			return equivalents[i].nr;
+	return -1;
+}
+
+static const struct vdso_sym *find_sym(const struct vdso_syms *s, const char *name)
+{
+	for (int i = 0; i < s->nr; i++)
+		if (!strcmp(base_name(s->sym[i].name), base_name(name)))
+			return &s->sym[i];
+	return NULL;
+}
+
+/* Bytes available at an entry: up to the next symbol or the end of the image. */
+static uint64_t entry_room(const struct vdso_syms *s, uint64_t off, size_t len)
+{
+	uint64_t next = len;
+
+	for (int i = 0; i < s->nr; i++)
+		if (s->sym[i].offset > off && s->sym[i].offset < next)
+			next = s->sym[i].offset;
+	return next - off;
+}
+
+/* jmp rel32 when the target is near, else jmp *0(%rip) with the address after it. */
+static size_t encode_jump(uint8_t *at, uint64_t from, uint64_t to, uint64_t room)
+{
+	int64_t rel = (int64_t)(to - (from + 5));
+
+	if (rel >= INT32_MIN && rel <= INT32_MAX && room >= 5) {
+		int32_t r = rel;
+
+		at[0] = 0xe9;
+		memcpy(at + 1, &r, 4);
+		return 5;
+	}
+	if (room < 14)
+		return 0;
+	at[0] = 0xff;
+	at[1] = 0x25;
+	memset(at + 2, 0, 4);
+	memcpy(at + 6, &to, 8);
+	return 14;
+}
+
+/* mov $nr, %eax; syscall; ret */
+static size_t encode_syscall(uint8_t *at, int nr, uint64_t room)
+{
+	if (room < 8)
+		return 0;
+	at[0] = 0xb8;
+	memcpy(at + 1, &nr, 4);
+	at[5] = 0x0f;
+	at[6] = 0x05;
+	at[7] = 0xc3;
+	return 8;
+}
+
+/* mov $-EFAULT, %eax; ret: what sgx_enter_enclave gives on a machine without SGX. */
+static size_t encode_error(uint8_t *at, uint64_t room)
+{
+	int32_t err = -14;
+
+	if (room < 6)
+		return 0;
+	at[0] = 0xb8;
+	memcpy(at + 1, &err, 4);
+	at[5] = 0xc3;
+	return 6;
+}
+
+int vdso_make_proxy(const uint8_t *old, size_t len, uint64_t old_base,
+		    const struct vdso_syms *cur, uint64_t cur_base, uint8_t *out,
+		    struct vdso_patch *patches, int *nr_patches)
+{
+	struct vdso_syms syms;
+
+	*nr_patches = 0;
+	if (vdso_parse_elf(old, len, &syms))
+		return -1;
+	memcpy(out, old, len);
+	for (int i = 0; i < syms.nr; i++) {
+		const struct vdso_sym *s = &syms.sym[i], *to;
+		struct vdso_patch *pt;
+		uint64_t room = entry_room(&syms, s->offset, len);
+		bool done = false;
+		size_t n;
+
+		for (int k = 0; k < *nr_patches && !done; k++)
+			done = patches[k].offset == s->offset;
+		if (done)
+			continue;	/* an alias of an entry already patched */
+		pt = &patches[(*nr_patches)++];
+		snprintf(pt->name, sizeof(pt->name), "%s", base_name(s->name));
+		pt->offset = s->offset;
+		to = find_sym(cur, s->name);
+		if (to) {
+			pt->kind = PATCH_JUMP;
+			pt->target = cur_base + to->offset;
+			n = encode_jump(out + s->offset, old_base + s->offset, pt->target, room);
+		} else if ((pt->nr = equivalent_syscall(s->name)) >= 0) {
+			pt->kind = PATCH_SYSCALL;
+			n = encode_syscall(out + s->offset, pt->nr, room);
+		} else if (!strcmp(base_name(s->name), "sgx_enter_enclave")) {
+			pt->kind = PATCH_ERROR;
+			n = encode_error(out + s->offset, room);
+		} else {
+			return cr_err("the dumped vDSO's function %s exists neither in this "
+				      "kernel's vDSO nor as a system call", s->name);
+		}
+		if (!n)
+			return cr_err("the dumped vDSO's function %s is too small (%llu bytes) to "
+				      "redirect", s->name, (unsigned long long)room);
+	}
+	return 0;
 }

@@ -60,3 +60,24 @@ const char *vdso_differs(const VdsoInfo *img, const struct vdso_runtime *rt);
 int vdso_layout_from_image(const VdsoInfo *vi, struct vdso_layout *l);
 
 #endif
+
+/* ---- proxy (restoring on a kernel whose vDSO differs) ---- */
+
+#define VDSO_MAX_PATCHES VDSO_MAX_SYMS
+
+struct vdso_patch {
+	char name[64];
+	uint64_t offset;		/* entry offset in the old vDSO */
+	enum { PATCH_JUMP, PATCH_SYSCALL, PATCH_ERROR } kind;
+	uint64_t target;		/* PATCH_JUMP: absolute address in the new vDSO */
+	int nr;				/* PATCH_SYSCALL: the equivalent system call */
+};
+
+/* Build the proxy: the old vDSO's bytes (`old`, `len`, meant to live at old_base) with
+ * every exported function's entry replaced by a jump to the same function of the
+ * running vDSO (symbols `cur`, living at cur_base), or by a stub making the
+ * equivalent system call when the running vDSO lacks the function. Pure; the
+ * patches applied are listed in `patches`. -1 (recorded) if a function has neither. */
+int vdso_make_proxy(const uint8_t *old, size_t len, uint64_t old_base,
+		    const struct vdso_syms *cur, uint64_t cur_base, uint8_t *out,
+		    struct vdso_patch *patches, int *nr_patches);

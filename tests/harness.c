@@ -284,13 +284,31 @@ static int step_dump(struct run *r, const char *img, bool leave)
 	return 0;
 }
 
+/* A program may ask for one extra restore option by printing "RESTORE-ARG X". */
+static char *restore_arg(const struct run *r)
+{
+	char *s = read_file(r->log, NULL);
+	char *at = s ? strstr(s, "RESTORE-ARG ") : NULL;
+	char *arg = NULL;
+
+	if (at) {
+		at += 12;
+		arg = strndup(at, strcspn(at, "\n"));
+	}
+	free(s);
+	return arg;
+}
+
 static int step_restore_detached(struct run *r, const char *img)
 {
 	char pidfile[700], buf[32] = "";
+	char *extra = restore_arg(r);
 	int rc, fd;
 
 	snprintf(pidfile, sizeof(pidfile), "%s.pid", img);
-	rc = run_cryo(r->cryo_log, "restore", "-v", "-D", img, "-d", "--pidfile", pidfile, NULL);
+	rc = run_cryo(r->cryo_log, "restore", "-v", "-D", img, "-d", "--pidfile", pidfile, extra,
+		      NULL);
+	free(extra);
 	if (rc)
 		return rc < 0 ? -1 : why("cryo restore exited with %d", rc);
 	fd = open(pidfile, O_RDONLY);
