@@ -84,7 +84,11 @@ struct bad_case {
 };
 
 static void b_magic(uint8_t *b, size_t *len) { (void)len; H(b)->magic = 0x4f595244; }
-static void b_magic_be(uint8_t *b, size_t *len) { (void)len; H(b)->magic = __builtin_bswap32(IMG_MAGIC); }
+static void b_magic_be(uint8_t *b, size_t *len)
+{
+	(void)len;
+	H(b)->magic = __builtin_bswap32(IMG_MAGIC);
+}
 static void b_major2(uint8_t *b, size_t *len) { (void)len; H(b)->major = 2; }
 static void b_major_max(uint8_t *b, size_t *len) { (void)len; H(b)->major = 0xffff; }
 static void b_major0(uint8_t *b, size_t *len) { (void)len; H(b)->major = 0; }
