@@ -59,8 +59,6 @@ const char *vdso_differs(const VdsoInfo *img, const struct vdso_runtime *rt);
 /* The dumped layout (validated: page-aligned, sane sizes, no overlap). */
 int vdso_layout_from_image(const VdsoInfo *vi, struct vdso_layout *l);
 
-#endif
-
 /* ---- proxy (restoring on a kernel whose vDSO differs) ---- */
 
 #define VDSO_MAX_PATCHES VDSO_MAX_SYMS
@@ -81,3 +79,5 @@ struct vdso_patch {
 int vdso_make_proxy(const uint8_t *old, size_t len, uint64_t old_base,
 		    const struct vdso_syms *cur, uint64_t cur_base, uint8_t *out,
 		    struct vdso_patch *patches, int *nr_patches);
+
+#endif
