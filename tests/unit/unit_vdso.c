@@ -1,9 +1,10 @@
 /* Unit tests of the vDSO functions (src/vdso.h): the ELF parser on the running vDSO,
  * on truncated, corrupted and synthetic images; the same-kernel comparison; the
- * validation of a dumped layout. */
+ * validation of a dumped layout; the proxy built for a different kernel's vDSO. */
 #include <elf.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 
 #include "crc32c.h"
 #include "sys.h"
@@ -601,6 +602,178 @@ static void test_layout(void)
 	}
 }
 
+/* ---- proxy ---- */
+
+/* Only the patched entries may differ between old and out. */
+static int only_entries_changed(const uint8_t *old, const uint8_t *out, size_t len,
+				const struct vdso_patch *p, int nr)
+{
+	for (size_t i = 0; i < len; i++) {
+		int in_patch = 0;
+
+		if (old[i] == out[i])
+			continue;
+		for (int k = 0; k < nr; k++)
+			in_patch |= i >= p[k].offset && i < p[k].offset + 14;
+		if (!in_patch)
+			return 0;
+	}
+	return 1;
+}
+
+static const struct vdso_patch *patch_named(const struct vdso_patch *p, int nr,
+					    const char *name)
+{
+	for (int i = 0; i < nr; i++)
+		if (!strcmp(p[i].name, name))
+			return &p[i];
+	return NULL;
+}
+
+/* The running vDSO proxied to itself: a near jump per entry, aliases once. */
+static void test_proxy_near(const struct vdso_syms *cur)
+{
+	struct vdso_patch p[VDSO_MAX_PATCHES];
+	uint8_t *out = malloc(vdso_len);
+	const uint64_t old_base = 0x7f0000100000, cur_base = 0x7f0000200000;
+	const struct vdso_patch *cg;
+	int nr = -1;
+
+	unit_case();
+	CHECK(!vdso_make_proxy(vdso_base, vdso_len, old_base, cur, cur_base, out, p, &nr),
+	      "proxy to itself: %s", err_text());
+	CHECK(nr > 0 && nr < cur->nr, "aliases patched once: %d patches, %d symbols", nr,
+	      cur->nr);
+	for (int i = 0; i < nr; i++) {
+		int32_t rel;
+
+		CHECK(p[i].kind == PATCH_JUMP && strncmp(p[i].name, "__vdso_", 7),
+		      "patch %s: kind %d", p[i].name, p[i].kind);
+		for (int k = 0; k < i; k++)
+			CHECK(p[k].offset != p[i].offset, "offset 0x%lx patched twice",
+			      (unsigned long)p[i].offset);
+		CHECK(p[i].target == cur_base + p[i].offset, "patch %s: target",
+		      p[i].name);
+		CHECK(out[p[i].offset] == 0xe9, "patch %s: near jump", p[i].name);
+		memcpy(&rel, out + p[i].offset + 1, 4);
+		CHECK(old_base + p[i].offset + 5 + (int64_t)rel == p[i].target,
+		      "patch %s: jump lands on its target", p[i].name);
+	}
+	cg = patch_named(p, nr, "clock_gettime");
+	CHECK(cg, "clock_gettime patched");
+	CHECK(only_entries_changed(vdso_base, out, vdso_len, p, nr), "bytes outside entries");
+	free(out);
+}
+
+/* More than 2 GiB away: the absolute jump through the following 8 bytes. */
+static void test_proxy_far(const struct vdso_syms *cur)
+{
+	struct vdso_patch p[VDSO_MAX_PATCHES];
+	uint8_t *out = malloc(vdso_len);
+	const uint64_t old_base = 0x100000000, cur_base = 0x7fff00000000;
+	int nr = -1;
+
+	unit_case();
+	CHECK(!vdso_make_proxy(vdso_base, vdso_len, old_base, cur, cur_base, out, p, &nr),
+	      "far proxy: %s", err_text());
+	for (int i = 0; i < nr; i++) {
+		uint64_t to;
+
+		CHECK(out[p[i].offset] == 0xff && out[p[i].offset + 1] == 0x25 &&
+		      !memcmp(out + p[i].offset + 2, "\0\0\0\0", 4), "patch %s: jmp *0(%%rip)",
+		      p[i].name);
+		memcpy(&to, out + p[i].offset + 6, 8);
+		CHECK(to == cur_base + p[i].offset, "patch %s: absolute target", p[i].name);
+	}
+	CHECK(only_entries_changed(vdso_base, out, vdso_len, p, nr), "bytes outside entries");
+	free(out);
+}
+
+/* A running vDSO that lacks functions: system calls, the SGX error stub, or refusal. */
+static void test_proxy_missing(const struct vdso_syms *all)
+{
+	struct vdso_patch p[VDSO_MAX_PATCHES];
+	uint8_t *out = malloc(vdso_len);
+	struct vdso_syms none;
+	const struct vdso_patch *cg;
+	int nr = -1;
+
+	unit_case();
+	memset(&none, 0, sizeof(none));
+	CHECK(!vdso_make_proxy(vdso_base, vdso_len, 0x7f0000100000, &none, 0x7f0000200000, out,
+			       p, &nr), "no running vDSO functions: %s", err_text());
+	cg = patch_named(p, nr, "clock_gettime");
+	CHECK(cg && cg->kind == PATCH_SYSCALL && cg->nr == __NR_clock_gettime,
+	      "clock_gettime becomes the system call");
+	if (cg) {
+		int32_t nrv;
+
+		memcpy(&nrv, out + cg->offset + 1, 4);
+		CHECK(out[cg->offset] == 0xb8 && nrv == __NR_clock_gettime &&
+		      out[cg->offset + 5] == 0x0f && out[cg->offset + 6] == 0x05 &&
+		      out[cg->offset + 7] == 0xc3, "mov $nr, %%eax; syscall; ret");
+	}
+	for (int i = 0; i < nr; i++)
+		CHECK(p[i].kind == (strcmp(p[i].name, "sgx_enter_enclave") ? PATCH_SYSCALL :
+				    PATCH_ERROR), "patch %s: kind %d", p[i].name, p[i].kind);
+	free(out);
+	(void)all;
+
+	/* A function with no system call equivalent cannot be proxied. */
+	{
+		size_t len;
+		uint8_t *img = synth(2, "fancy", &len);
+		uint8_t *o = malloc(len);
+
+		unit_case();
+		CHECK(vdso_make_proxy(img, len, 0x10000, &none, 0x20000, o, p, &nr) == -1 &&
+		      err_has("fancy000") && err_has("neither"), "unknown function: %s",
+		      err_text());
+		free(o);
+		free(img);
+	}
+	/* An entry too small for a jump: synthetic symbols one byte apart. */
+	{
+		size_t len;
+		uint8_t *img = synth(3, "f", &len);
+		uint8_t *o = malloc(len);
+		struct vdso_syms cur;
+
+		unit_case();
+		CHECK(!vdso_parse_elf(img, len, &cur), "synthetic: %s", err_text());
+		CHECK(vdso_make_proxy(img, len, 0x10000, &cur, 0x20000, o, p, &nr) == -1 &&
+		      err_has("too small"), "one-byte entries: %s", err_text());
+		free(o);
+		free(img);
+	}
+	/* A damaged old vDSO is refused, not patched. */
+	{
+		uint8_t *img = copy_vdso();
+		uint8_t *o = malloc(vdso_len);
+
+		unit_case();
+		c_shoff_end(img);
+		CHECK(vdso_make_proxy(img, vdso_len, 0x10000, all, 0x20000, o, p, &nr) == -1 &&
+		      nr == 0, "damaged old vDSO: %s", err_text());
+		free(o);
+		free(img);
+	}
+}
+
+static void test_proxy(void)
+{
+	struct vdso_syms cur;
+
+	cr_err_reset();
+	if (vdso_parse_elf(vdso_base, vdso_len, &cur)) {
+		CHECK(0, "running vDSO: %s", err_text());
+		return;
+	}
+	test_proxy_near(&cur);
+	test_proxy_far(&cur);
+	test_proxy_missing(&cur);
+}
+
 int main(void)
 {
 	if (find_vdso()) {
@@ -614,5 +787,6 @@ int main(void)
 	test_synthetic();
 	test_differs();
 	test_layout();
+	test_proxy();
 	return unit_done("unit_vdso");
 }
