@@ -17,8 +17,9 @@ struct restart_rule {
 };
 
 /* x86_64, every case a stopped task can show; the first matching row wins.
- *  ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND: the kernel would re-execute the call
- *    after a stop that delivered no signal; so do we. Calls that keep their
+ *  ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND: handed back as they are, so the
+ *    kernel restarts the call exactly as it would have (and a signal arriving at
+ *    the resume gets the same EINTR/SA_RESTART treatment). Calls that keep their
  *    remaining time in user memory (select, ppoll) continue with it; absolute
  *    deadlines (clock_nanosleep TIMER_ABSTIME) are exact.
  *  ERESTART_RESTARTBLOCK: the kernel kept the rest of the call in
@@ -113,8 +114,12 @@ enum restart_action restart_decide(const struct user_regs_struct *in,
 		switch (a) {
 		case RESTART_REISSUE:
 		case RESTART_REISSUE_REM:
-			out->rax = in->orig_rax;
-			out->rip = in->rip - 2;
+			/* The restart block is gone: restart as the kernel restarts
+			 * ERESTARTNOHAND (again, unless a handler runs: then EINTR, which
+			 * is what these calls return after a handler). */
+			out->orig_rax = in->orig_rax;
+			if (ret == -CR_ERESTART_RESTARTBLOCK)
+				out->rax = (unsigned long long)-CR_ERESTARTNOHAND;
 			break;
 		case RESTART_EINTR:
 			out->rax = (unsigned long long)-EINTR;

@@ -20,8 +20,13 @@ enum restart_action {
 	RESTART_EINTR,		/* return -EINTR from it, as after a signal */
 };
 
-/* Registers to hand back at restore for a thread dumped with registers `in`;
- * orig_rax is always -1 so the kernel applies no restart logic of its own. Pure. */
+/* Registers to hand back at restore for a thread dumped with registers `in`. A call
+ * to re-issue is handed back *interrupted* (orig_rax = the call, rax = -ERESTARTSYS,
+ * -ERESTARTNOINTR or -ERESTARTNOHAND, rip after the syscall instruction): released
+ * from a signal-delivery stop, the kernel's own restart logic then re-executes it,
+ * or, if a signal with a handler arrives at that moment, gives it the EINTR or
+ * SA_RESTART treatment it would have had. Anything else is handed back completed
+ * (orig_rax = -1). Pure. */
 enum restart_action restart_decide(const struct user_regs_struct *in,
 				   struct user_regs_struct *out);
 const char *restart_action_name(enum restart_action a);

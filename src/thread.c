@@ -89,21 +89,38 @@ static bool handled_signal_pending(pid_t pid, pid_t tid)
 	return pending;
 }
 
-/* Let the kernel take the thread through its own exit path (restoring a temporary
- * signal mask) up to the entry of the repeated call; cancel that entry so the thread
- * waits, in user mode, in front of the syscall instruction: a state any restore
- * reproduces exactly. */
+/* Let the kernel take the thread through its own exit path (which puts a temporary
+ * signal mask back) up to the entry of the repeated call; skip that entry and stop
+ * the thread with a single-step trap on its way out, then write the call back in
+ * its interrupted form (-ERESTARTNOHAND). The thread now has its real mask, and on
+ * resume the kernel's restart logic re-executes the call, which takes its
+ * temporary mask again. */
 static int settle_at_syscall(pid_t tid)
 {
-	struct user_regs_struct regs;
+	struct user_regs_struct regs, entry;
+	int status;
 
-	if (wait_syscall_stop(tid, 0, &regs))
+	if (wait_syscall_stop(tid, 0, &entry))
 		return -1;
-	regs.rax = regs.orig_rax;
+	regs = entry;
 	regs.orig_rax = -1;
-	regs.rip -= 2;
-	if (ptr_set_regs(tid, &regs) || wait_syscall_stop(tid, 0, &regs))
+	if (ptr_set_regs(tid, &regs))
 		return -1;
+	if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0))
+		return cr_perr("cannot resume thread %d", tid);
+	if (ptr_wait(tid, &status))
+		return -1;
+	regs = entry;
+	regs.rax = (unsigned long long)-CR_ERESTARTNOHAND;
+	if (ptr_set_regs(tid, &regs))
+		return -1;
+	if (WSTOPSIG(status) != SIGTRAP) {
+		/* A signal got in first: let the kernel deliver it to the interrupted
+		 * call as it would have, and let the user retry the dump. */
+		ptrace(PTRACE_DETACH, tid, 0, (void *)(long)WSTOPSIG(status));
+		return cr_err("thread %d received signal %d while cryo settled its system "
+			      "call; try the dump again", tid, WSTOPSIG(status));
+	}
 	return 0;
 }
 
@@ -118,15 +135,13 @@ int thread_settle(pid_t pid, pid_t tid)
 	if (nr < 0)
 		return 0;
 	if (restart_eintr_from_freeze(&regs, handled_signal_pending(pid, tid))) {
-		/* The freeze made the call fail: it becomes the call again, live too. */
+		/* The freeze made the call fail: it becomes an interrupted call again,
+		 * which the kernel restarts (live, too). */
 		pr_info("thread %d: syscall %ld returned EINTR only because of the freeze; "
 			"it will be re-issued", tid, nr);
-		regs.rax = regs.orig_rax;
-		regs.orig_rax = -1;
-		regs.rip -= 2;
+		regs.rax = (unsigned long long)-CR_ERESTARTNOHAND;
 		if (ptr_set_regs(tid, &regs))
 			return -1;
-		return restart_swaps_sigmask(nr) ? settle_at_syscall(tid) : 0;
 	}
 	if (restart_swaps_sigmask(nr) && (long)regs.rax == -CR_ERESTARTNOHAND) {
 		/* Its real mask is only in the kernel (saved_sigmask). */
