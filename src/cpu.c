@@ -104,6 +104,13 @@ void cpu_read(struct cpu_info *ci)
 	}
 	if (ci->words[CPUW_1_ECX] & (1u << 27))	/* OSXSAVE */
 		ci->xcr0 = read_xcr0();
+	for (int i = 2; i < CPU_MAX_XCOMP && max >= 0xd; i++) {
+		if (!(ci->xcr0 & (1ULL << i)))
+			continue;
+		cpuid_count(0xd, i, r);
+		ci->xcomp[i].size = r[0];
+		ci->xcomp[i].offset = r[1];
+	}
 	cpuid_count(0x80000000, 0, r);
 	maxext = r[0];
 	if (maxext >= 0x80000001) {
@@ -120,8 +127,11 @@ void cpu_read(struct cpu_info *ci)
 	}
 }
 
-void cpu_to_pb(const struct cpu_info *ci, CpuInfo *pb, uint32_t *words)
+void cpu_to_pb(const struct cpu_info *ci, CpuInfo *pb, uint32_t *words,
+	       XstateComponent *comps, XstateComponent **cptrs)
 {
+	size_t n = 0;
+
 	cpu_info__init(pb);
 	pb->vendor = (char *)ci->vendor;
 	pb->model = (char *)ci->model;
@@ -132,6 +142,18 @@ void cpu_to_pb(const struct cpu_info *ci, CpuInfo *pb, uint32_t *words)
 	pb->words = words;
 	pb->xcr0 = ci->xcr0;
 	pb->xsave_size = ci->xsave_size;
+	for (int i = 2; i < CPU_MAX_XCOMP; i++) {
+		if (!ci->xcomp[i].size)
+			continue;
+		xstate_component__init(&comps[n]);
+		comps[n].bit = i;
+		comps[n].offset = ci->xcomp[i].offset;
+		comps[n].size = ci->xcomp[i].size;
+		cptrs[n] = &comps[n];
+		n++;
+	}
+	pb->n_xstate = n;
+	pb->xstate = cptrs;
 }
 
 int cpu_from_pb(const CpuInfo *pb, struct cpu_info *ci)
@@ -146,6 +168,50 @@ int cpu_from_pb(const CpuInfo *pb, struct cpu_info *ci)
 		ci->words[i] = pb->words[i];
 	ci->xcr0 = pb->xcr0;
 	ci->xsave_size = pb->xsave_size;
+	for (size_t i = 0; i < pb->n_xstate; i++) {
+		const XstateComponent *c = pb->xstate[i];
+
+		if (c->bit < 2 || c->bit >= CPU_MAX_XCOMP || c->size > 1 << 16 ||
+		    c->offset > 1 << 20)
+			return cr_err("image: invalid xstate component %u", c->bit);
+		ci->xcomp[c->bit].offset = c->offset;
+		ci->xcomp[c->bit].size = c->size;
+	}
+	return 0;
+}
+
+#define XSAVE_LEGACY 512
+#define XSAVE_HDR 64
+#define XSAVE_SW_BYTES 464		/* software-reserved tail of the legacy area */
+
+int cpu_xstate_convert(const uint8_t *src, size_t src_len, const struct cpu_info *from,
+		       uint8_t *dst, size_t dst_len, const struct cpu_info *to)
+{
+	uint64_t src_bv, bv = 0;
+
+	if (src_len < XSAVE_LEGACY + XSAVE_HDR || dst_len < XSAVE_LEGACY + XSAVE_HDR)
+		return cr_err("image: xstate too short (%zu bytes)", src_len);
+	memcpy(&src_bv, src + XSAVE_LEGACY, 8);
+	/* x87 and SSE registers; the kernel's software bytes stay this kernel's. */
+	memcpy(dst, src, XSAVE_SW_BYTES);
+	bv = src_bv & to->xcr0 & 3;
+	for (int i = 2; i < CPU_MAX_XCOMP; i++) {
+		const struct xcomp *a = &from->xcomp[i], *b = &to->xcomp[i];
+		uint32_t n;
+
+		if (!(src_bv & (1ULL << i)) || !(to->xcr0 & (1ULL << i)) || !b->size)
+			continue;
+		/* An image without a layout was saved on a CPU laid out like this one. */
+		if (!a->size)
+			a = b;
+		n = a->size < b->size ? a->size : b->size;
+		if ((uint64_t)a->offset + n > src_len || (uint64_t)b->offset + n > dst_len)
+			return cr_err("image: xstate component %d lies outside the buffer", i);
+		memcpy(dst + b->offset, src + a->offset, n);
+		bv |= 1ULL << i;
+	}
+	memset(dst + XSAVE_LEGACY, 0, XSAVE_HDR);
+	memcpy(dst + XSAVE_LEGACY, &bv, 8);
 	return 0;
 }
 

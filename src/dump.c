@@ -180,12 +180,13 @@ static int write_inventory(struct dump_ctx *ctx, pid_t root)
 	Inventory inv = INVENTORY__INIT;
 	CpuInfo cpu_pb;
 	uint32_t words[CPU_NR_WORDS];
+	XstateComponent comps[CPU_MAX_XCOMP], *cptrs[CPU_MAX_XCOMP];
 	struct cpu_info ci;
 	struct utsname un;
 	struct timespec ts;
 
 	cpu_read(&ci);
-	cpu_to_pb(&ci, &cpu_pb, words);
+	cpu_to_pb(&ci, &cpu_pb, words, comps, cptrs);
 	uname(&un);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	inv.format_major = FORMAT_MAJOR;

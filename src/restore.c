@@ -29,17 +29,30 @@
 
 /* ---- reading and checking the image ---- */
 
+static bool same_xstate_layout(const struct cpu_info *a, const struct cpu_info *b)
+{
+	if (a->xcr0 != b->xcr0 || a->xsave_size != b->xsave_size)
+		return false;
+	for (int i = 2; i < CPU_MAX_XCOMP; i++)
+		if (a->xcomp[i].size && (a->xcomp[i].size != b->xcomp[i].size ||
+					 a->xcomp[i].offset != b->xcomp[i].offset))
+			return false;
+	return true;
+}
+
 static int check_cpu(struct restore_ctx *ctx)
 {
-	struct cpu_info need, have;
+	struct cpu_info *need = &ctx->cpu_image, *have = &ctx->cpu_here;
 	char missing[1024];
 
-	cpu_from_pb(ctx->inv->cpu, &need);
-	cpu_read(&have);
-	if (!cpu_missing(&need, &have, missing, sizeof(missing)))
+	if (cpu_from_pb(ctx->inv->cpu, need))
+		return -1;
+	cpu_read(have);
+	ctx->xstate_differs = !same_xstate_layout(need, have);
+	if (!cpu_missing(need, have, missing, sizeof(missing)))
 		return 0;
 	if (ctx->ignore_cpu) {
-		pr_warn("this CPU lacks %s, which the dumping CPU had; continuing as "
+		pr_info("this CPU lacks %s, which the dumping CPU had; continuing as "
 			"--cpu-cap=none asks", missing);
 		return 0;
 	}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cpu.h"
 #include "cryo.pb-c.h"
 #include "image.h"
 #include "plan.h"
@@ -76,6 +77,9 @@ struct restore_ctx {
 	bool ignore_cpu;
 	bool shell_job;
 	bool detach;
+	struct cpu_info cpu_image;	/* the dumping CPU */
+	struct cpu_info cpu_here;
+	bool xstate_differs;		/* xstate buffers need cpu_xstate_convert */
 };
 
 struct restore_proc {

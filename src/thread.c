@@ -434,12 +434,33 @@ int thread_plan(struct restore_proc *rp, struct plan *p, const ThreadState *ts)
 	return 0;
 }
 
+/* On another CPU the XSAVE layout may differ: start from the new thread's own
+ * buffer (this CPU's size and software bytes) and move every component over. */
+static int set_xstate(struct restore_proc *rp, pid_t tid, const ThreadState *ts)
+{
+	const struct restore_ctx *ctx = rp->ctx;
+	uint8_t *buf;
+	size_t len;
+	int rc = -1;
+
+	if (!ctx->xstate_differs)
+		return ptr_set_xstate(tid, ts->xstate.data, ts->xstate.len);
+	buf = malloc(CR_XSTATE_MAX);
+	if (!buf)
+		return cr_err("out of memory");
+	if (!ptr_get_xstate(tid, buf, &len) &&
+	    !cpu_xstate_convert(ts->xstate.data, ts->xstate.len, &ctx->cpu_image, buf, len,
+				&ctx->cpu_here))
+		rc = ptr_set_xstate(tid, buf, len);
+	free(buf);
+	return rc;
+}
+
 int thread_finish(struct restore_proc *rp, pid_t tid, const ThreadState *ts)
 {
 	struct user_regs_struct in, out;
 	enum restart_action a;
 
-	(void)rp;
 	regs_from_pb(ts->regs, &in);
 	a = restart_decide(&in, &out);
 	if (a != RESTART_NONE)
@@ -447,7 +468,7 @@ int thread_finish(struct restore_proc *rp, pid_t tid, const ThreadState *ts)
 			(long long)in.orig_rax, (long long)in.rax, restart_action_name(a));
 	if (ptr_set_regs(tid, &out))
 		return -1;
-	if (ts->xstate.len && ptr_set_xstate(tid, ts->xstate.data, ts->xstate.len))
+	if (ts->xstate.len && set_xstate(rp, tid, ts))
 		return -1;
 	return ptr_set_sigmask(tid, ts->sigmask);
 }

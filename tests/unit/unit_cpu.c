@@ -183,12 +183,13 @@ static void test_pb(void)
 {
 	struct cpu_info a = server(), b;
 	uint32_t words[CPU_NR_WORDS + 3];
+	XstateComponent comps[CPU_MAX_XCOMP], *cptrs[CPU_MAX_XCOMP];
 	CpuInfo pb;
 	char buf[64];
 
 	unit_case();
 	strcpy(a.model, "Test CPU @ 1.00GHz");
-	cpu_to_pb(&a, &pb, words);
+	cpu_to_pb(&a, &pb, words, comps, cptrs);
 	CHECK(pb.n_words == CPU_NR_WORDS && pb.xcr0 == a.xcr0, "cpu_to_pb");
 	CHECK(!cpu_from_pb(&pb, &b) && !memcmp(&a, &b, sizeof(a)), "pb round trip");
 
@@ -240,8 +241,59 @@ static void test_feature_list(void)
 	      "cut list '%s'", small);
 }
 
+/* An AVX-512 machine's xstate restored on an AVX2-only one and back. */
+static void test_xstate_convert(void)
+{
+	struct cpu_info big, small;
+	uint8_t src[2688], dst[832], back[2688];
+	uint64_t bv;
+
+	memset(&big, 0, sizeof(big));
+	memset(&small, 0, sizeof(small));
+	big.xcr0 = 0xe7;
+	big.xcomp[2] = (struct xcomp){ 576, 256 };
+	big.xcomp[5] = (struct xcomp){ 1088, 64 };
+	big.xcomp[6] = (struct xcomp){ 1152, 512 };
+	big.xcomp[7] = (struct xcomp){ 1664, 1024 };
+	small.xcr0 = 0x7;
+	small.xcomp[2] = (struct xcomp){ 576, 256 };
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 7 + 3);
+	bv = 0xe7;
+	memcpy(src + 512, &bv, 8);
+	memset(src + 520, 0, 56);
+	memset(dst, 0xaa, sizeof(dst));
+
+	unit_case();
+	CHECK(!cpu_xstate_convert(src, sizeof(src), &big, dst, sizeof(dst), &small),
+	      "convert down");
+	CHECK(!memcmp(dst, src, 464), "legacy x87/SSE area copied");
+	CHECK(dst[464] == 0xaa && dst[511] == 0xaa, "this kernel's software bytes kept");
+	memcpy(&bv, dst + 512, 8);
+	CHECK(bv == 0x7, "header keeps only x87, SSE, AVX (0x%llx)", (unsigned long long)bv);
+	CHECK(!memcmp(dst + 576, src + 576, 256), "AVX upper halves copied");
+
+	unit_case();
+	memset(back, 0, sizeof(back));
+	CHECK(!cpu_xstate_convert(dst, sizeof(dst), &small, back, sizeof(back), &big),
+	      "convert up");
+	memcpy(&bv, back + 512, 8);
+	CHECK(bv == 0x7, "nothing invented going up (0x%llx)", (unsigned long long)bv);
+	CHECK(!memcmp(back + 576, src + 576, 256) && !back[1088], "AVX copied, AVX-512 empty");
+
+	unit_case();
+	big.xcomp[7] = (struct xcomp){ 2600, 1024 };
+	CHECK(cpu_xstate_convert(src, sizeof(src), &big, back, sizeof(back), &big) == -1,
+	      "a component outside the buffer is refused");
+	cr_err_reset();
+	CHECK(cpu_xstate_convert(src, 100, &big, back, sizeof(back), &big) == -1,
+	      "a short buffer is refused");
+	cr_err_reset();
+}
+
 int main(void)
 {
+	test_xstate_convert();
 	test_same_and_superset();
 	test_one_missing();
 	test_xcr0();
