@@ -29,6 +29,8 @@ struct config cfg = {
 	.runs = 5,
 	.idle_runs = 15,
 	.nr_vmas = 5000,
+	.warmup = 1,
+	.cases = "idle,mem,sparse,vmas,fsync",
 	.lib = true,
 };
 struct host host;
@@ -147,7 +149,9 @@ static const char usage[] =
 	"  -s MIB           size N of the large process (default 1024)\n"
 	"  -n RUNS          runs per large case (default 5, at least 3 recommended)\n"
 	"  -i RUNS          runs per idle case (default 15)\n"
-	"  -V N             mappings in the many-VMA case (default 5000, 0 skips it)\n"
+	"  -V N             mappings in the many-VMA case (default 5000)\n"
+	"  -w N             unrecorded warm-up cycles before each case (default 1)\n"
+	"  -c LIST          cases to run (default idle,mem,sparse,vmas,fsync)\n"
 	"  --no-lib         skip the libcryo figures\n"
 	"  --rev STR        source revision recorded in the results\n";
 
@@ -167,7 +171,7 @@ static int parse_args(int argc, char **argv)
 	cfg.dir = getenv("CRYO_BENCH_DIR");
 	if (!cfg.dir || !cfg.dir[0])
 		cfg.dir = "/var/tmp/cryo-bench";
-	while ((c = getopt_long(argc, argv, "D:o:s:n:i:V:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "D:o:s:n:i:V:w:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_CRYO:
 			cfg.cryo = optarg;
@@ -199,6 +203,12 @@ static int parse_args(int argc, char **argv)
 		case 'V':
 			cfg.nr_vmas = atoi(optarg);
 			break;
+		case 'w':
+			cfg.warmup = atoi(optarg);
+			break;
+		case 'c':
+			cfg.cases = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -208,7 +218,7 @@ static int parse_args(int argc, char **argv)
 		}
 	}
 	if (!cfg.cryo || !cfg.targets || !cfg.size || cfg.runs < 1 || cfg.idle_runs < 1 ||
-	    cfg.runs > MAX_SAMPLES || cfg.idle_runs > MAX_SAMPLES || cfg.nr_vmas < 0) {
+	    cfg.runs > MAX_SAMPLES || cfg.idle_runs > MAX_SAMPLES || cfg.nr_vmas < 1 || cfg.warmup < 0) {
 		fputs(usage, stderr);
 		return -1;
 	}
@@ -258,6 +268,28 @@ static const char *fs_name(long type)
 	}
 }
 
+/* A virtio balloon with free page reporting (feature bit 5) returns freed guest memory
+ * to the host, so touching it again costs host page faults; DAMON may reclaim. */
+static void probe_memory(char *out, size_t len)
+{
+	char path[128], v[256];
+	bool reporting = false, damon;
+
+	for (int i = 0; i < 16 && !reporting; i++) {
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/virtio%d/device", i);
+		read_line(path, NULL, v, sizeof(v));
+		if (strcmp(v, "0x0005"))
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/virtio%d/features", i);
+		read_line(path, NULL, v, sizeof(v));
+		reporting = strlen(v) > 5 && v[5] == '1';
+	}
+	read_line("/sys/kernel/mm/damon/admin/kdamonds/0/state", NULL, v, sizeof(v));
+	damon = !strcmp(v, "on");
+	snprintf(out, len, "balloon free page reporting %s, DAMON %s", reporting ? "ON" : "off",
+		 damon ? "ON" : "off");
+}
+
 static void probe_host(void)
 {
 	struct utsname un;
@@ -277,6 +309,7 @@ static void probe_host(void)
 		*b = 0;
 	str_copy(host.thp, sizeof(host.thp), a && b ? a + 1 : thp);
 	snprintf(host.fs, sizeof(host.fs), "%s", statfs(cfg.dir, &sf) ? "?" : fs_name(sf.f_type));
+	probe_memory(host.memory, sizeof(host.memory));
 	strftime(host.time, sizeof(host.time), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 }
 
@@ -418,36 +451,59 @@ static void size_label(char *buf, size_t len, size_t bytes)
 		snprintf(buf, len, "%zuMiB", bytes >> 20);
 }
 
-static int run_all(struct results *r)
+/* Is `name` in the comma-separated cfg.cases? */
+static bool want(const char *name)
 {
-	char bin[512], group[48], sz[32];
-	struct limit *spawn_lim;
-	int rc = 0;
+	size_t n = strlen(name);
 
-	memcpy_limit(r);
-	spawn_lim = limit_new(r, "spawn+exec+exit+reap a static no-op");
+	for (const char *p = cfg.cases; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, name, n) && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
+static int run_idle(struct results *r)
+{
+	struct limit *spawn_lim = limit_new(r, "spawn+exec+exit+reap a static no-op");
+	char bin[512];
+	int rc;
+
 	if (!spawn_lim)
 		return -1;
 	progress("idle-static", cfg.idle_runs);
 	snprintf(bin, sizeof(bin), "%s/target-static", cfg.targets);
-	rc |= case_idle(r, bin, "idle-static", spawn_lim);
+	rc = case_idle(r, bin, "idle-static", spawn_lim);
 	progress("idle-dynamic", cfg.idle_runs);
 	snprintf(bin, sizeof(bin), "%s/target-dynamic", cfg.targets);
-	rc |= case_idle(r, bin, "idle-dynamic", spawn_lim);
+	return case_idle(r, bin, "idle-dynamic", spawn_lim) | rc;
+}
+
+static int run_all(struct results *r)
+{
+	char group[48], sz[32];
+	int rc = 0;
+
+	memcpy_limit(r);
+	if (want("idle"))
+		rc |= run_idle(r);
 	size_label(sz, sizeof(sz), cfg.size);
-	snprintf(group, sizeof(group), "mem-%s", sz);
-	progress(group, cfg.runs);
-	rc |= case_mem(r, group, cfg.size, 1, true);
-	snprintf(group, sizeof(group), "mem-%s-10%%", sz);
-	progress(group, cfg.runs);
-	rc |= case_mem(r, group, cfg.size, 10, false);
-	if (cfg.nr_vmas) {
+	if (want("mem") && !interrupted) {
+		snprintf(group, sizeof(group), "mem-%s", sz);
+		progress(group, cfg.runs);
+		rc |= case_mem(r, group, cfg.size, 1, true);
+	}
+	if (want("sparse") && !interrupted) {
+		snprintf(group, sizeof(group), "mem-%s-10%%", sz);
+		progress(group, cfg.runs);
+		rc |= case_mem(r, group, cfg.size, 10, false);
+	}
+	if (want("vmas") && !interrupted) {
 		snprintf(group, sizeof(group), "vmas-%d", cfg.nr_vmas);
 		progress(group, cfg.runs);
 		rc |= case_vmas(r, group, cfg.nr_vmas,
 				median_of(r, "idle-static", "dump (cli)"));
 	}
-	if (!interrupted)
+	if (want("fsync") && !interrupted)
 		fsync_limit(r);
 	return rc || interrupted ? -1 : 0;
 }

@@ -24,6 +24,8 @@ struct config {
 	int runs;			/* runs of each large case */
 	int idle_runs;			/* runs of each idle case */
 	int nr_vmas;			/* mappings of the many-VMA case */
+	int warmup;			/* unrecorded cycles before each case */
+	const char *cases;		/* comma-separated cases to run */
 	bool lib;			/* also measure through libcryo */
 	bool created_dir;		/* we made cfg.dir, so we remove it */
 };
@@ -36,6 +38,7 @@ struct host {
 	double mem_bytes;
 	char thp[32];
 	char fs[32];
+	char memory[96];		/* what reclaims or reports memory behind our back */
 	char time[32];
 };
 

@@ -1,5 +1,9 @@
 /* The cryo cases: one start-dump-restore-verify cycle of a target through the CLI or
- * libcryo, and the loops running each case with its machine limits interleaved. */
+ * libcryo, and the loops running each case with its machine limits interleaved. The
+ * limits of a cycle are measured inside it, in the state cryo then works in: before the
+ * dump with the target alive, before the restore with its image in the page cache. (On
+ * a VM that hands freed memory back to the host, memory in use elsewhere changes what
+ * a write or a page fault costs.) */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,8 +26,13 @@ struct series {
 	char err[256];
 };
 
-/* Called with the live target just before its dump (e.g. to time reading its smaps). */
-typedef void (*pre_dump_fn)(pid_t pid, void *arg);
+/* Limits measured within a cycle: pre_dump with the target alive, pre_restore with its
+ * image written and the target gone. */
+struct hooks {
+	void (*pre_dump)(pid_t pid, void *arg);
+	void (*pre_restore)(void *arg);
+	void *arg;
+};
 
 static int do_dump(pid_t pid, const char *img, enum via via, double *secs, char *err,
 		   size_t len)
@@ -75,8 +84,7 @@ static const char *base_name(const char *path)
 
 /* Start the target, dump it (cryo kills it), wait until its PID is free, restore it,
  * check it is alive and ours, have it verify its memory, reap it. */
-static int cycle(char *const argv[], enum via via, pre_dump_fn pre, void *arg,
-		 struct series *s)
+static int cycle(char *const argv[], enum via via, const struct hooks *h, struct series *s)
 {
 	double dump_t, restore_t;
 	uint64_t bytes;
@@ -89,8 +97,8 @@ static int cycle(char *const argv[], enum via via, pre_dump_fn pre, void *arg,
 	pid = spawn_target(argv[0], argv, s->err, sizeof(s->err));
 	if (pid < 0)
 		return -1;
-	if (pre)
-		pre(pid, arg);
+	if (h && h->pre_dump)
+		h->pre_dump(pid, h->arg);
 	if (do_dump(pid, img, via, &dump_t, s->err, sizeof(s->err)))
 		goto out;
 	if (wait_gone(pid, 30)) {
@@ -98,6 +106,8 @@ static int cycle(char *const argv[], enum via via, pre_dump_fn pre, void *arg,
 		goto out;
 	}
 	bytes = dir_bytes(img, &s->img_files);
+	if (h && h->pre_restore)
+		h->pre_restore(h->arg);
 	if (do_restore(pid, img, via, &restore_t, s->err, sizeof(s->err)) ||
 	    check_alive(pid, base_name(argv[0]), s->err, sizeof(s->err)) ||
 	    verify_and_reap(pid, 300, s->err, sizeof(s->err)))
@@ -114,12 +124,12 @@ out:
 	return rc;
 }
 
-static void run_cycle(char *const argv[], enum via via, pre_dump_fn pre, void *arg,
+static void run_cycle(char *const argv[], enum via via, const struct hooks *h,
 		      struct series *s)
 {
 	if (s->failed || interrupted)
 		return;
-	if (cycle(argv, via, pre, arg, s))
+	if (cycle(argv, via, h, s))
 		s->failed = true;
 }
 
@@ -195,6 +205,17 @@ static int emit(struct results *r, const char *group, enum via via, const struct
 	return se->failed ? -1 : 0;
 }
 
+/* Unrecorded cycles first: the first use of memory, files and binaries in a run is
+ * slower than the rest. */
+static void warm_up(char *const argv[], const struct hooks *h)
+{
+	for (int i = 0; i < cfg.warmup && !interrupted; i++) {
+		struct series scratch = { 0 };
+
+		run_cycle(argv, VIA_CLI, h, &scratch);
+	}
+}
+
 /* ---- idle ---- */
 
 int case_idle(struct results *r, const char *bin, const char *group, struct limit *spawn_lim)
@@ -206,14 +227,15 @@ int case_idle(struct results *r, const char *bin, const char *group, struct limi
 	int rc;
 
 	snprintf(spawn_bin, sizeof(spawn_bin), "%s/target-static", cfg.targets);
+	warm_up(argv, NULL);
 	for (int i = 0; i < cfg.idle_runs && !interrupted; i++) {
 		double t = spawn_exit_time(spawn_bin);
 
 		if (t >= 0)
 			samples_add(&spawn_lim->s, t);
-		run_cycle(argv, VIA_CLI, NULL, NULL, &cli);
+		run_cycle(argv, VIA_CLI, NULL, &cli);
 		if (cfg.lib)
-			run_cycle(argv, VIA_LIB, NULL, NULL, &lib);
+			run_cycle(argv, VIA_LIB, NULL, &lib);
 	}
 	rc = emit(r, group, VIA_CLI, &cli, spawn_lim, spawn_lim, 0, &tg);
 	if (cfg.lib && emit(r, group, VIA_LIB, &lib, spawn_lim, spawn_lim, 0, &tg))
@@ -261,23 +283,48 @@ static int mem_limits_new(struct results *r, struct mem_limits *l, const char *d
 
 static void add_or_flag(struct limit *l, double t)
 {
+	if (!l)
+		return;
 	if (t >= 0)
 		samples_add(&l->s, t);
 	else
 		snprintf(l->note, sizeof(l->note), "failed: %s", strerror(errno));
 }
 
-static void mem_limits_once(struct mem_limits *l, size_t size, size_t step, size_t data)
+struct mem_run {
+	struct mem_limits *l;		/* NULL: measure without recording */
+	size_t size, step, data;
+};
+
+/* With the target alive: write its data to a file and read it back into fresh memory.
+ * An unrecorded write first, so that the recorded one, like the dump after it, reuses
+ * memory freed a moment ago. */
+static void mem_pre_dump(pid_t pid, void *arg)
 {
+	const struct mem_run *m = arg;
+	struct mem_limits none = { 0 }, *l = m->l ? m->l : &none;
 	char path[512];
 
+	(void)pid;
 	snprintf(path, sizeof(path), "%s/write-baseline", cfg.dir);
-	add_or_flag(l->write, lim_write(path, data, false));
-	add_or_flag(l->read_fresh, lim_read_fresh(path, data));
+	lim_write(path, m->data, false);
 	unlink(path);
-	add_or_flag(l->touch, lim_touch(size, step));
-	if (l->populate)
-		add_or_flag(l->populate, lim_map_populate(size));
+	add_or_flag(l->write, lim_write(path, m->data, false));
+	add_or_flag(l->read_fresh, lim_read_fresh(path, m->data));
+	unlink(path);
+}
+
+/* With the image in the page cache: populate fresh memory as the restore must (after
+ * an unrecorded round, as above). */
+static void mem_pre_restore(void *arg)
+{
+	const struct mem_run *m = arg;
+	struct mem_limits none = { 0 }, *l = m->l ? m->l : &none;
+
+	lim_touch(m->size, m->step);
+	add_or_flag(l->touch, lim_touch(m->size, m->step));
+	if (m->step == 1)
+		add_or_flag(l->populate, lim_map_populate(m->size));
 }
 
 /* The faster way to populate memory is the reference for restore. */
@@ -308,6 +355,9 @@ int case_mem(struct results *r, const char *group, size_t size, size_t step, boo
 	struct targets tg = { headline ? TGT_RATIO : TGT_NONE, 1.5, headline };
 	size_t pages = size / PAGE, data = (pages + step - 1) / step * PAGE;
 	struct mem_limits l;
+	struct mem_run warm = { NULL, size, step, data }, run = { &l, size, step, data };
+	struct hooks warm_h = { mem_pre_dump, mem_pre_restore, &warm };
+	struct hooks run_h = { mem_pre_dump, mem_pre_restore, &run };
 	const struct limit *pop;
 	int rc;
 
@@ -318,11 +368,11 @@ int case_mem(struct results *r, const char *group, size_t size, size_t step, boo
 	size_name(sz, sizeof(sz), size);
 	if (mem_limits_new(r, &l, dsz, sz, step, data))
 		return -1;
+	warm_up(argv, &warm_h);
 	for (int i = 0; i < cfg.runs && !interrupted; i++) {
-		mem_limits_once(&l, size, step, data);
-		run_cycle(argv, VIA_CLI, NULL, NULL, &cli);
+		run_cycle(argv, VIA_CLI, &run_h, &cli);
 		if (cfg.lib)
-			run_cycle(argv, VIA_LIB, NULL, NULL, &lib);
+			run_cycle(argv, VIA_LIB, NULL, &lib);
 	}
 	pop = faster(l.touch, l.populate);
 	rc = emit(r, group, VIA_CLI, &cli, l.write, pop, data, &tg);
@@ -333,9 +383,23 @@ int case_mem(struct results *r, const char *group, size_t size, size_t step, boo
 
 /* ---- many VMAs ---- */
 
-static void time_smaps(pid_t pid, void *arg)
+struct vmas_run {
+	struct limit *smaps, *maps;	/* NULL: measure without recording */
+	int nr;
+};
+
+static void vmas_pre_dump(pid_t pid, void *arg)
 {
-	add_or_flag(arg, lim_read_smaps(pid));
+	struct vmas_run *v = arg;
+
+	add_or_flag(v->smaps, lim_read_smaps(pid));
+}
+
+static void vmas_pre_restore(void *arg)
+{
+	struct vmas_run *v = arg;
+
+	add_or_flag(v->maps, lim_vmas(v->nr));
 }
 
 int case_vmas(struct results *r, const char *group, int nr, double idle_dump)
@@ -344,6 +408,9 @@ int case_vmas(struct results *r, const char *group, int nr, double idle_dump)
 	char *argv[] = { bin, "vmas", nr_arg, NULL };
 	struct targets tg = { TGT_NONE, 0, false };
 	struct series cli = { 0 };
+	struct vmas_run warm = { NULL, NULL, nr }, run = { NULL, NULL, nr };
+	struct hooks warm_h = { vmas_pre_dump, vmas_pre_restore, &warm };
+	struct hooks run_h = { vmas_pre_dump, vmas_pre_restore, &run };
 	struct limit *maps, *smaps;
 	struct row *d;
 	int rc;
@@ -356,10 +423,11 @@ int case_vmas(struct results *r, const char *group, int nr, double idle_dump)
 	smaps = limit_new(r, name);
 	if (!maps || !smaps)
 		return -1;
-	for (int i = 0; i < cfg.runs && !interrupted; i++) {
-		add_or_flag(maps, lim_vmas(nr));
-		run_cycle(argv, VIA_CLI, time_smaps, smaps, &cli);
-	}
+	run.maps = maps;
+	run.smaps = smaps;
+	warm_up(argv, &warm_h);
+	for (int i = 0; i < cfg.runs && !interrupted; i++)
+		run_cycle(argv, VIA_CLI, &run_h, &cli);
 	rc = emit(r, group, VIA_CLI, &cli, smaps, maps, (double)nr * PAGE, &tg);
 	d = &r->rows[r->nr_rows - 3];
 	if (!rc && idle_dump > 0 && d->s.n)

@@ -44,11 +44,13 @@ void report_header(void)
 	printf("cryo bench  %s  rev %s  cryo %s\n", host.time, cfg.rev, cryo_version());
 	printf("host: %s, %d CPUs (%s), %.1f GiB RAM, THP %s\n", host.kernel, host.cpus,
 	       host.cpu, host.mem_bytes / GiB, host.thp);
+	printf("memory: %s\n", host.memory);
 	printf("images and write baseline: %s (%s)\n", cfg.dir, host.fs);
 	printf("page cache: WARM - nothing is dropped; images and baseline files are not "
 	       "fsynced (except the fsync limit)\n");
-	printf("N = %s; runs: %d per large case, %d per idle case; ratios are median/median "
-	       "(and min/min) of interleaved runs\n\n", sz, cfg.runs, cfg.idle_runs);
+	printf("N = %s; runs: %d per large case, %d per idle case, after %d unrecorded warm-up "
+	       "cycle(s); ratios are median/median (and min/min) of interleaved runs\n\n", sz,
+	       cfg.runs, cfg.idle_runs, cfg.warmup);
 	fflush(stdout);
 }
 
@@ -266,6 +268,8 @@ int report_json(const struct results *r, const char *path, const char *summary)
 	json_str(f, cfg.dir);
 	fprintf(f, ", \"fs\": ");
 	json_str(f, host.fs);
+	fprintf(f, ", \"memory\": ");
+	json_str(f, host.memory);
 	fprintf(f, "},\n  \"page_cache\": \"warm\",\n");
 	fprintf(f, "  \"config\": {\"size_bytes\": %zu, \"runs\": %d, \"idle_runs\": %d, "
 		"\"vmas\": %d, \"lib\": %s},\n", cfg.size, cfg.runs, cfg.idle_runs, cfg.nr_vmas,
