@@ -34,7 +34,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all check unit e2e bench fuzz clean tests
+.PHONY: all check unit e2e bench fuzz clean tests check-xkernel
 all: $(BUILD)/bin/cryo $(BUILD)/libcryo.a bin/cryo
 
 bin/cryo: $(BUILD)/bin/cryo
@@ -103,3 +103,7 @@ fuzz:
 
 clean:
 	rm -rf build build-* bin
+
+# Restore across kernels for real: Debian's 6.1 and 6.12 kernels under qemu (TCG).
+check-xkernel: all
+	tools/xkernel/check.sh
