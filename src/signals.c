@@ -12,6 +12,7 @@
 #include "log.h"
 #include "signals.h"
 #include "sys.h"
+#include "timers.h"
 
 #define NSIG_KERNEL 64
 #define SIGINFO_SIZE 128
@@ -160,6 +161,8 @@ int signals_plan(struct restore_proc *rp, struct plan *p)
 
 		if (ps->siginfo.len != SIGINFO_SIZE || ps->signo < 1 || ps->signo > NSIG_KERNEL)
 			return cr_err("image: invalid pending signal");
+		if (timers_own_pending(core, ps))
+			continue;	/* its timer queues it again */
 		plan_call(p, "queueing a pending signal", 0, __NR_rt_sigqueueinfo, core->pid,
 			  ps->signo, plan_data(p, ps->siginfo.data, SIGINFO_SIZE), 0, 0, 0);
 	}
@@ -173,6 +176,8 @@ int signals_plan_pending(struct restore_proc *rp, struct plan *p, const ThreadSt
 
 		if (ps->siginfo.len != SIGINFO_SIZE || ps->signo < 1 || ps->signo > NSIG_KERNEL)
 			return cr_err("image: invalid pending signal");
+		if (timers_own_pending(rp->core, ps))
+			continue;	/* its timer queues it again */
 		plan_call(p, "queueing a pending thread signal", 0, __NR_rt_tgsigqueueinfo,
 			  rp->core->pid, ts->tid, ps->signo,
 			  plan_data(p, ps->siginfo.data, SIGINFO_SIZE), 0, 0);

@@ -95,7 +95,7 @@ static bool handled_signal_pending(pid_t pid, pid_t tid)
  * its interrupted form (-ERESTARTNOHAND). The thread now has its real mask, and on
  * resume the kernel's restart logic re-executes the call, which takes its
  * temporary mask again. */
-static int settle_at_syscall(pid_t tid)
+static int settle_at_syscall(pid_t tid, long nr)
 {
 	struct user_regs_struct regs, entry;
 	int status;
@@ -110,8 +110,13 @@ static int settle_at_syscall(pid_t tid)
 		return cr_perr("cannot resume thread %d", tid);
 	if (ptr_wait(tid, &status))
 		return -1;
+	/* A signal delivered on the way may have run a handler, and the entry caught is
+	 * then one of its calls (rt_sigreturn, say): that call has not run yet and must
+	 * simply run again, whatever arrives (-ERESTARTNOINTR). The call being settled
+	 * keeps its own semantics. */
 	regs = entry;
-	regs.rax = (unsigned long long)-CR_ERESTARTNOHAND;
+	regs.rax = (unsigned long long)((long)entry.orig_rax == nr ? -CR_ERESTARTNOHAND :
+					-CR_ERESTARTNOINTR);
 	if (ptr_set_regs(tid, &regs))
 		return -1;
 	if (WSTOPSIG(status) != SIGTRAP) {
@@ -146,7 +151,7 @@ int thread_settle(pid_t pid, pid_t tid)
 	if (restart_swaps_sigmask(nr) && (long)regs.rax == -CR_ERESTARTNOHAND) {
 		/* Its real mask is only in the kernel (saved_sigmask). */
 		pr_info("thread %d: settling interrupted syscall %ld", tid, nr);
-		return settle_at_syscall(tid);
+		return settle_at_syscall(tid, nr);
 	}
 	return 0;
 }

@@ -104,6 +104,50 @@ void timers_dump_free(struct dump_proc *p, struct timers_dump *td)
 	}
 }
 
+#define CR_SI_TIMER (-2)
+
+/* siginfo of a timer signal: code at 8, timer id at 16. */
+static bool timer_signal_of(const PendingSignal *ps, int32_t *id)
+{
+	int32_t code;
+
+	if (ps->siginfo.len < 24)
+		return false;
+	memcpy(&code, ps->siginfo.data + 8, 4);
+	memcpy(id, ps->siginfo.data + 16, 4);
+	return code == CR_SI_TIMER;
+}
+
+static const PosixTimer *timer_by_id(const Core *core, int32_t id)
+{
+	for (size_t i = 0; i < core->n_posix_timers; i++)
+		if (core->posix_timers[i]->id == id)
+			return core->posix_timers[i];
+	return NULL;
+}
+
+bool timers_own_pending(const Core *core, const PendingSignal *ps)
+{
+	int32_t id;
+
+	return timer_signal_of(ps, &id) && timer_by_id(core, id);
+}
+
+/* Does a timer's signal wait, queued, in the process? */
+static bool timer_has_pending(const Core *core, int32_t id)
+{
+	int32_t sid;
+
+	for (size_t i = 0; i < core->n_shared_pending; i++)
+		if (timer_signal_of(core->shared_pending[i], &sid) && sid == id)
+			return true;
+	for (size_t t = 0; t < core->n_threads; t++)
+		for (size_t i = 0; i < core->threads[t]->n_pending; i++)
+			if (timer_signal_of(core->threads[t]->pending[i], &sid) && sid == id)
+				return true;
+	return false;
+}
+
 static struct timespec ns_ts(uint64_t ns)
 {
 	struct timespec ts = { ns / 1000000000ULL, ns % 1000000000ULL };
@@ -145,7 +189,13 @@ int timers_plan(struct restore_proc *rp, struct plan *p)
 		id_addr = plan_data(p, &id, sizeof(id));
 		plan_call(p, "recreating a POSIX timer", 0, __NR_timer_create, pt->clock_id,
 			  plan_data(p, &ev, sizeof(ev)), id_addr, 0, 0, 0);
-		if (pt->value_ns)
+		/* Its signal was pending: the timer fires at once and queues its own
+		 * (later expirations then count as overruns, as before the dump). The
+		 * next expiry comes one interval later; the overrun count from before
+		 * the dump is lost. */
+		if (timer_has_pending(core, pt->id))
+			its.it_value = ns_ts(1);
+		if (pt->value_ns || timer_has_pending(core, pt->id))
 			plan_call(p, "arming a POSIX timer", 0, __NR_timer_settime, pt->id, 0,
 				  plan_data(p, &its, sizeof(its)), 0, 0, 0);
 	}

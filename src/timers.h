@@ -14,6 +14,9 @@ struct timers_dump {
 int timers_dump_queue(struct dump_proc *p, struct rtable *t, struct timers_dump *td);
 int timers_dump_collect(struct dump_proc *p, struct rtable *t, struct timers_dump *td);
 void timers_dump_free(struct dump_proc *p, struct timers_dump *td);
+/* Is this pending signal the queued notification of one of the process's POSIX
+ * timers? Then the timer itself re-queues it at restore (see timers_plan). */
+bool timers_own_pending(const Core *core, const PendingSignal *ps);
 /* Restore, after every thread exists (SIGEV_THREAD_ID names one). */
 int timers_plan(struct restore_proc *rp, struct plan *p);
 
