@@ -13,12 +13,14 @@ make -s -j"$jobs" SAN=address all >/dev/null || { echo "ASan build failed"; echo
 total_p=0 total_f=0
 run() {
 	local label=$1; shift
+	local log p f last
+	log=$(mktemp)
 	echo "== $label"
-	local out
-	out=$("$@" 2>&1 | tee /dev/stderr | tail -n 1)
-	local p f
-	p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$out")
-	f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$out")
+	"$@" 2>&1 | tee "$log"
+	last=$(tail -n 1 "$log")
+	rm -f "$log"
+	p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$last")
+	f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$last")
 	[ -n "$p" ] || { p=0; f=1; echo "$label: no summary line"; }
 	total_p=$((total_p + p)); total_f=$((total_f + f))
 }
