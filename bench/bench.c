@@ -2,11 +2,13 @@
  * dump and restore of idle, 1 GiB, sparse and many-VMA processes in the same run, prints
  * each figure against its limit and target, and writes the same results as JSON. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -310,6 +312,7 @@ static void probe_host(void)
 	str_copy(host.thp, sizeof(host.thp), a && b ? a + 1 : thp);
 	snprintf(host.fs, sizeof(host.fs), "%s", statfs(cfg.dir, &sf) ? "?" : fs_name(sf.f_type));
 	probe_memory(host.memory, sizeof(host.memory));
+	getloadavg(&host.load_start, 1);
 	strftime(host.time, sizeof(host.time), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 }
 
@@ -319,6 +322,26 @@ static int check_exec(const char *path)
 		return 0;
 	fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
 	return -1;
+}
+
+static char lock_path[512];
+
+/* One bench at a time per directory: a second would remove the first one's images. */
+static int lock_dir(void)
+{
+	int fd;
+
+	snprintf(lock_path, sizeof(lock_path), "%s.lock", cfg.dir);
+	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fprintf(stderr, "bench: %s: %s\n", lock_path, strerror(errno)), -1;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		fprintf(stderr, "bench: another bench is using %s\n", cfg.dir);
+		close(fd);
+		lock_path[0] = 0;
+		return -1;
+	}
+	return 0;	/* held until exit */
 }
 
 static int setup(void)
@@ -341,6 +364,8 @@ static int setup(void)
 		return -1;
 	snprintf(path, sizeof(path), "%s/target-static", cfg.targets);
 	if (check_exec(path))
+		return -1;
+	if (lock_dir())
 		return -1;
 	if (mkdir(cfg.dir, 0700) == 0)
 		cfg.created_dir = true;
@@ -388,6 +413,8 @@ static void cleanup(void)
 	unlink(path);
 	if (cfg.created_dir && rmdir(cfg.dir))
 		fprintf(stderr, "bench: cannot remove %s: %s\n", cfg.dir, strerror(errno));
+	if (lock_path[0])
+		unlink(lock_path);
 	reap_strays();
 }
 
@@ -515,12 +542,18 @@ int main(int argc, char **argv)
 	int rc;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (parse_args(argc, argv) || setup())
+	if (parse_args(argc, argv))
 		return 2;
+	if (setup()) {
+		if (lock_path[0])
+			unlink(lock_path);
+		return 2;
+	}
 	catch_signals();
 	probe_host();
 	report_header();
 	rc = run_all(&res);
+	getloadavg(&host.load_end, 1);
 	cleanup();
 	results_finalize(&res);
 	report_table(&res);

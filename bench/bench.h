@@ -39,6 +39,7 @@ struct host {
 	char thp[32];
 	char fs[32];
 	char memory[96];		/* what reclaims or reports memory behind our back */
+	double load_start, load_end;	/* 1-minute load average: how busy the machine was */
 	char time[32];
 };
 

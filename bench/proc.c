@@ -23,7 +23,9 @@
 extern char **environ;
 
 /* Wait for our child (or an orphan handed to us as subreaper) to end. Returns 0 with
- * its status, 1 if someone else reaped it (libcryo, as its tracer), -1 on timeout. */
+ * its status, 1 if someone else reaped it (libcryo, as its tracer), -1 on timeout.
+ * An interrupted bench still lets a running cryo finish: killing it mid-dump would
+ * leave its work half done. */
 static int wait_child(pid_t pid, double timeout, int *status)
 {
 	int fd = syscall(SYS_pidfd_open, pid, 0);
@@ -39,7 +41,7 @@ static int wait_child(pid_t pid, double timeout, int *status)
 		double left = end - now();
 
 		r = poll(&pfd, 1, left > 0 ? (int)(left * 1000) + 1 : 0);
-	} while (r < 0 && errno == EINTR && !interrupted);
+	} while (r < 0 && errno == EINTR);
 	close(fd);
 	if (r <= 0)
 		return -1;
@@ -266,14 +268,15 @@ int verify_and_reap(pid_t pid, double timeout, char *err, size_t errlen)
 	return 0;
 }
 
+/* SIGKILL always ends it, so wait without a deadline (and through interruptions). */
 void kill_and_reap(pid_t pid)
 {
 	int st;
 
-	if (pid <= 0)
+	if (pid <= 0 || kill(pid, SIGKILL))
 		return;
-	kill(pid, SIGKILL);
-	wait_child(pid, 30, &st);
+	while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR)
+		;
 }
 
 void reap_strays(void)

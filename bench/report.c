@@ -44,7 +44,8 @@ void report_header(void)
 	printf("cryo bench  %s  rev %s  cryo %s\n", host.time, cfg.rev, cryo_version());
 	printf("host: %s, %d CPUs (%s), %.1f GiB RAM, THP %s\n", host.kernel, host.cpus,
 	       host.cpu, host.mem_bytes / GiB, host.thp);
-	printf("memory: %s\n", host.memory);
+	printf("memory: %s; load average %.1f on %d CPUs at start%s\n", host.memory,
+	       host.load_start, host.cpus, host.load_start > host.cpus ? " (BUSY: expect noise)" : "");
 	printf("images and write baseline: %s (%s)\n", cfg.dir, host.fs);
 	printf("page cache: WARM - nothing is dropped; images and baseline files are not "
 	       "fsynced (except the fsync limit)\n");
@@ -152,7 +153,8 @@ void report_table(const struct results *r)
 			printf("\n");
 		print_row(r, &r->rows[i]);
 	}
-	printf("\n  OK/MISS: issue targets on the CLI figures (counted below); (ok)/(miss): same "
+	printf("\n  load average %.1f at the end\n", host.load_end);
+	printf("  OK/MISS: issue targets on the CLI figures (counted below); (ok)/(miss): same "
 	       "target, libcryo, for reference\n");
 }
 
@@ -270,6 +272,7 @@ int report_json(const struct results *r, const char *path, const char *summary)
 	json_str(f, host.fs);
 	fprintf(f, ", \"memory\": ");
 	json_str(f, host.memory);
+	fprintf(f, ", \"load_start\": %.2f, \"load_end\": %.2f", host.load_start, host.load_end);
 	fprintf(f, "},\n  \"page_cache\": \"warm\",\n");
 	fprintf(f, "  \"config\": {\"size_bytes\": %zu, \"runs\": %d, \"idle_runs\": %d, "
 		"\"vmas\": %d, \"lib\": %s},\n", cfg.size, cfg.runs, cfg.idle_runs, cfg.nr_vmas,
