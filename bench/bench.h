@@ -119,6 +119,7 @@ void kill_and_reap(pid_t pid);
 void reap_strays(void);
 int rm_tree(const char *path);
 uint64_t dir_bytes(const char *path, int *nr_files);
+int largest_file(const char *dir, char *out, size_t len);
 
 /* cases.c: each adds its rows (and limits) to r; 0, or -1 if a figure failed. */
 int case_idle(struct results *r, const char *bin, const char *group, struct limit *spawn_lim);

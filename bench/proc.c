@@ -304,6 +304,28 @@ int rm_tree(const char *path)
 	return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The path of the largest regular file in dir (an image's page data). */
+int largest_file(const char *dir, char *out, size_t len)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	off_t best = -1;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		struct stat st;
+
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(st.st_mode) || st.st_size <= best)
+			continue;
+		best = st.st_size;
+		snprintf(out, len, "%s/%s", dir, e->d_name);
+	}
+	closedir(d);
+	return best < 0 ? -1 : 0;
+}
+
 uint64_t dir_bytes(const char *path, int *nr_files)
 {
 	DIR *d = opendir(path);
