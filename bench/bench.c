@@ -1,6 +1,5 @@
-/* cryo benchmarks: as root and child subreaper, measures this machine's limits and cryo's
- * dump and restore of idle, 1 GiB, sparse and many-VMA processes in the same run, prints
- * each figure against its limit and target, and writes the same results as JSON. */
+/* cryo benchmarks: this machine's limits and cryo's dump/restore of idle, 1 GiB, sparse and
+ * many-VMA processes, measured in one run as root and subreaper; table, summary, JSON. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -58,13 +57,6 @@ void str_copy(char *dst, size_t len, const char *src)
 		n = len - 1;
 	memcpy(dst, src, n);
 	dst[n] = 0;
-}
-
-void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 void samples_add(struct samples *s, double v)

@@ -97,7 +97,6 @@ struct limit *limit_new(struct results *r, const char *name);
 /* Copy with truncation to len - 1 characters. */
 void str_copy(char *dst, size_t len, const char *src);
 double now(void);
-void sleep_ms(int ms);
 
 /* limits.c: each returns the seconds taken, or a negative value on failure. */
 double lim_memcpy(size_t len, int reps);

@@ -1,9 +1,5 @@
-/* The cryo cases: one start-dump-restore-verify cycle of a target through the CLI or
- * libcryo, and the loops running each case with its machine limits interleaved. The
- * limits of a cycle are measured inside it, in the state cryo then works in: before the
- * dump with the target alive, before the restore with its image in the page cache. (On
- * a VM that hands freed memory back to the host, memory in use elsewhere changes what
- * a write or a page fault costs.) */
+/* The cryo cases: one start-dump-restore-verify cycle of a target (CLI or libcryo), and the
+ * loops running each case with its machine limits measured in between. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,8 +22,10 @@ struct series {
 	char err[256];
 };
 
-/* Limits measured within a cycle: pre_dump with the target alive, pre_restore with its
- * image written and the target gone. */
+/* Limits measured within a cycle, in the state cryo then works in: pre_dump with the
+ * target alive, pre_restore with its image in the page cache and the target gone. (On a
+ * VM that hands freed memory back to the host, memory in use elsewhere changes what a
+ * write or a page fault costs.) */
 struct hooks {
 	void (*pre_dump)(pid_t pid, void *arg);
 	void (*pre_restore)(void *arg);

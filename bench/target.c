@@ -1,8 +1,5 @@
-/* The benchmarked process. `target MODE ...` builds its memory, writes "R" on fd 3 and
- * closes it, then sleeps in pause(); SIGUSR1 makes it check its memory and exit 0 (intact)
- * or 1. Modes: exit | idle | mem BYTES STEP (every STEP-th page touched) | vmas N.
- * The check runs in the handler itself: a flag tested around pause() can miss a signal
- * that arrives just before a restarted pause(). */
+/* The benchmarked process: builds its memory (idle | mem BYTES STEP | vmas N | exit), says
+ * "R" on fd 3, pauses; SIGUSR1 checks its memory and exits 0 if intact. */
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -125,6 +122,8 @@ static int check(void)
 	return 0;
 }
 
+/* The check runs in the handler itself: a flag tested around pause() could miss a signal
+ * arriving just before a restarted pause(). */
 static void on_usr1(int sig)
 {
 	(void)sig;
