@@ -1,10 +1,12 @@
 /* Fuzz target: image metadata files. The input is one or more image files back to
  * back; each goes through img_check_buffer and its payload is unpacked (even with a
  * bad checksum, to reach the protobuf decoding) as the message type its header names.
- * The last Core and PageMap are then validated together, and an Inventory's vDSO and
- * CPU description go through the checks restore applies to them. */
+ * The last Core and PageMap are then validated together, an Inventory's vDSO and CPU
+ * description go through the checks restore applies to them, and each thread's
+ * xstate is converted from the image's CPU layout to this CPU's. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -32,7 +34,12 @@ struct msgs {
 	Inventory *inv;
 	Core *core;
 	PageMap *pm;
+	struct cpu_info cpu;		/* the image's CPU, when the inventory has a valid one */
+	int have_cpu;
 };
+
+static struct cpu_info self;
+static struct vdso_runtime rt;
 
 static void keep(ProtobufCMessage **slot, ProtobufCMessage *m)
 {
@@ -75,24 +82,17 @@ static void one_file(const uint8_t *buf, size_t len, struct msgs *ms)
 	}
 }
 
-static void check_inventory(const Inventory *inv)
+static void check_inventory(const Inventory *inv, struct msgs *ms)
 {
-	static struct cpu_info self;
-	static struct vdso_runtime rt;
-	static int init;
-	struct cpu_info ci;
 	struct vdso_layout l;
 	struct vdso_syms syms;
 	char buf[256];
 
-	if (!init) {
-		cpu_read(&self);
-		vdso_runtime(&rt);
-		init = 1;
-	}
 	cr_err_reset();
-	cpu_from_pb(inv->cpu, &ci);
-	cpu_missing(&ci, &self, buf, sizeof(buf));
+	if (!cpu_from_pb(inv->cpu, &ms->cpu)) {
+		ms->have_cpu = 1;
+		cpu_missing(&ms->cpu, &self, buf, sizeof(buf));
+	}
 	if (!inv->vdso)
 		return;
 	cr_err_reset();
@@ -105,13 +105,27 @@ static void check_inventory(const Inventory *inv)
 	vdso_parse_elf(inv->vdso->image.data, inv->vdso->image.len, &syms);
 }
 
-static void check_core(const Core *core, const PageMap *pm)
+/* The thread's xstate rewritten for this CPU, into a buffer of this CPU's size. */
+static void convert_xstate(const ThreadState *ts, const struct msgs *ms)
+{
+	size_t len = self.xsave_size ? self.xsave_size : 4096;
+	uint8_t *dst = malloc(len);
+
+	memset(dst, 0, len);
+	cr_err_reset();
+	cpu_xstate_convert(ts->xstate.data, ts->xstate.len, ms->have_cpu ? &ms->cpu : &self,
+			   dst, len, &self);
+	free(dst);
+}
+
+static void check_core(const Core *core, const PageMap *pm, const struct msgs *ms)
 {
 	for (size_t i = 0; i < core->n_threads; i++) {
 		struct user_regs_struct in, out;
 
 		regs_from_pb(core->threads[i]->regs, &in);
 		restart_decide(&in, &out);
+		convert_xstate(core->threads[i], ms);
 	}
 	if (!pm)
 		return;
@@ -125,8 +139,15 @@ static void check_core(const Core *core, const PageMap *pm)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct msgs ms = { 0 };
+	static int init;
+	struct msgs ms;
 
+	if (!init) {
+		cpu_read(&self);
+		vdso_runtime(&rt);
+		init = 1;
+	}
+	memset(&ms, 0, sizeof(ms));
 	while (size >= IMG_HDR_SIZE) {
 		uint32_t length;
 		size_t len;
@@ -138,9 +159,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size -= len;
 	}
 	if (ms.inv)
-		check_inventory(ms.inv);
+		check_inventory(ms.inv, &ms);
 	if (ms.core)
-		check_core(ms.core, ms.pm);
+		check_core(ms.core, ms.pm, &ms);
 	if (ms.inv)
 		inventory__free_unpacked(ms.inv, NULL);
 	if (ms.core)
