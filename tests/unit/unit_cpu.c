@@ -291,9 +291,48 @@ static void test_xstate_convert(void)
 	cr_err_reset();
 }
 
+/* Components recorded in an image: only bits 2..63, sane sizes and offsets. */
+static void test_xstate_pb(void)
+{
+	static const struct {
+		uint32_t bit, offset, size;
+		int ok;
+	} comps[] = {
+		{ 2, 576, 256, 1 }, { 63, 1 << 20, 1 << 16, 1 }, { 0, 0, 160, 0 }, { 1, 160, 256, 0 },
+		{ 64, 2688, 64, 0 }, { 0xffffffff, 0, 0, 0 }, { 5, 1088, (1 << 16) + 1, 0 },
+		{ 5, (1 << 20) + 1, 64, 0 }, { 7, 0xffffffff, 0xffffffff, 0 },
+	};
+	struct cpu_info a = server(), b;
+
+	for (size_t i = 0; i < sizeof(comps) / sizeof(comps[0]); i++) {
+		uint32_t words[CPU_NR_WORDS];
+		XstateComponent xc[CPU_MAX_XCOMP], *xp[CPU_MAX_XCOMP];
+		XstateComponent c = XSTATE_COMPONENT__INIT, *cp = &c;
+		CpuInfo pb;
+		int rc;
+
+		unit_case();
+		cpu_to_pb(&a, &pb, words, xc, xp);
+		c.bit = comps[i].bit;
+		c.offset = comps[i].offset;
+		c.size = comps[i].size;
+		pb.n_xstate = 1;
+		pb.xstate = &cp;
+		rc = cpu_from_pb(&pb, &b);
+		CHECK(rc == (comps[i].ok ? 0 : -1), "component bit %u offset %u size %u: %d",
+		      comps[i].bit, comps[i].offset, comps[i].size, rc);
+		if (!rc)
+			CHECK(b.xcomp[c.bit].offset == c.offset && b.xcomp[c.bit].size == c.size,
+			      "component bit %u kept", c.bit);
+		else
+			CHECK(err_has("xstate component"), "component error: %s", err_text());
+	}
+}
+
 int main(void)
 {
 	test_xstate_convert();
+	test_xstate_pb();
 	test_same_and_superset();
 	test_one_missing();
 	test_xcr0();
