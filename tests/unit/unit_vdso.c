@@ -590,7 +590,7 @@ static void test_layout(void)
 		      err_text());
 	}
 	/* The running kernel's own layout. */
-	{
+	if (vdso_base) {
 		VdsoInfo vi = layout_info(self_layout.vdso_start, self_layout.vdso_size,
 					  self_layout.vvar_start, self_layout.vvar_size,
 					  self_layout.vclock_start, self_layout.vclock_size);
@@ -777,8 +777,12 @@ static void test_proxy(void)
 int main(void)
 {
 	if (find_vdso()) {
-		printf("FAIL cannot find this process's vDSO: %s\n", err_text());
-		return 1;
+		/* Booted with vdso=0: only what needs no running vDSO. */
+		printf("no vDSO in this process: its cases are skipped\n");
+		vdso_base = NULL;
+		test_synthetic();
+		test_layout();
+		return unit_done("unit_vdso");
 	}
 	test_running();
 	test_truncated();
