@@ -264,7 +264,8 @@ static int collect(struct dump_proc *p)
 	for (size_t i = 1; i < p->nr_threads; i++)
 		if (query_thread(p, i))
 			return -1;
-	if (mem_dump(p) || files_dump_fds(p))
+	/* Files first: a refusal there must not wait for the memory work. */
+	if (files_dump_fds(p) || mem_dump(p))
 		return -1;
 	return 0;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -60,6 +61,32 @@ struct raw_writer {
 };
 
 int raw_open(struct raw_writer *w, struct img_dir *d, const char *name);
+
+/* Asynchronous writing: a thread checksums and writes each filled buffer while the
+ * caller fills the next one. */
+#define RAW_ASYNC_BUFS 4
+#define RAW_ASYNC_BUF_SIZE (4u << 20)
+
+struct raw_async {
+	struct raw_writer *w;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint8_t *bufs[RAW_ASYNC_BUFS];
+	size_t len[RAW_ASYNC_BUFS];
+	unsigned head, tail;		/* filled buffers: [tail, head) */
+	bool done;
+	int error;
+	char error_msg[512];
+};
+
+int raw_async_start(struct raw_async *a, struct raw_writer *w);
+/* The buffer to fill next (waits until the thread has written it out). */
+uint8_t *raw_async_buffer(struct raw_async *a);
+/* Hand the buffer from raw_async_buffer over, holding len bytes. */
+int raw_async_submit(struct raw_async *a, size_t len);
+/* Wait for everything to be written; -1 if anything failed (error recorded). */
+int raw_async_finish(struct raw_async *a);
 int raw_write(struct raw_writer *w, const void *buf, size_t len);
 /* Finish: returns 0 and leaves crcs for the caller to store (owned by w). */
 int raw_close(struct raw_writer *w);

@@ -19,6 +19,7 @@
 #include "sys.h"
 
 #define READ_BUF (8u << 20)
+#define SINK_BUF RAW_ASYNC_BUF_SIZE
 #define MAX_IOV 1024
 #define MAX_PREADV (1ULL << 30)
 
@@ -564,6 +565,7 @@ static int scan_vma(struct dump_proc *p, int pm_fd, const struct proc_vma *v,
 struct page_sink {
 	struct dump_proc *p;
 	struct raw_writer w;
+	struct raw_async async;		/* writes filled buffers while we read */
 	uint8_t *buf;
 	size_t fill;
 	struct iovec remote[MAX_IOV];
@@ -593,8 +595,9 @@ static int sink_flush(struct page_sink *s)
 					      "0x%lx", s->p->pid, n, queued,
 					      (unsigned long)s->remote[0].iov_base);
 	}
-	if (raw_write(&s->w, s->buf, s->fill))
+	if (raw_async_submit(&s->async, s->fill))
 		return -1;
+	s->buf = raw_async_buffer(&s->async);
 	s->fill = 0;
 	s->nr_remote = 0;
 	return 0;
@@ -604,7 +607,7 @@ static int sink_flush(struct page_sink *s)
 static int sink_add(struct page_sink *s, uint64_t addr, uint64_t len, bool readable)
 {
 	while (len) {
-		size_t room = READ_BUF - s->fill;
+		size_t room = SINK_BUF - s->fill;
 		size_t n = len < room ? len : room;
 
 		if (!readable) {
@@ -614,7 +617,7 @@ static int sink_add(struct page_sink *s, uint64_t addr, uint64_t len, bool reada
 			 * queued for it first. */
 			if (s->nr_remote && sink_flush(s))
 				return -1;
-			room = READ_BUF - s->fill;
+			room = SINK_BUF - s->fill;
 			n = len < room ? len : room;
 			got = pread(s->mem_fd, s->buf + s->fill, n, addr);
 			if (got != (ssize_t)n)
@@ -632,7 +635,7 @@ static int sink_add(struct page_sink *s, uint64_t addr, uint64_t len, bool reada
 		}
 		addr += n;
 		len -= n;
-		if (s->fill == READ_BUF || s->nr_remote == MAX_IOV) {
+		if (s->fill == SINK_BUF || s->nr_remote == MAX_IOV) {
 			if (sink_flush(s))
 				return -1;
 		}
@@ -658,25 +661,28 @@ static int dump_pages(struct dump_proc *p, const struct runs *all, const bool *r
 {
 	struct page_sink s = { .p = p, .mem_fd = -1 };
 	char name[64], path[64];
+	bool async = false;
 	int rc = -1;
 
 	snprintf(name, sizeof(name), "pages-%d.img", p->pid);
 	snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
-	s.buf = mmap(NULL, READ_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (s.buf == MAP_FAILED)
-		return cr_perr("cannot allocate the page buffer");
 	s.mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (s.mem_fd < 0) {
-		cr_perr("cannot open %s", path);
-		goto out;
-	}
+	if (s.mem_fd < 0)
+		return cr_perr("cannot open %s", path);
 	if (raw_open(&s.w, &p->ctx->dir, name))
 		goto out;
+	if (raw_async_start(&s.async, &s.w))
+		goto out_w;
+	async = true;
+	s.buf = raw_async_buffer(&s.async);
 	for (size_t i = 0; i < all->nr; i++)
 		if (sink_add(&s, all->r[i].start, all->r[i].nr_pages * CR_PAGE_SIZE,
 			     readable_of_run[i]))
 			goto out_w;
-	if (sink_flush(&s) || raw_close(&s.w))
+	if (sink_flush(&s))
+		goto out_w;
+	async = false;
+	if (raw_async_finish(&s.async) || raw_close(&s.w))
 		goto out_w;
 	p->pagemap.pages_file = strdup(name);
 	p->pagemap.chunk_size = IMG_CHUNK_SIZE;
@@ -685,11 +691,11 @@ static int dump_pages(struct dump_proc *p, const struct runs *all, const bool *r
 	s.w.crcs = NULL;
 	rc = p->pagemap.pages_file ? 0 : cr_err("out of memory");
 out_w:
+	if (async)
+		raw_async_finish(&s.async);
 	raw_free(&s.w);
 out:
-	if (s.mem_fd >= 0)
-		close(s.mem_fd);
-	munmap(s.buf, READ_BUF);
+	close(s.mem_fd);
 	return rc;
 }
 

@@ -272,7 +272,10 @@ int process_dump_collect(struct dump_proc *p, struct rtable *t, const int *slots
 		return cr_err("out of memory");
 	p->core.creds->securebits = rtable_result(t, slots[S_SECBITS]);
 	for (int w = 0; w < 3; w++) {
-		if (!it[w].it_value.tv_sec && !it[w].it_value.tv_usec)
+		/* A periodic timer between an expiry and the dequeue of its signal
+		 * shows no value but keeps its interval: it is still armed. */
+		if (!it[w].it_value.tv_sec && !it[w].it_value.tv_usec &&
+		    !it[w].it_interval.tv_sec && !it[w].it_interval.tv_usec)
 			continue;
 		itimer_state__init(&items[n]);
 		items[n].which = w;
@@ -345,7 +348,9 @@ int process_plan(struct restore_proc *rp, struct plan *p)
 			  0, 0, 0, 0);
 	for (size_t i = 0; i < c->n_itimers; i++) {
 		const ItimerState *it = c->itimers[i];
-		struct itimerval v = { ns_tv(it->interval_ns), ns_tv(it->value_ns) };
+		/* No value but an interval: it had just expired; it goes on from now. */
+		struct itimerval v = { ns_tv(it->interval_ns),
+				       ns_tv(it->value_ns ? it->value_ns : it->interval_ns) };
 
 		if (it->which > 2)
 			return cr_err("image: invalid itimer %u", it->which);
@@ -406,8 +411,11 @@ static void plan_creds(struct restore_proc *rp, struct plan *p)
 		  (uint32_t)(c->cap_inh >> 32) },
 	};
 
-	plan_call(p, "setgroups", 0, __NR_setgroups, c->n_groups,
-		  plan_data(p, c->groups, c->n_groups * 4 + 4), 0, 0, 0, 0);
+	uint64_t groups = plan_data(p, NULL, c->n_groups * 4 + 4);
+
+	if (groups && c->n_groups)
+		memcpy((void *)groups, c->groups, c->n_groups * 4);
+	plan_call(p, "setgroups", 0, __NR_setgroups, c->n_groups, groups, 0, 0, 0, 0);
 	if (creds_are_cryos(c))
 		return;
 	for (int cap = 0; cap < 64; cap++)

@@ -809,6 +809,10 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 		return -1;
 	if (prepare(&ctx, &rp))
 		goto out;
+	/* The plan is placed from cryo's own maps: map it before the verifier thread
+	 * starts mapping anything. */
+	if (prepare_plan(&ctx, &rp))
+		goto out;
 	v.ctx = &ctx;
 	v.rp = &rp;
 	if (pthread_create(&v.thread, NULL, verify_main, &v)) {
@@ -816,8 +820,6 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 		goto out;
 	}
 	v.started = true;
-	if (prepare_plan(&ctx, &rp))
-		goto out;
 	pr_info("creating process %d", rp.pid);
 	if (create_task(&rp) || run_plan(&rp))
 		goto out;
