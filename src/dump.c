@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -293,9 +294,13 @@ static int detach_futex_lists(struct dump_proc *p)
 	return 0;
 }
 
+/* Killing: each thread is detached into a job-control stop (PTRACE_DETACH with
+ * SIGSTOP stops it before it runs a single instruction), then the process is
+ * killed. Detached first, cryo need not wait while the kernel frees the process's
+ * memory; the real parent reaps it as before. */
 static int finish_task(struct dump_proc *p, bool kill_it)
 {
-	int status, rc = 0;
+	int rc = 0;
 
 	if (kill_it && p->rmt.map_start && detach_futex_lists(p))
 		pr_warn("%s", cr_last_error());
@@ -305,12 +310,11 @@ static int finish_task(struct dump_proc *p, bool kill_it)
 		detach_threads(p);
 		return ptr_detach(p->pid, 0) ? -1 : rc;
 	}
+	for (size_t i = p->nr_threads; i-- > 0;)
+		if (ptrace(PTRACE_DETACH, p->tids[i], 0, (void *)SIGSTOP))
+			pr_debug("thread %d: detach: %s", p->tids[i], strerror(errno));
 	if (kill(p->pid, SIGKILL))
 		return cr_perr("cannot kill process %d after the dump", p->pid);
-	/* As their tracer we see the deaths first; the real parent reaps the leader. */
-	for (size_t i = p->nr_threads; i-- > 0;)
-		while (waitpid(p->tids[i], &status, __WALL) < 0 && errno == EINTR)
-			;
 	return rc;
 }
 

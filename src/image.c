@@ -14,6 +14,7 @@
 #include "log.h"
 
 #define INVENTORY "inventory.img"
+#define CR_PAGE 4096
 
 struct img_header {
 	uint32_t magic;
@@ -158,9 +159,9 @@ static int write_all(int fd, const void *buf, size_t len, const char *dir, const
 	return 0;
 }
 
-static int create_file(struct img_dir *d, const char *name)
+static int create_file(struct img_dir *d, const char *name, int access)
 {
-	int fd = openat(d->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = openat(d->dirfd, name, access | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 	if (fd < 0)
 		return cr_perr("cannot create %s/%s", d->path, name);
@@ -217,7 +218,7 @@ int img_write_msg(struct img_dir *d, const char *name, uint16_t kind,
 	if (!buf)
 		return -1;
 	memcpy(&h, buf, sizeof(h));
-	fd = create_file(d, name);
+	fd = create_file(d, name, O_WRONLY);
 	if (fd < 0)
 		goto out;
 	if (write_all(fd, buf, total, d->path, name)) {
@@ -358,7 +359,8 @@ int raw_open(struct raw_writer *w, struct img_dir *d, const char *name)
 	w->name = strdup(name);
 	if (!w->name)
 		return cr_err("out of memory");
-	w->fd = create_file(d, name);
+	/* Readable too: data spliced in is checksummed through a mapping. */
+	w->fd = create_file(d, name, O_RDWR);
 	if (w->fd < 0) {
 		free(w->name);
 		w->name = NULL;
@@ -510,6 +512,24 @@ int raw_async_finish(struct raw_async *a)
 		if (a->bufs[i])
 			munmap(a->bufs[i], RAW_ASYNC_BUF_SIZE);
 	memset(a->bufs, 0, sizeof(a->bufs));
+	return rc;
+}
+
+int raw_account_written(struct raw_writer *w, size_t len)
+{
+	uint64_t start = w->size & ~(uint64_t)(CR_PAGE - 1), skip = w->size - start;
+	const uint8_t *map;
+	int rc;
+
+	if (!len)
+		return 0;
+	map = mmap(NULL, skip + len, PROT_READ, MAP_SHARED, w->fd, start);
+	if (map == MAP_FAILED)
+		return cr_perr("cannot map %s/%s", w->dir->path, w->name);
+	rc = raw_checksum(w, map + skip, len);
+	munmap((void *)map, skip + len);
+	if (!rc)
+		w->size += len;
 	return rc;
 }
 
