@@ -349,6 +349,34 @@ static int bad_restore_pid_taken(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* A foreground restore forwards SIGTERM to the process and exits with 128+15 when
+ * it dies of it. */
+static int restore_forwards_sigterm(struct run *r)
+{
+	char pid[16], *argv[] = { (char *)cryo_bin, "restore", "-D", r->img, NULL };
+	int status;
+	pid_t fg;
+
+	if (start_victim(r, "restore-forwards-sigterm", NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	if (run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL))
+		return why("dump failed");
+	if (wait_for(r->pid, 10, &status))
+		return -1;
+	fg = spawn(argv, r->cryo_log, false);
+	for (int i = 0; i < 2000 && kill(r->pid, 0); i++)
+		sleep_ms(2);
+	sleep_ms(100);
+	kill(fg, SIGTERM);
+	if (wait_for(fg, 30, &status))
+		return -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 128 + SIGTERM)
+		return why("cryo restore ended with status 0x%x, expected exit %d", status,
+			   128 + SIGTERM);
+	return kill(r->pid, 0) ? 0 : why("the restored process survived SIGTERM");
+}
+
 static int bad_cli(struct run *r)
 {
 	int rc;
@@ -427,6 +455,7 @@ static void run_bad_inputs(void)
 		{ "restore-not-an-image", bad_restore_not_image },
 		{ "restore-pid-taken", bad_restore_pid_taken },
 		{ "cli-invalid-pid", bad_cli },
+		{ "restore-forwards-sigterm", restore_forwards_sigterm },
 		{ "show-damaged-image", bad_show_damaged },
 		{ "image-size-sparse", image_size_sparse },
 	};
