@@ -1,7 +1,6 @@
 /* Open files: the shared file table, each process's fds, cwd and root, and the files
  * its memory maps. Dump refuses any fd it cannot reopen faithfully; restore opens
  * every file once in cryo and the task dup3()s them into place. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -304,50 +303,20 @@ static int add_dir(struct dump_proc *p, const char *what, uint32_t *id)
 	return 0;
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
-
 static int list_fds(pid_t pid, int **out, size_t *nr)
 {
 	char path[64];
-	struct dirent *de;
-	size_t cap = 64;
-	int *fds = malloc(cap * sizeof(int));
-	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	d = opendir(path);
-	if (!d || !fds) {
-		free(fds);
-		if (d)
-			closedir(d);
-		return cr_perr("cannot list %s", path);
-	}
-	*nr = 0;
-	while ((de = readdir(d))) {
-		char *end;
-		long fd = strtol(de->d_name, &end, 10);
+	if (proc_list_numbers(path, out, nr))
+		return -1;
+	if (*nr && (*out)[*nr - 1] >= CR_MAX_FDS) {
+		int fd = (*out)[*nr - 1];
 
-		if (de->d_name[0] == '.' || *end || fd < 0 || fd >= CR_MAX_FDS)
-			continue;
-		if (*nr == cap) {
-			int *n = realloc(fds, cap * 2 * sizeof(int));
-
-			if (!n) {
-				closedir(d);
-				free(fds);
-				return cr_err("out of memory");
-			}
-			fds = n;
-			cap *= 2;
-		}
-		fds[(*nr)++] = fd;
+		free(*out);
+		return cr_err("process %d: fd %d is beyond the %d fds cryo handles", pid, fd,
+			      CR_MAX_FDS);
 	}
-	closedir(d);
-	qsort(fds, *nr, sizeof(int), cmp_int);
-	*out = fds;
 	return 0;
 }
 

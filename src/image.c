@@ -12,6 +12,7 @@
 #include "crc32c.h"
 #include "image.h"
 #include "log.h"
+#include "util.h"
 
 #define INVENTORY "inventory.img"
 #define CR_PAGE 4096
@@ -49,15 +50,8 @@ static int add_record(struct img_dir *d, const char *name, uint64_t size, uint32
 			d->files[i].crc = crc;
 			return 0;
 		}
-	if (d->nr_files == d->cap_files) {
-		size_t cap = d->cap_files ? d->cap_files * 2 : 16;
-		struct img_file_rec *n = realloc(d->files, cap * sizeof(*n));
-
-		if (!n)
-			return cr_err("out of memory");
-		d->files = n;
-		d->cap_files = cap;
-	}
+	if (cr_grow(&d->files, &d->cap_files, d->nr_files + 1, sizeof(*d->files), 16))
+		return -1;
 	rec = &d->files[d->nr_files];
 	rec->name = strdup(name);
 	if (!rec->name)

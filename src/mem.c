@@ -18,6 +18,7 @@
 #include "mem.h"
 #include "pagepipe.h"
 #include "sys.h"
+#include "util.h"
 
 #define READ_BUF (8u << 20)
 #define SINK_BUF RAW_ASYNC_BUF_SIZE
@@ -46,15 +47,8 @@ struct runs {
 
 static int runs_add_new(struct runs *rs, uint64_t start, uint64_t nr_pages)
 {
-	if (rs->nr == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 256;
-		struct run *n = realloc(rs->r, cap * sizeof(*n));
-
-		if (!n)
-			return cr_err("out of memory collecting page runs");
-		rs->r = n;
-		rs->cap = cap;
-	}
+	if (cr_grow(&rs->r, &rs->cap, rs->nr + 1, sizeof(*rs->r), 256))
+		return -1;
 	rs->r[rs->nr].start = start;
 	rs->r[rs->nr].nr_pages = nr_pages;
 	rs->nr++;

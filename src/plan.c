@@ -65,15 +65,7 @@ void plan_call(struct plan *p, const char *label, uint32_t flags, long nr, uint6
 		return;
 	}
 	c = &p->calls[p->nr_calls];
-	c->nr = nr;
-	c->flags = flags;
-	c->args[0] = a1;
-	c->args[1] = a2;
-	c->args[2] = a3;
-	c->args[3] = a4;
-	c->args[4] = a5;
-	c->args[5] = a6;
-	c->result = 0;
+	plan_call_set(c, flags, nr, a1, a2, a3, a4, a5, a6);
 	p->labels[p->nr_calls++] = label;
 }
 

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "proc.h"
 #include "sys.h"
+#include "util.h"
 
 static const char *const vmf_names[VMF_NR_BITS] = {
 	"rd", "wr", "ex", "sh", "mr", "mw", "me", "ms",
@@ -111,15 +112,8 @@ static int expect(struct cursor *c, char ch)
 
 static int vmas_push(struct proc_vmas *v, struct proc_vma **slot)
 {
-	if (v->nr == v->cap) {
-		size_t cap = v->cap ? v->cap * 2 : 64;
-		struct proc_vma *n = realloc(v->v, cap * sizeof(*n));
-
-		if (!n)
-			return cr_err("out of memory parsing memory maps");
-		v->v = n;
-		v->cap = cap;
-	}
+	if (cr_grow(&v->v, &v->cap, v->nr + 1, sizeof(*v->v), 64))
+		return -1;
 	*slot = &v->v[v->nr++];
 	memset(*slot, 0, sizeof(**slot));
 	return 0;
@@ -593,45 +587,48 @@ char *proc_read_pid_file(pid_t pid, const char *name, size_t *len)
 	return proc_read_file(path, len);
 }
 
+static int cmp_number(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+int proc_list_numbers(const char *path, int **out, size_t *nr)
+{
+	struct dirent *de;
+	size_t cap = 0;
+	int *v = NULL;
+	DIR *d = opendir(path);
+
+	*nr = 0;
+	if (!d)
+		return cr_perr("cannot list %s", path);
+	while ((de = readdir(d))) {
+		char *end;
+		long n = strtol(de->d_name, &end, 10);
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end || n < 0 || n > INT32_MAX)
+			continue;
+		if (cr_grow(&v, &cap, *nr + 1, sizeof(*v), 64)) {
+			closedir(d);
+			free(v);
+			return -1;
+		}
+		v[(*nr)++] = n;
+	}
+	closedir(d);
+	qsort(v, *nr, sizeof(*v), cmp_number);
+	*out = v;
+	return 0;
+}
+
 int proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 {
 	char path[64];
-	struct dirent *de;
-	size_t cap = 16;
-	pid_t *out = malloc(cap * sizeof(pid_t));
-	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d || !out) {
-		free(out);
-		if (d)
-			closedir(d);
-		return cr_perr("cannot list %s", path);
-	}
-	*nr = 0;
-	while ((de = readdir(d))) {
-		char *end;
-		long tid = strtol(de->d_name, &end, 10);
-
-		if (de->d_name[0] == '.' || *end || tid <= 0)
-			continue;
-		if (*nr == cap) {
-			pid_t *n = realloc(out, cap * 2 * sizeof(pid_t));
-
-			if (!n) {
-				closedir(d);
-				free(out);
-				return cr_err("out of memory");
-			}
-			out = n;
-			cap *= 2;
-		}
-		out[(*nr)++] = tid;
-	}
-	closedir(d);
-	*tids = out;
-	return 0;
+	return proc_list_numbers(path, tids, nr);
 }
 
 static int timer_field(struct proc_timer *t, const char *line, size_t n, int *seen)

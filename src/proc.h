@@ -112,6 +112,8 @@ struct proc_timer {
 /* Parse /proc/PID/timers; *out is malloc'd. */
 int proc_parse_timers(const char *buf, size_t len, struct proc_timer **out, size_t *nr);
 
+/* The numeric names in a /proc directory (fd, task), sorted; *out is malloc'd. */
+int proc_list_numbers(const char *path, int **out, size_t *nr);
 /* The thread ids in /proc/PID/task. */
 int proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr);
 

@@ -495,15 +495,7 @@ int rtable_add(struct rtable *t, uint32_t flags, long nr, uint64_t a1, uint64_t 
 		return 0;
 	}
 	c = &t->calls[t->n];
-	c->nr = nr;
-	c->flags = flags;
-	c->args[0] = a1;
-	c->args[1] = a2;
-	c->args[2] = a3;
-	c->args[3] = a4;
-	c->args[4] = a5;
-	c->args[5] = a6;
-	c->result = 0;
+	plan_call_set(c, flags, nr, a1, a2, a3, a4, a5, a6);
 	return t->n++;
 }
 

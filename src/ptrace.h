@@ -42,6 +42,20 @@ struct plan_call {
 #define PLAN_MAY_FAIL 1
 #define PLAN_END 0xffffffffu
 
+static inline void plan_call_set(struct plan_call *c, uint32_t flags, long nr, uint64_t a1,
+				 uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6)
+{
+	c->nr = nr;
+	c->flags = flags;
+	c->args[0] = a1;
+	c->args[1] = a2;
+	c->args[2] = a3;
+	c->args[3] = a4;
+	c->args[4] = a5;
+	c->args[5] = a6;
+	c->result = 0;
+}
+
 /* A task under remote control. */
 struct remote {
 	pid_t tid;

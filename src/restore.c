@@ -24,6 +24,7 @@
 #include "sys.h"
 #include "thread.h"
 #include "timers.h"
+#include "util.h"
 
 #define PLAN_LOW_LIMIT (1UL << 20)
 
@@ -136,15 +137,8 @@ struct ranges {
 
 static int ranges_add(struct ranges *rs, uint64_t start, uint64_t end)
 {
-	if (rs->nr == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 128;
-		struct range *n = realloc(rs->r, cap * sizeof(*n));
-
-		if (!n)
-			return cr_err("out of memory");
-		rs->r = n;
-		rs->cap = cap;
-	}
+	if (cr_grow(&rs->r, &rs->cap, rs->nr + 1, sizeof(*rs->r), 128))
+		return -1;
 	rs->r[rs->nr].start = start;
 	rs->r[rs->nr].end = end;
 	rs->nr++;

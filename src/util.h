@@ -1,0 +1,11 @@
+/* Small helpers every part of cryo uses: growing an array. */
+#ifndef CRYO_UTIL_H
+#define CRYO_UTIL_H
+
+#include <stddef.h>
+
+/* Make room for at least `need` elements of `elem` bytes in *arr (capacity *cap),
+ * doubling from `first`. 0, or -1 with "out of memory" recorded. */
+int cr_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first);
+
+#endif
