@@ -88,9 +88,6 @@ int raw_async_submit(struct raw_async *a, size_t len);
 /* Wait for everything to be written; -1 if anything failed (error recorded). */
 int raw_async_finish(struct raw_async *a);
 int raw_write(struct raw_writer *w, const void *buf, size_t len);
-/* Account for `len` bytes someone else wrote at the end of the file (splice):
- * they are checksummed through a mapping of the file. */
-int raw_account_written(struct raw_writer *w, size_t len);
 /* Finish: returns 0 and leaves crcs for the caller to store (owned by w). */
 int raw_close(struct raw_writer *w);
 void raw_free(struct raw_writer *w);

@@ -16,7 +16,6 @@
 #include "files.h"
 #include "log.h"
 #include "mem.h"
-#include "pagepipe.h"
 #include "sys.h"
 #include "util.h"
 
@@ -652,43 +651,11 @@ static int add_vma_runs(struct runs *all, const struct runs *rs)
 	return 0;
 }
 
-/* Through a pipe (one copy) when every page is readable and there is enough of
- * them to pay for setting it up. */
-#define PIPE_MIN_BYTES (4u << 20)
-
-static int pipe_pages(struct dump_proc *p, struct raw_writer *w, const struct runs *all,
-		      const bool *readable, bool *done)
-{
-	struct page_range *ranges;
-	uint64_t total = 0;
-	int rc;
-
-	*done = false;
-	for (size_t i = 0; i < all->nr; i++) {
-		if (!readable[i])
-			return 0;
-		total += all->r[i].nr_pages * CR_PAGE_SIZE;
-	}
-	if (total < PIPE_MIN_BYTES || getenv("CRYO_NO_PAGE_PIPE"))
-		return 0;
-	ranges = malloc(all->nr * sizeof(*ranges));
-	if (!ranges)
-		return cr_err("out of memory");
-	for (size_t i = 0; i < all->nr; i++) {
-		ranges[i].start = all->r[i].start;
-		ranges[i].len = all->r[i].nr_pages * CR_PAGE_SIZE;
-	}
-	rc = pagepipe_dump(&p->rmt, w, ranges, all->nr);
-	free(ranges);
-	*done = !rc;
-	return rc;
-}
-
 static int dump_pages(struct dump_proc *p, const struct runs *all, const bool *readable_of_run)
 {
 	struct page_sink s = { .p = p, .mem_fd = -1 };
 	char name[64], path[64];
-	bool async = false, piped;
+	bool async = false;
 	int rc = -1;
 
 	snprintf(name, sizeof(name), "pages-%d.img", p->pid);
@@ -698,13 +665,6 @@ static int dump_pages(struct dump_proc *p, const struct runs *all, const bool *r
 		return cr_perr("cannot open %s", path);
 	if (raw_open(&s.w, &p->ctx->dir, name))
 		goto out;
-	if (pipe_pages(p, &s.w, all, readable_of_run, &piped))
-		goto out_w;
-	if (piped) {
-		if (raw_close(&s.w))
-			goto out_w;
-		goto written;
-	}
 	if (raw_async_start(&s.async, &s.w))
 		goto out_w;
 	async = true;
@@ -718,7 +678,6 @@ static int dump_pages(struct dump_proc *p, const struct runs *all, const bool *r
 	async = false;
 	if (raw_async_finish(&s.async) || raw_close(&s.w))
 		goto out_w;
-written:
 	p->pagemap.pages_file = strdup(name);
 	p->pagemap.chunk_size = IMG_CHUNK_SIZE;
 	p->pagemap.chunk_crc32c = s.w.crcs;
