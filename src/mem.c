@@ -21,6 +21,8 @@
 
 #define READ_BUF (8u << 20)
 #define SINK_BUF RAW_ASYNC_BUF_SIZE
+#define POPULATE_MIN (64u << 10)
+#define CR_MADV_POPULATE_WRITE 23
 #define MAX_IOV 1024
 #define MAX_PREADV (1ULL << 30)
 
@@ -1055,7 +1057,7 @@ void mem_plan_estimate(const Core *core, const PageMap *pm, size_t *calls, size_
 		if (core->mm->vmas[i]->anon_name)
 			names += strlen(core->mm->vmas[i]->anon_name) + 32;
 	}
-	*calls = core->mm->n_vmas * 16 + pm->n_runs / 256 + guards + 64;
+	*calls = core->mm->n_vmas * 16 + pm->n_runs + guards + 64;
 	*data = (pm->n_runs + 64) * sizeof(struct iovec) * 2 + names +
 		core->mm->n_auxv * 8 + 4096;
 }
@@ -1191,6 +1193,13 @@ static void plan_reads(struct restore_proc *rp, struct plan *p)
 				i++;
 			}
 		}
+		/* Populating the big runs in one go first spares preadv a page fault
+		 * per page (older kernels without it just fault). */
+		for (int k = 0; k < n; k++)
+			if (iov[k].iov_len >= POPULATE_MIN)
+				plan_call(p, "populating memory", PLAN_MAY_FAIL, __NR_madvise,
+					  (uint64_t)iov[k].iov_base, iov[k].iov_len,
+					  CR_MADV_POPULATE_WRITE, 0, 0, 0);
 		if (rp->nr_reads < rp->max_reads) {
 			rp->reads[rp->nr_reads].call = p->nr_calls;
 			rp->reads[rp->nr_reads].bytes = bytes;

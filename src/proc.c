@@ -416,8 +416,9 @@ static int status_field(struct proc_status *st, const char *key, size_t klen, st
 			skip_spaces(c);
 			if (c->p >= c->end)
 				return 0;
-			if (st->nr_groups >= (int)CR_GROUPS_MAX || parse_uint(c, 10, &g) ||
-			    g > 0xffffffff)
+			if (st->nr_groups >= (int)CR_GROUPS_MAX)
+				return -2;	/* well formed, but more than we keep */
+			if (parse_uint(c, 10, &g) || g > 0xffffffff)
 				return -1;
 			st->groups[st->nr_groups++] = g;
 		}
@@ -462,7 +463,7 @@ int proc_parse_status(const char *buf, size_t len, struct proc_status *st)
 	struct cursor c = { buf, buf + len };
 	const char *line;
 	size_t n;
-	int lineno = 0;
+	int lineno = 0, rc;
 
 	memset(st, 0, sizeof(*st));
 	st->umask = -1;
@@ -476,7 +477,11 @@ int proc_parse_status(const char *buf, size_t len, struct proc_status *st)
 			return cr_err("malformed /proc status line %d: no ':'", lineno);
 		f.p = colon + 1;
 		f.end = line + n;
-		if (status_field(st, line, colon - line, &f))
+		rc = status_field(st, line, colon - line, &f);
+		if (rc == -2)
+			return cr_err("the process has more than %d supplementary groups; cryo "
+				      "handles up to %d", CR_GROUPS_MAX, CR_GROUPS_MAX);
+		if (rc)
 			return cr_err("malformed /proc status line %d: '%.*s'", lineno,
 				      (int)(n > 60 ? 60 : n), line);
 	}

@@ -95,9 +95,10 @@ static enum restart_action reissue_with_rem(const struct user_regs_struct *in,
 	return RESTART_REISSUE;
 }
 
-enum restart_action restart_decide(const struct user_regs_struct *in,
+enum restart_action restart_decide(const struct user_regs_struct *regs,
 				   struct user_regs_struct *out)
 {
+	const struct user_regs_struct copy = *regs, *in = &copy;	/* out may be regs */
 	long ret = (long)in->rax, nr = (long)in->orig_rax;
 
 	*out = *in;
