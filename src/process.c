@@ -180,6 +180,24 @@ static int read_personality(pid_t pid, uint32_t *out)
 	return 0;
 }
 
+static int read_oom_score_adj(struct dump_proc *p)
+{
+	size_t len;
+	char *txt = proc_read_pid_file(p->pid, "oom_score_adj", &len);
+	long v;
+	char *end;
+
+	if (!txt)
+		return -1;
+	v = strtol(txt, &end, 10);
+	free(txt);
+	if (end == txt || v < -1000 || v > 1000)
+		return cr_err("malformed /proc/%d/oom_score_adj", p->pid);
+	p->core.has_oom_score_adj = 1;
+	p->core.oom_score_adj = v;
+	return 0;
+}
+
 int process_dump_static(struct dump_proc *p)
 {
 	const struct proc_stat *st = &p->stat;
@@ -200,7 +218,7 @@ int process_dump_static(struct dump_proc *p)
 	p->core.umask = p->status.umask;
 	p->core.has_exit_signal = 1;
 	p->core.exit_signal = st->exit_signal;
-	if (read_personality(p->pid, &p->core.personality))
+	if (read_personality(p->pid, &p->core.personality) || read_oom_score_adj(p))
 		return -1;
 	return dump_creds(p);
 }
@@ -467,5 +485,32 @@ int process_plan_final(struct restore_proc *rp, struct plan *p)
 		return -1;
 	if (c->has_pdeathsig && c->pdeathsig)
 		plan_call(p, "PR_SET_PDEATHSIG", 0, __NR_prctl, PR_SET_PDEATHSIG, c->pdeathsig, 0, 0, 0, 0);
+	return 0;
+}
+
+/* oom_score_adj is set from outside (it is not a system call), before the release.
+ * Lowering it needs CAP_SYS_RESOURCE: without it the restorer's value stays. */
+int process_restore_oom_score(const Core *core, pid_t pid)
+{
+	char path[64], val[16];
+	int fd, n;
+
+	if (!core->has_oom_score_adj || core->oom_score_adj < -1000 || core->oom_score_adj > 1000)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", pid);
+	n = snprintf(val, sizeof(val), "%d", core->oom_score_adj);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cr_perr("cannot open %s", path);
+	if (write(fd, val, n) != n) {
+		if (errno == EACCES || errno == EPERM)
+			pr_warn("process %d: oom_score_adj %d could not be restored (lowering it "
+				"needs CAP_SYS_RESOURCE)", pid, core->oom_score_adj);
+		else {
+			close(fd);
+			return cr_perr("cannot write %s", path);
+		}
+	}
+	close(fd);
 	return 0;
 }

@@ -18,6 +18,8 @@ void process_dump_free(struct dump_proc *p);
 int process_plan_identity(struct restore_proc *rp, struct plan *p);
 int process_plan(struct restore_proc *rp, struct plan *p);
 int process_plan_final(struct restore_proc *rp, struct plan *p);
+/* After the plan: the settings only /proc can change. */
+int process_restore_oom_score(const Core *core, pid_t pid);
 /* Credentials are per thread: every thread's table ends with these. */
 int process_plan_creds(struct restore_proc *rp, struct plan *p);
 

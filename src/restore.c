@@ -821,6 +821,8 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	v.started = false;
 	if (v.rc)
 		goto out;
+	if (process_restore_oom_score(rp.core, rp.pid))
+		goto out;
 	for (size_t i = 0; i < rp.nr_threads; i++)
 		if (thread_finish(&rp, rp.core->threads[i]->tid, rp.core->threads[i]))
 			goto out;

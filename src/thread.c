@@ -306,6 +306,62 @@ int thread_leave_vdso(pid_t tid, const struct proc_vmas *vmas, uint64_t vs, uint
 	return cr_err("thread %d did not leave the vDSO (at 0x%llx)", tid, regs.rip);
 }
 
+#define CR_SCHED_ATTR_SIZE 56
+#define CR_IOPRIO_WHO_PROCESS 1
+
+/* Scheduling policy and nice value, CPU affinity and I/O priority: per thread, and
+ * otherwise inherited from cryo. */
+static int dump_sched(pid_t tid, ThreadState *ts)
+{
+	uint8_t *attr = calloc(1, CR_SCHED_ATTR_SIZE);
+	uint8_t *mask = calloc(1, 128);
+	long n, prio;
+
+	if (!attr || !mask) {
+		free(attr);
+		free(mask);
+		return cr_err("out of memory");
+	}
+	ts->sched_attr.data = attr;
+	ts->affinity.data = mask;
+	if (syscall(__NR_sched_getattr, tid, attr, CR_SCHED_ATTR_SIZE, 0))
+		return cr_perr("cannot read the scheduling attributes of thread %d", tid);
+	ts->has_sched_attr = 1;
+	ts->sched_attr.len = CR_SCHED_ATTR_SIZE;
+	n = syscall(__NR_sched_getaffinity, tid, 128, mask);
+	if (n < 0)
+		return cr_perr("cannot read the CPU affinity of thread %d", tid);
+	ts->has_affinity = 1;
+	ts->affinity.len = n;
+	prio = syscall(__NR_ioprio_get, CR_IOPRIO_WHO_PROCESS, tid);
+	if (prio < 0)
+		return cr_perr("cannot read the I/O priority of thread %d", tid);
+	ts->has_ioprio = 1;
+	ts->ioprio = prio;
+	return 0;
+}
+
+static void plan_sched(struct plan *p, const ThreadState *ts)
+{
+	if (ts->has_sched_attr && ts->sched_attr.len == CR_SCHED_ATTR_SIZE) {
+		uint32_t size = CR_SCHED_ATTR_SIZE;
+		uint64_t attr = plan_data(p, ts->sched_attr.data, CR_SCHED_ATTR_SIZE);
+
+		if (attr)
+			memcpy((void *)attr, &size, 4);	/* sched_attr.size */
+		plan_call(p, "setting the scheduling policy", 0, __NR_sched_setattr, 0, attr,
+			  0, 0, 0, 0);
+	}
+	/* Another machine may have other CPUs: a mask it cannot honour is left out. */
+	if (ts->has_affinity && ts->affinity.len && ts->affinity.len <= 128)
+		plan_call(p, "setting the CPU affinity", PLAN_MAY_FAIL, __NR_sched_setaffinity, 0,
+			  ts->affinity.len, plan_data(p, ts->affinity.data, ts->affinity.len),
+			  0, 0, 0);
+	if (ts->has_ioprio)
+		plan_call(p, "setting the I/O priority", 0, __NR_ioprio_set, CR_IOPRIO_WHO_PROCESS,
+			  0, ts->ioprio, 0, 0, 0);
+}
+
 static int read_comm(pid_t pid, pid_t tid, ThreadState *ts)
 {
 	char path[64];
@@ -351,7 +407,7 @@ int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts)
 		ts->robust_list = rh.head;
 		ts->robust_list_len = rh.len;
 	}
-	if (read_comm(p->pid, tid, ts))
+	if (read_comm(p->pid, tid, ts) || dump_sched(tid, ts))
 		return -1;
 	if (rseq_dump(p, tid, ts, &regs))
 		return -1;
@@ -406,6 +462,8 @@ void thread_dump_free(ThreadState *ts)
 	free(ts->rseq);
 	free(ts->altstack);
 	free(ts->comm);
+	free(ts->sched_attr.data);
+	free(ts->affinity.data);
 	signals_pending_free(ts->pending, ts->n_pending);
 }
 
@@ -435,6 +493,7 @@ int thread_plan(struct restore_proc *rp, struct plan *p, const ThreadState *ts)
 		plan_call(p, "setting the thread name", 0, __NR_prctl, PR_SET_NAME,
 			  plan_data(p, name, sizeof(name)), 0, 0, 0, 0);
 	}
+	plan_sched(p, ts);
 	rseq_plan(p, ts);
 	return 0;
 }
