@@ -463,12 +463,7 @@ int remote_release_scratch(struct remote *r)
 	}
 	if (unpoke(r))
 		rc = -1;
-	if (ptr_set_regs(r->tid, &r->saved) || ptr_set_sigmask(r->tid, r->saved_sigmask))
-		rc = -1;
-	if (r->mem_fd >= 0)
-		close(r->mem_fd);
-	r->mem_fd = -1;
-	return rc;
+	return remote_give_back(r) ? -1 : rc;
 }
 
 void rtable_init(struct rtable *t, struct remote *r)
