@@ -706,15 +706,9 @@ int proc_parse_timers(const char *buf, size_t len, struct proc_timer **out, size
 		if (n > 4 && !memcmp(line, "ID: ", 4)) {
 			if (seen != 15)
 				goto bad;
-			if (*nr == cap) {
-				struct proc_timer *nv = realloc(v, (cap + 8) * sizeof(*nv));
-
-				if (!nv) {
-					free(v);
-					return cr_err("out of memory");
-				}
-				v = nv;
-				cap += 8;
+			if (cr_grow(&v, &cap, *nr + 1, sizeof(*v), 8)) {
+				free(v);
+				return -1;
 			}
 			cur = &v[(*nr)++];
 			memset(cur, 0, sizeof(*cur));
@@ -774,15 +768,9 @@ int proc_parse_epoll(const char *buf, size_t len, struct proc_epoll_target **out
 		lineno++;
 		if (n < 4 || memcmp(line, "tfd:", 4))
 			continue;
-		if (*nr == cap) {
-			struct proc_epoll_target *nv = realloc(v, (cap + 16) * sizeof(*nv));
-
-			if (!nv) {
-				free(v);
-				return cr_err("out of memory");
-			}
-			v = nv;
-			cap += 16;
+		if (cr_grow(&v, &cap, *nr + 1, sizeof(*v), 16)) {
+			free(v);
+			return -1;
 		}
 		if (parse_epoll_line(line, n, &v[*nr])) {
 			free(v);
