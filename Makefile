@@ -20,12 +20,12 @@ endif
 WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE \
-	-DCRYO_VERSION='"$(VERSION)"' -Iinclude -Isrc -I$(BUILD)/proto
+	-DCRYO_VERSION='"$(VERSION)"' -Iinclude -Isrc -Isrc/remote -I$(BUILD)/proto
 LDFLAGS += $(SANFLAGS)
 LDLIBS := -lprotobuf-c -lpthread
 
-LIB_SRCS := $(filter-out src/cli.c,$(wildcard src/*.c))
-LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/exec_blob.o \
+LIB_SRCS := $(filter-out src/cli.c,$(wildcard src/*.c)) $(wildcard src/remote/*.c)
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/remote/blob.o \
 	$(BUILD)/obj/cryo.pb-c.o
 PROTO_H := $(BUILD)/proto/cryo.pb-c.h
 
@@ -49,13 +49,13 @@ $(BUILD)/obj/cryo.pb-c.o: $(BUILD)/proto/cryo.pb-c.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(CFLAGS) $(SANFLAGS) -I$(BUILD)/proto -c $< -o $@
 
-$(BUILD)/obj/%.o: src/%.c $(PROTO_H) $(wildcard src/*.h include/*.h)
+$(BUILD)/obj/%.o: src/%.c $(PROTO_H) $(wildcard src/*.h src/remote/*.h include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/exec_blob.o: src/exec_blob.S
+$(BUILD)/obj/remote/blob.o: src/remote/blob.S src/remote/layout.h
 	@mkdir -p $(dir $@)
-	$(CC) -c $< -o $@
+	$(CC) -Isrc/remote -c $< -o $@
 
 $(BUILD)/libcryo.a: $(LIB_OBJS)
 	rm -f $@

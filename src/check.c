@@ -20,7 +20,7 @@
 #include "cryo.h"
 #include "log.h"
 #include "proc.h"
-#include "ptrace.h"
+#include "remote.h"
 #include "sys.h"
 #include "vdso.h"
 

@@ -1,6 +1,6 @@
 /* Dump orchestration: check, seize, collect every kind of state, write the images
- * (inventory last), then kill or resume. Any failure leaves the process running as
- * it was and removes what was written. */
+ * (inventory last), then kill or resume. At every instant, a failure or cryo's own
+ * death leaves the process running as it was; a failure removes what was written. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +22,7 @@
 #include "sys.h"
 #include "thread.h"
 #include "timers.h"
+#include "util.h"
 
 static int read_proc_state(struct dump_proc *p)
 {
@@ -43,15 +44,31 @@ static int read_proc_state(struct dump_proc *p)
 	return rc;
 }
 
+static int hold_thread(struct dump_proc *p, pid_t tid)
+{
+	struct rthread *t;
+	size_t cap = p->nr_threads;
+
+	if (cr_grow(&p->tids, &cap, p->nr_threads + 1, sizeof(pid_t), 16))
+		return -1;
+	cap = p->nr_threads;
+	if (cr_grow(&p->rts, &cap, p->nr_threads + 1, sizeof(*p->rts), 16))
+		return -1;
+	t = &p->rts[p->nr_threads];
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	p->tids[p->nr_threads++] = tid;
+	if (ptr_get_regs(tid, &t->home) || ptr_get_sigmask(tid, &t->home_mask))
+		return -1;
+	return 0;
+}
+
 /* Seize every thread; repeat until a listing shows none we do not hold yet (a
  * stopped thread creates no more threads). */
 static int seize_threads(struct dump_proc *p)
 {
-	p->tids = malloc(sizeof(pid_t));
-	if (!p->tids)
-		return cr_err("out of memory");
-	p->tids[0] = p->pid;
-	p->nr_threads = 1;
+	if (hold_thread(p, p->pid))
+		return -1;
 	for (int round = 0; round < 1000; round++) {
 		pid_t *listed;
 		size_t n, added = 0;
@@ -60,26 +77,18 @@ static int seize_threads(struct dump_proc *p)
 			return -1;
 		for (size_t i = 0; i < n; i++) {
 			bool known = false, gone = false;
-			pid_t *nt;
+			int stop_sig;
 
 			for (size_t k = 0; k < p->nr_threads && !known; k++)
 				known = p->tids[k] == listed[i];
 			if (known)
 				continue;
-			if (ptr_seize_thread(listed[i], &gone)) {
+			if (ptr_seize(listed[i], false, &gone, &stop_sig) ||
+			    (!gone && hold_thread(p, listed[i]))) {
 				free(listed);
 				return -1;
 			}
-			if (gone)
-				continue;
-			nt = realloc(p->tids, (p->nr_threads + 1) * sizeof(pid_t));
-			if (!nt) {
-				free(listed);
-				return cr_err("out of memory");
-			}
-			p->tids = nt;
-			p->tids[p->nr_threads++] = listed[i];
-			added++;
+			added += !gone;
 		}
 		free(listed);
 		if (!added)
@@ -89,60 +98,78 @@ static int seize_threads(struct dump_proc *p)
 		      p->pid);
 }
 
-static void detach_threads(struct dump_proc *p)
+/* Every thread, not only the leader: a filter cryo cannot restore must not vanish. */
+static int check_seccomp(struct dump_proc *p)
 {
-	for (size_t i = 1; i < p->nr_threads; i++)
-		ptr_detach(p->tids[i], 0);
+	for (size_t i = 0; i < p->nr_threads; i++) {
+		struct proc_status st;
+		char path[96];
+		size_t len;
+		char *txt;
+
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", p->pid, p->tids[i]);
+		txt = proc_read_file(path, &len);
+		if (!txt || proc_parse_status(txt, len, &st)) {
+			free(txt);
+			return -1;
+		}
+		free(txt);
+		if (st.seccomp)
+			return cr_err("process %d: thread %d uses seccomp (mode %d); seccomp "
+				      "filters are not supported yet", p->pid, p->tids[i],
+				      st.seccomp);
+	}
+	return 0;
+}
+
+static void release_threads(struct dump_proc *p)
+{
+	for (size_t i = p->nr_threads; i-- > 0;)
+		if (!p->rts[i].parked)
+			ptr_detach(p->tids[i], 0);
 }
 
 /* Per-thread queries of a thread other than the leader. */
 static int query_thread(struct dump_proc *p, size_t i)
 {
-	struct rtable *t = malloc(sizeof(*t));
-	struct remote r;
-	int slots[8], rc = -1;
+	uint64_t slots[THREAD_SLOTS_MAX];
+	struct rtable t;
+	int rc = -1;
 
-	if (!t)
-		return cr_err("out of memory");
-	if (remote_borrow(&r, p->tids[i], &p->rmt))
-		goto out;
-	rtable_init(t, &r);
-	thread_dump_queue(p, t, slots);
-	if (!rtable_run(t) && !thread_dump_collect(p, t, slots, &p->threads[i]))
+	rtable_init(&t, &p->borrow);
+	thread_dump_queue(p, &t, slots);
+	if (!rtable_run(&t, &p->rts[i]) && !thread_dump_collect(p, &t, slots, &p->threads[i]))
 		rc = 0;
-	if (remote_give_back(&r))
-		rc = -1;
-out:
-	free(t);
+	rtable_free(&t);
 	return rc;
 }
 
-/* One round trip for everything the task must tell about itself. */
+/* One round trip for everything the process must tell about itself. The sigactions
+ * come first: a thread going home by itself reads them (docs/ARCHITECTURE.md). */
 static int query_task(struct dump_proc *p)
 {
-	struct rtable *t = malloc(sizeof(*t));
-	int pslots[PROCESS_SLOTS], tslots[8];
+	uint64_t pslots[PROCESS_SLOTS], tslots[THREAD_SLOTS_MAX], sigbuf;
 	struct timers_dump td;
-	uint64_t sigbuf;
+	struct rtable t;
 	int rc = -1;
 
 	memset(&td, 0, sizeof(td));
-	if (!t)
-		return cr_err("out of memory");
-	rtable_init(t, &p->rmt);
-	process_dump_queue(p, t, pslots);
-	thread_dump_queue(p, t, tslots);
-	signals_dump_queue(p, t, &sigbuf);
-	if (timers_dump_queue(p, t, &td) || rtable_run(t))
+	rtable_init(&t, &p->borrow);
+	signals_dump_queue(p, &t, &sigbuf);
+	rtable_sigactions(&t, sigbuf);
+	process_dump_queue(p, &t, pslots);
+	thread_dump_queue(p, &t, tslots);
+	if (timers_dump_queue(p, &t, &td) || rtable_run(&t, &p->rts[0]))
 		goto out;
-	if (process_dump_collect(p, t, pslots) ||
-	    thread_dump_collect(p, t, tslots, p->threads) ||
-	    signals_dump_collect(p, t, sigbuf) || timers_dump_collect(p, t, &td))
+	if (process_dump_collect(p, &t, pslots) ||
+	    thread_dump_collect(p, &t, tslots, p->threads) ||
+	    signals_dump_collect(p, &t, sigbuf) || timers_dump_collect(p, &t, &td) ||
+	    borrow_keep_sigactions(&p->borrow, rtable_local(&t, sigbuf)))
 		goto out;
 	rc = 0;
 out:
 	timers_dump_free(NULL, &td);
-	free(t);
+	rtable_free(&t);
 	return rc;
 }
 
@@ -171,6 +198,10 @@ static int write_pstree(struct dump_proc *p)
 	pe.sid = p->stat.sid;
 	pe.n_tids = p->nr_threads;
 	pe.tids = (uint32_t *)p->tids;
+	if (p->group_stop) {
+		pe.has_stop_signal = 1;
+		pe.stop_signal = p->group_stop;
+	}
 	tree.n_procs = 1;
 	tree.procs = pes;
 	return img_write_msg(&p->ctx->dir, "pstree.img", IMAGE_KIND__IMG_PSTREE, &tree.base);
@@ -217,6 +248,8 @@ static void dump_proc_free(struct dump_proc *p)
 	}
 	free(p->thread_ptrs);
 	free(p->tids);
+	free(p->rts);
+	free(p->vdso_img);
 }
 
 static void dump_ctx_free(struct dump_ctx *ctx)
@@ -237,85 +270,143 @@ static void dump_ctx_free(struct dump_ctx *ctx)
 		vdso_info_free(ctx->vdso);
 }
 
+/* The vDSO's bytes as the process has them, before cryo writes its program there. */
+static int read_vdso_image(struct dump_proc *p)
+{
+	if (!vdso_find_layout(&p->vmas, &p->vdso_layout))
+		return 0;
+	if (p->vdso_layout.vdso_size > VDSO_MAX_SIZE)
+		return cr_err("process %d: vDSO too large", p->pid);
+	p->vdso_img = malloc(p->vdso_layout.vdso_size);
+	if (!p->vdso_img)
+		return cr_err("out of memory");
+	return mem_read_vm(p->pid, p->vdso_layout.vdso_start, p->vdso_img,
+			   p->vdso_layout.vdso_size);
+}
+
+/* Each thread where it stays for the dump: out of the vDSO, out of a mask-swapping
+ * call, out of an rseq critical section; then its state. */
+static int place_threads(struct dump_proc *p)
+{
+	for (size_t i = 0; i < p->nr_threads; i++) {
+		struct rthread *t = &p->rts[i];
+
+		p->thread_ptrs[i] = &p->threads[i];
+		if ((p->vdso_img && thread_leave_vdso(p, t, p->vdso_img,
+						     p->vdso_layout.vdso_size,
+						     p->vdso_layout.vdso_start)) ||
+		    thread_settle(p, t) || thread_dump(p, t, &p->threads[i]))
+			return -1;
+	}
+	return 0;
+}
+
+/* The queries that need the process's own hands, then every byte cryo wrote put back
+ * before its memory is read. */
+static int query_all(struct dump_proc *p)
+{
+	int rc = -1;
+
+	if (borrow_find_data(&p->borrow, &p->vmas, p->rts, p->nr_threads, 0) || query_task(p))
+		goto out;
+	for (size_t i = 1; i < p->nr_threads; i++)
+		if (query_thread(p, i))
+			goto out;
+	rc = 0;
+out:
+	borrow_close(&p->borrow);
+	return rc;
+}
+
 /* Collect everything while the process is stopped. */
 static int collect(struct dump_proc *p)
 {
-	struct vdso_layout vdso;
-
 	p->threads = calloc(p->nr_threads, sizeof(*p->threads));
 	p->thread_ptrs = calloc(p->nr_threads, sizeof(*p->thread_ptrs));
 	if (!p->threads || !p->thread_ptrs)
 		return cr_err("out of memory");
 	core__init(&p->core);
-	if (read_proc_state(p) || process_dump_static(p) || mem_read_vmas(p))
+	if (read_proc_state(p) || process_dump_static(p) || mem_read_vmas(p) ||
+	    read_vdso_image(p) || borrow_open(&p->borrow, p->pid, &p->vmas))
 		return -1;
-	if (!vdso_find_layout(&p->vmas, &vdso))
-		memset(&vdso, 0, sizeof(vdso));
-	/* Registers first, before the remote control borrows any thread. */
-	for (size_t i = 0; i < p->nr_threads; i++) {
-		p->thread_ptrs[i] = &p->threads[i];
-		if ((vdso.vdso_size && thread_leave_vdso(p->tids[i], &p->vmas, vdso.vdso_start,
-							  vdso.vdso_start + vdso.vdso_size)) ||
-		    thread_settle(p->pid, p->tids[i]) ||
-		    thread_dump(p, p->tids[i], &p->threads[i]))
-			return -1;
-	}
-	if (remote_attach_scratch(&p->rmt, p->pid, RT_SCRATCH_SIZE) || query_task(p))
+	if (place_threads(p) || query_all(p))
 		return -1;
-	for (size_t i = 1; i < p->nr_threads; i++)
-		if (query_thread(p, i))
-			return -1;
 	/* Files first: a refusal there must not wait for the memory work. */
 	if (files_dump_fds(p) || mem_dump(p))
 		return -1;
 	return 0;
 }
 
-/* Before the kill: the kernel would walk each thread's robust list and mark held
- * robust mutexes OWNER_DIED, and clear and wake each clear_child_tid word. In memory
- * that outlives the process (a shared file, /dev/shm) that would reach the restored
- * program; so each thread first unregisters both. */
-static int detach_futex_lists(struct dump_proc *p)
+/* Before the kill: the kernel would mark held robust mutexes OWNER_DIED and clear and
+ * wake each clear_child_tid word. Where that memory outlives the process, each such
+ * thread is parked between unregistering both and registering them again: a dead
+ * cryo lets it register again and go home; a living one kills it there. */
+static int park_for_kill(struct dump_proc *p)
 {
-	for (size_t i = 0; i < p->nr_threads; i++) {
-		struct remote r, *use = &p->rmt;
-		int64_t ret;
+	bool open = false;
+	int rc = 0;
 
-		if (i) {
-			if (remote_borrow(&r, p->tids[i], &p->rmt))
-				return -1;
-			use = &r;
-		}
-		if (remote_syscall(use, __NR_set_robust_list, 0, 24, 0, 0, 0, 0, &ret) || ret ||
-		    remote_syscall(use, __NR_set_tid_address, 0, 0, 0, 0, 0, 0, &ret))
+	for (size_t i = 0; i < p->nr_threads && !rc; i++) {
+		const ThreadState *ts = &p->threads[i];
+		struct rtable t;
+
+		if (!thread_futexes_outlive(p, ts))
+			continue;
+		if (!open && (borrow_open(&p->borrow, p->pid, &p->vmas) ||
+			      borrow_find_data(&p->borrow, &p->vmas, p->rts, p->nr_threads, 0)))
 			return cr_err("thread %d: cannot detach its robust futex list before the "
-				      "kill", p->tids[i]);
+				      "kill: %s", p->tids[i], cr_last_error());
+		open = true;
+		rtable_init(&t, &p->borrow);
+		rtable_add(&t, 0, __NR_set_robust_list, 0, 24, 0, 0, 0, 0);
+		rtable_add(&t, 0, __NR_set_tid_address, 0, 0, 0, 0, 0, 0);
+		rtable_add_after(&t, __NR_set_robust_list, ts->robust_list,
+				 ts->has_robust_list_len ? ts->robust_list_len : 24, 0);
+		rtable_add_after(&t, __NR_set_tid_address, ts->clear_child_tid, 0, 0);
+		rc = rtable_run_parked(&t, &p->rts[i]);
+		rtable_free(&t);
 	}
+	return rc;
+}
+
+/* Let parked threads go home by themselves. */
+static void unpark(struct dump_proc *p)
+{
+	for (size_t i = 0; i < p->nr_threads; i++)
+		if (p->rts[i].parked)
+			borrow_rescue(&p->borrow, &p->rts[i]);
+}
+
+static int finish(struct dump_proc *p, bool kill_it)
+{
+	if (!kill_it) {
+		unpark(p);
+		release_threads(p);
+		return 0;
+	}
+	/* Killed while held: no instant exists where a dead cryo would leave it stopped
+	 * or without its futex lists. */
+	if (kill(p->pid, SIGKILL))
+		return cr_perr("cannot kill process %d after the dump", p->pid);
 	return 0;
 }
 
-/* Killing: each thread is detached into a job-control stop (PTRACE_DETACH with
- * SIGSTOP stops it before it runs a single instruction), then the process is
- * killed. Detached first, cryo need not wait while the kernel frees the process's
- * memory; the real parent reaps it as before. */
-static int finish_task(struct dump_proc *p, bool kill_it)
+static int dump(struct dump_proc *p, const struct cryo_dump_opts *opts)
 {
-	int rc = 0;
+	struct dump_ctx *ctx = p->ctx;
+	bool gone;
 
-	if (kill_it && p->rmt.map_start && detach_futex_lists(p))
-		pr_warn("%s", cr_last_error());
-	if (p->rmt.tid && remote_release_scratch(&p->rmt))
-		rc = -1;
-	if (!kill_it) {
-		detach_threads(p);
-		return ptr_detach(p->pid, 0) ? -1 : rc;
-	}
-	for (size_t i = p->nr_threads; i-- > 0;)
-		if (ptrace(PTRACE_DETACH, p->tids[i], 0, (void *)SIGSTOP))
-			pr_debug("thread %d: detach: %s", p->tids[i], strerror(errno));
-	if (kill(p->pid, SIGKILL))
-		return cr_perr("cannot kill process %d after the dump", p->pid);
-	return rc;
+	pr_info("seizing process %d", p->pid);
+	if (ptr_seize(p->pid, true, &gone, &p->group_stop))
+		return -1;
+	p->seized = true;
+	if (seize_threads(p) || check_seccomp(p) || collect(p))
+		return -1;
+	if (!opts->leave_running && park_for_kill(p))
+		return -1;
+	pr_info("writing images to %s", opts->dir);
+	return write_process_images(p) || write_pstree(p) || files_write_image(ctx) ||
+	       mem_write_shmem_image(ctx) || write_inventory(ctx, p->pid) ? -1 : 0;
 }
 
 int cryo_dump(const struct cryo_dump_opts *opts)
@@ -323,7 +414,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	struct dump_ctx ctx;
 	struct dump_proc p;
 	sigset_t block, old;
-	bool seized = false;
+	uint64_t chld;
 	int rc = -1;
 
 	cr_err_reset();
@@ -334,6 +425,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	ctx.shell_job = opts->shell_job;
 	p.ctx = &ctx;
 	p.pid = opts->pid;
+	p.borrow.mem_fd = -1;
 	if (!opts->dir)
 		return cr_err("no image directory given (-D)");
 	if (process_dump_check(p.pid))
@@ -344,32 +436,21 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, &old);
-	if (img_dir_create(&ctx.dir, opts->dir))
-		goto out;
-	pr_info("seizing process %d", p.pid);
-	if (ptr_seize_stop(p.pid))
-		goto out;
-	seized = true;
-	if (seize_threads(&p))
-		goto out;
-	if (collect(&p))
-		goto out;
-	pr_info("writing images to %s", opts->dir);
-	if (write_process_images(&p) || write_pstree(&p) || files_write_image(&ctx) ||
-	    mem_write_shmem_image(&ctx) || write_inventory(&ctx, p.pid))
-		goto out;
-	rc = 0;
-out:
-	if (seized) {
-		if (finish_task(&p, rc == 0 && !opts->leave_running))
+	rmt_begin(&chld);
+	if (!img_dir_create(&ctx.dir, opts->dir))
+		rc = dump(&p, opts);
+	if (p.seized) {
+		if (finish(&p, rc == 0 && !opts->leave_running))
 			rc = -1;
 		pr_info(rc == 0 && !opts->leave_running ? "process %d killed" :
 			"process %d resumed", p.pid);
 	}
+	borrow_close(&p.borrow);
 	if (ctx.dir.dirfd >= 0)
 		img_dir_close(&ctx.dir, rc == 0);
 	dump_proc_free(&p);
 	dump_ctx_free(&ctx);
+	rmt_end(chld);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }

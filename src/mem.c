@@ -783,13 +783,11 @@ static int read_auxv(struct dump_proc *p)
 
 static int dump_mm_fields(struct dump_proc *p)
 {
-	int64_t brk;
+	uint64_t brk = p->brk;
 	char path[64];
 	struct stat st;
 	int fd;
 
-	if (remote_syscall(&p->rmt, __NR_brk, 0, 0, 0, 0, 0, 0, &brk))
-		return -1;
 	p->mm.start_code = p->stat.start_code;
 	p->mm.end_code = p->stat.end_code;
 	p->mm.start_data = p->stat.start_data;
@@ -843,7 +841,7 @@ static int read_vdso(struct dump_proc *p)
 	bytes = malloc(l.vdso_size);
 	if (!bytes)
 		return cr_err("out of memory");
-	if (remote_read(&p->rmt, l.vdso_start, bytes, l.vdso_size)) {
+	if (mem_read_vm(p->pid, l.vdso_start, bytes, l.vdso_size)) {
 		free(bytes);
 		return -1;
 	}
@@ -1048,20 +1046,6 @@ int mem_restore_prepare(struct restore_proc *rp)
 	return rp->page_fd < 0 ? -1 : 0;
 }
 
-void mem_plan_estimate(const Core *core, const PageMap *pm, size_t *calls, size_t *data)
-{
-	size_t guards = 0, names = 0;
-
-	for (size_t i = 0; i < core->mm->n_vmas; i++) {
-		guards += core->mm->vmas[i]->n_guards;
-		if (core->mm->vmas[i]->anon_name)
-			names += strlen(core->mm->vmas[i]->anon_name) + 32;
-	}
-	*calls = core->mm->n_vmas * 16 + pm->n_runs + guards + 64;
-	*data = (pm->n_runs + 64) * sizeof(struct iovec) * 2 + names +
-		core->mm->n_auxv * 8 + 4096;
-}
-
 static uint32_t vma_map_flags(const Vma *v)
 {
 	uint32_t f = MAP_FIXED;
@@ -1160,30 +1144,42 @@ static int plan_maps(struct restore_proc *rp, struct plan *p, const bool *has_pa
 	return 0;
 }
 
+static void note_read(struct restore_proc *rp, struct plan *p, uint64_t bytes)
+{
+	if (p->counting) {
+		rp->nr_reads++;
+		return;
+	}
+	if (rp->nr_reads >= rp->max_reads) {
+		p->overflow = 1;
+		return;
+	}
+	rp->reads[rp->nr_reads].call = p->nr_calls;
+	rp->reads[rp->nr_reads].bytes = bytes;
+	rp->nr_reads++;
+}
+
 /* preadv calls that fill every run from the page file, in file order. */
 static void plan_reads(struct restore_proc *rp, struct plan *p)
 {
+	static struct iovec iov[MAX_IOV];
 	const PageMap *pm = rp->pm;
 	uint64_t off = 0;
 	size_t i = 0;
 
 	while (i < pm->n_runs) {
-		struct iovec *iov = (struct iovec *)CR_ALIGN_UP(p->data, 16);
-		uint64_t start_off = off, bytes = 0;
+		uint64_t start_off = off, bytes = 0, at;
 		int n = 0;
 
 		/* Split runs larger than one call may read. */
 		while (i < pm->n_runs && n < MAX_IOV && bytes < MAX_PREADV) {
 			const PageRun *r = pm->runs[i];
 			uint64_t len = r->nr_pages * CR_PAGE_SIZE - rp->run_done;
-			struct iovec one;
 
 			if (len > MAX_PREADV - bytes)
 				len = MAX_PREADV - bytes;
-			one.iov_base = (void *)(r->vaddr + rp->run_done);
-			one.iov_len = len;
-			if (!plan_data(p, &one, sizeof(one)))
-				return;
+			iov[n].iov_base = (void *)(r->vaddr + rp->run_done);
+			iov[n].iov_len = len;
 			bytes += len;
 			off += len;
 			n++;
@@ -1193,6 +1189,9 @@ static void plan_reads(struct restore_proc *rp, struct plan *p)
 				i++;
 			}
 		}
+		at = plan_data(p, iov, n * sizeof(struct iovec));
+		if (!at)
+			return;
 		/* Populating the big runs in one go first spares preadv a page fault
 		 * per page (older kernels without it just fault). */
 		for (int k = 0; k < n; k++)
@@ -1200,15 +1199,9 @@ static void plan_reads(struct restore_proc *rp, struct plan *p)
 				plan_call(p, "populating memory", PLAN_MAY_FAIL, __NR_madvise,
 					  (uint64_t)iov[k].iov_base, iov[k].iov_len,
 					  CR_MADV_POPULATE_WRITE, 0, 0, 0);
-		if (rp->nr_reads < rp->max_reads) {
-			rp->reads[rp->nr_reads].call = p->nr_calls;
-			rp->reads[rp->nr_reads].bytes = bytes;
-			rp->nr_reads++;
-		} else {
-			p->overflow = 1;
-		}
+		note_read(rp, p, bytes);
 		plan_call(p, "reading pages from the image", 0, __NR_preadv, rp->page_fd,
-			  (uint64_t)iov, n, start_off, 0, 0);
+			  at, n, start_off, 0, 0);
 	}
 }
 

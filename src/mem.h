@@ -22,8 +22,6 @@ int mem_plan(struct restore_proc *rp, struct plan *p);
 int mem_plan_mm(struct restore_proc *rp, struct plan *p);
 /* Check the results of the page reads after the plan ran. */
 int mem_check_reads(struct restore_proc *rp, const struct plan_call *done);
-/* Upper bounds for plan sizing. */
-void mem_plan_estimate(const Core *core, const PageMap *pm, size_t *calls, size_t *data);
 
 /* Pure helpers (unit-tested). */
 /* Does an smaps VMA need its pages saved, and how is it restored? Fills kind. Returns

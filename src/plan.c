@@ -1,5 +1,6 @@
-/* The restore plan region: executor blob, system call table and data, built in cryo's
- * own memory at the address the new task will see it at. */
+/* The restore plan region: the restore runner, system call tables and data, built in
+ * cryo's own memory at the address the new task will see it at, after a counting
+ * pass over the same code has sized it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,17 +10,25 @@
 #include "plan.h"
 #include "sys.h"
 
-#define BLOB_AREA CR_PAGE_SIZE
+#define RUNNER_AREA CR_PAGE_SIZE
+#define RUNNER_LEN CR_OFF(cr_run_end, cr_run_start)
 
-size_t plan_region_size(size_t calls, size_t data_bytes)
+void plan_count(struct plan *p)
 {
-	return BLOB_AREA + CR_ALIGN_UP((calls + 1) * sizeof(struct plan_call), CR_PAGE_SIZE) +
-	       CR_ALIGN_UP(data_bytes, CR_PAGE_SIZE);
+	memset(p, 0, sizeof(*p));
+	p->counting = true;
 }
 
-int plan_init(struct plan *p, uint64_t addr, size_t calls, size_t data_bytes)
+size_t plan_region_size(const struct plan *c)
 {
-	size_t size = plan_region_size(calls, data_bytes);
+	return RUNNER_AREA + CR_ALIGN_UP((c->nr_calls + 1) * sizeof(struct plan_call),
+					 CR_PAGE_SIZE) +
+	       CR_ALIGN_UP(c->data_bytes + 16, CR_PAGE_SIZE);
+}
+
+int plan_init(struct plan *p, uint64_t addr, const struct plan *c)
+{
+	size_t size = plan_region_size(c), calls = c->nr_calls + 1;
 	void *m;
 
 	memset(p, 0, sizeof(*p));
@@ -38,11 +47,10 @@ int plan_init(struct plan *p, uint64_t addr, size_t calls, size_t data_bytes)
 	}
 	p->base = addr;
 	p->size = size;
-	memcpy(m, cr_blob_start, CR_BLOB_SIZE);
-	p->calls = (struct plan_call *)(addr + BLOB_AREA);
+	memcpy(m, cr_run_start, RUNNER_LEN);
+	p->calls = (struct plan_call *)(addr + RUNNER_AREA);
 	p->max_calls = calls;
-	p->data = addr + BLOB_AREA + CR_ALIGN_UP((calls + 1) * sizeof(struct plan_call),
-						 CR_PAGE_SIZE);
+	p->data = addr + RUNNER_AREA + CR_ALIGN_UP(calls * sizeof(struct plan_call), CR_PAGE_SIZE);
 	p->data_end = addr + size;
 	return 0;
 }
@@ -52,6 +60,7 @@ void plan_free(struct plan *p)
 	if (p->base)
 		munmap((void *)p->base, p->size);
 	free(p->labels);
+	free(p->scratch);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -60,6 +69,10 @@ void plan_call(struct plan *p, const char *label, uint32_t flags, long nr, uint6
 {
 	struct plan_call *c;
 
+	if (p->counting) {
+		p->nr_calls++;
+		return;
+	}
 	if (p->nr_calls >= p->max_calls) {
 		p->overflow = 1;
 		return;
@@ -69,10 +82,28 @@ void plan_call(struct plan *p, const char *label, uint32_t flags, long nr, uint6
 	p->labels[p->nr_calls++] = label;
 }
 
+static uint64_t count_data(struct plan *p, size_t len)
+{
+	p->data_bytes = CR_ALIGN_UP(p->data_bytes, 16) + len;
+	if (len > p->scratch_len) {
+		uint8_t *n = realloc(p->scratch, len);
+
+		if (!n) {
+			p->overflow = 1;
+			return 0;
+		}
+		p->scratch = n;
+		p->scratch_len = len;
+	}
+	return (uint64_t)p->scratch;
+}
+
 uint64_t plan_data(struct plan *p, const void *buf, size_t len)
 {
 	uint64_t at = CR_ALIGN_UP(p->data, 16);
 
+	if (p->counting)
+		return count_data(p, len);
 	if (len > p->data_end - at) {
 		p->overflow = 1;
 		return 0;
@@ -87,6 +118,10 @@ uint64_t plan_data(struct plan *p, const void *buf, size_t len)
 
 static void plan_end_marker(struct plan *p)
 {
+	if (p->counting) {
+		p->nr_calls++;
+		return;
+	}
 	if (p->nr_calls >= p->max_calls) {
 		p->overflow = 1;
 		return;
@@ -100,13 +135,24 @@ uint64_t plan_new_table(struct plan *p)
 {
 	plan_end_marker(p);
 	p->table_start = p->nr_calls;
-	return (uint64_t)&p->calls[p->nr_calls];
+	return p->counting ? 0 : (uint64_t)&p->calls[p->nr_calls];
+}
+
+uint64_t plan_stop_block(struct plan *p, pid_t tgid, pid_t tid, int sig)
+{
+	struct run_stop st = {
+		.mask = ~(1ULL << (sig - 1)), .tgid = tgid, .tid = tid, .sig = sig,
+	};
+
+	return plan_data(p, &st, sizeof(st));
 }
 
 int plan_seal(struct plan *p)
 {
 	if (p->overflow)
 		return cr_err("internal error: the restore plan overflowed its region");
+	if (p->counting)
+		return 0;
 	memset(&p->calls[p->nr_calls], 0, sizeof(struct plan_call));
 	p->calls[p->nr_calls].nr = PLAN_END;
 	return 0;
@@ -119,10 +165,10 @@ uint64_t plan_table(const struct plan *p)
 
 uint64_t plan_stub(const struct plan *p)
 {
-	return p->base + CR_BLOB_STUB_OFF;
+	return p->base + CR_OFF(cr_run_stub, cr_run_start);
 }
 
-uint64_t plan_blob(const struct plan *p)
+uint64_t plan_runner(const struct plan *p)
 {
-	return p->base;
+	return p->base + CR_OFF(cr_run_table, cr_run_start);
 }

@@ -1,13 +1,15 @@
 /* The restore plan: a region mapped at an address free in both cryo's and the
- * restored process's layout, holding the executor blob, a table of system calls and
- * their data. The new task inherits it at clone time and runs it in one go. */
+ * restored process's layout, holding the restore runner, tables of system calls and
+ * their data. The new task inherits it at clone time and runs it in one go. A plan is
+ * built twice: once counting, which sizes the region, then for real. */
 #ifndef CRYO_PLAN_H
 #define CRYO_PLAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ptrace.h"
+#include "remote.h"
 
 struct plan {
 	uint64_t base;			/* region address (same in cryo and the task) */
@@ -19,26 +21,37 @@ struct plan {
 	size_t table_start;		/* index of the current table's first call */
 	const char **labels;		/* what each call does, for error messages */
 	int overflow;
+	/* Counting: nothing is stored, only sizes are added up. */
+	bool counting;
+	size_t data_bytes;
+	uint8_t *scratch;		/* what counting plan_data hands out */
+	size_t scratch_len;
 };
 
-/* Map a plan region of `calls` entries and `data_bytes` of data at `addr`. */
-int plan_init(struct plan *p, uint64_t addr, size_t calls, size_t data_bytes);
+/* Start a counting pass. */
+void plan_count(struct plan *p);
+/* Map a plan region sized by a counting pass `c` at `addr`. */
+int plan_init(struct plan *p, uint64_t addr, const struct plan *c);
 void plan_free(struct plan *p);
-/* Total size a plan of this many calls and data bytes needs. */
-size_t plan_region_size(size_t calls, size_t data_bytes);
+/* Total size of the region a counting pass asks for. */
+size_t plan_region_size(const struct plan *c);
 
 /* Append a call; `label` (static or plan-lifetime string) names it in errors. */
 void plan_call(struct plan *p, const char *label, uint32_t flags, long nr, uint64_t a1,
 	       uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6);
-/* Copy data into the region; returns its address there (0 on overflow). */
+/* Copy data into the region (zeroed if buf is NULL); returns its address there, 0 on
+ * overflow. While counting, the address is of scratch memory the caller may fill. */
 uint64_t plan_data(struct plan *p, const void *buf, size_t len);
 /* End the current table and start another one (for another thread); returns the
  * new table's address. */
 uint64_t plan_new_table(struct plan *p);
+/* A stop block for a table run by the restore runner (struct run_stop). */
+uint64_t plan_stop_block(struct plan *p, pid_t tgid, pid_t tid, int sig);
 /* Finish the table; -1 if anything overflowed. */
 int plan_seal(struct plan *p);
 uint64_t plan_table(const struct plan *p);
+/* The restore runner's `syscall` instruction, and its table entry point. */
 uint64_t plan_stub(const struct plan *p);
-uint64_t plan_blob(const struct plan *p);
+uint64_t plan_runner(const struct plan *p);
 
 #endif

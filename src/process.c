@@ -225,21 +225,23 @@ int process_dump_static(struct dump_proc *p)
 
 enum {
 	S_DUMPABLE, S_PDEATH, S_PDEATH_BUF, S_SUBREAPER, S_SUBREAPER_BUF, S_THP, S_SLACK,
-	S_NAME, S_NAME_BUF, S_SECBITS, S_ITIMER_BUF, S_ITIMER0, S_RLIMIT_BUF = S_ITIMER0 + 3,
+	S_NAME, S_NAME_BUF, S_SECBITS, S_BRK, S_ITIMER_BUF, S_ITIMER0,
+	S_RLIMIT_BUF = S_ITIMER0 + 3,
 };
 
-void process_dump_queue(struct dump_proc *p, struct rtable *t, int *slots)
+void process_dump_queue(struct dump_proc *p, struct rtable *t, uint64_t *slots)
 {
 	uint64_t pd = rtable_buf(t, 4), sr = rtable_buf(t, 4), name = rtable_buf(t, 16);
 	uint64_t it = rtable_buf(t, 3 * sizeof(struct itimerval));
 	uint64_t rl = rtable_buf(t, RLIM_NLIMITS * sizeof(struct rlimit64));
 
 	(void)p;
-	slots[S_RLIMIT_BUF] = rl - t->r->scratch;
-	slots[S_PDEATH_BUF] = pd - t->r->scratch;
-	slots[S_SUBREAPER_BUF] = sr - t->r->scratch;
-	slots[S_NAME_BUF] = name - t->r->scratch;
-	slots[S_ITIMER_BUF] = it - t->r->scratch;
+	slots[S_RLIMIT_BUF] = rl;
+	slots[S_PDEATH_BUF] = pd;
+	slots[S_SUBREAPER_BUF] = sr;
+	slots[S_NAME_BUF] = name;
+	slots[S_ITIMER_BUF] = it;
+	slots[S_BRK] = rtable_add(t, 0, __NR_brk, 0, 0, 0, 0, 0, 0);
 	slots[S_DUMPABLE] = rtable_add(t, 0, __NR_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0, 0);
 	slots[S_PDEATH] = rtable_add(t, 0, __NR_prctl, PR_GET_PDEATHSIG, pd, 0, 0, 0, 0);
 	slots[S_SUBREAPER] = rtable_add(t, 0, __NR_prctl, PR_GET_CHILD_SUBREAPER, sr, 0, 0, 0, 0);
@@ -259,11 +261,11 @@ static uint64_t tv_ns(const struct timeval *tv)
 	return (uint64_t)tv->tv_sec * 1000000000ULL + (uint64_t)tv->tv_usec * 1000;
 }
 
-int process_dump_collect(struct dump_proc *p, struct rtable *t, const int *slots)
+int process_dump_collect(struct dump_proc *p, struct rtable *t, const uint64_t *slots)
 {
-	const struct itimerval *it = rtable_local(t, t->r->scratch + slots[S_ITIMER_BUF]);
+	const struct itimerval *it = rtable_local(t, slots[S_ITIMER_BUF]);
 	ItimerState *items = calloc(3, sizeof(*items));
-	const char *name = rtable_local(t, t->r->scratch + slots[S_NAME_BUF]);
+	const char *name = rtable_local(t, slots[S_NAME_BUF]);
 	size_t n = 0;
 
 	p->core.itimers = calloc(3, sizeof(*p->core.itimers));
@@ -271,20 +273,21 @@ int process_dump_collect(struct dump_proc *p, struct rtable *t, const int *slots
 		free(items);
 		return cr_err("out of memory");
 	}
-	if (collect_rlimits(p, rtable_local(t, t->r->scratch + slots[S_RLIMIT_BUF]))) {
+	if (collect_rlimits(p, rtable_local(t, slots[S_RLIMIT_BUF]))) {
 		free(items);
 		return -1;
 	}
 	p->core.has_dumpable = 1;
 	p->core.dumpable = rtable_result(t, slots[S_DUMPABLE]);
 	p->core.has_pdeathsig = 1;
-	p->core.pdeathsig = *(const int *)rtable_local(t, t->r->scratch + slots[S_PDEATH_BUF]);
+	p->core.pdeathsig = *(const int *)rtable_local(t, slots[S_PDEATH_BUF]);
 	p->core.has_child_subreaper = 1;
-	p->core.child_subreaper = *(const int *)rtable_local(t, t->r->scratch + slots[S_SUBREAPER_BUF]);
+	p->core.child_subreaper = *(const int *)rtable_local(t, slots[S_SUBREAPER_BUF]);
 	p->core.has_thp_disable = 1;
 	p->core.thp_disable = rtable_result(t, slots[S_THP]);
 	p->core.has_timerslack_ns = 1;
 	p->core.timerslack_ns = rtable_result(t, slots[S_SLACK]);
+	p->brk = rtable_result(t, slots[S_BRK]);
 	p->core.name = strndup(name, 16);
 	if (!p->core.name)
 		return cr_err("out of memory");
@@ -483,8 +486,9 @@ int process_plan_final(struct restore_proc *rp, struct plan *p)
 	plan_rlimits(rp, p);
 	if (process_plan_creds(rp, p))
 		return -1;
-	if (c->has_pdeathsig && c->pdeathsig)
-		plan_call(p, "PR_SET_PDEATHSIG", 0, __NR_prctl, PR_SET_PDEATHSIG, c->pdeathsig, 0, 0, 0, 0);
+	/* Always: the task was made with SIGKILL, to die with cryo until released. */
+	plan_call(p, "PR_SET_PDEATHSIG", 0, __NR_prctl, PR_SET_PDEATHSIG,
+		  c->has_pdeathsig ? c->pdeathsig : 0, 0, 0, 0, 0);
 	return 0;
 }
 

@@ -9,8 +9,8 @@
 int process_dump_check(pid_t pid);
 /* After seizing: state read from /proc and prlimit. */
 int process_dump_static(struct dump_proc *p);
-void process_dump_queue(struct dump_proc *p, struct rtable *t, int *slots);
-int process_dump_collect(struct dump_proc *p, struct rtable *t, const int *slots);
+void process_dump_queue(struct dump_proc *p, struct rtable *t, uint64_t *slots);
+int process_dump_collect(struct dump_proc *p, struct rtable *t, const uint64_t *slots);
 void process_dump_free(struct dump_proc *p);
 #define PROCESS_SLOTS 16
 

@@ -133,6 +133,36 @@ enum restart_action restart_decide(const struct user_regs_struct *regs,
 	return RESTART_NONE;
 }
 
+int restart_live_variants(const struct user_regs_struct *h, struct user_regs_struct *restart,
+			  struct user_regs_struct *eintr)
+{
+	long ret = (long)h->rax;
+	int kind = 0;
+
+	*restart = *h;
+	*eintr = *h;
+	restart->orig_rax = eintr->orig_rax = (unsigned long long)-1;
+	eintr->rax = (unsigned long long)-EINTR;
+	if ((long)h->orig_rax < 0)
+		return 0;
+	switch (ret) {
+	case -CR_ERESTARTSYS:
+		kind = 1;
+		break;
+	case -CR_ERESTARTNOHAND:
+	case -CR_ERESTART_RESTARTBLOCK:
+		kind = 2;
+		break;
+	case -CR_ERESTARTNOINTR:
+		break;
+	default:
+		return 0;
+	}
+	restart->rax = ret == -CR_ERESTART_RESTARTBLOCK ? __NR_restart_syscall : h->orig_rax;
+	restart->rip -= 2;
+	return kind;
+}
+
 const char *restart_action_name(enum restart_action a)
 {
 	switch (a) {

@@ -36,6 +36,14 @@ const char *restart_action_name(enum restart_action a);
  * the call, in the image and in the live thread. `signal_pending` says whether a
  * signal the thread handles is pending: then the EINTR is real. Pure. */
 bool restart_eintr_from_freeze(const struct user_regs_struct *in, bool signal_pending);
+/* How a live thread stopped with registers `h` goes on once released, written as two
+ * plain register sets for code that cannot use the kernel's restart logic: `restart`
+ * re-executes an interrupted call (rip back on the syscall instruction), `eintr`
+ * returns -EINTR from it. Returns 0 if only `restart` applies (no call interrupted,
+ * or one that always restarts), 1 for -ERESTARTSYS (EINTR when a handler without
+ * SA_RESTART runs), 2 when any handler makes it EINTR. Pure. */
+int restart_live_variants(const struct user_regs_struct *h, struct user_regs_struct *restart,
+			  struct user_regs_struct *eintr);
 /* System calls that run with a temporary signal mask. */
 bool restart_swaps_sigmask(long nr);
 

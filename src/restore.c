@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -345,6 +346,7 @@ static int plan_vdso_proxy(struct restore_ctx *ctx, struct restore_proc *rp, str
 		plan_move_block(p, &rt->layout, (int64_t)(pl->new_vdso - rt->layout.vdso_start));
 		cur_vdso = pl->new_vdso;
 	}
+	free(rp->proxy);
 	rp->proxy = malloc(vi->image.len);
 	if (!rp->proxy)
 		return cr_err("out of memory");
@@ -370,15 +372,16 @@ static int plan_vdso_proxy(struct restore_ctx *ctx, struct restore_proc *rp, str
 	return 0;
 }
 
+/* Every table of the plan; run twice, counting then for real, so size and content
+ * can never disagree. */
 static int build_plan(struct restore_ctx *ctx, struct restore_proc *rp,
-		      const struct plan_layout *pl, uint64_t base, size_t calls, size_t data)
+		      const struct plan_layout *pl, struct plan *p)
 {
-	struct plan *p = &rp->plan;
 	const ThreadState *ts = rp->core->threads[0];
 	uint64_t ks = 0, ke = 0;
 
-	if (plan_init(p, base, calls, data))
-		return -1;
+	rp->nr_reads = 0;
+	rp->run_done = 0;
 	if (pl->has_vdso && ctx->rt_vdso.present)
 		vdso_block(&ctx->rt_vdso.layout, &ks, &ke);
 	plan_clear_address_space(p, ks, ke);
@@ -399,59 +402,108 @@ static int build_plan(struct restore_ctx *ctx, struct restore_proc *rp,
 		return -1;
 	files_plan_close_inherited(ctx, p);
 	rp->thread_tables[0] = plan_table(p);
+	rp->thread_stops[0] = plan_stop_block(p, rp->pid, rp->pid, rp->stop_sig);
 	for (size_t i = 1; i < rp->nr_threads; i++) {
+		pid_t tid = rp->core->threads[i]->tid;
+
 		rp->thread_tables[i] = plan_new_table(p);
+		rp->thread_stops[i] = plan_stop_block(p, rp->pid, tid, rp->stop_sig);
 		if (thread_plan(rp, p, rp->core->threads[i]) || process_plan_creds(rp, p))
 			return -1;
 	}
 	return plan_seal(p);
 }
 
+/* Signals pending anywhere in the image: the stop signal must be none of them. */
+static uint64_t image_pending(const Core *c)
+{
+	uint64_t m = 0;
+
+	for (size_t i = 0; i < c->n_shared_pending; i++)
+		if (c->shared_pending[i]->signo >= 1 && c->shared_pending[i]->signo <= 64)
+			m |= 1ULL << (c->shared_pending[i]->signo - 1);
+	for (size_t t = 0; t < c->n_threads; t++)
+		for (size_t i = 0; i < c->threads[t]->n_pending; i++) {
+			uint32_t s = c->threads[t]->pending[i]->signo;
+
+			if (s >= 1 && s <= 64)
+				m |= 1ULL << (s - 1);
+		}
+	return m;
+}
+
+static int choose_layout(struct restore_ctx *ctx, struct plan_layout *pl)
+{
+	const char *why;
+
+	memset(pl, 0, sizeof(*pl));
+	if (!ctx->inv->vdso)
+		return 0;
+	if (vdso_layout_from_image(ctx->inv->vdso, &pl->dst))
+		return -1;
+	why = vdso_differs(ctx->inv->vdso, &ctx->rt_vdso);
+	if (why && ctx->vdso_mode == CRYO_VDSO_REMAP)
+		return cr_err("--vdso=remap: the vDSO of this kernel cannot stand in for the "
+			      "dumped one (kernel %s): %s", ctx->inv->kernel_release, why);
+	pl->proxy = why || ctx->vdso_mode == CRYO_VDSO_PROXY;
+	pl->has_vdso = true;
+	pr_info("vDSO: %s%s%s", pl->proxy ? "proxy" : "remap", why ? ", because " : "",
+		why ? why : "");
+	return 0;
+}
+
+/* Where the running vDSO goes: near the old one for a proxy, anywhere for a move. */
+static int place_vdso(struct restore_ctx *ctx, struct plan_layout *pl, struct ranges *busy,
+		      uint64_t base, size_t size)
+{
+	uint64_t bs, be;
+
+	if (!pl->has_vdso || !ctx->rt_vdso.present)
+		return 0;
+	vdso_block(&ctx->rt_vdso.layout, &bs, &be);
+	if (ranges_add(busy, base, base + size))
+		return -1;
+	if (pl->proxy)
+		pl->new_vdso = find_gap_near(busy, be - bs, pl->dst.vdso_start);
+	else
+		pl->temp = find_gap(busy, be - bs);
+	if (pl->proxy && pl->new_vdso)
+		pl->new_vdso += ctx->rt_vdso.layout.vdso_start - bs;
+	if (!(pl->proxy ? pl->new_vdso : pl->temp))
+		return cr_err("no room to move the vDSO");
+	return 0;
+}
+
 static int prepare_plan(struct restore_ctx *ctx, struct restore_proc *rp)
 {
 	struct ranges busy = { 0 };
 	struct plan_layout pl;
-	size_t calls, data, size;
-	uint64_t base, bs, be;
+	struct plan count;
+	size_t size;
+	uint64_t base;
 	int rc = -1;
 
-	memset(&pl, 0, sizeof(pl));
-	if (ctx->inv->vdso) {
-		const char *why;
-
-		if (vdso_layout_from_image(ctx->inv->vdso, &pl.dst))
-			return -1;
-		why = vdso_differs(ctx->inv->vdso, &ctx->rt_vdso);
-		if (why && ctx->vdso_mode == CRYO_VDSO_REMAP)
-			return cr_err("--vdso=remap: the vDSO of this kernel cannot stand in for the "
-				      "dumped one (kernel %s): %s", ctx->inv->kernel_release, why);
-		pl.proxy = why || ctx->vdso_mode == CRYO_VDSO_PROXY;
-		pl.has_vdso = true;
-		pr_info("vDSO: %s%s%s", pl.proxy ? "proxy" : "remap", why ? ", because " : "",
-			why ? why : "");
-	}
-	mem_plan_estimate(rp->core, rp->pm, &calls, &data);
-	calls += 256 + rp->core->n_sigactions + rp->core->n_fds + rp->core->n_shared_pending;
-	data += 64 * 1024 + rp->core->n_sigactions * 32 + rp->core->n_shared_pending * 144;
-	calls += rp->core->n_posix_timers * 2 + 2;
-	data += rp->core->n_posix_timers * 128;
-	for (size_t i = 0; i < rp->nr_threads; i++) {
-		size_t pending = rp->core->threads[i]->n_pending;
-
-		calls += 160 + pending;
-		data += 512 + pending * 144;
-	}
 	rp->thread_tables = calloc(rp->nr_threads, sizeof(uint64_t));
+	rp->thread_stops = calloc(rp->nr_threads, sizeof(uint64_t));
 	rp->thread_created = calloc(rp->nr_threads, sizeof(bool));
-	if (!rp->thread_tables || !rp->thread_created)
+	rp->stop_sig = exec_pick_stop_signal(image_pending(rp->core));
+	if (!rp->thread_tables || !rp->thread_stops || !rp->thread_created)
 		return cr_err("out of memory");
-	if (rp->core->creds)
-		data += rp->core->creds->n_groups * 4;
-	size = plan_region_size(calls, data);
-	rp->max_reads = rp->pm->n_runs + rp->page_bytes / (1ULL << 30) + 2;
-	rp->reads = calloc(rp->max_reads, sizeof(*rp->reads));
-	if (!rp->reads)
-		return cr_err("out of memory");
+	if (!rp->stop_sig)
+		return cr_err("image: every signal is pending; cryo has none left to stop with");
+	if (choose_layout(ctx, &pl))
+		return -1;
+	plan_count(&count);
+	rp->max_reads = 0;
+	if (build_plan(ctx, rp, &pl, &count))
+		goto out;
+	size = plan_region_size(&count);
+	rp->max_reads = rp->nr_reads;
+	rp->reads = calloc(rp->max_reads + 1, sizeof(*rp->reads));
+	if (!rp->reads) {
+		cr_err("out of memory");
+		goto out;
+	}
 	if (busy_ranges(rp, pl.has_vdso ? &pl.dst : NULL, &busy))
 		goto out;
 	base = find_gap(&busy, size);
@@ -459,76 +511,182 @@ static int prepare_plan(struct restore_ctx *ctx, struct restore_proc *rp)
 		cr_err("no room for the restore plan in the address space");
 		goto out;
 	}
-	if (pl.has_vdso && ctx->rt_vdso.present) {
-		vdso_block(&ctx->rt_vdso.layout, &bs, &be);
-		if (ranges_add(&busy, base, base + size))
-			goto out;
-		if (pl.proxy)
-			pl.new_vdso = find_gap_near(&busy, be - bs, pl.dst.vdso_start);
-		else
-			pl.temp = find_gap(&busy, be - bs);
-		if (pl.proxy && pl.new_vdso)
-			pl.new_vdso += ctx->rt_vdso.layout.vdso_start - bs;
-		if (!(pl.proxy ? pl.new_vdso : pl.temp)) {
-			cr_err("no room to move the vDSO");
-			goto out;
-		}
-	}
-	pr_debug("plan at 0x%lx (%zu bytes, %zu calls max)", (unsigned long)base, size, calls);
-	rc = build_plan(ctx, rp, &pl, base, calls, data);
+	if (place_vdso(ctx, &pl, &busy, base, size))
+		goto out;
+	pr_debug("plan at 0x%lx (%zu bytes, %zu calls)", (unsigned long)base, size,
+		 count.nr_calls);
+	if (plan_init(&rp->plan, base, &count) || build_plan(ctx, rp, &pl, &rp->plan))
+		goto out;
+	rc = 0;
 out:
+	plan_free(&count);
 	free(busy.r);
 	return rc;
 }
 
 /* ---- verifying page data in parallel ---- */
 
+/* The verifier is a thread of cryo, so it holds a TID: one the image needs would make
+ * the restore fail. It says its TID first and waits for a go. */
 struct verifier {
 	struct restore_ctx *ctx;
 	struct restore_proc *rp;
 	pthread_t thread;
 	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pid_t tid;
+	int go;				/* 1 verify, -1 quit */
 	int rc;
-	char error[1024];
 };
 
 static void *verify_main(void *arg)
 {
 	struct verifier *v = arg;
 	const PageMap *pm = v->rp->pm;
-	int rc;
 
-	rc = img_verify_raw(&v->ctx->dir, pm->pages_file, v->rp->page_fd, v->rp->page_bytes,
-			    pm->chunk_size, pm->chunk_crc32c, pm->n_chunk_crc32c);
-	v->rc = rc;
+	pthread_mutex_lock(&v->lock);
+	v->tid = gettid();
+	pthread_cond_broadcast(&v->cond);
+	while (!v->go)
+		pthread_cond_wait(&v->cond, &v->lock);
+	pthread_mutex_unlock(&v->lock);
+	if (v->go < 0)
+		return NULL;
+	v->rc = img_verify_raw(&v->ctx->dir, pm->pages_file, v->rp->page_fd, v->rp->page_bytes,
+			       pm->chunk_size, pm->chunk_crc32c, pm->n_chunk_crc32c);
 	return NULL;
+}
+
+static bool tid_needed(const struct restore_proc *rp, pid_t tid)
+{
+	for (size_t i = 0; i < rp->nr_threads; i++)
+		if ((pid_t)rp->core->threads[i]->tid == tid)
+			return true;
+	return false;
+}
+
+static void verifier_tell(struct verifier *v, int go)
+{
+	pthread_mutex_lock(&v->lock);
+	v->go = go;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+static int start_verifier(struct verifier *v)
+{
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->cond, NULL);
+	for (int tries = 0; tries < 64; tries++) {
+		v->tid = 0;
+		v->go = 0;
+		if (pthread_create(&v->thread, NULL, verify_main, v))
+			return cr_err("cannot start the page verifier");
+		pthread_mutex_lock(&v->lock);
+		while (!v->tid)
+			pthread_cond_wait(&v->cond, &v->lock);
+		pthread_mutex_unlock(&v->lock);
+		if (!tid_needed(v->rp, v->tid)) {
+			v->started = true;
+			verifier_tell(v, 1);
+			return 0;
+		}
+		/* The kernel hands out the next free number: quit, try again. */
+		pr_debug("page verifier got TID %d, which the image needs", v->tid);
+		verifier_tell(v, -1);
+		pthread_join(v->thread, NULL);
+	}
+	return cr_err("cannot start the page verifier with a TID the image does not need");
 }
 
 /* ---- creating the process ---- */
 
-static void child_main(void)
+/* From the first instruction the new task dies with cryo: a dead cryo must not leave
+ * a stopped copy of itself holding the PID. */
+static void child_main(pid_t parent)
 {
 	uint64_t all = ~0ULL;
 
+	syscall(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (syscall(__NR_getppid) != parent)
+		syscall(__NR_exit_group, 127);
 	syscall(__NR_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
 	syscall(__NR_ptrace, PTRACE_TRACEME, 0, 0, 0);
 	syscall(__NR_kill, syscall(__NR_getpid), SIGSTOP);
 	syscall(__NR_exit_group, 127);
 }
 
-static int pid_taken_error(pid_t pid)
+static void holder_of(pid_t tid, char *comm, size_t len, pid_t *tgid, char *state)
 {
-	char path[64], comm[64] = "?";
-	FILE *f;
+	struct proc_status st;
+	char path[64];
+	size_t n;
+	char *txt;
 
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	f = fopen(path, "r");
-	if (f) {
-		if (fgets(comm, sizeof(comm), f))
-			comm[strcspn(comm, "\n")] = 0;
-		fclose(f);
+	snprintf(comm, len, "?");
+	*tgid = 0;
+	*state = '?';
+	snprintf(path, sizeof(path), "/proc/%d/comm", tid);
+	txt = proc_read_file(path, &n);
+	if (txt) {
+		snprintf(comm, len, "%.*s", (int)strcspn(txt, "\n"), txt);
+		free(txt);
 	}
-	return cr_err("cannot restore process %d: PID %d is in use by '%s'", pid, pid, comm);
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	txt = proc_read_file(path, &n);
+	if (txt && !proc_parse_status(txt, n, &st)) {
+		*tgid = st.tgid;
+		*state = st.state;
+	}
+	free(txt);
+	cr_err_reset();
+}
+
+static int id_taken_error(struct restore_proc *rp, pid_t id, bool thread)
+{
+	char comm[64], state;
+	pid_t tgid;
+
+	holder_of(id, comm, sizeof(comm), &tgid, &state);
+	if (thread)
+		return cr_err("cannot restore thread %d of process %d: TID %d is in use by '%s' "
+			      "(PID %d)", id, rp->pid, id, comm, tgid);
+	return cr_err("cannot restore process %d: PID %d is in use by '%s'", rp->pid, id, comm);
+}
+
+#define OLD_ZOMBIE_WAIT_MS 5000
+
+/* A PID or TID the image needs may still be held by the dumped process itself, dying
+ * or not yet reaped: wait for it, a few seconds at most. */
+static int wait_for_ids(struct restore_proc *rp)
+{
+	for (size_t i = 0; i < rp->nr_threads; i++) {
+		pid_t id = rp->core->threads[i]->tid;
+		struct timespec pause_ts = { 0, 2000000 };
+		bool said = false;
+
+		for (int waited = 0; waited < OLD_ZOMBIE_WAIT_MS / 2; waited++) {
+			char comm[64], state;
+			pid_t tgid;
+
+			if (kill(id, 0) && errno == ESRCH)
+				break;
+			holder_of(id, comm, sizeof(comm), &tgid, &state);
+			if (tgid != rp->pid || (state != 'Z' && state != 'X'))
+				return id_taken_error(rp, id, i > 0);
+			if (!said)
+				pr_info("waiting for the dumped process's %s %d to be reaped",
+					i ? "thread" : "zombie", id);
+			said = true;
+			nanosleep(&pause_ts, NULL);
+		}
+		if (!kill(id, 0))
+			return cr_err("cannot restore process %d: %s %d of the dumped process "
+				      "was not reaped within %d s", rp->pid, i ? "thread" : "PID",
+				      id, OLD_ZOMBIE_WAIT_MS / 1000);
+	}
+	return 0;
 }
 
 static int create_task(struct restore_proc *rp)
@@ -539,42 +697,43 @@ static int create_task(struct restore_proc *rp)
 		.set_tid = (uint64_t)&tid,
 		.set_tid_size = 1,
 	};
+	pid_t parent = getpid();
 	long pid;
 	int status;
 
 	pid = sys_clone3(&args);
 	if (pid == 0) {
-		child_main();
+		child_main(parent);
 		_exit(127);
 	}
 	if (pid < 0) {
 		if (errno == EEXIST)
-			return pid_taken_error(rp->pid);
+			return id_taken_error(rp, rp->pid, false);
 		return cr_perr("cannot create process %d (clone3 with set_tid)", rp->pid);
 	}
 	rp->created = true;
 	if (ptr_wait(rp->pid, &status))
 		return -1;
-	if (WSTOPSIG(status) != SIGSTOP)
-		return cr_err("new process %d stopped with signal %d", rp->pid, WSTOPSIG(status));
+	if (stop_kind(status) != STOP_SIGNAL || stop_signal(status) != SIGSTOP)
+		return cr_err("new process %d stopped with signal %d", rp->pid, stop_signal(status));
 	if (ptrace(PTRACE_SETOPTIONS, rp->pid, 0,
-		   (void *)(PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE)))
+		   (void *)(PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD)))
 		return cr_perr("cannot set ptrace options on %d", rp->pid);
 	return 0;
 }
 
 /* The new process inherited cryo's rseq registration; drop it before its memory goes. */
-static int drop_inherited_rseq(struct remote *r)
+static int drop_inherited_rseq(struct restore_proc *rp, const struct user_regs_struct *base)
 {
 	struct cr_rseq_configuration conf;
 	int64_t ret;
 
 	memset(&conf, 0, sizeof(conf));
-	if (ptrace(CR_PTRACE_GET_RSEQ_CONFIGURATION, r->tid, (void *)sizeof(conf), &conf) < 0 ||
+	if (ptrace(CR_PTRACE_GET_RSEQ_CONFIGURATION, rp->pid, (void *)sizeof(conf), &conf) < 0 ||
 	    !conf.rseq_abi_pointer)
 		return 0;
-	if (remote_syscall(r, __NR_rseq, conf.rseq_abi_pointer, conf.rseq_abi_size,
-			   RSEQ_FLAG_UNREGISTER, conf.signature, 0, 0, &ret))
+	if (exec_syscall(rp->pid, base, plan_stub(&rp->plan), __NR_rseq, conf.rseq_abi_pointer,
+			 conf.rseq_abi_size, RSEQ_FLAG_UNREGISTER, conf.signature, 0, 0, &ret))
 		return -1;
 	if (ret)
 		return cr_err("cannot unregister the inherited rseq area: %s", strerror(-ret));
@@ -589,12 +748,11 @@ static int thread_index(struct restore_proc *rp, pid_t tid)
 	return -1;
 }
 
-static int on_thread_created(struct remote *r, pid_t tid, void *arg)
+static int on_thread_created(pid_t tid, void *arg)
 {
 	struct restore_proc *rp = arg;
 	int i = thread_index(rp, tid);
 
-	(void)r;
 	if (i < 0)
 		return cr_err("process %d created an unexpected thread %d", rp->pid, tid);
 	rp->thread_created[i] = true;
@@ -602,85 +760,105 @@ static int on_thread_created(struct remote *r, pid_t tid, void *arg)
 	return 0;
 }
 
+/* A table failed: say which step, and for a thread that could not be made, who holds
+ * its TID. */
+static int table_failed(struct restore_proc *rp, size_t first, int failed, int64_t err,
+			pid_t who)
+{
+	const struct plan *p = &rp->plan;
+	const struct plan_call *c = &p->calls[first + failed];
+
+	if (c->nr == __NR_clone3 && err == -EEXIST) {
+		const struct cr_clone_args *a = (const void *)c->args[0];
+
+		return id_taken_error(rp, (pid_t)*(const uint64_t *)a->set_tid, true);
+	}
+	if (who == rp->pid)
+		return cr_err("restoring process %d failed at step %d of %zu (%s): %s", rp->pid,
+			      failed + 1, p->nr_calls, p->labels[first + failed],
+			      strerror((int)-err));
+	return cr_err("restoring thread %d failed at %s: %s", who,
+		      p->labels[first + failed] ? p->labels[first + failed] : "?",
+		      strerror((int)-err));
+}
+
 /* A new thread's first stop (it is traced from birth), then its own table. */
 static int run_thread_table(struct restore_proc *rp, size_t i)
 {
 	const struct plan *p = &rp->plan;
 	pid_t tid = rp->core->threads[i]->tid;
-	struct remote r;
+	struct user_regs_struct base;
 	int status, failed;
 	int64_t err;
 
-	if (ptr_wait(tid, &status))
+	if (ptr_wait(tid, &status) || ptr_get_regs(tid, &base))
 		return -1;
-	memset(&r, 0, sizeof(r));
-	r.tid = tid;
-	r.mem_fd = -1;
-	r.blob = plan_blob(p);
-	r.syscall_ip = plan_stub(p);
-	if (ptr_get_regs(tid, &r.saved))
-		return -1;
-	if (remote_run_table(&r, rp->thread_tables[i], &failed, &err)) {
-		size_t at = (rp->thread_tables[i] - plan_table(p)) / sizeof(struct plan_call);
-
+	if (exec_run_table(tid, &base, plan_runner(p), rp->thread_tables[i], rp->thread_stops[i],
+			   NULL, NULL, &failed, &err)) {
 		if (failed >= 0)
-			cr_err("restoring thread %d failed at %s: %s", tid,
-			       p->labels[at + failed] ? p->labels[at + failed] : "?",
-			       strerror((int)-err));
+			table_failed(rp, (rp->thread_tables[i] - plan_table(p)) /
+				     sizeof(struct plan_call), failed, err, tid);
 		return -1;
 	}
 	return 0;
 }
 
+static int write_proxy(struct restore_proc *rp)
+{
+	int fd, rc;
+
+	if (!rp->proxy)
+		return 0;
+	fd = mem_open(rp->pid);
+	if (fd < 0)
+		return -1;
+	rc = mem_write(fd, rp->pid, rp->proxy_addr, rp->proxy, rp->proxy_len);
+	close(fd);
+	return rc;
+}
+
+/* The task's copy of the plan holds the results. */
+static int check_results(struct restore_proc *rp)
+{
+	size_t len = (rp->plan.nr_calls + 1) * sizeof(struct plan_call);
+	struct plan_call *done = malloc(len);
+	int rc;
+
+	if (!done)
+		return cr_err("out of memory");
+	rc = mem_read_vm(rp->pid, plan_table(&rp->plan), done, len) ||
+	     mem_check_reads(rp, done) ? -1 : 0;
+	free(done);
+	return rc;
+}
+
 static int run_plan(struct restore_proc *rp)
 {
 	struct plan *p = &rp->plan;
-	struct remote r;
-	struct plan_call *done;
-	size_t table_len = (p->nr_calls + 1) * sizeof(struct plan_call);
-	int failed, rc;
+	struct user_regs_struct base;
+	int failed;
 	int64_t err, ret;
 
-	memset(&r, 0, sizeof(r));
-	r.tid = rp->pid;
-	r.mem_fd = -1;
-	r.blob = plan_blob(p);
-	r.syscall_ip = plan_stub(p);
-	r.on_clone = on_thread_created;
-	r.clone_arg = rp;
-	if (ptr_get_regs(rp->pid, &r.saved) || drop_inherited_rseq(&r))
+	if (ptr_get_regs(rp->pid, &base) || drop_inherited_rseq(rp, &base))
 		return -1;
-	if (remote_run_table(&r, plan_table(p), &failed, &err)) {
+	if (exec_run_table(rp->pid, &base, plan_runner(p), plan_table(p), rp->thread_stops[0],
+			   on_thread_created, rp, &failed, &err)) {
 		if (failed >= 0 && (size_t)failed < p->nr_calls)
-			cr_err("restoring process %d failed at step %d of %zu (%s): %s", rp->pid,
-			       failed + 1, p->nr_calls, p->labels[failed], strerror((int)-err));
-		goto fail;
+			table_failed(rp, 0, failed, err, rp->pid);
+		return -1;
 	}
-	done = malloc(table_len);
-	if (!done) {
-		cr_err("out of memory");
-		goto fail;
-	}
-	rc = remote_read(&r, plan_table(p), done, table_len) || mem_check_reads(rp, done);
-	free(done);
-	if (rc)
-		goto fail;
+	if (check_results(rp))
+		return -1;
 	for (size_t i = 1; i < rp->nr_threads; i++)
 		if (run_thread_table(rp, i))
-			goto fail;
-	if (rp->proxy && remote_write(&r, rp->proxy_addr, rp->proxy, rp->proxy_len))
-		goto fail;
-	if (remote_syscall(&r, __NR_munmap, p->base, p->size, 0, 0, 0, 0, &ret) || ret) {
-		cr_err("cannot unmap the restore plan in process %d", rp->pid);
-		goto fail;
-	}
-	if (r.mem_fd >= 0)
-		close(r.mem_fd);
-	return 0;
-fail:
-	if (r.mem_fd >= 0)
-		close(r.mem_fd);
-	return -1;
+			return -1;
+	if (write_proxy(rp))
+		return -1;
+	if (exec_syscall(rp->pid, &base, plan_stub(p), __NR_munmap, p->base, p->size, 0, 0, 0, 0,
+			 &ret) || ret)
+		return cr_err("cannot unmap the restore plan in process %d", rp->pid);
+	/* Restart codes are honoured from a signal stop only. */
+	return exec_signal_stop(rp->pid, rp->stop_sig);
 }
 
 static void kill_created(struct restore_proc *rp)
@@ -742,6 +920,7 @@ static void restore_free(struct restore_ctx *ctx, struct restore_proc *rp)
 	free(rp->reads);
 	free(rp->proxy);
 	free(rp->thread_tables);
+	free(rp->thread_stops);
 	free(rp->thread_created);
 	if (rp->page_fd > 0)
 		close(rp->page_fd);
@@ -780,11 +959,45 @@ static int prepare(struct restore_ctx *ctx, struct restore_proc *rp)
 	return rp->page_fd < 0 ? -1 : 0;
 }
 
+/* A process dumped in a group stop goes back into it: the stop signal is queued while
+ * every thread is held, so each enters the stop as it is let go, before running. */
+static int requeue_group_stop(struct restore_proc *rp)
+{
+	uint32_t sig = rp->ctx->tree->procs[0]->stop_signal;
+
+	if (!rp->ctx->tree->procs[0]->has_stop_signal || !sig)
+		return 0;
+	if (sig != SIGSTOP && sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU)
+		return cr_err("image: invalid stop signal %u", sig);
+	for (size_t i = 0; i < rp->core->n_sigactions; i++)
+		if (rp->core->sigactions[i]->signo == sig && rp->core->sigactions[i]->handler)
+			sig = SIGSTOP;	/* it would run the handler: stop for sure */
+	if (kill(rp->pid, sig))
+		return cr_perr("cannot stop process %d again", rp->pid);
+	return 0;
+}
+
+static int release(struct restore_proc *rp, const struct cryo_restore_opts *opts)
+{
+	for (size_t i = 0; i < rp->nr_threads; i++)
+		if (thread_finish(rp, rp->core->threads[i]->tid, rp->core->threads[i]))
+			return -1;
+	if (requeue_group_stop(rp))
+		return -1;
+	if (opts->pidfile && write_pidfile(opts->pidfile, rp->pid))
+		return -1;
+	for (size_t i = 1; i < rp->nr_threads; i++)
+		if (ptr_detach(rp->core->threads[i]->tid, 0))
+			return -1;
+	return ptr_detach(rp->pid, 0);
+}
+
 int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 {
 	struct restore_ctx ctx;
 	struct restore_proc rp;
 	struct verifier v;
+	uint64_t chld;
 	int rc = -1;
 
 	cr_err_reset();
@@ -801,37 +1014,23 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 		return cr_err("no image directory given (-D)");
 	if (img_dir_open(&ctx.dir, opts->dir))
 		return -1;
+	rmt_begin(&chld);
 	if (prepare(&ctx, &rp))
 		goto out;
 	/* The plan is placed from cryo's own maps: map it before the verifier thread
 	 * starts mapping anything. */
-	if (prepare_plan(&ctx, &rp))
+	if (prepare_plan(&ctx, &rp) || wait_for_ids(&rp))
 		goto out;
 	v.ctx = &ctx;
 	v.rp = &rp;
-	if (pthread_create(&v.thread, NULL, verify_main, &v)) {
-		cr_err("cannot start the page verifier");
+	if (start_verifier(&v))
 		goto out;
-	}
-	v.started = true;
 	pr_info("creating process %d", rp.pid);
 	if (create_task(&rp) || run_plan(&rp))
 		goto out;
 	pthread_join(v.thread, NULL);
 	v.started = false;
-	if (v.rc)
-		goto out;
-	if (process_restore_oom_score(rp.core, rp.pid))
-		goto out;
-	for (size_t i = 0; i < rp.nr_threads; i++)
-		if (thread_finish(&rp, rp.core->threads[i]->tid, rp.core->threads[i]))
-			goto out;
-	if (opts->pidfile && write_pidfile(opts->pidfile, rp.pid))
-		goto out;
-	for (size_t i = 1; i < rp.nr_threads; i++)
-		if (ptr_detach(rp.core->threads[i]->tid, 0))
-			goto out;
-	if (ptr_detach(rp.pid, 0))
+	if (v.rc || process_restore_oom_score(rp.core, rp.pid) || release(&rp, opts))
 		goto out;
 	rp.created = false;
 	*root = rp.pid;
@@ -843,6 +1042,7 @@ out:
 	if (rc)
 		kill_created(&rp);
 	restore_free(&ctx, &rp);
+	rmt_end(chld);
 	return rc;
 }
 

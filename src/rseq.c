@@ -38,9 +38,12 @@ static int mem_rw(pid_t tid, uint64_t addr, void *buf, size_t len, bool write)
 	return n == (ssize_t)len ? 0 : -1;
 }
 
-/* If the thread is inside a critical section, move it to the abort handler. */
-static int rseq_fixup(pid_t tid, ThreadState *ts, struct user_regs_struct *regs)
+/* If the thread is inside a critical section, move it to the abort handler: its IP
+ * first, then rseq_cs cleared (a death in between leaves it where the kernel would
+ * have sent it, with a descriptor the kernel clears itself). */
+static int rseq_fixup(struct rthread *t, ThreadState *ts, struct user_regs_struct *regs)
 {
+	pid_t tid = t->tid;
 	uint64_t cs_addr = 0, zero = 0;
 	struct cr_rseq_cs cs;
 
@@ -57,17 +60,20 @@ static int rseq_fixup(pid_t tid, ThreadState *ts, struct user_regs_struct *regs)
 	pr_info("thread %d: inside an rseq critical section at 0x%llx, moving to the abort "
 		"handler 0x%lx", tid, regs->rip, (unsigned long)cs.abort_ip);
 	regs->rip = cs.abort_ip;
+	t->home.rip = cs.abort_ip;
 	/* A syscall cannot be in progress inside a critical section. */
-	if (mem_rw(tid, ts->rseq->area + RSEQ_CS_OFFSET, &zero, 8, true) ||
-	    ptr_set_regs(tid, regs))
+	if (ptr_set_regs(tid, &t->home) ||
+	    mem_rw(tid, ts->rseq->area + RSEQ_CS_OFFSET, &zero, 8, true))
 		return cr_perr("thread %d: cannot move it to its rseq abort handler", tid);
 	ts->has_rseq_aborted = 1;
 	ts->rseq_aborted = 1;
 	return 0;
 }
 
-int rseq_dump(struct dump_proc *p, pid_t tid, ThreadState *ts, struct user_regs_struct *regs)
+int rseq_dump(struct dump_proc *p, struct rthread *t, ThreadState *ts,
+	      struct user_regs_struct *regs)
 {
+	pid_t tid = t->tid;
 	struct cr_rseq_configuration conf;
 	long n;
 
@@ -89,7 +95,9 @@ int rseq_dump(struct dump_proc *p, pid_t tid, ThreadState *ts, struct user_regs_
 	ts->rseq->size = conf.rseq_abi_size;
 	ts->rseq->signature = conf.signature;
 	ts->rseq->flags = conf.flags;
-	return rseq_fixup(tid, ts, regs);
+	if (t->at_syscall)
+		return 0;	/* rip is after a syscall: outside any critical section */
+	return rseq_fixup(t, ts, regs);
 }
 
 void rseq_plan(struct plan *p, const ThreadState *ts)

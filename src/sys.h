@@ -150,6 +150,8 @@ static inline int sys_kcmp(pid_t p1, pid_t p2, int type, unsigned long a, unsign
 #define CR_PAGE_MASK (~(CR_PAGE_SIZE - 1))
 #define CR_ALIGN_UP(x, a) (((x) + (a) - 1) & ~((a) - 1))
 #define CR_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define CR_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CR_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* The highest user address on x86_64 with 4-level paging. */
 #define CR_TASK_SIZE 0x7ffffffff000UL

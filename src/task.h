@@ -12,7 +12,7 @@
 #include "image.h"
 #include "plan.h"
 #include "proc.h"
-#include "ptrace.h"
+#include "remote.h"
 #include "vdso.h"
 
 #define CR_MAX_FDS 65536
@@ -48,7 +48,8 @@ struct dump_ctx {
 struct dump_proc {
 	struct dump_ctx *ctx;
 	pid_t pid;
-	struct remote rmt;		/* the leader under remote control */
+	struct borrow_area borrow;	/* where its threads are borrowed from */
+	struct rthread *rts;		/* the threads held, in tids order */
 	struct proc_stat stat;
 	struct proc_status status;
 	struct proc_vmas vmas;
@@ -59,7 +60,11 @@ struct dump_proc {
 	ThreadState *threads;		/* one per tid */
 	ThreadState **thread_ptrs;
 	PageMap pagemap;
-	bool stopped;			/* was in group-stop when seized */
+	int group_stop;			/* the signal of the group stop it was in, or 0 */
+	bool seized;
+	uint8_t *vdso_img;		/* its vDSO's bytes as found */
+	struct vdso_layout vdso_layout;
+	uint64_t brk;			/* the program break, as the process read it */
 };
 
 struct restore_ctx {
@@ -93,6 +98,8 @@ struct restore_proc {
 	bool created;
 	size_t nr_threads;
 	uint64_t *thread_tables;	/* plan table of each thread (0: the leader's) */
+	uint64_t *thread_stops;		/* the stop block ending each table */
+	int stop_sig;			/* the signal those stops use */
 	bool *thread_created;		/* the leader made it (cryo traces it) */
 	/* Page reads planned, to check their results. */
 	struct { size_t call; uint64_t bytes; } *reads;

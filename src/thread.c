@@ -49,28 +49,6 @@ struct robust_head_info {
 	size_t len;
 };
 
-static int wait_syscall_stop(pid_t tid, int sig, struct user_regs_struct *regs)
-{
-	int status;
-
-	for (int tries = 0; tries < 64; tries++) {
-		if (ptrace(PTRACE_SYSCALL, tid, 0, (void *)(long)sig))
-			return cr_perr("cannot resume thread %d", tid);
-		if (ptr_wait(tid, &status))
-			return -1;
-		if (WSTOPSIG(status) == (SIGTRAP | 0x80))
-			return ptr_get_regs(tid, regs);
-		if (status >> 16)
-			return cr_err("thread %d stopped (event %d) while cryo settled its "
-				      "interrupted system call", tid, status >> 16);
-		/* A signal pending under the real mask: it is delivered now, as it
-		 * would have been, and its handler runs to its first system call. */
-		sig = WSTOPSIG(status);
-		pr_debug("thread %d: delivering signal %d while settling", tid, sig);
-	}
-	return cr_err("thread %d did not reach a system call while cryo settled it", tid);
-}
-
 /* Is a signal the thread handles pending and not blocked? Then an EINTR it shows
  * is the signal's, not the freeze's. */
 static bool handled_signal_pending(pid_t pid, pid_t tid)
@@ -89,88 +67,63 @@ static bool handled_signal_pending(pid_t pid, pid_t tid)
 	return pending;
 }
 
-/* Let the kernel take the thread through its own exit path (which puts a temporary
- * signal mask back) up to the entry of the repeated call; skip that entry and stop
- * the thread with a single-step trap on its way out, then write the call back in
- * its interrupted form (-ERESTARTNOHAND). The thread now has its real mask, and on
- * resume the kernel's restart logic re-executes the call, which takes its
- * temporary mask again. */
-static int settle_at_syscall(pid_t tid, long nr)
+/* Let the kernel take the thread through its own exit path (which puts the call's
+ * temporary signal mask back and restarts the call) up to the entry of the repeated
+ * call, and hold it there: a dead cryo simply lets the call run. The image shows the
+ * call interrupted, with the real mask. A handler that runs on the way has its own
+ * first call caught instead, which must simply run again (-ERESTARTNOINTR). */
+static int settle_at_syscall(struct rthread *t, long nr)
 {
-	struct user_regs_struct regs, entry;
-	int status;
+	struct user_regs_struct entry;
+	int status, pass = 0;
 
-	if (wait_syscall_stop(tid, 0, &entry))
-		return -1;
-	regs = entry;
-	regs.orig_rax = -1;
-	if (ptr_set_regs(tid, &regs))
-		return -1;
-	if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0))
-		return cr_perr("cannot resume thread %d", tid);
-	if (ptr_wait(tid, &status))
-		return -1;
-	/* A signal delivered on the way may have run a handler, and the entry caught is
-	 * then one of its calls (rt_sigreturn, say): that call has not run yet and must
-	 * simply run again, whatever arrives (-ERESTARTNOINTR). The call being settled
-	 * keeps its own semantics. */
-	regs = entry;
-	regs.rax = (unsigned long long)((long)entry.orig_rax == nr ? -CR_ERESTARTNOHAND :
-					-CR_ERESTARTNOINTR);
-	if (ptr_set_regs(tid, &regs))
-		return -1;
-	if (WSTOPSIG(status) != SIGTRAP) {
-		/* A signal got in first: let the kernel deliver it to the interrupted
-		 * call as it would have, and let the user retry the dump. */
-		ptrace(PTRACE_DETACH, tid, 0, (void *)(long)WSTOPSIG(status));
-		return cr_err("thread %d received signal %d while cryo settled its system "
-			      "call; try the dump again", tid, WSTOPSIG(status));
+	for (int n = 0; n < 64; n++) {
+		if (ptrace(PTRACE_SYSCALL, t->tid, 0, (void *)(long)pass))
+			return cr_perr("cannot resume thread %d", t->tid);
+		pass = 0;
+		if (ptr_wait(t->tid, &status))
+			return -1;
+		if (stop_kind(status) == STOP_SYSCALL)
+			break;
+		if (stop_kind(status) == STOP_SIGNAL)
+			pass = stop_signal(status);
+		if (n == 63)
+			return cr_err("thread %d did not reach a system call while cryo settled it",
+				      t->tid);
 	}
+	if (ptr_get_regs(t->tid, &entry) || ptr_get_sigmask(t->tid, &t->home_mask))
+		return -1;
+	t->home = entry;
+	t->home.rax = (unsigned long long)((long)entry.orig_rax == nr ? -CR_ERESTARTNOHAND :
+					   -CR_ERESTARTNOINTR);
+	t->at_syscall = true;
 	return 0;
 }
 
-int thread_settle(pid_t pid, pid_t tid)
+int thread_settle(struct dump_proc *p, struct rthread *t)
 {
-	struct user_regs_struct regs;
-	long nr;
+	long nr = (long)t->home.orig_rax;
 
-	if (ptr_get_regs(tid, &regs))
-		return -1;
-	nr = (long)regs.orig_rax;
 	if (nr < 0)
 		return 0;
-	if (restart_eintr_from_freeze(&regs, handled_signal_pending(pid, tid))) {
+	if (restart_eintr_from_freeze(&t->home, handled_signal_pending(p->pid, t->tid))) {
 		/* The freeze made the call fail: it becomes an interrupted call again,
 		 * which the kernel restarts (live, too). */
 		pr_info("thread %d: syscall %ld returned EINTR only because of the freeze; "
-			"it will be re-issued", tid, nr);
-		regs.rax = (unsigned long long)-CR_ERESTARTNOHAND;
-		if (ptr_set_regs(tid, &regs))
+			"it will be re-issued", t->tid, nr);
+		t->home.rax = (unsigned long long)-CR_ERESTARTNOHAND;
+		if (ptr_set_regs(t->tid, &t->home))
 			return -1;
 	}
-	if (restart_swaps_sigmask(nr) && (long)regs.rax == -CR_ERESTARTNOHAND) {
+	if (restart_swaps_sigmask(nr) && (long)t->home.rax == -CR_ERESTARTNOHAND) {
 		/* Its real mask is only in the kernel (saved_sigmask). */
-		pr_info("thread %d: settling interrupted syscall %ld", tid, nr);
-		return settle_at_syscall(tid, nr);
+		pr_info("thread %d: settling interrupted syscall %ld", t->tid, nr);
+		return settle_at_syscall(t, nr);
 	}
 	return 0;
 }
 
-#define VDSO_STEP_MAX 20000
-#define STACK_SCAN 2048
-
-static bool executable_outside(const struct proc_vmas *vmas, uint64_t addr, uint64_t vs,
-			       uint64_t ve)
-{
-	if (addr >= vs && addr < ve)
-		return false;
-	for (size_t i = 0; i < vmas->nr; i++)
-		if (addr >= vmas->v[i].start && addr < vmas->v[i].end)
-			return vmas->v[i].prot & PROT_EXEC;
-	return false;
-}
-
-/* Do the bytes before `ret` end with a call instruction? */
+/* Does the code before `ret` end with a call instruction? */
 static bool after_call(const uint8_t *b)	/* b[0..7] are the 8 bytes before ret */
 {
 	if (b[3] == 0xe8)				/* call rel32 */
@@ -186,124 +139,85 @@ static bool after_call(const uint8_t *b)	/* b[0..7] are the 8 bytes before ret *
 	return false;
 }
 
-/* The return address of the vDSO function the thread is in: the first stack word
- * that points just after a call instruction in executable memory outside the vDSO
- * (vDSO functions are leaves; calls inside it return inside it). 0 if none. */
-static uint64_t vdso_return_address(pid_t tid, const struct proc_vmas *vmas, uint64_t rsp,
-				    uint64_t vs, uint64_t ve)
+static int read_word(void *arg, uint64_t addr, uint64_t *val)
 {
-	uint64_t words[STACK_SCAN / 8];
-	struct iovec local = { words, sizeof(words) }, remote = { (void *)rsp, sizeof(words) };
-	ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+	pid_t tid = *(pid_t *)arg;
+	struct iovec l = { val, 8 }, r = { (void *)addr, 8 };
 
-	for (ssize_t i = 0; i < n / 8; i++) {
-		uint8_t code[8];
-		struct iovec l2 = { code, 8 }, r2 = { (void *)(words[i] - 8), 8 };
-
-		if (!executable_outside(vmas, words[i], vs, ve))
-			continue;
-		if (process_vm_readv(tid, &l2, 1, &r2, 1, 0) == 8 && after_call(code))
-			return words[i];
-	}
-	return 0;
+	return process_vm_readv(tid, &l, 1, &r, 1, 0) == 8 ? 0 : -1;
 }
 
-static int set_debugreg(pid_t tid, int n, uint64_t v)
+/* A return address must lead into executable code outside the vDSO, just after a
+ * call: a last check before cryo writes over the stack slot holding it. */
+static bool plausible_return(pid_t tid, const struct proc_vmas *vmas, uint64_t ra)
 {
-	if (ptrace(PTRACE_POKEUSER, tid, offsetof(struct user, u_debugreg[n]), (void *)v))
-		return cr_perr("thread %d: cannot set debug register %d", tid, n);
-	return 0;
+	uint8_t code[8];
+	struct iovec l = { code, 8 }, r = { (void *)(ra - 8), 8 };
+
+	for (size_t i = 0; i < vmas->nr; i++)
+		if (ra >= vmas->v[i].start && ra < vmas->v[i].end)
+			return (vmas->v[i].prot & PROT_EXEC) && (!vmas->v[i].path ||
+							       strcmp(vmas->v[i].path, "[vdso]")) &&
+			       process_vm_readv(tid, &l, 1, &r, 1, 0) == 8 && after_call(code);
+	return false;
 }
 
-/* Run the thread at full speed to `ret` with a hardware breakpoint there. */
-static int run_to(pid_t tid, uint64_t ret)
+#define SAMPLE_TRIES 400
+
+/* Without unwind information: let the thread run in short bursts until a stop finds
+ * it outside the vDSO. Nothing of it is changed. */
+static int sample_out(struct rthread *t, uint64_t vs, uint64_t ve)
 {
-	int status, sig = 0, rc = -1;
-	struct timespec pause_ts = { 0, 100000 };
+	for (int i = 0; i < SAMPLE_TRIES; i++) {
+		struct timespec ts = { 0, 20000 + i * 1000 };
+		int status, pass = 0;
 
-	if (set_debugreg(tid, 0, ret) || set_debugreg(tid, 7, 1))
-		return -1;
-	for (int waited = 0;; waited++) {
-		pid_t r;
-
-		if (!waited || sig) {
-			if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig)) {
-				cr_perr("cannot resume thread %d", tid);
+		if (ptrace(PTRACE_CONT, t->tid, 0, 0))
+			return cr_perr("cannot resume thread %d", t->tid);
+		nanosleep(&ts, NULL);
+		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0))
+			return cr_perr("cannot interrupt thread %d", t->tid);
+		for (;;) {
+			if (ptr_wait(t->tid, &status))
+				return -1;
+			if (stop_kind(status) == STOP_EVENT)
 				break;
-			}
-			sig = 0;
+			pass = stop_kind(status) == STOP_SIGNAL ? stop_signal(status) : 0;
+			if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) ||
+			    ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)pass))
+				return cr_perr("cannot resume thread %d", t->tid);
 		}
-		r = waitpid(tid, &status, __WALL | WNOHANG);
-		if (r < 0 && errno != EINTR) {
-			cr_perr("waiting for thread %d", tid);
-			break;
-		}
-		if (r == tid) {
-			if (!WIFSTOPPED(status)) {
-				cr_err("thread %d ended while leaving the vDSO", tid);
-				break;
-			}
-			if (WSTOPSIG(status) == SIGTRAP || (status >> 16)) {
-				rc = 0;
-				break;
-			}
-			sig = WSTOPSIG(status);		/* not ours: deliver it */
-			continue;
-		}
-		if (waited > 2000) {	/* ~0.2 s: the guess was wrong; stop it anyway */
-			ptrace(PTRACE_INTERRUPT, tid, 0, 0);
-			rc = ptr_wait(tid, &status);
-			break;
-		}
-		nanosleep(&pause_ts, NULL);
-	}
-	set_debugreg(tid, 7, 0);
-	set_debugreg(tid, 6, 0);
-	return rc;
-}
-
-static int step_a_while(pid_t tid, struct user_regs_struct *regs, uint64_t vs, uint64_t ve)
-{
-	int status;
-
-	for (int steps = 0; steps < VDSO_STEP_MAX && regs->rip >= vs && regs->rip < ve; steps++) {
-		if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0))
-			return cr_perr("cannot single-step thread %d", tid);
-		if (ptr_wait(tid, &status))
+		if (ptr_get_regs(t->tid, &t->home) || ptr_get_sigmask(t->tid, &t->home_mask))
 			return -1;
-		if (WSTOPSIG(status) != SIGTRAP)
-			return cr_err("thread %d received signal %d while leaving the vDSO", tid,
-				      WSTOPSIG(status));
-		if (ptr_get_regs(tid, regs))
-			return -1;
+		if (t->home.rip < vs || t->home.rip >= ve)
+			return 0;
 	}
-	return 0;
+	return cr_err("thread %d did not leave the vDSO (at 0x%llx)", t->tid, t->home.rip);
 }
 
 /* A thread stopped inside vDSO code would, after a restore with a proxy, run old code
- * against new kernel data. Move it out: run it to the function's return address
- * under a hardware breakpoint (single-stepping can livelock in the vDSO's seqcount
- * retry loop, whose data the kernel updates faster than a traced thread steps), and
- * single-step when no return address is found. */
-int thread_leave_vdso(pid_t tid, const struct proc_vmas *vmas, uint64_t vs, uint64_t ve)
+ * against new kernel data. Move it out: find the slot of its return address with the
+ * vDSO's own unwind information and let it return there through cryo's trampoline
+ * (docs/VDSO.md); without unwind information, sample it out. */
+int thread_leave_vdso(struct dump_proc *p, struct rthread *t, const uint8_t *img, size_t len,
+		      uint64_t vs)
 {
-	struct user_regs_struct regs;
+	uint64_t slot, ra;
+	pid_t tid = t->tid;
 
-	for (int attempt = 0; attempt < 5; attempt++) {
-		uint64_t ret;
-
-		if (ptr_get_regs(tid, &regs))
-			return -1;
-		if (regs.rip < vs || regs.rip >= ve) {
-			if (attempt)
-				pr_info("thread %d: left the vDSO (attempt %d)", tid, attempt);
-			return 0;
-		}
-		ret = vdso_return_address(tid, vmas, regs.rsp, vs, ve);
-		if (ret ? run_to(tid, ret) : step_a_while(tid, &regs, vs, ve))
-			return -1;
+	if (t->home.rip < vs || t->home.rip >= vs + len)
+		return 0;
+	if (cfi_return_slot(img, len, vs, t->home.rip, t->home.rsp, t->home.rbp, read_word, &tid,
+			    &slot) || read_word(&tid, slot, &ra) ||
+	    !plausible_return(tid, &p->vmas, ra)) {
+		pr_info("thread %d: no usable unwind information at vDSO offset 0x%llx (%s); "
+			"sampling it out", tid, t->home.rip - vs,
+			cr_last_error() ? cr_last_error() : "implausible return address");
+		cr_err_reset();
+		return sample_out(t, vs, vs + len);
 	}
-	return cr_err("thread %d did not leave the vDSO (at 0x%llx)", tid, regs.rip);
+	pr_info("thread %d: returning from the vDSO to 0x%lx", tid, (unsigned long)ra);
+	return borrow_return_from(&p->borrow, t, slot, ra);
 }
 
 #define CR_SCHED_ATTR_SIZE 56
@@ -378,13 +292,14 @@ static int read_comm(pid_t pid, pid_t tid, ThreadState *ts)
 	return 0;
 }
 
-int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts)
+int thread_dump(struct dump_proc *p, struct rthread *t, ThreadState *ts)
 {
-	struct user_regs_struct regs;
+	struct user_regs_struct regs = t->home;
 	uint8_t *xs = malloc(CR_XSTATE_MAX);
 	struct robust_head_info rh = { 0, 0 };
 	size_t xlen;
 	GpRegs *pb = malloc(sizeof(*pb));
+	pid_t tid = t->tid;
 
 	thread_state__init(ts);
 	ts->tid = tid;
@@ -396,10 +311,10 @@ int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts)
 	ts->regs = pb;
 	gp_regs__init(pb);
 	ts->xstate.data = xs;
-	if (ptr_get_regs(tid, &regs) || ptr_get_xstate(tid, xs, &xlen) ||
-	    ptr_get_sigmask(tid, &ts->sigmask))
+	if (ptr_get_xstate(tid, xs, &xlen))
 		return -1;
 	ts->xstate.len = xlen;
+	ts->sigmask = t->home_mask;
 	if (syscall(SYS_get_robust_list, tid, &rh.head, &rh.len))
 		return cr_perr("cannot read the robust futex list of thread %d", tid);
 	if (rh.head) {
@@ -409,7 +324,7 @@ int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts)
 	}
 	if (read_comm(p->pid, tid, ts) || dump_sched(tid, ts))
 		return -1;
-	if (rseq_dump(p, tid, ts, &regs))
+	if (rseq_dump(p, t, ts, &regs))
 		return -1;
 	regs_to_pb(&regs, pb);
 	if ((long)regs.orig_rax >= 0)
@@ -418,24 +333,63 @@ int thread_dump(struct dump_proc *p, pid_t tid, ThreadState *ts)
 	return signals_dump_pending(p, tid, ts);
 }
 
+static bool in_shared(const struct proc_vmas *vmas, uint64_t addr)
+{
+	for (size_t i = 0; i < vmas->nr; i++)
+		if (addr >= vmas->v[i].start && addr < vmas->v[i].end)
+			return vmas->v[i].shared;
+	return false;
+}
+
+#define ROBUST_LIST_LIMIT 2048	/* as many entries as the kernel walks */
+
+bool thread_futexes_outlive(struct dump_proc *p, const ThreadState *ts)
+{
+	struct { uint64_t next; int64_t offset; uint64_t pending; } head;
+	uint64_t entry;
+
+	if (ts->has_clear_child_tid && ts->clear_child_tid &&
+	    in_shared(&p->vmas, ts->clear_child_tid))
+		return true;
+	if (!ts->has_robust_list || !ts->robust_list)
+		return false;
+	if (mem_read_vm(ts->tid, ts->robust_list, &head, sizeof(head))) {
+		cr_err_reset();
+		return true;	/* cannot tell: detach it */
+	}
+	if (head.pending && in_shared(&p->vmas, head.pending + head.offset))
+		return true;
+	entry = head.next & ~1ULL;
+	for (int n = 0; n < ROBUST_LIST_LIMIT && entry != ts->robust_list; n++) {
+		if (in_shared(&p->vmas, entry + head.offset))
+			return true;
+		if (mem_read_vm(ts->tid, entry, &entry, 8)) {
+			cr_err_reset();
+			return true;
+		}
+		entry &= ~1ULL;
+	}
+	return false;
+}
+
 enum { SLOT_TIDADDR, SLOT_TIDADDR_BUF, SLOT_ALTSTACK, SLOT_ALTSTACK_BUF, THREAD_SLOTS };
 
-void thread_dump_queue(struct dump_proc *p, struct rtable *t, int *slots)
+void thread_dump_queue(struct dump_proc *p, struct rtable *t, uint64_t *slots)
 {
 	uint64_t tidbuf = rtable_buf(t, 8), ssbuf = rtable_buf(t, sizeof(stack_t));
 
 	(void)p;
-	slots[SLOT_TIDADDR_BUF] = tidbuf - t->r->scratch;
-	slots[SLOT_ALTSTACK_BUF] = ssbuf - t->r->scratch;
+	slots[SLOT_TIDADDR_BUF] = tidbuf;
+	slots[SLOT_ALTSTACK_BUF] = ssbuf;
 	slots[SLOT_TIDADDR] = rtable_add(t, 0, __NR_prctl, PR_GET_TID_ADDRESS, tidbuf, 0, 0, 0, 0);
 	slots[SLOT_ALTSTACK] = rtable_add(t, 0, __NR_sigaltstack, 0, ssbuf, 0, 0, 0, 0);
 }
 
-int thread_dump_collect(struct dump_proc *p, struct rtable *t, const int *slots,
+int thread_dump_collect(struct dump_proc *p, struct rtable *t, const uint64_t *slots,
 			ThreadState *ts)
 {
-	const uint64_t *tid_addr = rtable_local(t, t->r->scratch + slots[SLOT_TIDADDR_BUF]);
-	const stack_t *ss = rtable_local(t, t->r->scratch + slots[SLOT_ALTSTACK_BUF]);
+	const uint64_t *tid_addr = rtable_local(t, slots[SLOT_TIDADDR_BUF]);
+	const stack_t *ss = rtable_local(t, slots[SLOT_ALTSTACK_BUF]);
 	SigAltStack *as;
 
 	(void)p;
