@@ -1,6 +1,7 @@
 /* The restore plan region: the restore runner, system call tables and data, built in
  * cryo's own memory at the address the new task will see it at, after a counting
- * pass over the same code has sized it. */
+ * pass over the same code has sized it (a count may exceed what is built, never fall
+ * short of it). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,8 @@ int plan_seal(struct plan *p)
 		return cr_err("internal error: the restore plan overflowed its region");
 	if (p->counting)
 		return 0;
+	if (p->nr_calls >= p->max_calls)
+		return cr_err("internal error: the restore plan overflowed its region");
 	memset(&p->calls[p->nr_calls], 0, sizeof(struct plan_call));
 	p->calls[p->nr_calls].nr = PLAN_END;
 	return 0;

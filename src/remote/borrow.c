@@ -24,6 +24,7 @@
 #define DATA_MIN (48u << 10)
 #define DATA_MAX (256u << 10)
 #define PROG_STACK (16u << 10)		/* below a control block: room for a signal frame */
+#define TINY_ROOM 1024			/* less than any signal frame the kernel writes */
 #define BELOW_RSP (128 + 1024)		/* the red zone and a margin */
 #define MIN_SLOTS 8
 #define MAX_SLOTS 256
@@ -221,13 +222,92 @@ int borrow_open(struct borrow_area *a, pid_t pid, const struct proc_vmas *vmas)
 	return 0;
 }
 
+static void set_room(struct borrow_area *a, uint64_t lo, size_t len, size_t prog_stack)
+{
+	a->data = lo;
+	a->data_len = len;
+	a->data_used = 0;
+	a->data_saved_len = 0;
+	a->prog_stack = prog_stack;
+}
+
+static int put_back_room(struct borrow_area *a)
+{
+	size_t at = a->data_len - a->data_saved_len;
+
+	if (!a->data_saved_len)
+		return 0;
+	return mem_write(a->mem_fd, a->pid, a->data + at, a->data_saved + at, a->data_saved_len);
+}
+
+/* Just below a thread's red zone, a kilobyte is as free as it is for the kernel's
+ * own signal frames: room enough for a one-call program. */
+static int tiny_room(struct borrow_area *a, const struct proc_vmas *vmas, const struct rthread *t)
+{
+	uint64_t top = (t->home.rsp - 128) & ~63ULL, lo = top - TINY_ROOM;
+
+	for (size_t i = 0; i < vmas->nr; i++) {
+		const struct proc_vma *v = &vmas->v[i];
+
+		if (lo >= v->start && t->home.rsp <= v->end && (v->prot & PROT_WRITE) &&
+		    !v->shared) {
+			set_room(a, lo, TINY_ROOM, 0);
+			return 0;
+		}
+	}
+	return cr_err("process %d: thread %d's stack has no room for cryo", a->pid, t->tid);
+}
+
+/* One call run from the tiny room under thread t's stack, every byte put back. */
+static int tiny_call(struct borrow_area *a, const struct proc_vmas *vmas, struct rthread *t,
+		     long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, int64_t *ret)
+{
+	uint64_t data = a->data;
+	size_t len = a->data_len, stack = a->prog_stack;
+	struct rtable tab;
+	int rc;
+
+	if (tiny_room(a, vmas, t))
+		return -1;
+	rtable_init(&tab, a);
+	rtable_add(&tab, 0, nr, a1, a2, a3, a4, (uint64_t)-1, 0);
+	rc = rtable_run(&tab, t);
+	*ret = rtable_result(&tab, 0);
+	if (put_back_room(a))
+		a->abandoned = true;
+	rtable_free(&tab);
+	set_room(a, data, len, stack);
+	return rc;
+}
+
+/* No thread stands on a stack cryo could borrow from: map memory for it (which stays
+ * behind, unused, if cryo dies while it exists). */
+static int map_scratch(struct borrow_area *a, const struct proc_vmas *vmas, struct rthread *t)
+{
+	int64_t addr;
+
+	if (tiny_call(a, vmas, t, __NR_mmap, 0, DATA_MAX, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, &addr))
+		return -1;
+	pr_info("process %d: no thread's stack has room; cryo mapped 0x%lx for its work",
+		a->pid, (unsigned long)addr);
+	set_room(a, addr, DATA_MAX, PROG_STACK);
+	a->scratch = true;
+	a->scratch_vmas = vmas;
+	a->scratch_thread = t;
+	return 0;
+}
+
 int borrow_find_data(struct borrow_area *a, const struct proc_vmas *vmas,
-		     const struct rthread *threads, size_t nr, size_t size)
+		     struct rthread *threads, size_t nr, size_t size)
 {
 	uint64_t best_lo = 0, best_hi = 0;
 
 	if (a->data)
 		return 0;
+	a->data_saved = malloc(DATA_MAX);
+	if (!a->data_saved)
+		return cr_err("out of memory");
 	size = CR_MIN(CR_MAX(size, DATA_MIN), DATA_MAX);
 	for (size_t i = 0; i < nr; i++) {
 		uint64_t lo, hi;
@@ -240,13 +320,9 @@ int borrow_find_data(struct borrow_area *a, const struct proc_vmas *vmas,
 			break;
 	}
 	if (best_hi - best_lo < DATA_MIN)
-		return cr_err("process %d: no thread has %u KiB of free stack cryo could borrow",
-			      a->pid, DATA_MIN >> 10);
-	a->data_len = CR_MIN(best_hi - best_lo, size) & ~63ULL;
-	a->data = best_hi - a->data_len;
-	a->data_saved = malloc(a->data_len);
-	if (!a->data_saved)
-		return cr_err("out of memory");
+		return map_scratch(a, vmas, &threads[0]);
+	size = CR_MIN(best_hi - best_lo, size) & ~63ULL;
+	set_room(a, best_hi - size, size, PROG_STACK);
 	return 0;
 }
 
@@ -275,13 +351,23 @@ static uint64_t data_alloc(struct borrow_area *a, size_t size)
 
 void borrow_close(struct borrow_area *a)
 {
-	if (a->mem_fd >= 0 && !a->abandoned && !a->nr_parked) {
-		size_t at = a->data_len - a->data_saved_len;
-		uint8_t *zeros = a->code_len ? calloc(1, a->code_len) : NULL;
+	bool clean = a->mem_fd >= 0 && !a->abandoned && !a->nr_parked;
 
-		if (a->data_saved_len && mem_write(a->mem_fd, a->pid, a->data + at,
-						   a->data_saved + at, a->data_saved_len))
-			pr_warn("process %d: its dead stack keeps cryo's data", a->pid);
+	if (clean && !a->scratch && put_back_room(a))
+		pr_warn("process %d: its dead stack keeps cryo's data", a->pid);
+	if (clean && a->scratch) {
+		uint64_t addr = a->data;
+		int64_t ret;
+
+		if (tiny_call(a, a->scratch_vmas, a->scratch_thread, __NR_munmap, addr, DATA_MAX,
+			      0, 0, &ret) || ret)
+			pr_warn("process %d: cryo's mapping at 0x%lx stays", a->pid,
+				(unsigned long)addr);
+		clean = !a->abandoned;
+	}
+	if (clean && a->code_len) {
+		uint8_t *zeros = calloc(1, a->code_len);
+
 		if (zeros && mem_write(a->mem_fd, a->pid, a->code, zeros, a->code_len))
 			pr_warn("process %d: its vDSO padding keeps cryo's code", a->pid);
 		free(zeros);
@@ -434,11 +520,11 @@ static int prog_layout(struct borrow_area *a, struct rtable *t, struct prog *pg)
 	size_t tb = t->n_after ? (t->n_after + 1) * sizeof(struct plan_call) : 0;
 
 	pg->img_len = CTL_SIZE + 2 * RB_SIZE + ta + tb + CR_ALIGN_UP(t->used, 16);
-	pg->size = PROG_STACK + pg->img_len;
+	pg->size = a->prog_stack + pg->img_len;
 	pg->base = data_alloc(a, pg->size);
 	if (!pg->base)
 		return -1;
-	pg->ctl = pg->base + PROG_STACK;
+	pg->ctl = pg->base + a->prog_stack;
 	pg->table_a = pg->ctl + CTL_SIZE + 2 * RB_SIZE;
 	pg->table_b = tb ? pg->table_a + ta : 0;
 	pg->bufs = pg->table_a + ta + tb;

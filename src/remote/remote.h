@@ -137,6 +137,10 @@ struct borrow_area {
 	size_t data_len, data_used;
 	uint8_t *data_saved;		/* its bytes before cryo wrote any */
 	size_t data_saved_len;		/* how many (from the top) are saved */
+	size_t prog_stack;		/* room left below each program's control block */
+	bool scratch;			/* the room is a mapping cryo made */
+	const struct proc_vmas *scratch_vmas;
+	struct rthread *scratch_thread;	/* the thread that unmaps it */
 	uint64_t sigact;		/* the sigactions as the program reads them, 0 if unknown */
 	unsigned nr_parked;
 	bool abandoned;			/* a thread may still run the program: leave it all */
@@ -147,7 +151,7 @@ struct borrow_area {
 int borrow_open(struct borrow_area *a, pid_t pid, const struct proc_vmas *vmas);
 /* Choose dead stack of `size` bytes below one of the threads' stack pointers. */
 int borrow_find_data(struct borrow_area *a, const struct proc_vmas *vmas,
-		     const struct rthread *threads, size_t nr, size_t size);
+		     struct rthread *threads, size_t nr, size_t size);
 /* Keep a copy of the 64 sigactions (65 entries, entry i for signal i) for the
  * programs that follow: a thread going home by itself reads them. */
 int borrow_keep_sigactions(struct borrow_area *a, const void *ka);
