@@ -250,6 +250,7 @@ static void dump_proc_free(struct dump_proc *p)
 	free(p->tids);
 	free(p->rts);
 	free(p->vdso_img);
+	free(p->vdso_clean);
 }
 
 static void dump_ctx_free(struct dump_ctx *ctx)
@@ -280,8 +281,15 @@ static int read_vdso_image(struct dump_proc *p)
 	p->vdso_img = malloc(p->vdso_layout.vdso_size);
 	if (!p->vdso_img)
 		return cr_err("out of memory");
-	return mem_read_vm(p->pid, p->vdso_layout.vdso_start, p->vdso_img,
-			   p->vdso_layout.vdso_size);
+	if (mem_read_vm(p->pid, p->vdso_layout.vdso_start, p->vdso_img,
+			p->vdso_layout.vdso_size))
+		return -1;
+	p->vdso_clean = malloc(p->vdso_layout.vdso_size);
+	if (!p->vdso_clean)
+		return cr_err("out of memory");
+	memcpy(p->vdso_clean, p->vdso_img, p->vdso_layout.vdso_size);
+	borrow_clean_vdso(p->vdso_clean, p->vdso_layout.vdso_size);
+	return 0;
 }
 
 /* Each thread where it stays for the dump: out of the vDSO, out of a mask-swapping
@@ -327,7 +335,7 @@ static int collect(struct dump_proc *p)
 		return cr_err("out of memory");
 	core__init(&p->core);
 	if (read_proc_state(p) || process_dump_static(p) || mem_read_vmas(p) ||
-	    read_vdso_image(p) || borrow_open(&p->borrow, p->pid, &p->vmas))
+	    read_vdso_image(p) || borrow_open(&p->borrow, p->pid, &p->vmas, p->rts, p->nr_threads))
 		return -1;
 	if (place_threads(p) || query_all(p))
 		return -1;
@@ -352,7 +360,7 @@ static int park_for_kill(struct dump_proc *p)
 
 		if (!thread_futexes_outlive(p, ts))
 			continue;
-		if (!open && (borrow_open(&p->borrow, p->pid, &p->vmas) ||
+		if (!open && (borrow_open(&p->borrow, p->pid, &p->vmas, p->rts, p->nr_threads) ||
 			      borrow_find_data(&p->borrow, &p->vmas, p->rts, p->nr_threads, 0)))
 			return cr_err("thread %d: cannot detach its robust futex list before the "
 				      "kill: %s", p->tids[i], cr_last_error());

@@ -828,24 +828,20 @@ static int dump_mm_fields(struct dump_proc *p)
 	}
 }
 
+/* The vDSO as the kernel made it (read before cryo wrote anything into it). */
 static int read_vdso(struct dump_proc *p)
 {
 	struct dump_ctx *ctx = p->ctx;
-	struct vdso_layout l;
 	uint8_t *bytes;
+	size_t len = p->vdso_layout.vdso_size;
 
-	if (!vdso_find_layout(&p->vmas, &l) || ctx->vdso)
+	if (!p->vdso_clean || ctx->vdso)
 		return 0;
-	if (l.vdso_size > VDSO_MAX_SIZE)
-		return cr_err("process %d: vDSO too large", p->pid);
-	bytes = malloc(l.vdso_size);
+	bytes = malloc(len);
 	if (!bytes)
 		return cr_err("out of memory");
-	if (mem_read_vm(p->pid, l.vdso_start, bytes, l.vdso_size)) {
-		free(bytes);
-		return -1;
-	}
-	if (vdso_info_fill(&ctx->vdso_storage, &l, bytes, l.vdso_size)) {
+	memcpy(bytes, p->vdso_clean, len);
+	if (vdso_info_fill(&ctx->vdso_storage, &p->vdso_layout, bytes, len)) {
 		vdso_info_free(&ctx->vdso_storage);
 		return -1;
 	}

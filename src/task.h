@@ -63,6 +63,7 @@ struct dump_proc {
 	int group_stop;			/* the signal of the group stop it was in, or 0 */
 	bool seized;
 	uint8_t *vdso_img;		/* its vDSO's bytes as found */
+	uint8_t *vdso_clean;		/* the same without what a dead cryo left */
 	struct vdso_layout vdso_layout;
 	uint64_t brk;			/* the program break, as the process read it */
 };

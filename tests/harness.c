@@ -33,10 +33,12 @@ static char work[256];
 static int passed, failed;
 static bool verbose;
 
-enum mode { MODE_KILL, MODE_LEAVE, MODE_TWICE, MODE_FG, NR_MODES };
+enum mode { MODE_KILL, MODE_LEAVE, MODE_TWICE, MODE_FG, MODE_KILL_CRYO, NR_MODES };
 static const char *const mode_names[] = { "dump+kill+restore", "leave-running",
-					  "dump-restore-dump-restore", "foreground-restore" };
-static unsigned modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE) | (1 << MODE_TWICE);
+					  "dump-restore-dump-restore", "foreground-restore",
+					  "cryo killed during dump" };
+static unsigned modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE) | (1 << MODE_TWICE) |
+				(1 << MODE_KILL_CRYO);
 
 static double now(void)
 {
@@ -353,6 +355,171 @@ static int repeat_count(const struct run *r)
 	return n < 1 ? 1 : n > 1000 ? 1000 : n;
 }
 
+/* A program may ask for the cryo-killing test by printing "KILL-CRYO N". */
+static int kill_cryo_count(const struct run *r)
+{
+	char *s = read_file(r->log, NULL);
+	char *at = s ? strstr(s, "KILL-CRYO ") : NULL;
+	int n = at ? atoi(at + 10) : 0;
+
+	free(s);
+	return n < 0 ? 0 : n > 5000 ? 5000 : n;
+}
+
+static pid_t start_dump(struct run *r, bool leave)
+{
+	char pid[16];
+	char *argv[] = { (char *)cryo_bin, "dump", "-t", pid, "-D", r->img,
+			 leave ? "--leave-running" : NULL, NULL };
+
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	return spawn(argv, r->cryo_log, false);
+}
+
+static bool image_complete(const struct run *r)
+{
+	char path[700];
+
+	snprintf(path, sizeof(path), "%s/inventory.img", r->img);
+	return access(path, F_OK) == 0;
+}
+
+/* A /proc file (its size reads as 0). */
+static char *read_proc(const char *path)
+{
+	static char buf[8192];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return NULL;
+	buf[n] = 0;
+	return strdup(buf);
+}
+
+/* After cryo is gone: the victim runs, untraced and not stopped. */
+static int victim_free(struct run *r)
+{
+	char path[64], *txt;
+	int tracer = -1;
+	char state = '?';
+
+	snprintf(path, sizeof(path), "/proc/%d/status", r->pid);
+	for (int tries = 0; tries < 500; tries++) {
+		char *at;
+
+		txt = read_proc(path);
+		if (!txt)
+			return why("the victim vanished");
+		at = strstr(txt, "\nState:\t");
+		state = at ? at[8] : '?';
+		at = strstr(txt, "\nTracerPid:\t");
+		tracer = at ? atoi(at + 12) : -1;
+		free(txt);
+		if (tracer == 0 && state != 'T' && state != 't')
+			return 0;
+		sleep_ms(2);
+	}
+	return why("after cryo died the victim is in state %c, traced by %d", state, tracer);
+}
+
+struct kill_stats {
+	int unharmed, completed, restored;
+};
+
+/* One dump, cryo killed by `sig` after `delay` seconds. */
+static int one_kill(struct run *r, bool leave, double delay, int sig, struct kill_stats *ks)
+{
+	struct timespec ts = { (time_t)delay, (long)((delay - (time_t)delay) * 1e9) };
+	char inv[700];
+	pid_t cryo;
+	int status, vstatus = 0;
+
+	snprintf(inv, sizeof(inv), "%s/inventory.img", r->img);
+	unlink(inv);
+	cryo = start_dump(r, leave);
+	if (cryo < 0)
+		return why("fork: %s", strerror(errno));
+	nanosleep(&ts, NULL);
+	kill(cryo, sig);
+	if (wait_for(cryo, 30, &status))
+		return why("cryo did not exit within 30 s of signal %d", sig);
+	/* A complete kill-mode dump may have sent SIGKILL just before cryo died: give the
+	 * victim time to finish dying before calling it unharmed. */
+	for (int i = 0; i < 500 && !leave && image_complete(r) &&
+			waitpid(r->pid, &vstatus, WNOHANG) == 0; i++)
+		sleep_ms(2);
+	if (!leave && image_complete(r) && kill(r->pid, 0) && errno == ESRCH)
+		goto gone;
+	if (waitpid(r->pid, &vstatus, WNOHANG) != r->pid) {
+		ks->unharmed++;
+		return victim_free(r);
+	}
+	/* Gone: only a complete dump may have killed it. */
+gone:
+	if (!WIFSIGNALED(vstatus) || WTERMSIG(vstatus) != SIGKILL || leave || !image_complete(r))
+		return why("the victim ended (status 0x%x) after cryo got signal %d %.1f ms into a "
+			   "dump%s", vstatus, sig, delay * 1e3, leave ? " --leave-running" : "");
+	ks->completed++;
+	if (step_restore_detached(r, r->img))
+		return -1;
+	ks->restored++;
+	return 0;
+}
+
+/* How long a whole dump takes here (the longest of three): the kills are spread over
+ * it and a little beyond. */
+static double dump_time(struct run *r)
+{
+	double longest = 0;
+
+	for (int i = 0; i < 3; i++) {
+		double t0 = now();
+		int status;
+		pid_t cryo = start_dump(r, true);
+
+		if (cryo < 0 || wait_for(cryo, 30, &status) || status)
+			return -1;
+		if (now() - t0 > longest)
+			longest = now() - t0;
+	}
+	return longest;
+}
+
+static int run_kill_cryo(struct run *r)
+{
+	int n = kill_cryo_count(r);
+	struct kill_stats ks = { 0, 0, 0 };
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	double t = n ? dump_time(r) : 0;
+
+	if (!n)
+		return 1;	/* not asked for */
+	if (t < 0)
+		return why("an undisturbed dump failed");
+	srand(seed);
+	for (int i = 0; i < 2 * n; i++) {
+		bool leave = i % 2;
+		int sig = i % 10 == 9 ? SIGTERM : SIGKILL;
+		double delay = t * 1.3 * rand() / RAND_MAX;
+
+		if (one_kill(r, leave, delay, sig, &ks)) {
+			char first[sizeof(reason)];
+
+			snprintf(first, sizeof(first), "%s", reason);
+			return why("%s (kill %d of %d, seed %u)", first, i + 1, 2 * n, seed);
+		}
+	}
+	printf("    cryo killed %d times over a %.1f ms dump: %d while dumping (victim "
+	       "unharmed), %d after a complete dump (restored %d)\n", 2 * n, t * 1e3,
+	       ks.unharmed, ks.completed, ks.restored);
+	return finish(r, r->pid);
+}
+
 static int run_mode(struct run *r, enum mode m)
 {
 	int repeat = repeat_count(r);
@@ -388,6 +555,8 @@ static int run_mode(struct run *r, enum mode m)
 		sleep_ms(20);
 		return finish(r, fg);
 	}
+	case MODE_KILL_CRYO:
+		return run_kill_cryo(r);
 	default:
 		return why("bad mode");
 	}
@@ -404,7 +573,7 @@ static void run_dir(struct run *r, const char *name, const char *mode)
 
 static void run_program(const char *name, char *const argv[], enum mode m)
 {
-	static const char *const short_modes[] = { "kill", "leave", "twice", "fg" };
+	static const char *const short_modes[] = { "kill", "leave", "twice", "fg", "killcryo" };
 	struct run r;
 	int rc;
 
@@ -418,6 +587,8 @@ static void run_program(const char *name, char *const argv[], enum mode m)
 	if (rc && r.pid > 0)
 		kill(r.pid, SIGKILL);
 	reap_orphans();
+	if (rc == 1 && m == MODE_KILL_CRYO)
+		return;		/* the program did not ask for it */
 	result(name, mode_names[m], rc, rc ? r.log : NULL, rc ? r.cryo_log : NULL);
 }
 

@@ -9,9 +9,10 @@
  * dies, the thread simply goes on home. No trap anywhere: a trap without a tracer is a
  * SIGTRAP that kills.
  *
- * The return trampoline: the return address of a vDSO function is replaced by it; it
- * keeps rax/rdx, finds the real return address by gettid in the slots, stops the same
- * way and jumps there.
+ * The return trampoline: the return address of a vDSO function is replaced by a stub
+ * of its own in the padding, which loads the real return address into r10 (dead at a
+ * return, like every caller-saved register) and the stop signal onto the dead stack;
+ * the trampoline keeps rax/rdx, stops the same way and jumps there.
  *
  * The restore runner runs a restore plan's table (r12) in a task cryo created, then
  * stops with tgkill as described by the block at rbx (struct run_stop); rbp holds 0 or
@@ -131,25 +132,13 @@ cr_borrow_home:
 	ret
 
 cr_tramp:
+	/* Reached from a stub: push $sig; movabs $return, %r10; jmp cr_tramp. */
 	movq	%rax, %r8
 	movq	%rdx, %r9
+	popq	%rdx
 	movl	$__NR_gettid, %eax
 	syscall
-	movl	%eax, %edi
-	leaq	cr_borrow_end(%rip), %rsi
-	movl	PAD_HDR_SLOTS(%rsi), %ecx
-	addq	$PAD_HDR_SIZE, %rsi
-8:	testl	%ecx, %ecx
-	jz	9f
-	cmpl	(%rsi), %edi
-	je	10f
-	addq	$SLOT_SIZE, %rsi
-	decl	%ecx
-	jmp	8b
-9:	ud2
-10:	movq	8(%rsi), %r10
-	movl	4(%rsi), %edx
-	movl	%edi, %esi
+	movl	%eax, %esi
 	leaq	cr_borrow_end(%rip), %rdi
 	movl	PAD_HDR_TGID(%rdi), %edi
 	movl	$__NR_tgkill, %eax

@@ -80,18 +80,35 @@ static uint64_t elf_extent(const uint8_t *img, size_t len)
 	return end;
 }
 
-int borrow_find_padding(const uint8_t *img, size_t len, size_t *off)
+int borrow_find_padding(const uint8_t *img, size_t len, size_t *off, bool *ours)
 {
-	uint64_t start = elf_extent(img, len);
+	uint64_t start = CR_ALIGN_UP(elf_extent(img, len), 16) + 16;
 
-	for (size_t i = start; i < len; i++)
-		if (img[i])
-			start = i + 1;
-	start = CR_ALIGN_UP(start, 16) + 16;
-	if (start >= len)
+	*ours = false;
+	if (start + BORROW_LEN + PAD_HDR_SIZE > len)
 		return cr_err("the vDSO has no free room after its code");
+	/* A cryo that died left its program here, and maybe trampoline entries a
+	 * thread still returns through: the same program is used again. */
+	if (!memcmp(img + start, cr_borrow_start, BORROW_LEN))
+		*ours = true;
+	for (size_t i = start + (*ours ? BORROW_LEN + PAD_HDR_SIZE : 0); i < len && !*ours; i++)
+		if (img[i])
+			return cr_err("the vDSO's padding holds bytes cryo did not put there");
 	*off = start;
 	return (int)(len - start);
+}
+
+void borrow_clean_vdso(uint8_t *img, size_t len)
+{
+	size_t off;
+	bool ours;
+
+	if (borrow_find_padding(img, len, &off, &ours) < 0) {
+		cr_err_reset();
+		return;
+	}
+	if (ours)
+		memset(img + off, 0, len - off);
 }
 
 /* A mapping only a stack lives in: [stack], or anonymous memory right above a guard. */
@@ -124,6 +141,57 @@ int borrow_dead_room(const struct proc_vmas *vmas, uint64_t rsp, uint64_t *lo, u
 		return *hi > *lo;
 	}
 	return 0;
+}
+
+/* ---- slots in the padding ---- */
+
+static bool slot_busy(const struct borrow_area *a, unsigned i)
+{
+	return a->slot_used[i / 64] & (1ULL << (i % 64));
+}
+
+static void slot_mark(struct borrow_area *a, unsigned i, bool used)
+{
+	if (used)
+		a->slot_used[i / 64] |= 1ULL << (i % 64);
+	else
+		a->slot_used[i / 64] &= ~(1ULL << (i % 64));
+}
+
+/* n consecutive free slots. */
+static int slot_alloc_n(struct borrow_area *a, unsigned n, uint64_t *addr)
+{
+	for (unsigned i = 0; i + n <= a->nr_slots; i += n) {
+		unsigned k = 0;
+
+		while (k < n && !slot_busy(a, i + k))
+			k++;
+		if (k < n)
+			continue;
+		for (k = 0; k < n; k++)
+			slot_mark(a, i + k, true);
+		*addr = a->slots + i * SLOT_SIZE;
+		return 0;
+	}
+	return cr_err("process %d: cryo holds too many of its threads at once", a->pid);
+}
+
+static int slot_alloc(struct borrow_area *a, uint64_t *addr)
+{
+	return slot_alloc_n(a, 1, addr);
+}
+
+static void slot_free_n(struct borrow_area *a, uint64_t addr, unsigned n)
+{
+	unsigned i = (addr - a->slots) / SLOT_SIZE;
+
+	for (unsigned k = 0; addr >= a->slots && k < n && i + k < a->nr_slots; k++)
+		slot_mark(a, i + k, false);
+}
+
+static void slot_free(struct borrow_area *a, uint64_t addr)
+{
+	slot_free_n(a, addr, 1);
 }
 
 /* ---- the area ---- */
@@ -159,7 +227,55 @@ static int read_status_masks(pid_t pid, uint64_t *ignored, uint64_t *caught, uin
 	return 0;
 }
 
-static int write_code(struct borrow_area *a, uint64_t vdso, size_t off, size_t room)
+static bool is_stub(const uint8_t *b)
+{
+	return b[0] == 0x6a && b[2] == 0x49 && b[3] == 0xba && b[12] == 0xe9;
+}
+
+/* A dead cryo's return stub is still needed while its thread lives and the stack
+ * slot it was put in still points at it (the frame has not returned yet). */
+static bool stub_needed(struct borrow_area *a, const uint8_t *b, uint64_t addr,
+			const struct rthread *threads, size_t nr)
+{
+	uint32_t tid;
+	uint64_t slot, now;
+
+	memcpy(&tid, b + STUB_TID, 4);
+	memcpy(&slot, b + STUB_RA_SLOT, 8);
+	for (size_t i = 0; i < nr; i++)
+		if ((uint32_t)threads[i].tid == tid)
+			return mem_read(a->mem_fd, a->pid, slot, &now, 8) || now == addr;
+	return false;
+}
+
+/* Slots a dead cryo left: tails are done with (no thread is inside the program any
+ * more), stubs are kept while a frame may still return through them. */
+static void keep_old_slots(struct borrow_area *a, const uint8_t *slots,
+			   const struct rthread *threads, size_t nr)
+{
+	static const uint8_t zero[SLOT_SIZE];
+
+	for (unsigned i = 0; i < a->nr_slots; i++) {
+		const uint8_t *b = slots + i * SLOT_SIZE;
+		bool keep;
+
+		if (!memcmp(b, zero, SLOT_SIZE) || b[0] == 0x5c)
+			continue;
+		keep = i + 1 < a->nr_slots && is_stub(b) ?
+		       stub_needed(a, b, a->slots + i * SLOT_SIZE, threads, nr) : true;
+		if (!keep) {
+			i++;
+			continue;
+		}
+		slot_mark(a, i, true);
+		if (is_stub(b) && i + 1 < a->nr_slots)
+			slot_mark(a, ++i, true);
+		a->old_slots = true;
+	}
+}
+
+static int write_code(struct borrow_area *a, uint64_t vdso, const uint8_t *img, size_t off,
+		      size_t room, bool ours, const struct rthread *threads, size_t nr)
 {
 	uint8_t *buf;
 	uint32_t hdr[4] = { a->pid, 0, 0, 0 };
@@ -174,6 +290,13 @@ static int write_code(struct borrow_area *a, uint64_t vdso, size_t off, size_t r
 	a->code = vdso + off;
 	a->slots = a->code + BORROW_LEN + PAD_HDR_SIZE;
 	a->code_len = BORROW_LEN + PAD_HDR_SIZE + a->nr_slots * SLOT_SIZE;
+	if (ours) {
+		memcpy(&hdr[1], img + off + BORROW_LEN + PAD_HDR_SLOTS, 4);
+		a->nr_slots = CR_MIN(hdr[1], a->nr_slots);
+		keep_old_slots(a, img + off + BORROW_LEN + PAD_HDR_SIZE, threads, nr);
+		pr_info("process %d: reusing the program a dead cryo left in its vDSO", a->pid);
+		return 0;
+	}
 	buf = calloc(1, a->code_len);
 	if (!buf)
 		return cr_err("out of memory");
@@ -186,12 +309,14 @@ static int write_code(struct borrow_area *a, uint64_t vdso, size_t off, size_t r
 	return rc;
 }
 
-int borrow_open(struct borrow_area *a, pid_t pid, const struct proc_vmas *vmas)
+int borrow_open(struct borrow_area *a, pid_t pid, const struct proc_vmas *vmas,
+		const struct rthread *threads, size_t nr)
 {
 	struct vdso_layout l;
 	uint64_t ignored = 0, caught = 0, pending = 0;
 	uint8_t *img;
 	size_t off;
+	bool ours;
 	int room;
 
 	memset(a, 0, sizeof(*a));
@@ -213,10 +338,12 @@ int borrow_open(struct borrow_area *a, pid_t pid, const struct proc_vmas *vmas)
 		free(img);
 		return -1;
 	}
-	room = borrow_find_padding(img, l.vdso_size, &off);
-	free(img);
-	if (room < 0 || write_code(a, l.vdso_start, off, room))
+	room = borrow_find_padding(img, l.vdso_size, &off, &ours);
+	if (room < 0 || write_code(a, l.vdso_start, img, off, room, ours, threads, nr)) {
+		free(img);
 		return -1;
+	}
+	free(img);
 	pr_debug("process %d: borrow program at 0x%lx, %u slots, stop signal %d", pid,
 		 (unsigned long)a->code, a->nr_slots, a->stop_sig);
 	return 0;
@@ -365,7 +492,7 @@ void borrow_close(struct borrow_area *a)
 				(unsigned long)addr);
 		clean = !a->abandoned;
 	}
-	if (clean && a->code_len) {
+	if (clean && a->code_len && !a->old_slots) {
 		uint8_t *zeros = calloc(1, a->code_len);
 
 		if (zeros && mem_write(a->mem_fd, a->pid, a->code, zeros, a->code_len))
@@ -388,27 +515,6 @@ int borrow_keep_sigactions(struct borrow_area *a, const void *ka)
 		return -1;
 	a->sigact = at;
 	return 0;
-}
-
-/* ---- slots in the padding ---- */
-
-static int slot_alloc(struct borrow_area *a, uint64_t *addr)
-{
-	for (unsigned i = 0; i < a->nr_slots; i++)
-		if (!(a->slot_used[i / 64] & (1ULL << (i % 64)))) {
-			a->slot_used[i / 64] |= 1ULL << (i % 64);
-			*addr = a->slots + i * SLOT_SIZE;
-			return 0;
-		}
-	return cr_err("process %d: cryo holds too many of its threads at once", a->pid);
-}
-
-static void slot_free(struct borrow_area *a, uint64_t addr)
-{
-	unsigned i = (addr - a->slots) / SLOT_SIZE;
-
-	if (addr >= a->slots && i < a->nr_slots)
-		a->slot_used[i / 64] &= ~(1ULL << (i % 64));
 }
 
 /* A tail: "pop %rsp; jmp *slot(%rip)" with the home address in the slot's second half. */
@@ -759,21 +865,42 @@ static void leave_unreturned(struct borrow_area *a, struct rthread *th, uint64_t
 		a->abandoned = true;
 }
 
+/* "push $sig; movabs $ra, %r10; jmp cr_tramp", then the tid and the stack slot. */
+static int write_stub(struct borrow_area *a, uint64_t stub, int sig, uint64_t ra, pid_t tid,
+		      uint64_t ra_slot)
+{
+	uint8_t b[2 * SLOT_SIZE];
+	uint64_t tramp = a->code + CR_OFF(cr_tramp, cr_borrow_start);
+	int32_t rel = (int32_t)(tramp - (stub + 17));
+	uint32_t t = tid;
+
+	memset(b, 0xcc, sizeof(b));
+	b[0] = 0x6a;
+	b[1] = (uint8_t)sig;
+	b[2] = 0x49;
+	b[3] = 0xba;
+	memcpy(b + 4, &ra, 8);
+	b[12] = 0xe9;
+	memcpy(b + 13, &rel, 4);
+	memcpy(b + STUB_TID, &t, 4);
+	memcpy(b + STUB_RA_SLOT, &ra_slot, 8);
+	return mem_write(a->mem_fd, a->pid, stub, b, sizeof(b));
+}
+
 int borrow_return_from(struct borrow_area *a, struct rthread *th, uint64_t ra_slot, uint64_t ra)
 {
-	uint64_t tramp = a->code + CR_OFF(cr_tramp, cr_borrow_start), slot;
 	int sig = a->stop_sig && !(th->home_mask & BIT(a->stop_sig)) ? a->stop_sig : 0;
-	uint32_t entry[4] = { th->tid, sig, (uint32_t)ra, (uint32_t)(ra >> 32) };
 	struct user_regs_struct r;
+	uint64_t stub;
 	int rc = -1;
 
-	if (slot_alloc(a, &slot))
+	if (slot_alloc_n(a, 2, &stub))
 		return -1;
-	if (mem_write(a->mem_fd, a->pid, slot, entry, sizeof(entry)) ||
-	    mem_write(a->mem_fd, a->pid, ra_slot, &tramp, 8))
+	if (write_stub(a, stub, sig, ra, th->tid, ra_slot) ||
+	    mem_write(a->mem_fd, a->pid, ra_slot, &stub, 8))
 		goto out;
 	if (run_to_stop(a, th->tid, a->code + CR_OFF(cr_tramp_stop, cr_borrow_start), sig)) {
-		leave_unreturned(a, th, ra_slot, tramp, ra);
+		leave_unreturned(a, th, ra_slot, stub, ra);
 		goto out;
 	}
 	if (ptr_get_regs(th->tid, &r))
@@ -788,6 +915,6 @@ int borrow_return_from(struct borrow_area *a, struct rthread *th, uint64_t ra_sl
 		a->abandoned = true;
 out:
 	if (!a->abandoned)
-		slot_free(a, slot);
+		slot_free_n(a, stub, 2);
 	return rc;
 }

@@ -23,12 +23,15 @@
 				   eflags tail rsp */
 #define RB_SIZE		(RB_WORDS * 8)
 
-/* After the borrow program in the padding: a header, then 16-byte slots (tails, or
- * trampoline entries {u32 tid; u32 stop signal; u64 return address}). */
+/* After the borrow program in the padding: a header, then 16-byte slots: tails (one
+ * slot), or return stubs (two slots: code, then u32 tid and u64 the stack slot the
+ * stub's address was put in, so a later cryo can tell whether it is still needed). */
 #define PAD_HDR_TGID	0
 #define PAD_HDR_SLOTS	4
 #define PAD_HDR_SIZE	16
 #define SLOT_SIZE	16
+#define STUB_TID	20
+#define STUB_RA_SLOT	24
 
 #define CR_SA_RESTART_BIT 0x10000000
 

@@ -144,11 +144,13 @@ struct borrow_area {
 	uint64_t sigact;		/* the sigactions as the program reads them, 0 if unknown */
 	unsigned nr_parked;
 	bool abandoned;			/* a thread may still run the program: leave it all */
+	bool old_slots;			/* a dead cryo's entries are in use: leave them */
 };
 
 /* Find the room (the vDSO's padding must be free; see docs/ARCHITECTURE.md) and write
  * the program; the data room is chosen later, once the threads are where they stay. */
-int borrow_open(struct borrow_area *a, pid_t pid, const struct proc_vmas *vmas);
+int borrow_open(struct borrow_area *a, pid_t pid, const struct proc_vmas *vmas,
+		const struct rthread *threads, size_t nr);
 /* Choose dead stack of `size` bytes below one of the threads' stack pointers. */
 int borrow_find_data(struct borrow_area *a, const struct proc_vmas *vmas,
 		     struct rthread *threads, size_t nr, size_t size);
@@ -158,8 +160,12 @@ int borrow_keep_sigactions(struct borrow_area *a, const void *ka);
 /* Put back every byte cryo wrote, unless a thread may still need them. */
 void borrow_close(struct borrow_area *a);
 /* The trailing free bytes of a vDSO image: their offset in *off, their number
- * returned (-1 if none). Pure. */
-int borrow_find_padding(const uint8_t *img, size_t len, size_t *off);
+ * returned (-1 if none). *ours tells that a dead cryo's program is already there.
+ * Pure. */
+int borrow_find_padding(const uint8_t *img, size_t len, size_t *off, bool *ours);
+/* Zero what a dead cryo left in a vDSO image's padding: the vDSO as the kernel made
+ * it. Pure. */
+void borrow_clean_vdso(uint8_t *img, size_t len);
 /* Dead stack below a stack pointer: [*lo, *hi) in the stack-only mapping holding rsp,
  * below the red zone. 1 if there is any, 0 if rsp is not in such a mapping. Pure. */
 int borrow_dead_room(const struct proc_vmas *vmas, uint64_t rsp, uint64_t *lo, uint64_t *hi);
