@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,32 @@ static int bad_usage(const char *fmt, const char *arg, const char *usage)
 	return 2;
 }
 
+#define CAP_BIT(n) (1ULL << (n))
+#define CR_CAP_SYS_PTRACE 19
+#define CR_CAP_SYS_ADMIN 21
+#define CR_CAP_CHECKPOINT_RESTORE 40
+
+/* Say it in one line instead of failing at the first system call. */
+static int need_privileges(const char *cmd)
+{
+	unsigned long long eff = 0;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+	bool cr;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	if (f)
+		fclose(f);
+	cr = eff & (CAP_BIT(CR_CAP_CHECKPOINT_RESTORE) | CAP_BIT(CR_CAP_SYS_ADMIN));
+	if (cr && (eff & CAP_BIT(CR_CAP_SYS_PTRACE)))
+		return 0;
+	fprintf(stderr, "cryo: error: %s needs root (or CAP_CHECKPOINT_RESTORE and "
+		"CAP_SYS_PTRACE)\n", cmd);
+	return 1;
+}
+
 static int parse_pid(const char *s, pid_t *out)
 {
 	char *end;
@@ -136,6 +163,8 @@ static int cmd_dump(int argc, char **argv)
 		return bad_usage("%s", "dump needs -t PID", usage_dump);
 	if (!o.dir)
 		return bad_usage("%s", "dump needs -D DIR", usage_dump);
+	if (need_privileges("dump"))
+		return 1;
 	cryo_set_verbosity(verbose);
 	return cryo_dump(&o) ? fail() : 0;
 }
@@ -201,6 +230,8 @@ static int cmd_restore(int argc, char **argv)
 		return bad_usage("unexpected argument '%s'", argv[optind], usage_restore);
 	if (!o.dir)
 		return bad_usage("%s", "restore needs -D DIR", usage_restore);
+	if (need_privileges("restore"))
+		return 1;
 	cryo_set_verbosity(verbose);
 	if (cryo_restore(&o, &root))
 		return fail();
@@ -223,6 +254,8 @@ static int cmd_check(int argc, char **argv)
 			return bad_usage("%s", "invalid option", usage_check);
 		verbose++;
 	}
+	if (need_privileges("check"))
+		return 1;
 	cryo_set_verbosity(verbose);
 	return cryo_check(stdout) ? 1 : 0;
 }

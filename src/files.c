@@ -152,6 +152,13 @@ static int find_shared(struct file_table *ft, pid_t pid, int fd, const struct st
 	return 0;
 }
 
+static bool ends_deleted(const char *link)
+{
+	size_t n = strlen(link);
+
+	return n >= 10 && !strcmp(link + n - 10, " (deleted)");
+}
+
 /* Check that the path still names the file the fd holds. */
 static int check_path(pid_t pid, int fd, const char *link, const struct stat *st)
 {
@@ -160,7 +167,9 @@ static int check_path(pid_t pid, int fd, const char *link, const struct stat *st
 	if (link[0] != '/')
 		return cr_err("process %d: fd %d (%s) has no path", pid, fd, link);
 	if (st->st_nlink == 0 && !S_ISDIR(st->st_mode))
-		return cr_err("process %d: fd %d: %s is deleted", pid, fd, link);
+		return cr_err("process %d: fd %d: %.*s was deleted; deleted files are not "
+			      "supported yet", pid, fd, (int)(strlen(link) - (ends_deleted(link) ?
+								    10 : 0)), link);
 	if (stat(link, &by_path) || by_path.st_dev != st->st_dev || by_path.st_ino != st->st_ino)
 		return cr_err("process %d: fd %d: %s was deleted or replaced", pid, fd, link);
 	return 0;
@@ -207,6 +216,8 @@ static int add_epoll_targets(struct dump_proc *p, int fd, const char *fdinfo, si
 		e->epoll_targets[i] = &items[i];
 	}
 	e->n_epoll_targets = n;
+	if (!n)
+		free(items);	/* freed through epoll_targets[0] otherwise */
 	free(t);
 	pr_debug("process %d: fd %d is an epoll instance watching %zu fds", p->pid, fd, n);
 	return 0;

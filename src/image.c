@@ -69,47 +69,65 @@ static const struct img_file_rec *find_record(const struct img_dir *d, const cha
 	return NULL;
 }
 
-int img_dir_create(struct img_dir *d, const char *path)
+/* The directory itself, never through a symbolic link; not one others can write. */
+static int open_dir(struct img_dir *d, const char *path, bool writing)
 {
 	struct stat st;
 
+	d->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d->dirfd < 0) {
+		struct stat lst;
+
+		if (!lstat(path, &lst) && S_ISLNK(lst.st_mode))
+			return cr_err("image directory %s is a symbolic link; cryo does not follow "
+				      "links there", path);
+		return cr_perr("cannot open image directory %s", path);
+	}
+	if (fstat(d->dirfd, &st))
+		return cr_perr("cannot stat image directory %s", path);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return cr_err("image directory %s can be written by others (mode %04o); use a "
+			      "directory only its owner can write", path, st.st_mode & 07777);
+	if (writing && faccessat(d->dirfd, ".", W_OK, AT_EACCESS))
+		return cr_perr("image directory %s is not writable", path);
+	return 0;
+}
+
+int img_dir_create(struct img_dir *d, const char *path)
+{
 	memset(d, 0, sizeof(*d));
 	d->dirfd = -1;
-	if (mkdir(path, 0700) && errno != EEXIST)
+	if (!mkdir(path, 0700))
+		d->created = true;
+	else if (errno != EEXIST)
 		return cr_perr("cannot create image directory %s", path);
-	d->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->dirfd < 0)
-		return cr_perr("cannot open image directory %s", path);
-	if (fstat(d->dirfd, &st) || faccessat(d->dirfd, ".", W_OK, AT_EACCESS)) {
-		cr_perr("image directory %s is not writable", path);
+	d->path = strdup(path);
+	if (!d->path)
+		return cr_err("out of memory");
+	d->writing = true;
+	if (open_dir(d, path, true))
 		goto fail;
-	}
 	/* An old inventory would make a half-written new image look complete. */
 	if (unlinkat(d->dirfd, INVENTORY, 0) && errno != ENOENT) {
 		cr_perr("cannot remove the old %s/%s", path, INVENTORY);
 		goto fail;
 	}
-	d->path = strdup(path);
-	d->writing = true;
-	if (!d->path)
-		goto fail;
 	return 0;
 fail:
-	close(d->dirfd);
-	d->dirfd = -1;
+	img_dir_close(d, false);
 	return -1;
 }
 
 int img_dir_open(struct img_dir *d, const char *path)
 {
 	memset(d, 0, sizeof(*d));
-	d->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->dirfd < 0)
-		return cr_perr("cannot open image directory %s", path);
+	d->dirfd = -1;
 	d->path = strdup(path);
-	if (!d->path) {
-		close(d->dirfd);
+	if (!d->path)
 		return cr_err("out of memory");
+	if (open_dir(d, path, false)) {
+		img_dir_close(d, true);
+		return -1;
 	}
 	return 0;
 }
@@ -123,10 +141,13 @@ void img_dir_close(struct img_dir *d, bool keep)
 	}
 	if (d->writing && !keep && d->dirfd >= 0)
 		unlinkat(d->dirfd, INVENTORY ".tmp", 0);
-	free(d->files);
-	free(d->path);
 	if (d->dirfd >= 0)
 		close(d->dirfd);
+	/* A refused dump leaves nothing behind: not even the directory it made. */
+	if (d->writing && !keep && d->created && d->path)
+		rmdir(d->path);
+	free(d->files);
+	free(d->path);
 	memset(d, 0, sizeof(*d));
 	d->dirfd = -1;
 }
@@ -152,9 +173,18 @@ static int write_all(int fd, const void *buf, size_t len, const char *dir, const
 	return 0;
 }
 
+/* A new file: whatever had the name (an old image file, a planted link) goes first,
+ * and the name must then be free. */
+static int create_at(struct img_dir *d, const char *name, int access)
+{
+	if (unlinkat(d->dirfd, name, 0) && errno != ENOENT)
+		return -1;
+	return openat(d->dirfd, name, access | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
 static int create_file(struct img_dir *d, const char *name, int access)
 {
-	int fd = openat(d->dirfd, name, access | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = create_at(d, name, access);
 
 	if (fd < 0)
 		return cr_perr("cannot create %s/%s", d->path, name);
@@ -254,16 +284,29 @@ int img_check_buffer(const uint8_t *buf, size_t len, uint16_t kind, const char *
 	return 0;
 }
 
+/* Never through a link, and without blocking on a FIFO planted there. */
+static int open_image_file(struct img_dir *d, const char *name)
+{
+	int fd = openat(d->dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		fcntl(fd, F_SETFL, 0);
+	return fd;
+}
+
 static uint8_t *read_whole(struct img_dir *d, const char *name, size_t *len)
 {
 	struct stat st;
 	uint8_t *buf;
 	size_t got = 0;
-	int fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
+	int fd = open_image_file(d, name);
 
 	if (fd < 0) {
 		if (errno == ENOENT)
 			cr_err("%s/%s is missing", d->path, name);
+		else if (errno == ELOOP)
+			cr_err("%s/%s is a symbolic link; cryo does not follow links there",
+			       d->path, name);
 		else
 			cr_perr("cannot open %s/%s", d->path, name);
 		return NULL;
@@ -540,10 +583,13 @@ int img_open_raw(struct img_dir *d, const char *name, uint64_t expect_size)
 
 	if (!rec)
 		return cr_err("%s/%s is not listed in the inventory", d->path, name);
-	fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
+	fd = open_image_file(d, name);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return cr_err("%s/%s is missing", d->path, name);
+		if (errno == ELOOP)
+			return cr_err("%s/%s is a symbolic link; cryo does not follow links there",
+				      d->path, name);
 		return cr_perr("cannot open %s/%s", d->path, name);
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
@@ -625,7 +671,7 @@ int img_write_inventory(struct img_dir *d, Inventory *inv)
 	inv->files = NULL;
 	if (!buf)
 		goto out;
-	fd = openat(d->dirfd, INVENTORY ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = create_at(d, INVENTORY ".tmp", O_WRONLY);
 	if (fd < 0) {
 		cr_perr("cannot create %s/%s.tmp", d->path, INVENTORY);
 		goto out_buf;
@@ -696,7 +742,16 @@ Inventory *img_read_inventory(struct img_dir *d)
 			cr_perr("%s/%s is missing", d->path, e->name);
 			goto fail;
 		}
-		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != e->size) {
+		if (S_ISLNK(st.st_mode)) {
+			cr_err("%s/%s is a symbolic link; cryo does not follow links there",
+			       d->path, e->name);
+			goto fail;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			cr_err("%s/%s is not a regular file", d->path, e->name);
+			goto fail;
+		}
+		if ((uint64_t)st.st_size != e->size) {
 			cr_err("%s/%s has %llu bytes, the inventory says %llu (truncated or "
 			       "damaged)", d->path, e->name, (unsigned long long)st.st_size,
 			       (unsigned long long)e->size);

@@ -29,6 +29,7 @@ struct img_dir {
 	int dirfd;
 	char *path;
 	bool writing;
+	bool created;			/* dump made the directory: a failure removes it */
 	/* Files written so far (dump) or listed by the inventory (restore). */
 	struct img_file_rec *files;
 	size_t nr_files, cap_files;

@@ -15,17 +15,32 @@ static char first_error[1024];
 
 static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* One line, whatever a file name holds: control characters are written as \xNN. */
+void cr_escape_line(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < len; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			o += snprintf(out + o, len - o, "\\x%02x", *p);
+		else
+			out[o++] = *p;
+	}
+	out[o] = 0;
+}
+
 static void remember(const char *fmt, va_list ap, int errnum)
 {
+	char raw[sizeof(first_error)];
 	size_t n;
 
 	pthread_mutex_lock(&error_lock);
 	if (!first_error[0]) {
-		vsnprintf(first_error, sizeof(first_error), fmt, ap);
-		n = strlen(first_error);
-		if (errnum && n < sizeof(first_error))
-			snprintf(first_error + n, sizeof(first_error) - n, ": %s",
-				 strerror(errnum));
+		vsnprintf(raw, sizeof(raw), fmt, ap);
+		n = strlen(raw);
+		if (errnum && n < sizeof(raw))
+			snprintf(raw + n, sizeof(raw) - n, ": %s", strerror(errnum));
+		cr_escape_line(raw, first_error, sizeof(first_error));
 	}
 	pthread_mutex_unlock(&error_lock);
 	if (log_level >= 2) {

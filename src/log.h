@@ -11,6 +11,8 @@ extern int log_level;	/* 0 quiet, 1 info (-v), 2 debug (-vv) */
 int cr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Same, with ": strerror(errno)" appended. */
 int cr_perr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Copy `in` to `out` as one line: control characters become \xNN. Pure. */
+void cr_escape_line(const char *in, char *out, size_t len);
 /* The recorded error, or NULL. */
 const char *cr_last_error(void);
 void cr_err_reset(void);

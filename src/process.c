@@ -33,6 +33,9 @@ static int check_namespaces(pid_t pid)
 		snprintf(b, sizeof(b), "/proc/self/ns/%s", namespaces[i]);
 		if (stat(b, &sb))
 			continue;	/* this kernel lacks the namespace */
+		if (stat(a, &sa) && errno == EACCES)
+			return cr_err("process %d may not be inspected by cryo (its namespaces are "
+				      "hidden: permission denied)", pid);
 		if (stat(a, &sa))
 			return cr_perr("cannot read %s", a);
 		if (sa.st_ino != sb.st_ino || sa.st_dev != sb.st_dev)
@@ -73,6 +76,9 @@ int process_dump_check(pid_t pid)
 		return cr_err("invalid PID %d", pid);
 	if (pid == getpid())
 		return cr_err("cryo cannot dump itself");
+	if (pid == 1)
+		return cr_err("PID 1 is init, which cannot be dumped: restoring it would need a "
+			      "PID namespace of its own");
 	txt = proc_read_pid_file(pid, "stat", &len);
 	if (!txt) {
 		if (errno == ENOENT) {

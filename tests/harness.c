@@ -401,6 +401,47 @@ static char *read_proc(const char *path)
 	return strdup(buf);
 }
 
+/* The signals every thread of the victim keeps blocked: handlers block more for a
+ * moment, sigsuspend swaps its mask, so what counts is what stays blocked throughout. */
+static uint64_t all_masks(pid_t pid)
+{
+	char dir[64];
+	struct dirent *de;
+	uint64_t m = ~0ULL;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", pid);
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		char path[384], *txt, *at;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/status", dir, de->d_name);
+		txt = read_proc(path);
+		at = txt ? strstr(txt, "\nSigBlk:\t") : NULL;
+		if (at)
+			m &= strtoull(at + 9, NULL, 16);
+		free(txt);
+	}
+	if (d)
+		closedir(d);
+	return m;
+}
+
+static uint64_t stable_mask(pid_t pid)
+{
+	uint64_t m = ~0ULL;
+
+	for (int i = 0; i < 20; i++) {
+		m &= all_masks(pid);
+		sleep_ms(5);
+	}
+	return m;
+}
+
+static uint64_t victim_blocked;
+
 /* After cryo is gone: the victim runs, untraced and not stopped. */
 static int victim_free(struct run *r)
 {
@@ -420,8 +461,21 @@ static int victim_free(struct run *r)
 		at = strstr(txt, "\nTracerPid:\t");
 		tracer = at ? atoi(at + 12) : -1;
 		free(txt);
-		if (tracer == 0 && state != 'T' && state != 't')
-			return 0;
+		if (tracer == 0 && state != 'T' && state != 't') {
+			uint64_t m = 0;
+
+			/* A thread let go in the middle of going home by itself gets
+			 * there within moments. */
+			for (int i = 0; i < 250; i++) {
+				m = all_masks(r->pid);
+				if ((m & victim_blocked) == victim_blocked)
+					return 0;
+				sleep_ms(2);
+			}
+			return why("a thread lost blocked signals: 0x%llx of 0x%llx still blocked",
+				   (unsigned long long)(m & victim_blocked),
+				   (unsigned long long)victim_blocked);
+		}
 		sleep_ms(2);
 	}
 	return why("after cryo died the victim is in state %c, traced by %d", state, tracer);
@@ -490,6 +544,102 @@ static double dump_time(struct run *r)
 	return longest;
 }
 
+/* Who holds a PID: its comm, or "" if nobody. */
+static void holder(pid_t pid, char *comm, size_t len, char *state)
+{
+	char path[64], *txt, *at;
+
+	comm[0] = 0;
+	*state = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	txt = read_proc(path);
+	if (!txt)
+		return;
+	at = strchr(txt, '(');
+	if (at)
+		snprintf(comm, len, "%.*s", (int)strcspn(at + 1, ")"), at + 1);
+	at = strrchr(txt, ')');
+	*state = at && at[1] ? at[2] : '?';
+	free(txt);
+}
+
+/* A kill-mode dump, then cryo restore killed after `delay`: the PID is either free
+ * again or held by the restored process, running; then it is restored for real. */
+static int one_restore_kill(struct run *r, double delay, int *completed)
+{
+	struct timespec ts = { (time_t)delay, (long)((delay - (time_t)delay) * 1e9) };
+	char *argv[] = { (char *)cryo_bin, "restore", "-D", r->img, "-d", NULL };
+	char comm[64], state;
+	pid_t cryo;
+	int status;
+
+	if (step_dump(r, r->img, false))
+		return -1;
+	cryo = spawn(argv, r->cryo_log, false);
+	nanosleep(&ts, NULL);
+	kill(cryo, SIGKILL);
+	if (wait_for(cryo, 30, &status))
+		return -1;
+	/* A task the dead cryo had not finished dies with it (it is killed when its
+	 * tracer goes): it vanishes within moments; a finished one stays. */
+	for (int i = 0, alive = 0; i < 500 && alive < 50; i++) {
+		reap_orphans();
+		holder(r->pid, comm, sizeof(comm), &state);
+		if (!comm[0])
+			break;
+		alive = state != 'Z' && state != 'X' && strcmp(comm, "cryo") ? alive + 1 : 0;
+		sleep_ms(2);
+	}
+	if (comm[0] && !strcmp(comm, "cryo"))
+		return why("a killed restore left a copy of cryo holding PID %d (state %c)",
+			   r->pid, state);
+	if (comm[0]) {
+		(*completed)++;
+		return victim_free(r);
+	}
+	return step_restore_detached(r, r->img);
+}
+
+static double restore_time(struct run *r)
+{
+	double longest = 0;
+
+	for (int i = 0; i < 3; i++) {
+		double t0;
+
+		if (step_dump(r, r->img, false))
+			return -1;
+		t0 = now();
+		if (step_restore_detached(r, r->img))
+			return -1;
+		if (now() - t0 > longest)
+			longest = now() - t0;
+	}
+	return longest;
+}
+
+static int run_restore_kills(struct run *r, int n, unsigned seed)
+{
+	double t = restore_time(r);
+	int completed = 0;
+
+	if (t < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		double delay = t * 1.3 * rand() / RAND_MAX;
+
+		if (one_restore_kill(r, delay, &completed)) {
+			char first[sizeof(reason)];
+
+			snprintf(first, sizeof(first), "%s", reason);
+			return why("%s (restore kill %d of %d, seed %u)", first, i + 1, n, seed);
+		}
+	}
+	printf("    cryo restore killed %d times over a %.1f ms restore: %d before it was done "
+	       "(nothing left behind), %d after\n", n, t * 1e3, n - completed, completed);
+	return 0;
+}
+
 static int run_kill_cryo(struct run *r)
 {
 	int n = kill_cryo_count(r);
@@ -501,6 +651,7 @@ static int run_kill_cryo(struct run *r)
 		return 1;	/* not asked for */
 	if (t < 0)
 		return why("an undisturbed dump failed");
+	victim_blocked = stable_mask(r->pid);
 	srand(seed);
 	for (int i = 0; i < 2 * n; i++) {
 		bool leave = i % 2;
@@ -517,6 +668,8 @@ static int run_kill_cryo(struct run *r)
 	printf("    cryo killed %d times over a %.1f ms dump: %d while dumping (victim "
 	       "unharmed), %d after a complete dump (restored %d)\n", 2 * n, t * 1e3,
 	       ks.unharmed, ks.completed, ks.restored);
+	if (run_restore_kills(r, n, seed))
+		return -1;
 	return finish(r, r->pid);
 }
 

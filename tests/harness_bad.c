@@ -169,6 +169,147 @@ static int bad_dump_child(struct run *r)
 	return dump_victim(r, r->img, "has a child process");
 }
 
+static int bad_dump_seccomp_thread(struct run *r)
+{
+	if (start_victim(r, "dump-seccomp-thread", "seccomp-thread"))
+		return -1;
+	return dump_victim(r, r->img, "uses seccomp");
+}
+
+/* -D a link to a directory: refused, and nothing appears in the directory. */
+static int bad_dump_dir_link(struct run *r)
+{
+	char target[700], link[700];
+	int rc;
+
+	if (start_victim(r, "dump-dir-is-a-link", NULL))
+		return -1;
+	snprintf(target, sizeof(target), "%s/target", r->dir);
+	snprintf(link, sizeof(link), "%s/link", r->dir);
+	mkdir(target, 0700);
+	if (symlink(target, link))
+		return why("symlink: %s", strerror(errno));
+	rc = dump_victim(r, link, "is a symbolic link");
+	if (!rc && rmdir(target))
+		return why("the dump wrote into the link's target");
+	return rc;
+}
+
+/* An image file planted as a link to a file elsewhere: the dump replaces the link and
+ * never writes through it. */
+static int bad_dump_planted_link(struct run *r)
+{
+	char victim_file[700], planted[700], pid[16];
+	struct stat st;
+	int rc;
+
+	if (start_victim(r, "dump-planted-link", NULL))
+		return -1;
+	snprintf(victim_file, sizeof(victim_file), "%s/precious", r->dir);
+	snprintf(planted, sizeof(planted), "%s/pstree.img", r->img);
+	mkdir(r->img, 0700);
+	if (close(open(victim_file, O_WRONLY | O_CREAT, 0600)) || symlink(victim_file, planted))
+		return why("cannot plant the link");
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--leave-running", NULL);
+	if (rc)
+		return why("cryo dump exited with %d", rc);
+	if (stat(victim_file, &st) || st.st_size)
+		return why("the dump wrote through the planted link");
+	if (lstat(planted, &st) || !S_ISREG(st.st_mode))
+		return why("pstree.img is not a regular file after the dump");
+	return victim_unharmed(r);
+}
+
+static int bad_dump_open_dir(struct run *r)
+{
+	if (start_victim(r, "dump-dir-writable-by-others", NULL))
+		return -1;
+	mkdir(r->img, 0700);
+	chmod(r->img, 0777);
+	return dump_victim(r, r->img, "can be written by others (mode 0777)");
+}
+
+/* A refused dump removes the directory it made. */
+static int bad_dump_leaves_nothing(struct run *r)
+{
+	if (start_victim(r, "dump-refused-leaves-no-dir", "pipe"))
+		return -1;
+	if (dump_victim(r, r->img, "is a pipe"))
+		return -1;
+	if (!access(r->img, F_OK))
+		return why("the refused dump left %s behind", r->img);
+	return 0;
+}
+
+/* A stopped process (SIGSTOP) is dumped and comes back stopped; SIGCONT goes on. */
+static int stopped_state(pid_t pid)
+{
+	char path[64], buf[512];
+	int fd;
+	ssize_t n;
+	char *at;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY);
+	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return '?';
+	buf[n] = 0;
+	at = strrchr(buf, ')');
+	return at && at[1] ? at[2] : '?';
+}
+
+static int wait_state(pid_t pid, int want)
+{
+	for (int i = 0; i < 2000; i++) {
+		if (stopped_state(pid) == want)
+			return 0;
+		sleep_ms(2);
+	}
+	return why("process %d is in state %c, not %c", pid, stopped_state(pid), want);
+}
+
+static int stopped_process(struct run *r, bool leave)
+{
+	char pid[16];
+	int rc, status;
+
+	if (start_victim(r, leave ? "stopped-leave-running" : "stopped-kill-restore", NULL))
+		return -1;
+	kill(r->pid, SIGSTOP);
+	if (wait_state(r->pid, 'T'))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = leave ? run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--leave-running",
+			      NULL) :
+		     run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL);
+	if (rc)
+		return why("cryo dump exited with %d", rc);
+	if (!leave) {
+		if (wait_for(r->pid, 10, &status))
+			return -1;
+		if (step_restore_detached(r, r->img))
+			return -1;
+	}
+	if (wait_state(r->pid, 'T'))
+		return -1;
+	kill(r->pid, SIGCONT);
+	return victim_unharmed(r);
+}
+
+static int bad_stopped_kill(struct run *r)
+{
+	return stopped_process(r, false);
+}
+
+static int bad_stopped_leave(struct run *r)
+{
+	return stopped_process(r, true);
+}
+
 /* ---- restore ---- */
 
 static int copy_dir(const char *from, const char *to)
@@ -377,6 +518,45 @@ static int restore_forwards_sigterm(struct run *r)
 	return kill(r->pid, 0) ? 0 : why("the restored process survived SIGTERM");
 }
 
+/* A FIFO where the inventory should be: restore and show refuse at once. */
+static int bad_restore_fifo_inventory(struct run *r)
+{
+	char inv[1200];
+
+	run_dir(r, "restore-fifo-inventory", "bad");
+	if (!base_image[0] && make_base_image())
+		return -1;
+	if (copy_dir(base_image, r->img))
+		return -1;
+	snprintf(inv, sizeof(inv), "%s/inventory.img", r->img);
+	unlink(inv);
+	if (mkfifo(inv, 0600))
+		return why("mkfifo: %s", strerror(errno));
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
+			 "is not a regular file"))
+		return -1;
+	return expect_error(r, run_cryo(r->cryo_log, "show", r->img, NULL),
+			    "is not a regular file");
+}
+
+/* An image file that is a link (to a good copy, even): refused. */
+static int bad_restore_linked_file(struct run *r)
+{
+	char core[1200], copy[1300];
+
+	run_dir(r, "restore-linked-image-file", "bad");
+	if (!base_image[0] && make_base_image())
+		return -1;
+	if (copy_dir(base_image, r->img))
+		return -1;
+	snprintf(core, sizeof(core), "%s/core-%d.img", r->img, base_pid);
+	snprintf(copy, sizeof(copy), "%s/../core-copy.img", r->img);
+	if (rename(core, copy) || symlink(copy, core))
+		return why("cannot plant the link");
+	return expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
+			    "is a symbolic link");
+}
+
 static int bad_cli(struct run *r)
 {
 	int rc;
@@ -447,6 +627,13 @@ static void run_bad_inputs(void)
 		{ "dump-with-child", bad_dump_child },
 		{ "dump-flock", bad_dump_flock },
 		{ "dump-posix-lock", bad_dump_posix_lock },
+		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
+		{ "dump-dir-is-a-link", bad_dump_dir_link },
+		{ "dump-planted-link", bad_dump_planted_link },
+		{ "dump-dir-writable-by-others", bad_dump_open_dir },
+		{ "dump-refused-leaves-no-dir", bad_dump_leaves_nothing },
+		{ "stopped-kill-restore", bad_stopped_kill },
+		{ "stopped-leave-running", bad_stopped_leave },
 		{ "restore-truncated-core", bad_restore_truncated },
 		{ "restore-flipped-bit-core", bad_restore_flipped_core },
 		{ "restore-flipped-bit-pages", bad_restore_flipped_pages },
@@ -454,6 +641,8 @@ static void run_bad_inputs(void)
 		{ "restore-newer-format", bad_restore_newer },
 		{ "restore-not-an-image", bad_restore_not_image },
 		{ "restore-pid-taken", bad_restore_pid_taken },
+		{ "restore-fifo-inventory", bad_restore_fifo_inventory },
+		{ "restore-linked-image-file", bad_restore_linked_file },
 		{ "cli-invalid-pid", bad_cli },
 		{ "restore-forwards-sigterm", restore_forwards_sigterm },
 		{ "show-damaged-image", bad_show_damaged },

@@ -1,15 +1,22 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
- * ("pipe", "child", "thread", "flock", "lockf"), for the bad-input cases. */
+ * ("pipe", "child", "thread", "flock", "lockf", "seccomp-thread"), for the bad-input cases. */
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "tlib.h"
+
+#define CR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static char static_data[64 << 10];
 
@@ -28,6 +35,27 @@ static void lock_file(const char *dir, const char *how)
 static void *idle_thread(void *arg)
 {
 	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* A thread (not the leader) whose filter makes getppid fail with EPERM. */
+static void *seccomp_thread(void *arg)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_getppid, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { CR_ARRAY_LEN(f), f };
+
+	(void)arg;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+		tl_fail("seccomp: %s", strerror(errno));
+	*(volatile int *)arg = 1;
 	for (;;)
 		pause();
 	return NULL;
@@ -61,6 +89,13 @@ int main(int argc, char **argv)
 		lock_file(argv[1], extra);
 	if (!strcmp(extra, "thread"))
 		pthread_create(&th, NULL, idle_thread, NULL);
+	if (!strcmp(extra, "seccomp-thread")) {
+		static volatile int filtered;
+
+		pthread_create(&th, NULL, seccomp_thread, (void *)&filtered);
+		while (!filtered)
+			usleep(1000);
+	}
 	tl_ready();
 	tl_wait_go();
 	TL_CHECK(getpid() == me, "pid changed from %d to %d", me, getpid());

@@ -11,6 +11,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "layout.h"
@@ -545,8 +546,13 @@ static bool at_site(pid_t tid, uint64_t site, bool syscall_mode)
 static int run_to_stop(struct borrow_area *a, pid_t tid, uint64_t site, int sig)
 {
 	int req = sig ? PTRACE_CONT : PTRACE_SYSCALL, pass = 0, status;
+	struct timespec t0, t;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int n = 0; n < 100000; n++) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec > RMT_WAIT_MS / 1000)
+			break;
 		if (ptrace(req, tid, 0, (void *)(long)pass))
 			return cr_perr("cannot resume task %d", tid);
 		pass = 0;
