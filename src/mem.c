@@ -828,25 +828,56 @@ static int dump_mm_fields(struct dump_proc *p)
 	}
 }
 
-/* The vDSO as the kernel made it (read before cryo wrote anything into it). */
+/* The vDSO as the program sees it: an earlier restore's proxy (what it maps), or the
+ * kernel's as it made it (read before cryo wrote anything into it). */
 static int read_vdso(struct dump_proc *p)
 {
 	struct dump_ctx *ctx = p->ctx;
+	struct vdso_layout proxy;
+	const struct vdso_layout *l = &p->vdso_layout;
+	bool proxied = vdso_find_proxy(&p->vmas, &proxy);
 	uint8_t *bytes;
-	size_t len = p->vdso_layout.vdso_size;
+	size_t len;
 
-	if (!p->vdso_clean || ctx->vdso)
+	if (ctx->vdso || (!proxied && !p->vdso_clean))
 		return 0;
+	if (proxied)
+		l = &proxy;
+	len = l->vdso_size;
+	if (len > VDSO_MAX_SIZE)
+		return cr_err("process %d: vDSO too large", p->pid);
 	bytes = malloc(len);
 	if (!bytes)
 		return cr_err("out of memory");
-	memcpy(bytes, p->vdso_clean, len);
-	if (vdso_info_fill(&ctx->vdso_storage, &p->vdso_layout, bytes, len)) {
+	if (proxied ? mem_read_vm(p->pid, l->vdso_start, bytes, len) :
+		      !memcpy(bytes, p->vdso_clean, len)) {
+		free(bytes);
+		return -1;
+	}
+	if (vdso_info_fill(&ctx->vdso_storage, l, bytes, len)) {
 		vdso_info_free(&ctx->vdso_storage);
 		return -1;
 	}
 	ctx->vdso = &ctx->vdso_storage;
 	return 0;
+}
+
+/* With a proxy, its mappings stand for the vDSO and the real one is left out. */
+static int classify(const struct proc_vma *v, VmaKind *kind, const char **why)
+{
+	int k = vdso_proxy_kind(v);
+
+	if (k) {
+		*kind = k;
+		return 0;
+	}
+	return mem_classify(v, kind, why);
+}
+
+static bool real_special(const struct proc_vma *v)
+{
+	return v->path && (!strcmp(v->path, "[vdso]") || !strcmp(v->path, "[vvar]") ||
+			   !strcmp(v->path, "[vvar_vclock]"));
 }
 
 int mem_read_vmas(struct dump_proc *p)
@@ -864,6 +895,8 @@ int mem_read_vmas(struct dump_proc *p)
 
 int mem_dump(struct dump_proc *p)
 {
+	struct vdso_layout proxy;
+	bool proxied;
 	Vma **pbs = NULL;
 	VmaKind *kinds = NULL;
 	size_t n = 0;
@@ -878,13 +911,14 @@ int mem_dump(struct dump_proc *p)
 		cr_err("out of memory");
 		goto out;
 	}
+	proxied = vdso_find_proxy(&p->vmas, &proxy);
 	for (size_t i = 0; i < p->vmas.nr; i++) {
 		struct proc_vma *v = &p->vmas.v[i];
 		const char *why;
 
-		if (v->path && !strcmp(v->path, "[vsyscall]"))
+		if ((v->path && !strcmp(v->path, "[vsyscall]")) || (proxied && real_special(v)))
 			continue;
-		if (mem_classify(v, &kinds[i], &why)) {
+		if (classify(v, &kinds[i], &why)) {
 			if (v->unknown_flags)
 				cr_err("process %d: cannot dump mapping 0x%lx-0x%lx (%s): VmFlags "
 				       "'%s' is unknown to this cryo", p->pid,

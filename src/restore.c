@@ -339,6 +339,9 @@ struct plan_layout {
 /* A proxy: the running vDSO block moves to a free place; the old range becomes
  * ordinary memory holding the old code with redirected entries (written after the
  * plan), the old data pages PROT_NONE placeholders so stray reads fault. */
+static int plan_proxy_maps(struct restore_ctx *ctx, struct restore_proc *rp, struct plan *p,
+			   const struct vdso_layout *dst);
+
 static int plan_vdso_proxy(struct restore_ctx *ctx, struct restore_proc *rp, struct plan *p,
 			   const struct plan_layout *pl)
 {
@@ -359,22 +362,43 @@ static int plan_vdso_proxy(struct restore_ctx *ctx, struct restore_proc *rp, str
 	if (vdso_make_proxy(vi->image.data, vi->image.len, pl->dst.vdso_start, &rt->syms,
 			    cur_vdso, rp->proxy, patches, &n))
 		return -1;
-	rp->proxy_len = vi->image.len;
-	rp->proxy_addr = pl->dst.vdso_start;
-	for (int i = 0; i < n; i++)
+	if (vi->image.len != pl->dst.vdso_size)
+		return cr_err("image: the vDSO's bytes do not fill its mapping");
+	for (int i = 0; i < n && !p->counting; i++)
 		pr_info("vDSO proxy: %s -> %s", patches[i].name,
 			patches[i].kind == PATCH_JUMP ? "the running vDSO" :
 			patches[i].kind == PATCH_SYSCALL ? "a system call" : "an error return");
-	plan_call(p, "mapping the vDSO proxy", 0, __NR_mmap, pl->dst.vdso_start,
-		  pl->dst.vdso_size, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-		  -1, 0);
-	if (pl->dst.vvar_size)
-		plan_call(p, "reserving the old [vvar]", 0, __NR_mmap, pl->dst.vvar_start,
-			  pl->dst.vvar_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-	if (pl->dst.vclock_size)
-		plan_call(p, "reserving the old [vvar_vclock]", 0, __NR_mmap, pl->dst.vclock_start,
-			  pl->dst.vclock_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-			  -1, 0);
+	return plan_proxy_maps(ctx, rp, p, &pl->dst);
+}
+
+/* The proxy and the placeholders for the old data pages, from named memory files (a
+ * later dump recognises them by name); made once, in the real pass. */
+static int plan_proxy_maps(struct restore_ctx *ctx, struct restore_proc *rp, struct plan *p,
+			   const struct vdso_layout *dst)
+{
+	const uint64_t starts[3] = { dst->vdso_start, dst->vvar_start, dst->vclock_start };
+	const uint64_t sizes[3] = { dst->vdso_size, dst->vvar_size, dst->vclock_size };
+	static const char *const names[3] = { VDSO_PROXY_NAME, VVAR_RESERVE_NAME,
+					       VCLOCK_RESERVE_NAME };
+	static const char *const labels[3] = { "mapping the vDSO proxy", "reserving the old [vvar]",
+					       "reserving the old [vvar_vclock]" };
+
+	for (int i = 0; i < 3; i++) {
+		if (!sizes[i])
+			continue;
+		if (!p->counting && rp->proxy_fds[i] < 0) {
+			int fd = vdso_proxy_memfd(names[i], i ? NULL : rp->proxy, sizes[i]);
+
+			if (fd < 0)
+				return -1;
+			rp->proxy_fds[i] = restore_inherit_fd(ctx, fd, names[i]);
+			if (rp->proxy_fds[i] < 0)
+				return -1;
+		}
+		plan_call(p, labels[i], 0, __NR_mmap, starts[i], sizes[i],
+			  i ? PROT_NONE : PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED,
+			  rp->proxy_fds[i], 0);
+	}
 	return 0;
 }
 
@@ -809,20 +833,6 @@ static int run_thread_table(struct restore_proc *rp, size_t i)
 	return 0;
 }
 
-static int write_proxy(struct restore_proc *rp)
-{
-	int fd, rc;
-
-	if (!rp->proxy)
-		return 0;
-	fd = mem_open(rp->pid);
-	if (fd < 0)
-		return -1;
-	rc = mem_write(fd, rp->pid, rp->proxy_addr, rp->proxy, rp->proxy_len);
-	close(fd);
-	return rc;
-}
-
 /* The task's copy of the plan holds the results. */
 static int check_results(struct restore_proc *rp)
 {
@@ -858,8 +868,6 @@ static int run_plan(struct restore_proc *rp)
 	for (size_t i = 1; i < rp->nr_threads; i++)
 		if (run_thread_table(rp, i))
 			return -1;
-	if (write_proxy(rp))
-		return -1;
 	if (exec_syscall(rp->pid, &base, plan_stub(p), __NR_munmap, p->base, p->size, 0, 0, 0, 0,
 			 &ret) || ret)
 		return cr_err("cannot unmap the restore plan in process %d", rp->pid);
@@ -925,6 +933,9 @@ static void restore_free(struct restore_ctx *ctx, struct restore_proc *rp)
 	plan_free(&rp->plan);
 	free(rp->reads);
 	free(rp->proxy);
+	for (int i = 0; i < 3; i++)
+		if (rp->proxy_fds[i] >= 0)
+			close(rp->proxy_fds[i]);
 	free(rp->thread_tables);
 	free(rp->thread_stops);
 	free(rp->thread_created);
@@ -1012,6 +1023,7 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	memset(&v, 0, sizeof(v));
 	rp.ctx = &ctx;
 	rp.page_fd = -1;
+	rp.proxy_fds[0] = rp.proxy_fds[1] = rp.proxy_fds[2] = -1;
 	ctx.detach = opts->detach;
 	ctx.shell_job = opts->shell_job;
 	ctx.ignore_cpu = opts->ignore_cpu;

@@ -106,9 +106,8 @@ struct restore_proc {
 	struct { size_t call; uint64_t bytes; } *reads;
 	size_t nr_reads, max_reads;
 	uint64_t run_done;		/* bytes of the current run already planned */
-	uint8_t *proxy;			/* vDSO proxy bytes, written after the plan */
-	size_t proxy_len;
-	uint64_t proxy_addr;
+	uint8_t *proxy;			/* vDSO proxy bytes */
+	int proxy_fds[3];		/* memory files of the proxy and its placeholders */
 };
 
 /* A file opened for the new task, moved above every fd number it will use. */

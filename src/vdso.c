@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "crc32c.h"
 #include "log.h"
@@ -120,6 +122,62 @@ void vdso_block(const struct vdso_layout *l, uint64_t *start, uint64_t *end)
 		if (l->vclock_start + l->vclock_size > *end)
 			*end = l->vclock_start + l->vclock_size;
 	}
+}
+
+/* ---- proxies an earlier restore made ---- */
+
+static const char *const proxy_names[] = {
+	"/memfd:" VDSO_PROXY_NAME " (deleted)",
+	"/memfd:" VVAR_RESERVE_NAME " (deleted)",
+	"/memfd:" VCLOCK_RESERVE_NAME " (deleted)",
+};
+
+int vdso_proxy_kind(const struct proc_vma *v)
+{
+	static const int kinds[] = { VMA_KIND__VMA_VDSO, VMA_KIND__VMA_VVAR,
+				     VMA_KIND__VMA_VVAR_VCLOCK };
+
+	for (size_t i = 0; v->path && i < CR_ARRAY_SIZE(proxy_names); i++)
+		if (!strcmp(v->path, proxy_names[i]) && !v->shared)
+			return kinds[i];
+	return 0;
+}
+
+bool vdso_find_proxy(const struct proc_vmas *vmas, struct vdso_layout *l)
+{
+	memset(l, 0, sizeof(*l));
+	for (size_t i = 0; i < vmas->nr; i++) {
+		const struct proc_vma *v = &vmas->v[i];
+
+		switch (vdso_proxy_kind(v)) {
+		case VMA_KIND__VMA_VDSO:
+			l->vdso_start = v->start;
+			l->vdso_size = v->end - v->start;
+			break;
+		case VMA_KIND__VMA_VVAR:
+			l->vvar_start = v->start;
+			l->vvar_size = v->end - v->start;
+			break;
+		case VMA_KIND__VMA_VVAR_VCLOCK:
+			l->vclock_start = v->start;
+			l->vclock_size = v->end - v->start;
+			break;
+		}
+	}
+	return l->vdso_size != 0;
+}
+
+int vdso_proxy_memfd(const char *name, const void *bytes, size_t len)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+
+	if (fd < 0)
+		return cr_perr("cannot create the memory file for the vDSO proxy");
+	if (ftruncate(fd, len) || (bytes && pwrite(fd, bytes, len, 0) != (ssize_t)len)) {
+		close(fd);
+		return cr_perr("cannot fill the memory file for the vDSO proxy");
+	}
+	return fd;
 }
 
 int vdso_runtime(struct vdso_runtime *rt)

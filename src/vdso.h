@@ -61,6 +61,20 @@ int vdso_layout_from_image(const VdsoInfo *vi, struct vdso_layout *l);
 
 /* ---- proxy (restoring on a kernel whose vDSO differs) ---- */
 
+/* A proxy is mapped from memory files with these names, so that a later dump knows
+ * it for the vDSO the program sees (and the real one for cryo's alone). */
+#define VDSO_PROXY_NAME "cryo-vdso-proxy"
+#define VVAR_RESERVE_NAME "cryo-vvar"
+#define VCLOCK_RESERVE_NAME "cryo-vvar-vclock"
+
+/* The VMA kind a mapping of an earlier proxy stands for (VMA_VDSO, VMA_VVAR,
+ * VMA_VVAR_VCLOCK), or 0. Pure. */
+int vdso_proxy_kind(const struct proc_vma *v);
+/* The layout of an earlier proxy in a maps list. Pure. */
+bool vdso_find_proxy(const struct proc_vmas *vmas, struct vdso_layout *l);
+/* A memory file named `name` of `len` bytes (copied from bytes unless NULL). */
+int vdso_proxy_memfd(const char *name, const void *bytes, size_t len);
+
 #define VDSO_MAX_PATCHES VDSO_MAX_SYMS
 
 struct vdso_patch {

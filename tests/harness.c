@@ -344,6 +344,22 @@ static int finish(struct run *r, pid_t waiter)
 	return 0;
 }
 
+static int count_maps(pid_t pid)
+{
+	char path[64], buf[4096];
+	int fd, n = 0;
+	ssize_t got;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	fd = open(path, O_RDONLY);
+	while (fd >= 0 && (got = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < got; i++)
+			n += buf[i] == '\n';
+	if (fd >= 0)
+		close(fd);
+	return n;
+}
+
 /* A program may ask for more cycles by printing "REPEAT-DUMPS N" before READY. */
 static int repeat_count(const struct run *r)
 {
@@ -681,9 +697,19 @@ static int run_mode(struct run *r, enum mode m)
 
 	switch (m) {
 	case MODE_KILL:
-		for (int i = 0; i < repeat; i++)
+		for (int i = 0, first = 0; i < repeat; i++) {
+			int maps;
+
 			if (step_dump(r, r->img, false) || step_restore_detached(r, r->img))
 				return -1;
+			/* Cycles must not pile anything up (an old vDSO proxy, say). */
+			maps = count_maps(r->pid);
+			if (!i)
+				first = maps;
+			else if (maps != first)
+				return why("%d mappings after restore %d, %d after the first", maps,
+					   i + 1, first);
+		}
 		return finish(r, r->pid);
 	case MODE_LEAVE:
 		for (int i = 0; i < repeat; i++)

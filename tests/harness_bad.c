@@ -120,7 +120,7 @@ static int bad_dump_disk_full(struct run *r)
 		return -1;
 	snprintf(mnt, sizeof(mnt), "%s/full", r->dir);
 	mkdir(mnt, 0700);
-	if (mount("tmpfs", mnt, "tmpfs", 0, "size=64k"))
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=64k,mode=0700"))
 		return why("cannot mount a small tmpfs: %s", strerror(errno));
 	rc = dump_victim(r, mnt, "No space left on device");
 	if (!rc) {

@@ -1,12 +1,14 @@
-/* clock_gettime in a tight loop in two threads, dumped and restored 100 times with a
- * forced vDSO proxy: each dump may catch a thread inside vDSO code, which cryo must
- * step out first. Time must never go backwards and must stay in step with the
+/* clock_gettime in a tight loop in two threads (each of which first calls write()
+ * once, leaving a stale return address on its stack), dumped and restored 100 times
+ * with a forced vDSO proxy: each dump may catch a thread inside vDSO code, which cryo
+ * must bring out first. Time must never go backwards and must stay in step with the
  * system call. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tlib.h"
 #include "vdso_calls.h"
@@ -23,6 +25,8 @@ static void *loop(void *arg)
 	long n = 0;
 
 	(void)arg;
+	if (write(1, "", 0) < 0)
+		return "write";
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
