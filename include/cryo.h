@@ -16,6 +16,11 @@ struct cryo_dump_opts {
 
 enum cryo_vdso_mode { CRYO_VDSO_AUTO, CRYO_VDSO_REMAP, CRYO_VDSO_PROXY };
 
+/* How a file the process maps is checked at restore (the reference's
+ * --file-validation): its ELF build-id and size, falling back to size and mtime for
+ * files without one; or its size only. */
+enum cryo_file_validation { CRYO_VALIDATE_BUILDID, CRYO_VALIDATE_FILESIZE };
+
 struct cryo_restore_opts {
 	const char *dir;
 	bool detach;			/* -d: return once the process runs */
@@ -23,6 +28,7 @@ struct cryo_restore_opts {
 	bool shell_job;
 	enum cryo_vdso_mode vdso;
 	bool ignore_cpu;		/* --cpu-cap=none */
+	enum cryo_file_validation file_validation;
 };
 
 /* All return 0 on success, -1 on failure with cryo_last_error() set. */

@@ -38,7 +38,8 @@ static const char usage_dump[] =
 	"  -h, --help            this text\n";
 
 static const char usage_restore[] =
-	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap=none] [-v]\n"
+	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap=none]\n"
+	"                    [--file-validation=MODE] [-v]\n"
 	"\n"
 	"Restore the process saved in DIR with its original PID. Without -d, cryo stays\n"
 	"its parent, forwards SIGINT and SIGTERM to it, and exits with its exit status\n"
@@ -50,6 +51,9 @@ static const char usage_restore[] =
 	"  -j, --shell-job       restore into cryo's session (see dump --shell-job)\n"
 	"      --vdso=MODE       auto (default), remap (same kernel only), proxy\n"
 	"      --cpu-cap=none    restore even if this CPU lacks features of the dumping CPU\n"
+	"      --file-validation=buildid|filesize\n"
+	"                        how mapped files are recognised: ELF build-id and size\n"
+	"                        (default; size and mtime without a build-id), or size only\n"
 	"  -v                    more output (repeat for debug output)\n"
 	"  -h, --help            this text\n";
 
@@ -171,7 +175,7 @@ static int cmd_dump(int argc, char **argv)
 
 static int cmd_restore(int argc, char **argv)
 {
-	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP };
+	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION };
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "restore-detached", no_argument, 0, 'd' },
@@ -179,6 +183,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "shell-job", no_argument, 0, 'j' },
 		{ "vdso", required_argument, 0, OPT_VDSO },
 		{ "cpu-cap", required_argument, 0, OPT_CPU_CAP },
+		{ "file-validation", required_argument, 0, OPT_FILE_VALIDATION },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -215,6 +220,15 @@ static int cmd_restore(int argc, char **argv)
 				return bad_usage("invalid --cpu-cap '%s' (only 'none')", optarg,
 						 usage_restore);
 			o.ignore_cpu = true;
+			break;
+		case OPT_FILE_VALIDATION:
+			if (!strcmp(optarg, "buildid"))
+				o.file_validation = CRYO_VALIDATE_BUILDID;
+			else if (!strcmp(optarg, "filesize"))
+				o.file_validation = CRYO_VALIDATE_FILESIZE;
+			else
+				return bad_usage("invalid --file-validation '%s' (buildid or "
+						 "filesize)", optarg, usage_restore);
 			break;
 		case 'v':
 			verbose++;

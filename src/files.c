@@ -13,6 +13,8 @@
 #include <linux/kcmp.h>
 #include <sys/epoll.h>
 
+#include "buildid.h"
+#include "cryo.h"
 #include "files.h"
 #include "log.h"
 #include "sys.h"
@@ -65,6 +67,31 @@ static void fill_stat(FileEntry *e, const struct stat *st)
 	}
 }
 
+/* A mapped ELF file is recognised at restore by its build-id (and size). */
+static int record_build_id(FileEntry *e, const char *path, const struct stat *st)
+{
+	uint8_t id[BUILDID_MAX];
+	size_t len = 0;
+	struct stat now;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;	/* not readable by path: size and mtime decide */
+	if (!fstat(fd, &now) && now.st_dev == st->st_dev && now.st_ino == st->st_ino &&
+	    S_ISREG(now.st_mode) && buildid_of_fd(fd, id, &len)) {
+		e->build_id.data = malloc(len);
+		if (!e->build_id.data) {
+			close(fd);
+			return cr_err("out of memory");
+		}
+		memcpy(e->build_id.data, id, len);
+		e->build_id.len = len;
+		e->has_build_id = 1;
+	}
+	close(fd);
+	return 0;
+}
+
 int files_add_mapped(struct file_table *ft, const char *path, const struct stat *st,
 		     uint32_t flags, uint32_t *id)
 {
@@ -89,6 +116,8 @@ int files_add_mapped(struct file_table *ft, const char *path, const struct stat 
 	e->has_mapped = 1;
 	e->mapped = 1;
 	fill_stat(e, st);
+	if (record_build_id(e, path, st))
+		return -1;
 	ft->keys[ft->nr - 1].dev = st->st_dev;
 	ft->keys[ft->nr - 1].ino = st->st_ino;
 	ft->keys[ft->nr - 1].flags = flags;
@@ -403,6 +432,7 @@ void files_table_free(struct file_table *ft)
 		if (ft->files[i]->n_epoll_targets)
 			free(ft->files[i]->epoll_targets[0]);
 		free(ft->files[i]->epoll_targets);
+		free(ft->files[i]->build_id.data);
 		free(ft->files[i]->path);
 		free(ft->files[i]);
 	}
@@ -445,7 +475,45 @@ static int open_epoll(const FileEntry *e)
 	return fd;
 }
 
-static int open_entry(const FileEntry *e)
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n && i < 20; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* A file the process maps must be the one it had: same build (build-id) and size,
+ * or, without a build-id, same size and mtime. */
+static int validate_mapped(const FileEntry *e, int fd, const struct stat *st, int mode)
+{
+	uint8_t id[BUILDID_MAX];
+	char was[48] = "", now[48] = "none";
+	size_t len = 0;
+
+	if ((uint64_t)st->st_size != e->size)
+		return cr_err("%s, which the process maps, changed since the dump: %llu bytes, "
+			      "%llu at the dump", e->path, (unsigned long long)st->st_size,
+			      (unsigned long long)e->size);
+	if (mode == CRYO_VALIDATE_FILESIZE)
+		return 0;
+	if (e->has_build_id) {
+		if (buildid_of_fd(fd, id, &len) && len == e->build_id.len &&
+		    !memcmp(id, e->build_id.data, len))
+			return 0;
+		hex(e->build_id.data, e->build_id.len, was);
+		if (len)
+			hex(id, len, now);
+		return cr_err("%s, which the process maps, is another build: build-id %s, %s "
+			      "at the dump", e->path, now, was);
+	}
+	if (st->st_mtim.tv_sec != e->mtime_sec)
+		return cr_err("%s, which the process maps and which has no build-id, changed "
+			      "since the dump: modified at %lld, %lld at the dump "
+			      "(--file-validation=filesize checks the size only)", e->path,
+			      (long long)st->st_mtim.tv_sec, (long long)e->mtime_sec);
+	return 0;
+}
+
+static int open_entry(const FileEntry *e, int mode)
 {
 	int flags = (e->flags & KEEP_FLAGS) | O_CLOEXEC | O_NOCTTY;
 	struct stat st;
@@ -470,10 +538,9 @@ static int open_entry(const FileEntry *e)
 		close(fd);
 		return cr_err("%s is a different device than at dump", e->path);
 	}
-	if (e->mapped && ((uint64_t)st.st_size != e->size || st.st_mtim.tv_sec != e->mtime_sec)) {
+	if (e->mapped && validate_mapped(e, fd, &st, mode)) {
 		close(fd);
-		return cr_err("%s changed since the dump (size or modification time differ); "
-			      "the process has it mapped", e->path);
+		return -1;
 	}
 	if (e->pos && e->kind != FILE_KIND__FILE_CHR &&
 	    lseek(fd, e->pos, SEEK_SET) != (off_t)e->pos) {
@@ -500,7 +567,7 @@ int files_open_all(struct restore_ctx *ctx)
 			return cr_err("image: file table entry %zu has id %u", i, e->id);
 		if (e->kind < FILE_KIND__FILE_REG || e->kind > FILE_KIND__FILE_EPOLL || !e->path[0])
 			return cr_err("image: file table entry %u is invalid", e->id);
-		fd = open_entry(e);
+		fd = open_entry(e, ctx->file_validation);
 		if (fd < 0)
 			return -1;
 		fd = restore_inherit_fd(ctx, fd, e->path);

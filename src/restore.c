@@ -1028,6 +1028,7 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	ctx.shell_job = opts->shell_job;
 	ctx.ignore_cpu = opts->ignore_cpu;
 	ctx.vdso_mode = opts->vdso;
+	ctx.file_validation = opts->file_validation;
 	if (!opts->dir)
 		return cr_err("no image directory given (-D)");
 	if (img_dir_open(&ctx.dir, opts->dir))

@@ -83,6 +83,7 @@ struct restore_ctx {
 	bool ignore_cpu;
 	bool shell_job;
 	bool detach;
+	int file_validation;		/* enum cryo_file_validation */
 	struct cpu_info cpu_image;	/* the dumping CPU */
 	struct cpu_info cpu_here;
 	bool xstate_differs;		/* xstate buffers need cpu_xstate_convert */

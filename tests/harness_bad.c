@@ -557,6 +557,67 @@ static int bad_restore_linked_file(struct run *r)
 			    "is a symbolic link");
 }
 
+/* The offset of the build-id's bytes in an ELF file, or -1. */
+static long build_id_offset(const char *path)
+{
+	size_t len;
+	char *b = read_file(path, &len);
+	long off = -1;
+
+	/* The note: namesz 4, descsz, type 3 (NT_GNU_BUILD_ID), "GNU\0". */
+	for (size_t i = 0; b && i + 16 < len && off < 0; i++)
+		if (!memcmp(b + i, "\x04\0\0\0", 4) && !memcmp(b + i + 8, "\x03\0\0\0GNU\0", 8))
+			off = i + 16;
+	free(b);
+	return off;
+}
+
+/* A library the process maps, dumped, then copied again (new mtime) or rebuilt. */
+static int mapped_file_case(struct run *r, const char *name, bool rebuild)
+{
+	char lib[700], cmd[3000], pid[16];
+	long off;
+	int rc, status;
+
+	snprintf(lib, sizeof(lib), "%s/basic-map.so", work);
+	snprintf(cmd, sizeof(cmd), "cp /usr/lib/x86_64-linux-gnu/libm.so.6 %s", lib);
+	if (system(cmd))
+		return why("cannot copy libm.so.6");
+	if (start_victim(r, name, "map"))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL);
+	if (rc || wait_for(r->pid, 10, &status))
+		return why("cryo dump exited with %d", rc);
+	sleep_ms(1100);
+	/* Copied again: same bytes, another mtime. */
+	snprintf(cmd, sizeof(cmd), "cp %s %s.new && mv %s.new %s", lib, lib, lib, lib);
+	if (system(cmd))
+		return why("cannot copy the library again");
+	if (!rebuild) {
+		if (step_restore_detached(r, r->img))
+			return -1;
+		return victim_unharmed(r);
+	}
+	off = build_id_offset(lib);
+	if (off < 0 || flip_byte(lib, off, false))
+		return why("no build-id in %s", lib);
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
+			 "is another build: build-id"))
+		return -1;
+	return kill(r->pid, 0) ? 0 : why("a failed restore left process %d behind", r->pid);
+}
+
+static int restore_mapped_copied(struct run *r)
+{
+	return mapped_file_case(r, "restore-mapped-file-copied", false);
+}
+
+static int bad_restore_mapped_rebuilt(struct run *r)
+{
+	return mapped_file_case(r, "restore-mapped-file-rebuilt", true);
+}
+
 static int bad_cli(struct run *r)
 {
 	int rc;
@@ -643,6 +704,8 @@ static void run_bad_inputs(void)
 		{ "restore-pid-taken", bad_restore_pid_taken },
 		{ "restore-fifo-inventory", bad_restore_fifo_inventory },
 		{ "restore-linked-image-file", bad_restore_linked_file },
+		{ "restore-mapped-file-copied", restore_mapped_copied },
+		{ "restore-mapped-file-rebuilt", bad_restore_mapped_rebuilt },
 		{ "cli-invalid-pid", bad_cli },
 		{ "restore-forwards-sigterm", restore_forwards_sigterm },
 		{ "show-damaged-image", bad_show_damaged },

@@ -1,6 +1,6 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
- * ("pipe", "child", "thread", "flock", "lockf", "seccomp-thread"), for the bad-input cases. */
+ * ("pipe", "child", "thread", "flock", "lockf", "seccomp-thread", "map"), for the bad-input cases. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -38,6 +39,19 @@ static void *idle_thread(void *arg)
 	for (;;)
 		pause();
 	return NULL;
+}
+
+/* Map the library copy the harness put in the work directory (basic-map.so). */
+static void map_copy(const char *dir)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/basic-map.so", dir);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED)
+		tl_fail("cannot map %s", path);
+	close(fd);
 }
 
 /* A thread (not the leader) whose filter makes getppid fail with EPERM. */
@@ -89,6 +103,8 @@ int main(int argc, char **argv)
 		lock_file(argv[1], extra);
 	if (!strcmp(extra, "thread"))
 		pthread_create(&th, NULL, idle_thread, NULL);
+	if (!strcmp(extra, "map"))
+		map_copy(argv[1]);
 	if (!strcmp(extra, "seccomp-thread")) {
 		static volatile int filtered;
 
