@@ -29,6 +29,7 @@ struct cryo_restore_opts {
 	enum cryo_vdso_mode vdso;
 	bool ignore_cpu;		/* --cpu-cap=none */
 	enum cryo_file_validation file_validation;
+	bool trust_image;		/* an image of another user: at most its rights */
 };
 
 /* All return 0 on success, -1 on failure with cryo_last_error() set. */

@@ -39,7 +39,7 @@ static const char usage_dump[] =
 
 static const char usage_restore[] =
 	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap=none]\n"
-	"                    [--file-validation=MODE] [-v]\n"
+	"                    [--file-validation=MODE] [--trust-image] [-v]\n"
 	"\n"
 	"Restore the process saved in DIR with its original PID. Without -d, cryo stays\n"
 	"its parent, forwards SIGINT and SIGTERM to it, and exits with its exit status\n"
@@ -54,6 +54,8 @@ static const char usage_restore[] =
 	"      --file-validation=buildid|filesize\n"
 	"                        how mapped files are recognised: ELF build-id and size\n"
 	"                        (default; size and mtime without a build-id), or size only\n"
+	"      --trust-image     restore an image another user owns, with at most that\n"
+	"                        user's rights (docs/SECURITY.md)\n"
 	"  -v                    more output (repeat for debug output)\n"
 	"  -h, --help            this text\n";
 
@@ -175,7 +177,7 @@ static int cmd_dump(int argc, char **argv)
 
 static int cmd_restore(int argc, char **argv)
 {
-	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION };
+	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION, OPT_TRUST };
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "restore-detached", no_argument, 0, 'd' },
@@ -184,6 +186,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "vdso", required_argument, 0, OPT_VDSO },
 		{ "cpu-cap", required_argument, 0, OPT_CPU_CAP },
 		{ "file-validation", required_argument, 0, OPT_FILE_VALIDATION },
+		{ "trust-image", no_argument, 0, OPT_TRUST },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -220,6 +223,9 @@ static int cmd_restore(int argc, char **argv)
 				return bad_usage("invalid --cpu-cap '%s' (only 'none')", optarg,
 						 usage_restore);
 			o.ignore_cpu = true;
+			break;
+		case OPT_TRUST:
+			o.trust_image = true;
 			break;
 		case OPT_FILE_VALIDATION:
 			if (!strcmp(optarg, "buildid"))

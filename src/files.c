@@ -550,15 +550,53 @@ static int open_entry(const FileEntry *e, int mode)
 	return fd;
 }
 
+static int open_files(struct restore_ctx *ctx);
+
+/* As the restored process: it gets no file it could not open itself. One it held but
+ * cannot open (opened before it gave up privileges) is opened with cryo's rights when
+ * the image is cryo's own, never when it belongs to another user. */
+static int open_as_process(struct restore_ctx *ctx, const FileEntry *e)
+{
+	int fd = open_entry(e, ctx->file_validation);
+
+	if (fd >= 0 || (errno != EACCES && errno != EPERM) || ctx->trust.limited)
+		return fd;
+	cr_err_reset();
+	trust_unbecome(&ctx->trust);
+	fd = open_entry(e, ctx->file_validation);
+	if (trust_become(&ctx->trust, ctx->creds)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (fd >= 0)
+		pr_info("%s: opened with cryo's rights; the process held it but cannot open it "
+			"itself", e->path);
+	return fd;
+}
+
 int files_open_all(struct restore_ctx *ctx)
 {
 	FileTable *ft = ctx->files;
+	int rc = -1;
 
 	ctx->file_fds = malloc((ft->n_files + 1) * sizeof(int));
 	if (!ctx->file_fds)
 		return cr_err("out of memory");
 	for (size_t i = 0; i < ft->n_files; i++)
 		ctx->file_fds[i] = -1;
+	if (trust_become(&ctx->trust, ctx->creds))
+		goto out;
+	rc = open_files(ctx);
+out:
+	trust_unbecome(&ctx->trust);
+	return rc;
+}
+
+static int open_files(struct restore_ctx *ctx)
+{
+	FileTable *ft = ctx->files;
+
 	for (size_t i = 0; i < ft->n_files; i++) {
 		FileEntry *e = ft->files[i];
 		int fd;
@@ -567,7 +605,7 @@ int files_open_all(struct restore_ctx *ctx)
 			return cr_err("image: file table entry %zu has id %u", i, e->id);
 		if (e->kind < FILE_KIND__FILE_REG || e->kind > FILE_KIND__FILE_EPOLL || !e->path[0])
 			return cr_err("image: file table entry %u is invalid", e->id);
-		fd = open_entry(e, ctx->file_validation);
+		fd = open_as_process(ctx, e);
 		if (fd < 0)
 			return -1;
 		fd = restore_inherit_fd(ctx, fd, e->path);

@@ -475,11 +475,12 @@ int process_plan_creds(struct restore_proc *rp, struct plan *p)
 {
 	const Core *c = rp->core;
 
-	if (c->creds) {
-		if (c->creds->n_groups > 65536)
-			return cr_err("image: too many supplementary groups");
-		plan_creds(rp, p);
-	}
+	/* No record is not "keep cryo's": cryo runs as root. */
+	if (!c->creds)
+		return cr_err("image: process %u has no credentials record", c->pid);
+	if (c->creds->n_groups > 65536)
+		return cr_err("image: too many supplementary groups");
+	plan_creds(rp, p);
 	if (c->has_dumpable && c->dumpable <= 1)
 		plan_call(p, "PR_SET_DUMPABLE", 0, __NR_prctl, PR_SET_DUMPABLE, c->dumpable, 0, 0, 0, 0);
 	return 0;

@@ -966,10 +966,13 @@ static void restore_free(struct restore_ctx *ctx, struct restore_proc *rp)
 	img_dir_close(&ctx->dir, true);
 }
 
-static int prepare(struct restore_ctx *ctx, struct restore_proc *rp)
+static int prepare(struct restore_ctx *ctx, struct restore_proc *rp, bool trusted)
 {
-	if (load_images(ctx, rp) || setup_fd_base(ctx, rp->core) || vdso_runtime(&ctx->rt_vdso))
+	if (load_images(ctx, rp) || trust_image(&ctx->trust, &ctx->dir, trusted) ||
+	    trust_check_creds(&ctx->trust, rp->pid, rp->core->creds) ||
+	    setup_fd_base(ctx, rp->core) || vdso_runtime(&ctx->rt_vdso))
 		return -1;
+	ctx->creds = rp->core->creds;
 	if (files_open_all(ctx) || mem_prepare_shmem(ctx) || mem_restore_prepare(rp))
 		return -1;
 	rp->page_fd = restore_inherit_fd(ctx, rp->page_fd, rp->pm->pages_file);
@@ -1034,7 +1037,7 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	if (img_dir_open(&ctx.dir, opts->dir))
 		return -1;
 	rmt_begin(&chld);
-	if (prepare(&ctx, &rp))
+	if (prepare(&ctx, &rp, opts->trust_image))
 		goto out;
 	/* The plan is placed from cryo's own maps: map it before the verifier thread
 	 * starts mapping anything. */

@@ -13,6 +13,7 @@
 #include "plan.h"
 #include "proc.h"
 #include "remote.h"
+#include "trust.h"
 #include "vdso.h"
 
 #define CR_MAX_FDS 65536
@@ -84,6 +85,8 @@ struct restore_ctx {
 	bool shell_job;
 	bool detach;
 	int file_validation;		/* enum cryo_file_validation */
+	struct trust trust;
+	const Creds *creds;		/* the restored process's, to open its files with */
 	struct cpu_info cpu_image;	/* the dumping CPU */
 	struct cpu_info cpu_here;
 	bool xstate_differs;		/* xstate buffers need cpu_xstate_convert */

@@ -618,6 +618,59 @@ static int bad_restore_mapped_rebuilt(struct run *r)
 	return mapped_file_case(r, "restore-mapped-file-rebuilt", true);
 }
 
+/* An image another user owns (here: chowned to nobody after the dump). */
+static int owned_image(struct run *r, const char *name, const char *extra)
+{
+	char pid[16], cmd[1400];
+	int rc, status;
+
+	if (start_victim(r, name, extra))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL);
+	if (rc || wait_for(r->pid, 10, &status))
+		return why("cryo dump exited with %d", rc);
+	snprintf(cmd, sizeof(cmd), "chown -R 65534:65534 %s", r->img);
+	return system(cmd) ? why("chown failed") : 0;
+}
+
+static int bad_restore_users_image(struct run *r)
+{
+	if (owned_image(r, "restore-image-of-another-user", NULL))
+		return -1;
+	return expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
+			    "belongs to uid 65534");
+}
+
+/* Trusted, a user's image still cannot make a root process. */
+static int bad_restore_trusted_root(struct run *r)
+{
+	if (owned_image(r, "restore-trusted-image-as-root", NULL))
+		return -1;
+	return expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d",
+					"--trust-image", NULL), "would run as uid 0");
+}
+
+/* A trusted user's image: files are opened as that user, and only then. */
+static int restore_trusted_user(struct run *r)
+{
+	int rc;
+
+	if (owned_image(r, "restore-trusted-image-of-nobody", "nobody"))
+		return -1;
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", "--trust-image",
+				     NULL), "output.txt: Permission denied"))
+		return -1;
+	/* Reachable and writable by nobody: what the process itself could open. */
+	if (chmod(work, 0711) || chmod(r->log, 0666))
+		return why("chmod: %s", strerror(errno));
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", "--trust-image", NULL);
+	chmod(work, 0700);
+	if (rc)
+		return why("the trusted restore failed");
+	return victim_unharmed(r);
+}
+
 static int bad_cli(struct run *r)
 {
 	int rc;
@@ -706,6 +759,9 @@ static void run_bad_inputs(void)
 		{ "restore-linked-image-file", bad_restore_linked_file },
 		{ "restore-mapped-file-copied", restore_mapped_copied },
 		{ "restore-mapped-file-rebuilt", bad_restore_mapped_rebuilt },
+		{ "restore-image-of-another-user", bad_restore_users_image },
+		{ "restore-trusted-image-as-root", bad_restore_trusted_root },
+		{ "restore-trusted-image-of-nobody", restore_trusted_user },
 		{ "cli-invalid-pid", bad_cli },
 		{ "restore-forwards-sigterm", restore_forwards_sigterm },
 		{ "show-damaged-image", bad_show_damaged },

@@ -1,8 +1,9 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
- * ("pipe", "child", "thread", "flock", "lockf", "seccomp-thread", "map"), for the bad-input cases. */
+ * ("pipe", "child", "thread", "flock", "lockf", "seccomp-thread", "map", "nobody"), for the bad-input cases. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
@@ -105,6 +106,9 @@ int main(int argc, char **argv)
 		pthread_create(&th, NULL, idle_thread, NULL);
 	if (!strcmp(extra, "map"))
 		map_copy(argv[1]);
+	if (!strcmp(extra, "nobody") && (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+					 setresuid(65534, 65534, 65534)))
+		tl_fail("cannot become nobody");
 	if (!strcmp(extra, "seccomp-thread")) {
 		static volatile int filtered;
 

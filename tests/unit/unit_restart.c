@@ -214,9 +214,37 @@ static void test_eintr_from_freeze(void)
 	      "mask-swapping calls");
 }
 
+/* A live thread going home without the kernel's help: the two register sets. */
+static void test_live_variants(void)
+{
+	struct user_regs_struct in, rs, ei;
+
+	unit_case();
+	in = regs(SYS_read, -CR_ERESTARTSYS, 0x401002);
+	CHECK(restart_live_variants(&in, &rs, &ei) == 1 && rs.rip == 0x401000 &&
+	      rs.rax == SYS_read && ei.rip == 0x401002 && ei.rax == (unsigned long long)-EINTR &&
+	      rs.orig_rax == NO_SYSCALL && rs.rdi == in.rdi, "ERESTARTSYS: SA_RESTART decides");
+	in = regs(SYS_pause, -CR_ERESTARTNOHAND, 0x401002);
+	CHECK(restart_live_variants(&in, &rs, &ei) == 2 && rs.rax == SYS_pause,
+	      "ERESTARTNOHAND: any handler interrupts");
+	in = regs(SYS_nanosleep, -CR_ERESTART_RESTARTBLOCK, 0x401002);
+	CHECK(restart_live_variants(&in, &rs, &ei) == 2 && rs.rax == SYS_restart_syscall &&
+	      rs.rip == 0x401000, "RESTARTBLOCK: restart_syscall keeps the remaining time");
+	in = regs(SYS_futex, -CR_ERESTARTNOINTR, 0x401002);
+	CHECK(restart_live_variants(&in, &rs, &ei) == 0 && rs.rax == SYS_futex &&
+	      rs.rip == 0x401000, "ERESTARTNOINTR always restarts");
+	in = regs(SYS_getpid, 1234, 0x401002);
+	CHECK(restart_live_variants(&in, &rs, &ei) == 0 && rs.rip == 0x401002 && rs.rax == 1234,
+	      "a completed call stays completed");
+	in = regs(-1, 77, 0x401005);
+	CHECK(restart_live_variants(&in, &rs, &ei) == 0 && same_others(&in, &rs) &&
+	      rs.rax == 77 && rs.rip == 0x401005, "outside any call: as it was");
+}
+
 int main(void)
 {
 	test_cases();
+	test_live_variants();
 	test_sleep_rem();
 	test_eintr_from_freeze();
 	test_idempotent();
