@@ -188,6 +188,19 @@ static bool ends_deleted(const char *link)
 	return n >= 10 && !strcmp(link + n - 10, " (deleted)");
 }
 
+/* Is the path inside the dumped process's own /proc entry (or a thread's)? */
+static bool in_own_proc(const struct dump_proc *p, const char *path)
+{
+	for (size_t i = 0; i < p->nr_threads; i++) {
+		char own[32];
+		size_t n = snprintf(own, sizeof(own), "/proc/%d", p->tids[i]);
+
+		if (!strncmp(path, own, n) && (path[n] == '/' || !path[n]))
+			return true;
+	}
+	return false;
+}
+
 /* Check that the path still names the file the fd holds. */
 static int check_path(pid_t pid, int fd, const char *link, const struct stat *st)
 {
@@ -260,7 +273,7 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 	FileEntry *e;
 	size_t len;
 	char *txt;
-	bool epoll;
+	bool epoll, own;
 	int id;
 
 	snprintf(what, sizeof(what), "fd/%d", fd);
@@ -275,6 +288,7 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 			      fd_kind_name(&st, link), link);
 	if (!epoll && check_path(p->pid, fd, link, &st))
 		return -1;
+	own = !epoll && in_own_proc(p, link);
 	snprintf(what, sizeof(what), "fdinfo/%d", fd);
 	txt = proc_read_pid_file(p->pid, what, &len);
 	if (!txt)
@@ -309,6 +323,7 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 		return cr_err("out of memory");
 	e->flags = fi.flags & KEEP_FLAGS;
 	e->pos = fi.pos;
+	e->has_in_own_proc = e->in_own_proc = own;
 	fill_stat(e, &st);
 	p->ctx->files.keys[p->ctx->files.nr - 1] = (struct file_key){
 		.dev = st.st_dev, .ino = st.st_ino, .flags = e->flags, .pid = p->pid, .fd = fd,
@@ -317,10 +332,11 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 	return 0;
 }
 
+/* cwd and root, checked like an fd: the path must still name the same directory. */
 static int add_dir(struct dump_proc *p, const char *what, uint32_t *id)
 {
 	char link[4096], path[64];
-	struct stat st;
+	struct stat st, by_path;
 	FileEntry *e;
 
 	if (read_link(p->pid, what, link, sizeof(link)))
@@ -328,8 +344,10 @@ static int add_dir(struct dump_proc *p, const char *what, uint32_t *id)
 	snprintf(path, sizeof(path), "/proc/%d/%s", p->pid, what);
 	if (stat(path, &st))
 		return cr_perr("cannot stat %s", path);
-	if (link[0] != '/' || st.st_nlink == 0)
-		return cr_err("process %d: its %s (%s) was deleted", p->pid, what, link);
+	if (link[0] != '/' || ends_deleted(link) || stat(link, &by_path) ||
+	    by_path.st_dev != st.st_dev || by_path.st_ino != st.st_ino)
+		return cr_err("process %d: its %s (%s) was deleted or replaced; deleted "
+			      "directories are not supported yet", p->pid, what, link);
 	if (table_push(&p->ctx->files, &e))
 		return -1;
 	e->kind = FILE_KIND__FILE_DIR;
@@ -337,6 +355,7 @@ static int add_dir(struct dump_proc *p, const char *what, uint32_t *id)
 	if (!e->path)
 		return cr_err("out of memory");
 	e->flags = O_PATH | O_DIRECTORY;
+	e->has_in_own_proc = e->in_own_proc = in_own_proc(p, link);
 	fill_stat(e, &st);
 	p->ctx->files.keys[p->ctx->files.nr - 1].fd = -1;
 	*id = e->id;
@@ -551,6 +570,7 @@ static int open_entry(const FileEntry *e, int mode)
 }
 
 static int open_files(struct restore_ctx *ctx);
+static bool own_proc_path_ok(const char *path, const uint32_t *pids, size_t n);
 
 /* As the restored process: it gets no file it could not open itself. One it held but
  * cannot open (opened before it gave up privileges) is opened with cryo's rights when
@@ -605,6 +625,12 @@ static int open_files(struct restore_ctx *ctx)
 			return cr_err("image: file table entry %zu has id %u", i, e->id);
 		if (e->kind < FILE_KIND__FILE_REG || e->kind > FILE_KIND__FILE_EPOLL || !e->path[0])
 			return cr_err("image: file table entry %u is invalid", e->id);
+		if (e->in_own_proc) {
+			if (!own_proc_path_ok(e->path, ctx->tree_pids, ctx->nr_tree_pids))
+				return cr_err("image: file %u (%s) is not under the process's own "
+					      "/proc", e->id, e->path);
+			continue;	/* the task opens it (files_plan) */
+		}
 		fd = open_as_process(ctx, e);
 		if (fd < 0)
 			return -1;
@@ -614,6 +640,20 @@ static int open_files(struct restore_ctx *ctx)
 		ctx->file_fds[i] = fd;
 	}
 	return 0;
+}
+
+/* An in_own_proc path from the image must really be under one of its PIDs. */
+static bool own_proc_path_ok(const char *path, const uint32_t *pids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char own[32];
+		size_t len = snprintf(own, sizeof(own), "/proc/%u", pids[i]);
+
+		if (!strncmp(path, own, len) && (path[len] == '/' || !path[len]) &&
+		    !strstr(path, "/.."))
+			return true;
+	}
+	return false;
 }
 
 int files_fd(struct restore_ctx *ctx, uint32_t id)
@@ -663,30 +703,75 @@ static int plan_epoll_targets(struct restore_proc *rp, struct plan *p)
 	return 0;
 }
 
+static void plan_dir(struct restore_proc *rp, struct plan *p, const FileEntry *e, int fd,
+		     const char *label)
+{
+	if (e->in_own_proc)
+		plan_call(p, label, 0, __NR_chdir, plan_data(p, e->path, strlen(e->path) + 1), 0,
+			  0, 0, 0, 0);
+	else
+		plan_call(p, label, 0, __NR_fchdir, fd, 0, 0, 0, 0, 0);
+	(void)rp;
+}
+
+/* Files under the process's own /proc: opened by the task, landing on fd 0 (every
+ * fd below the inherited ones is closed by then), moved to their number. */
+static void plan_own_proc(struct restore_proc *rp, struct plan *p)
+{
+	const Core *core = rp->core;
+
+	for (size_t i = 0; i < core->n_fds; i++) {
+		const Fd *f = core->fds[i];
+		const FileEntry *e = file_by_id(rp->ctx->files, f->file_id);
+
+		if (!e || !e->in_own_proc)
+			continue;
+		plan_call(p, "opening a file of the process's own /proc", 0, __NR_openat, AT_FDCWD,
+			  plan_data(p, e->path, strlen(e->path) + 1),
+			  (e->flags & KEEP_FLAGS) | O_NOCTTY, 0, 0, 0);
+		if (e->pos)
+			plan_call(p, "seeking a file of the process's own /proc", PLAN_MAY_FAIL,
+				  __NR_lseek, 0, e->pos, SEEK_SET, 0, 0, 0);
+		if (f->fd == 0)
+			continue;
+		plan_call(p, "installing an fd", 0, __NR_dup3, 0, f->fd,
+			  f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
+		plan_call(p, "installing an fd", 0, __NR_close, 0, 0, 0, 0, 0, 0);
+	}
+}
+
 int files_plan(struct restore_proc *rp, struct plan *p)
 {
 	struct restore_ctx *ctx = rp->ctx;
 	const Core *core = rp->core;
 	const FileEntry *root = file_by_id(ctx->files, core->root_file_id);
-	int cwd_fd = files_fd(ctx, core->cwd_file_id), root_fd;
+	const FileEntry *cwd = file_by_id(ctx->files, core->cwd_file_id);
+	int cwd_fd = cwd && cwd->in_own_proc ? 0 : files_fd(ctx, core->cwd_file_id), root_fd;
 
-	if (cwd_fd < 0 || !root)
+	if (cwd_fd < 0 || !root || !cwd)
 		return cr_err("image: process %u has no valid cwd or root", core->pid);
-	root_fd = files_fd(ctx, core->root_file_id);
+	root_fd = root->in_own_proc ? 0 : files_fd(ctx, core->root_file_id);
+	if (root_fd < 0)
+		return -1;
 	if (strcmp(root->path, "/")) {
-		plan_call(p, "fchdir to the root", 0, __NR_fchdir, root_fd, 0, 0, 0, 0, 0);
+		plan_dir(rp, p, root, root_fd, "changing to the root");
 		plan_call(p, "chroot", 0, __NR_chroot, plan_data(p, ".", 2), 0, 0, 0, 0, 0);
 	}
-	plan_call(p, "fchdir to the cwd", 0, __NR_fchdir, cwd_fd, 0, 0, 0, 0, 0);
+	plan_dir(rp, p, cwd, cwd_fd, "changing to the cwd");
 	plan_call(p, "closing inherited fds", 0, __NR_close_range, 0, ctx->fd_base - 1, 0, 0, 0, 0);
+	plan_own_proc(rp, p);
 	for (size_t i = 0; i < core->n_fds; i++) {
 		const Fd *f = core->fds[i];
-		int src = files_fd(ctx, f->file_id);
+		const FileEntry *e = file_by_id(ctx->files, f->file_id);
+		int src;
 
-		if (src < 0)
-			return -1;
 		if (f->fd >= (uint32_t)ctx->fd_base)
 			return cr_err("image: fd %u out of range", f->fd);
+		if (e && e->in_own_proc)
+			continue;
+		src = files_fd(ctx, f->file_id);
+		if (src < 0)
+			return -1;
 		plan_call(p, "installing an fd", 0, __NR_dup3, src, f->fd,
 			  f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
 	}

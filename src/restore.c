@@ -973,6 +973,8 @@ static int prepare(struct restore_ctx *ctx, struct restore_proc *rp, bool truste
 	    setup_fd_base(ctx, rp->core) || vdso_runtime(&ctx->rt_vdso))
 		return -1;
 	ctx->creds = rp->core->creds;
+	ctx->tree_pids = ctx->tree->procs[0]->tids;
+	ctx->nr_tree_pids = ctx->tree->procs[0]->n_tids;
 	if (files_open_all(ctx) || mem_prepare_shmem(ctx) || mem_restore_prepare(rp))
 		return -1;
 	rp->page_fd = restore_inherit_fd(ctx, rp->page_fd, rp->pm->pages_file);

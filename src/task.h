@@ -86,6 +86,8 @@ struct restore_ctx {
 	bool detach;
 	int file_validation;		/* enum cryo_file_validation */
 	struct trust trust;
+	const uint32_t *tree_pids;	/* every PID and TID of the image */
+	size_t nr_tree_pids;
 	const Creds *creds;		/* the restored process's, to open its files with */
 	struct cpu_info cpu_image;	/* the dumping CPU */
 	struct cpu_info cpu_here;

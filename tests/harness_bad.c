@@ -671,6 +671,30 @@ static int restore_trusted_user(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* Files and cwd in its own /proc come back pointing at the restored process. */
+static int restore_own_proc(struct run *r)
+{
+	char pid[16];
+	int rc, status;
+
+	if (start_victim(r, "restore-own-proc-files", "proc"))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL);
+	if (rc || wait_for(r->pid, 10, &status))
+		return why("cryo dump exited with %d", rc);
+	if (step_restore_detached(r, r->img))
+		return -1;
+	return victim_unharmed(r);
+}
+
+static int bad_dump_dead_cwd(struct run *r)
+{
+	if (start_victim(r, "dump-cwd-in-dead-proc", "dead-cwd"))
+		return -1;
+	return dump_victim(r, r->img, "its cwd");
+}
+
 static int bad_cli(struct run *r)
 {
 	int rc;
@@ -760,6 +784,8 @@ static void run_bad_inputs(void)
 		{ "restore-mapped-file-copied", restore_mapped_copied },
 		{ "restore-mapped-file-rebuilt", bad_restore_mapped_rebuilt },
 		{ "restore-image-of-another-user", bad_restore_users_image },
+		{ "restore-own-proc-files", restore_own_proc },
+		{ "dump-cwd-in-dead-proc", bad_dump_dead_cwd },
 		{ "restore-trusted-image-as-root", bad_restore_trusted_root },
 		{ "restore-trusted-image-of-nobody", restore_trusted_user },
 		{ "cli-invalid-pid", bad_cli },

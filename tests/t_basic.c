@@ -1,6 +1,6 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
- * ("pipe", "child", "thread", "flock", "lockf", "seccomp-thread", "map", "nobody"), for the bad-input cases. */
+ * ("pipe", "child", "thread", "flock", "lockf", "seccomp-thread", "map", "nobody", "proc", "dead-cwd"), for the bad-input cases. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tlib.h"
@@ -53,6 +54,48 @@ static void map_copy(const char *dir)
 	if (fd < 0 || mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED)
 		tl_fail("cannot map %s", path);
 	close(fd);
+}
+
+/* Its own /proc: an open status file and the cwd; after restore the file must describe
+ * the restored process. */
+static int proc_status_fd = -1;
+
+static void hold_own_proc(void)
+{
+	proc_status_fd = open("/proc/self/status", O_RDONLY);
+	if (proc_status_fd < 0 || chdir("/proc/self/fd"))
+		tl_fail("cannot open its own /proc");
+}
+
+static void check_own_proc(void)
+{
+	char buf[4096], want[32], cwd[64], fdpath[64];
+	ssize_t n = pread(proc_status_fd, buf, sizeof(buf) - 1, 0);
+
+	TL_CHECK(n > 0, "the /proc/self/status fd cannot be read: %s", strerror(errno));
+	buf[n] = 0;
+	snprintf(want, sizeof(want), "\nPid:\t%d\n", getpid());
+	TL_CHECK(strstr(buf, want), "the status fd is not the process's own");
+	snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd", getpid());
+	TL_CHECK(getcwd(cwd, sizeof(cwd)) && !strcmp(cwd, fdpath), "cwd is %s, not %s", cwd,
+		 fdpath);
+}
+
+/* A cwd in the /proc entry of a child that is gone. */
+static void dead_cwd(void)
+{
+	char path[64];
+	pid_t c = fork();
+
+	if (c == 0) {
+		pause();
+		_exit(0);
+	}
+	snprintf(path, sizeof(path), "/proc/%d", c);
+	if (chdir(path))
+		tl_fail("chdir %s", path);
+	kill(c, SIGKILL);
+	waitpid(c, NULL, 0);
 }
 
 /* A thread (not the leader) whose filter makes getppid fail with EPERM. */
@@ -106,6 +149,10 @@ int main(int argc, char **argv)
 		pthread_create(&th, NULL, idle_thread, NULL);
 	if (!strcmp(extra, "map"))
 		map_copy(argv[1]);
+	if (!strcmp(extra, "proc"))
+		hold_own_proc();
+	if (!strcmp(extra, "dead-cwd"))
+		dead_cwd();
 	if (!strcmp(extra, "nobody") && (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
 					 setresuid(65534, 65534, 65534)))
 		tl_fail("cannot become nobody");
@@ -122,6 +169,8 @@ int main(int argc, char **argv)
 	TL_CHECK(tl_verify(heap, heap_len, 1) < 0, "heap differs at %ld", tl_verify(heap, heap_len, 1));
 	TL_CHECK(tl_verify(static_data, sizeof(static_data), 2) < 0, "static data differs");
 	TL_CHECK(tl_verify(stack_data, sizeof(stack_data), 3) < 0, "stack data differs");
+	if (proc_status_fd >= 0)
+		check_own_proc();
 	if (child)
 		kill(child, SIGKILL);
 	tl_pass();
