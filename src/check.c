@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -245,6 +246,12 @@ static int probe_vdso_mremap(pid_t unused)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+static int probe_membarrier_registrations(pid_t unused)
+{
+	(void)unused;
+	return syscall(__NR_membarrier, 1 << 9, 0, 0) >= 0;	/* GET_REGISTRATIONS, 6.3 */
+}
+
 static const struct probe probes[] = {
 	{ "ptrace seize and interrupt", true, "nothing can be dumped", probe_seize },
 	{ "ptrace registers and xstate", true, "registers cannot be saved or restored",
@@ -267,6 +274,9 @@ static const struct probe probes[] = {
 	{ "pidfd_open/pidfd_getfd", false, "(not used yet)", probe_pidfd },
 	{ "close_range", true, "the restored fd table cannot be cleaned", probe_close_range },
 	{ "/proc/PID/timers", false, "POSIX timers cannot be detected", probe_timers },
+	{ "membarrier registrations (GET_REGISTRATIONS)", false,
+	  "only private expedited registrations are seen (by trying them); a global "
+	  "expedited registration is lost", probe_membarrier_registrations },
 	{ "[vdso] name kept after mremap", false,
 	  "a moved vDSO is not recognised on a later dump", probe_vdso_mremap },
 };

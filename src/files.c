@@ -16,6 +16,7 @@
 #include "buildid.h"
 #include "cryo.h"
 #include "files.h"
+#include "process.h"
 #include "log.h"
 #include "sys.h"
 
@@ -759,6 +760,8 @@ int files_plan(struct restore_proc *rp, struct plan *p)
 	}
 	plan_dir(rp, p, cwd, cwd_fd, "changing to the cwd");
 	plan_call(p, "closing inherited fds", 0, __NR_close_range, 0, ctx->fd_base - 1, 0, 0, 0, 0);
+	if (process_plan_loginuid(rp, p))
+		return -1;
 	plan_own_proc(rp, p);
 	for (size_t i = 0; i < core->n_fds; i++) {
 		const Fd *f = core->fds[i];

@@ -186,6 +186,23 @@ static int read_personality(pid_t pid, uint32_t *out)
 	return 0;
 }
 
+int read_loginuid(pid_t pid, uint32_t *out)
+{
+	size_t len;
+	char *txt = proc_read_pid_file(pid, "loginuid", &len);
+	unsigned long v;
+	char *end;
+
+	if (!txt)
+		return -1;
+	v = strtoul(txt, &end, 10);
+	free(txt);
+	if (end == txt || v > 0xffffffffUL)
+		return cr_err("malformed /proc/%d/loginuid", pid);
+	*out = v;
+	return 0;
+}
+
 static int read_oom_score_adj(struct dump_proc *p)
 {
 	size_t len;
@@ -224,16 +241,29 @@ int process_dump_static(struct dump_proc *p)
 	p->core.umask = p->status.umask;
 	p->core.has_exit_signal = 1;
 	p->core.exit_signal = st->exit_signal;
-	if (read_personality(p->pid, &p->core.personality) || read_oom_score_adj(p))
+	if (read_personality(p->pid, &p->core.personality) || read_oom_score_adj(p) ||
+	    read_loginuid(p->pid, &p->core.loginuid))
 		return -1;
+	p->core.has_loginuid = 1;
 	return dump_creds(p);
 }
 
 enum {
 	S_DUMPABLE, S_PDEATH, S_PDEATH_BUF, S_SUBREAPER, S_SUBREAPER_BUF, S_THP, S_SLACK,
-	S_NAME, S_NAME_BUF, S_SECBITS, S_BRK, S_ITIMER_BUF, S_ITIMER0,
-	S_RLIMIT_BUF = S_ITIMER0 + 3,
+	S_NAME, S_NAME_BUF, S_SECBITS, S_BRK, S_MEMBARRIER, S_MB_PRIVATE, S_MB_SYNC_CORE,
+	S_MB_RSEQ, S_ITIMER_BUF, S_ITIMER0, S_RLIMIT_BUF = S_ITIMER0 + 3,
 };
+
+#define MB_REGISTER_GLOBAL_EXPEDITED (1 << 2)
+#define MB_PRIVATE_EXPEDITED (1 << 3)
+#define MB_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+#define MB_PRIVATE_EXPEDITED_SYNC_CORE (1 << 5)
+#define MB_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE (1 << 6)
+#define MB_PRIVATE_EXPEDITED_RSEQ (1 << 7)
+#define MB_REGISTER_PRIVATE_EXPEDITED_RSEQ (1 << 8)
+#define MB_GET_REGISTRATIONS (1 << 9)		/* 6.3 */
+#define MB_REGISTERS (MB_REGISTER_GLOBAL_EXPEDITED | MB_REGISTER_PRIVATE_EXPEDITED | \
+		      MB_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE | MB_REGISTER_PRIVATE_EXPEDITED_RSEQ)
 
 void process_dump_queue(struct dump_proc *p, struct rtable *t, uint64_t *slots)
 {
@@ -248,6 +278,16 @@ void process_dump_queue(struct dump_proc *p, struct rtable *t, uint64_t *slots)
 	slots[S_NAME_BUF] = name;
 	slots[S_ITIMER_BUF] = it;
 	slots[S_BRK] = rtable_add(t, 0, __NR_brk, 0, 0, 0, 0, 0, 0);
+	/* Registrations, asked for directly (6.3) or, older, seen in whether an
+	 * expedited barrier is allowed (all threads are stopped: it costs nothing). */
+	slots[S_MEMBARRIER] = rtable_add(t, PLAN_MAY_FAIL, __NR_membarrier, MB_GET_REGISTRATIONS,
+					 0, 0, 0, 0, 0);
+	slots[S_MB_PRIVATE] = rtable_add(t, PLAN_MAY_FAIL, __NR_membarrier, MB_PRIVATE_EXPEDITED,
+					 0, 0, 0, 0, 0);
+	slots[S_MB_SYNC_CORE] = rtable_add(t, PLAN_MAY_FAIL, __NR_membarrier,
+					   MB_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0, 0, 0, 0);
+	slots[S_MB_RSEQ] = rtable_add(t, PLAN_MAY_FAIL, __NR_membarrier, MB_PRIVATE_EXPEDITED_RSEQ,
+				      0, 0, 0, 0, 0);
 	slots[S_DUMPABLE] = rtable_add(t, 0, __NR_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0, 0);
 	slots[S_PDEATH] = rtable_add(t, 0, __NR_prctl, PR_GET_PDEATHSIG, pd, 0, 0, 0, 0);
 	slots[S_SUBREAPER] = rtable_add(t, 0, __NR_prctl, PR_GET_CHILD_SUBREAPER, sr, 0, 0, 0, 0);
@@ -260,6 +300,22 @@ void process_dump_queue(struct dump_proc *p, struct rtable *t, uint64_t *slots)
 						  it + w * sizeof(struct itimerval), 0, 0, 0, 0);
 	for (int r = 0; r < RLIM_NLIMITS; r++)
 		rtable_add(t, 0, __NR_prlimit64, 0, r, 0, rl + r * sizeof(struct rlimit64), 0, 0);
+}
+
+static uint32_t membarrier_registrations(const struct rtable *t, const uint64_t *slots)
+{
+	int64_t got = rtable_result(t, slots[S_MEMBARRIER]);
+	uint32_t m = 0;
+
+	if (got >= 0)
+		return got & MB_REGISTERS;
+	if (!rtable_result(t, slots[S_MB_PRIVATE]))
+		m |= MB_REGISTER_PRIVATE_EXPEDITED;
+	if (!rtable_result(t, slots[S_MB_SYNC_CORE]))
+		m |= MB_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE;
+	if (!rtable_result(t, slots[S_MB_RSEQ]))
+		m |= MB_REGISTER_PRIVATE_EXPEDITED_RSEQ;
+	return m;
 }
 
 static uint64_t tv_ns(const struct timeval *tv)
@@ -294,6 +350,8 @@ int process_dump_collect(struct dump_proc *p, struct rtable *t, const uint64_t *
 	p->core.has_timerslack_ns = 1;
 	p->core.timerslack_ns = rtable_result(t, slots[S_SLACK]);
 	p->brk = rtable_result(t, slots[S_BRK]);
+	p->core.has_membarrier = 1;
+	p->core.membarrier = membarrier_registrations(t, slots);
 	p->core.name = strndup(name, 16);
 	if (!p->core.name)
 		return cr_err("out of memory");
@@ -355,6 +413,10 @@ int process_plan(struct restore_proc *rp, struct plan *p)
 {
 	const Core *c = rp->core;
 
+	for (uint32_t cmd = 1; cmd; cmd <<= 1)
+		if (c->has_membarrier && (c->membarrier & MB_REGISTERS & cmd))
+			plan_call(p, "registering for membarrier", 0, __NR_membarrier, cmd, 0, 0,
+				  0, 0, 0);
 	if (c->umask > 0777)
 		return cr_err("image: invalid umask %o", c->umask);
 	plan_call(p, "umask", 0, __NR_umask, c->umask, 0, 0, 0, 0, 0);
@@ -496,6 +558,29 @@ int process_plan_final(struct restore_proc *rp, struct plan *p)
 	/* Always: the task was made with SIGKILL, to die with cryo until released. */
 	plan_call(p, "PR_SET_PDEATHSIG", 0, __NR_prctl, PR_SET_PDEATHSIG,
 		  c->has_pdeathsig ? c->pdeathsig : 0, 0, 0, 0, 0);
+	return 0;
+}
+
+/* Only the task may write its own loginuid: the call lands on fd 0, free while the fd
+ * table is being rebuilt (files_plan). Without CAP_AUDIT_CONTROL, or once the kernel
+ * made it immutable, the step fails and names itself. */
+int process_plan_loginuid(struct restore_proc *rp, struct plan *p)
+{
+	const Core *c = rp->core;
+	static const char path[] = "/proc/self/loginuid";
+	uint32_t mine;
+	char v[16];
+	int n;
+
+	if (!c->has_loginuid || read_loginuid(getpid(), &mine))
+		return c->has_loginuid ? -1 : 0;
+	if (mine == c->loginuid)
+		return 0;
+	n = snprintf(v, sizeof(v), "%u", c->loginuid);
+	plan_call(p, "opening its loginuid", 0, __NR_openat, AT_FDCWD,
+		  plan_data(p, path, sizeof(path)), O_WRONLY, 0, 0, 0);
+	plan_call(p, "setting its loginuid", 0, __NR_write, 0, plan_data(p, v, n), n, 0, 0, 0);
+	plan_call(p, "setting its loginuid", 0, __NR_close, 0, 0, 0, 0, 0, 0);
 	return 0;
 }
 

@@ -20,6 +20,9 @@ int process_plan(struct restore_proc *rp, struct plan *p);
 int process_plan_final(struct restore_proc *rp, struct plan *p);
 /* After the plan: the settings only /proc can change. */
 int process_restore_oom_score(const Core *core, pid_t pid);
+int process_plan_loginuid(struct restore_proc *rp, struct plan *p);
+/* /proc/PID/loginuid. */
+int read_loginuid(pid_t pid, uint32_t *out);
 /* Credentials are per thread: every thread's table ends with these. */
 int process_plan_creds(struct restore_proc *rp, struct plan *p);
 
