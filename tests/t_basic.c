@@ -38,6 +38,7 @@ static void lock_file(const char *dir, const char *how)
 static void *idle_thread(void *arg)
 {
 	(void)arg;
+	tl_thread_start();
 	for (;;)
 		pause();
 	return NULL;
@@ -109,7 +110,7 @@ static void *seccomp_thread(void *arg)
 	};
 	struct sock_fprog prog = { CR_ARRAY_LEN(f), f };
 
-	(void)arg;
+	tl_thread_start();
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
 	    syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
 		tl_fail("seccomp: %s", strerror(errno));

@@ -50,6 +50,7 @@ static void *vdso_loop(void *arg)
 	struct timespec prev = { 0, 0 }, now;
 
 	(void)arg;
+	tl_thread_start();
 	while (!atomic_load(&stop)) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec < prev.tv_sec ||
@@ -66,6 +67,7 @@ static void *sleeper(void *arg)
 	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
 
 	(void)arg;
+	tl_thread_start();
 	if (sigaltstack(&ss, NULL))
 		return "sigaltstack";
 	while (!atomic_load(&stop)) {
@@ -85,6 +87,7 @@ static void *computer(void *arg)
 	uint64_t x = 1;
 
 	(void)arg;
+	tl_thread_start();
 	while (!atomic_load(&stop)) {
 		for (int i = 0; i < 100000; i++)
 			x = x * 6364136223846793005ULL + 1442695040888963407ULL;

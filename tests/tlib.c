@@ -1,4 +1,5 @@
 /* Test-program side of the harness protocol (see tlib.h). */
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -29,6 +30,15 @@ void tl_init(void)
 void tl_ready(void)
 {
 	printf("READY\n");
+}
+
+void tl_thread_start(void)
+{
+	sigset_t usr1;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 }
 
 /* The race-free pattern: the flag is checked with SIGUSR1 blocked, and only

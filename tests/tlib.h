@@ -14,6 +14,9 @@ extern volatile int tl_go;
 /* Install the go handler (SIGUSR1, SA_RESTART). Call first. */
 void tl_init(void);
 void tl_ready(void);
+/* First call of every other thread: SIGUSR1 is the main thread's (it sleeps for it in
+ * sigsuspend; a thread that takes it instead would leave it asleep). */
+void tl_thread_start(void);
 /* Block (sigsuspend) until SIGUSR1 arrived. */
 void tl_wait_go(void);
 __attribute__((noreturn, format(printf, 1, 2))) void tl_fail(const char *fmt, ...);
