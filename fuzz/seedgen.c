@@ -148,7 +148,8 @@ static int vdso_seed(void)
 	for (line = strtok(maps, "\n"); line; line = strtok(NULL, "\n"))
 		if (strstr(line, "[vdso]") && sscanf(line, "%lx-%lx", &start, &end) == 2 &&
 		    start == base)
-			rc = write_seed("vdso_elf", "running-vdso", (void *)base, end - start);
+			rc = write_seed("vdso_elf", "running-vdso", (void *)base, end - start) |
+			     write_seed("unwind", "running-vdso", (void *)base, end - start);
 	free(maps);
 	return rc;
 }

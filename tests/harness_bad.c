@@ -3,6 +3,8 @@
  * still running unharmed, and nothing half-restored. Last, image-size cases check
  * that an image holds only what it must. */
 
+#define CR_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
 /* Start t_basic (with an optional extra argument) and wait until it is ready. */
 static int start_victim(struct run *r, const char *name, const char *extra)
 {
@@ -695,6 +697,41 @@ static int bad_dump_dead_cwd(struct run *r)
 	return dump_victim(r, r->img, "its cwd");
 }
 
+static int bad_dump_init(struct run *r)
+{
+	run_dir(r, "dump-init", "bad");
+	return expect_error(r, run_cryo(r->cryo_log, "dump", "-t", "1", "-D", r->img, NULL),
+			    "PID 1 is init");
+}
+
+/* Run as nobody, every command that needs privileges says so in one line. */
+static int bad_unprivileged(struct run *r)
+{
+	static const char *const cmds[] = { "dump", "restore", "check" };
+
+	run_dir(r, "unprivileged", "bad");
+	for (size_t i = 0; i < CR_LEN(cmds); i++) {
+		char *argv[] = { "/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+				 "--clear-groups", (char *)cryo_bin, (char *)cmds[i], "-t", "5",
+				 "-D", r->img, NULL };
+		char needle[96];
+		int status;
+		pid_t pid;
+
+		if (!strcmp(cmds[i], "check"))
+			argv[6] = NULL;
+		else if (strcmp(cmds[i], "dump"))
+			argv[6] = "-D", argv[7] = r->img, argv[8] = NULL;
+		pid = spawn(argv, r->cryo_log, false);
+		if (wait_for(pid, 30, &status))
+			return -1;
+		snprintf(needle, sizeof(needle), "%s needs root", cmds[i]);
+		if (expect_error(r, WEXITSTATUS(status), needle))
+			return -1;
+	}
+	return 0;
+}
+
 static int bad_cli(struct run *r)
 {
 	int rc;
@@ -789,6 +826,8 @@ static void run_bad_inputs(void)
 		{ "restore-trusted-image-as-root", bad_restore_trusted_root },
 		{ "restore-trusted-image-of-nobody", restore_trusted_user },
 		{ "cli-invalid-pid", bad_cli },
+		{ "dump-init", bad_dump_init },
+		{ "unprivileged", bad_unprivileged },
 		{ "restore-forwards-sigterm", restore_forwards_sigterm },
 		{ "show-damaged-image", bad_show_damaged },
 		{ "image-size-sparse", image_size_sparse },
