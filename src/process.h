@@ -12,7 +12,7 @@ int process_dump_static(struct dump_proc *p);
 void process_dump_queue(struct dump_proc *p, struct rtable *t, uint64_t *slots);
 int process_dump_collect(struct dump_proc *p, struct rtable *t, const uint64_t *slots);
 void process_dump_free(struct dump_proc *p);
-#define PROCESS_SLOTS 16
+#define PROCESS_SLOTS 32
 
 /* Restore: session and group first, then the rest; rlimits and creds last. */
 int process_plan_identity(struct restore_proc *rp, struct plan *p);

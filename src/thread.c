@@ -374,6 +374,8 @@ bool thread_futexes_outlive(struct dump_proc *p, const ThreadState *ts)
 
 enum { SLOT_TIDADDR, SLOT_TIDADDR_BUF, SLOT_ALTSTACK, SLOT_ALTSTACK_BUF, THREAD_SLOTS };
 
+_Static_assert(THREAD_SLOTS <= THREAD_SLOTS_MAX, "THREAD_SLOTS_MAX is too small");
+
 void thread_dump_queue(struct dump_proc *p, struct rtable *t, uint64_t *slots)
 {
 	uint64_t tidbuf = rtable_buf(t, 8), ssbuf = rtable_buf(t, sizeof(stack_t));
