@@ -412,6 +412,8 @@ static int build_plan(struct restore_ctx *ctx, struct restore_proc *rp,
 
 	rp->nr_reads = 0;
 	rp->run_done = 0;
+	/* Replaced by the rseq unregistration once the task exists. */
+	plan_call(p, "dropping cryo's rseq registration", 0, __NR_getpid, 0, 0, 0, 0, 0, 0);
 	if (pl->has_vdso && ctx->rt_vdso.present)
 		vdso_block(&ctx->rt_vdso.layout, &ks, &ke);
 	plan_clear_address_space(p, ks, ke);
@@ -752,22 +754,21 @@ static int create_task(struct restore_proc *rp)
 	return 0;
 }
 
-/* The new process inherited cryo's rseq registration; drop it before its memory goes. */
-static int drop_inherited_rseq(struct restore_proc *rp, const struct user_regs_struct *base)
+/* The new process inherited cryo's rseq registration, which must go before its memory
+ * does: the plan's first call is made that, in the task's copy of the plan, once the
+ * registration is known (no round trip of its own). */
+static int drop_inherited_rseq(struct restore_proc *rp)
 {
 	struct cr_rseq_configuration conf;
-	int64_t ret;
+	struct plan_call c;
 
 	memset(&conf, 0, sizeof(conf));
 	if (ptrace(CR_PTRACE_GET_RSEQ_CONFIGURATION, rp->pid, (void *)sizeof(conf), &conf) < 0 ||
 	    !conf.rseq_abi_pointer)
-		return 0;
-	if (exec_syscall(rp->pid, base, plan_stub(&rp->plan), __NR_rseq, conf.rseq_abi_pointer,
-			 conf.rseq_abi_size, RSEQ_FLAG_UNREGISTER, conf.signature, 0, 0, &ret))
-		return -1;
-	if (ret)
-		return cr_err("cannot unregister the inherited rseq area: %s", strerror(-ret));
-	return 0;
+		return 0;	/* the first call stays a harmless getpid */
+	plan_call_set(&c, 0, __NR_rseq, conf.rseq_abi_pointer, conf.rseq_abi_size,
+		      RSEQ_FLAG_UNREGISTER, conf.signature, 0, 0);
+	return mem_write_vm(rp->pid, plan_table(&rp->plan), &c, sizeof(c));
 }
 
 static int thread_index(struct restore_proc *rp, pid_t tid)
@@ -855,7 +856,7 @@ static int run_plan(struct restore_proc *rp)
 	int failed;
 	int64_t err, ret;
 
-	if (ptr_get_regs(rp->pid, &base) || drop_inherited_rseq(rp, &base))
+	if (ptr_get_regs(rp->pid, &base) || drop_inherited_rseq(rp))
 		return -1;
 	if (exec_run_table(rp->pid, &base, plan_runner(p), plan_table(p), rp->thread_stops[0],
 			   on_thread_created, rp, &failed, &err)) {
@@ -868,11 +869,11 @@ static int run_plan(struct restore_proc *rp)
 	for (size_t i = 1; i < rp->nr_threads; i++)
 		if (run_thread_table(rp, i))
 			return -1;
-	if (exec_syscall(rp->pid, &base, plan_stub(p), __NR_munmap, p->base, p->size, 0, 0, 0, 0,
-			 &ret) || ret)
+	/* It ends at a signal stop, the only place restart codes are honoured from. */
+	if (exec_syscall_stop(rp->pid, &base, plan_stub(p), __NR_munmap, p->base, p->size,
+			      rp->stop_sig, &ret) || ret)
 		return cr_err("cannot unmap the restore plan in process %d", rp->pid);
-	/* Restart codes are honoured from a signal stop only. */
-	return exec_signal_stop(rp->pid, rp->stop_sig);
+	return 0;
 }
 
 static void kill_created(struct restore_proc *rp)

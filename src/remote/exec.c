@@ -102,31 +102,6 @@ static int to_syscall_stop(pid_t tid, struct user_regs_struct *r)
 	return cr_err("task %d did not reach a system call", tid);
 }
 
-int exec_syscall(pid_t tid, const struct user_regs_struct *base, uint64_t site, long nr,
-		 uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6,
-		 int64_t *ret)
-{
-	struct user_regs_struct r = *base;
-
-	r.rip = site;
-	r.rax = nr;
-	r.orig_rax = (unsigned long long)-1;
-	r.rdi = a1;
-	r.rsi = a2;
-	r.rdx = a3;
-	r.r10 = a4;
-	r.r8 = a5;
-	r.r9 = a6;
-	if (ptr_set_regs(tid, &r) || to_syscall_stop(tid, &r))
-		return -1;
-	if ((long)r.orig_rax != nr)
-		return cr_err("task %d entered system call %lld instead of %ld", tid, r.orig_rax, nr);
-	if (to_syscall_stop(tid, &r))
-		return -1;
-	*ret = (int64_t)r.rax;
-	return 0;
-}
-
 int exec_signal_stop(pid_t tid, int sig)
 {
 	int status, pass = sig;
@@ -141,4 +116,25 @@ int exec_signal_stop(pid_t tid, int sig)
 		pass = stop_kind(status) == STOP_SIGNAL ? stop_signal(status) : 0;
 	}
 	return cr_err("task %d did not stop with signal %d", tid, sig);
+}
+
+int exec_syscall_stop(pid_t tid, const struct user_regs_struct *base, uint64_t site, long nr,
+		      uint64_t a1, uint64_t a2, int sig, int64_t *ret)
+{
+	struct user_regs_struct r = *base;
+
+	r.rip = site;
+	r.rax = nr;
+	r.orig_rax = (unsigned long long)-1;
+	r.rdi = a1;
+	r.rsi = a2;
+	if (ptr_set_regs(tid, &r) || to_syscall_stop(tid, &r))
+		return -1;
+	if ((long)r.orig_rax != nr)
+		return cr_err("task %d entered system call %lld instead of %ld", tid, r.orig_rax, nr);
+	/* A signal given at the entry stop is sent then and delivered on the way out. */
+	if (exec_signal_stop(tid, sig) || ptr_get_regs(tid, &r))
+		return -1;
+	*ret = (int64_t)r.rax;
+	return 0;
 }

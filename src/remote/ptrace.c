@@ -356,3 +356,13 @@ int mem_read_vm(pid_t pid, uint64_t addr, void *buf, size_t len)
 			       (unsigned long)addr, pid);
 	return 0;
 }
+
+int mem_write_vm(pid_t pid, uint64_t addr, const void *buf, size_t len)
+{
+	struct iovec l = { (void *)buf, len }, r = { (void *)addr, len };
+
+	if (process_vm_writev(pid, &l, 1, &r, 1, 0) != (ssize_t)len)
+		return cr_perr("cannot write %zu bytes at 0x%lx in process %d", len,
+			       (unsigned long)addr, pid);
+	return 0;
+}

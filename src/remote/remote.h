@@ -75,6 +75,7 @@ int mem_write(int fd, pid_t pid, uint64_t addr, const void *buf, size_t len);
 int mem_read(int fd, pid_t pid, uint64_t addr, void *buf, size_t len);
 /* Read readable memory of a process with process_vm_readv. */
 int mem_read_vm(pid_t pid, uint64_t addr, void *buf, size_t len);
+int mem_write_vm(pid_t pid, uint64_t addr, const void *buf, size_t len);
 
 /* ---- tables of system calls ---- */
 
@@ -244,9 +245,8 @@ int exec_run_table(pid_t tid, const struct user_regs_struct *base, uint64_t runn
 /* From a syscall stop: send the task `sig` as it leaves and hold it at that signal's
  * delivery stop (the place a restart code in rax is honoured). */
 int exec_signal_stop(pid_t tid, int sig);
-/* One system call at the `syscall` instruction at `site`, with syscall stops. */
-int exec_syscall(pid_t tid, const struct user_regs_struct *base, uint64_t site, long nr,
-		 uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6,
-		 int64_t *ret);
-
+/* One system call (two arguments) at `site`, ending at the delivery stop of `sig`
+ * (sent at its entry): a call whose return cannot reach code, like unmapping it. */
+int exec_syscall_stop(pid_t tid, const struct user_regs_struct *base, uint64_t site, long nr,
+		      uint64_t a1, uint64_t a2, int sig, int64_t *ret);
 #endif
