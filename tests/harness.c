@@ -360,26 +360,28 @@ static int count_maps(pid_t pid)
 	return n;
 }
 
+/* The number a program printed after `key` in its output, within [lo, hi]; dflt if
+ * it printed none. */
+static int asked(const struct run *r, const char *key, int dflt, int lo, int hi)
+{
+	char *s = read_file(r->log, NULL);
+	char *at = s ? strstr(s, key) : NULL;
+	int n = at ? atoi(at + strlen(key)) : dflt;
+
+	free(s);
+	return n < lo ? lo : n > hi ? hi : n;
+}
+
 /* A program may ask for more cycles by printing "REPEAT-DUMPS N" before READY. */
 static int repeat_count(const struct run *r)
 {
-	char *s = read_file(r->log, NULL);
-	char *at = s ? strstr(s, "REPEAT-DUMPS ") : NULL;
-	int n = at ? atoi(at + 13) : 1;
-
-	free(s);
-	return n < 1 ? 1 : n > 1000 ? 1000 : n;
+	return asked(r, "REPEAT-DUMPS ", 1, 1, 1000);
 }
 
 /* A program may ask for the cryo-killing test by printing "KILL-CRYO N". */
 static int kill_cryo_count(const struct run *r)
 {
-	char *s = read_file(r->log, NULL);
-	char *at = s ? strstr(s, "KILL-CRYO ") : NULL;
-	int n = at ? atoi(at + 10) : 0;
-
-	free(s);
-	return n < 0 ? 0 : n > 5000 ? 5000 : n;
+	return asked(r, "KILL-CRYO ", 0, 0, 5000);
 }
 
 static pid_t start_dump(struct run *r, bool leave)

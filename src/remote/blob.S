@@ -22,6 +22,20 @@
 #include <asm/unistd.h>
 #include "layout.h"
 
+/* The call of the table entry at r12: its arguments, the call, its result stored, and
+ * the flags set by comparing the result with -4095 (below: success). */
+	.macro CALL_ENTRY
+	movq	8(%r12), %rdi
+	movq	16(%r12), %rsi
+	movq	24(%r12), %rdx
+	movq	32(%r12), %r10
+	movq	40(%r12), %r8
+	movq	48(%r12), %r9
+	syscall
+	movq	%rax, 56(%r12)
+	cmpq	$-4095, %rax
+	.endm
+
 	.section .rodata.cryo_blob, "a"
 	.globl cr_borrow_start, cr_borrow_end, cr_borrow_prog, cr_borrow_stop, cr_borrow_home
 	.globl cr_tramp, cr_tramp_stop
@@ -41,15 +55,7 @@ cr_borrow_prog:
 1:	movl	(%r12), %eax
 	cmpl	$0xffffffff, %eax
 	je	3f
-	movq	8(%r12), %rdi
-	movq	16(%r12), %rsi
-	movq	24(%r12), %rdx
-	movq	32(%r12), %r10
-	movq	40(%r12), %r8
-	movq	48(%r12), %r9
-	syscall
-	movq	%rax, 56(%r12)
-	cmpq	$-4095, %rax
+	CALL_ENTRY
 	jb	2f
 	testl	$1, 4(%r12)
 	jnz	2f
@@ -160,15 +166,7 @@ cr_run_table:
 	movl	(%r12), %eax
 	cmpl	$0xffffffff, %eax
 	je	2f
-	movq	8(%r12), %rdi
-	movq	16(%r12), %rsi
-	movq	24(%r12), %rdx
-	movq	32(%r12), %r10
-	movq	40(%r12), %r8
-	movq	48(%r12), %r9
-	syscall
-	movq	%rax, 56(%r12)
-	cmpq	$-4095, %rax
+	CALL_ENTRY
 	jb	1f
 	testl	$1, 4(%r12)
 	jz	3f
