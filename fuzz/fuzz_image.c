@@ -1,7 +1,8 @@
 /* Fuzz target: image metadata files. The input is one or more image files back to
  * back; each goes through img_check_buffer and its payload is unpacked (even with a
  * bad checksum, to reach the protobuf decoding) as the message type its header names.
- * The last Core and PageMap are then validated together, an Inventory's vDSO and CPU
+ * A file table goes through every kind's checks. The last Core and PageMap are then
+ * validated together, an Inventory's vDSO and CPU
  * description go through the checks restore applies to them, and each thread's
  * xstate is converted from the image's CPU layout to this CPU's. */
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "files.h"
 #include "image.h"
 #include "log.h"
 #include "mem.h"
@@ -76,6 +78,11 @@ static void one_file(const uint8_t *buf, size_t len, struct msgs *ms)
 		break;
 	case IMAGE_KIND__IMG_PAGEMAP:
 		keep((ProtobufCMessage **)&ms->pm, m);
+		break;
+	case IMAGE_KIND__IMG_FILES:
+		cr_err_reset();
+		files_check_table((const FileTable *)m);
+		protobuf_c_message_free_unpacked(m, NULL);
 		break;
 	default:
 		protobuf_c_message_free_unpacked(m, NULL);

@@ -21,6 +21,14 @@ enum cryo_vdso_mode { CRYO_VDSO_AUTO, CRYO_VDSO_REMAP, CRYO_VDSO_PROXY };
  * files without one; or its size only. */
 enum cryo_file_validation { CRYO_VALIDATE_BUILDID, CRYO_VALIDATE_FILESIZE };
 
+/* --inherit-fd fd[N]:WHAT: cryo's fd N stands for a resource of the image that lies
+ * outside it, named as dump named it ("pipe:[INODE]"). */
+struct cryo_inherit_fd {
+	int fd;
+	char what[64];
+};
+#define CRYO_MAX_INHERIT_FD 64
+
 struct cryo_restore_opts {
 	const char *dir;
 	bool detach;			/* -d: return once the process runs */
@@ -30,6 +38,8 @@ struct cryo_restore_opts {
 	bool ignore_cpu;		/* --cpu-cap=none */
 	enum cryo_file_validation file_validation;
 	bool trust_image;		/* an image of another user: at most its rights */
+	const struct cryo_inherit_fd *inherit;
+	size_t nr_inherit;
 };
 
 /* All return 0 on success, -1 on failure with cryo_last_error() set. */
@@ -47,6 +57,8 @@ int cryo_check(FILE *out);
 int cryo_show(const char *dir, FILE *out);
 
 const char *cryo_last_error(void);
+/* "fd[N]:RESOURCE" into *out; -1 if it is not of that form. */
+int cryo_parse_inherit_fd(const char *arg, struct cryo_inherit_fd *out);
 void cryo_set_verbosity(int level);
 const char *cryo_version(void);
 

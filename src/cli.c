@@ -1,6 +1,7 @@
 /* The cryo command line: argument parsing for dump, restore, check and show, over
  * libcryo (include/cryo.h). Errors are one line on stderr and a non-zero exit. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -39,7 +40,8 @@ static const char usage_dump[] =
 
 static const char usage_restore[] =
 	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap=none]\n"
-	"                    [--file-validation=MODE] [--trust-image] [-v]\n"
+	"                    [--file-validation=MODE] [--trust-image]\n"
+	"                    [--inherit-fd fd[N]:RESOURCE]... [-v]\n"
 	"\n"
 	"Restore the process saved in DIR with its original PID. Without -d, cryo stays\n"
 	"its parent, forwards SIGINT and SIGTERM to it, and exits with its exit status\n"
@@ -56,6 +58,11 @@ static const char usage_restore[] =
 	"                        (default; size and mtime without a build-id), or size only\n"
 	"      --trust-image     restore an image another user owns, with at most that\n"
 	"                        user's rights (docs/SECURITY.md)\n"
+	"      --inherit-fd fd[N]:RESOURCE\n"
+	"                        cryo's fd N stands for RESOURCE, something the image\n"
+	"                        leads to outside itself, e.g. pipe:[INODE] for a pipe\n"
+	"                        whose other end was not dumped (dump's message and\n"
+	"                        'cryo show' name it)\n"
 	"  -v                    more output (repeat for debug output)\n"
 	"  -h, --help            this text\n";
 
@@ -175,9 +182,34 @@ static int cmd_dump(int argc, char **argv)
 	return cryo_dump(&o) ? fail() : 0;
 }
 
+/* --inherit-fd fd[N]:RESOURCE; N must be one of cryo's open fds. */
+static int add_inherit(struct cryo_restore_opts *o, struct cryo_inherit_fd *list,
+		       const char *arg)
+{
+	struct cryo_inherit_fd *in = &list[o->nr_inherit];
+
+	if (o->nr_inherit == CRYO_MAX_INHERIT_FD) {
+		fprintf(stderr, "cryo: error: at most %d --inherit-fd\n", CRYO_MAX_INHERIT_FD);
+		return 2;
+	}
+	if (cryo_parse_inherit_fd(arg, in))
+		return bad_usage("invalid --inherit-fd '%s' (fd[N]:RESOURCE, e.g. "
+				 "fd[1]:pipe:[12345])", arg, usage_restore);
+	if (fcntl(in->fd, F_GETFD) < 0) {
+		fprintf(stderr, "cryo: error: --inherit-fd %s: cryo has no fd %d open\n",
+			arg, in->fd);
+		return 2;
+	}
+	o->nr_inherit++;
+	o->inherit = list;
+	return 0;
+}
+
 static int cmd_restore(int argc, char **argv)
 {
-	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION, OPT_TRUST };
+	static struct cryo_inherit_fd inherit[CRYO_MAX_INHERIT_FD];
+	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION, OPT_TRUST,
+	       OPT_INHERIT };
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "restore-detached", no_argument, 0, 'd' },
@@ -187,6 +219,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "cpu-cap", required_argument, 0, OPT_CPU_CAP },
 		{ "file-validation", required_argument, 0, OPT_FILE_VALIDATION },
 		{ "trust-image", no_argument, 0, OPT_TRUST },
+		{ "inherit-fd", required_argument, 0, OPT_INHERIT },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -226,6 +259,11 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case OPT_TRUST:
 			o.trust_image = true;
+			break;
+		case OPT_INHERIT:
+			c = add_inherit(&o, inherit, optarg);
+			if (c)
+				return c;
 			break;
 		case OPT_FILE_VALIDATION:
 			if (!strcmp(optarg, "buildid"))

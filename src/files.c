@@ -1,156 +1,141 @@
-/* Open files: the shared file table, each process's fds, cwd and root, and the files
- * its memory maps. Dump refuses any fd it cannot reopen faithfully; restore opens
- * every file once in cryo and the task dup3()s them into place. */
+/* The fd table: the image's file table shared by every process, each process's fds
+ * (kcmp finds fds sharing an open file description), its cwd and root; each kind of
+ * file behind fd_kind.h does the rest. Restore opens every file once in cryo, above
+ * the fds the task will use, and the task dup3()s them into place. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <linux/kcmp.h>
-#include <sys/epoll.h>
 
-#include "buildid.h"
 #include "cryo.h"
+#include "fd_kind.h"
 #include "files.h"
-#include "process.h"
 #include "log.h"
+#include "process.h"
 #include "sys.h"
+#include "util.h"
 
-/* Character devices that are the same everywhere and carry no state. */
-static const char *const stateless_devs[] = {
-	"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
-};
+/* Every kind there is: a new kind is one more line here. */
+static const struct fd_kind *const kinds[] = { &path_kind, &epoll_kind, &pipe_kind };
 
-/* Open flags that describe how a file was opened, without one-shot creation flags. */
-#define KEEP_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | \
-		    O_NOATIME | O_DIRECTORY | O_NOFOLLOW | O_LARGEFILE | O_PATH)
-
-static int table_push(struct file_table *ft, FileEntry **out)
+static const struct fd_kind *kind_of(FileKind k)
 {
+	for (size_t i = 0; i < CR_ARRAY_SIZE(kinds); i++)
+		if (kinds[i]->handles(k))
+			return kinds[i];
+	return NULL;
+}
+
+/* ---- shared by the kinds ---- */
+
+int file_table_push(struct file_table *ft, FileEntry **out)
+{
+	size_t cap = ft->cap;
 	FileEntry *e;
 
-	if (ft->nr == ft->cap) {
-		size_t cap = ft->cap ? ft->cap * 2 : 32;
-		FileEntry **n = realloc(ft->files, cap * sizeof(*n));
-		struct file_key *k = realloc(ft->keys, cap * sizeof(*k));
-
-		if (n)
-			ft->files = n;
-		if (k)
-			ft->keys = k;
-		if (!n || !k)
-			return cr_err("out of memory");
-		ft->cap = cap;
-	}
+	if (cr_grow(&ft->files, &cap, ft->nr + 1, sizeof(*ft->files), 32) ||
+	    cr_grow(&ft->keys, &ft->cap, ft->nr + 1, sizeof(*ft->keys), 32))
+		return -1;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return cr_err("out of memory");
 	file_entry__init(e);
 	e->id = ft->nr + 1;
 	memset(&ft->keys[ft->nr], 0, sizeof(ft->keys[0]));
+	ft->keys[ft->nr].fd = -1;
 	ft->files[ft->nr++] = e;
 	*out = e;
 	return 0;
 }
 
-static void fill_stat(FileEntry *e, const struct stat *st)
+void file_key_set(struct file_table *ft, const struct stat *st, uint32_t flags, pid_t pid, int fd)
 {
-	e->mode = st->st_mode;
-	e->size = st->st_size;
-	e->mtime_sec = st->st_mtim.tv_sec;
-	if (S_ISCHR(st->st_mode)) {
-		e->has_rdev = 1;
-		e->rdev = st->st_rdev;
-	}
+	ft->keys[ft->nr - 1] = (struct file_key){
+		.dev = st->st_dev, .ino = st->st_ino, .flags = flags, .pid = pid, .fd = fd,
+	};
 }
 
-/* A mapped ELF file is recognised at restore by its build-id (and size). */
-static int record_build_id(FileEntry *e, const char *path, const struct stat *st)
+bool file_link_deleted(const char *link)
 {
-	uint8_t id[BUILDID_MAX];
-	size_t len = 0;
-	struct stat now;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	size_t n = strlen(link);
 
-	if (fd < 0)
-		return 0;	/* not readable by path: size and mtime decide */
-	if (!fstat(fd, &now) && now.st_dev == st->st_dev && now.st_ino == st->st_ino &&
-	    S_ISREG(now.st_mode) && buildid_of_fd(fd, id, &len)) {
-		e->build_id.data = malloc(len);
-		if (!e->build_id.data) {
-			close(fd);
-			return cr_err("out of memory");
-		}
-		memcpy(e->build_id.data, id, len);
-		e->build_id.len = len;
-		e->has_build_id = 1;
-	}
-	close(fd);
-	return 0;
+	return n >= 10 && !strcmp(link + n - 10, " (deleted)");
 }
 
-int files_add_mapped(struct file_table *ft, const char *path, const struct stat *st,
-		     uint32_t flags, uint32_t *id)
+bool file_in_own_proc(const struct dump_proc *p, const char *path)
 {
-	FileEntry *e;
+	for (size_t i = 0; i < p->nr_threads; i++) {
+		char own[32];
+		size_t n = snprintf(own, sizeof(own), "/proc/%d", p->tids[i]);
 
+		if (!strncmp(path, own, n) && (path[n] == '/' || !path[n]))
+			return true;
+	}
+	return false;
+}
+
+uint32_t file_find_shared(struct file_table *ft, pid_t pid, int fd, const struct stat *st)
+{
 	for (size_t i = 0; i < ft->nr; i++) {
 		struct file_key *k = &ft->keys[i];
 
-		if (ft->files[i]->mapped && k->dev == st->st_dev && k->ino == st->st_ino &&
-		    k->flags == flags) {
-			*id = ft->files[i]->id;
-			return 0;
-		}
+		if (k->fd < 0 || k->dev != st->st_dev || k->ino != st->st_ino)
+			continue;
+		if (sys_kcmp(k->pid, pid, KCMP_FILE, k->fd, fd) == 0)
+			return ft->files[i]->id;
 	}
-	if (table_push(ft, &e))
-		return -1;
-	e->kind = FILE_KIND__FILE_REG;
-	e->path = strdup(path);
-	if (!e->path)
-		return cr_err("out of memory");
-	e->flags = flags;
-	e->has_mapped = 1;
-	e->mapped = 1;
-	fill_stat(e, st);
-	if (record_build_id(e, path, st))
-		return -1;
-	ft->keys[ft->nr - 1].dev = st->st_dev;
-	ft->keys[ft->nr - 1].ino = st->st_ino;
-	ft->keys[ft->nr - 1].flags = flags;
-	ft->keys[ft->nr - 1].fd = -1;
-	*id = e->id;
 	return 0;
 }
+
+int file_fd_flags(pid_t pid, int fd, uint32_t *flags)
+{
+	struct proc_fdinfo fi;
+	char what[32];
+	size_t len;
+	char *txt;
+	int rc;
+
+	snprintf(what, sizeof(what), "fdinfo/%d", fd);
+	txt = proc_read_pid_file(pid, what, &len);
+	if (!txt)
+		return -1;
+	rc = proc_parse_fdinfo(txt, len, &fi);
+	free(txt);
+	*flags = fi.flags;
+	return rc;
+}
+
+int file_fd_dup(pid_t pid, int fd)
+{
+	int pidfd = sys_pidfd_open(pid, 0), copy;
+
+	if (pidfd < 0)
+		return cr_perr("cannot open a pidfd of process %d", pid);
+	copy = sys_pidfd_getfd(pidfd, fd);
+	close(pidfd);
+	if (copy < 0)
+		return cr_perr("cannot take a copy of fd %d of process %d", fd, pid);
+	return copy;
+}
+
+/* ---- dump ---- */
 
 /* What an fd of an unsupported kind is, for the refusal message. */
 static const char *fd_kind_name(const struct stat *st, const char *link)
 {
-	if (S_ISFIFO(st->st_mode))
-		return "a pipe or FIFO";
 	if (S_ISSOCK(st->st_mode))
 		return "a socket";
 	if (!strncmp(link, "anon_inode:", 11))
-		return "an anonymous inode (eventfd, epoll, timerfd, signalfd, ...)";
+		return "an anonymous inode (eventfd, timerfd, signalfd, ...)";
 	if (S_ISCHR(st->st_mode))
 		return "a character device (terminals and devices are not supported)";
 	if (S_ISBLK(st->st_mode))
 		return "a block device";
 	return "a file of an unsupported kind";
-}
-
-static bool stateless_dev(const char *path, const struct stat *st)
-{
-	if (!S_ISCHR(st->st_mode))
-		return false;
-	for (size_t i = 0; i < CR_ARRAY_SIZE(stateless_devs); i++)
-		if (!strcmp(path, stateless_devs[i]))
-			return true;
-	return false;
 }
 
 static int read_link(pid_t pid, const char *what, char *buf, size_t len)
@@ -165,56 +150,6 @@ static int read_link(pid_t pid, const char *what, char *buf, size_t len)
 	if ((size_t)n == len - 1)
 		return cr_err("%s: path too long", path);
 	buf[n] = 0;
-	return 0;
-}
-
-/* The same open file description as an fd already in the table? */
-static int find_shared(struct file_table *ft, pid_t pid, int fd, const struct stat *st)
-{
-	for (size_t i = 0; i < ft->nr; i++) {
-		struct file_key *k = &ft->keys[i];
-
-		if (k->fd < 0 || k->dev != st->st_dev || k->ino != st->st_ino)
-			continue;
-		if (sys_kcmp(k->pid, pid, KCMP_FILE, k->fd, fd) == 0)
-			return ft->files[i]->id;
-	}
-	return 0;
-}
-
-static bool ends_deleted(const char *link)
-{
-	size_t n = strlen(link);
-
-	return n >= 10 && !strcmp(link + n - 10, " (deleted)");
-}
-
-/* Is the path inside the dumped process's own /proc entry (or a thread's)? */
-static bool in_own_proc(const struct dump_proc *p, const char *path)
-{
-	for (size_t i = 0; i < p->nr_threads; i++) {
-		char own[32];
-		size_t n = snprintf(own, sizeof(own), "/proc/%d", p->tids[i]);
-
-		if (!strncmp(path, own, n) && (path[n] == '/' || !path[n]))
-			return true;
-	}
-	return false;
-}
-
-/* Check that the path still names the file the fd holds. */
-static int check_path(pid_t pid, int fd, const char *link, const struct stat *st)
-{
-	struct stat by_path;
-
-	if (link[0] != '/')
-		return cr_err("process %d: fd %d (%s) has no path", pid, fd, link);
-	if (st->st_nlink == 0 && !S_ISDIR(st->st_mode))
-		return cr_err("process %d: fd %d: %.*s was deleted; deleted files are not "
-			      "supported yet", pid, fd, (int)(strlen(link) - (ends_deleted(link) ?
-								    10 : 0)), link);
-	if (stat(link, &by_path) || by_path.st_dev != st->st_dev || by_path.st_ino != st->st_ino)
-		return cr_err("process %d: fd %d: %s was deleted or replaced", pid, fd, link);
 	return 0;
 }
 
@@ -233,36 +168,26 @@ static int check_locks(pid_t pid, int fd, const char *link, const char *fdinfo)
 		      "supported yet", pid, fd, link, kind);
 }
 
-#define EPOLL_LINK "anon_inode:[eventpoll]"
-
-static int add_epoll_targets(struct dump_proc *p, int fd, const char *fdinfo, size_t len,
-			     FileEntry *e)
+static const struct fd_kind *match_kind(const struct fd_probe *pr)
 {
-	struct proc_epoll_target *t;
-	EpollTarget *items;
-	size_t n;
+	for (size_t i = 0; i < CR_ARRAY_SIZE(kinds); i++)
+		if (kinds[i]->match(pr))
+			return kinds[i];
+	return NULL;
+}
 
-	if (proc_parse_epoll(fdinfo, len, &t, &n))
+static int new_entry(struct fd_probe *pr, const struct fd_kind *k, Fd *out)
+{
+	struct file_table *ft = &pr->p->ctx->files;
+	FileEntry *e;
+
+	if (file_table_push(ft, &e))
 		return -1;
-	items = calloc(n + 1, sizeof(*items));
-	e->epoll_targets = calloc(n + 1, sizeof(*e->epoll_targets));
-	if (!items || !e->epoll_targets) {
-		free(t);
-		free(items);
-		return cr_err("out of memory");
-	}
-	for (size_t i = 0; i < n; i++) {
-		epoll_target__init(&items[i]);
-		items[i].tfd = t[i].tfd;
-		items[i].events = t[i].events;
-		items[i].data = t[i].data;
-		e->epoll_targets[i] = &items[i];
-	}
-	e->n_epoll_targets = n;
-	if (!n)
-		free(items);	/* freed through epoll_targets[0] otherwise */
-	free(t);
-	pr_debug("process %d: fd %d is an epoll instance watching %zu fds", p->pid, fd, n);
+	file_key_set(ft, pr->st, 0, pr->p->pid, pr->fd);
+	if (k->dump(pr, e))
+		return -1;
+	ft->keys[ft->nr - 1].flags = e->flags;
+	out->file_id = e->id;
 	return 0;
 }
 
@@ -271,11 +196,11 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 	char what[64], link[4096];
 	struct proc_fdinfo fi;
 	struct stat st;
-	FileEntry *e;
+	struct fd_probe pr = { p, fd, link, &st, NULL, 0, &fi };
+	const struct fd_kind *k;
 	size_t len;
 	char *txt;
-	bool epoll, own;
-	int id;
+	int rc = -1;
 
 	snprintf(what, sizeof(what), "fd/%d", fd);
 	if (read_link(p->pid, what, link, sizeof(link)))
@@ -283,84 +208,26 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 	snprintf(what, sizeof(what), "/proc/%d/fd/%d", p->pid, fd);
 	if (stat(what, &st))
 		return cr_perr("cannot stat %s", what);
-	epoll = !strcmp(link, EPOLL_LINK);
-	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !stateless_dev(link, &st) && !epoll)
+	k = match_kind(&pr);
+	if (!k)
 		return cr_err("process %d: fd %d is %s (%s); cryo cannot restore it", p->pid, fd,
 			      fd_kind_name(&st, link), link);
-	if (!epoll && check_path(p->pid, fd, link, &st))
-		return -1;
-	own = !epoll && in_own_proc(p, link);
 	snprintf(what, sizeof(what), "fdinfo/%d", fd);
 	txt = proc_read_pid_file(p->pid, what, &len);
 	if (!txt)
 		return -1;
-	if (check_locks(p->pid, fd, link, txt) || proc_parse_fdinfo(txt, len, &fi)) {
-		free(txt);
-		return -1;
-	}
+	pr.fdinfo = txt;
+	pr.fdinfo_len = len;
+	if (check_locks(p->pid, fd, link, txt) || proc_parse_fdinfo(txt, len, &fi))
+		goto out;
 	fd__init(out);
 	out->fd = fd;
 	out->cloexec = !!(fi.flags & O_CLOEXEC);
-	id = find_shared(&p->ctx->files, p->pid, fd, &st);
-	if (id) {
-		free(txt);
-		out->file_id = id;
-		return 0;
-	}
-	if (table_push(&p->ctx->files, &e)) {
-		free(txt);
-		return -1;
-	}
-	e->kind = epoll ? FILE_KIND__FILE_EPOLL :
-		  S_ISREG(st.st_mode) ? FILE_KIND__FILE_REG :
-		  S_ISDIR(st.st_mode) ? FILE_KIND__FILE_DIR : FILE_KIND__FILE_CHR;
-	if (epoll && add_epoll_targets(p, fd, txt, len, e)) {
-		free(txt);
-		return -1;
-	}
+	out->file_id = file_find_shared(&p->ctx->files, p->pid, fd, &st);
+	rc = out->file_id ? 0 : new_entry(&pr, k, out);
+out:
 	free(txt);
-	e->path = strdup(link);
-	if (!e->path)
-		return cr_err("out of memory");
-	e->flags = fi.flags & KEEP_FLAGS;
-	e->pos = fi.pos;
-	e->has_in_own_proc = e->in_own_proc = own;
-	fill_stat(e, &st);
-	p->ctx->files.keys[p->ctx->files.nr - 1] = (struct file_key){
-		.dev = st.st_dev, .ino = st.st_ino, .flags = e->flags, .pid = p->pid, .fd = fd,
-	};
-	out->file_id = e->id;
-	return 0;
-}
-
-/* cwd and root, checked like an fd: the path must still name the same directory. */
-static int add_dir(struct dump_proc *p, const char *what, uint32_t *id)
-{
-	char link[4096], path[64];
-	struct stat st, by_path;
-	FileEntry *e;
-
-	if (read_link(p->pid, what, link, sizeof(link)))
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/%s", p->pid, what);
-	if (stat(path, &st))
-		return cr_perr("cannot stat %s", path);
-	if (link[0] != '/' || ends_deleted(link) || stat(link, &by_path) ||
-	    by_path.st_dev != st.st_dev || by_path.st_ino != st.st_ino)
-		return cr_err("process %d: its %s (%s) was deleted or replaced; deleted "
-			      "directories are not supported yet", p->pid, what, link);
-	if (table_push(&p->ctx->files, &e))
-		return -1;
-	e->kind = FILE_KIND__FILE_DIR;
-	e->path = strdup(link);
-	if (!e->path)
-		return cr_err("out of memory");
-	e->flags = O_PATH | O_DIRECTORY;
-	e->has_in_own_proc = e->in_own_proc = in_own_proc(p, link);
-	fill_stat(e, &st);
-	p->ctx->files.keys[p->ctx->files.nr - 1].fd = -1;
-	*id = e->id;
-	return 0;
+	return rc;
 }
 
 static int list_fds(pid_t pid, int **out, size_t *nr)
@@ -380,27 +247,11 @@ static int list_fds(pid_t pid, int **out, size_t *nr)
 	return 0;
 }
 
-/* A watch whose fd number was closed (or reused for another file) cannot be
- * registered again. */
-static int check_epoll_targets(struct dump_proc *p)
+static int check_all(struct dump_proc *p)
 {
-	for (size_t i = 0; i < p->core.n_fds; i++) {
-		const FileEntry *e = p->ctx->files.files[p->core.fds[i]->file_id - 1];
-
-		if (e->kind != FILE_KIND__FILE_EPOLL)
-			continue;
-		for (size_t t = 0; t < e->n_epoll_targets; t++) {
-			uint32_t tfd = e->epoll_targets[t]->tfd;
-			bool found = false;
-
-			for (size_t k = 0; k < p->core.n_fds && !found; k++)
-				found = p->core.fds[k]->fd == tfd;
-			if (!found)
-				return cr_err("process %d: epoll fd %u watches fd %u, which is closed; "
-					      "cryo cannot restore such a watch", p->pid,
-					      p->core.fds[i]->fd, tfd);
-		}
-	}
+	for (size_t i = 0; i < CR_ARRAY_SIZE(kinds); i++)
+		if (kinds[i]->check_all && kinds[i]->check_all(p))
+			return -1;
 	return 0;
 }
 
@@ -410,8 +261,8 @@ int files_dump_fds(struct dump_proc *p)
 	size_t nr = 0;
 	Fd *items;
 
-	if (add_dir(p, "cwd", &p->core.cwd_file_id) || add_dir(p, "root", &p->core.root_file_id) ||
-	    list_fds(p->pid, &fds, &nr))
+	if (path_add_dir(p, "cwd", &p->core.cwd_file_id) ||
+	    path_add_dir(p, "root", &p->core.root_file_id) || list_fds(p->pid, &fds, &nr))
 		return -1;
 	items = calloc(nr + 1, sizeof(*items));
 	p->core.fds = calloc(nr + 1, sizeof(*p->core.fds));
@@ -434,7 +285,7 @@ int files_dump_fds(struct dump_proc *p)
 	free(fds);
 	if (!nr)
 		free(items);
-	return check_epoll_targets(p);
+	return check_all(p);
 }
 
 int files_write_image(struct dump_ctx *ctx)
@@ -449,11 +300,10 @@ int files_write_image(struct dump_ctx *ctx)
 void files_table_free(struct file_table *ft)
 {
 	for (size_t i = 0; i < ft->nr; i++) {
-		if (ft->files[i]->n_epoll_targets)
-			free(ft->files[i]->epoll_targets[0]);
-		free(ft->files[i]->epoll_targets);
-		free(ft->files[i]->build_id.data);
-		free(ft->files[i]->path);
+		const struct fd_kind *k = kind_of(ft->files[i]->kind);
+
+		if (k)
+			k->free(ft->files[i]);
 		free(ft->files[i]);
 	}
 	free(ft->files);
@@ -470,6 +320,27 @@ const FileEntry *file_by_id(const FileTable *ft, uint32_t id)
 	return ft->files[id - 1];
 }
 
+int cryo_parse_inherit_fd(const char *arg, struct cryo_inherit_fd *out)
+{
+	const char *what;
+	char *end;
+	long fd;
+
+	if (strncmp(arg, "fd[", 3))
+		return cr_err("--inherit-fd '%.64s': expected fd[N]:RESOURCE", arg);
+	errno = 0;
+	fd = strtol(arg + 3, &end, 10);
+	if (errno || end == arg + 3 || fd < 0 || fd > INT32_MAX || strncmp(end, "]:", 2))
+		return cr_err("--inherit-fd '%.64s': expected fd[N]:RESOURCE", arg);
+	what = end + 2;
+	if (!*what || strlen(what) >= sizeof(out->what))
+		return cr_err("--inherit-fd '%.64s': the resource name is empty or too long",
+			      arg);
+	out->fd = fd;
+	strcpy(out->what, what);
+	return 0;
+}
+
 int restore_inherit_fd(struct restore_ctx *ctx, int fd, const char *what)
 {
 	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, ctx->next_fd);
@@ -482,125 +353,46 @@ int restore_inherit_fd(struct restore_ctx *ctx, int fd, const char *what)
 	return nfd;
 }
 
-static int open_epoll(const FileEntry *e)
+int files_check_table(const FileTable *ft)
 {
-	int fd = epoll_create1(EPOLL_CLOEXEC);
+	for (size_t i = 0; i < ft->n_files; i++) {
+		const FileEntry *e = ft->files[i];
+		const struct fd_kind *k = kind_of(e->kind);
 
-	if (fd < 0)
-		return cr_perr("cannot create an epoll instance");
-	if ((e->flags & O_NONBLOCK) && fcntl(fd, F_SETFL, O_NONBLOCK)) {
-		close(fd);
-		return cr_perr("cannot make an epoll instance non-blocking");
+		if (e->id != i + 1)
+			return cr_err("image: file table entry %zu has id %u", i, e->id);
+		if (!k)
+			return cr_err("image: file %u is of a kind this cryo does not know (%d)",
+				      e->id, e->kind);
+		if (k->check(e))
+			return -1;
 	}
-	return fd;
-}
-
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-	for (size_t i = 0; i < n && i < 20; i++)
-		sprintf(out + 2 * i, "%02x", b[i]);
-}
-
-/* A file the process maps must be the one it had: same build (build-id) and size,
- * or, without a build-id, same size and mtime. */
-static int validate_mapped(const FileEntry *e, int fd, const struct stat *st, int mode)
-{
-	uint8_t id[BUILDID_MAX];
-	char was[48] = "", now[48] = "none";
-	size_t len = 0;
-
-	if ((uint64_t)st->st_size != e->size)
-		return cr_err("%s, which the process maps, changed since the dump: %llu bytes, "
-			      "%llu at the dump", e->path, (unsigned long long)st->st_size,
-			      (unsigned long long)e->size);
-	if (mode == CRYO_VALIDATE_FILESIZE)
-		return 0;
-	if (e->has_build_id) {
-		if (buildid_of_fd(fd, id, &len) && len == e->build_id.len &&
-		    !memcmp(id, e->build_id.data, len))
-			return 0;
-		hex(e->build_id.data, e->build_id.len, was);
-		if (len)
-			hex(id, len, now);
-		return cr_err("%s, which the process maps, is another build: build-id %s, %s "
-			      "at the dump", e->path, now, was);
-	}
-	if (st->st_mtim.tv_sec != e->mtime_sec)
-		return cr_err("%s, which the process maps and which has no build-id, changed "
-			      "since the dump: modified at %lld, %lld at the dump "
-			      "(--file-validation=filesize checks the size only)", e->path,
-			      (long long)st->st_mtim.tv_sec, (long long)e->mtime_sec);
 	return 0;
 }
 
-static int open_entry(const FileEntry *e, int mode)
+static int open_entry(struct restore_ctx *ctx, size_t i)
 {
-	int flags = (e->flags & KEEP_FLAGS) | O_CLOEXEC | O_NOCTTY;
-	struct stat st;
-	int fd;
+	const FileEntry *e = ctx->files->files[i];
+	const struct fd_kind *k = kind_of(e->kind);
+	int fd = k->open(ctx, e);
 
-	if (e->kind == FILE_KIND__FILE_EPOLL)
-		return open_epoll(e);
-	if (e->kind == FILE_KIND__FILE_DIR && (e->flags & O_PATH))
-		flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-	fd = open(e->path, flags);
+	if (fd == FD_BY_TASK || fd < 0)
+		return fd == FD_BY_TASK ? 0 : -1;
+	fd = restore_inherit_fd(ctx, fd, k->name);
 	if (fd < 0)
-		return cr_perr("cannot open %s", e->path);
-	if (fstat(fd, &st)) {
-		close(fd);
-		return cr_perr("cannot stat %s", e->path);
-	}
-	if ((st.st_mode & S_IFMT) != (e->mode & S_IFMT)) {
-		close(fd);
-		return cr_err("%s is no longer the kind of file it was at dump", e->path);
-	}
-	if (e->kind == FILE_KIND__FILE_CHR && (!e->has_rdev || st.st_rdev != e->rdev)) {
-		close(fd);
-		return cr_err("%s is a different device than at dump", e->path);
-	}
-	if (e->mapped && validate_mapped(e, fd, &st, mode)) {
-		close(fd);
 		return -1;
-	}
-	if (e->pos && e->kind != FILE_KIND__FILE_CHR &&
-	    lseek(fd, e->pos, SEEK_SET) != (off_t)e->pos) {
-		close(fd);
-		return cr_perr("cannot seek %s to %llu", e->path, (unsigned long long)e->pos);
-	}
-	return fd;
+	ctx->file_fds[i] = fd;
+	return 0;
 }
 
-static int open_files(struct restore_ctx *ctx);
-static bool own_proc_path_ok(const char *path, const uint32_t *pids, size_t n);
-
-/* As the restored process: it gets no file it could not open itself. One it held but
- * cannot open (opened before it gave up privileges) is opened with cryo's rights when
- * the image is cryo's own, never when it belongs to another user. */
-static int open_as_process(struct restore_ctx *ctx, const FileEntry *e)
-{
-	int fd = open_entry(e, ctx->file_validation);
-
-	if (fd >= 0 || (errno != EACCES && errno != EPERM) || ctx->trust.limited)
-		return fd;
-	cr_err_reset();
-	trust_unbecome(&ctx->trust);
-	fd = open_entry(e, ctx->file_validation);
-	if (trust_become(&ctx->trust, ctx->creds)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (fd >= 0)
-		pr_info("%s: opened with cryo's rights; the process held it but cannot open it "
-			"itself", e->path);
-	return fd;
-}
-
+/* As the restored process would (fsuid, fsgid, groups): see docs/SECURITY.md. */
 int files_open_all(struct restore_ctx *ctx)
 {
 	FileTable *ft = ctx->files;
 	int rc = -1;
 
+	if (files_check_table(ft))
+		return -1;
 	ctx->file_fds = malloc((ft->n_files + 1) * sizeof(int));
 	if (!ctx->file_fds)
 		return cr_err("out of memory");
@@ -608,53 +400,15 @@ int files_open_all(struct restore_ctx *ctx)
 		ctx->file_fds[i] = -1;
 	if (trust_become(&ctx->trust, ctx->creds))
 		goto out;
-	rc = open_files(ctx);
+	rc = 0;
+	for (size_t i = 0; i < ft->n_files && !rc; i++)
+		rc = open_entry(ctx, i);
 out:
+	for (size_t i = 0; i < CR_ARRAY_SIZE(kinds); i++)
+		if (kinds[i]->open_done)
+			kinds[i]->open_done(ctx);
 	trust_unbecome(&ctx->trust);
 	return rc;
-}
-
-static int open_files(struct restore_ctx *ctx)
-{
-	FileTable *ft = ctx->files;
-
-	for (size_t i = 0; i < ft->n_files; i++) {
-		FileEntry *e = ft->files[i];
-		int fd;
-
-		if (e->id != i + 1)
-			return cr_err("image: file table entry %zu has id %u", i, e->id);
-		if (e->kind < FILE_KIND__FILE_REG || e->kind > FILE_KIND__FILE_EPOLL || !e->path[0])
-			return cr_err("image: file table entry %u is invalid", e->id);
-		if (e->in_own_proc) {
-			if (!own_proc_path_ok(e->path, ctx->tree_pids, ctx->nr_tree_pids))
-				return cr_err("image: file %u (%s) is not under the process's own "
-					      "/proc", e->id, e->path);
-			continue;	/* the task opens it (files_plan) */
-		}
-		fd = open_as_process(ctx, e);
-		if (fd < 0)
-			return -1;
-		fd = restore_inherit_fd(ctx, fd, e->path);
-		if (fd < 0)
-			return -1;
-		ctx->file_fds[i] = fd;
-	}
-	return 0;
-}
-
-/* An in_own_proc path from the image must really be under one of its PIDs. */
-static bool own_proc_path_ok(const char *path, const uint32_t *pids, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		char own[32];
-		size_t len = snprintf(own, sizeof(own), "/proc/%u", pids[i]);
-
-		if (!strncmp(path, own, len) && (path[len] == '/' || !path[len]) &&
-		    !strstr(path, "/.."))
-			return true;
-	}
-	return false;
 }
 
 int files_fd(struct restore_ctx *ctx, uint32_t id)
@@ -664,60 +418,14 @@ int files_fd(struct restore_ctx *ctx, uint32_t id)
 	return ctx->file_fds[id - 1];
 }
 
-static bool has_fd(const Core *core, uint32_t fd)
+static bool by_task(const struct restore_ctx *ctx, const FileEntry *e)
 {
-	for (size_t i = 0; i < core->n_fds; i++)
-		if (core->fds[i]->fd == fd)
-			return true;
-	return false;
+	return ctx->file_fds[e->id - 1] < 0;
 }
 
-/* Watches are keyed by fd number, so they are registered in the task, once its fd
- * table is in place, through the first fd holding each epoll instance. */
-static int plan_epoll_targets(struct restore_proc *rp, struct plan *p)
-{
-	const Core *core = rp->core;
-
-	for (size_t i = 0; i < core->n_fds; i++) {
-		const FileEntry *e = file_by_id(rp->ctx->files, core->fds[i]->file_id);
-		bool first = true;
-
-		if (!e || e->kind != FILE_KIND__FILE_EPOLL)
-			continue;
-		for (size_t k = 0; k < i; k++)
-			if (core->fds[k]->file_id == core->fds[i]->file_id)
-				first = false;
-		if (!first)
-			continue;
-		for (size_t t = 0; t < e->n_epoll_targets; t++) {
-			const EpollTarget *et = e->epoll_targets[t];
-			struct epoll_event ev = { .events = et->events, .data.u64 = et->data };
-
-			if (!has_fd(core, et->tfd))
-				return cr_err("image: epoll fd %u watches fd %u, which the process "
-					      "does not have", core->fds[i]->fd, et->tfd);
-			plan_call(p, "registering an epoll watch", 0, __NR_epoll_ctl,
-				  core->fds[i]->fd, EPOLL_CTL_ADD, et->tfd,
-				  plan_data(p, &ev, sizeof(ev)), 0, 0);
-		}
-	}
-	return 0;
-}
-
-static void plan_dir(struct restore_proc *rp, struct plan *p, const FileEntry *e, int fd,
-		     const char *label)
-{
-	if (e->in_own_proc)
-		plan_call(p, label, 0, __NR_chdir, plan_data(p, e->path, strlen(e->path) + 1), 0,
-			  0, 0, 0, 0);
-	else
-		plan_call(p, label, 0, __NR_fchdir, fd, 0, 0, 0, 0, 0);
-	(void)rp;
-}
-
-/* Files under the process's own /proc: opened by the task, landing on fd 0 (every
- * fd below the inherited ones is closed by then), moved to their number. */
-static void plan_own_proc(struct restore_proc *rp, struct plan *p)
+/* Files the task opens itself land on fd 0 (every fd below the inherited ones is
+ * closed by then) and are moved to their number. */
+static int plan_task_opened(struct restore_proc *rp, struct plan *p)
 {
 	const Core *core = rp->core;
 
@@ -725,60 +433,78 @@ static void plan_own_proc(struct restore_proc *rp, struct plan *p)
 		const Fd *f = core->fds[i];
 		const FileEntry *e = file_by_id(rp->ctx->files, f->file_id);
 
-		if (!e || !e->in_own_proc)
+		if (!e)
+			return cr_err("image: fd %u names unknown file %u", f->fd, f->file_id);
+		if (!by_task(rp->ctx, e))
 			continue;
-		plan_call(p, "opening a file of the process's own /proc", 0, __NR_openat, AT_FDCWD,
-			  plan_data(p, e->path, strlen(e->path) + 1),
-			  (e->flags & KEEP_FLAGS) | O_NOCTTY, 0, 0, 0);
-		if (e->pos)
-			plan_call(p, "seeking a file of the process's own /proc", PLAN_MAY_FAIL,
-				  __NR_lseek, 0, e->pos, SEEK_SET, 0, 0, 0);
+		if (kind_of(e->kind)->plan_open(rp, p, e))
+			return -1;
 		if (f->fd == 0)
 			continue;
-		plan_call(p, "installing an fd", 0, __NR_dup3, 0, f->fd,
-			  f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
+		plan_call(p, "installing an fd", 0, __NR_dup3, 0, f->fd, f->cloexec ? O_CLOEXEC : 0,
+			  0, 0, 0);
 		plan_call(p, "installing an fd", 0, __NR_close, 0, 0, 0, 0, 0, 0);
 	}
+	return 0;
+}
+
+/* What a kind does once the table is in place, through the first fd of each file. */
+static int plan_after(struct restore_proc *rp, struct plan *p)
+{
+	const Core *core = rp->core;
+
+	for (size_t i = 0; i < core->n_fds; i++) {
+		const FileEntry *e = file_by_id(rp->ctx->files, core->fds[i]->file_id);
+		const struct fd_kind *k = kind_of(e->kind);
+		bool first = true;
+
+		for (size_t j = 0; j < i && first; j++)
+			first = core->fds[j]->file_id != core->fds[i]->file_id;
+		if (first && k->plan_after && k->plan_after(rp, p, core->fds[i], e))
+			return -1;
+	}
+	return 0;
+}
+
+static int plan_dirs(struct restore_proc *rp, struct plan *p)
+{
+	struct restore_ctx *ctx = rp->ctx;
+	const Core *core = rp->core;
+	const FileEntry *root = file_by_id(ctx->files, core->root_file_id);
+	const FileEntry *cwd = file_by_id(ctx->files, core->cwd_file_id);
+
+	if (!root || !cwd || !root->path || !cwd->path)
+		return cr_err("image: process %u has no valid cwd or root", core->pid);
+	if (strcmp(root->path->path, "/")) {
+		path_plan_chdir(p, root, ctx->file_fds[root->id - 1], "changing to the root");
+		plan_call(p, "chroot", 0, __NR_chroot, plan_data(p, ".", 2), 0, 0, 0, 0, 0);
+	}
+	path_plan_chdir(p, cwd, ctx->file_fds[cwd->id - 1], "changing to the cwd");
+	return 0;
 }
 
 int files_plan(struct restore_proc *rp, struct plan *p)
 {
 	struct restore_ctx *ctx = rp->ctx;
 	const Core *core = rp->core;
-	const FileEntry *root = file_by_id(ctx->files, core->root_file_id);
-	const FileEntry *cwd = file_by_id(ctx->files, core->cwd_file_id);
-	int cwd_fd = cwd && cwd->in_own_proc ? 0 : files_fd(ctx, core->cwd_file_id), root_fd;
 
-	if (cwd_fd < 0 || !root || !cwd)
-		return cr_err("image: process %u has no valid cwd or root", core->pid);
-	root_fd = root->in_own_proc ? 0 : files_fd(ctx, core->root_file_id);
-	if (root_fd < 0)
+	if (plan_dirs(rp, p))
 		return -1;
-	if (strcmp(root->path, "/")) {
-		plan_dir(rp, p, root, root_fd, "changing to the root");
-		plan_call(p, "chroot", 0, __NR_chroot, plan_data(p, ".", 2), 0, 0, 0, 0, 0);
-	}
-	plan_dir(rp, p, cwd, cwd_fd, "changing to the cwd");
 	plan_call(p, "closing inherited fds", 0, __NR_close_range, 0, ctx->fd_base - 1, 0, 0, 0, 0);
-	if (process_plan_loginuid(rp, p))
+	if (process_plan_loginuid(rp, p) || plan_task_opened(rp, p))
 		return -1;
-	plan_own_proc(rp, p);
 	for (size_t i = 0; i < core->n_fds; i++) {
 		const Fd *f = core->fds[i];
 		const FileEntry *e = file_by_id(ctx->files, f->file_id);
-		int src;
 
 		if (f->fd >= (uint32_t)ctx->fd_base)
 			return cr_err("image: fd %u out of range", f->fd);
-		if (e && e->in_own_proc)
+		if (by_task(ctx, e))
 			continue;
-		src = files_fd(ctx, f->file_id);
-		if (src < 0)
-			return -1;
-		plan_call(p, "installing an fd", 0, __NR_dup3, src, f->fd,
+		plan_call(p, "installing an fd", 0, __NR_dup3, ctx->file_fds[e->id - 1], f->fd,
 			  f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
 	}
-	return plan_epoll_targets(rp, p);
+	return plan_after(rp, p);
 }
 
 /* The last call of a plan: drop every fd cryo handed down. */

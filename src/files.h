@@ -1,6 +1,6 @@
 /* Open files: the file table shared by the image, file descriptors of a process, its
- * cwd and root, and the files its memory maps. Regular files, directories and a few
- * character devices are supported; anything else makes the dump refuse. */
+ * cwd and root, and the files its memory maps. Each kind of file is one file_*.c
+ * behind struct fd_kind (fd_kind.h); an fd of no known kind makes the dump refuse. */
 #ifndef CRYO_FILES_H
 #define CRYO_FILES_H
 
@@ -15,6 +15,8 @@ int files_dump_fds(struct dump_proc *p);
 int files_write_image(struct dump_ctx *ctx);
 void files_table_free(struct file_table *ft);
 
+/* Restore: is every entry of the table sound? Pure. */
+int files_check_table(const FileTable *ft);
 /* Restore: open every file of the table in cryo (above ctx->fd_base). */
 int files_open_all(struct restore_ctx *ctx);
 /* Restore: the calls that give the task exactly its fds, cwd and root. */

@@ -256,6 +256,12 @@ out:
 	return rc;
 }
 
+/* Which cryo wrote a format version. */
+static const char *format_writer(unsigned major)
+{
+	return major == 1 ? "0.1.x" : "?";
+}
+
 int img_check_buffer(const uint8_t *buf, size_t len, uint16_t kind, const char *name,
 		     const uint8_t **payload, size_t *payload_len)
 {
@@ -271,6 +277,11 @@ int img_check_buffer(const uint8_t *buf, size_t len, uint16_t kind, const char *
 			      "(up to %u); use a newer cryo", name, h.major, FORMAT_MAJOR);
 	if (h.major == 0)
 		return cr_err("%s: invalid format version 0", name);
+	if (h.major < FORMAT_MAJOR)
+		return cr_err("%s: written in image format %u (cryo %s), which this cryo %s "
+			      "(format %u) does not read; restore it with cryo %s", name, h.major,
+			      format_writer(h.major), CRYO_VERSION, FORMAT_MAJOR,
+			      format_writer(h.major));
 	if (h.kind != kind)
 		return cr_err("%s: holds a %s image where a %s image was expected", name,
 			      kind_name(h.kind), kind_name(kind));

@@ -11,7 +11,7 @@
 
 #include "cryo.pb-c.h"
 
-#define FORMAT_MAJOR 1
+#define FORMAT_MAJOR 2
 #define FORMAT_MINOR 0
 #define IMG_MAGIC 0x4f595243u		/* "CRYO" little endian */
 #define IMG_HDR_SIZE 16

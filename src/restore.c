@@ -1035,6 +1035,8 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	ctx.ignore_cpu = opts->ignore_cpu;
 	ctx.vdso_mode = opts->vdso;
 	ctx.file_validation = opts->file_validation;
+	ctx.inherit = opts->inherit;
+	ctx.nr_inherit = opts->nr_inherit;
 	if (!opts->dir)
 		return cr_err("no image directory given (-D)");
 	if (img_dir_open(&ctx.dir, opts->dir))

@@ -86,6 +86,9 @@ struct restore_ctx {
 	bool detach;
 	int file_validation;		/* enum cryo_file_validation */
 	struct trust trust;
+	void *pipes;			/* file_pipe.c's pipes made so far */
+	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
+	size_t nr_inherit;
 	const uint32_t *tree_pids;	/* every PID and TID of the image */
 	size_t nr_tree_pids;
 	const Creds *creds;		/* the restored process's, to open its files with */

@@ -164,10 +164,14 @@ static int wait_for(pid_t pid, double timeout, int *status)
 	}
 }
 
-static void child_stdio(const char *log, bool new_session)
+/* The child's stdio: stdin from `in` (or /dev/null), stdout and stderr to log; `give`,
+ * if not -1, becomes its fd 3; nothing else stays open. */
+static void child_stdio(const char *log, bool new_session, int in, int give)
 {
-	int fd = open("/dev/null", O_RDONLY);
+	int fd = in >= 0 ? in : open("/dev/null", O_RDONLY);
 
+	if (give >= 0 && dup2(give, 100) != 100)
+		_exit(126);
 	if (fd >= 0 && fd != 0) {
 		dup2(fd, 0);
 		close(fd);
@@ -179,18 +183,20 @@ static void child_stdio(const char *log, bool new_session)
 		if (fd > 2)
 			close(fd);
 	}
-	syscall(SYS_close_range, 3, ~0U, 0);
+	if (give >= 0 && dup2(100, 3) != 3)
+		_exit(126);
+	syscall(SYS_close_range, give >= 0 ? 4 : 3, ~0U, 0);
 	if (new_session)
 		setsid();
 	signal(SIGPIPE, SIG_DFL);
 }
 
-static pid_t spawn(char *const argv[], const char *log, bool new_session)
+static pid_t spawn_with(char *const argv[], const char *log, bool new_session, int in, int give)
 {
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		child_stdio(log, new_session);
+		child_stdio(log, new_session, in, give);
 		execv(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -198,19 +204,22 @@ static pid_t spawn(char *const argv[], const char *log, bool new_session)
 	return pid;
 }
 
-/* Run cryo with arguments; its output appends to cryo_log. Returns its exit code. */
-static int run_cryo(const char *cryo_log, ...)
+static pid_t spawn(char *const argv[], const char *log, bool new_session)
+{
+	return spawn_with(argv, log, new_session, -1, -1);
+}
+
+/* Run cryo with arguments (and `give` as its fd 3, unless -1); its output appends to
+ * cryo_log. Returns its exit code. */
+static int run_cryo_v(int give, const char *cryo_log, va_list ap)
 {
 	char *argv[32];
 	int argc = 0, status;
-	va_list ap;
 	pid_t pid;
 
 	argv[argc++] = (char *)cryo_bin;
-	va_start(ap, cryo_log);
 	while (argc < 31 && (argv[argc] = va_arg(ap, char *)))
 		argc++;
-	va_end(ap);
 	argv[argc] = NULL;
 	if (verbose) {
 		printf("    $");
@@ -218,7 +227,7 @@ static int run_cryo(const char *cryo_log, ...)
 			printf(" %s", argv[i]);
 		printf("\n");
 	}
-	pid = spawn(argv, cryo_log, false);
+	pid = spawn_with(argv, cryo_log, false, -1, give);
 	if (pid < 0)
 		return why("fork: %s", strerror(errno));
 	if (wait_for(pid, EXIT_TIMEOUT, &status))
@@ -226,6 +235,28 @@ static int run_cryo(const char *cryo_log, ...)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
+}
+
+static int run_cryo(const char *cryo_log, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, cryo_log);
+	rc = run_cryo_v(-1, cryo_log, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int run_cryo_giving(int give, const char *cryo_log, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, cryo_log);
+	rc = run_cryo_v(give, cryo_log, ap);
+	va_end(ap);
+	return rc;
 }
 
 static bool file_has(const char *path, const char *needle)

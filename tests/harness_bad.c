@@ -143,11 +143,44 @@ static int bad_dump_disk_full(struct run *r)
 	return rc;
 }
 
-static int bad_dump_pipe(struct run *r)
+/* stdin is a pipe the harness holds: dump records it as external; restore refuses
+ * without --inherit-fd naming it, and with it the process has the same pipe. */
+static int bad_restore_external_pipe(struct run *r)
 {
-	if (start_victim(r, "dump-pipe-fd", "pipe"))
-		return -1;
-	return dump_victim(r, r->img, "is a pipe");
+	char path[600], pid[16], arg[64], ino[40], *argv[] = { path, work, "external", NULL };
+	int p[2], rc = -1;
+	struct stat st;
+
+	run_dir(r, "restore-external-pipe", "bad");
+	snprintf(path, sizeof(path), "%s/t_pipes", tests_dir);
+	if (pipe2(p, O_CLOEXEC) || fstat(p[0], &st))
+		return why("pipe: %s", strerror(errno));
+	r->pid = spawn_with(argv, r->log, true, p[0], -1);
+	if (r->pid < 0 || wait_ready(r->pid, r->log) || write(p[1], "before\n", 7) != 7)
+		goto out;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(ino, sizeof(ino), "pipe:[%lu]", (unsigned long)st.st_ino);
+	snprintf(arg, sizeof(arg), "fd[3]:%s", ino);
+	if (step_dump(r, r->img, false))
+		goto out;
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), ino) ||
+	    expect_error(r, 1, "--inherit-fd fd[N]:pipe:["))
+		goto out;
+	if (!kill(r->pid, 0)) {
+		why("a refused restore left process %d behind", r->pid);
+		goto out;
+	}
+	rc = run_cryo_giving(p[0], r->cryo_log, "restore", "-D", r->img, "-d", "--inherit-fd", arg,
+			     NULL);
+	if (rc) {
+		rc = why("restore with --inherit-fd %s exited with %d", arg, rc);
+		goto out;
+	}
+	rc = write(p[1], "after\n", 6) == 6 ? victim_unharmed(r) : why("write: %s", strerror(errno));
+out:
+	close(p[0]);
+	close(p[1]);
+	return rc;
 }
 
 static int bad_dump_flock(struct run *r)
@@ -235,9 +268,9 @@ static int bad_dump_open_dir(struct run *r)
 /* A refused dump removes the directory it made. */
 static int bad_dump_leaves_nothing(struct run *r)
 {
-	if (start_victim(r, "dump-refused-leaves-no-dir", "pipe"))
+	if (start_victim(r, "dump-refused-leaves-no-dir", "flock"))
 		return -1;
-	if (dump_victim(r, r->img, "is a pipe"))
+	if (dump_victim(r, r->img, "holds a file lock (FLOCK)"))
 		return -1;
 	if (!access(r->img, F_OK))
 		return why("the refused dump left %s behind", r->img);
@@ -391,7 +424,7 @@ static int flip_byte(const char *path, long off_from_end_or_start, bool from_end
 }
 
 enum damage { DMG_TRUNCATE_CORE, DMG_FLIP_CORE, DMG_FLIP_PAGES, DMG_MISSING_PAGES,
-	      DMG_NEWER_FORMAT, DMG_NONE };
+	      DMG_NEWER_FORMAT, DMG_OLDER_FORMAT, DMG_NONE };
 
 static int damaged_restore(struct run *r, const char *name, enum damage dmg, const char *needle)
 {
@@ -422,8 +455,9 @@ static int damaged_restore(struct run *r, const char *name, enum damage dmg, con
 		snprintf(file, sizeof(file), "%s/pages-%d.img", r->img, base_pid);
 		unlink(file);
 		break;
-	case DMG_NEWER_FORMAT: {
-		uint16_t major = 99;
+	case DMG_NEWER_FORMAT:
+	case DMG_OLDER_FORMAT: {
+		uint16_t major = dmg == DMG_NEWER_FORMAT ? 99 : 1;
 		int fd;
 
 		snprintf(file, sizeof(file), "%s/inventory.img", r->img);
@@ -467,6 +501,13 @@ static int bad_restore_missing_pages(struct run *r)
 static int bad_restore_newer(struct run *r)
 {
 	return damaged_restore(r, "restore-newer-format", DMG_NEWER_FORMAT, "newer than this cryo");
+}
+
+/* cryo 0.1.x wrote format 1: every file's header says so, the inventory first. */
+static int bad_restore_older(struct run *r)
+{
+	return damaged_restore(r, "restore-format-1", DMG_OLDER_FORMAT,
+			       "format 1 (cryo 0.1.x), which this cryo");
 }
 
 static int bad_restore_not_image(struct run *r)
@@ -798,7 +839,6 @@ static void run_bad_inputs(void)
 		{ "dump-already-traced", bad_dump_traced },
 		{ "dump-dir-is-a-file", bad_dump_not_a_dir },
 		{ "dump-disk-full", bad_dump_disk_full },
-		{ "dump-pipe-fd", bad_dump_pipe },
 		{ "dump-with-child", bad_dump_child },
 		{ "dump-flock", bad_dump_flock },
 		{ "dump-posix-lock", bad_dump_posix_lock },
@@ -814,6 +854,8 @@ static void run_bad_inputs(void)
 		{ "restore-flipped-bit-pages", bad_restore_flipped_pages },
 		{ "restore-missing-page-file", bad_restore_missing_pages },
 		{ "restore-newer-format", bad_restore_newer },
+		{ "restore-format-1", bad_restore_older },
+		{ "restore-external-pipe", bad_restore_external_pipe },
 		{ "restore-not-an-image", bad_restore_not_image },
 		{ "restore-pid-taken", bad_restore_pid_taken },
 		{ "restore-fifo-inventory", bad_restore_fifo_inventory },

@@ -89,7 +89,8 @@ static void b_magic_be(uint8_t *b, size_t *len)
 	(void)len;
 	H(b)->magic = __builtin_bswap32(IMG_MAGIC);
 }
-static void b_major2(uint8_t *b, size_t *len) { (void)len; H(b)->major = 2; }
+static void b_newer(uint8_t *b, size_t *len) { (void)len; H(b)->major = FORMAT_MAJOR + 1; }
+static void b_major1(uint8_t *b, size_t *len) { (void)len; H(b)->major = 1; }
 static void b_major_max(uint8_t *b, size_t *len) { (void)len; H(b)->major = 0xffff; }
 static void b_major0(uint8_t *b, size_t *len) { (void)len; H(b)->major = 0; }
 static void b_kind(uint8_t *b, size_t *len) { (void)len; H(b)->kind = IMAGE_KIND__IMG_PAGEMAP; }
@@ -106,7 +107,8 @@ static void b_cut_header(uint8_t *b, size_t *len) { (void)b; *len = IMG_HDR_SIZE
 static const struct bad_case bad_cases[] = {
 	{ "bad magic", b_magic, IMAGE_KIND__IMG_CORE, "bad magic" },
 	{ "byte-swapped magic", b_magic_be, IMAGE_KIND__IMG_CORE, "bad magic" },
-	{ "newer major version", b_major2, IMAGE_KIND__IMG_CORE, "newer" },
+	{ "newer major version", b_newer, IMAGE_KIND__IMG_CORE, "newer" },
+	{ "format 1 (cryo 0.1.x)", b_major1, IMAGE_KIND__IMG_CORE, "restore it with cryo 0.1.x" },
 	{ "major 65535", b_major_max, IMAGE_KIND__IMG_CORE, "format 65535" },
 	{ "major 0", b_major0, IMAGE_KIND__IMG_CORE, "version 0" },
 	{ "wrong kind", b_kind, IMAGE_KIND__IMG_CORE,

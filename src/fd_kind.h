@@ -1,0 +1,73 @@
+/* The kinds of open file: one file per kind (file_path.c, file_epoll.c, file_pipe.c)
+ * holds both halves behind these hooks; files.c keeps the fd table, sharing and
+ * installing. A new kind is a new file, a FileKind value with its submessage in
+ * proto/cryo.proto, and one line in files.c's list. */
+#ifndef CRYO_FD_KIND_H
+#define CRYO_FD_KIND_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "proc.h"
+#include "task.h"
+
+/* Open flags that describe how a file was opened, without one-shot creation flags. */
+#define KEEP_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | \
+		    O_NOATIME | O_DIRECTORY | O_NOFOLLOW | O_LARGEFILE | O_PATH)
+
+/* What dump knows of one fd before its kind looks at it. */
+struct fd_probe {
+	struct dump_proc *p;
+	int fd;
+	const char *link;		/* its /proc/PID/fd/N link */
+	const struct stat *st;		/* stat through that link */
+	const char *fdinfo;
+	size_t fdinfo_len;
+	const struct proc_fdinfo *fi;
+};
+
+/* The task opens it itself (files_plan), not cryo. */
+#define FD_BY_TASK (-2)
+
+struct fd_kind {
+	const char *name;
+	bool (*handles)(FileKind k);
+	/* dump: is this fd of the kind? */
+	bool (*match)(const struct fd_probe *pr);
+	/* dump: fill the entry (kind, flags and submessage). */
+	int (*dump)(const struct fd_probe *pr, FileEntry *e);
+	/* dump, after every fd of the process: what needs them all (epoll watches). */
+	int (*check_all)(struct dump_proc *p);
+	/* restore: is the entry from the image sound? */
+	int (*check)(const FileEntry *e);
+	/* restore: an fd in cryo for the task to inherit, or FD_BY_TASK. */
+	int (*open)(struct restore_ctx *ctx, const FileEntry *e);
+	/* restore: every entry is open; what cryo kept for them can go. */
+	void (*open_done)(struct restore_ctx *ctx);
+	/* restore: for FD_BY_TASK, the calls opening it onto fd 0. */
+	int (*plan_open)(struct restore_proc *rp, struct plan *p, const FileEntry *e);
+	/* restore: calls once the fd table is in place. */
+	int (*plan_after)(struct restore_proc *rp, struct plan *p, const Fd *f, const FileEntry *e);
+	void (*free)(FileEntry *e);
+};
+
+extern const struct fd_kind path_kind, epoll_kind, pipe_kind;
+
+/* Shared by the kinds (files.c). */
+int file_table_push(struct file_table *ft, FileEntry **out);
+void file_key_set(struct file_table *ft, const struct stat *st, uint32_t flags, pid_t pid, int fd);
+bool file_link_deleted(const char *link);
+bool file_in_own_proc(const struct dump_proc *p, const char *path);
+/* The open flags of another fd of the process (its fdinfo). */
+int file_fd_flags(pid_t pid, int fd, uint32_t *flags);
+/* A copy of a process's fd in cryo (pidfd_getfd). */
+int file_fd_dup(pid_t pid, int fd);
+/* The same open file description as an fd already in the table: its id, or 0. */
+uint32_t file_find_shared(struct file_table *ft, pid_t pid, int fd, const struct stat *st);
+
+/* Paths (file_path.c): cwd and root, checked like fds. */
+int path_add_dir(struct dump_proc *p, const char *what, uint32_t *id);
+/* The calls for the task to chdir to a directory entry (fd: cryo's, or 0). */
+void path_plan_chdir(struct plan *p, const FileEntry *e, int fd, const char *label);
+
+#endif
