@@ -2,9 +2,9 @@
  * back; each goes through img_check_buffer and its payload is unpacked (even with a
  * bad checksum, to reach the protobuf decoding) as the message type its header names.
  * A file table goes through every kind's checks. The last Core and PageMap are then
- * validated together, an Inventory's vDSO and CPU
- * description go through the checks restore applies to them, and each thread's
- * xstate is converted from the image's CPU layout to this CPU's. */
+ * validated together, the Core's vDSO and the Inventory's CPU description go through
+ * the checks restore applies to them, and each thread's xstate is converted from the
+ * image's CPU layout to this CPU's. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -91,8 +91,6 @@ static void one_file(const uint8_t *buf, size_t len, struct msgs *ms)
 
 static void check_inventory(const Inventory *inv, struct msgs *ms)
 {
-	struct vdso_layout l;
-	struct vdso_syms syms;
 	char buf[256];
 
 	cr_err_reset();
@@ -100,16 +98,21 @@ static void check_inventory(const Inventory *inv, struct msgs *ms)
 		ms->have_cpu = 1;
 		cpu_missing(&ms->cpu, &self, buf, sizeof(buf));
 	}
-	if (!inv->vdso)
-		return;
+}
+
+static void check_vdso(const VdsoInfo *vi)
+{
+	struct vdso_layout l;
+	struct vdso_syms syms;
+
 	cr_err_reset();
-	if (vdso_layout_from_image(inv->vdso, &l))
+	if (vdso_layout_from_image(vi, &l))
 		return;
-	if (l.vdso_size != inv->vdso->image.len)
+	if (l.vdso_size != vi->image.len)
 		__builtin_trap();
-	vdso_differs(inv->vdso, &rt);
+	vdso_differs(vi, &rt);
 	cr_err_reset();
-	vdso_parse_elf(inv->vdso->image.data, inv->vdso->image.len, &syms);
+	vdso_parse_elf(vi->image.data, vi->image.len, &syms);
 }
 
 /* The thread's xstate rewritten for this CPU, into a buffer of this CPU's size. */
@@ -134,6 +137,8 @@ static void check_core(const Core *core, const PageMap *pm, const struct msgs *m
 		restart_decide(&in, &out);
 		convert_xstate(core->threads[i], ms);
 	}
+	if (core->vdso)
+		check_vdso(core->vdso);
 	if (!pm)
 		return;
 	cr_err_reset();

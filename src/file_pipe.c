@@ -38,6 +38,14 @@ static bool link_is(const char *path, const char *link)
 	return n > 0 && (l[n] = 0, !strcmp(l, link));
 }
 
+static bool in_image(const struct dump_ctx *ctx, pid_t pid)
+{
+	for (size_t i = 0; i < ctx->nr_procs; i++)
+		if (ctx->procs[i]->pid == pid)
+			return true;
+	return false;
+}
+
 /* Does a process outside the image hold this pipe? Its PID, or 0. */
 static pid_t holder_outside(const struct dump_proc *p, const char *link)
 {
@@ -51,7 +59,7 @@ static pid_t holder_outside(const struct dump_proc *p, const char *link)
 		struct dirent *fe;
 		DIR *fds;
 
-		if (pid <= 0 || pid == p->pid || pid == getpid())
+		if (pid <= 0 || pid == getpid() || in_image(p->ctx, pid))
 			continue;
 		snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
 		fds = opendir(dir);
@@ -70,16 +78,15 @@ static pid_t holder_outside(const struct dump_proc *p, const char *link)
 	return found;
 }
 
-/* The access modes the image holds this pipe with: bit 0 read, bit 1 write. Also
+/* The access modes one process holds this pipe with: bit 0 read, bit 1 write; and
  * whether a writer uses O_DIRECT (packets). */
-static int held_modes(const struct fd_probe *pr, bool *direct)
+static int modes_in(pid_t pid, const char *link, bool *direct)
 {
 	char dir[64];
 	int *fds, modes = 0;
 	size_t n;
 
-	*direct = false;
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", pr->p->pid);
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
 	if (proc_list_numbers(dir, &fds, &n))
 		return -1;
 	for (size_t i = 0; i < n; i++) {
@@ -87,13 +94,33 @@ static int held_modes(const struct fd_probe *pr, bool *direct)
 		uint32_t fl;
 
 		snprintf(path, sizeof(path), "%s/%d", dir, fds[i]);
-		if (!link_is(path, pr->link) || file_fd_flags(pr->p->pid, fds[i], &fl))
+		if (!link_is(path, link) || file_fd_flags(pid, fds[i], &fl))
 			continue;
 		modes |= (fl & O_ACCMODE) == O_WRONLY ? 2 : (fl & O_ACCMODE) == O_RDWR ? 3 : 1;
 		if ((fl & O_ACCMODE) != O_RDONLY && (fl & O_DIRECT))
 			*direct = true;
 	}
 	free(fds);
+	return modes;
+}
+
+/* The same over every process of the image. */
+static int held_modes(const struct fd_probe *pr, bool *direct)
+{
+	const struct dump_ctx *ctx = pr->p->ctx;
+	int modes = 0;
+
+	*direct = false;
+	for (size_t i = 0; i < ctx->nr_procs; i++) {
+		int m;
+
+		if (ctx->procs[i]->zombie)
+			continue;
+		m = modes_in(ctx->procs[i]->pid, pr->link, direct);
+		if (m < 0)
+			return -1;
+		modes |= m;
+	}
 	return modes;
 }
 

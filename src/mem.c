@@ -832,14 +832,13 @@ static int dump_mm_fields(struct dump_proc *p)
  * kernel's as it made it (read before cryo wrote anything into it). */
 static int read_vdso(struct dump_proc *p)
 {
-	struct dump_ctx *ctx = p->ctx;
 	struct vdso_layout proxy;
 	const struct vdso_layout *l = &p->vdso_layout;
 	bool proxied = vdso_find_proxy(&p->vmas, &proxy);
 	uint8_t *bytes;
 	size_t len;
 
-	if (ctx->vdso || (!proxied && !p->vdso_clean))
+	if (!proxied && !p->vdso_clean)
 		return 0;
 	if (proxied)
 		l = &proxy;
@@ -854,11 +853,11 @@ static int read_vdso(struct dump_proc *p)
 		free(bytes);
 		return -1;
 	}
-	if (vdso_info_fill(&ctx->vdso_storage, l, bytes, len)) {
-		vdso_info_free(&ctx->vdso_storage);
+	if (vdso_info_fill(&p->vdso, l, bytes, len)) {
+		vdso_info_free(&p->vdso);
 		return -1;
 	}
-	ctx->vdso = &ctx->vdso_storage;
+	p->core.vdso = &p->vdso;
 	return 0;
 }
 

@@ -1,7 +1,7 @@
 /* The restore plan region: the restore runner, system call tables and data, built in
  * cryo's own memory at the address the new task will see it at, after a counting
  * pass over the same code has sized it (a count may exceed what is built, never fall
- * short of it). */
+ * short of it); and the search for free room in an address space. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,9 +9,12 @@
 
 #include "log.h"
 #include "plan.h"
+#include "proc.h"
 #include "sys.h"
+#include "util.h"
 
 #define RUNNER_AREA CR_PAGE_SIZE
+#define PLAN_LOW_LIMIT (1UL << 20)
 #define RUNNER_LEN CR_OFF(cr_run_end, cr_run_start)
 
 void plan_count(struct plan *p)
@@ -174,4 +177,108 @@ uint64_t plan_stub(const struct plan *p)
 uint64_t plan_runner(const struct plan *p)
 {
 	return p->base + CR_OFF(cr_run_table, cr_run_start);
+}
+
+/* ---- finding room in an address space ---- */
+
+int ranges_add(struct ranges *rs, uint64_t start, uint64_t end)
+{
+	if (cr_grow(&rs->r, &rs->cap, rs->nr + 1, sizeof(*rs->r), 128))
+		return -1;
+	rs->r[rs->nr].start = start;
+	rs->r[rs->nr].end = end;
+	rs->nr++;
+	return 0;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The lowest gap of `size` bytes (2 MiB aligned) outside every busy range. */
+uint64_t ranges_find_gap(struct ranges *busy, uint64_t size)
+{
+	uint64_t at = PLAN_LOW_LIMIT;
+
+	qsort(busy->r, busy->nr, sizeof(struct range), cmp_range);
+	for (size_t i = 0; i < busy->nr; i++) {
+		if (busy->r[i].end <= at)
+			continue;
+		if (busy->r[i].start >= at + size)
+			return at;
+		at = CR_ALIGN_UP(busy->r[i].end + CR_PAGE_SIZE, 2UL << 20);
+	}
+	return at + size <= CR_TASK_SIZE ? at : 0;
+}
+
+/* A free gap of `size` bytes as close as possible to `hint` (page aligned). */
+uint64_t ranges_find_gap_near(struct ranges *busy, uint64_t size, uint64_t hint)
+{
+	uint64_t best = 0, best_dist = UINT64_MAX, at = PLAN_LOW_LIMIT;
+
+	qsort(busy->r, busy->nr, sizeof(struct range), cmp_range);
+	for (size_t i = 0; i <= busy->nr; i++) {
+		uint64_t end = i < busy->nr ? busy->r[i].start : CR_TASK_SIZE;
+
+		if (i < busy->nr && busy->r[i].end <= at)
+			continue;
+		/* Keep a page free on both sides. */
+		if (end > at + size + 2 * CR_PAGE_SIZE) {
+			uint64_t lo = at + CR_PAGE_SIZE, hi = end - size - CR_PAGE_SIZE;
+			uint64_t pick = hint < lo ? lo : hint > hi ? hi : hint & CR_PAGE_MASK;
+			uint64_t dist = pick > hint ? pick - hint : hint - pick;
+
+			if (dist < best_dist) {
+				best = pick;
+				best_dist = dist;
+			}
+		}
+		if (i < busy->nr && busy->r[i].end > at)
+			at = busy->r[i].end;
+	}
+	return best;
+}
+
+int ranges_add_self(struct ranges *rs)
+{
+	struct proc_vmas self = { 0 };
+	size_t len;
+	char *txt = proc_read_file("/proc/self/maps", &len);
+	int rc;
+
+	if (!txt)
+		return -1;
+	rc = proc_parse_smaps(txt, len, &self);
+	free(txt);
+	for (size_t i = 0; !rc && i < self.nr; i++)
+		rc = ranges_add(rs, self.v[i].start, self.v[i].end);
+	proc_vmas_free(&self);
+	return rc;
+}
+
+void plan_unmap_except(struct plan *p, struct ranges *keep)
+{
+	uint64_t at = 0;
+
+	if (p->counting) {
+		for (size_t i = 0; i <= keep->nr; i++)
+			plan_call(p, "unmapping cryo's memory", 0, __NR_munmap, 0, 0, 0, 0, 0, 0);
+		return;
+	}
+	qsort(keep->r, keep->nr, sizeof(struct range), cmp_range);
+	for (size_t i = 0; i < keep->nr; i++) {
+		if (keep->r[i].start >= keep->r[i].end)
+			continue;
+		if (keep->r[i].start > at)
+			plan_call(p, "unmapping cryo's memory", 0, __NR_munmap, at,
+				  keep->r[i].start - at, 0, 0, 0, 0);
+		if (keep->r[i].end > at)
+			at = keep->r[i].end;
+	}
+	if (at < CR_TASK_SIZE)
+		plan_call(p, "unmapping cryo's memory", 0, __NR_munmap, at, CR_TASK_SIZE - at, 0,
+			  0, 0, 0);
 }

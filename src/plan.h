@@ -54,4 +54,29 @@ uint64_t plan_table(const struct plan *p);
 uint64_t plan_stub(const struct plan *p);
 uint64_t plan_runner(const struct plan *p);
 
+/* ---- finding room in an address space ---- */
+
+struct range {
+	uint64_t start, end;
+};
+
+struct ranges {
+	struct range *r;
+	size_t nr, cap;
+};
+
+int ranges_add(struct ranges *rs, uint64_t start, uint64_t end);
+/* cryo's own mappings. */
+int ranges_add_self(struct ranges *rs);
+/* The lowest gap of `size` bytes (2 MiB aligned, above 1 MiB) outside every range;
+ * 0 if none. Sorts the ranges. */
+uint64_t ranges_find_gap(struct ranges *busy, uint64_t size);
+/* A gap of `size` bytes as close as possible to `hint` (page aligned, a free page on
+ * each side); 0 if none. */
+uint64_t ranges_find_gap_near(struct ranges *busy, uint64_t size, uint64_t hint);
+
+/* The calls unmapping all user memory but the ranges in `keep` (sorted here). While
+ * counting, as many calls as there could be. */
+void plan_unmap_except(struct plan *p, struct ranges *keep);
+
 #endif

@@ -335,6 +335,7 @@ int proc_parse_stat(const char *buf, size_t len, struct proc_stat *st)
 	st->arg_end = (uint64_t)f[49 + i];
 	st->env_start = (uint64_t)f[50 + i];
 	st->env_end = (uint64_t)f[51 + i];
+	st->exit_code = (int)f[52 + i];
 	return 0;
 }
 

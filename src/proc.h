@@ -56,6 +56,7 @@ struct proc_stat {
 	uint64_t arg_start, arg_end, env_start, env_end;
 	int exit_signal;
 	long num_threads;
+	int exit_code;			/* a zombie's wait status */
 };
 
 #define CR_GROUPS_MAX 256

@@ -45,26 +45,6 @@ static int check_namespaces(pid_t pid)
 	return 0;
 }
 
-static int check_children(pid_t pid)
-{
-	char path[64];
-	size_t len;
-	char *txt;
-	int child;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
-	txt = proc_read_file(path, &len);
-	if (!txt)
-		return -1;
-	if (sscanf(txt, "%d", &child) == 1) {
-		free(txt);
-		return cr_err("process %d has a child process (PID %d); process trees are not "
-			      "supported yet", pid, child);
-	}
-	free(txt);
-	return 0;
-}
-
 int process_dump_check(pid_t pid)
 {
 	struct proc_stat st;
@@ -227,15 +207,6 @@ int process_dump_static(struct dump_proc *p)
 
 	p->core.pid = p->pid;
 	p->core.comm = (char *)st->comm;
-	if (check_children(p->pid))
-		return -1;
-	p->core.has_session_leader = p->core.has_group_leader = 1;
-	p->core.session_leader = st->sid == p->pid;
-	p->core.group_leader = st->pgid == p->pid;
-	if (!p->core.session_leader && !p->ctx->shell_job)
-		return cr_err("process %d is in the session of PID %d, outside what is dumped; "
-			      "start it with setsid, or use --shell-job to restore it into "
-			      "cryo's session", p->pid, st->sid);
 	if (p->status.umask < 0)
 		return cr_err("/proc/%d/status has no Umask", p->pid);
 	p->core.umask = p->status.umask;
@@ -392,17 +363,6 @@ void process_dump_free(struct dump_proc *p)
 }
 
 /* ---- restore ---- */
-
-int process_plan_identity(struct restore_proc *rp, struct plan *p)
-{
-	const Core *c = rp->core;
-
-	if (c->session_leader)
-		plan_call(p, "setsid", 0, __NR_setsid, 0, 0, 0, 0, 0, 0);
-	else if (c->group_leader)
-		plan_call(p, "setpgid", 0, __NR_setpgid, 0, 0, 0, 0, 0, 0);
-	return 0;
-}
 
 static struct timeval ns_tv(uint64_t ns)
 {

@@ -1,5 +1,5 @@
-/* Process-wide state: identity (PID, session, process group), what cryo refuses to
- * dump, umask, personality, prctl settings, rlimits, itimers and credentials. */
+/* Process-wide state: what cryo refuses to dump, umask, personality, prctl settings,
+ * rlimits, itimers and credentials (sessions and groups are pstree.c's). */
 #ifndef CRYO_PROCESS_H
 #define CRYO_PROCESS_H
 
@@ -14,8 +14,7 @@ int process_dump_collect(struct dump_proc *p, struct rtable *t, const uint64_t *
 void process_dump_free(struct dump_proc *p);
 #define PROCESS_SLOTS 32
 
-/* Restore: session and group first, then the rest; rlimits and creds last. */
-int process_plan_identity(struct restore_proc *rp, struct plan *p);
+/* Restore: the process-wide settings; rlimits and creds last. */
 int process_plan(struct restore_proc *rp, struct plan *p);
 int process_plan_final(struct restore_proc *rp, struct plan *p);
 /* After the plan: the settings only /proc can change. */

@@ -42,13 +42,15 @@ struct dump_ctx {
 	bool shell_job;
 	struct file_table files;
 	struct shmem_table shmem;
-	VdsoInfo *vdso;			/* first process's vDSO */
-	VdsoInfo vdso_storage;
+	struct dump_proc **procs;	/* the tree, parents first; procs[0] the root */
+	size_t nr_procs, cap_procs;
 };
 
 struct dump_proc {
 	struct dump_ctx *ctx;
 	pid_t pid;
+	bool zombie;			/* only pid, stat and the wait status are known */
+	int exit_status;		/* a zombie's, as waitpid reports it */
 	struct borrow_area borrow;	/* where its threads are borrowed from */
 	struct rthread *rts;		/* the threads held, in tids order */
 	struct proc_stat stat;
@@ -67,12 +69,16 @@ struct dump_proc {
 	uint8_t *vdso_clean;		/* the same without what a dead cryo left */
 	struct vdso_layout vdso_layout;
 	uint64_t brk;			/* the program break, as the process read it */
+	VdsoInfo vdso;			/* its vDSO as it sees it (core.vdso) */
 };
 
 struct restore_ctx {
 	struct img_dir dir;
 	Inventory *inv;
 	PsTree *tree;
+	struct restore_proc **procs;	/* as in the tree: parents first, procs[0] the root */
+	size_t nr_procs;
+	uint64_t area_base, area_size;	/* every plan of the tree, in one range */
 	FileTable *files;
 	ShmemTable *shmem;
 	int *file_fds;			/* cryo's fd for each FileTable entry, -1 if none */
@@ -89,25 +95,45 @@ struct restore_ctx {
 	void *pipes;			/* file_pipe.c's pipes made so far */
 	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
 	size_t nr_inherit;
-	const uint32_t *tree_pids;	/* every PID and TID of the image */
+	uint32_t *tree_pids;		/* every PID and TID of the image */
 	size_t nr_tree_pids;
-	const Creds *creds;		/* the restored process's, to open its files with */
+	const Creds *creds;		/* the root's, to open the files with */
 	struct cpu_info cpu_image;	/* the dumping CPU */
 	struct cpu_info cpu_here;
 	bool xstate_differs;		/* xstate buffers need cpu_xstate_convert */
 };
 
+/* Where a restored process's vDSO goes, and how (vdso.c). */
+struct vdso_place {
+	bool has_vdso;			/* the image has one */
+	bool proxy;
+	struct vdso_layout dst;		/* the dumped vDSO's place */
+	bool has_cur;
+	struct vdso_layout cur;		/* the running vDSO block when its plan starts */
+	uint64_t temp;			/* remap: a free place to move through */
+	uint64_t new_vdso;		/* proxy: where the running vDSO goes */
+};
+
 struct restore_proc {
 	struct restore_ctx *ctx;
-	Core *core;
+	const ProcessEntry *pe;
+	struct restore_proc *parent;	/* NULL for the root */
+	struct restore_proc **children;
+	size_t nr_children;
+	bool zombie;
+	Core *core;			/* NULL for a zombie */
 	PageMap *pm;
 	int page_fd;
 	uint64_t page_bytes;
 	struct plan plan;
 	pid_t pid;
 	bool created;
+	struct user_regs_struct regs_base;	/* at its first stop; each table starts so */
 	size_t nr_threads;
 	uint64_t *thread_tables;	/* plan table of each thread (0: the leader's) */
+	/* The leader's later tables, each run across the tree in turn: its process
+	 * group, a zombie's end, then what comes last. */
+	uint64_t table_group, stop_group, table_exit, table_final, stop_final;
 	uint64_t *thread_stops;		/* the stop block ending each table */
 	int stop_sig;			/* the signal those stops use */
 	bool *thread_created;		/* the leader made it (cryo traces it) */
@@ -115,6 +141,7 @@ struct restore_proc {
 	struct { size_t call; uint64_t bytes; } *reads;
 	size_t nr_reads, max_reads;
 	uint64_t run_done;		/* bytes of the current run already planned */
+	struct vdso_place vp;
 	uint8_t *proxy;			/* vDSO proxy bytes */
 	int proxy_fds[3];		/* memory files of the proxy and its placeholders */
 };

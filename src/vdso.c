@@ -1,5 +1,7 @@
 /* The vDSO: its ELF symbol table (parsed with bounds checks), its layout with the
- * [vvar]/[vvar_vclock] data pages, and the same-kernel comparison used at restore. */
+ * [vvar]/[vvar_vclock] data pages, the same-kernel comparison used at restore, the
+ * proxy for another kernel, and the restore plan's part: where each process's
+ * running vDSO block is, and where it goes. */
 #include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +12,11 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "cryo.h"
 #include "log.h"
+#include "plan.h"
 #include "sys.h"
+#include "task.h"
 #include "vdso.h"
 
 static bool in_bounds(size_t len, uint64_t off, uint64_t size)
@@ -461,5 +466,235 @@ int vdso_make_proxy(const uint8_t *old, size_t len, uint64_t old_base,
 			return cr_err("the dumped vDSO's function %s is too small (%llu bytes) to "
 				      "redirect", s->name, (unsigned long long)room);
 	}
+	return 0;
+}
+
+/* ---- restore: putting the vDSO in place ---- */
+
+static struct vdso_layout shifted(const struct vdso_layout *l, int64_t delta)
+{
+	struct vdso_layout s = *l;
+
+	s.vdso_start += delta;
+	if (s.vvar_size)
+		s.vvar_start += delta;
+	if (s.vclock_size)
+		s.vclock_start += delta;
+	return s;
+}
+
+int vdso_choose(struct restore_proc *rp)
+{
+	struct restore_ctx *ctx = rp->ctx;
+	struct vdso_place *vp = &rp->vp;
+	const VdsoInfo *vi = rp->core->vdso;
+	const char *why;
+
+	memset(vp, 0, sizeof(*vp));
+	if (!vi)
+		return 0;
+	if (vdso_layout_from_image(vi, &vp->dst))
+		return -1;
+	if (vi->image.len != vp->dst.vdso_size)
+		return cr_err("image: the vDSO's bytes do not fill its mapping");
+	why = vdso_differs(vi, &ctx->rt_vdso);
+	if (why && ctx->vdso_mode == CRYO_VDSO_REMAP)
+		return cr_err("--vdso=remap: the vDSO of this kernel cannot stand in for the "
+			      "dumped one (kernel %s): %s", ctx->inv->kernel_release, why);
+	vp->proxy = why || ctx->vdso_mode == CRYO_VDSO_PROXY;
+	vp->has_vdso = true;
+	pr_info("process %u: vDSO %s%s%s", rp->core->pid, vp->proxy ? "proxy" : "remap",
+		why ? ", because " : "", why ? why : "");
+	return 0;
+}
+
+/* Where the running block is once rp's plan placed it: its children start so. */
+static bool running_after(const struct restore_proc *rp, struct vdso_layout *out)
+{
+	const struct vdso_place *vp = &rp->vp;
+
+	if (!vp->has_vdso || !vp->has_cur)
+		return false;
+	*out = vp->proxy ? shifted(&vp->cur, (int64_t)(vp->new_vdso - vp->cur.vdso_start)) :
+			   shifted(&vp->cur, (int64_t)(vp->dst.vdso_start - vp->cur.vdso_start));
+	return true;
+}
+
+void vdso_set_current(struct restore_proc *rp)
+{
+	struct vdso_place *vp = &rp->vp;
+
+	if (rp->parent) {
+		vp->has_cur = running_after(rp->parent, &vp->cur);
+		return;
+	}
+	vp->has_cur = rp->ctx->rt_vdso.present;
+	if (vp->has_cur)
+		vp->cur = rp->ctx->rt_vdso.layout;
+}
+
+int vdso_add_busy(const struct restore_proc *rp, struct ranges *busy)
+{
+	uint64_t s, e;
+
+	if (!rp->vp.has_vdso)
+		return 0;
+	vdso_block(&rp->vp.dst, &s, &e);
+	return ranges_add(busy, s, e);
+}
+
+int vdso_place(struct restore_proc *rp, struct ranges *busy)
+{
+	struct vdso_place *vp = &rp->vp;
+	uint64_t cs, ce, at;
+	size_t i;
+
+	if (!vp->has_vdso || !vp->has_cur)
+		return 0;
+	vdso_block(&vp->cur, &cs, &ce);
+	if (!vp->proxy) {
+		if (ranges_add(busy, cs, ce))
+			return -1;
+		vp->temp = ranges_find_gap(busy, ce - cs);
+		return vp->temp ? 0 : cr_err("process %u: no room to move the vDSO", rp->core->pid);
+	}
+	/* A proxy: the running block stays where it is if nothing of the task is there
+	 * (a child of a proxied parent); else it goes near the dumped one. */
+	for (i = 0; i < busy->nr; i++)
+		if (busy->r[i].start < ce && cs < busy->r[i].end)
+			break;
+	if (i == busy->nr) {
+		vp->new_vdso = vp->cur.vdso_start;
+		return 0;
+	}
+	if (ranges_add(busy, cs, ce))
+		return -1;
+	at = ranges_find_gap_near(busy, ce - cs, vp->dst.vdso_start);
+	if (!at)
+		return cr_err("process %u: no room to move the vDSO", rp->core->pid);
+	vp->new_vdso = at + (vp->cur.vdso_start - cs);
+	return 0;
+}
+
+void vdso_kept_block(const struct restore_proc *rp, uint64_t *s, uint64_t *e)
+{
+	*s = *e = 0;
+	if (rp->vp.has_vdso && rp->vp.has_cur)
+		vdso_block(&rp->vp.cur, s, e);
+}
+
+static void plan_move_block(struct plan *p, const struct vdso_layout *from, int64_t delta)
+{
+	const uint64_t starts[3] = { from->vvar_start, from->vclock_start, from->vdso_start };
+	const uint64_t sizes[3] = { from->vvar_size, from->vclock_size, from->vdso_size };
+
+	for (int i = 0; i < 3; i++)
+		if (sizes[i] && (delta || p->counting))
+			plan_call(p, "moving the vDSO", 0, __NR_mremap, starts[i], sizes[i], sizes[i],
+				  MREMAP_MAYMOVE | MREMAP_FIXED, starts[i] + delta, 0);
+}
+
+/* Same kernel: the running block, with its data pages, moves to the dumped place
+ * (through a free place when the two overlap: mremap cannot move onto itself). */
+static void plan_remap(struct restore_proc *rp, struct plan *p)
+{
+	const struct vdso_place *vp = &rp->vp;
+	uint64_t cs, ce, ds, de;
+	int64_t delta = (int64_t)(vp->dst.vdso_start - vp->cur.vdso_start);
+
+	if (p->counting) {
+		/* Before any place is known: as many moves as there can be. */
+		plan_move_block(p, &vp->dst, 0);
+		plan_move_block(p, &vp->dst, 0);
+		return;
+	}
+	vdso_block(&vp->cur, &cs, &ce);
+	vdso_block(&vp->dst, &ds, &de);
+	if (delta && cs < de && ds < ce) {
+		int64_t d1 = (int64_t)(vp->temp - cs);
+		struct vdso_layout mid = shifted(&vp->cur, d1);
+
+		plan_move_block(p, &vp->cur, d1);
+		plan_move_block(p, &mid, delta - d1);
+		return;
+	}
+	plan_move_block(p, &vp->cur, delta);
+}
+
+/* The proxy and the placeholders for the old data pages, from named memory files (a
+ * later dump recognises them by name); made once, in the real pass. */
+static int plan_proxy_maps(struct restore_proc *rp, struct plan *p)
+{
+	const struct vdso_layout *dst = &rp->vp.dst;
+	const uint64_t starts[3] = { dst->vdso_start, dst->vvar_start, dst->vclock_start };
+	const uint64_t sizes[3] = { dst->vdso_size, dst->vvar_size, dst->vclock_size };
+	static const char *const names[3] = { VDSO_PROXY_NAME, VVAR_RESERVE_NAME,
+					       VCLOCK_RESERVE_NAME };
+	static const char *const labels[3] = { "mapping the vDSO proxy", "reserving the old [vvar]",
+					       "reserving the old [vvar_vclock]" };
+
+	for (int i = 0; i < 3; i++) {
+		if (!sizes[i])
+			continue;
+		if (!p->counting && rp->proxy_fds[i] < 0) {
+			int fd = vdso_proxy_memfd(names[i], i ? NULL : rp->proxy, sizes[i]);
+
+			if (fd < 0)
+				return -1;
+			rp->proxy_fds[i] = restore_inherit_fd(rp->ctx, fd, names[i]);
+			if (rp->proxy_fds[i] < 0)
+				return -1;
+		}
+		plan_call(p, labels[i], 0, __NR_mmap, starts[i], sizes[i],
+			  i ? PROT_NONE : PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED,
+			  rp->proxy_fds[i], 0);
+	}
+	return 0;
+}
+
+/* A proxy: the running block moves out of the way; the old range becomes ordinary
+ * memory holding the old code with redirected entries, the old data pages PROT_NONE
+ * placeholders so stray reads fault. */
+static int plan_proxy(struct restore_proc *rp, struct plan *p)
+{
+	const struct vdso_runtime *rt = &rp->ctx->rt_vdso;
+	const struct vdso_place *vp = &rp->vp;
+	const VdsoInfo *vi = rp->core->vdso;
+	struct vdso_patch patches[VDSO_MAX_PATCHES];
+	uint64_t running = 0;
+	int n;
+
+	if (p->counting)
+		plan_move_block(p, &vp->dst, 0);
+	else if (vp->has_cur) {
+		plan_move_block(p, &vp->cur, (int64_t)(vp->new_vdso - vp->cur.vdso_start));
+		running = vp->new_vdso;
+	}
+	free(rp->proxy);
+	rp->proxy = malloc(vi->image.len);
+	if (!rp->proxy)
+		return cr_err("out of memory");
+	if (vdso_make_proxy(vi->image.data, vi->image.len, vp->dst.vdso_start, &rt->syms,
+			    running, rp->proxy, patches, &n))
+		return -1;
+	for (int i = 0; i < n && !p->counting; i++)
+		pr_debug("vDSO proxy: %s -> %s", patches[i].name,
+			 patches[i].kind == PATCH_JUMP ? "the running vDSO" :
+			 patches[i].kind == PATCH_SYSCALL ? "a system call" : "an error return");
+	return plan_proxy_maps(rp, p);
+}
+
+int vdso_plan(struct restore_proc *rp, struct plan *p)
+{
+	const struct vdso_place *vp = &rp->vp;
+
+	if (!vp->has_vdso)
+		return 0;
+	if (vp->proxy)
+		return plan_proxy(rp, p);
+	if (!vp->has_cur && !p->counting)
+		return cr_err("process %u: no running vDSO to put in place of the dumped one",
+			      rp->core->pid);
+	plan_remap(rp, p);
 	return 0;
 }

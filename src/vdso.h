@@ -94,4 +94,26 @@ int vdso_make_proxy(const uint8_t *old, size_t len, uint64_t old_base,
 		    const struct vdso_syms *cur, uint64_t cur_base, uint8_t *out,
 		    struct vdso_patch *patches, int *nr_patches);
 
+/* ---- restore: putting the vDSO in place (the plan's part) ---- */
+
+struct restore_proc;
+struct plan;
+struct ranges;
+
+/* Remap or proxy, from the process's image and the running kernel (rp->vp). */
+int vdso_choose(struct restore_proc *rp);
+/* Where the running vDSO block is when rp's plan starts: cryo's for the root, for a
+ * child where its parent's plan put it. Call in tree order, after the parent's
+ * vdso_place. */
+void vdso_set_current(struct restore_proc *rp);
+/* The dumped block: room no plan may take. */
+int vdso_add_busy(const struct restore_proc *rp, struct ranges *busy);
+/* Where the running block goes on its way (remap) or to stay (proxy); `busy` holds
+ * everything taken in the task. */
+int vdso_place(struct restore_proc *rp, struct ranges *busy);
+/* The block that clearing the task's address space keeps ([*s, *e), maybe empty). */
+void vdso_kept_block(const struct restore_proc *rp, uint64_t *s, uint64_t *e);
+/* The calls moving the running vDSO to the dumped place, or making the proxy. */
+int vdso_plan(struct restore_proc *rp, struct plan *p);
+
 #endif

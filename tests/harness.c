@@ -135,12 +135,95 @@ static void result(const char *name, const char *mode, int rc, const char *log, 
 
 /* ---- processes ---- */
 
+
+/* The children whose end the harness waits for: what it spawned, and a restored
+ * root it adopted. Any other child is a process of a dumped tree it adopted as
+ * subreaper when the tree was killed. */
+static pid_t wanted[64];
+static int nr_wanted;
+
+static bool is_wanted(pid_t pid)
+{
+	for (int i = 0; i < nr_wanted; i++)
+		if (wanted[i] == pid)
+			return true;
+	return false;
+}
+
+static void want(pid_t pid)
+{
+	if (!is_wanted(pid) && nr_wanted < (int)(sizeof(wanted) / sizeof(wanted[0])))
+		wanted[nr_wanted++] = pid;
+}
+
+static void unwant(pid_t pid)
+{
+	for (int i = 0; i < nr_wanted; i++)
+		if (wanted[i] == pid)
+			wanted[i--] = wanted[--nr_wanted];
+}
+
+/* waitpid(WNOHANG) of a wanted child. */
+static pid_t reap_now(pid_t pid, int *status)
+{
+	pid_t r = waitpid(pid, status, WNOHANG | __WALL);
+
+	if (r == pid)
+		unwant(pid);
+	return r;
+}
+
+static bool is_zombie(pid_t pid)
+{
+	char path[64], buf[256], *rp;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' && rp[2] == 'Z';
+}
+
 static void reap_orphans(void)
 {
+	pid_t pid;
 	int st;
 
-	while (waitpid(-1, &st, WNOHANG | __WALL) > 0)
-		;
+	while ((pid = waitpid(-1, &st, WNOHANG | __WALL)) > 0)
+		unwant(pid);
+}
+
+/* Adopted zombies hold PIDs a restore of their tree needs: reap them at once. */
+static void reap_adopted(void)
+{
+	char path[64], buf[4096], *at, *end;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	for (at = buf;; at = end) {
+		long pid = strtol(at, &end, 10);
+		int st;
+
+		if (end == at)
+			break;
+		if (pid > 0 && !is_wanted(pid) && is_zombie(pid))
+			waitpid(pid, &st, WNOHANG | __WALL);
+	}
 }
 
 /* Wait for pid with a deadline; -1 on timeout (the process is then killed). */
@@ -151,13 +234,17 @@ static int wait_for(pid_t pid, double timeout, int *status)
 	for (;;) {
 		pid_t r = waitpid(pid, status, WNOHANG | __WALL);
 
-		if (r == pid)
+		if (r == pid) {
+			unwant(pid);
 			return 0;
+		}
+		reap_adopted();
 		if (r < 0 && errno != EINTR)
 			return why("waitpid(%d): %s", pid, strerror(errno));
 		if (now() > end) {
 			kill(pid, SIGKILL);
 			waitpid(pid, status, __WALL);
+			unwant(pid);
 			return why("process %d did not finish within %.0f s", pid, timeout);
 		}
 		sleep_ms(2);
@@ -195,6 +282,8 @@ static pid_t spawn_with(char *const argv[], const char *log, bool new_session, i
 {
 	pid_t pid = fork();
 
+	if (pid > 0)
+		want(pid);
 	if (pid == 0) {
 		child_stdio(log, new_session, in, give);
 		execv(argv[0], argv);
@@ -274,7 +363,7 @@ static int wait_ready(pid_t pid, const char *log)
 	int status;
 
 	while (!file_has(log, "READY\n")) {
-		if (waitpid(pid, &status, WNOHANG) == pid)
+		if (reap_now(pid, &status) == pid)
 			return why("the program exited before it was ready (status 0x%x)", status);
 		if (now() > end)
 			return why("the program was not ready within %.0f s", READY_TIMEOUT);
@@ -305,7 +394,7 @@ static int step_dump(struct run *r, const char *img, bool leave)
 	if (rc)
 		return rc < 0 ? -1 : why("cryo dump exited with %d", rc);
 	if (leave) {
-		if (waitpid(r->pid, &status, WNOHANG) == r->pid)
+		if (reap_now(r->pid, &status) == r->pid)
 			return why("the process died after dump --leave-running");
 		return 0;
 	}
@@ -353,6 +442,7 @@ static int step_restore_detached(struct run *r, const char *img)
 	close(fd);
 	if (atoi(buf) != r->pid)
 		return why("restored PID %d, expected %d", atoi(buf), r->pid);
+	want(r->pid);	/* adopted once cryo is gone */
 	if (kill(r->pid, 0))
 		return why("restored process %d is not running", r->pid);
 	return 0;
@@ -554,11 +644,11 @@ static int one_kill(struct run *r, bool leave, double delay, int sig, struct kil
 	/* A complete kill-mode dump may have sent SIGKILL just before cryo died: give the
 	 * victim time to finish dying before calling it unharmed. */
 	for (int i = 0; i < 500 && !leave && image_complete(r) &&
-			waitpid(r->pid, &vstatus, WNOHANG) == 0; i++)
+			reap_now(r->pid, &vstatus) == 0; i++)
 		sleep_ms(2);
 	if (!leave && image_complete(r) && kill(r->pid, 0) && errno == ESRCH)
 		goto gone;
-	if (waitpid(r->pid, &vstatus, WNOHANG) != r->pid) {
+	if (reap_now(r->pid, &vstatus) != r->pid) {
 		ks->unharmed++;
 		return victim_free(r);
 	}

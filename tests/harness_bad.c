@@ -197,11 +197,82 @@ static int bad_dump_posix_lock(struct run *r)
 	return dump_victim(r, r->img, "holds a file lock (POSIX)");
 }
 
-static int bad_dump_child(struct run *r)
+/* The victim's first child, from its children file. */
+static pid_t child_of(pid_t pid)
 {
-	if (start_victim(r, "dump-with-child", "child"))
+	char path[64], *txt;
+	pid_t c = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	for (int i = 0; i < 1000 && !c; i++) {
+		txt = read_proc(path);
+		c = txt ? atoi(txt) : 0;
+		free(txt);
+		if (!c)
+			sleep_ms(2);
+	}
+	return c;
+}
+
+/* A member of the tree is refused: the whole tree goes on, none of it traced. */
+static int tree_refused(struct run *r, const char *name, const char *extra, bool seize,
+			const char *needle_fmt)
+{
+	char needle[128], status[64];
+	pid_t child;
+	int rc;
+
+	if (start_victim(r, name, extra))
 		return -1;
-	return dump_victim(r, r->img, "has a child process");
+	child = child_of(r->pid);
+	if (!child)
+		return why("the victim made no child");
+	if (seize && ptrace(PTRACE_SEIZE, child, 0, 0))
+		return why("cannot seize the child: %s", strerror(errno));
+	snprintf(needle, sizeof(needle), needle_fmt, child, getpid());
+	rc = dump_victim(r, r->img, needle);
+	if (!seize) {
+		char *st;
+
+		snprintf(status, sizeof(status), "/proc/%d/status", child);
+		st = read_proc(status);
+		if (!rc && (kill(child, 0) || !st || !strstr(st, "TracerPid:\t0\n")))
+			rc = why("the refused dump harmed child %d", child);
+		free(st);
+	}
+	return rc;
+}
+
+static int bad_dump_traced_member(struct run *r)
+{
+	return tree_refused(r, "dump-tree-member-traced", "child", true,
+			    "process %d is already traced by PID %d");
+}
+
+static int bad_dump_pidns_member(struct run *r)
+{
+	return tree_refused(r, "dump-tree-member-pidns", "pidns-child", false,
+			    "process %d is in another pid namespace");
+}
+
+/* The parent waits in vfork; the child shares its memory (and its go). */
+static int bad_dump_vfork(struct run *r)
+{
+	char pid[16], needle[96];
+	pid_t child;
+
+	if (start_victim(r, "dump-in-vfork", "vfork"))
+		return -1;
+	child = child_of(r->pid);
+	if (!child)
+		return why("the victim made no child");
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(needle, sizeof(needle), "process %d is in the middle of vfork: its child %d",
+		 r->pid, child);
+	if (expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL), needle))
+		return -1;
+	kill(child, SIGUSR1);
+	return victim_unharmed(r);
 }
 
 static int bad_dump_seccomp_thread(struct run *r)
@@ -839,7 +910,9 @@ static void run_bad_inputs(void)
 		{ "dump-already-traced", bad_dump_traced },
 		{ "dump-dir-is-a-file", bad_dump_not_a_dir },
 		{ "dump-disk-full", bad_dump_disk_full },
-		{ "dump-with-child", bad_dump_child },
+		{ "dump-tree-member-traced", bad_dump_traced_member },
+		{ "dump-tree-member-pidns", bad_dump_pidns_member },
+		{ "dump-in-vfork", bad_dump_vfork },
 		{ "dump-flock", bad_dump_flock },
 		{ "dump-posix-lock", bad_dump_posix_lock },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },

@@ -1,6 +1,7 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
- * ("child", "thread", "flock", "lockf", "seccomp-thread", "map", "nobody", "proc", "dead-cwd"), for the bad-input cases. */
+ * ("child", "pidns-child", "vfork", "thread", "flock", "lockf", "seccomp-thread", "map",
+ * "nobody", "proc", "dead-cwd"), for the bad-input cases. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -120,6 +121,18 @@ static void *seccomp_thread(void *arg)
 	return NULL;
 }
 
+/* A child that shares our memory (and so our go) and never calls exec: we wait in
+ * vfork until it exits. */
+static __attribute__((noinline)) void vfork_child(void)
+{
+	if (vfork() == 0) {
+		tl_ready();
+		while (!tl_go)
+			pause();
+		_exit(0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *extra = argc > 2 ? argv[2] : "";
@@ -133,7 +146,11 @@ int main(int argc, char **argv)
 	tl_fill(heap, heap_len, 1);
 	tl_fill(static_data, sizeof(static_data), 2);
 	tl_fill(stack_data, sizeof(stack_data), 3);
-	if (!strcmp(extra, "child")) {
+	if (!strcmp(extra, "pidns-child") && unshare(CLONE_NEWPID))
+		tl_fail("unshare(CLONE_NEWPID): %s", strerror(errno));
+	if (!strcmp(extra, "vfork"))
+		vfork_child();
+	if (!strcmp(extra, "child") || !strcmp(extra, "pidns-child")) {
 		child = fork();
 		if (child == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "log.h"
 #include "remote.h"
@@ -70,7 +71,8 @@ int exec_run_table(pid_t tid, const struct user_regs_struct *base, uint64_t runn
 		pass = 0;
 		if (ptr_wait_ms(tid, &status, EXEC_WAIT_MS))
 			return -1;
-		if (stop_kind(status) == STOP_OTHER && stop_event(status) == PTRACE_EVENT_CLONE) {
+		if (stop_kind(status) == STOP_OTHER && (stop_event(status) == PTRACE_EVENT_CLONE ||
+							stop_event(status) == PTRACE_EVENT_FORK)) {
 			if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg))
 				return cr_perr("cannot read the clone event of task %d", tid);
 			if (on_clone && on_clone((pid_t)msg, arg))
@@ -83,6 +85,31 @@ int exec_run_table(pid_t tid, const struct user_regs_struct *base, uint64_t runn
 			return table_stopped(tid, runner_stop, table, failed, err);
 		pass = stop_signal(status);
 	}
+}
+
+int exec_run_to_end(pid_t tid, const struct user_regs_struct *base, uint64_t runner,
+		    uint64_t table, int *status)
+{
+	struct user_regs_struct r = *base;
+	int pass = 0;
+
+	r.rip = runner;
+	r.r12 = table;
+	r.rbx = 0;
+	r.orig_rax = (unsigned long long)-1;
+	r.rax = 0;
+	if (ptr_set_regs(tid, &r))
+		return -1;
+	for (int n = 0; n < 64; n++) {
+		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)pass))
+			return cr_perr("cannot resume task %d", tid);
+		if (ptr_wait_change_ms(tid, status, EXEC_WAIT_MS))
+			return -1;
+		if (!WIFSTOPPED(*status))
+			return 0;
+		pass = stop_kind(*status) == STOP_SIGNAL ? stop_signal(*status) : 0;
+	}
+	return cr_err("task %d did not end", tid);
 }
 
 /* Resume with syscall stops until the next one; signals on the way are dropped (the

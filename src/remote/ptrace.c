@@ -82,8 +82,19 @@ static void sleep_on_child(int64_t ms)
 
 int ptr_wait_ms(pid_t tid, int *status, int ms)
 {
-	int64_t deadline = now_ms() + ms;
 	char why[64];
+
+	if (ptr_wait_change_ms(tid, status, ms))
+		return -1;
+	if (!WIFSTOPPED(*status))
+		return cr_err("task %d %s while under control", tid,
+			      describe_exit(*status, why, sizeof(why)));
+	return 0;
+}
+
+int ptr_wait_change_ms(pid_t tid, int *status, int ms)
+{
+	int64_t deadline = now_ms() + ms;
 
 	for (;;) {
 		pid_t r = waitpid(tid, status, __WALL | WNOHANG);
@@ -98,9 +109,6 @@ int ptr_wait_ms(pid_t tid, int *status, int ms)
 			return cr_err("task %d did not stop within %d ms", tid, ms);
 		sleep_on_child(left);
 	}
-	if (!WIFSTOPPED(*status))
-		return cr_err("task %d %s while under control", tid,
-			      describe_exit(*status, why, sizeof(why)));
 	return 0;
 }
 

@@ -26,6 +26,8 @@ void rmt_end(uint64_t old);
 /* Wait up to `ms` for tid to stop. 0 with the raw status, or -1 with the error
  * recorded (it exited, or did not stop in time). */
 int ptr_wait_ms(pid_t tid, int *status, int ms);
+/* The next stop or the end of a task: no error for an exit. */
+int ptr_wait_change_ms(pid_t tid, int *status, int ms);
 int ptr_wait(pid_t tid, int *status);
 
 /* Kinds of ptrace stop, from a wait status. */
@@ -245,6 +247,10 @@ int exec_run_table(pid_t tid, const struct user_regs_struct *base, uint64_t runn
 /* From a syscall stop: send the task `sig` as it leaves and hold it at that signal's
  * delivery stop (the place a restart code in rax is honoured). */
 int exec_signal_stop(pid_t tid, int sig);
+/* Run a table that ends the task (exit_group, or a fatal signal it sends itself,
+ * passed on); *status is the end as the tracer sees it. */
+int exec_run_to_end(pid_t tid, const struct user_regs_struct *base, uint64_t runner,
+		    uint64_t table, int *status);
 /* One system call (two arguments) at `site`, ending at the delivery stop of `sig`
  * (sent at its entry): a call whose return cannot reach code, like unmapping it. */
 int exec_syscall_stop(pid_t tid, const struct user_regs_struct *base, uint64_t site, long nr,

@@ -1,0 +1,87 @@
+/* The page files' checksums, checked by a thread of cryo while the tree is being
+ * made. The thread holds a TID, and one the image needs would make the restore fail:
+ * it says its TID first and waits for a go, and is replaced if the TID is needed. */
+#include <string.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "log.h"
+#include "verify.h"
+
+static void *verify_main(void *arg)
+{
+	struct verifier *v = arg;
+	struct restore_ctx *ctx = v->ctx;
+
+	pthread_mutex_lock(&v->lock);
+	v->tid = gettid();
+	pthread_cond_broadcast(&v->cond);
+	while (!v->go)
+		pthread_cond_wait(&v->cond, &v->lock);
+	pthread_mutex_unlock(&v->lock);
+	if (v->go < 0)
+		return NULL;
+	for (size_t i = 0; i < ctx->nr_procs && !v->rc; i++) {
+		const struct restore_proc *rp = ctx->procs[i];
+		const PageMap *pm = rp->pm;
+
+		if (rp->zombie)
+			continue;
+		v->rc = img_verify_raw(&ctx->dir, pm->pages_file, rp->page_fd, rp->page_bytes,
+				       pm->chunk_size, pm->chunk_crc32c, pm->n_chunk_crc32c);
+	}
+	return NULL;
+}
+
+static bool tid_needed(const struct restore_ctx *ctx, pid_t tid)
+{
+	for (size_t i = 0; i < ctx->nr_tree_pids; i++)
+		if ((pid_t)ctx->tree_pids[i] == tid)
+			return true;
+	return false;
+}
+
+static void tell(struct verifier *v, int go)
+{
+	pthread_mutex_lock(&v->lock);
+	v->go = go;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+int verify_start(struct verifier *v, struct restore_ctx *ctx)
+{
+	memset(v, 0, sizeof(*v));
+	v->ctx = ctx;
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->cond, NULL);
+	for (int tries = 0; tries < 64; tries++) {
+		v->tid = 0;
+		v->go = 0;
+		if (pthread_create(&v->thread, NULL, verify_main, v))
+			return cr_err("cannot start the page verifier");
+		pthread_mutex_lock(&v->lock);
+		while (!v->tid)
+			pthread_cond_wait(&v->cond, &v->lock);
+		pthread_mutex_unlock(&v->lock);
+		if (!tid_needed(ctx, v->tid)) {
+			v->started = true;
+			tell(v, 1);
+			return 0;
+		}
+		/* The kernel hands out the next free number: quit, try again. */
+		pr_debug("page verifier got TID %d, which the image needs", v->tid);
+		tell(v, -1);
+		pthread_join(v->thread, NULL);
+	}
+	return cr_err("cannot start the page verifier with a TID the image does not need");
+}
+
+int verify_finish(struct verifier *v)
+{
+	if (!v->started)
+		return 0;
+	pthread_join(v->thread, NULL);
+	v->started = false;
+	return v->rc;
+}
