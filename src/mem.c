@@ -143,17 +143,15 @@ int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why)
 			*why = "System V shared memory is not supported";
 			return -1;
 		}
-		if (path && has_prefix(path, "/memfd:")) {
-			*why = "memfd mappings are not supported";
-			return -1;
-		}
 		if (!path || path[0] != '/') {
 			*why = "it is a shared mapping of an unknown kind";
 			return -1;
 		}
+		/* A deleted file (a POSIX semaphore, a memfd) is memory shared by whoever
+		 * maps it, nothing more: saved as a shared memory object. */
 		if (ends_with(path, " (deleted)")) {
-			*why = "the mapped file was deleted";
-			return -1;
+			*kind = VMA_KIND__VMA_ANON_SHARED;
+			return 0;
 		}
 		*kind = VMA_KIND__VMA_FILE_SHARED;
 		return 0;
@@ -307,6 +305,10 @@ static int shmem_dump_object(struct dump_ctx *ctx, int fd, const struct stat *st
 			size_t n = left < READ_BUF ? left : READ_BUF;
 			ssize_t got = pread(fd, buf, n, off);
 
+			/* A file's last page: what lies past its end reads as zeroes. */
+			if (got >= 0 && (uint64_t)(off + got) >= (uint64_t)st->st_size &&
+			    got < (ssize_t)n)
+				memset(buf + got, 0, n - got), got = n;
 			if (got != (ssize_t)n) {
 				cr_perr("cannot read shared memory object %u", obj->id);
 				goto out_w;
@@ -350,6 +352,11 @@ static int dump_shmem_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb
 		close(fd);
 		return cr_perr("cannot stat shared memory at 0x%lx", (unsigned long)v->start);
 	}
+	if (v->path && v->path[0] == '/' && strncmp(v->path, "/dev/zero", 9) && st.st_nlink) {
+		close(fd);
+		return cr_err("process %d: mapping 0x%lx-0x%lx: %s names a file that exists",
+			      p->pid, (unsigned long)v->start, (unsigned long)v->end, v->path);
+	}
 	for (size_t i = 0; i < t->nr; i++)
 		if (t->objs[i]->dev == st.st_dev && t->objs[i]->ino == st.st_ino) {
 			close(fd);
@@ -375,7 +382,7 @@ static int dump_shmem_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb
 	}
 	shmem_object__init(obj);
 	obj->id = t->nr + 1;
-	obj->size = st.st_size;
+	obj->size = CR_ALIGN_UP((uint64_t)st.st_size, CR_PAGE_SIZE);
 	obj->dev = st.st_dev;
 	obj->ino = st.st_ino;
 	t->objs[t->nr++] = obj;

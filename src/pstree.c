@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -224,6 +225,18 @@ static pid_t memory_sharing_child(pid_t pid)
 	return found;
 }
 
+/* A vfork lasts until the child calls exec, which shells do at once: wait for the
+ * sharing to end, a second at most. */
+static pid_t vfork_lasting(pid_t pid)
+{
+	struct timespec ms = { 0, 1000000 };
+	pid_t c = 0;
+
+	for (int i = 0; i < 1000 && (c = memory_sharing_child(pid)); i++)
+		nanosleep(&ms, NULL);
+	return c;
+}
+
 static int vfork_error(pid_t parent, pid_t child)
 {
 	return cr_err("process %d is in the middle of vfork: its child %d still shares its "
@@ -258,7 +271,7 @@ static int seize_child(struct dump_ctx *ctx, pid_t pid)
 		return add_zombie(ctx, pid, &st);
 	if (process_dump_check(pid))
 		return -1;
-	sharer = memory_sharing_child(pid);
+	sharer = vfork_lasting(pid);
 	if (sharer)
 		return vfork_error(pid, sharer);
 	p = tree_add(ctx, pid);
@@ -308,7 +321,7 @@ static int check_rules(const struct dump_ctx *ctx)
 int tree_seize(struct dump_ctx *ctx, pid_t root)
 {
 	struct dump_proc *p = tree_add(ctx, root);
-	pid_t sharer = memory_sharing_child(root);
+	pid_t sharer = vfork_lasting(root);
 
 	if (!p)
 		return -1;

@@ -995,6 +995,7 @@ static void run_real_programs(void)
 }
 
 #include "harness_bad.c"
+#include "harness_real.c"
 
 int main(int argc, char **argv)
 {
@@ -1055,6 +1056,8 @@ int main(int argc, char **argv)
 		run_unit_tests();
 	run_test_programs();
 	run_real_programs();
+	if (real_dir)
+		run_real_trees();
 	run_bad_inputs();
 	reap_orphans();
 	printf("%d passed, %d failed\n", passed, failed);
