@@ -166,9 +166,12 @@ int task_finish(struct dump_proc *p, bool kill_it)
 
 /* ---- restore: PIDs ---- */
 
-static void holder_of(pid_t tid, char *comm, size_t len, pid_t *tgid, char *state)
+/* Who holds an ID: its name, process, state, and whether it is on its way out
+ * (exiting, or SIGKILL pending: the dump's kill). */
+static void holder_of(pid_t tid, char *comm, size_t len, pid_t *tgid, char *state, bool *dying)
 {
 	struct proc_status st;
+	struct proc_stat ps;
 	char path[64];
 	size_t n;
 	char *txt;
@@ -176,6 +179,7 @@ static void holder_of(pid_t tid, char *comm, size_t len, pid_t *tgid, char *stat
 	snprintf(comm, len, "?");
 	*tgid = 0;
 	*state = '?';
+	*dying = false;
 	snprintf(path, sizeof(path), "/proc/%d/comm", tid);
 	txt = proc_read_file(path, &n);
 	if (txt) {
@@ -187,7 +191,14 @@ static void holder_of(pid_t tid, char *comm, size_t len, pid_t *tgid, char *stat
 	if (txt && !proc_parse_status(txt, n, &st)) {
 		*tgid = st.tgid;
 		*state = st.state;
+		*dying = ((st.sig_pnd | st.shd_pnd) & (1ULL << (SIGKILL - 1))) ||
+			 st.state == 'Z' || st.state == 'X';
 	}
+	free(txt);
+	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
+	txt = proc_read_file(path, &n);
+	if (txt && !proc_parse_stat(txt, n, &ps) && (ps.flags & CR_PF_EXITING))
+		*dying = true;
 	free(txt);
 	cr_err_reset();
 }
@@ -195,9 +206,10 @@ static void holder_of(pid_t tid, char *comm, size_t len, pid_t *tgid, char *stat
 static int id_taken_error(const struct restore_proc *rp, pid_t id, bool thread)
 {
 	char comm[64], state;
+	bool dying;
 	pid_t tgid;
 
-	holder_of(id, comm, sizeof(comm), &tgid, &state);
+	holder_of(id, comm, sizeof(comm), &tgid, &state, &dying);
 	if (thread)
 		return cr_err("cannot restore thread %d of process %d: TID %d is in use by '%s' "
 			      "(PID %d)", id, rp->pid, id, comm, tgid);
@@ -214,24 +226,24 @@ static bool image_pid(const struct restore_ctx *ctx, pid_t pid)
 	return false;
 }
 
-/* One ID: free, or held by the dumped tree's own dying or unreaped process. */
+/* One ID: free, or held by the dumped tree's own process, still dying from the
+ * dump's kill or not yet reaped: wait for it, a few seconds at most. */
 static int wait_for_id(const struct restore_proc *rp, pid_t id, bool thread)
 {
 	struct timespec pause_ts = { 0, 2000000 };
-	bool said = false;
+	char comm[64], state;
+	bool said = false, dying;
+	pid_t tgid;
 
 	for (int waited = 0; waited < OLD_ZOMBIE_WAIT_MS / 2; waited++) {
-		char comm[64], state;
-		pid_t tgid;
-
 		if (kill(id, 0) && errno == ESRCH)
 			return 0;
-		holder_of(id, comm, sizeof(comm), &tgid, &state);
-		if (!image_pid(rp->ctx, tgid) || (state != 'Z' && state != 'X'))
+		holder_of(id, comm, sizeof(comm), &tgid, &state, &dying);
+		if (!image_pid(rp->ctx, tgid) || !dying)
 			return id_taken_error(rp, id, thread);
 		if (!said)
-			pr_info("waiting for the dumped process's %s %d to be reaped",
-				thread ? "thread" : "zombie", id);
+			pr_info("waiting for the dumped process's %s %d to end and be reaped",
+				thread ? "thread" : "process", id);
 		said = true;
 		nanosleep(&pause_ts, NULL);
 	}

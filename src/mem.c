@@ -37,16 +37,7 @@
 #define MADV_WIPEONFORK 18
 #endif
 
-struct run {
-	uint64_t start, nr_pages;
-};
-
-struct runs {
-	struct run *r;
-	size_t nr, cap;
-};
-
-static int runs_add_new(struct runs *rs, uint64_t start, uint64_t nr_pages)
+int runs_add_new(struct runs *rs, uint64_t start, uint64_t nr_pages)
 {
 	if (cr_grow(&rs->r, &rs->cap, rs->nr + 1, sizeof(*rs->r), 256))
 		return -1;
@@ -56,8 +47,7 @@ static int runs_add_new(struct runs *rs, uint64_t start, uint64_t nr_pages)
 	return 0;
 }
 
-/* Append a run, extending the last one when it continues it. */
-static int runs_add(struct runs *rs, uint64_t start, uint64_t nr_pages)
+int runs_add(struct runs *rs, uint64_t start, uint64_t nr_pages)
 {
 	if (rs->nr && rs->r[rs->nr - 1].start + rs->r[rs->nr - 1].nr_pages * CR_PAGE_SIZE == start) {
 		rs->r[rs->nr - 1].nr_pages += nr_pages;
@@ -253,7 +243,7 @@ static int shmem_scan(int fd, uint64_t size, struct runs *rs)
 	return 0;
 }
 
-static PageRun **runs_to_pb(const struct runs *rs)
+PageRun **runs_to_pb(const struct runs *rs)
 {
 	PageRun **out = calloc(rs->nr ? rs->nr : 1, sizeof(*out));
 	PageRun *items = calloc(rs->nr ? rs->nr : 1, sizeof(*items));
@@ -273,7 +263,7 @@ static PageRun **runs_to_pb(const struct runs *rs)
 	return out;
 }
 
-static void runs_pb_free(PageRun **runs)
+void runs_pb_free(PageRun **runs)
 {
 	if (runs) {
 		free(runs[0]);
@@ -571,77 +561,40 @@ struct page_sink {
 	struct raw_async async;		/* writes filled buffers while we read */
 	uint8_t *buf;
 	size_t fill;
-	struct iovec remote[MAX_IOV];
-	int nr_remote;
 	int mem_fd;
 };
 
-/* The queued remote ranges land at the end of the buffer (after any data read
- * directly), then the whole buffer goes to the page file. */
 static int sink_flush(struct page_sink *s)
 {
-	size_t queued = 0;
-	ssize_t n;
-
 	if (!s->fill)
 		return 0;
-	for (int i = 0; i < s->nr_remote; i++)
-		queued += s->remote[i].iov_len;
-	if (s->nr_remote) {
-		struct iovec local = { s->buf + s->fill - queued, queued };
-
-		n = process_vm_readv(s->p->pid, &local, 1, s->remote, s->nr_remote, 0);
-		if (n != (ssize_t)queued)
-			return n < 0 ? cr_perr("process %d: cannot read its memory at 0x%lx",
-					       s->p->pid, (unsigned long)s->remote[0].iov_base) :
-				       cr_err("process %d: read %zd of %zu bytes of its memory from "
-					      "0x%lx", s->p->pid, n, queued,
-					      (unsigned long)s->remote[0].iov_base);
-	}
 	if (raw_async_submit(&s->async, s->fill))
 		return -1;
 	s->buf = raw_async_buffer(&s->async);
 	s->fill = 0;
-	s->nr_remote = 0;
 	return 0;
 }
 
-/* Queue [addr, addr+len) for reading; unreadable VMAs go through /proc/PID/mem. */
-static int sink_add(struct page_sink *s, uint64_t addr, uint64_t len, bool readable)
+/* Read [addr, addr+len) into the buffer through /proc/PID/mem: process_vm_readv
+ * would pin each page, and pinning a page shared copy-on-write (with a child, say)
+ * makes the kernel copy it; this reads it as it is. */
+static int sink_add(struct page_sink *s, uint64_t addr, uint64_t len)
 {
 	while (len) {
 		size_t room = SINK_BUF - s->fill;
 		size_t n = len < room ? len : room;
+		ssize_t got = pread(s->mem_fd, s->buf + s->fill, n, addr);
 
-		if (!readable) {
-			ssize_t got;
-
-			/* process_vm_readv fills the buffer from its start: send what is
-			 * queued for it first. */
-			if (s->nr_remote && sink_flush(s))
-				return -1;
-			room = SINK_BUF - s->fill;
-			n = len < room ? len : room;
-			got = pread(s->mem_fd, s->buf + s->fill, n, addr);
-			if (got != (ssize_t)n)
-				return got < 0 ? cr_perr("process %d: cannot read its memory at 0x%lx",
-							 s->p->pid, (unsigned long)addr) :
-						 cr_err("process %d: read %zd of %zu bytes of its memory "
-							"at 0x%lx", s->p->pid, got, n,
-							(unsigned long)addr);
-			s->fill += n;
-		} else {
-			s->remote[s->nr_remote].iov_base = (void *)addr;
-			s->remote[s->nr_remote].iov_len = n;
-			s->nr_remote++;
-			s->fill += n;
-		}
+		if (got != (ssize_t)n)
+			return got < 0 ? cr_perr("process %d: cannot read its memory at 0x%lx",
+						 s->p->pid, (unsigned long)addr) :
+					 cr_err("process %d: read %zd of %zu bytes of its memory at "
+						"0x%lx", s->p->pid, got, n, (unsigned long)addr);
+		s->fill += n;
 		addr += n;
 		len -= n;
-		if (s->fill == SINK_BUF || s->nr_remote == MAX_IOV) {
-			if (sink_flush(s))
-				return -1;
-		}
+		if (s->fill == SINK_BUF && sink_flush(s))
+			return -1;
 	}
 	return 0;
 }
@@ -660,7 +613,7 @@ static int add_vma_runs(struct runs *all, const struct runs *rs)
 	return 0;
 }
 
-static int dump_pages(struct dump_proc *p, const struct runs *all, const bool *readable_of_run)
+static int dump_pages(struct dump_proc *p, const struct runs *all)
 {
 	struct page_sink s = { .p = p, .mem_fd = -1 };
 	char name[64], path[64];
@@ -679,8 +632,7 @@ static int dump_pages(struct dump_proc *p, const struct runs *all, const bool *r
 	async = true;
 	s.buf = raw_async_buffer(&s.async);
 	for (size_t i = 0; i < all->nr; i++)
-		if (sink_add(&s, all->r[i].start, all->r[i].nr_pages * CR_PAGE_SIZE,
-			     readable_of_run[i]))
+		if (sink_add(&s, all->r[i].start, all->r[i].nr_pages * CR_PAGE_SIZE))
 			goto out_w;
 	if (sink_flush(&s))
 		goto out_w;
@@ -702,65 +654,57 @@ out:
 	return rc;
 }
 
+/* One VMA's pages worth saving (less those shared with the parent), its guards. */
+static int vma_pages(struct dump_proc *p, int pm_fd, int ppm_fd, size_t i, Vma *pb,
+		     struct runs *all)
+{
+	struct vma_pages vp = { { 0 }, { 0 } };
+	const Vma *pv;
+	int rc = scan_vma(p, pm_fd, &p->vmas.v[i], &vp);
+
+	pv = ppm_fd >= 0 && !rc && !vp.guards.nr ? cow_parent_vma(p, pb) : NULL;
+	if (pv)
+		rc = cow_dump_vma(p, pm_fd, ppm_fd, pv, pb, &vp.data);
+	rc = rc || add_vma_runs(all, &vp.data);
+	if (!rc && vp.guards.nr) {
+		pb->guards = runs_to_pb(&vp.guards);
+		pb->n_guards = vp.guards.nr;
+		rc = !pb->guards;
+	}
+	free(vp.data.r);
+	free(vp.guards.r);
+	return rc ? -1 : 0;
+}
+
 static int collect_pages(struct dump_proc *p, Vma **pbs, VmaKind *kinds)
 {
 	struct runs all = { 0 };
-	bool *readable = NULL;
 	char path[64];
-	int pm_fd, rc = -1;
+	int pm_fd, ppm_fd, rc = -1;
 
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", p->pid);
 	pm_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (pm_fd < 0)
 		return cr_perr("cannot open %s", path);
-	for (size_t i = 0; i < p->vmas.nr; i++) {
-		struct proc_vma *v = &p->vmas.v[i];
-		struct vma_pages vp = { { 0 }, { 0 } };
-		size_t before = all.nr;
-		bool *n;
-
-		if (!pbs[i] || !kind_has_pages(kinds[i]))
-			continue;
-		rc = scan_vma(p, pm_fd, v, &vp) || add_vma_runs(&all, &vp.data);
-		if (!rc && vp.guards.nr) {
-			pbs[i]->guards = runs_to_pb(&vp.guards);
-			pbs[i]->n_guards = vp.guards.nr;
-			rc = !pbs[i]->guards;
-		}
-		free(vp.data.r);
-		free(vp.guards.r);
-		if (rc)
-			goto fail;
-		n = realloc(readable, (all.nr + 1) * sizeof(*n));
-		if (!n) {
-			cr_err("out of memory");
-			goto fail;
-		}
-		readable = n;
-		for (size_t k = before; k < all.nr; k++)
-			readable[k] = v->prot & PROT_READ;
-	}
-	if (!readable && !(readable = calloc(1, sizeof(*readable)))) {
-		cr_err("out of memory");
-		goto fail;
-	}
-	if (dump_pages(p, &all, readable))
-		goto fail;
+	ppm_fd = cow_open_parent_pagemap(p);
+	for (size_t i = 0; i < p->vmas.nr; i++)
+		if (pbs[i] && kind_has_pages(kinds[i]) && vma_pages(p, pm_fd, ppm_fd, i, pbs[i], &all))
+			goto out;
+	if (dump_pages(p, &all))
+		goto out;
 	p->pagemap.runs = runs_to_pb(&all);
 	if (!p->pagemap.runs)
-		goto fail;
+		goto out;
 	p->pagemap.n_runs = all.nr;
 	p->pagemap.total_pages = 0;
 	for (size_t k = 0; k < all.nr; k++)
 		p->pagemap.total_pages += all.r[k].nr_pages;
 	rc = 0;
-	goto out;
-fail:
-	rc = -1;
 out:
 	close(pm_fd);
+	if (ppm_fd >= 0)
+		close(ppm_fd);
 	free(all.r);
-	free(readable);
 	return rc;
 }
 
@@ -964,6 +908,7 @@ out:
 			if (pbs[i]) {
 				free(pbs[i]->anon_name);
 				runs_pb_free(pbs[i]->guards);
+				runs_pb_free(pbs[i]->kept);
 				free(pbs[i]);
 			}
 		free(pbs);
@@ -977,6 +922,7 @@ void mem_dump_free(struct dump_proc *p)
 	for (size_t i = 0; i < p->mm.n_vmas; i++) {
 		free(p->mm.vmas[i]->anon_name);
 		runs_pb_free(p->mm.vmas[i]->guards);
+		runs_pb_free(p->mm.vmas[i]->kept);
 		free(p->mm.vmas[i]);
 	}
 	free(p->mm.vmas);
@@ -1073,7 +1019,7 @@ int mem_restore_prepare(struct restore_proc *rp)
 {
 	PageMap *pm = rp->pm;
 
-	if (mem_validate(rp->core->mm, pm))
+	if (mem_validate(rp->core->mm, pm) || cow_validate(rp))
 		return -1;
 	if (pm->total_pages > (1ULL << 40) / CR_PAGE_SIZE)
 		return cr_err("image: page map too large");
@@ -1166,8 +1112,12 @@ static int plan_maps(struct restore_proc *rp, struct plan *p, const bool *has_pa
 			return -1;
 		if (has_pages[i])
 			prot |= PROT_READ | PROT_WRITE;
-		plan_call(p, "mmap", 0, __NR_mmap, v->start, v->end - v->start, prot,
-			  vma_map_flags(v), fd, v->kind == VMA_KIND__VMA_ANON_PRIVATE ? 0 : v->pgoff);
+		if (v->inherited)
+			cow_plan_vma(p, v, prot);
+		else
+			plan_call(p, "mmap", 0, __NR_mmap, v->start, v->end - v->start, prot,
+				  vma_map_flags(v), fd,
+				  v->kind == VMA_KIND__VMA_ANON_PRIVATE ? 0 : v->pgoff);
 		plan_madvise(p, v, madv_early, CR_ARRAY_SIZE(madv_early));
 		if (v->anon_name) {
 			uint64_t name = plan_data(p, v->anon_name, strlen(v->anon_name) + 1);

@@ -5,6 +5,22 @@
 
 #include "task.h"
 
+/* Page runs: [start, start + nr_pages pages), kept sorted by whoever adds them. */
+struct run {
+	uint64_t start, nr_pages;
+};
+
+struct runs {
+	struct run *r;
+	size_t nr, cap;
+};
+
+int runs_add_new(struct runs *rs, uint64_t start, uint64_t nr_pages);
+/* Append a run, extending the last one when it continues it. */
+int runs_add(struct runs *rs, uint64_t start, uint64_t nr_pages);
+PageRun **runs_to_pb(const struct runs *rs);
+void runs_pb_free(PageRun **runs);
+
 /* Dump: the VMA list, read before cryo injects anything into the process. */
 int mem_read_vmas(struct dump_proc *p);
 /* Dump: mm fields, VMAs (file and shmem references), page data. */
@@ -30,5 +46,30 @@ int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why);
 /* Validate an image's VMA list and page runs (sorted, aligned, inside user space, runs
  * inside page-carrying VMAs). Pure. */
 int mem_validate(const MmState *mm, const PageMap *pm);
+
+/* ---- memory still shared with the parent across fork (mem_cow.c) ---- */
+
+/* Pagemap entries: the same page (present, same frame; or the same swap slot). A
+ * frame number of 0 (hidden without CAP_SYS_ADMIN) is never the same. Pure. */
+bool cow_same_page(uint64_t mine, uint64_t parents);
+/* May a child's private mapping be its parent's, inherited by fork? Pure. */
+bool cow_vma_matches(const Vma *child, const Vma *parent);
+/* out = the pages of a not in b (both sorted). Pure. */
+int cow_subtract(const struct runs *a, const struct runs *b, struct runs *out);
+/* Dump: where the parent has the same mapping, its pages the process still shares
+ * move from data to pb->kept. pm_fd, parent_pm_fd: the two pagemaps. */
+int cow_dump_vma(struct dump_proc *p, int pm_fd, int parent_pm_fd, const Vma *parent_vma,
+		 Vma *pb, struct runs *data);
+/* Dump: the parent's VMA with this range, if it can be inherited. */
+const Vma *cow_parent_vma(const struct dump_proc *p, const Vma *pb);
+/* Dump: the parent's pagemap (-1 for the root or a parent outside). */
+int cow_open_parent_pagemap(const struct dump_proc *p);
+/* Restore: every inherited mapping matches one of the restored parent's. */
+int cow_validate(const struct restore_proc *rp);
+/* Restore: the ranges the task's clearing keeps (its inherited mappings). */
+int cow_add_kept(const struct restore_proc *rp, struct ranges *keep);
+/* Restore: an inherited mapping, instead of mmap: its protection, and its pages not
+ * kept dropped. */
+void cow_plan_vma(struct plan *p, const Vma *v, uint32_t prot);
 
 #endif

@@ -61,6 +61,7 @@ struct proc_stat {
 
 #define CR_GROUPS_MAX 256
 #define CR_PF_KTHREAD 0x00200000
+#define CR_PF_EXITING 0x00000004
 
 int proc_parse_stat(const char *buf, size_t len, struct proc_stat *out);
 

@@ -193,7 +193,8 @@ static void plan_create_threads(struct restore_proc *rp, struct plan *p)
 	}
 }
 
-/* All memory but the plans and the running vDSO block goes first. */
+/* All memory but the plans, the running vDSO block and the mappings inherited from
+ * the parent goes first. */
 static int plan_clear(struct restore_proc *rp, struct plan *p)
 {
 	struct ranges keep = { 0 };
@@ -202,7 +203,7 @@ static int plan_clear(struct restore_proc *rp, struct plan *p)
 
 	vdso_kept_block(rp, &s, &e);
 	rc = ranges_add(&keep, rp->ctx->area_base, rp->ctx->area_base + rp->ctx->area_size) ||
-	     ranges_add(&keep, s, e);
+	     ranges_add(&keep, s, e) || cow_add_kept(rp, &keep);
 	if (!rc)
 		plan_unmap_except(p, &keep);
 	free(keep.r);

@@ -32,10 +32,10 @@ int rseq_ip_in_cs(uint64_t ip, uint64_t start_ip, uint64_t post_commit_offset)
 static int mem_rw(pid_t tid, uint64_t addr, void *buf, size_t len, bool write)
 {
 	struct iovec local = { buf, len }, remote = { (void *)addr, len };
-	ssize_t n = write ? process_vm_writev(tid, &local, 1, &remote, 1, 0) :
-			    process_vm_readv(tid, &local, 1, &remote, 1, 0);
 
-	return n == (ssize_t)len ? 0 : -1;
+	if (!write)
+		return mem_peek_vm(tid, addr, buf, len);
+	return process_vm_writev(tid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -1;
 }
 
 /* If the thread is inside a critical section, move it to the abort handler: its IP

@@ -141,10 +141,7 @@ static bool after_call(const uint8_t *b)	/* b[0..7] are the 8 bytes before ret *
 
 static int read_word(void *arg, uint64_t addr, uint64_t *val)
 {
-	pid_t tid = *(pid_t *)arg;
-	struct iovec l = { val, 8 }, r = { (void *)addr, 8 };
-
-	return process_vm_readv(tid, &l, 1, &r, 1, 0) == 8 ? 0 : -1;
+	return mem_peek_vm(*(pid_t *)arg, addr, val, 8);
 }
 
 /* A return address must lead into executable code outside the vDSO, just after a
@@ -152,13 +149,14 @@ static int read_word(void *arg, uint64_t addr, uint64_t *val)
 static bool plausible_return(pid_t tid, const struct proc_vmas *vmas, uint64_t ra)
 {
 	uint8_t code[8];
-	struct iovec l = { code, 8 }, r = { (void *)(ra - 8), 8 };
 
 	for (size_t i = 0; i < vmas->nr; i++)
-		if (ra >= vmas->v[i].start && ra < vmas->v[i].end)
-			return (vmas->v[i].prot & PROT_EXEC) && (!vmas->v[i].path ||
-							       strcmp(vmas->v[i].path, "[vdso]")) &&
-			       process_vm_readv(tid, &l, 1, &r, 1, 0) == 8 && after_call(code);
+		if (ra >= vmas->v[i].start && ra < vmas->v[i].end) {
+			if (!(vmas->v[i].prot & PROT_EXEC) ||
+			    (vmas->v[i].path && !strcmp(vmas->v[i].path, "[vdso]")))
+				return false;
+			return !mem_peek_vm(tid, ra - 8, code, 8) && after_call(code);
+		}
 	return false;
 }
 

@@ -540,6 +540,26 @@ static char *read_proc(const char *path)
 	return strdup(buf);
 }
 
+/* Until pid exists and nobody traces it (a restore let it go), reaping what the
+ * harness adopts meanwhile (the dumped tree's zombies hold PIDs the restore needs). */
+static int wait_released(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	for (int i = 0; i < 5000; i++) {
+		char *st = read_proc(path);
+		bool free_now = st && strstr(st, "TracerPid:\t0\n");
+
+		free(st);
+		if (free_now)
+			return 0;
+		reap_adopted();
+		sleep_ms(2);
+	}
+	return why("process %d was not restored within 10 s", pid);
+}
+
 /* The signals every thread of the victim keeps blocked: handlers block more for a
  * moment, sigsuspend swaps its mask, so what counts is what stays blocked throughout. */
 static uint64_t all_masks(pid_t pid)
@@ -851,10 +871,10 @@ static int run_mode(struct run *r, enum mode m)
 		if (step_dump(r, r->img, false))
 			return -1;
 		fg = spawn(argv, r->cryo_log, false);
-		/* cryo stays the parent and exits with the program's status. */
-		for (int i = 0; i < 2000 && kill(r->pid, 0); i++)
-			sleep_ms(2);
-		sleep_ms(20);
+		/* cryo stays the parent and exits with the program's status; the program
+		 * is restored once cryo no longer traces it. */
+		if (wait_released(r->pid))
+			return -1;
 		return finish(r, fg);
 	}
 	case MODE_KILL_CRYO:

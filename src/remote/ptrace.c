@@ -355,13 +355,38 @@ int mem_read(int fd, pid_t pid, uint64_t addr, void *buf, size_t len)
 	return 0;
 }
 
+/* Through /proc/PID/mem, not process_vm_readv: that pins the pages, and pinning a
+ * page shared copy-on-write with another process copies it (the kernel unshares
+ * it), which would cost the process memory for every byte cryo reads. */
+static ssize_t read_mem_file(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = pread(fd, buf, len, (off_t)addr);
+	close(fd);
+	return n;
+}
+
+int mem_peek_vm(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	return read_mem_file(pid, addr, buf, len) == (ssize_t)len ? 0 : -1;
+}
+
 int mem_read_vm(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
-	struct iovec l = { buf, len }, r = { (void *)addr, len };
+	ssize_t n = read_mem_file(pid, addr, buf, len);
 
-	if (process_vm_readv(pid, &l, 1, &r, 1, 0) != (ssize_t)len)
-		return cr_perr("cannot read %zu bytes at 0x%lx in process %d", len,
-			       (unsigned long)addr, pid);
+	if (n != (ssize_t)len)
+		return n < 0 ? cr_perr("cannot read %zu bytes at 0x%lx in process %d", len,
+				       (unsigned long)addr, pid) :
+			       cr_err("cannot read %zu bytes at 0x%lx in process %d (%zd read)",
+				      len, (unsigned long)addr, pid, n);
 	return 0;
 }
 

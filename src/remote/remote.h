@@ -75,8 +75,10 @@ bool ptr_stop_is_own_tgkill(pid_t tid, pid_t tgid, int sig);
 int mem_open(pid_t pid);
 int mem_write(int fd, pid_t pid, uint64_t addr, const void *buf, size_t len);
 int mem_read(int fd, pid_t pid, uint64_t addr, void *buf, size_t len);
-/* Read readable memory of a process with process_vm_readv. */
+/* Read memory of a process (through /proc/PID/mem: nothing it shares is unshared). */
 int mem_read_vm(pid_t pid, uint64_t addr, void *buf, size_t len);
+/* The same without recording an error (a probe that may fail). */
+int mem_peek_vm(pid_t pid, uint64_t addr, void *buf, size_t len);
 int mem_write_vm(pid_t pid, uint64_t addr, const void *buf, size_t len);
 
 /* ---- tables of system calls ---- */

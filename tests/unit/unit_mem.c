@@ -403,9 +403,101 @@ static void test_validate(void)
 	}
 }
 
+/* ---- memory shared with the parent ---- */
+
+#define PG 4096ULL
+
+static void add(struct runs *rs, uint64_t page, uint64_t n)
+{
+	runs_add_new(rs, page * PG, n);
+}
+
+static bool runs_are(const struct runs *rs, const uint64_t *want, size_t n)
+{
+	if (rs->nr != n / 2)
+		return false;
+	for (size_t i = 0; i < rs->nr; i++)
+		if (rs->r[i].start != want[2 * i] * PG || rs->r[i].nr_pages != want[2 * i + 1])
+			return false;
+	return true;
+}
+
+static void test_subtract(void)
+{
+	struct runs a = { 0 }, b = { 0 }, out = { 0 };
+	static const uint64_t want[] = { 0, 2, 5, 1, 8, 2, 20, 5 };
+
+	unit_case();
+	add(&a, 0, 10);		/* 0..9 */
+	add(&a, 20, 5);		/* 20..24 */
+	add(&b, 2, 3);		/* 2..4 */
+	add(&b, 6, 2);		/* 6..7 */
+	add(&b, 12, 4);		/* outside a */
+	CHECK(!cow_subtract(&a, &b, &out), "subtract failed");
+	CHECK(runs_are(&out, want, sizeof(want) / sizeof(want[0])),
+	      "0-9,20-24 less 2-4,6-7,12-15: %zu runs", out.nr);
+	free(b.r);
+	b = (struct runs){ 0 };
+	add(&b, 0, 30);
+	CHECK(!cow_subtract(&a, &b, &out) && out.nr == 0, "all shared: %zu runs left", out.nr);
+	free(b.r);
+	b = (struct runs){ 0 };
+	CHECK(!cow_subtract(&a, &b, &out) && out.nr == 2, "nothing shared: %zu runs", out.nr);
+	free(a.r);
+	free(out.r);
+}
+
+static void test_same_page(void)
+{
+	const uint64_t present = 1ULL << 63, swapped = 1ULL << 62, excl = 1ULL << 56;
+
+	unit_case();
+	CHECK(cow_same_page(present | 1234, present | 1234), "same frame");
+	CHECK(cow_same_page(present | excl | 1234, present | 1234), "flags do not matter");
+	CHECK(!cow_same_page(present | 1234, present | 1235), "another frame");
+	CHECK(!cow_same_page(present, present), "hidden frames (0) are never the same");
+	CHECK(!cow_same_page(0, 0), "absent pages are not shared");
+	CHECK(cow_same_page(swapped | 77, swapped | 77), "same swap slot");
+	CHECK(!cow_same_page(swapped | 77, present | 77), "swapped and present");
+}
+
+static void test_vma_matches(void)
+{
+	Vma c = VMA__INIT, p = VMA__INIT;
+
+	unit_case();
+	c.start = p.start = 0x10000;
+	c.end = p.end = 0x20000;
+	c.kind = p.kind = VMA_KIND__VMA_ANON_PRIVATE;
+	CHECK(cow_vma_matches(&c, &p), "the same private mapping");
+	c.prot = PROT_READ;
+	CHECK(cow_vma_matches(&c, &p), "protection may differ (set after)");
+	c.end = 0x30000;
+	CHECK(!cow_vma_matches(&c, &p), "another range");
+	c.end = p.end;
+	p.vm_flags = VMF(DC);
+	CHECK(!cow_vma_matches(&c, &p), "MADV_DONTFORK in the parent");
+	p.vm_flags = VMF(WF);
+	CHECK(!cow_vma_matches(&c, &p), "MADV_WIPEONFORK");
+	p.vm_flags = VMF(GD);
+	CHECK(!cow_vma_matches(&c, &p), "grows down in one only");
+	p.vm_flags = 0;
+	c.kind = p.kind = VMA_KIND__VMA_ANON_SHARED;
+	CHECK(!cow_vma_matches(&c, &p), "shared mappings are objects, not inherited");
+	c.kind = p.kind = VMA_KIND__VMA_FILE_PRIVATE;
+	c.file_id = 1;
+	p.file_id = 2;
+	CHECK(!cow_vma_matches(&c, &p), "another file");
+	p.file_id = 1;
+	CHECK(cow_vma_matches(&c, &p), "the same file");
+}
+
 int main(void)
 {
 	test_classify();
 	test_validate();
+	test_subtract();
+	test_same_page();
+	test_vma_matches();
 	return unit_done("unit_mem");
 }
