@@ -1,5 +1,6 @@
 /* cryo benchmarks: this machine's limits and cryo's dump/restore of idle, 1 GiB, sparse and
- * many-VMA processes, measured in one run as root and subreaper; table, summary, JSON. */
+ * many-VMA processes and of a tree sharing memory copy-on-write, measured in one run as
+ * root and subreaper; table, summary, JSON. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,6 +23,8 @@
 #define MEMCPY_LEN (256UL << 20)
 #define MEMCPY_REPS 5
 #define FSYNC_RUNS 2
+#define TREE_BYTES (256UL << 20)
+#define TREE_KIDS 8
 
 struct config cfg = {
 	.json = "results-latest.json",
@@ -31,7 +34,7 @@ struct config cfg = {
 	.idle_runs = 15,
 	.nr_vmas = 5000,
 	.warmup = 1,
-	.cases = "idle,mem,sparse,vmas,fsync",
+	.cases = "idle,mem,sparse,vmas,tree,fsync",
 	.lib = true,
 };
 struct host host;
@@ -145,7 +148,7 @@ static const char usage[] =
 	"  -i RUNS          runs per idle case (default 15)\n"
 	"  -V N             mappings in the many-VMA case (default 5000)\n"
 	"  -w N             unrecorded warm-up cycles before each case (default 1)\n"
-	"  -c LIST          cases to run (default idle,mem,sparse,vmas,fsync)\n"
+	"  -c LIST          cases to run (default idle,mem,sparse,vmas,tree,fsync)\n"
 	"  --no-lib         skip the libcryo figures\n"
 	"  --rev STR        source revision recorded in the results\n";
 
@@ -521,6 +524,11 @@ static int run_all(struct results *r)
 		progress(group, cfg.runs);
 		rc |= case_vmas(r, group, cfg.nr_vmas,
 				median_of(r, "idle-static", "dump (cli)"));
+	}
+	if (want("tree") && !interrupted) {
+		snprintf(group, sizeof(group), "tree-1+%d", TREE_KIDS);
+		progress(group, cfg.runs);
+		rc |= case_tree(r, group, TREE_BYTES, TREE_KIDS);
 	}
 	if (want("fsync") && !interrupted)
 		fsync_limit(r);

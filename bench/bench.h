@@ -124,6 +124,8 @@ int largest_file(const char *dir, char *out, size_t len);
 int case_idle(struct results *r, const char *bin, const char *group, struct limit *spawn_lim);
 int case_mem(struct results *r, const char *group, size_t size, size_t step, bool headline);
 int case_vmas(struct results *r, const char *group, int nr, double idle_dump);
+/* A parent and `kids` forked children sharing `size` bytes copy-on-write. */
+int case_tree(struct results *r, const char *group, size_t size, int kids);
 
 /* report.c */
 void report_header(void);

@@ -1,7 +1,9 @@
 /* The cryo cases: one start-dump-restore-verify cycle of a target (CLI or libcryo), and the
  * loops running each case with its machine limits measured in between. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -29,6 +31,7 @@ struct series {
 struct hooks {
 	void (*pre_dump)(pid_t pid, void *arg);
 	void (*pre_restore)(void *arg);
+	void (*post_restore)(pid_t pid, void *arg);	/* restored, before its check */
 	void *arg;
 };
 
@@ -107,8 +110,11 @@ static int cycle(char *const argv[], enum via via, const struct hooks *h, struct
 	if (h && h->pre_restore)
 		h->pre_restore(h->arg);
 	if (do_restore(pid, img, via, &restore_t, s->err, sizeof(s->err)) ||
-	    check_alive(pid, base_name(argv[0]), s->err, sizeof(s->err)) ||
-	    verify_and_reap(pid, 300, s->err, sizeof(s->err)))
+	    check_alive(pid, base_name(argv[0]), s->err, sizeof(s->err)))
+		goto out;
+	if (h && h->post_restore)
+		h->post_restore(pid, h->arg);
+	if (verify_and_reap(pid, 300, s->err, sizeof(s->err)))
 		goto out;
 	samples_add(&s->dump, dump_t);
 	samples_add(&s->restore, restore_t);
@@ -367,8 +373,8 @@ int case_mem(struct results *r, const char *group, size_t size, size_t step, boo
 	size_t pages = size / PAGE, data = (pages + step - 1) / step * PAGE;
 	struct mem_limits l;
 	struct mem_run warm = { NULL, size, step, data }, run = { &l, size, step, data };
-	struct hooks warm_h = { mem_pre_dump, mem_pre_restore, &warm };
-	struct hooks run_h = { mem_pre_dump, mem_pre_restore, &run };
+	struct hooks warm_h = { mem_pre_dump, mem_pre_restore, NULL, &warm };
+	struct hooks run_h = { mem_pre_dump, mem_pre_restore, NULL, &run };
 	const struct limit *pop;
 	int rc;
 
@@ -423,8 +429,8 @@ int case_vmas(struct results *r, const char *group, int nr, double idle_dump)
 	struct targets tg = { TGT_NONE, 0, false };
 	struct series cli = { 0 };
 	struct vmas_run warm = { NULL, NULL, nr }, run = { NULL, NULL, nr };
-	struct hooks warm_h = { vmas_pre_dump, vmas_pre_restore, &warm };
-	struct hooks run_h = { vmas_pre_dump, vmas_pre_restore, &run };
+	struct hooks warm_h = { vmas_pre_dump, vmas_pre_restore, NULL, &warm };
+	struct hooks run_h = { vmas_pre_dump, vmas_pre_restore, NULL, &run };
 	struct limit *maps, *smaps;
 	struct row *d;
 	int rc;
@@ -450,5 +456,139 @@ int case_vmas(struct results *r, const char *group, int nr, double idle_dump)
 	if (!rc && r->rows[r->nr_rows - 2].s.n)
 		snprintf(r->rows[r->nr_rows - 2].note, sizeof(r->rows[0].note),
 			 "%.1f us/VMA", samples_median(&r->rows[r->nr_rows - 2].s) / nr * 1e6);
+	return rc;
+}
+
+/* ---- a tree sharing its memory copy-on-write ---- */
+
+#define TREE_MAX_KIDS 64
+
+struct tree_run {
+	struct mem_run mem;
+	struct samples *pss_before, *pss_after;	/* NULL: measure without recording */
+	pid_t kids[TREE_MAX_KIDS];
+	int nr_kids;
+};
+
+static long pss_kb(pid_t pid)
+{
+	char path[64], buf[4096], *at;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	at = strstr(buf, "\nPss:");
+	return at ? strtol(at + 5, NULL, 10) : -1;
+}
+
+/* The root and its children (read from its children file). */
+static double tree_pss(pid_t root, struct tree_run *t)
+{
+	char path[64], buf[1024], *at, *end;
+	long kb = pss_kb(root), one;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", root, root);
+	f = fopen(path, "r");
+	if (!f || kb < 0)
+		return f ? (fclose(f), -1) : -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	t->nr_kids = 0;
+	for (at = buf;; at = end) {
+		long kid = strtol(at, &end, 10);
+
+		if (end == at || t->nr_kids == TREE_MAX_KIDS)
+			break;
+		t->kids[t->nr_kids++] = kid;
+		one = pss_kb(kid);
+		if (one < 0)
+			return -1;
+		kb += one;
+	}
+	return kb * 1024.0;
+}
+
+static void tree_pre_dump(pid_t pid, void *arg)
+{
+	struct tree_run *t = arg;
+	double b = tree_pss(pid, t);
+
+	if (t->pss_before && b >= 0)
+		samples_add(t->pss_before, b);
+	mem_pre_dump(pid, &t->mem);
+}
+
+/* The killed children were adopted by the benchmark (a subreaper): reap them, so
+ * their PIDs are free for the restore. */
+static void tree_pre_restore(void *arg)
+{
+	struct tree_run *t = arg;
+
+	for (int i = 0; i < t->nr_kids; i++)
+		for (int k = 0; k < 30000 && !kill(t->kids[i], 0); k++) {
+			reap_strays();
+			usleep(100);
+		}
+	mem_pre_restore(&t->mem);
+}
+
+static void tree_post_restore(pid_t pid, void *arg)
+{
+	struct tree_run *t = arg;
+	double a = tree_pss(pid, t);
+
+	if (t->pss_after && a >= 0)
+		samples_add(t->pss_after, a);
+}
+
+static void pss_row(struct results *r, const char *group, const char *name,
+		    const struct samples *s, const struct samples *before)
+{
+	struct row *row = row_new(r, group, name);
+
+	if (!row)
+		return;
+	row->bytes = true;
+	row->s = *s;
+	if (before && s->n && before->n)
+		snprintf(row->note, sizeof(row->note), "%.2fx before",
+			 samples_median(s) / samples_median(before));
+}
+
+int case_tree(struct results *r, const char *group, size_t size, int kids)
+{
+	char bytes_arg[32], kids_arg[16], bin[512], dsz[32];
+	char *argv[] = { bin, "tree", bytes_arg, kids_arg, NULL };
+	struct series cli = { 0 };
+	struct targets tg = { TGT_NONE, 0, false };
+	struct samples before = { 0 }, after = { 0 };
+	struct mem_limits l;
+	struct tree_run warm = { { NULL, size, 1, size }, NULL, NULL, { 0 }, 0 };
+	struct tree_run run = { { &l, size, 1, size }, &before, &after, { 0 }, 0 };
+	struct hooks warm_h = { tree_pre_dump, tree_pre_restore, tree_post_restore, &warm };
+	struct hooks run_h = { tree_pre_dump, tree_pre_restore, tree_post_restore, &run };
+	int rc;
+
+	snprintf(bin, sizeof(bin), "%s/target-static", cfg.targets);
+	snprintf(bytes_arg, sizeof(bytes_arg), "%zu", size);
+	snprintf(kids_arg, sizeof(kids_arg), "%d", kids);
+	size_name(dsz, sizeof(dsz), size);
+	if (mem_limits_new(r, &l, dsz, dsz, 1, size))
+		return -1;
+	warm_up(argv, &warm_h);
+	for (int i = 0; i < cfg.runs && !interrupted; i++)
+		run_cycle(argv, VIA_CLI, &run_h, &cli);
+	rc = emit(r, group, VIA_CLI, &cli, l.write, faster(l.touch, l.populate), size, &tg);
+	pss_row(r, group, "PSS of all, before", &before, NULL);
+	pss_row(r, group, "PSS of all, after", &after, &before);
 	return rc;
 }

@@ -1,10 +1,12 @@
-/* The benchmarked process: builds its memory (idle | mem BYTES STEP | vmas N | exit), says
- * "R" on fd 3, pauses; SIGUSR1 checks its memory and exits 0 if intact. */
+/* The benchmarked process: builds its memory (idle | mem BYTES STEP | vmas N |
+ * tree BYTES KIDS | exit), says "R" on fd 3, pauses; SIGUSR1 checks its memory and
+ * exits 0 if intact (a tree's root asks each child to check its own first). */
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PAGE 4096UL
@@ -102,8 +104,60 @@ static int vmas_check(void)
 	return 0;
 }
 
+/* ---- tree BYTES KIDS: children forked after the fill, sharing it copy-on-write ---- */
+
+#define MAX_KIDS 64
+
+static pid_t kids[MAX_KIDS];
+static int nr_kids;
+
+static int tree_setup(size_t bytes, int n)
+{
+	int ready[2];
+	char c;
+
+	if (n < 1 || n > MAX_KIDS || mem_setup(bytes, 1) || pipe(ready))
+		return -1;
+	for (nr_kids = 0; nr_kids < n; nr_kids++) {
+		kids[nr_kids] = fork();
+		if (kids[nr_kids] < 0)
+			return -1;
+		if (kids[nr_kids] == 0) {
+			/* fd 3 leads to the benchmark: no child may hold it at the dump. */
+			nr_kids = 0;
+			close(3);
+			close(ready[0]);
+			if (write(ready[1], "k", 1) != 1)
+				_exit(3);
+			close(ready[1]);
+			for (;;)
+				pause();
+		}
+	}
+	close(ready[1]);
+	for (int i = 0; i < n; i++)
+		if (read(ready[0], &c, 1) != 1)
+			return -1;
+	close(ready[0]);
+	return 0;
+}
+
+static int tree_check(void)
+{
+	int st;
+
+	for (int i = 0; i < nr_kids; i++)
+		kill(kids[i], SIGUSR1);
+	for (int i = 0; i < nr_kids; i++)
+		if (waitpid(kids[i], &st, 0) != kids[i] || !WIFEXITED(st) || WEXITSTATUS(st))
+			return -1;
+	return 0;
+}
+
 static int setup(int argc, char **argv)
 {
+	if (argc >= 4 && !strcmp(argv[1], "tree"))
+		return tree_setup(strtoull(argv[2], NULL, 0), atoi(argv[3]));
 	if (argc >= 4 && !strcmp(argv[1], "mem"))
 		return mem_setup(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
 	if (argc >= 3 && !strcmp(argv[1], "vmas"))
@@ -115,6 +169,8 @@ static int setup(int argc, char **argv)
 
 static int check(void)
 {
+	if (nr_kids && tree_check())
+		return -1;
 	if (mem_base && mem_check())
 		return -1;
 	if (vmas && vmas_check())
