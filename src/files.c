@@ -255,6 +255,25 @@ static int check_all(struct dump_proc *p)
 	return 0;
 }
 
+/* Does p share this (KCMP_FILES, KCMP_FS) with its parent? Only a parent in the
+ * image can give it back. */
+static int shared_with_parent(const struct dump_proc *p, int type, const char *what,
+			      protobuf_c_boolean *has, protobuf_c_boolean *shared)
+{
+	const struct dump_ctx *ctx = p->ctx;
+	pid_t ppid = p->stat.ppid;
+
+	if (ppid <= 1 || syscall(__NR_kcmp, p->pid, ppid, type, 0, 0) != 0)
+		return 0;
+	for (size_t i = 0; i < ctx->nr_procs; i++)
+		if (ctx->procs[i]->pid == ppid && ctx->procs[i] != p && !ctx->procs[i]->zombie) {
+			*has = *shared = 1;
+			return 0;
+		}
+	return cr_err("process %d shares its %s with its parent %d, outside what is dumped",
+		      p->pid, what, ppid);
+}
+
 int files_dump_fds(struct dump_proc *p)
 {
 	int *fds = NULL;
@@ -262,7 +281,16 @@ int files_dump_fds(struct dump_proc *p)
 	Fd *items;
 
 	if (path_add_dir(p, "cwd", &p->core.cwd_file_id) ||
-	    path_add_dir(p, "root", &p->core.root_file_id) || list_fds(p->pid, &fds, &nr))
+	    path_add_dir(p, "root", &p->core.root_file_id) ||
+	    shared_with_parent(p, KCMP_FS, "cwd, root and umask (CLONE_FS)", &p->core.has_shares_fs,
+			       &p->core.shares_fs) ||
+	    shared_with_parent(p, KCMP_FILES, "fd table (CLONE_FILES)", &p->core.has_shares_files,
+			       &p->core.shares_files))
+		return -1;
+	/* Its fds are its parent's, dumped there. */
+	if (p->core.shares_files)
+		return 0;
+	if (list_fds(p->pid, &fds, &nr))
 		return -1;
 	items = calloc(nr + 1, sizeof(*items));
 	p->core.fds = calloc(nr + 1, sizeof(*p->core.fds));
@@ -488,8 +516,11 @@ int files_plan(struct restore_proc *rp, struct plan *p)
 	struct restore_ctx *ctx = rp->ctx;
 	const Core *core = rp->core;
 
-	if (plan_dirs(rp, p))
+	/* Shared with the parent, which made them (the child was made first). */
+	if (!core->shares_fs && plan_dirs(rp, p))
 		return -1;
+	if (core->shares_files)
+		return 0;
 	plan_call(p, "closing inherited fds", 0, __NR_close_range, 0, ctx->fd_base - 1, 0, 0, 0, 0);
 	if (process_plan_loginuid(rp, p) || plan_task_opened(rp, p))
 		return -1;

@@ -381,7 +381,8 @@ int process_plan(struct restore_proc *rp, struct plan *p)
 				  0, 0, 0);
 	if (c->umask > 0777)
 		return cr_err("image: invalid umask %o", c->umask);
-	plan_call(p, "umask", 0, __NR_umask, c->umask, 0, 0, 0, 0, 0);
+	if (!c->shares_fs)
+		plan_call(p, "umask", 0, __NR_umask, c->umask, 0, 0, 0, 0, 0);
 	plan_call(p, "personality", 0, __NR_personality, c->personality, 0, 0, 0, 0, 0);
 	if (c->name) {
 		char name[16] = { 0 };

@@ -564,8 +564,11 @@ void tree_plan_children(struct restore_proc *rp, struct plan *p, bool before_set
 	for (size_t i = 0; i < rp->nr_children; i++) {
 		const ProcessEntry *c = rp->children[i]->pe;
 		struct tree_node cn = node_of(c);
+		const Core *core = rp->children[i]->core;
 		uint64_t pid = c->pid;
 		struct cr_clone_args args = {
+			.flags = (core && core->shares_files ? CLONE_FILES : 0) |
+				 (core && core->shares_fs ? CLONE_FS : 0),
 			.exit_signal = c->has_exit_signal ? c->exit_signal : SIGCHLD,
 			.set_tid = plan_data(p, &pid, sizeof(pid)),
 			.set_tid_size = 1,

@@ -75,7 +75,8 @@ static int load_process(struct restore_ctx *ctx, struct restore_proc *rp)
 	if (!rp->pm)
 		return -1;
 	if (rp->core->pid != pe->pid || rp->pm->pid != pe->pid || !rp->core->mm ||
-	    rp->core->n_threads != pe->n_tids)
+	    rp->core->n_threads != pe->n_tids ||
+	    (!rp->parent && (rp->core->shares_files || rp->core->shares_fs)))
 		return cr_err("%s/%s: inconsistent process description", ctx->dir.path, name);
 	for (size_t i = 0; i < pe->n_tids; i++) {
 		const ThreadState *ts = rp->core->threads[i];

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/kcmp.h>
 
 #define READY_TIMEOUT 30.0
 #define EXIT_TIMEOUT 120.0

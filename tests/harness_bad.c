@@ -255,6 +255,41 @@ static int bad_dump_pidns_member(struct run *r)
 			    "process %d is in another pid namespace");
 }
 
+/* A process made with CLONE_FILES | CLONE_FS, dumped without the parent it shares
+ * them with: refused (its fs first), and both go on. */
+static int bad_dump_shared_fd_table(struct run *r)
+{
+	char path[600], pid[16], needle[128], *argv[] = { path, work, NULL }, *kids;
+	pid_t sharer = 0;
+
+	run_dir(r, "dump-fd-table-shared-outside", "bad");
+	snprintf(path, sizeof(path), "%s/t_share", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0 || wait_ready(r->pid, r->log))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", r->pid, r->pid);
+	kids = read_proc(path);
+	for (char *at = kids, *end; at && !sharer; at = end) {
+		long c = strtol(at, &end, 10);
+
+		if (end == at)
+			break;
+		if (syscall(SYS_kcmp, r->pid, c, KCMP_FILES, 0, 0) == 0)
+			sharer = c;
+	}
+	free(kids);
+	snprintf(path, sizeof(path), "%s/t_share", tests_dir);
+	if (!sharer)
+		return why("t_share made no child sharing its fd table");
+	snprintf(pid, sizeof(pid), "%d", sharer);
+	snprintf(needle, sizeof(needle), "(CLONE_FS) with its parent %d, outside what is dumped",
+		 r->pid);
+	if (expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--shell-job",
+				     NULL), needle))
+		return -1;
+	return victim_unharmed(r);
+}
+
 /* The parent waits in vfork; the child shares its memory (and its go). */
 static int bad_dump_vfork(struct run *r)
 {
@@ -913,6 +948,7 @@ static void run_bad_inputs(void)
 		{ "dump-tree-member-traced", bad_dump_traced_member },
 		{ "dump-tree-member-pidns", bad_dump_pidns_member },
 		{ "dump-in-vfork", bad_dump_vfork },
+		{ "dump-fd-table-shared-outside", bad_dump_shared_fd_table },
 		{ "dump-flock", bad_dump_flock },
 		{ "dump-posix-lock", bad_dump_posix_lock },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
