@@ -1,7 +1,8 @@
 /* Fuzz target: image metadata files. The input is one or more image files back to
  * back; each goes through img_check_buffer and its payload is unpacked (even with a
  * bad checksum, to reach the protobuf decoding) as the message type its header names.
- * A file table goes through every kind's checks. The last Core and PageMap are then
+ * A file table goes through every kind's checks, a process tree through the session
+ * and group rules. The last Core and PageMap are then
  * validated together, the Core's vDSO and the Inventory's CPU description go through
  * the checks restore applies to them, and each thread's xstate is converted from the
  * image's CPU layout to this CPU's. */
@@ -15,6 +16,7 @@
 #include "image.h"
 #include "log.h"
 #include "mem.h"
+#include "pstree.h"
 #include "restart.h"
 #include "thread.h"
 #include "vdso.h"
@@ -50,6 +52,19 @@ static void keep(ProtobufCMessage **slot, ProtobufCMessage *m)
 	*slot = m;
 }
 
+/* The session and group rules, on the tree as the image gives it. */
+static void check_tree(const PsTree *t)
+{
+	struct tree_node n[64];
+	size_t nr = t->n_procs < 64 ? t->n_procs : 64;
+
+	for (size_t i = 0; i < nr; i++)
+		n[i] = (struct tree_node){ t->procs[i]->pid, t->procs[i]->ppid, t->procs[i]->pgid,
+					   t->procs[i]->sid };
+	cr_err_reset();
+	tree_check(n, nr, nr & 1);
+}
+
 static void one_file(const uint8_t *buf, size_t len, struct msgs *ms)
 {
 	const ProtobufCMessageDescriptor *desc;
@@ -82,6 +97,10 @@ static void one_file(const uint8_t *buf, size_t len, struct msgs *ms)
 	case IMAGE_KIND__IMG_FILES:
 		cr_err_reset();
 		files_check_table((const FileTable *)m);
+		protobuf_c_message_free_unpacked(m, NULL);
+		break;
+	case IMAGE_KIND__IMG_PSTREE:
+		check_tree((const PsTree *)m);
 		protobuf_c_message_free_unpacked(m, NULL);
 		break;
 	default:

@@ -422,7 +422,9 @@ static int check_entry(const struct restore_ctx *ctx, const ProcessEntry *pe)
 {
 	const char *path = ctx->dir.path;
 
-	if (!id_ok(pe->pid) || !pe->n_tids || pe->tids[0] != pe->pid || pe->n_tids > 65536)
+	if (!id_ok(pe->pid) || !pe->n_tids || pe->tids[0] != pe->pid || pe->n_tids > 65536 ||
+	    !pe->pgid || pe->pgid > 0x3fffffff || !pe->sid || pe->sid > 0x3fffffff ||
+	    pe->ppid > 0x3fffffff)
 		return cr_err("%s: invalid process tree entry (PID %u)", path, pe->pid);
 	if (pe->has_exit_signal && (pe->exit_signal < 0 || pe->exit_signal > 64))
 		return cr_err("%s: process %u has an invalid exit signal", path, pe->pid);
