@@ -256,21 +256,36 @@ static int add_zombie(struct dump_ctx *ctx, pid_t pid, const struct proc_stat *s
 	return 0;
 }
 
-/* One child of a seized process: seized in turn, or recorded as a zombie. */
-static int seize_child(struct dump_ctx *ctx, pid_t pid)
+/* A child that failed a check or the seize may just have ended: then it is a zombie
+ * now, or gone (reaped at once: its parent ignores SIGCHLD). 1 if so. */
+static int ended_meanwhile(struct dump_ctx *ctx, pid_t pid)
 {
 	struct proc_stat st;
-	struct dump_proc *p;
-	pid_t sharer;
 
 	if (read_stat(pid, &st)) {
 		cr_err_reset();
-		return 0;	/* it ended and was reaped (SIGCHLD ignored) */
+		return 1;
 	}
-	if (st.state == 'Z')
-		return add_zombie(ctx, pid, &st);
-	if (process_dump_check(pid))
-		return -1;
+	if (st.state != 'Z')
+		return 0;
+	cr_err_reset();
+	return add_zombie(ctx, pid, &st) ? -1 : 1;
+}
+
+/* One child of a seized process: seized in turn, or recorded as a zombie. */
+static int seize_child(struct dump_ctx *ctx, pid_t pid)
+{
+	struct dump_proc *p;
+	pid_t sharer;
+	int ended;
+
+	ended = ended_meanwhile(ctx, pid);
+	if (ended)
+		return ended < 0 ? -1 : 0;
+	if (process_dump_check(pid)) {
+		ended = ended_meanwhile(ctx, pid);
+		return ended ? (ended < 0 ? -1 : 0) : -1;
+	}
 	sharer = vfork_lasting(pid);
 	if (sharer)
 		return vfork_error(pid, sharer);
@@ -279,12 +294,12 @@ static int seize_child(struct dump_ctx *ctx, pid_t pid)
 		return -1;
 	if (task_seize(p) == 0)
 		return 0;
-	/* Ended while cryo took it: now a zombie. */
-	if (!p->seized && !read_stat(pid, &st) && st.state == 'Z') {
-		cr_err_reset();
+	if (!p->seized) {
 		free(p);
 		ctx->nr_procs--;
-		return add_zombie(ctx, pid, &st);
+		ended = ended_meanwhile(ctx, pid);
+		if (ended)
+			return ended < 0 ? -1 : 0;
 	}
 	sharer = memory_sharing_child(pid);
 	return sharer ? (cr_err_reset(), vfork_error(pid, sharer)) : -1;

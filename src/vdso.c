@@ -588,8 +588,10 @@ static void plan_move_block(struct plan *p, const struct vdso_layout *from, int6
 	const uint64_t starts[3] = { from->vvar_start, from->vclock_start, from->vdso_start };
 	const uint64_t sizes[3] = { from->vvar_size, from->vclock_size, from->vdso_size };
 
+	/* Counting, every block counts: the running layout may have more than the
+	 * dumped one (a [vvar_vclock], say). */
 	for (int i = 0; i < 3; i++)
-		if (sizes[i] && (delta || p->counting))
+		if (p->counting || (sizes[i] && delta))
 			plan_call(p, "moving the vDSO", 0, __NR_mremap, starts[i], sizes[i], sizes[i],
 				  MREMAP_MAYMOVE | MREMAP_FIXED, starts[i] + delta, 0);
 }
