@@ -10,9 +10,17 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct proc_epoll_target *t;
+	struct proc_timerfd tf;
 	struct proc_fdinfo fi;
+	uint64_t v;
 	size_t nr;
 
+	cr_err_reset();
+	proc_fdinfo_number((const char *)data, size, "eventfd-count", 16, &v);
+	cr_err_reset();
+	if (!proc_parse_timerfd((const char *)data, size, &tf) &&
+	    (tf.clockid < 0 || tf.clockid > 64 || tf.flags > 0xffff))
+		__builtin_trap();
 	cr_err_reset();
 	if (!proc_parse_fdinfo((const char *)data, size, &fi) && fi.mnt_id < 0)
 		__builtin_trap();

@@ -1,4 +1,4 @@
-/* The kinds of open file: one file per kind (file_path.c, file_epoll.c, file_pipe.c)
+/* The kinds of open file: one file per kind (file_path.c, file_epoll.c, file_pipe.c, ...)
  * holds both halves behind these hooks; files.c keeps the fd table, sharing and
  * installing. A new kind is a new file, a FileKind value with its submessage in
  * proto/cryo.proto, and one line in files.c's list. */
@@ -51,7 +51,8 @@ struct fd_kind {
 	void (*free)(FileEntry *e);
 };
 
-extern const struct fd_kind path_kind, epoll_kind, pipe_kind;
+extern const struct fd_kind path_kind, epoll_kind, pipe_kind, eventfd_kind, signalfd_kind,
+	timerfd_kind;
 
 /* Shared by the kinds (files.c). */
 int file_table_push(struct file_table *ft, FileEntry **out);

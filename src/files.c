@@ -20,7 +20,9 @@
 #include "util.h"
 
 /* Every kind there is: a new kind is one more line here. */
-static const struct fd_kind *const kinds[] = { &path_kind, &epoll_kind, &pipe_kind };
+static const struct fd_kind *const kinds[] = {
+	&path_kind, &epoll_kind, &pipe_kind, &eventfd_kind, &signalfd_kind, &timerfd_kind,
+};
 
 static const struct fd_kind *kind_of(FileKind k)
 {
@@ -130,7 +132,7 @@ static const char *fd_kind_name(const struct stat *st, const char *link)
 	if (S_ISSOCK(st->st_mode))
 		return "a socket";
 	if (!strncmp(link, "anon_inode:", 11))
-		return "an anonymous inode (eventfd, timerfd, signalfd, ...)";
+		return "an anonymous inode of a kind cryo does not know";
 	if (S_ISCHR(st->st_mode))
 		return "a character device (terminals and devices are not supported)";
 	if (S_ISBLK(st->st_mode))

@@ -491,6 +491,88 @@ int proc_parse_status(const char *buf, size_t len, struct proc_status *st)
 	return 0;
 }
 
+int proc_fdinfo_number(const char *buf, size_t len, const char *key, int base, uint64_t *out)
+{
+	struct cursor c = { buf, buf + len };
+	size_t klen = strlen(key);
+	const char *line;
+	size_t n;
+
+	while (next_line(&c, &line, &n)) {
+		struct cursor f = { line + klen + 1, line + n };
+
+		if (n <= klen || memcmp(line, key, klen) || line[klen] != ':')
+			continue;
+		skip_spaces(&f);
+		if (base == 16 && f.end - f.p > 2 && f.p[0] == '0' && (f.p[1] == 'x' || f.p[1] == 'X'))
+			f.p += 2;
+		if (parse_uint(&f, base, out))
+			return cr_err("malformed fdinfo line '%s'", key);
+		return 1;
+	}
+	return 0;
+}
+
+/* "(sec, nsec)" after skip_spaces. */
+static int parse_timespec_pair(struct cursor *f, uint64_t *ns)
+{
+	uint64_t sec, nsec;
+
+	skip_spaces(f);
+	if (expect(f, '(') || parse_uint(f, 10, &sec) || expect(f, ','))
+		return -1;
+	skip_spaces(f);
+	if (parse_uint(f, 10, &nsec) || expect(f, ')') || nsec >= 1000000000ULL ||
+	    sec > UINT64_MAX / 1000000000ULL - 1)
+		return -1;
+	*ns = sec * 1000000000ULL + nsec;
+	return 0;
+}
+
+int proc_parse_timerfd(const char *buf, size_t len, struct proc_timerfd *t)
+{
+	struct cursor c = { buf, buf + len };
+	const char *line;
+	size_t n;
+	int have = 0;
+
+	memset(t, 0, sizeof(*t));
+	while (next_line(&c, &line, &n)) {
+		static const char *const keys[] = { "clockid:", "ticks:", "settime flags:",
+						    "it_value:", "it_interval:" };
+		uint64_t v = 0;
+		int k;
+
+		for (k = 0; k < 5; k++)
+			if (n >= strlen(keys[k]) && !memcmp(line, keys[k], strlen(keys[k])))
+				break;
+		if (k == 5)
+			continue;
+		{
+			struct cursor f = { line + strlen(keys[k]), line + n };
+			int bad;
+
+			skip_spaces(&f);
+			if (k >= 3)
+				bad = parse_timespec_pair(&f, k == 3 ? &t->value_ns : &t->interval_ns);
+			else
+				bad = parse_uint(&f, k == 2 ? 8 : 10, &v);
+			if (bad || (k == 0 && v > 64) || (k == 2 && v > 0xffff))
+				return cr_err("malformed timerfd fdinfo: %s", keys[k]);
+			if (k == 0)
+				t->clockid = v;
+			else if (k == 1)
+				t->ticks = v;
+			else if (k == 2)
+				t->flags = v;
+			have |= 1 << k;
+		}
+	}
+	if (have != 0x1f)
+		return cr_err("malformed timerfd fdinfo: fields missing");
+	return 0;
+}
+
 int proc_parse_fdinfo(const char *buf, size_t len, struct proc_fdinfo *fi)
 {
 	struct cursor c = { buf, buf + len };

@@ -91,6 +91,19 @@ struct proc_fdinfo {
 };
 
 int proc_parse_fdinfo(const char *buf, size_t len, struct proc_fdinfo *out);
+/* The number on fdinfo's "key:" line (base 8, 10 or 16, "0x" allowed for 16): 1 if
+ * found, 0 if there is no such line, -1 if it is malformed. */
+int proc_fdinfo_number(const char *buf, size_t len, const char *key, int base, uint64_t *out);
+
+/* A timerfd's fdinfo: its clock, expirations not read yet, settime flags, the time to
+ * the next expiry (0: disarmed) and the interval. */
+struct proc_timerfd {
+	int clockid;
+	uint64_t ticks;
+	uint32_t flags;
+	uint64_t value_ns, interval_ns;
+};
+int proc_parse_timerfd(const char *buf, size_t len, struct proc_timerfd *out);
 
 struct proc_epoll_target {
 	int tfd;

@@ -934,8 +934,46 @@ static void test_timers(void)
 	}
 }
 
+static void test_event_fdinfo(void)
+{
+	static const char eventfd[] = "pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1038\n"
+				      "eventfd-count:                5\neventfd-id: 1\n"
+				      "eventfd-semaphore: 1\n";
+	static const char timer[] = "pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1038\n"
+				    "clockid: 0\nticks: 3\nsettime flags: 03\n"
+				    "it_value: (3599, 28924985)\nit_interval: (1, 500)\n";
+	struct proc_timerfd t;
+	uint64_t v = 0;
+
+	unit_case();
+	CHECK(proc_fdinfo_number(eventfd, sizeof(eventfd) - 1, "eventfd-count", 16, &v) == 1 &&
+	      v == 5, "eventfd count %llu", (unsigned long long)v);
+	CHECK(proc_fdinfo_number(eventfd, sizeof(eventfd) - 1, "eventfd-semaphore", 10, &v) == 1 &&
+	      v == 1, "eventfd semaphore");
+	CHECK(proc_fdinfo_number(eventfd, sizeof(eventfd) - 1, "sigmask", 16, &v) == 0,
+	      "a line that is not there");
+	CHECK(proc_fdinfo_number("eventfd-count: zz\n", 18, "eventfd-count", 16, &v) == -1,
+	      "a malformed count");
+	CHECK(proc_fdinfo_number("sigmask:\t0000000000000800\n", 26, "sigmask", 16, &v) == 1 &&
+	      v == 0x800, "sigmask 0x%llx", (unsigned long long)v);
+	unit_case();
+	CHECK(!proc_parse_timerfd(timer, sizeof(timer) - 1, &t), "timerfd: %s", err_text());
+	CHECK(t.clockid == 0 && t.ticks == 3 && t.flags == 3 &&
+	      t.value_ns == 3599028924985ULL && t.interval_ns == 1000000500ULL,
+	      "timerfd fields: %d %llu %u %llu %llu", t.clockid, (unsigned long long)t.ticks,
+	      t.flags, (unsigned long long)t.value_ns, (unsigned long long)t.interval_ns);
+	unit_case();
+	CHECK(proc_parse_timerfd(timer, 60, &t) == -1 && err_has("fields missing"),
+	      "a cut timerfd fdinfo: %s", err_text());
+	unit_case();
+	CHECK(proc_parse_timerfd("clockid: 0\nticks: 0\nsettime flags: 0\n"
+				 "it_value: (1, 1000000000)\nit_interval: (0, 0)\n", 79, &t) == -1,
+	      "nanoseconds out of range accepted");
+}
+
 int main(void)
 {
+	test_event_fdinfo();
 	test_smaps_fixture();
 	test_maps_fixture();
 	test_smaps_unknown_flags();
