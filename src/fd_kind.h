@@ -48,11 +48,15 @@ struct fd_kind {
 	int (*plan_open)(struct restore_proc *rp, struct plan *p, const FileEntry *e);
 	/* restore: calls once the fd table is in place. */
 	int (*plan_after)(struct restore_proc *rp, struct plan *p, const Fd *f, const FileEntry *e);
+	/* restore: for FD_BY_TASK that needs every process of the tree (pidfds): the calls
+	 * in the last table opening it onto fd `lowest_free` and moving it to f->fd. */
+	int (*plan_final)(struct restore_proc *rp, struct plan *p, const Fd *f, const FileEntry *e,
+			  int lowest_free);
 	void (*free)(FileEntry *e);
 };
 
 extern const struct fd_kind path_kind, epoll_kind, pipe_kind, eventfd_kind, signalfd_kind,
-	timerfd_kind;
+	timerfd_kind, pidfd_kind, inotify_kind, opath_kind;
 
 /* Shared by the kinds (files.c). */
 int file_table_push(struct file_table *ft, FileEntry **out);

@@ -21,7 +21,8 @@
 
 /* Every kind there is: a new kind is one more line here. */
 static const struct fd_kind *const kinds[] = {
-	&path_kind, &epoll_kind, &pipe_kind, &eventfd_kind, &signalfd_kind, &timerfd_kind,
+	&opath_kind, &path_kind, &epoll_kind, &pipe_kind, &eventfd_kind, &signalfd_kind,
+	&timerfd_kind, &pidfd_kind, &inotify_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)
@@ -210,17 +211,21 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 	snprintf(what, sizeof(what), "/proc/%d/fd/%d", p->pid, fd);
 	if (stat(what, &st))
 		return cr_perr("cannot stat %s", what);
-	k = match_kind(&pr);
-	if (!k)
-		return cr_err("process %d: fd %d is %s (%s); cryo cannot restore it", p->pid, fd,
-			      fd_kind_name(&st, link), link);
 	snprintf(what, sizeof(what), "fdinfo/%d", fd);
 	txt = proc_read_pid_file(p->pid, what, &len);
 	if (!txt)
 		return -1;
 	pr.fdinfo = txt;
 	pr.fdinfo_len = len;
-	if (check_locks(p->pid, fd, link, txt) || proc_parse_fdinfo(txt, len, &fi))
+	if (proc_parse_fdinfo(txt, len, &fi))
+		goto out;
+	k = match_kind(&pr);
+	if (!k) {
+		cr_err("process %d: fd %d is %s (%s); cryo cannot restore it", p->pid, fd,
+		       fd_kind_name(&st, link), link);
+		goto out;
+	}
+	if (check_locks(p->pid, fd, link, txt))
 		goto out;
 	fd__init(out);
 	out->fd = fd;
@@ -465,7 +470,7 @@ static int plan_task_opened(struct restore_proc *rp, struct plan *p)
 
 		if (!e)
 			return cr_err("image: fd %u names unknown file %u", f->fd, f->file_id);
-		if (!by_task(rp->ctx, e))
+		if (!by_task(rp->ctx, e) || kind_of(e->kind)->plan_final)
 			continue;
 		if (kind_of(e->kind)->plan_open(rp, p, e))
 			return -1;
@@ -537,7 +542,61 @@ int files_plan(struct restore_proc *rp, struct plan *p)
 		plan_call(p, "installing an fd", 0, __NR_dup3, ctx->file_fds[e->id - 1], f->fd,
 			  f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
 	}
+	return 0;
+}
+
+static bool opened_late(const struct restore_ctx *ctx, const Fd *f)
+{
+	const FileEntry *e = file_by_id(ctx->files, f->file_id);
+
+	return by_task(ctx, e) && kind_of(e->kind)->plan_final;
+}
+
+/* The lowest fd not taken once the table is in place and the late fds before
+ * `upto` are open (fds from fd_base on are cryo's). */
+static int lowest_free_fd(const struct restore_ctx *ctx, const Core *core, size_t upto)
+{
+	for (uint32_t fd = 0;; fd++) {
+		bool taken = fd >= (uint32_t)ctx->fd_base;
+
+		for (size_t i = 0; i < core->n_fds && !taken; i++)
+			taken = core->fds[i]->fd == fd &&
+				(i < upto || !opened_late(ctx, core->fds[i]));
+		if (!taken)
+			return fd;
+	}
+}
+
+/* The fds that need the whole tree, then what the kinds do once the table is
+ * complete; the last table, before the credentials drop. */
+static int plan_late(struct restore_proc *rp, struct plan *p)
+{
+	struct restore_ctx *ctx = rp->ctx;
+	const Core *core = rp->core;
+
+	for (size_t i = 0; i < core->n_fds; i++) {
+		const Fd *f = core->fds[i];
+		const FileEntry *e = file_by_id(ctx->files, f->file_id);
+		size_t j;
+
+		if (!opened_late(ctx, f))
+			continue;
+		for (j = 0; j < i && core->fds[j]->file_id != f->file_id; j++)
+			;
+		if (j < i)
+			plan_call(p, "installing an fd", 0, __NR_dup3, core->fds[j]->fd, f->fd,
+				  f->cloexec ? O_CLOEXEC : 0, 0, 0, 0);
+		else if (kind_of(e->kind)->plan_final(rp, p, f, e, lowest_free_fd(ctx, core, i)))
+			return -1;
+	}
 	return plan_after(rp, p);
+}
+
+int files_plan_final(struct restore_proc *rp, struct plan *p)
+{
+	if (rp->core->shares_files)
+		return 0;
+	return plan_late(rp, p);
 }
 
 /* The last call of a plan: drop every fd cryo handed down. */

@@ -21,6 +21,9 @@ int files_check_table(const FileTable *ft);
 int files_open_all(struct restore_ctx *ctx);
 /* Restore: the calls that give the task exactly its fds, cwd and root. */
 int files_plan(struct restore_proc *rp, struct plan *p);
+/* In the last table: fds that need every process of the tree (pidfds), and what the
+ * kinds do once a table is complete (epoll watches). */
+int files_plan_final(struct restore_proc *rp, struct plan *p);
 /* cryo's fd for a FileTable id, or -1 with an error. */
 int files_fd(struct restore_ctx *ctx, uint32_t id);
 void files_plan_close_inherited(struct restore_ctx *ctx, struct plan *p);

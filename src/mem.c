@@ -94,6 +94,10 @@ int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why)
 		*kind = VMA_KIND__VMA_VVAR_VCLOCK;
 		return 0;
 	}
+	if (path && !strcmp(path, "/[aio] (deleted)")) {
+		*why = "it is an AIO ring (io_setup); AIO contexts are not supported";
+		return -1;
+	}
 	if (v->unknown_flags) {
 		*why = "it has a VmFlags flag this cryo does not know";
 		return -1;

@@ -865,3 +865,167 @@ int proc_parse_epoll(const char *buf, size_t len, struct proc_epoll_target **out
 	*out = v;
 	return 0;
 }
+
+/* "Pid:" of a pidfd's fdinfo: the process, -1 once it has been reaped. */
+int proc_parse_pidfd(const char *buf, size_t len, int *pid)
+{
+	struct cursor c = { buf, buf + len };
+	const char *line;
+	size_t n;
+
+	while (next_line(&c, &line, &n)) {
+		struct cursor f = { line + 4, line + n };
+		int64_t v;
+
+		if (n < 4 || memcmp(line, "Pid:", 4))
+			continue;
+		skip_spaces(&f);
+		if (parse_int(&f, &v) || f.p != f.end || v < -1 || v > 0x3fffffff)
+			return cr_err("malformed pidfd fdinfo line 'Pid'");
+		*pid = v;
+		return 0;
+	}
+	return cr_err("no 'Pid' line in a pidfd's fdinfo");
+}
+
+/* " key:HEX" of an inotify line. */
+static int inotify_field(struct cursor *c, const char *key, uint64_t *out)
+{
+	size_t klen = strlen(key);
+
+	skip_spaces(c);
+	if ((size_t)(c->end - c->p) <= klen || memcmp(c->p, key, klen) || c->p[klen] != ':')
+		return -1;
+	c->p += klen + 1;
+	return parse_uint(c, 16, out);
+}
+
+static int inotify_handle(struct cursor *c, struct proc_inotify_watch *w, uint64_t bytes)
+{
+	skip_spaces(c);
+	if (bytes > sizeof(w->handle) || c->end - c->p < 9 || memcmp(c->p, "f_handle:", 9))
+		return -1;
+	c->p += 9;
+	if ((size_t)(c->end - c->p) != 2 * bytes)
+		return -1;
+	for (size_t i = 0; i < bytes; i++) {
+		int hi = hexval(c->p[2 * i]), lo = hexval(c->p[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		w->handle[i] = hi << 4 | lo;
+	}
+	w->handle_bytes = bytes;
+	return 0;
+}
+
+static int parse_inotify_line(const char *line, size_t n, struct proc_inotify_watch *w)
+{
+	struct cursor c = { line + 8, line + n };
+	uint64_t wd, ino, sdev, mask, ignored, bytes, type;
+
+	if (inotify_field(&c, "wd", &wd) || inotify_field(&c, "ino", &ino) ||
+	    inotify_field(&c, "sdev", &sdev) || inotify_field(&c, "mask", &mask) ||
+	    inotify_field(&c, "ignored_mask", &ignored) ||
+	    inotify_field(&c, "fhandle-bytes", &bytes) ||
+	    inotify_field(&c, "fhandle-type", &type) || wd == 0 || wd > INT32_MAX ||
+	    mask > UINT32_MAX || sdev > UINT32_MAX || type > INT32_MAX ||
+	    inotify_handle(&c, w, bytes))
+		return -1;
+	w->wd = wd;
+	w->ino = ino;
+	w->sdev = sdev;
+	w->mask = mask;
+	w->handle_type = type;
+	return 0;
+}
+
+int proc_parse_inotify(const char *buf, size_t len, struct proc_inotify_watch **out, size_t *nr)
+{
+	struct cursor c = { buf, buf + len };
+	struct proc_inotify_watch *v = NULL;
+	size_t cap = 0, n;
+	const char *line;
+	int lineno = 0;
+
+	*nr = 0;
+	*out = NULL;
+	while (next_line(&c, &line, &n)) {
+		lineno++;
+		if (n < 8 || memcmp(line, "inotify ", 8))
+			continue;
+		if (cr_grow(&v, &cap, *nr + 1, sizeof(*v), 16)) {
+			free(v);
+			return -1;
+		}
+		if (parse_inotify_line(line, n, &v[*nr])) {
+			free(v);
+			*nr = 0;
+			return cr_err("malformed inotify fdinfo line %d", lineno);
+		}
+		(*nr)++;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A mountinfo path field: octal escapes (\040) undone. */
+static int mount_path(const char *p, size_t n, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+
+		if (ch == '\\' && i + 3 < n && p[i + 1] >= '0' && p[i + 1] <= '3' &&
+		    p[i + 2] >= '0' && p[i + 2] <= '7' &&
+		    p[i + 3] >= '0' && p[i + 3] <= '7') {
+			ch = (p[i + 1] - '0') << 6 | (p[i + 2] - '0') << 3 | (p[i + 3] - '0');
+			i += 3;
+		}
+		if (o + 1 >= outlen || !ch)
+			return -1;
+		out[o++] = ch;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+/* The next space-separated field of a line. */
+static bool next_field(struct cursor *c, const char **f, size_t *n)
+{
+	skip_spaces(c);
+	*f = c->p;
+	while (c->p < c->end && *c->p != ' ')
+		c->p++;
+	*n = c->p - *f;
+	return *n > 0;
+}
+
+int proc_mount_of_dev(const char *buf, size_t len, unsigned int major, unsigned int minor,
+		      char *out, size_t outlen)
+{
+	struct cursor c = { buf, buf + len };
+	const char *line;
+	size_t n;
+
+	while (next_line(&c, &line, &n)) {
+		struct cursor l = { line, line + n };
+		const char *f[5];
+		size_t fl[5];
+		char dev[32];
+		int k;
+
+		for (k = 0; k < 5 && next_field(&l, &f[k], &fl[k]); k++)
+			;
+		if (k < 5)
+			return cr_err("malformed mountinfo line");
+		if (snprintf(dev, sizeof(dev), "%u:%u", major, minor) != (int)fl[2] ||
+		    memcmp(dev, f[2], fl[2]) || fl[3] != 1 || f[3][0] != '/')
+			continue;
+		if (mount_path(f[4], fl[4], out, outlen))
+			return cr_err("malformed mountinfo mount point");
+		return 1;
+	}
+	return 0;
+}

@@ -105,6 +105,29 @@ struct proc_timerfd {
 };
 int proc_parse_timerfd(const char *buf, size_t len, struct proc_timerfd *out);
 
+/* "Pid:" of a pidfd's fdinfo (-1: the process was reaped). */
+int proc_parse_pidfd(const char *buf, size_t len, int *pid);
+
+/* One "inotify" line of an inotify fd's fdinfo. sdev is the kernel's internal dev_t
+ * (major << 20 | minor); the handle is for open_by_handle_at. */
+struct proc_inotify_watch {
+	int wd;
+	uint64_t ino;
+	uint32_t sdev;
+	uint32_t mask;
+	int handle_type;
+	uint32_t handle_bytes;
+	uint8_t handle[128];
+};
+
+/* The watches of an inotify fd's fdinfo; *out is malloc'd. */
+int proc_parse_inotify(const char *buf, size_t len, struct proc_inotify_watch **out, size_t *nr);
+
+/* The mount point of a mount of device major:minor whose root is the file system's
+ * own, from mountinfo text: 1 if found, 0 if none, -1 if malformed. */
+int proc_mount_of_dev(const char *buf, size_t len, unsigned int major, unsigned int minor,
+		      char *out, size_t outlen);
+
 struct proc_epoll_target {
 	int tfd;
 	uint32_t events;

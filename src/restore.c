@@ -244,7 +244,7 @@ static int plan_final(struct restore_proc *rp, struct plan *p)
 	for (size_t i = 0; i < rp->nr_threads; i++)
 		if (signals_plan_pending(rp, p, rp->core->threads[i]))
 			return -1;
-	if (process_plan_final(rp, p))
+	if (files_plan_final(rp, p) || process_plan_final(rp, p))
 		return -1;
 	files_plan_close_inherited(rp->ctx, p);
 	return 0;

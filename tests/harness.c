@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -543,6 +544,21 @@ static char *read_proc(const char *path)
 
 /* Until pid exists and nobody traces it (a restore let it go), reaping what the
  * harness adopts meanwhile (the dumped tree's zombies hold PIDs the restore needs). */
+/* Still one of cryo's own tasks: between clone3 and PTRACE_TRACEME a new task is
+ * untraced, but it runs cryo's binary until its memory map is set. */
+static bool still_cryo(pid_t pid)
+{
+	char path[64], exe[4096];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n < 0)
+		return true;
+	exe[n] = 0;
+	return !strcmp(exe, cryo_bin);
+}
+
 static int wait_released(pid_t pid)
 {
 	char path[64];
@@ -550,7 +566,7 @@ static int wait_released(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	for (int i = 0; i < 5000; i++) {
 		char *st = read_proc(path);
-		bool free_now = st && strstr(st, "TracerPid:\t0\n");
+		bool free_now = st && strstr(st, "TracerPid:\t0\n") && !still_cryo(pid);
 
 		free(st);
 		if (free_now)
@@ -885,6 +901,20 @@ static int run_mode(struct run *r, enum mode m)
 	}
 }
 
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* A run that passed leaves nothing behind: images of every run of every suite would
+ * fill the disk. What failed stays for reading. */
+static void remove_tree(const char *path)
+{
+	nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void run_dir(struct run *r, const char *name, const char *mode)
 {
 	snprintf(r->dir, sizeof(r->dir), "%s/%s-%s", work, name, mode);
@@ -913,6 +943,8 @@ static void run_program(const char *name, char *const argv[], enum mode m)
 	if (rc == 1 && m == MODE_KILL_CRYO)
 		return;		/* the program did not ask for it */
 	result(name, mode_names[m], rc, rc ? r.log : NULL, rc ? r.cryo_log : NULL);
+	if (!rc)
+		remove_tree(r.dir);
 }
 
 static bool selected(const char *name)
@@ -1081,6 +1113,8 @@ int main(int argc, char **argv)
 		run_real_trees();
 	run_bad_inputs();
 	reap_orphans();
+	if (!failed)
+		remove_tree(work);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

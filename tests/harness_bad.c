@@ -5,17 +5,24 @@
 
 #define CR_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Start t_basic (with an optional extra argument) and wait until it is ready. */
-static int start_victim(struct run *r, const char *name, const char *extra)
+/* Start test program `prog` (with an optional extra argument) and wait until it is
+ * ready. */
+static int start_prog_victim(struct run *r, const char *name, const char *prog,
+			     const char *extra)
 {
 	char path[600], *argv[] = { path, work, (char *)extra, NULL };
 
 	run_dir(r, name, "bad");
-	snprintf(path, sizeof(path), "%s/t_basic", tests_dir);
+	snprintf(path, sizeof(path), "%s/%s", tests_dir, prog);
 	r->pid = spawn(argv, r->log, true);
 	if (r->pid < 0)
 		return why("fork failed");
 	return wait_ready(r->pid, r->log);
+}
+
+static int start_victim(struct run *r, const char *name, const char *extra)
+{
+	return start_prog_victim(r, name, "t_basic", extra);
 }
 
 /* The last line cryo printed must be an error naming `needle`. */
@@ -308,6 +315,26 @@ static int bad_dump_vfork(struct run *r)
 		return -1;
 	kill(child, SIGUSR1);
 	return victim_unharmed(r);
+}
+
+/* A pidfd of the harness, outside the tree. */
+static int bad_dump_pidfd_outside(struct run *r)
+{
+	char needle[96];
+
+	if (start_prog_victim(r, "dump-pidfd-outside", "t_notify", "outside-pidfd"))
+		return -1;
+	snprintf(needle, sizeof(needle), "is a pidfd of process %d, outside what is dumped",
+		 getpid());
+	return dump_victim(r, r->img, needle);
+}
+
+/* inotify events queued and not read: they cannot be saved without taking them. */
+static int bad_dump_inotify_queued(struct run *r)
+{
+	if (start_prog_victim(r, "dump-inotify-queued", "t_notify", "queued-inotify"))
+		return -1;
+	return dump_victim(r, r->img, "bytes of events queued, not read yet");
 }
 
 static int bad_dump_seccomp_thread(struct run *r)
@@ -948,6 +975,8 @@ static void run_bad_inputs(void)
 		{ "dump-tree-member-traced", bad_dump_traced_member },
 		{ "dump-tree-member-pidns", bad_dump_pidns_member },
 		{ "dump-in-vfork", bad_dump_vfork },
+		{ "dump-pidfd-outside", bad_dump_pidfd_outside },
+		{ "dump-inotify-queued", bad_dump_inotify_queued },
 		{ "dump-fd-table-shared-outside", bad_dump_shared_fd_table },
 		{ "dump-flock", bad_dump_flock },
 		{ "dump-posix-lock", bad_dump_posix_lock },

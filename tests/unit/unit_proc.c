@@ -971,9 +971,66 @@ static void test_event_fdinfo(void)
 	      "nanoseconds out of range accepted");
 }
 
+static void test_pidfd_inotify_fdinfo(void)
+{
+	static const char inotify[] =
+		"pos:\t0\nflags:\t04000\nmnt_id:\t17\nino:\t1038\n"
+		"inotify wd:4 ino:a82583 sdev:fe00000 mask:4 ignored_mask:0 fhandle-bytes:8 "
+		"fhandle-type:1 f_handle:8325a8003ed636dd\n"
+		"inotify wd:1 ino:3c51a sdev:fe00001 mask:80000300 ignored_mask:0 "
+		"fhandle-bytes:8 fhandle-type:1 f_handle:1ac5030000000000\n";
+	static const char mounts[] =
+		"22 1 254:0 /srv /srv rw - ext4 /dev/vda rw\n"
+		"23 1 254:0 / /mnt/with\\040space rw - ext4 /dev/vda rw\n"
+		"24 1 0:5 / /dev rw - devtmpfs udev rw\n";
+	struct proc_inotify_watch *w;
+	char mnt[64];
+	size_t nr;
+	int pid = 0;
+
+	unit_case();
+	CHECK(!proc_parse_pidfd("pos:\t0\nPid:\t324\nNSpid:\t324\n", 29, &pid) && pid == 324,
+	      "pidfd pid %d: %s", pid, err_text());
+	CHECK(!proc_parse_pidfd("Pid:\t-1\nNSpid:\t-1\n", 18, &pid) && pid == -1,
+	      "a reaped process's pidfd: %d", pid);
+	CHECK(proc_parse_pidfd("Pid:\t-7\n", 8, &pid) == -1, "pid -7 accepted");
+	CHECK(proc_parse_pidfd("Pid:\t12x\n", 9, &pid) == -1, "a malformed pid accepted");
+	unit_case();
+	CHECK(proc_parse_pidfd("pos:\t0\n", 7, &pid) == -1 && err_has("no 'Pid'"),
+	      "no Pid line: %s", err_text());
+	unit_case();
+	CHECK(!proc_parse_inotify(inotify, sizeof(inotify) - 1, &w, &nr) && nr == 2,
+	      "inotify: %s", err_text());
+	CHECK(w[0].wd == 4 && w[0].ino == 0xa82583 && w[0].sdev == 0xfe00000 && w[0].mask == 4 &&
+	      w[0].handle_type == 1 && w[0].handle_bytes == 8 && w[0].handle[0] == 0x83 &&
+	      w[0].handle[7] == 0xdd, "first watch");
+	CHECK(w[1].wd == 1 && w[1].mask == 0x80000300 && w[1].sdev == 0xfe00001, "second watch");
+	free(w);
+	CHECK(proc_parse_inotify("inotify wd:1 ino:1 sdev:0 mask:2 ignored_mask:0 "
+				 "fhandle-bytes:8 fhandle-type:1 f_handle:1ac5\n", 89, &w, &nr) == -1,
+	      "a cut handle accepted");
+	CHECK(proc_parse_inotify("inotify wd:1 ino:1 sdev:0 mask:2 ignored_mask:0 "
+				 "fhandle-bytes:ff fhandle-type:1 f_handle:00\n", 88, &w, &nr) == -1,
+	      "a handle longer than the buffer accepted");
+	CHECK(proc_parse_inotify("inotify wd:0 ino:1 sdev:0 mask:2\n", 32, &w, &nr) == -1,
+	      "wd 0 accepted");
+	unit_case();
+	CHECK(proc_mount_of_dev(mounts, sizeof(mounts) - 1, 254, 0, mnt, sizeof(mnt)) == 1 &&
+	      !strcmp(mnt, "/mnt/with space"), "mount of 254:0: %s", mnt);
+	CHECK(proc_mount_of_dev(mounts, sizeof(mounts) - 1, 0, 5, mnt, sizeof(mnt)) == 1 &&
+	      !strcmp(mnt, "/dev"), "mount of 0:5: %s", mnt);
+	CHECK(proc_mount_of_dev(mounts, sizeof(mounts) - 1, 8, 1, mnt, sizeof(mnt)) == 0,
+	      "a device with no mount");
+	CHECK(proc_mount_of_dev("22 1 254:0\n", 11, 254, 0, mnt, sizeof(mnt)) == -1,
+	      "a cut mountinfo line accepted");
+	CHECK(proc_mount_of_dev(mounts, sizeof(mounts) - 1, 254, 0, mnt, 8) == -1,
+	      "a mount point longer than the buffer accepted");
+}
+
 int main(void)
 {
 	test_event_fdinfo();
+	test_pidfd_inotify_fdinfo();
 	test_smaps_fixture();
 	test_maps_fixture();
 	test_smaps_unknown_flags();
