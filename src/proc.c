@@ -1023,7 +1023,7 @@ int proc_mount_of_dev(const char *buf, size_t len, unsigned int major, unsigned 
 		if (snprintf(dev, sizeof(dev), "%u:%u", major, minor) != (int)fl[2] ||
 		    memcmp(dev, f[2], fl[2]) || fl[3] != 1 || f[3][0] != '/')
 			continue;
-		if (mount_path(f[4], fl[4], out, outlen))
+		if (mount_path(f[4], fl[4], out, outlen) || out[0] != '/')
 			return cr_err("malformed mountinfo mount point");
 		return 1;
 	}
