@@ -4,6 +4,7 @@
  * lock /proc/locks shows for the tree must have been seen through an fd. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -586,12 +587,20 @@ int locks_plan_posix(struct restore_proc *rp, struct plan *p)
 	if (locks_check_core(c, rp->ctx->files))
 		return -1;
 	for (size_t i = 0; i < c->n_posix_locks; i++) {
+		const FileLock *l = c->posix_locks[i];
+		char label[128];
 		struct flock fl;
+		uint64_t at;
+		int n;
 
-		to_flock(c->posix_locks[i], &fl);
-		plan_call(p, "taking a POSIX lock again (fcntl F_SETLK; held by another process "
-			  "now?)", 0, __NR_fcntl, c->posix_locks[i]->fd, F_SETLK,
-			  plan_data(p, &fl, sizeof(fl)), 0, 0, 0);
+		/* The label lives in the plan, as long as its calls. */
+		n = snprintf(label, sizeof(label), "taking its POSIX %s lock of fd %u at %llu "
+			     "again (held by another process now?)", l->write ? "write" : "read",
+			     l->fd, (unsigned long long)l->start);
+		at = plan_data(p, label, n + 1);
+		to_flock(l, &fl);
+		plan_call(p, at ? (const char *)at : "taking a POSIX lock again", 0, __NR_fcntl,
+			  l->fd, F_SETLK, plan_data(p, &fl, sizeof(fl)), 0, 0, 0);
 	}
 	return 0;
 }
