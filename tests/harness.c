@@ -998,6 +998,7 @@ static void run_real_programs(void)
 		{ "python3-compute", "/usr/bin/python3", "compute.py" },
 		{ "perl-compute", "/usr/bin/perl", "compute.pl" },
 		{ "python3-threads", "/usr/bin/python3", "pool.py" },
+		{ "python3-sqlite-transaction", "/usr/bin/python3", "sqlite_txn.py" },
 	};
 
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
