@@ -505,7 +505,9 @@ int locks_check_entry(const FileEntry *e)
 			   e->kind != FILE_KIND__FILE_REG) {
 			return cr_err("image: file %u has a bad lock (kind %d)", e->id, l->kind);
 		}
-		if (l->has_fd || !mode_allows(e->flags, l))
+		if (l->has_fd)
+			return cr_err("image: file %u has a lock naming an fd", e->id);
+		if (!mode_allows(e->flags, l))
 			return cr_err("image: file %u has a lock its open mode cannot take", e->id);
 	}
 	return 0;
