@@ -6,9 +6,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <linux/kcmp.h>
 
 #include "file_locks.h"
 #include "files.h"
@@ -278,6 +280,20 @@ static const char *unlockable(const FileEntry *e, int kind)
 	return e->kind == FILE_KIND__FILE_DIR ? "a directory" : "a file of this kind";
 }
 
+static struct dump_proc *tree_proc(struct dump_ctx *ctx, int pid);
+
+/* The process sharing p's fd table (CLONE_FILES) that took a POSIX lock; p itself, or
+ * one that has ended since, is not recorded: p takes it again. */
+static void taken_by(struct dump_proc *p, const struct proc_lock *l, FileLock *fl)
+{
+	struct dump_proc *t = tree_proc(p->ctx, l->pid);
+
+	if (!t || t == p || sys_kcmp(p->pid, t->pid, KCMP_FILES, 0, 0))
+		return;
+	fl->has_pid = 1;
+	fl->pid = t->pid;
+}
+
 static int dump_one_lock(const struct fd_probe *pr, FileEntry *e, bool new,
 			 const struct proc_lock *l)
 {
@@ -301,6 +317,7 @@ static int dump_one_lock(const struct fd_probe *pr, FileEntry *e, bool new,
 		if (push_lock(&p->core.posix_locks, &p->core.n_posix_locks, l, pr->fd))
 			return cr_err("process %d: fd %d (%s): its POSIX locks", p->pid, pr->fd,
 				      pr->link);
+		taken_by(p, l, p->core.posix_locks[p->core.n_posix_locks - 1]);
 		return seen_add(p->ctx, l);
 	}
 	/* flock and OFD locks show on every fd of the description: taken from its first. */
@@ -386,12 +403,13 @@ static int check_unseen(struct dump_ctx *ctx, const struct proc_lock *l)
 			      "(a file closed while it stays mapped?); cryo cannot restore it",
 			      l->pid, l->kind_name, l->dev_major, l->dev_minor,
 			      (unsigned long long)l->ino, v ? path : "mapped by none of the tree");
-	/* An OFD lock names no process: one on a file the tree maps may be held through
-	 * that mapping's description. */
-	if (l->pid == -1 && v)
-		return cr_err("process %d maps %s, on which an OFD lock is held through no fd of "
+	/* An OFD lock names no process, and a lock cryo took again at a restore names
+	 * that cryo, gone since: one on a file the tree maps may be held through that
+	 * mapping's description. */
+	if (v && (l->pid == -1 || (l->pid > 0 && kill(l->pid, 0) && errno == ESRCH)))
+		return cr_err("process %d maps %s, on which a %s lock is held through no fd of "
 			      "the tree (a file closed while it stays mapped?); cryo cannot tell "
-			      "whose it is", mapper->pid, path);
+			      "whose it is", mapper->pid, path, l->kind_name);
 	return 0;
 }
 
@@ -580,13 +598,43 @@ int locks_take(const FileEntry *e, int fd)
 	return 0;
 }
 
+/* Where its fd table is kept: itself, or the parent it shares it with (CLONE_FILES). */
+static const struct restore_proc *table_owner(const struct restore_proc *rp)
+{
+	while (rp->core->shares_files && rp->parent && rp->parent->core)
+		rp = rp->parent;
+	return rp;
+}
+
+/* Every lock taken by another process must name one sharing the table. */
+static int check_takers(const struct restore_proc *owner)
+{
+	const struct restore_ctx *ctx = owner->ctx;
+	const Core *c = owner->core;
+
+	for (size_t i = 0; i < c->n_posix_locks; i++) {
+		uint32_t pid = c->posix_locks[i]->pid;
+		bool found = !c->posix_locks[i]->has_pid || pid == c->pid;
+
+		for (size_t j = 0; j < ctx->nr_procs && !found; j++)
+			found = ctx->procs[j]->core && ctx->procs[j]->core->pid == pid &&
+				table_owner(ctx->procs[j]) == owner;
+		if (!found)
+			return cr_err("image: process %u has a POSIX lock taken by process %u, "
+				      "which does not share its fd table", c->pid, pid);
+	}
+	return 0;
+}
+
 /* After every fd cryo handed down is closed: closing any fd of a file drops the
- * process's POSIX locks on it. */
+ * process's POSIX locks on it. Its own, and those it took through the fd table of a
+ * parent it shares. */
 int locks_plan_posix(struct restore_proc *rp, struct plan *p)
 {
-	const Core *c = rp->core;
+	const struct restore_proc *owner = table_owner(rp);
+	const Core *c = owner->core;
 
-	if (locks_check_core(c, rp->ctx->files))
+	if (owner == rp && (locks_check_core(c, rp->ctx->files) || check_takers(rp)))
 		return -1;
 	for (size_t i = 0; i < c->n_posix_locks; i++) {
 		const FileLock *l = c->posix_locks[i];
@@ -595,6 +643,8 @@ int locks_plan_posix(struct restore_proc *rp, struct plan *p)
 		uint64_t at;
 		int n;
 
+		if ((l->has_pid ? l->pid : c->pid) != rp->core->pid)
+			continue;
 		/* The label lives in the plan, as long as its calls. */
 		n = snprintf(label, sizeof(label), "taking its POSIX %s lock of fd %u at %llu "
 			     "again (held by another process now?)", l->write ? "write" : "read",

@@ -1,17 +1,21 @@
 /* File locks held across a parent P and its child C: a flock write lock on one
  * description both share, shared flock locks on a second file through one
  * description each, POSIX read and write ranges of both on a third file (C's through
- * the description it inherited), OFD locks of both on a fourth. A second child W is
- * blocked in flock() behind P's write lock. After restore each process checks the
- * other's locks from its side (F_GETLK, F_OFD_GETLK, flock LOCK_NB on a description
- * of its own); then P unlocks and W must get the lock. */
+ * the description it inherited), OFD locks of both on a fourth. A child S sharing
+ * P's fd table (CLONE_FILES) holds a POSIX range of its own, which is P's too (one
+ * table, one owner). A child W is blocked in flock() behind P's write lock. After
+ * restore each process checks the other's locks from its side (F_GETLK, F_OFD_GETLK,
+ * flock LOCK_NB on a description of its own) and who holds them; then P unlocks and
+ * W must get the lock. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,7 +29,8 @@
 enum { F_EXCL, F_SHARED, F_POSIX, F_OFD, NR_FILES };
 static const char *const names[] = { "flock-excl", "flock-shared", "posix", "ofd" };
 static char paths[NR_FILES][512];
-static int to_c[2], from_c[2], from_w[2];
+static int to_c[2], from_c[2], from_w[2], to_s[2], from_s[2];
+static pid_t s_pid;
 
 /* A lock range; len 0: to the end. */
 struct range {
@@ -35,9 +40,10 @@ struct range {
 
 /* P's POSIX locks, then C's. */
 static const struct range p_posix[] = {
-	{ F_WRLCK, 0, 10 }, { F_RDLCK, 20, 10 }, { F_WRLCK, 100, 0 },
+	{ F_WRLCK, 0, 10 }, { F_RDLCK, 20, 10 }, { F_WRLCK, 100, 100 },
 };
 static const struct range c_posix[] = { { F_RDLCK, 20, 10 }, { F_WRLCK, 50, 10 } };
+static const struct range s_posix = { F_WRLCK, 300, 10 };
 static const struct range p_ofd = { F_WRLCK, 0, 100 }, c_ofd = { F_RDLCK, 200, 100 };
 
 static int open_file(int which)
@@ -110,7 +116,10 @@ static void child_checks(pid_t parent, int fd)
 	expect_conflict(fd, F_GETLK, 0, 5, &p_posix[0], parent, "C");
 	expect_conflict(fd, F_GETLK, 10, 10, NULL, 0, "C");
 	expect_conflict(fd, F_GETLK, 25, 1, &p_posix[1], parent, "C");
-	expect_conflict(fd, F_GETLK, 200, 1, &p_posix[2], parent, "C");
+	expect_conflict(fd, F_GETLK, 150, 1, &p_posix[2], parent, "C");
+	expect_conflict(fd, F_GETLK, 200, 100, NULL, 0, "C");
+	expect_conflict(fd, F_GETLK, 305, 1, &s_posix, s_pid, "C");
+	expect_conflict(fd, F_GETLK, 310, 0, NULL, 0, "C");
 	expect_flock(F_EXCL, LOCK_SH, false, "C");
 	expect_flock(F_SHARED, LOCK_SH, true, "C");
 	expect_flock(F_SHARED, LOCK_EX, false, "C");
@@ -132,6 +141,18 @@ static void child_c(int excl_fd, int posix_fd)
 	TL_CHECK(read(to_c[0], &c, 1) == 1 && c == 'g', "C: no go");
 	child_checks(parent, posix_fd);
 	(void)excl_fd;
+	_exit(0);
+}
+
+/* S: P's fd table is its own; its lock is taken through P's fd. */
+static void child_s(int posix_fd)
+{
+	char c;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	set_lock(posix_fd, F_SETLK, &s_posix, "S: POSIX lock");
+	TL_CHECK(write(from_s[1], "s", 1) == 1, "S: ready");
+	TL_CHECK(read(to_s[0], &c, 1) == 1 && c == 'e', "S: no end");
 	_exit(0);
 }
 
@@ -189,10 +210,15 @@ int main(int argc, char **argv)
 			 names[i], getpid());
 		unlink(paths[i]);
 	}
-	TL_CHECK(!pipe(to_c) && !pipe(from_c) && !pipe(from_w), "pipe: %s", strerror(errno));
+	TL_CHECK(!pipe(to_c) && !pipe(from_c) && !pipe(from_w) && !pipe(to_s) && !pipe(from_s), "pipe: %s", strerror(errno));
 	excl = open_file(F_EXCL);
 	posix = open_file(F_POSIX);
 	TL_CHECK(!flock(excl, LOCK_EX), "P: flock EX: %s", strerror(errno));
+	s_pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+	TL_CHECK(s_pid >= 0, "clone(CLONE_FILES): %s", strerror(errno));
+	if (s_pid == 0)
+		child_s(posix);
+	TL_CHECK(read(from_s[0], &ch, 1) == 1 && ch == 's', "S did not get ready");
 	c = fork();
 	if (c == 0)
 		child_c(excl, posix);
@@ -213,6 +239,9 @@ int main(int argc, char **argv)
 	TL_CHECK(write(to_c[1], "g", 1) == 1, "go to C");
 	TL_CHECK(waitpid(c, &status, 0) == c && WIFEXITED(status) && !WEXITSTATUS(status),
 		 "C failed (status 0x%x)", status);
+	TL_CHECK(write(to_s[1], "e", 1) == 1, "end to S");
+	TL_CHECK(waitpid(s_pid, &status, 0) == s_pid && WIFEXITED(status) && !WEXITSTATUS(status),
+		 "S failed (status 0x%x)", status);
 	/* W still waits; letting the lock go gives it to W. */
 	expect_flock(F_EXCL, LOCK_EX, false, "P");
 	TL_CHECK(!flock(excl, LOCK_UN), "P: unlock: %s", strerror(errno));
