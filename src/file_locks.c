@@ -155,24 +155,30 @@ static int parse_tokens(char **t, int n, struct proc_lock *l)
 
 int lock_parse_line(const char *s, size_t len, struct proc_lock *out)
 {
-	char buf[LOCK_LINE_MAX], *tok[LOCK_TOKENS], shown[64];
+	char buf[LOCK_LINE_MAX], *tok[LOCK_TOKENS];
 	int n;
 
 	memset(out, 0, sizeof(*out));
 	if (memchr(s, '\n', len))
 		len = (const char *)memchr(s, '\n', len) - s;
 	if (len >= sizeof(buf) || memchr(s, 0, len))
-		return cr_err("a lock line of %zu bytes, longer than any the kernel writes", len);
+		return -1;
 	memcpy(buf, s, len);
 	buf[len] = 0;
 	n = split(buf, tok);
-	if (n < 8 || parse_tokens(tok, n, out)) {
-		memcpy(buf, s, len);
-		buf[len] = 0;
-		cr_escape_line(buf, shown, sizeof(shown));
-		return cr_err("unreadable lock line '%s'", shown);
-	}
-	return 0;
+	return n < 8 || parse_tokens(tok, n, out) ? -1 : 0;
+}
+
+/* The start of a line for a message, control characters escaped. */
+static const char *shown(const char *s, size_t len, char *out, size_t outlen)
+{
+	char buf[LOCK_LINE_MAX];
+
+	len = len < sizeof(buf) - 1 ? len : sizeof(buf) - 1;
+	memcpy(buf, s, len);
+	buf[len] = 0;
+	cr_escape_line(buf, out, outlen);
+	return out;
 }
 
 int lock_to_pb(const struct proc_lock *l, FileLock *out)
@@ -181,7 +187,7 @@ int lock_to_pb(const struct proc_lock *l, FileLock *out)
 	switch (l->kind) {
 	case LC_FLOCK:
 		if (l->start || l->end != LOCK_TO_EOF)
-			return cr_err("a flock lock with a range");
+			return -1;
 		out->kind = FILE_LOCK_KIND__LOCK_FLOCK;
 		break;
 	case LC_POSIX:
@@ -191,10 +197,10 @@ int lock_to_pb(const struct proc_lock *l, FileLock *out)
 		out->kind = FILE_LOCK_KIND__LOCK_OFD;
 		break;
 	default:
-		return cr_err("a %s lock, which cryo does not restore", l->kind_name);
+		return -1;
 	}
 	if (l->unlock || !l->advisory || l->waiter)
-		return cr_err("a %s lock that is not held plainly", l->kind_name);
+		return -1;
 	out->write = l->write;
 	out->start = l->start;
 	out->len = l->end == LOCK_TO_EOF ? 0 : l->end - l->start + 1;
@@ -242,12 +248,10 @@ static int seen_add(struct dump_ctx *ctx, const struct proc_lock *l)
 	return 0;
 }
 
-static int push_lock(FileLock ***arr, size_t *nr, const struct proc_lock *l, int fd)
+static int push_lock(FileLock ***arr, size_t *nr, const FileLock *l)
 {
 	FileLock **grown, *fl;
 
-	if (*nr >= LOCKS_MAX)
-		return cr_err("more than %d locks", LOCKS_MAX);
 	fl = malloc(sizeof(*fl));
 	grown = realloc(*arr, (*nr + 1) * sizeof(**arr));
 	if (!fl || !grown) {
@@ -257,14 +261,7 @@ static int push_lock(FileLock ***arr, size_t *nr, const struct proc_lock *l, int
 		return cr_err("out of memory");
 	}
 	*arr = grown;
-	if (lock_to_pb(l, fl)) {
-		free(fl);
-		return -1;
-	}
-	if (fd >= 0) {
-		fl->has_fd = 1;
-		fl->fd = fd;
-	}
+	*fl = *l;
 	(*arr)[(*nr)++] = fl;
 	return 0;
 }
@@ -299,6 +296,7 @@ static int dump_one_lock(const struct fd_probe *pr, FileEntry *e, bool new,
 {
 	struct dump_proc *p = pr->p;
 	const char *why;
+	FileLock fl;
 
 	if (l->kind == LC_LEASE)
 		return cr_err("process %d: fd %d (%s) holds a lease (F_SETLEASE, %s); cryo does not "
@@ -310,22 +308,28 @@ static int dump_one_lock(const struct fd_probe *pr, FileEntry *e, bool new,
 	if (why)
 		return cr_err("process %d: fd %d (%s) holds a %s lock on %s; cryo restores locks "
 			      "on regular files only", p->pid, pr->fd, pr->link, l->kind_name, why);
+	if (lock_to_pb(l, &fl))
+		return cr_err("process %d: fd %d (%s) holds a %s lock with a range", p->pid, pr->fd,
+			      pr->link, l->kind_name);
 	/* A process's POSIX lock shows on each of its fds of that description. */
 	if (l->kind == LC_POSIX) {
 		if (seen_has(p->ctx->locks, l))
 			return 0;
-		if (push_lock(&p->core.posix_locks, &p->core.n_posix_locks, l, pr->fd))
-			return cr_err("process %d: fd %d (%s): its POSIX locks", p->pid, pr->fd,
-				      pr->link);
-		taken_by(p, l, p->core.posix_locks[p->core.n_posix_locks - 1]);
-		return seen_add(p->ctx, l);
+		if (p->core.n_posix_locks >= LOCKS_MAX)
+			return cr_err("process %d holds more than %d POSIX locks", p->pid, LOCKS_MAX);
+		fl.has_fd = 1;
+		fl.fd = pr->fd;
+		taken_by(p, l, &fl);
+		return push_lock(&p->core.posix_locks, &p->core.n_posix_locks, &fl) ||
+		       seen_add(p->ctx, l);
 	}
 	/* flock and OFD locks show on every fd of the description: taken from its first. */
 	if (!new)
 		return 0;
-	if (push_lock(&e->locks, &e->n_locks, l, -1))
-		return cr_err("process %d: fd %d (%s): its locks", p->pid, pr->fd, pr->link);
-	return seen_add(p->ctx, l);
+	if (e->n_locks >= LOCKS_MAX)
+		return cr_err("process %d: fd %d (%s) holds more than %d locks", p->pid, pr->fd,
+			      pr->link, LOCKS_MAX);
+	return push_lock(&e->locks, &e->n_locks, &fl) || seen_add(p->ctx, l);
 }
 
 int locks_dump_fd(const struct fd_probe *pr, FileEntry *e, bool new)
@@ -338,9 +342,12 @@ int locks_dump_fd(const struct fd_probe *pr, FileEntry *e, bool new)
 		struct proc_lock l;
 
 		if (n > 5 && !memcmp(s, "lock:", 5)) {
+			char line[64];
+
 			if (lock_parse_line(s + 5, n - 5, &l))
-				return cr_err("process %d: fd %d (%s): its fdinfo has an unreadable "
-					      "lock line", pr->p->pid, pr->fd, pr->link);
+				return cr_err("process %d: fd %d (%s): unreadable lock line in its "
+					      "fdinfo '%s'", pr->p->pid, pr->fd, pr->link,
+					      shown(s, n, line, sizeof(line)));
 			if (dump_one_lock(pr, e, new, &l))
 				return -1;
 		}
@@ -426,8 +433,11 @@ int locks_dump_check(struct dump_ctx *ctx)
 		size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
 		struct proc_lock l;
 
+		char line[64];
+
 		if (n && lock_parse_line(s, n, &l))
-			rc = cr_err("/proc/locks has an unreadable line");
+			rc = cr_err("/proc/locks: unreadable line '%s'",
+				    shown(s, n, line, sizeof(line)));
 		else if (n && !seen_take(ctx->locks, &l))
 			rc = check_unseen(ctx, &l);
 		s += n + 1;

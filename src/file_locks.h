@@ -29,9 +29,11 @@ struct proc_lock {
 	char kind_name[12];		/* as printed (POSIX, FLOCK, LEASE, ...) */
 };
 
-/* Parse one line (len bytes, no newline needed); 0, or -1 with the error recorded. */
+/* Parse one line (len bytes, no newline needed); 0, or -1 (no error recorded: the
+ * caller says where the line is from). */
 int lock_parse_line(const char *s, size_t len, struct proc_lock *out);
-/* The lock of an image (kind, write, start, len) for a parsed held lock. */
+/* The lock of an image (kind, write, start, len) for a parsed held lock; -1 (nothing
+ * recorded) for a lock of no such kind or not plainly held. */
 int lock_to_pb(const struct proc_lock *l, FileLock *out);
 
 /* Dump: the "lock:" lines of one fd (pr->fdinfo); e is its file, new the first time

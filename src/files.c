@@ -1,7 +1,8 @@
 /* The fd table: the image's file table shared by every process, each process's fds
  * (kcmp finds fds sharing an open file description), its cwd and root; each kind of
- * file behind fd_kind.h does the rest, file_locks.c the locks held through them. Restore opens every file once in cryo, above
- * the fds the task will use, and the task dup3()s them into place. */
+ * file behind fd_kind.h does the rest, file_locks.c the locks held through them.
+ * Restore opens every file once in cryo, above the fds the task will use, and the
+ * task dup3()s them into place. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -533,7 +534,8 @@ int files_plan(struct restore_proc *rp, struct plan *p)
 	return plan_after(rp, p);
 }
 
-/* The last call of a plan: drop every fd cryo handed down. */
+/* Near the end of a plan (only POSIX locks come after): drop every fd cryo handed
+ * down. */
 void files_plan_close_inherited(struct restore_ctx *ctx, struct plan *p)
 {
 	plan_call(p, "closing cryo's fds", 0, __NR_close_range, ctx->fd_base, ~0U, 0, 0, 0, 0);

@@ -77,7 +77,6 @@ static void test_parse_bad(void)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		unit_case();
 		CHECK(lock_parse_line(bad[i], strlen(bad[i]), &l) == -1, "'%s' accepted", bad[i]);
-		CHECK(err_has("lock line"), "'%s': error '%s'", bad[i], err_text());
 	}
 	unit_case();
 	memset(longline, ' ', sizeof(longline));
@@ -102,7 +101,7 @@ static void test_to_pb(void)
 	      fl.start == 100 && fl.len == 0, "OFD [100, EOF] read wrong");
 	unit_case();
 	lock_parse_line("1: LEASE  ACTIVE    READ 3 fe:00:77 0 EOF", 40, &l);
-	CHECK(lock_to_pb(&l, &fl) == -1 && err_has("LEASE"), "a lease taken: %s", err_text());
+	CHECK(lock_to_pb(&l, &fl) == -1, "a lease taken");
 	unit_case();
 	lock_parse_line("1: FLOCK  ADVISORY  WRITE 3 fe:00:77 0 EOF", 41, &l);
 	l.start = 1;
