@@ -423,9 +423,9 @@ static int bad_dump_open_dir(struct run *r)
 /* A refused dump removes the directory it made. */
 static int bad_dump_leaves_nothing(struct run *r)
 {
-	if (start_victim(r, "dump-refused-leaves-no-dir", "flock"))
+	if (start_victim(r, "dump-refused-leaves-no-dir", "lease"))
 		return -1;
-	if (dump_victim(r, r->img, "holds a file lock (FLOCK)"))
+	if (dump_victim(r, r->img, "holds a lease (F_SETLEASE"))
 		return -1;
 	if (!access(r->img, F_OK))
 		return why("the refused dump left %s behind", r->img);
