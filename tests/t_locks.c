@@ -3,10 +3,11 @@
  * description each, POSIX read and write ranges of both on a third file (C's through
  * the description it inherited), OFD locks of both on a fourth. A child S sharing
  * P's fd table (CLONE_FILES) holds a POSIX range of its own, which is P's too (one
- * table, one owner). A child W is blocked in flock() behind P's write lock. After
- * restore each process checks the other's locks from its side (F_GETLK, F_OFD_GETLK,
- * flock LOCK_NB on a description of its own) and who holds them; then P unlocks and
- * W must get the lock. */
+ * table, one owner). A child W is blocked in flock() behind P's flock write lock,
+ * and a child V in fcntl(F_SETLKW) behind P's first POSIX range. After restore each
+ * process checks the other's locks from its side (F_GETLK, F_OFD_GETLK, flock
+ * LOCK_NB on a description of its own) and who holds them; then P unlocks, and W and
+ * V must get their locks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -29,7 +30,7 @@
 enum { F_EXCL, F_SHARED, F_POSIX, F_OFD, NR_FILES };
 static const char *const names[] = { "flock-excl", "flock-shared", "posix", "ofd" };
 static char paths[NR_FILES][512];
-static int to_c[2], from_c[2], from_w[2], to_s[2], from_s[2];
+static int to_c[2], from_c[2], from_w[2], to_s[2], from_s[2], from_v[2];
 static pid_t s_pid;
 
 /* A lock range; len 0: to the end. */
@@ -167,12 +168,23 @@ static void child_w(void)
 	_exit(0);
 }
 
-/* Until /proc/locks shows W waiting for the flock write lock. */
-static void wait_blocked(pid_t w)
+/* V: blocks behind P's first POSIX range until P lets it go. */
+static void child_v(void)
 {
-	char needle[32], buf[16384];
+	int fd = open_file(F_POSIX);
 
-	snprintf(needle, sizeof(needle), "-> FLOCK  ADVISORY  WRITE %d ", w);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	set_lock(fd, F_SETLKW, &p_posix[0], "V: POSIX lock");
+	TL_CHECK(write(from_v[1], "v", 1) == 1, "V: write");
+	_exit(0);
+}
+
+/* Until /proc/locks shows `who` waiting for a write lock of this kind. */
+static void wait_blocked(pid_t who, const char *kind)
+{
+	char needle[48], buf[16384];
+
+	snprintf(needle, sizeof(needle), "-> %s  ADVISORY  WRITE %d ", kind, who);
 	for (;;) {
 		int fd = open("/proc/locks", O_RDONLY);
 		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
@@ -201,7 +213,7 @@ static void parent_checks(pid_t c, int fd)
 int main(int argc, char **argv)
 {
 	int excl, shared, posix, ofd, status;
-	pid_t c, w;
+	pid_t c, w, v;
 	char ch;
 
 	tl_init();
@@ -210,7 +222,8 @@ int main(int argc, char **argv)
 			 names[i], getpid());
 		unlink(paths[i]);
 	}
-	TL_CHECK(!pipe(to_c) && !pipe(from_c) && !pipe(from_w) && !pipe(to_s) && !pipe(from_s), "pipe: %s", strerror(errno));
+	TL_CHECK(!pipe(to_c) && !pipe(from_c) && !pipe(from_w) && !pipe(to_s) && !pipe(from_s) &&
+		 !pipe(from_v), "pipe: %s", strerror(errno));
 	excl = open_file(F_EXCL);
 	posix = open_file(F_POSIX);
 	TL_CHECK(!flock(excl, LOCK_EX), "P: flock EX: %s", strerror(errno));
@@ -232,7 +245,11 @@ int main(int argc, char **argv)
 	w = fork();
 	if (w == 0)
 		child_w();
-	wait_blocked(w);
+	wait_blocked(w, "FLOCK");
+	v = fork();
+	if (v == 0)
+		child_v();
+	wait_blocked(v, "POSIX");
 	tl_ready();
 	tl_wait_go();
 	parent_checks(c, posix);
@@ -248,6 +265,11 @@ int main(int argc, char **argv)
 	TL_CHECK(read(from_w[0], &ch, 1) == 1 && ch == 'w', "W did not get the lock");
 	TL_CHECK(waitpid(w, &status, 0) == w && WIFEXITED(status) && !WEXITSTATUS(status),
 		 "W failed (status 0x%x)", status);
+	/* So does V once P's range is free. */
+	set_lock(posix, F_SETLK, &(struct range){ F_UNLCK, 0, 10 }, "P: unlock");
+	TL_CHECK(read(from_v[0], &ch, 1) == 1 && ch == 'v', "V did not get the lock");
+	TL_CHECK(waitpid(v, &status, 0) == v && WIFEXITED(status) && !WEXITSTATUS(status),
+		 "V failed (status 0x%x)", status);
 	for (int i = 0; i < NR_FILES; i++)
 		unlink(paths[i]);
 	tl_pass();
