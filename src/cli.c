@@ -25,7 +25,7 @@ static const char usage_main[] =
 	"`cryo COMMAND -h` describes a command's options; `cryo --version` prints the version.\n";
 
 static const char usage_dump[] =
-	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [-v]\n"
+	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks] [-v]\n"
 	"\n"
 	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
 	"missing). By default the process is killed once the image is complete.\n"
@@ -35,12 +35,14 @@ static const char usage_dump[] =
 	"  -R, --leave-running   let the process continue after the dump\n"
 	"  -j, --shell-job       allow a process whose session is led outside the dump;\n"
 	"                        it is restored into the restorer's session\n"
+	"  -l, --file-locks      accepted for CRIU's command lines: file locks (flock,\n"
+	"                        POSIX, OFD) are always dumped\n"
 	"  -v                    more output (repeat for debug output)\n"
 	"  -h, --help            this text\n";
 
 static const char usage_restore[] =
 	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap=none]\n"
-	"                    [--file-validation=MODE] [--trust-image]\n"
+	"                    [--file-validation=MODE] [--trust-image] [--file-locks]\n"
 	"                    [--inherit-fd fd[N]:RESOURCE]... [-v]\n"
 	"\n"
 	"Restore the process saved in DIR with its original PID. Without -d, cryo stays\n"
@@ -63,6 +65,8 @@ static const char usage_restore[] =
 	"                        leads to outside itself, e.g. pipe:[INODE] for a pipe\n"
 	"                        whose other end was not dumped (dump's message and\n"
 	"                        'cryo show' name it)\n"
+	"  -l, --file-locks      accepted for CRIU's command lines: the image's file locks\n"
+	"                        are always restored\n"
 	"  -v                    more output (repeat for debug output)\n"
 	"  -h, --help            this text\n";
 
@@ -139,13 +143,14 @@ static int cmd_dump(int argc, char **argv)
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "leave-running", no_argument, 0, 'R' },
 		{ "shell-job", no_argument, 0, 'j' },
+		{ "file-locks", no_argument, 0, 'l' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	struct cryo_dump_opts o = { 0 };
 	int c, verbose = 0;
 
-	while ((c = getopt_long(argc, argv, "t:D:Rjvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:D:Rjlvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (parse_pid(optarg, &o.pid))
@@ -159,6 +164,8 @@ static int cmd_dump(int argc, char **argv)
 			break;
 		case 'j':
 			o.shell_job = true;
+			break;
+		case 'l':	/* always on */
 			break;
 		case 'v':
 			verbose++;
@@ -220,6 +227,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "file-validation", required_argument, 0, OPT_FILE_VALIDATION },
 		{ "trust-image", no_argument, 0, OPT_TRUST },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT },
+		{ "file-locks", no_argument, 0, 'l' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -227,7 +235,7 @@ static int cmd_restore(int argc, char **argv)
 	int c, verbose = 0;
 	pid_t root;
 
-	while ((c = getopt_long(argc, argv, "D:djvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "D:djlvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'D':
 			o.dir = optarg;
@@ -237,6 +245,8 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case 'j':
 			o.shell_job = true;
+			break;
+		case 'l':	/* always on */
 			break;
 		case OPT_PIDFILE:
 			o.pidfile = optarg;

@@ -13,6 +13,7 @@
 
 #include "cpu.h"
 #include "cryo.h"
+#include "file_locks.h"
 #include "files.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -225,6 +226,7 @@ static void dump_proc_free(struct dump_proc *p)
 
 static void dump_ctx_free(struct dump_ctx *ctx)
 {
+	locks_dump_free(ctx);
 	files_table_free(&ctx->files);
 	for (size_t i = 0; i < ctx->shmem.nr; i++) {
 		ShmemObject *o = ctx->shmem.objs[i];
@@ -259,6 +261,8 @@ static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		if (!ctx->procs[i]->zombie && collect(ctx->procs[i]))
 			return -1;
+	if (locks_dump_check(ctx))
+		return -1;
 	if (!opts->leave_running)
 		for (size_t i = 0; i < ctx->nr_procs; i++)
 			if (!ctx->procs[i]->zombie && task_park_for_kill(ctx->procs[i]))

@@ -1,7 +1,8 @@
 /* The fd table: the image's file table shared by every process, each process's fds
  * (kcmp finds fds sharing an open file description), its cwd and root; each kind of
- * file behind fd_kind.h does the rest. Restore opens every file once in cryo, above
- * the fds the task will use, and the task dup3()s them into place. */
+ * file behind fd_kind.h does the rest, file_locks.c the locks held through them.
+ * Restore opens every file once in cryo, above the fds the task will use, and the
+ * task dup3()s them into place. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "cryo.h"
 #include "fd_kind.h"
+#include "file_locks.h"
 #include "files.h"
 #include "log.h"
 #include "process.h"
@@ -156,21 +158,6 @@ static int read_link(pid_t pid, const char *what, char *buf, size_t len)
 	return 0;
 }
 
-/* fdinfo lists the locks held through the fd ("lock:\t1: FLOCK  ADVISORY  WRITE ...");
- * restore would silently drop them. */
-static int check_locks(pid_t pid, int fd, const char *link, const char *fdinfo)
-{
-	const char *l = strstr(fdinfo, "\nlock:");
-	char kind[16] = "";
-
-	if (!l)
-		return 0;
-	if (sscanf(l, "\nlock: %*d: %15s", kind) != 1)
-		strcpy(kind, "unknown kind");
-	return cr_err("process %d: fd %d (%s) holds a file lock (%s); file locks are not "
-		      "supported yet", pid, fd, link, kind);
-}
-
 static const struct fd_kind *match_kind(const struct fd_probe *pr)
 {
 	for (size_t i = 0; i < CR_ARRAY_SIZE(kinds); i++)
@@ -203,6 +190,7 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 	const struct fd_kind *k;
 	size_t len;
 	char *txt;
+	bool new;
 	int rc = -1;
 
 	snprintf(what, sizeof(what), "fd/%d", fd);
@@ -225,13 +213,15 @@ static int dump_one_fd(struct dump_proc *p, int fd, Fd *out)
 		       fd_kind_name(&st, link), link);
 		goto out;
 	}
-	if (check_locks(p->pid, fd, link, txt))
-		goto out;
 	fd__init(out);
 	out->fd = fd;
 	out->cloexec = !!(fi.flags & O_CLOEXEC);
 	out->file_id = file_find_shared(&p->ctx->files, p->pid, fd, &st);
-	rc = out->file_id ? 0 : new_entry(&pr, k, out);
+	new = !out->file_id;
+	rc = new ? new_entry(&pr, k, out) : 0;
+	/* The locks held through it (fdinfo's "lock:" lines). */
+	if (!rc)
+		rc = locks_dump_fd(&pr, p->ctx->files.files[out->file_id - 1], new);
 out:
 	free(txt);
 	return rc;
@@ -339,6 +329,7 @@ void files_table_free(struct file_table *ft)
 
 		if (k)
 			k->free(ft->files[i]);
+		locks_free_entry(ft->files[i]);
 		free(ft->files[i]);
 	}
 	free(ft->files);
@@ -399,7 +390,7 @@ int files_check_table(const FileTable *ft)
 		if (!k)
 			return cr_err("image: file %u is of a kind this cryo does not know (%d)",
 				      e->id, e->kind);
-		if (k->check(e))
+		if (k->check(e) || locks_check_entry(e))
 			return -1;
 	}
 	return 0;
@@ -417,7 +408,8 @@ static int open_entry(struct restore_ctx *ctx, size_t i)
 	if (fd < 0)
 		return -1;
 	ctx->file_fds[i] = fd;
-	return 0;
+	/* Before any process exists: a lock taken since the dump is found here. */
+	return locks_take(e, fd);
 }
 
 /* As the restored process would (fsuid, fsgid, groups): see docs/SECURITY.md. */
@@ -599,7 +591,8 @@ int files_plan_final(struct restore_proc *rp, struct plan *p)
 	return plan_late(rp, p);
 }
 
-/* The last call of a plan: drop every fd cryo handed down. */
+/* Near the end of a plan (only POSIX locks come after): drop every fd cryo handed
+ * down. */
 void files_plan_close_inherited(struct restore_ctx *ctx, struct plan *p)
 {
 	plan_call(p, "closing cryo's fds", 0, __NR_close_range, ctx->fd_base, ~0U, 0, 0, 0, 0);

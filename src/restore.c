@@ -14,6 +14,7 @@
 
 #include "cpu.h"
 #include "cryo.h"
+#include "file_locks.h"
 #include "files.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -247,7 +248,8 @@ static int plan_final(struct restore_proc *rp, struct plan *p)
 	if (files_plan_final(rp, p) || process_plan_final(rp, p))
 		return -1;
 	files_plan_close_inherited(rp->ctx, p);
-	return 0;
+	/* Only now: closing any fd of a file drops the process's POSIX locks on it. */
+	return locks_plan_posix(rp, p);
 }
 
 /* Every table of the plan; run twice, counting then for real, so size and content

@@ -44,6 +44,7 @@ struct dump_ctx {
 	struct shmem_table shmem;
 	struct dump_proc **procs;	/* the tree, parents first; procs[0] the root */
 	size_t nr_procs, cap_procs;
+	void *locks;			/* file_locks.c's locks seen through fds */
 };
 
 struct dump_proc {

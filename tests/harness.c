@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -1029,6 +1030,7 @@ static void run_real_programs(void)
 		{ "python3-compute", "/usr/bin/python3", "compute.py" },
 		{ "perl-compute", "/usr/bin/perl", "compute.pl" },
 		{ "python3-threads", "/usr/bin/python3", "pool.py" },
+		{ "python3-sqlite-transaction", "/usr/bin/python3", "sqlite_txn.py" },
 	};
 
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {

@@ -190,18 +190,67 @@ out:
 	return rc;
 }
 
-static int bad_dump_flock(struct run *r)
+/* A flock taken through a file then closed but still mapped: no fd shows it. */
+static int bad_dump_lock_mapped(struct run *r)
 {
-	if (start_victim(r, "dump-flock", "flock"))
+	char needle[64];
+
+	if (start_victim(r, "dump-lock-mapped", "flock-mapped"))
 		return -1;
-	return dump_victim(r, r->img, "holds a file lock (FLOCK)");
+	snprintf(needle, sizeof(needle), "process %d holds a FLOCK lock", r->pid);
+	return dump_victim(r, r->img, needle) ||
+	       expect_error(r, 1, "through no open fd (a file closed while it stays mapped?)");
 }
 
-static int bad_dump_posix_lock(struct run *r)
+static int bad_dump_lease(struct run *r)
 {
-	if (start_victim(r, "dump-posix-lock", "lockf"))
+	if (start_victim(r, "dump-lease", "lease"))
 		return -1;
-	return dump_victim(r, r->img, "holds a file lock (POSIX)");
+	return dump_victim(r, r->img, "holds a lease (F_SETLEASE");
+}
+
+/* The victim's lock (flock or lockf) is taken by the harness between dump and
+ * restore: restore refuses and leaves nothing; once it is free, restore works. */
+static int lock_taken(struct run *r, const char *name, const char *how, const char *needle)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	char path[700];
+	int fd, rc = -1;
+
+	if (start_victim(r, name, how) || step_dump(r, r->img, false))
+		return -1;
+	snprintf(path, sizeof(path), "%s/basic-lock-%d", work, r->pid);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return why("open %s: %s", path, strerror(errno));
+	if (!strcmp(how, "flock") ? flock(fd, LOCK_EX | LOCK_NB) : fcntl(fd, F_SETLK, &fl)) {
+		why("the harness cannot take the lock on %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+		goto out;
+	if (!kill(r->pid, 0)) {
+		why("a refused restore left process %d behind", r->pid);
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	rc = step_restore_detached(r, r->img) || victim_unharmed(r);
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static int bad_restore_flock_taken(struct run *r)
+{
+	return lock_taken(r, "restore-flock-taken", "flock",
+			  "flock write lock is held by another process now");
+}
+
+static int bad_restore_posix_lock_taken(struct run *r)
+{
+	return lock_taken(r, "restore-posix-lock-taken", "lockf", "taking its POSIX write lock of fd 3 at 0 again");
 }
 
 /* The victim's first child, from its children file. */
@@ -401,9 +450,9 @@ static int bad_dump_open_dir(struct run *r)
 /* A refused dump removes the directory it made. */
 static int bad_dump_leaves_nothing(struct run *r)
 {
-	if (start_victim(r, "dump-refused-leaves-no-dir", "flock"))
+	if (start_victim(r, "dump-refused-leaves-no-dir", "lease"))
 		return -1;
-	if (dump_victim(r, r->img, "holds a file lock (FLOCK)"))
+	if (dump_victim(r, r->img, "holds a lease (F_SETLEASE"))
 		return -1;
 	if (!access(r->img, F_OK))
 		return why("the refused dump left %s behind", r->img);
@@ -978,8 +1027,10 @@ static void run_bad_inputs(void)
 		{ "dump-pidfd-outside", bad_dump_pidfd_outside },
 		{ "dump-inotify-queued", bad_dump_inotify_queued },
 		{ "dump-fd-table-shared-outside", bad_dump_shared_fd_table },
-		{ "dump-flock", bad_dump_flock },
-		{ "dump-posix-lock", bad_dump_posix_lock },
+		{ "dump-lock-closed-but-mapped", bad_dump_lock_mapped },
+		{ "dump-lease", bad_dump_lease },
+		{ "restore-flock-taken", bad_restore_flock_taken },
+		{ "restore-posix-lock-taken", bad_restore_posix_lock_taken },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
 		{ "dump-dir-is-a-link", bad_dump_dir_link },
 		{ "dump-planted-link", bad_dump_planted_link },

@@ -1,7 +1,7 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
- * ("child", "pidns-child", "vfork", "thread", "flock", "lockf", "seccomp-thread", "map",
- * "nobody", "proc", "dead-cwd"), for the bad-input cases. */
+ * ("child", "pidns-child", "vfork", "thread", "flock", "lockf", "flock-mapped", "lease",
+ * "seccomp-thread", "map", "nobody", "proc", "dead-cwd"), for the bad-input cases. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -24,16 +24,36 @@
 
 static char static_data[64 << 10];
 
-/* Hold a lock on a file in the work directory: flock or POSIX (lockf). */
+/* Hold a lock on a file in the work directory: flock or POSIX (lockf); a flock on a
+ * file then closed but still mapped ("flock-mapped", what a JVM does with its
+ * hsperfdata file); a read lease ("lease"). */
 static void lock_file(const char *dir, const char *how)
 {
 	char path[512];
-	int fd;
+	int fd, rc;
 
 	snprintf(path, sizeof(path), "%s/basic-lock-%d", dir, getpid());
 	fd = open(path, O_RDWR | O_CREAT, 0644);
-	if (fd < 0 || (!strcmp(how, "flock") ? flock(fd, LOCK_EX) : lockf(fd, F_LOCK, 0)))
-		tl_fail("cannot lock %s", path);
+	if (fd < 0 || ftruncate(fd, 4096) < 0)
+		tl_fail("cannot open %s", path);
+	/* A read lease needs a file nobody has open for writing. */
+	if (!strcmp(how, "lease")) {
+		close(fd);
+		fd = open(path, O_RDONLY);
+	}
+	if (!strcmp(how, "lockf"))
+		rc = lockf(fd, F_LOCK, 0);
+	else if (!strcmp(how, "lease"))
+		rc = fcntl(fd, F_SETLEASE, F_RDLCK);
+	else
+		rc = flock(fd, LOCK_EX);
+	if (fd < 0 || rc)
+		tl_fail("cannot lock %s: %s", path, strerror(errno));
+	if (!strcmp(how, "flock-mapped")) {
+		if (mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED)
+			tl_fail("cannot map %s", path);
+		close(fd);
+	}
 }
 
 static void *idle_thread(void *arg)
@@ -158,7 +178,8 @@ int main(int argc, char **argv)
 				pause();
 		}
 	}
-	if (!strcmp(extra, "flock") || !strcmp(extra, "lockf"))
+	if (!strcmp(extra, "flock") || !strcmp(extra, "lockf") || !strcmp(extra, "lease") ||
+	    !strcmp(extra, "flock-mapped"))
 		lock_file(argv[1], extra);
 	if (!strcmp(extra, "thread"))
 		pthread_create(&th, NULL, idle_thread, NULL);
