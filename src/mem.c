@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "ipc.h"
 #include "log.h"
 #include "mem.h"
 #include "sys.h"
@@ -868,6 +869,12 @@ int mem_dump(struct dump_proc *p)
 
 		if ((v->path && !strcmp(v->path, "[vsyscall]")) || (proxied && real_special(v)))
 			continue;
+		/* System V attachments are the process's core's, not VMAs (ipc_sysv.c). */
+		if (ipc_shm_vma(v)) {
+			if (ipc_dump_shm_vma(p, v))
+				goto out;
+			continue;
+		}
 		if (classify(v, &kinds[i], &why)) {
 			if (v->unknown_flags)
 				cr_err("process %d: cannot dump mapping 0x%lx-0x%lx (%s): VmFlags "
