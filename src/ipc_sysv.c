@@ -374,6 +374,17 @@ static int shm_add(struct dump_proc *p, const struct proc_vma *v, int id,
 	return shm_save_contents(p, v, s);
 }
 
+/* One VMA for the whole segment: anything else is refused. */
+static bool attached_whole(struct dump_proc *p, const struct proc_vma *v, uint64_t size)
+{
+	if (!v->pgoff && v->end - v->start == size)
+		return true;
+	cr_err("process %d: System V segment %llu is attached in part at 0x%lx (split by "
+	       "mprotect or munmap), which cryo does not restore", p->pid,
+	       (unsigned long long)v->ino, (unsigned long)v->start);
+	return false;
+}
+
 static int shm_find(struct dump_proc *p, const struct proc_vma *v, size_t *at)
 {
 	struct ipc_dump *d = dump_state(p->ctx);
@@ -393,10 +404,8 @@ static int shm_find(struct dump_proc *p, const struct proc_vma *v, size_t *at)
 	if (ds.shm_perm.mode & SHM_LOCKED)
 		return cr_err("process %d: System V segment %d is locked in memory (SHM_LOCK), "
 			      "which cryo does not restore", p->pid, id);
-	if (v->end - v->start != CR_ALIGN_UP((uint64_t)ds.shm_segsz, CR_PAGE_SIZE))
-		return cr_err("process %d: System V segment %d is attached in part at 0x%lx "
-			      "(split by mprotect or munmap), which cryo does not restore",
-			      p->pid, id, (unsigned long)v->start);
+	if (!attached_whole(p, v, CR_ALIGN_UP((uint64_t)ds.shm_segsz, CR_PAGE_SIZE)))
+		return -1;
 	return shm_add(p, v, id, &ds, at);
 }
 
@@ -405,11 +414,12 @@ int ipc_dump_shm_vma(struct dump_proc *p, const struct proc_vma *v)
 	SysvShmAttach *a, **n;
 	size_t at = 0;
 
-	if (v->unknown_flags || (v->vm_flags & ~SHM_VMFLAGS) || v->pgoff)
-		return cr_err("process %d: System V segment %llu at 0x%lx: VmFlags or an offset "
-			      "cryo does not restore", p->pid, (unsigned long long)v->ino,
-			      (unsigned long)v->start);
+	if (v->unknown_flags || (v->vm_flags & ~SHM_VMFLAGS))
+		return cr_err("process %d: System V segment %llu at 0x%lx: VmFlags cryo does not "
+			      "restore", p->pid, (unsigned long long)v->ino, (unsigned long)v->start);
 	if (shm_find(p, v, &at))
+		return -1;
+	if (!attached_whole(p, v, ((struct ipc_dump *)p->ctx->ipc)->t.shm[at]->data->size))
 		return -1;
 	n = realloc(p->core.shm_attachments, (p->core.n_shm_attachments + 1) * sizeof(*n));
 	if (!n)

@@ -4,9 +4,11 @@
  * restore from inside: ids and keys, attach addresses and modes, contents, sharing
  * between the two processes, values, the messages in order. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -23,7 +25,7 @@
 static int shm_key, sem_key, msg_key;
 static int shmid, privid, semid, msgid;
 static unsigned char *rw, *ro, *priv;
-static int to_child[2], from_child[2];
+static int to_child[2];
 
 union semun {
 	int val;
@@ -112,6 +114,7 @@ static void child(void)
 {
 	char c;
 
+	close(to_child[1]);	/* the parent's end: EOF if the harness kills it */
 	TL_CHECK(read(to_child[0], &c, 1) == 1, "child: token");
 	TL_CHECK(tl_verify(rw, 4096, SEED) < 0 && tl_verify(ro, 4096, SEED) < 0,
 		 "child: the segment's contents changed");
@@ -180,8 +183,9 @@ static void check_msg(void)
 		 "the queue has more messages");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	bool split = argc > 2 && !strcmp(argv[2], "split");
 	int status;
 	pid_t kid;
 
@@ -191,13 +195,19 @@ int main(void)
 	msg_key = 0x5e000000 | getpid();
 	remove_leftovers();
 	setup();
-	TL_CHECK(!pipe(to_child) && !pipe(from_child), "pipe");
+	TL_CHECK(!pipe(to_child), "pipe");
 	kid = fork();
 	TL_CHECK(kid >= 0, "fork");
 	if (kid == 0)
 		child();
+	close(to_child[0]);
+	/* Bad case: part of an attachment made read-only splits it. */
+	if (split)
+		TL_CHECK(!mprotect(rw + 4096, 4096, PROT_READ), "mprotect");
 	tl_ready();
 	tl_wait_go();
+	if (split)
+		tl_pass();
 	check_shm();
 	check_sem();
 	check_msg();
