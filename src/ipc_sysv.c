@@ -2,6 +2,7 @@
  * attach addresses), semaphore sets and message queues a process of the tree last
  * operated on (values, queued messages), restored with their keys and ids. */
 #include <errno.h>
+#include <linux/kcmp.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ipc.h"
@@ -610,11 +612,47 @@ static int shm_check_outside(struct ipc_dump *d)
 	return 0;
 }
 
+/* SEM_UNDO adjustments live in a per-process undo list the kernel shows nowhere; kcmp
+ * only tells whether a process has such a list, compared with a fresh child of cryo's
+ * that has none. A list also comes with threads (CLONE_SYSVSEM makes one, empty), so
+ * the test is made only when the tree uses semaphore sets: then any list is refused. */
+static int check_no_undo(const struct dump_ctx *ctx)
+{
+	pid_t ref = fork();
+	int rc = 0;
+
+	if (ref < 0)
+		return cr_perr("fork");
+	if (ref == 0) {
+		pause();
+		_exit(0);
+	}
+	for (size_t i = 0; !rc && i < ctx->nr_procs; i++) {
+		const struct dump_proc *p = ctx->procs[i];
+		long same;
+
+		if (p->zombie)
+			continue;
+		same = sys_kcmp(ref, p->pid, KCMP_SYSVSEM, 0, 0);
+		if (same < 0)
+			rc = cr_perr("process %d: cannot compare its semaphore undo list (kcmp)",
+				     p->pid);
+		else if (same)
+			rc = cr_err("process %d: it has a semaphore undo list (from SEM_UNDO, or "
+				    "threads) and the tree uses System V semaphores; its "
+				    "adjustments cannot be read, so they would be lost", p->pid);
+	}
+	kill(ref, SIGKILL);
+	waitpid(ref, NULL, 0);
+	return rc;
+}
+
 int ipc_dump(struct dump_ctx *ctx)
 {
 	struct ipc_dump *d = dump_state(ctx);
 
-	if (!d || shm_check_outside(d) || sem_scan(ctx, d) || msg_scan(ctx, d))
+	if (!d || shm_check_outside(d) || sem_scan(ctx, d) || msg_scan(ctx, d) ||
+	    (d->t.n_sem && check_no_undo(ctx)))
 		return -1;
 	if (d->t.n_shm || d->t.n_sem || d->t.n_msg)
 		pr_info("System V IPC: %zu segment%s, %zu semaphore set%s, %zu message queue%s",

@@ -995,6 +995,13 @@ static int bad_dump_sysv_split(struct run *r)
 	return dump_victim(r, r->img, "is attached in part");
 }
 
+static int bad_dump_sysv_undo(struct run *r)
+{
+	if (start_sysv(r, "dump-sysv-sem-undo", "undo"))
+		return -1;
+	return dump_victim(r, r->img, "it has a semaphore undo list");
+}
+
 /* Dumped and killed, then what it had is replaced by another's: refused naming it,
  * nothing left made. */
 static int sysv_taken(struct run *r, const char *name, bool same_id, const char *needle)
@@ -1095,6 +1102,7 @@ static void run_bad_inputs(void)
 		{ "image-size-sparse", image_size_sparse },
 		{ "dump-sysv-attached-outside", bad_dump_sysv_outside },
 		{ "dump-sysv-split", bad_dump_sysv_split },
+		{ "dump-sysv-sem-undo", bad_dump_sysv_undo },
 		{ "restore-sysv-key-taken", bad_restore_sysv_key_taken },
 		{ "restore-sysv-id-taken", bad_restore_sysv_id_taken },
 	};

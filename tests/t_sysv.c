@@ -186,6 +186,7 @@ static void check_msg(void)
 int main(int argc, char **argv)
 {
 	bool split = argc > 2 && !strcmp(argv[2], "split");
+	bool undo = argc > 2 && !strcmp(argv[2], "undo");
 	int status;
 	pid_t kid;
 
@@ -204,9 +205,12 @@ int main(int argc, char **argv)
 	/* Bad case: part of an attachment made read-only splits it. */
 	if (split)
 		TL_CHECK(!mprotect(rw + 4096, 4096, PROT_READ), "mprotect");
+	/* Bad case: an adjustment the kernel would undo at exit. */
+	if (undo)
+		TL_CHECK(!semop(semid, &(struct sembuf){ 0, -1, SEM_UNDO }, 1), "semop");
 	tl_ready();
 	tl_wait_go();
-	if (split)
+	if (split || undo)
 		tl_pass();
 	check_shm();
 	check_sem();
