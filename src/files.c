@@ -21,7 +21,9 @@
 
 /* Every kind there is: a new kind is one more line here. */
 static const struct fd_kind *const kinds[] = {
-	&path_kind, &epoll_kind, &pipe_kind, &eventfd_kind, &signalfd_kind, &timerfd_kind,
+	/* mqueue before path: a queue is a regular file to stat. */
+	&mqueue_kind, &path_kind, &epoll_kind, &pipe_kind, &eventfd_kind, &signalfd_kind,
+	&timerfd_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)

@@ -24,14 +24,16 @@ void ipc_dump_free(struct dump_ctx *ctx);
 
 /* Read ipc.img (if any) and check it with every process's attachments. */
 int ipc_load(struct restore_ctx *ctx);
-/* Make (or take back, when left by the dumped tree) every object with its id. After
- * the image's PIDs are known free. */
+/* Make (or take back, when left by the dumped tree) every object with its id, and
+ * refill the POSIX message queues (file_mqueue.c). After the image's PIDs are known
+ * free, before the tree is made. */
 int ipc_restore_objects(struct restore_ctx *ctx);
 /* The shmat calls of a process, once its memory is in place. */
 void ipc_plan_attach(struct restore_proc *rp, struct plan *p);
 /* Its attachments, busy for the plans and the vDSO. */
 int ipc_add_busy(const struct restore_proc *rp, struct ranges *busy);
-/* Success: segments that were destroyed go again. Failure: what was made goes. */
+/* Success: segments that were destroyed go again. Failure: what was made goes (the
+ * message queues' too). */
 void ipc_restore_finish(struct restore_ctx *ctx, bool ok);
 
 /* ---- pure helpers (unit-tested, fuzzed) ---- */

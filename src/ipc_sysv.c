@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fd_kind.h"
 #include "ipc.h"
 #include "log.h"
 #include "mem.h"
@@ -982,6 +983,8 @@ int ipc_restore_objects(struct restore_ctx *ctx)
 	struct ipc_restore *r = ctx->ipc;
 	const IpcTable *t = r ? r->t : NULL;
 
+	if (mqueue_restore_contents(ctx))
+		return -1;
 	if (!t)
 		return 0;
 	for (size_t i = 0; i < t->n_shm; i++)
@@ -1080,6 +1083,7 @@ void ipc_restore_finish(struct restore_ctx *ctx, bool ok)
 	struct ipc_restore *r = ctx->ipc;
 	const IpcTable *t = r ? r->t : NULL;
 
+	mqueue_restore_finish(ctx, ok);
 	for (size_t i = 0; t && i < t->n_shm; i++)
 		if (ok ? t->shm[i]->destroyed : r->shm_made[i])
 			shmctl(t->shm[i]->perm->id, IPC_RMID, NULL);

@@ -105,6 +105,14 @@ struct proc_timerfd {
 };
 int proc_parse_timerfd(const char *buf, size_t len, struct proc_timerfd *out);
 
+/* What reading a POSIX message queue gives, "QSIZE:n NOTIFY:n SIGNO:n NOTIFY_PID:n":
+ * bytes queued and the notification registered (notify_pid 0: none). */
+struct proc_mq_status {
+	uint64_t qsize;
+	int64_t notify, signo, notify_pid;
+};
+int proc_parse_mq_status(const char *buf, size_t len, struct proc_mq_status *out);
+
 struct proc_epoll_target {
 	int tfd;
 	uint32_t events;

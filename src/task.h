@@ -95,6 +95,7 @@ struct restore_ctx {
 	struct trust trust;
 	void *pipes;			/* file_pipe.c's pipes made so far */
 	void *ipc;			/* ipc_sysv.c's System V objects */
+	void *mqueues;			/* file_mqueue.c's queues made or taken back */
 	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
 	size_t nr_inherit;
 	uint32_t *tree_pids;		/* every PID and TID of the image */
