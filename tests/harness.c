@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <mqueue.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>

@@ -1055,6 +1055,87 @@ static int bad_restore_sysv_id_taken(struct run *r)
 	return sysv_taken(r, "restore-sysv-id-taken", true, "is another shared memory segment");
 }
 
+/* ---- POSIX message queues (t_mqueue) ---- */
+
+static int start_mqueue(struct run *r, const char *name, const char *extra)
+{
+	char path[600], *argv[] = { path, work, (char *)extra, NULL };
+
+	run_dir(r, name, "bad");
+	snprintf(path, sizeof(path), "%s/t_mqueue", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	return wait_ready(r->pid, r->log);
+}
+
+static void mqueue_name(char *buf, size_t len, pid_t pid)
+{
+	snprintf(buf, len, "/cryo-t-mq-%d", pid);
+}
+
+static int bad_dump_mqueue_notify(struct run *r)
+{
+	if (start_mqueue(r, "dump-mqueue-notify", "notify"))
+		return -1;
+	return dump_victim(r, r->img, "has a notification registered (mq_notify)");
+}
+
+static int bad_dump_mqueue_full(struct run *r)
+{
+	if (start_mqueue(r, "dump-mqueue-full", "full"))
+		return -1;
+	return dump_victim(r, r->img, "is full: a sender may be waiting");
+}
+
+static int bad_dump_mqueue_outside(struct run *r)
+{
+	char name[64], pid[16];
+	mqd_t q;
+	int rc;
+
+	if (start_mqueue(r, "dump-mqueue-open-outside", NULL))
+		return -1;
+	mqueue_name(name, sizeof(name), r->pid);
+	q = mq_open(name, O_RDONLY);
+	if (q == (mqd_t)-1)
+		return why("cannot open the victim's queue: %s", strerror(errno));
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL),
+			  "outside the tree");
+	mq_close(q);
+	return rc ? rc : victim_unharmed(r);
+}
+
+/* Dumped and killed, then its queue's name given to another queue: refused. */
+static int bad_restore_mqueue_replaced(struct run *r)
+{
+	struct mq_attr attr = { .mq_maxmsg = 8, .mq_msgsize = 64 };
+	char name[64], pid[16];
+	mqd_t other;
+	int rc;
+
+	if (start_mqueue(r, "restore-mqueue-replaced", NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	mqueue_name(name, sizeof(name), r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL);
+	if (rc || wait_for(r->pid, 10, NULL))
+		return why("the dump failed");
+	mq_unlink(name);
+	other = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &attr);
+	if (other == (mqd_t)-1)
+		return why("cannot make the other queue: %s", strerror(errno));
+	rc = expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
+			  "that name is another queue now");
+	mq_close(other);
+	mq_unlink(name);
+	if (!rc && !kill(r->pid, 0))
+		return why("a failed restore left process %d behind", r->pid);
+	r->pid = 0;
+	return rc;
+}
+
 static void run_bad_inputs(void)
 {
 	static const struct { const char *name; int (*fn)(struct run *); } cases[] = {
@@ -1105,6 +1186,10 @@ static void run_bad_inputs(void)
 		{ "dump-sysv-sem-undo", bad_dump_sysv_undo },
 		{ "restore-sysv-key-taken", bad_restore_sysv_key_taken },
 		{ "restore-sysv-id-taken", bad_restore_sysv_id_taken },
+		{ "dump-mqueue-notify", bad_dump_mqueue_notify },
+		{ "dump-mqueue-full", bad_dump_mqueue_full },
+		{ "dump-mqueue-open-outside", bad_dump_mqueue_outside },
+		{ "restore-mqueue-replaced", bad_restore_mqueue_replaced },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

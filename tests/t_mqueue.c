@@ -5,6 +5,7 @@
  * priority order, the removed name still gone. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <mqueue.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,8 +100,9 @@ static void check(pid_t kid)
 	expect(gone, "kept", 2, "the removed queue");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	const char *bad = argc > 2 ? argv[2] : "";
 	pid_t kid;
 
 	tl_init();
@@ -116,8 +118,16 @@ int main(void)
 	TL_CHECK(read(opened[0], &(char){ 0 }, 1) == 1, "the child did not open the queue");
 	close(opened[0]);
 	close(opened[1]);
+	/* Bad cases: a notification registered; a full queue. */
+	if (!strcmp(bad, "notify"))
+		TL_CHECK(!mq_notify(q, &(struct sigevent){ .sigev_notify = SIGEV_NONE }),
+			 "mq_notify: %s", strerror(errno));
+	for (int i = 4; !strcmp(bad, "full") && i < 8; i++)
+		TL_CHECK(!mq_send(q, "more", 4, 0), "filling the queue");
 	tl_ready();
 	tl_wait_go();
+	if (*bad)
+		tl_pass();
 	check(kid);
 	tl_pass();
 }
