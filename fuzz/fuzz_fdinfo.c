@@ -1,5 +1,5 @@
 /* Fuzz target: proc_parse_fdinfo and proc_parse_epoll on arbitrary
- * /proc/PID/fdinfo/N text. */
+ * /proc/PID/fdinfo/N text (and the message queue status parser on it). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct proc_epoll_target *t;
 	struct proc_timerfd tf;
+	struct proc_mq_status mq;
 	struct proc_fdinfo fi;
 	uint64_t v;
 	size_t nr;
@@ -20,6 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cr_err_reset();
 	if (!proc_parse_timerfd((const char *)data, size, &tf) &&
 	    (tf.clockid < 0 || tf.clockid > 64 || tf.flags > 0xffff))
+		__builtin_trap();
+	cr_err_reset();
+	if (!proc_parse_mq_status((const char *)data, size, &mq) && mq.qsize > INT64_MAX)
 		__builtin_trap();
 	cr_err_reset();
 	if (!proc_parse_fdinfo((const char *)data, size, &fi) && fi.mnt_id < 0)
