@@ -322,7 +322,7 @@ static int create(const MqueueFile *mq, const char *name)
 	return fd;
 }
 
-static int make_queue(struct restore_ctx *ctx, const MqueueFile *mq, struct mq_made *m)
+static int make_queue(const MqueueFile *mq, struct mq_made *m)
 {
 	static unsigned int seq;
 	char temp[64];
@@ -348,7 +348,6 @@ static int make_queue(struct restore_ctx *ctx, const MqueueFile *mq, struct mq_m
 		return cr_perr("cannot open message queue %s", mq->name);
 	m->fd = create(mq, mq->name);
 	m->created = m->fd >= 0;
-	(void)ctx;
 	return m->fd < 0 ? -1 : 0;
 }
 
@@ -365,7 +364,7 @@ static int mqueue_open(struct restore_ctx *ctx, const FileEntry *e)
 			return -1;
 		m = &s->q[s->nr++];
 		memset(m, 0, sizeof(*m));
-		if (make_queue(ctx, e->mqueue, m))
+		if (make_queue(e->mqueue, m))
 			return -1;
 	}
 	fd = mq_open(m->name, (e->flags & (O_ACCMODE | O_NONBLOCK)) | O_CLOEXEC);
