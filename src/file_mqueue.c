@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #define MQ_MAX_MSGS 65536		/* HARD_MSGMAX */
 #define MQ_MAX_MSGSIZE (16 << 20)	/* HARD_MSGSIZEMAX */
 #define MQ_MAX_PRIO 32768		/* MQ_PRIO_MAX */
+#define MQ_MAX_COPY (64u << 20)		/* bytes of messages cryo copies at most */
 
 /* ---- dump ---- */
 
@@ -118,37 +121,135 @@ static int add_message(MqueueFile *mq, const char *buf, ssize_t n, unsigned int 
 	return 0;
 }
 
-/* Take every message (a timeout already past never blocks) and send each back in the
- * same order: priorities and the order within each priority are as they were. */
-static int copy_messages(const struct fd_probe *pr, MqueueFile *mq, int fd, long curmsgs)
+/* One message in the copy: priority, length, bytes. */
+struct mq_rec {
+	uint32_t prio, len;
+};
+
+/* In a child of cryo's: take every message out (a timeout already past never blocks),
+ * put each back in the same order — priorities and the order within each priority are
+ * as they were — and only then hand the copies over. A cryo killed meanwhile leaves
+ * the child to finish putting them back: a dump never loses a message. */
+static int copy_in_child(int fd, uint8_t *buf, size_t cap, long n, long msgsize, int out)
 {
 	const struct timespec past = { 0, 0 };
-	char *buf = malloc(mq->msgsize + 1);
-	int rc = -1;
+	size_t used = 0;
+	int rc = 0;
 
-	mq->messages = calloc(curmsgs + 1, sizeof(*mq->messages));
-	if (!buf || !mq->messages) {
-		free(buf);
-		return cr_err("out of memory");
-	}
-	for (long i = 0; i < curmsgs; i++) {
-		unsigned int prio;
-		ssize_t n = mq_timedreceive(fd, buf, mq->msgsize, &prio, &past);
+	signal(SIGPIPE, SIG_IGN);
+	for (long i = 0; i < n; i++) {
+		struct mq_rec r;
+		ssize_t len;
 
-		if (n < 0) {
-			cr_perr("process %d: fd %d: cannot read message queue %s", pr->p->pid,
-				pr->fd, mq->name);
+		if (cap - used < sizeof(r) + (size_t)msgsize) {
+			rc = 2;
 			break;
 		}
-		if (add_message(mq, buf, n, prio))
+		len = mq_timedreceive(fd, (char *)buf + used + sizeof(r), msgsize, &r.prio, &past);
+		if (len < 0) {
+			rc = 3;
 			break;
+		}
+		r.len = len;
+		memcpy(buf + used, &r, sizeof(r));
+		used += sizeof(r) + len;
 	}
-	rc = mq->n_messages == (size_t)curmsgs ? 0 : -1;
-	for (size_t i = 0; i < mq->n_messages; i++)
-		if (mq_timedsend(fd, (char *)mq->messages[i]->data.data, mq->messages[i]->data.len,
-				 mq->messages[i]->prio, &past))
-			rc = cr_perr("process %d: message queue %s: cannot put message %zu back",
-				     pr->p->pid, mq->name, i);
+	for (size_t off = 0; off < used;) {
+		struct mq_rec r;
+
+		memcpy(&r, buf + off, sizeof(r));
+		if (mq_timedsend(fd, (const char *)buf + off + sizeof(r), r.len, r.prio, &past))
+			rc = 4;
+		off += sizeof(r) + r.len;
+	}
+	for (size_t off = 0; off < used;) {
+		ssize_t w = write(out, buf + off, used - off);
+
+		if (w <= 0)
+			return 5;
+		off += w;
+	}
+	return rc;
+}
+
+static int parse_copy(MqueueFile *mq, const uint8_t *buf, size_t len, long curmsgs)
+{
+	mq->messages = calloc(curmsgs + 1, sizeof(*mq->messages));
+	if (!mq->messages)
+		return cr_err("out of memory");
+	for (size_t off = 0; off < len;) {
+		struct mq_rec r;
+
+		if (len - off < sizeof(r))
+			return -1;
+		memcpy(&r, buf + off, sizeof(r));
+		off += sizeof(r);
+		if (r.len > len - off || mq->n_messages == (size_t)curmsgs ||
+		    add_message(mq, (const char *)buf + off, r.len, r.prio))
+			return -1;
+		off += r.len;
+	}
+	return mq->n_messages == (size_t)curmsgs ? 0 : -1;
+}
+
+static int read_all(int fd, uint8_t *buf, size_t cap, size_t *len)
+{
+	*len = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + *len, cap - *len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n;
+		*len += n;
+		if (*len == cap)
+			return 0;
+	}
+}
+
+static int copy_messages(const struct fd_probe *pr, MqueueFile *mq, int fd, long curmsgs,
+			 uint64_t qsize)
+{
+	size_t cap = qsize + curmsgs * sizeof(struct mq_rec) + mq->msgsize;
+	uint8_t *buf;
+	int pfd[2], status, rc = -1;
+	size_t len;
+	pid_t kid;
+
+	if (qsize > MQ_MAX_COPY)
+		return cr_err("process %d: fd %d: message queue %s holds %llu bytes, more than "
+			      "cryo copies", pr->p->pid, pr->fd, mq->name, (unsigned long long)qsize);
+	buf = malloc(cap);
+	if (!buf)
+		return cr_err("out of memory");
+	if (pipe2(pfd, O_CLOEXEC)) {
+		free(buf);
+		return cr_perr("pipe");
+	}
+	kid = fork();
+	if (kid == 0) {
+		close(pfd[0]);
+		_exit(copy_in_child(fd, buf, cap, curmsgs, mq->msgsize, pfd[1]));
+	}
+	close(pfd[1]);
+	if (kid < 0) {
+		cr_perr("fork");
+		goto out;
+	}
+	rc = read_all(pfd[0], buf, cap, &len);
+	if (waitpid(kid, &status, 0) != kid)
+		status = -1;
+	if (rc < 0)
+		cr_perr("reading the copy of message queue %s", mq->name);
+	else if (!WIFEXITED(status) || WEXITSTATUS(status))
+		rc = cr_err("process %d: fd %d: copying message queue %s failed (status 0x%x)",
+			    pr->p->pid, pr->fd, mq->name, status);
+	else if (parse_copy(mq, buf, len, curmsgs))
+		rc = cr_err("process %d: fd %d: message queue %s changed while it was copied",
+			    pr->p->pid, pr->fd, mq->name);
+out:
+	close(pfd[0]);
 	free(buf);
 	return rc;
 }
@@ -164,7 +265,7 @@ static bool queue_seen(const struct file_table *ft, const FileEntry *self, uint6
 }
 
 /* Reading the queue itself gives its status line; pread leaves the offset alone. */
-static int check_notify(const struct fd_probe *pr, int fd)
+static int check_notify(const struct fd_probe *pr, int fd, uint64_t *qsize)
 {
 	struct proc_mq_status st;
 	char buf[256];
@@ -179,14 +280,16 @@ static int check_notify(const struct fd_probe *pr, int fd)
 		return cr_err("process %d: fd %d (message queue %s): process %d has a "
 			      "notification registered (mq_notify), which cryo does not restore",
 			      pr->p->pid, pr->fd, pr->link, (int)st.notify_pid);
+	*qsize = st.qsize;
 	return 0;
 }
 
 static int fill_queue(const struct fd_probe *pr, const FileEntry *e, MqueueFile *mq, int fd)
 {
 	struct mq_attr attr;
+	uint64_t qsize = 0;
 
-	if (check_notify(pr, fd))
+	if (check_notify(pr, fd, &qsize))
 		return -1;
 	if (mq_getattr(fd, &attr))
 		return cr_perr("process %d: fd %d: mq_getattr", pr->p->pid, pr->fd);
@@ -203,7 +306,7 @@ static int fill_queue(const struct fd_probe *pr, const FileEntry *e, MqueueFile 
 		return 0;
 	if (check_no_outside_holder(pr))
 		return -1;
-	return copy_messages(pr, mq, fd, attr.mq_curmsgs);
+	return copy_messages(pr, mq, fd, attr.mq_curmsgs, qsize);
 }
 
 static int mqueue_dump(const struct fd_probe *pr, FileEntry *e)

@@ -208,6 +208,8 @@ int main(int argc, char **argv)
 	/* Bad case: an adjustment the kernel would undo at exit. */
 	if (undo)
 		TL_CHECK(!semop(semid, &(struct sembuf){ 0, -1, SEM_UNDO }, 1), "semop");
+	/* cryo killed at random instants of dumps and restores (harness). */
+	printf("KILL-CRYO 20\n");
 	tl_ready();
 	tl_wait_go();
 	if (split || undo)
