@@ -1002,6 +1002,13 @@ static int bad_dump_sysv_undo(struct run *r)
 	return dump_victim(r, r->img, "it has a semaphore undo list");
 }
 
+static int bad_dump_sysv_locked(struct run *r)
+{
+	if (start_sysv(r, "dump-sysv-shm-locked", "locked"))
+		return -1;
+	return dump_victim(r, r->img, "is locked in memory (SHM_LOCK)");
+}
+
 /* Dumped and killed, then what it had is replaced by another's: refused naming it,
  * nothing left made. */
 static int sysv_taken(struct run *r, const char *name, bool same_id, const char *needle)
@@ -1184,6 +1191,7 @@ static void run_bad_inputs(void)
 		{ "dump-sysv-attached-outside", bad_dump_sysv_outside },
 		{ "dump-sysv-split", bad_dump_sysv_split },
 		{ "dump-sysv-sem-undo", bad_dump_sysv_undo },
+		{ "dump-sysv-shm-locked", bad_dump_sysv_locked },
 		{ "restore-sysv-key-taken", bad_restore_sysv_key_taken },
 		{ "restore-sysv-id-taken", bad_restore_sysv_id_taken },
 		{ "dump-mqueue-notify", bad_dump_mqueue_notify },

@@ -187,6 +187,7 @@ int main(int argc, char **argv)
 {
 	bool split = argc > 2 && !strcmp(argv[2], "split");
 	bool undo = argc > 2 && !strcmp(argv[2], "undo");
+	bool locked = argc > 2 && !strcmp(argv[2], "locked");
 	int status;
 	pid_t kid;
 
@@ -208,11 +209,14 @@ int main(int argc, char **argv)
 	/* Bad case: an adjustment the kernel would undo at exit. */
 	if (undo)
 		TL_CHECK(!semop(semid, &(struct sembuf){ 0, -1, SEM_UNDO }, 1), "semop");
+	/* Bad case: a segment locked in memory. */
+	if (locked)
+		TL_CHECK(!shmctl(shmid, SHM_LOCK, NULL), "SHM_LOCK: %s", strerror(errno));
 	/* cryo killed at random instants of dumps and restores (harness). */
 	printf("KILL-CRYO 20\n");
 	tl_ready();
 	tl_wait_go();
-	if (split || undo)
+	if (split || undo || locked)
 		tl_pass();
 	check_shm();
 	check_sem();
