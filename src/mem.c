@@ -130,8 +130,9 @@ int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why)
 			*kind = VMA_KIND__VMA_ANON_SHARED;
 			return 0;
 		}
+		/* Attachments are ipc_sysv.c's (ipc_shm_vma); this name is not one. */
 		if (path && has_prefix(path, "/SYSV")) {
-			*why = "System V shared memory is not supported";
+			*why = "it looks like System V shared memory but is not an attachment";
 			return -1;
 		}
 		if (!path || path[0] != '/') {

@@ -124,8 +124,6 @@ int main(int argc, char **argv)
 			 "mq_notify: %s", strerror(errno));
 	for (int i = 4; !strcmp(bad, "full") && i < 8; i++)
 		TL_CHECK(!mq_send(q, "more", 4, 0), "filling the queue");
-	/* cryo killed at random instants of dumps and restores (harness). */
-	printf("KILL-CRYO 20\n");
 	tl_ready();
 	tl_wait_go();
 	if (*bad)

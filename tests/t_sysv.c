@@ -212,8 +212,6 @@ int main(int argc, char **argv)
 	/* Bad case: a segment locked in memory. */
 	if (locked)
 		TL_CHECK(!shmctl(shmid, SHM_LOCK, NULL), "SHM_LOCK: %s", strerror(errno));
-	/* cryo killed at random instants of dumps and restores (harness). */
-	printf("KILL-CRYO 20\n");
 	tl_ready();
 	tl_wait_go();
 	if (split || undo || locked)
