@@ -1,5 +1,5 @@
-/* Fuzz target: the fdinfo parsers (plain, eventfd, timerfd, pidfd, inotify, epoll)
- * and the mountinfo lookup on arbitrary /proc text. */
+/* Fuzz target: the fdinfo parsers (plain, eventfd, timerfd, pidfd, inotify, epoll,
+ * message queue status) and the mountinfo lookup on arbitrary /proc text. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char mnt[256];
 	int pid;
 	struct proc_timerfd tf;
+	struct proc_mq_status mq;
 	struct proc_fdinfo fi;
 	uint64_t v;
 	size_t nr;
@@ -23,6 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cr_err_reset();
 	if (!proc_parse_timerfd((const char *)data, size, &tf) &&
 	    (tf.clockid < 0 || tf.clockid > 64 || tf.flags > 0xffff))
+		__builtin_trap();
+	cr_err_reset();
+	if (!proc_parse_mq_status((const char *)data, size, &mq) && mq.qsize > INT64_MAX)
 		__builtin_trap();
 	cr_err_reset();
 	if (!proc_parse_fdinfo((const char *)data, size, &fi) && fi.mnt_id < 0)

@@ -14,6 +14,7 @@
 #include "cpu.h"
 #include "files.h"
 #include "image.h"
+#include "ipc.h"
 #include "log.h"
 #include "mem.h"
 #include "pstree.h"
@@ -30,6 +31,7 @@ static const ProtobufCMessageDescriptor *desc_of(uint16_t kind)
 	case IMAGE_KIND__IMG_PAGEMAP: return &page_map__descriptor;
 	case IMAGE_KIND__IMG_FILES: return &file_table__descriptor;
 	case IMAGE_KIND__IMG_SHMEM: return &shmem_table__descriptor;
+	case IMAGE_KIND__IMG_IPC: return &ipc_table__descriptor;
 	}
 	return NULL;
 }
@@ -101,6 +103,15 @@ static void one_file(const uint8_t *buf, size_t len, struct msgs *ms)
 		break;
 	case IMAGE_KIND__IMG_PSTREE:
 		check_tree((const PsTree *)m);
+		protobuf_c_message_free_unpacked(m, NULL);
+		break;
+	case IMAGE_KIND__IMG_IPC:
+		/* With a core read before it, its attachments against this table. */
+		cr_err_reset();
+		if (!ipc_check_table((const IpcTable *)m) && ms->core) {
+			cr_err_reset();
+			ipc_check_attachments((const IpcTable *)m, ms->core);
+		}
 		protobuf_c_message_free_unpacked(m, NULL);
 		break;
 	default:

@@ -15,6 +15,7 @@
 #include "cryo.h"
 #include "file_locks.h"
 #include "files.h"
+#include "ipc.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "mem.h"
@@ -228,6 +229,7 @@ static void dump_ctx_free(struct dump_ctx *ctx)
 {
 	locks_dump_free(ctx);
 	files_table_free(&ctx->files);
+	ipc_dump_free(ctx);
 	for (size_t i = 0; i < ctx->shmem.nr; i++) {
 		ShmemObject *o = ctx->shmem.objs[i];
 
@@ -251,7 +253,7 @@ static int write_images(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 		if (!ctx->procs[i]->zombie && write_process_images(ctx->procs[i]))
 			return -1;
 	return tree_write(ctx) || files_write_image(ctx) || mem_write_shmem_image(ctx) ||
-	       write_inventory(ctx, opts->pid) ? -1 : 0;
+	       ipc_write_image(ctx) || write_inventory(ctx, opts->pid) ? -1 : 0;
 }
 
 static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
@@ -261,7 +263,7 @@ static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		if (!ctx->procs[i]->zombie && collect(ctx->procs[i]))
 			return -1;
-	if (locks_dump_check(ctx))
+	if (locks_dump_check(ctx) || ipc_dump(ctx))
 		return -1;
 	if (!opts->leave_running)
 		for (size_t i = 0; i < ctx->nr_procs; i++)

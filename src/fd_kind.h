@@ -56,7 +56,7 @@ struct fd_kind {
 };
 
 extern const struct fd_kind path_kind, epoll_kind, pipe_kind, eventfd_kind, signalfd_kind,
-	timerfd_kind, pidfd_kind, inotify_kind, opath_kind;
+	timerfd_kind, pidfd_kind, inotify_kind, opath_kind, mqueue_kind;
 
 /* Shared by the kinds (files.c). */
 int file_table_push(struct file_table *ft, FileEntry **out);
@@ -74,5 +74,11 @@ uint32_t file_find_shared(struct file_table *ft, pid_t pid, int fd, const struct
 int path_add_dir(struct dump_proc *p, const char *what, uint32_t *id);
 /* The calls for the task to chdir to a directory entry (fd: cryo's, or 0). */
 void path_plan_chdir(struct plan *p, const FileEntry *e, int fd, const char *label);
+
+/* Message queues (file_mqueue.c): once the image's PIDs are free, each queue gets its
+ * messages (a queue taken back is emptied first); at the end, on failure, the queues
+ * made go again. */
+int mqueue_restore_contents(struct restore_ctx *ctx);
+void mqueue_restore_finish(struct restore_ctx *ctx, bool ok);
 
 #endif

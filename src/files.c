@@ -23,8 +23,10 @@
 
 /* Every kind there is: a new kind is one more line here. */
 static const struct fd_kind *const kinds[] = {
-	&opath_kind, &path_kind, &epoll_kind, &pipe_kind, &eventfd_kind, &signalfd_kind,
-	&timerfd_kind, &pidfd_kind, &inotify_kind,
+	/* O_PATH first (nothing is open through it); mqueue before path: a queue is a
+	 * regular file to stat. */
+	&opath_kind, &mqueue_kind, &path_kind, &epoll_kind, &pipe_kind, &eventfd_kind,
+	&signalfd_kind, &timerfd_kind, &pidfd_kind, &inotify_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)

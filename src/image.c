@@ -35,6 +35,7 @@ static const char *kind_name(uint16_t kind)
 	case IMAGE_KIND__IMG_PAGEMAP: return "page map";
 	case IMAGE_KIND__IMG_FILES: return "file table";
 	case IMAGE_KIND__IMG_SHMEM: return "shared memory table";
+	case IMAGE_KIND__IMG_IPC: return "System V IPC table";
 	}
 	return "unknown";
 }

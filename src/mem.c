@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "ipc.h"
 #include "log.h"
 #include "mem.h"
 #include "sys.h"
@@ -133,8 +134,9 @@ int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why)
 			*kind = VMA_KIND__VMA_ANON_SHARED;
 			return 0;
 		}
+		/* Attachments are ipc_sysv.c's (ipc_shm_vma); this name is not one. */
 		if (path && has_prefix(path, "/SYSV")) {
-			*why = "System V shared memory is not supported";
+			*why = "it looks like System V shared memory but is not an attachment";
 			return -1;
 		}
 		if (!path || path[0] != '/') {
@@ -872,6 +874,12 @@ int mem_dump(struct dump_proc *p)
 
 		if ((v->path && !strcmp(v->path, "[vsyscall]")) || (proxied && real_special(v)))
 			continue;
+		/* System V attachments are the process's core's, not VMAs (ipc_sysv.c). */
+		if (ipc_shm_vma(v)) {
+			if (ipc_dump_shm_vma(p, v))
+				goto out;
+			continue;
+		}
 		if (classify(v, &kinds[i], &why)) {
 			if (v->unknown_flags)
 				cr_err("process %d: cannot dump mapping 0x%lx-0x%lx (%s): VmFlags "

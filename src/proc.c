@@ -513,6 +513,40 @@ int proc_fdinfo_number(const char *buf, size_t len, const char *key, int base, u
 	return 0;
 }
 
+/* "KEY:" then a signed number, after skip_spaces. */
+static int mq_field(struct cursor *f, const char *key, int64_t *out)
+{
+	size_t klen = strlen(key);
+
+	skip_spaces(f);
+	if ((size_t)(f->end - f->p) < klen || memcmp(f->p, key, klen))
+		return -1;
+	f->p += klen;
+	return parse_int(f, out);
+}
+
+int proc_parse_mq_status(const char *buf, size_t len, struct proc_mq_status *out)
+{
+	struct cursor c = { buf, buf + len };
+	const char *line;
+	size_t n;
+
+	while (next_line(&c, &line, &n)) {
+		struct cursor f = { line, line + n };
+		int64_t qsize;
+
+		if (n < 6 || memcmp(line, "QSIZE:", 6))
+			continue;
+		if (mq_field(&f, "QSIZE:", &qsize) || qsize < 0 ||
+		    mq_field(&f, "NOTIFY:", &out->notify) || mq_field(&f, "SIGNO:", &out->signo) ||
+		    mq_field(&f, "NOTIFY_PID:", &out->notify_pid))
+			return cr_err("malformed message queue status");
+		out->qsize = qsize;
+		return 0;
+	}
+	return cr_err("no 'QSIZE' in a message queue's status");
+}
+
 /* "(sec, nsec)" after skip_spaces. */
 static int parse_timespec_pair(struct cursor *f, uint64_t *ns)
 {

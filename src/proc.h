@@ -127,6 +127,13 @@ int proc_parse_inotify(const char *buf, size_t len, struct proc_inotify_watch **
  * own, from mountinfo text: 1 if found, 0 if none, -1 if malformed. */
 int proc_mount_of_dev(const char *buf, size_t len, unsigned int major, unsigned int minor,
 		      char *out, size_t outlen);
+/* What reading a POSIX message queue gives, "QSIZE:n NOTIFY:n SIGNO:n NOTIFY_PID:n":
+ * bytes queued and the notification registered (notify_pid 0: none). */
+struct proc_mq_status {
+	uint64_t qsize;
+	int64_t notify, signo, notify_pid;
+};
+int proc_parse_mq_status(const char *buf, size_t len, struct proc_mq_status *out);
 
 struct proc_epoll_target {
 	int tfd;

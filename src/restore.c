@@ -16,6 +16,7 @@
 #include "cryo.h"
 #include "file_locks.h"
 #include "files.h"
+#include "ipc.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "mem.h"
@@ -116,7 +117,7 @@ static int load_images(struct restore_ctx *ctx)
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		if (!ctx->procs[i]->zombie && load_process(ctx, ctx->procs[i]))
 			return -1;
-	return 0;
+	return ipc_load(ctx);
 }
 
 /* ---- what the plans need, opened in cryo ---- */
@@ -224,6 +225,7 @@ static int plan_main(struct restore_proc *rp, struct plan *p)
 	}
 	if (plan_clear(rp, p) || vdso_plan(rp, p) || mem_plan(rp, p))
 		return -1;
+	ipc_plan_attach(rp, p);
 	tree_plan_children(rp, p, true);
 	tree_plan_setsid(rp, p);
 	tree_plan_children(rp, p, false);
@@ -332,7 +334,7 @@ static int add_vmas(const struct restore_proc *rp, struct ranges *busy)
 	for (size_t i = 0; i < mm->n_vmas; i++)
 		if (ranges_add(busy, mm->vmas[i]->start, mm->vmas[i]->end))
 			return -1;
-	return vdso_add_busy(rp, busy);
+	return ipc_add_busy(rp, busy) || vdso_add_busy(rp, busy);
 }
 
 /* One range for every plan, free in cryo and in every process of the image. */
@@ -540,7 +542,7 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	/* The plans are placed from cryo's own maps: map them before the verifier thread
 	 * starts mapping anything. */
 	if (load_images(&ctx) || prepare(&ctx, opts->trust_image) || prepare_plans(&ctx) ||
-	    task_wait_ids(&ctx) || verify_start(&v, &ctx))
+	    task_wait_ids(&ctx) || ipc_restore_objects(&ctx) || verify_start(&v, &ctx))
 		goto out;
 	if (make_tree(&ctx) || verify_finish(&v) || release_tree(&ctx, opts))
 		goto out;
@@ -552,6 +554,7 @@ out:
 	verify_finish(&v);
 	if (rc)
 		task_kill_all(&ctx);
+	ipc_restore_finish(&ctx, rc == 0);
 	restore_free(&ctx);
 	rmt_end(chld);
 	return rc;

@@ -198,6 +198,7 @@ static const struct kind_by_name kinds[] = {
 	{ "pagemap-", IMAGE_KIND__IMG_PAGEMAP, &page_map__descriptor },
 	{ "files.img", IMAGE_KIND__IMG_FILES, &file_table__descriptor },
 	{ "shmem.img", IMAGE_KIND__IMG_SHMEM, &shmem_table__descriptor },
+	{ "ipc.img", IMAGE_KIND__IMG_IPC, &ipc_table__descriptor },
 };
 
 static int show_file(FILE *out, struct img_dir *d, const struct img_file_rec *rec)

@@ -42,6 +42,7 @@ struct dump_ctx {
 	bool shell_job;
 	struct file_table files;
 	struct shmem_table shmem;
+	void *ipc;			/* ipc_sysv.c's System V objects */
 	struct dump_proc **procs;	/* the tree, parents first; procs[0] the root */
 	size_t nr_procs, cap_procs;
 	void *locks;			/* file_locks.c's locks seen through fds */
@@ -94,6 +95,8 @@ struct restore_ctx {
 	int file_validation;		/* enum cryo_file_validation */
 	struct trust trust;
 	void *pipes;			/* file_pipe.c's pipes made so far */
+	void *ipc;			/* ipc_sysv.c's System V objects */
+	void *mqueues;			/* file_mqueue.c's queues made or taken back */
 	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
 	size_t nr_inherit;
 	uint32_t *tree_pids;		/* every PID and TID of the image */

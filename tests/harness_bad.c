@@ -1013,6 +1013,212 @@ static int image_size_sparse(struct run *r)
 	return finish(r, r->pid);
 }
 
+/* ---- System V IPC (t_sysv) ---- */
+
+static int start_sysv(struct run *r, const char *name, const char *extra)
+{
+	char path[600], *argv[] = { path, work, (char *)extra, NULL };
+
+	run_dir(r, name, "bad");
+	snprintf(path, sizeof(path), "%s/t_sysv", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	return wait_ready(r->pid, r->log);
+}
+
+/* t_sysv's keys, from its PID. */
+static int sysv_key(pid_t pid, int kind)
+{
+	return (0x5c000000 + (kind << 24)) | pid;
+}
+
+static void sysv_remove(pid_t pid)
+{
+	int id;
+
+	if ((id = shmget(sysv_key(pid, 0), 0, 0)) >= 0)
+		shmctl(id, IPC_RMID, NULL);
+	if ((id = semget(sysv_key(pid, 1), 0, 0)) >= 0)
+		semctl(id, 0, IPC_RMID);
+	if ((id = msgget(sysv_key(pid, 2), 0)) >= 0)
+		msgctl(id, IPC_RMID, NULL);
+}
+
+static int bad_dump_sysv_outside(struct run *r)
+{
+	char pid[16];
+	int id, rc;
+	void *at;
+
+	if (start_sysv(r, "dump-sysv-attached-outside", NULL))
+		return -1;
+	id = shmget(sysv_key(r->pid, 0), 0, 0);
+	at = id < 0 ? (void *)-1 : shmat(id, NULL, SHM_RDONLY);
+	if (at == (void *)-1)
+		return why("cannot attach the victim's segment: %s", strerror(errno));
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL),
+			  "one attached outside it cannot be restored");
+	shmdt(at);
+	return rc ? rc : victim_unharmed(r);
+}
+
+static int bad_dump_sysv_split(struct run *r)
+{
+	if (start_sysv(r, "dump-sysv-split", "split"))
+		return -1;
+	return dump_victim(r, r->img, "is attached in part");
+}
+
+static int bad_dump_sysv_undo(struct run *r)
+{
+	if (start_sysv(r, "dump-sysv-sem-undo", "undo"))
+		return -1;
+	return dump_victim(r, r->img, "it has a semaphore undo list");
+}
+
+static int bad_dump_sysv_locked(struct run *r)
+{
+	if (start_sysv(r, "dump-sysv-shm-locked", "locked"))
+		return -1;
+	return dump_victim(r, r->img, "is locked in memory (SHM_LOCK)");
+}
+
+/* Dumped and killed, then what it had is replaced by another's: refused naming it,
+ * nothing left made. */
+static int sysv_taken(struct run *r, const char *name, bool same_id, const char *needle)
+{
+	char pid[16];
+	int id, other = -1, rc;
+
+	if (start_sysv(r, name, NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	id = shmget(sysv_key(r->pid, 0), 0, 0);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL);
+	if (rc || wait_for(r->pid, 10, NULL))
+		return why("the dump failed");
+	shmctl(id, IPC_RMID, NULL);
+	/* Gone once the killed child has let go of it too. */
+	for (int i = 0; i < 2500 && !shmctl(id, IPC_STAT, &(struct shmid_ds){ 0 }); i++) {
+		reap_adopted();
+		sleep_ms(2);
+	}
+	if (same_id) {
+		char num[16];
+		int fd = open("/proc/sys/kernel/shm_next_id", O_WRONLY);
+
+		snprintf(num, sizeof(num), "%d", id);
+		if (fd < 0 || write(fd, num, strlen(num)) < 0)
+			return why("cannot write shm_next_id");
+		close(fd);
+		other = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+	} else {
+		other = shmget(sysv_key(r->pid, 0), 4096, IPC_CREAT | 0600);
+	}
+	if (other < 0 || (same_id && other != id))
+		return why("cannot make the other segment");
+	rc = expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle);
+	shmctl(other, IPC_RMID, NULL);
+	sysv_remove(r->pid);
+	if (!rc && !kill(r->pid, 0))
+		return why("a failed restore left process %d behind", r->pid);
+	r->pid = 0;
+	return rc;
+}
+
+static int bad_restore_sysv_key_taken(struct run *r)
+{
+	return sysv_taken(r, "restore-sysv-key-taken", false, "is taken by another");
+}
+
+static int bad_restore_sysv_id_taken(struct run *r)
+{
+	return sysv_taken(r, "restore-sysv-id-taken", true, "is another shared memory segment");
+}
+
+/* ---- POSIX message queues (t_mqueue) ---- */
+
+static int start_mqueue(struct run *r, const char *name, const char *extra)
+{
+	char path[600], *argv[] = { path, work, (char *)extra, NULL };
+
+	run_dir(r, name, "bad");
+	snprintf(path, sizeof(path), "%s/t_mqueue", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	return wait_ready(r->pid, r->log);
+}
+
+static void mqueue_name(char *buf, size_t len, pid_t pid)
+{
+	snprintf(buf, len, "/cryo-t-mq-%d", pid);
+}
+
+static int bad_dump_mqueue_notify(struct run *r)
+{
+	if (start_mqueue(r, "dump-mqueue-notify", "notify"))
+		return -1;
+	return dump_victim(r, r->img, "has a notification registered (mq_notify)");
+}
+
+static int bad_dump_mqueue_full(struct run *r)
+{
+	if (start_mqueue(r, "dump-mqueue-full", "full"))
+		return -1;
+	return dump_victim(r, r->img, "is full: a sender may be waiting");
+}
+
+static int bad_dump_mqueue_outside(struct run *r)
+{
+	char name[64], pid[16];
+	mqd_t q;
+	int rc;
+
+	if (start_mqueue(r, "dump-mqueue-open-outside", NULL))
+		return -1;
+	mqueue_name(name, sizeof(name), r->pid);
+	q = mq_open(name, O_RDONLY);
+	if (q == (mqd_t)-1)
+		return why("cannot open the victim's queue: %s", strerror(errno));
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL),
+			  "outside the tree");
+	mq_close(q);
+	return rc ? rc : victim_unharmed(r);
+}
+
+/* Dumped and killed, then its queue's name given to another queue: refused. */
+static int bad_restore_mqueue_replaced(struct run *r)
+{
+	struct mq_attr attr = { .mq_maxmsg = 8, .mq_msgsize = 64 };
+	char name[64], pid[16];
+	mqd_t other;
+	int rc;
+
+	if (start_mqueue(r, "restore-mqueue-replaced", NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	mqueue_name(name, sizeof(name), r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL);
+	if (rc || wait_for(r->pid, 10, NULL))
+		return why("the dump failed");
+	mq_unlink(name);
+	other = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &attr);
+	if (other == (mqd_t)-1)
+		return why("cannot make the other queue: %s", strerror(errno));
+	rc = expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
+			  "that name is another queue now");
+	mq_close(other);
+	mq_unlink(name);
+	if (!rc && !kill(r->pid, 0))
+		return why("a failed restore left process %d behind", r->pid);
+	r->pid = 0;
+	return rc;
+}
+
 static void run_bad_inputs(void)
 {
 	static const struct { const char *name; int (*fn)(struct run *); } cases[] = {
@@ -1062,6 +1268,16 @@ static void run_bad_inputs(void)
 		{ "restore-forwards-sigterm", restore_forwards_sigterm },
 		{ "show-damaged-image", bad_show_damaged },
 		{ "image-size-sparse", image_size_sparse },
+		{ "dump-sysv-attached-outside", bad_dump_sysv_outside },
+		{ "dump-sysv-split", bad_dump_sysv_split },
+		{ "dump-sysv-sem-undo", bad_dump_sysv_undo },
+		{ "dump-sysv-shm-locked", bad_dump_sysv_locked },
+		{ "restore-sysv-key-taken", bad_restore_sysv_key_taken },
+		{ "restore-sysv-id-taken", bad_restore_sysv_id_taken },
+		{ "dump-mqueue-notify", bad_dump_mqueue_notify },
+		{ "dump-mqueue-full", bad_dump_mqueue_full },
+		{ "dump-mqueue-open-outside", bad_dump_mqueue_outside },
+		{ "restore-mqueue-replaced", bad_restore_mqueue_replaced },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

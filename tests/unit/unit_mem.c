@@ -82,6 +82,7 @@ static const struct classify_case classify_cases[] = {
 	{ "memfd", "/memfd:buffer (deleted)", false, FILE_FLAGS, 0, 0, "memfd" },
 	{ "shared memfd", "/memfd:wayland-shm (deleted)", true, SHARED_FLAGS, 0,
 	  VMA_KIND__VMA_ANON_SHARED, NULL },
+	/* An attachment never reaches mem_classify (ipc_shm_vma takes it first). */
 	{ "System V", "/SYSV00001234 (deleted)", true, SHARED_FLAGS, 0, 0, "System V" },
 	{ "vsyscall", "[vsyscall]", false, VMF(EX), 0, 0, "special" },
 	{ "uprobes", "[uprobes]", false, VMF(EX) | VMF(MR) | VMF(ME), 0, 0, "special" },
