@@ -22,6 +22,7 @@
 /* Every kind there is: a new kind is one more line here. */
 static const struct fd_kind *const kinds[] = {
 	&path_kind, &epoll_kind, &pipe_kind, &eventfd_kind, &signalfd_kind, &timerfd_kind,
+	&tty_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)
@@ -134,7 +135,7 @@ static const char *fd_kind_name(const struct stat *st, const char *link)
 	if (!strncmp(link, "anon_inode:", 11))
 		return "an anonymous inode of a kind cryo does not know";
 	if (S_ISCHR(st->st_mode))
-		return "a character device (terminals and devices are not supported)";
+		return "a character device cryo does not know (devices with state are not supported)";
 	if (S_ISBLK(st->st_mode))
 		return "a block device";
 	return "a file of an unsupported kind";

@@ -70,6 +70,7 @@ struct dump_proc {
 	struct vdso_layout vdso_layout;
 	uint64_t brk;			/* the program break, as the process read it */
 	VdsoInfo vdso;			/* its vDSO as it sees it (core.vdso) */
+	ControllingTty ctty;		/* core.ctty, when it has one (file_tty.c) */
 };
 
 struct restore_ctx {
@@ -93,6 +94,7 @@ struct restore_ctx {
 	int file_validation;		/* enum cryo_file_validation */
 	struct trust trust;
 	void *pipes;			/* file_pipe.c's pipes made so far */
+	void *ttys;			/* file_tty.c's pty pairs made so far */
 	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
 	size_t nr_inherit;
 	uint32_t *tree_pids;		/* every PID and TID of the image */
