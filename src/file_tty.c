@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cryo.h"
@@ -475,10 +476,11 @@ static struct tty_state *state_of(struct restore_ctx *ctx)
 }
 
 /* The master of /dev/pts/index: devpts gives out the lowest free index, so the ones
- * below it are held until it comes; a taken index is refused. */
-static int open_ptmx_at(const char *path, uint32_t index, int flags)
+ * below it are held until it comes. One above it means the index is taken: 1, to
+ * wait (the dumped pair is freed by a kernel worker after its last close). */
+static int try_ptmx_at(const char *path, uint32_t index, int flags, int *out)
 {
-	int *held = NULL, fd = -1, got = -1;
+	int *held = NULL, fd = -1, got = -1, rc = -1;
 	size_t nr = 0, cap = 0;
 
 	while (nr < PTMX_TRIES) {
@@ -487,11 +489,8 @@ static int open_ptmx_at(const char *path, uint32_t index, int flags)
 			cr_perr("cannot open %s to make /dev/pts/%u again", path, index);
 			break;
 		}
-		if ((uint32_t)got == index)
-			break;
-		if ((uint32_t)got > index || cr_grow(&held, &cap, nr + 1, sizeof(int), 64)) {
-			if ((uint32_t)got > index)
-				cr_err("cannot make /dev/pts/%u again: it is in use", index);
+		if ((uint32_t)got >= index || cr_grow(&held, &cap, nr + 1, sizeof(int), 64)) {
+			rc = (uint32_t)got == index ? 0 : (uint32_t)got > index ? 1 : -1;
 			break;
 		}
 		held[nr++] = fd;
@@ -503,11 +502,27 @@ static int open_ptmx_at(const char *path, uint32_t index, int flags)
 	for (size_t i = 0; i < nr; i++)
 		close(held[i]);
 	free(held);
-	if (fd >= 0 && (uint32_t)got != index) {
+	if (rc && fd >= 0)
 		close(fd);
-		fd = -1;
+	*out = rc ? -1 : fd;
+	return rc;
+}
+
+#define PTY_FREE_WAIT_MS 2000
+
+static int open_ptmx_at(const char *path, uint32_t index, int flags)
+{
+	struct timespec pause_ts = { 0, 2000000 };
+	int fd;
+
+	for (int waited = 0; waited < PTY_FREE_WAIT_MS / 2; waited++) {
+		int rc = try_ptmx_at(path, index, flags, &fd);
+
+		if (rc <= 0)
+			return rc ? -1 : fd;
+		nanosleep(&pause_ts, NULL);
 	}
-	return fd;
+	return cr_err("cannot make /dev/pts/%u again: it is in use", index);
 }
 
 static int set_bytes(int fd, unsigned long req, const ProtobufCBinaryData *b, bool has)

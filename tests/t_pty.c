@@ -3,13 +3,18 @@
  * slave as controlling terminal, raw-ish settings and a window size, and has made its
  * own child's group the foreground. After the restore each checks from inside: the
  * same /dev/pts/N by name, termios, window size, packet mode, the session, controlling
- * terminal and foreground group, and bytes going through in both directions. */
+ * terminal and foreground group, and bytes going through in both directions.
+ * With an argument, a state the dump must refuse, left as it was: bytes queued
+ * towards the programs (queued-input) or towards the master (queued-output), /dev/tty
+ * open (dev-tty), the master (master-outside) or a slave (slave-outside) held by a
+ * process outside the tree. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -22,6 +27,7 @@
 #define COLS 101
 
 static char slave_name[64];
+static int master_fd, go_pipe[2], result_pipe[2];
 
 static void must(bool ok, const char *what)
 {
@@ -121,12 +127,16 @@ static void job(int s, int wake, pid_t sid)
 }
 
 /* The session leader ("the shell"). */
-static void shell(int go, int result)
+static void shell(int go, int result, bool dev_tty)
 {
 	int s, wake[2], status;
 	char c;
 	pid_t fg;
 
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	close(master_fd);
+	close(go_pipe[1]);
+	close(result_pipe[0]);
 	must(setsid() > 0, "setsid");
 	s = open(slave_name, O_RDWR);
 	must(s >= 0, "opening the slave");
@@ -135,14 +145,25 @@ static void shell(int go, int result)
 	fg = fork();
 	must(fg >= 0, "fork");
 	if (!fg) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(wake[1]);
+		close(go);
+		close(result);
 		setpgid(0, 0);
 		job(s, wake[0], getppid());
 	}
+	close(wake[0]);
 	setpgid(fg, fg);
 	must(!tcsetpgrp(s, fg), "tcsetpgrp");
+	must(!dev_tty || open("/dev/tty", O_RDWR) >= 0, "opening /dev/tty");
 	put(result, "r", 1);
 
 	get(go, &c, 1);
+	if (c == 'x') {
+		kill(fg, SIGKILL);
+		waitpid(fg, &status, 0);
+		_exit(0);
+	}
 	check_ctty(s, getpid(), fg, "the session leader");
 	check_settings(s);
 	put(wake[1], "w", 1);
@@ -152,25 +173,92 @@ static void shell(int go, int result)
 	_exit(0);
 }
 
-int main(void)
+/* A process outside the tree (its parent ends: the harness adopts it) holding fd
+ * until the tree's root ends. */
+static void hold_outside(int fd)
 {
+	int hold[2];
+	char c;
+
+	must(!pipe(hold), "pipe");
+	if (!fork()) {
+		close(hold[1]);
+		close(go_pipe[1]);
+		close(result_pipe[0]);
+		if (!fork()) {
+			while (read(hold[0], &c, 1) > 0)
+				;
+			_exit(0);
+		}
+		_exit(0);
+	}
+	wait(NULL);
+	close(hold[0]);
+	close(fd);
+}
+
+static size_t queued(int fd)
+{
+	int n = -1;
+
+	must(!ioctl(fd, FIONREAD, &n), "FIONREAD");
+	return n;
+}
+
+/* A refused state: still there after the refused dump; then the tree ends. */
+static void bad_state(const char *what, int m, int go, pid_t child)
+{
+	int s = -1, status;
+
+	if (!strncmp(what, "queued", 6) || !strcmp(what, "slave-outside")) {
+		s = open(slave_name, O_RDWR | O_NOCTTY);
+		must(s >= 0, "opening the slave");
+	}
+	if (!strcmp(what, "queued-input"))
+		put(m, "zz", 2);
+	if (!strcmp(what, "queued-output"))
+		put(s, "yy", 2);
+	if (!strcmp(what, "master-outside"))
+		hold_outside(m);
+	if (!strcmp(what, "slave-outside"))
+		hold_outside(s);
+	tl_ready();
+	tl_wait_go();
+	if (!strcmp(what, "queued-input"))
+		TL_CHECK(queued(s) == 2, "the slave's input queue holds %zu bytes", queued(s));
+	if (!strcmp(what, "queued-output"))
+		TL_CHECK(queued(m) == 2, "the master's queue holds %zu bytes", queued(m));
+	put(go, "x", 1);
+	must(waitpid(child, &status, 0) == child, "waitpid");
+	tl_pass();
+}
+
+int main(int argc, char **argv)
+{
+	const char *bad = argc > 2 ? argv[2] : NULL;
 	int m, go[2], result[2], status, n, lck = 1, pkt = 0;
 	char c, out[16];
 	struct winsize ws;
 	pid_t child;
 
 	tl_init();
-	m = posix_openpt(O_RDWR | O_NOCTTY);
+	m = master_fd = posix_openpt(O_RDWR | O_NOCTTY);
 	must(m >= 0 && !grantpt(m) && !unlockpt(m), "posix_openpt");
 	snprintf(slave_name, sizeof(slave_name), "%s", ptsname(m));
 	must(!ioctl(m, TIOCPKT, &(int){ 1 }), "TIOCPKT");
-	must(!pipe(go) && !pipe(result), "pipe");
+	must(!pipe(go_pipe) && !pipe(result_pipe), "pipe");
+	memcpy(go, go_pipe, sizeof(go));
+	memcpy(result, result_pipe, sizeof(result));
 	child = fork();
 	must(child >= 0, "fork");
 	if (!child)
-		shell(go[0], result[1]);
+		shell(go[0], result[1], bad && !strcmp(bad, "dev-tty"));
+	close(go[0]);
+	close(result[1]);
 	get(result[0], &c, 1);
 	printf("slave %s\n", slave_name);
+	if (bad)
+		bad_state(bad, m, go[1], child);
 	tl_ready();
 	tl_wait_go();
 
