@@ -581,6 +581,92 @@ static void run_shell_job(void)
 	       rc ? r.cryo_log : NULL);
 }
 
+/* The log shows `want`, sooner or later. */
+static int log_shows(const char *log, const char *want)
+{
+	double end = now() + READY_TIMEOUT;
+
+	for (;;) {
+		char *s = read_file(log, NULL);
+		bool found = s && strstr(s, want);
+
+		free(s);
+		if (found)
+			return 0;
+		if (now() > end)
+			return why("the output did not show '%s' within %.0f s", want,
+				   READY_TIMEOUT);
+		sleep_ms(5);
+	}
+}
+
+static int type_into(int fd, const char *keys)
+{
+	if (write(fd, keys, strlen(keys)) != (ssize_t)strlen(keys))
+		return why("cannot write to the FIFO: %s", strerror(errno));
+	return 0;
+}
+
+/* util-linux script running python3 on a pty pair of its own: script holds the
+ * master and relays its stdin (a FIFO the harness writes) and its log; python3 leads
+ * a session on the slave. Dumped, restored, python3 still knows x. */
+static int script_mode(struct run *r, enum mode m)
+{
+	char *argv[] = { "/usr/bin/script", "-q", "-c",
+			 "env TERM=dumb PYTHON_BASIC_REPL=1 /usr/bin/python3 -q", "/dev/null", NULL };
+	char fifo[800], img2[700];
+	int in, w, rc;
+
+	snprintf(fifo, sizeof(fifo), "%s/stdin", r->dir);
+	snprintf(img2, sizeof(img2), "%s-2", r->img);
+	unlink(fifo);
+	if (mkfifo(fifo, 0600) || (in = open(fifo, O_RDWR | O_CLOEXEC)) < 0)
+		return why("cannot make the FIFO %s: %s", fifo, strerror(errno));
+	w = open(fifo, O_WRONLY | O_CLOEXEC);
+	r->pid = spawn_with(argv, r->log, true, in, -1);
+	close(in);
+	rc = w < 0 || r->pid < 0 ? why("cannot start script") : 0;
+	if (!rc)
+		rc = log_shows(r->log, ">>> ") || type_into(w, "x = 42\n") ||
+		     log_shows(r->log, ">>> x = 42\r\n>>> ") ? -1 : 0;
+	if (!rc && m == MODE_KILL)
+		rc = step_dump(r, r->img, false) || step_restore_detached(r, r->img);
+	if (!rc && m == MODE_LEAVE)
+		rc = step_dump(r, r->img, true);
+	if (!rc && m == MODE_TWICE)
+		rc = step_dump(r, r->img, false) || step_restore_detached(r, r->img) ||
+		     step_dump(r, img2, false) || step_restore_detached(r, img2) ? -1 : 0;
+	if (!rc)
+		rc = type_into(w, "print(x)\n") || log_shows(r->log, "print(x)\r\n42\r\n") ||
+		     type_into(w, "exit()\n") || real_end(r->pid, "script") ? -1 : 0;
+	if (w >= 0)
+		close(w);
+	return rc;
+}
+
+static void run_script(void)
+{
+	static const char *const short_modes[] = { "kill", "leave", "twice" };
+	struct run r;
+	int rc;
+
+	if (access("/usr/bin/script", X_OK)) {
+		printf("SKIP script-python3: /usr/bin/script is not installed\n");
+		return;
+	}
+	for (int m = MODE_KILL; m <= MODE_TWICE; m++) {
+		memset(&r, 0, sizeof(r));
+		run_dir(&r, "script-python3", short_modes[m]);
+		reason[0] = 0;
+		rc = script_mode(&r, m);
+		if (rc && r.pid > 0)
+			kill(-r.pid, SIGKILL);
+		reap_orphans();
+		result("script-python3", mode_names[m], rc, rc ? r.log : NULL,
+		       rc ? r.cryo_log : NULL);
+	}
+}
+
 /* One tmux command on the test's own server; its output in `out` if given. */
 static int tmux(const struct run *r, const char *out, char *const args[])
 {
@@ -703,6 +789,8 @@ static void run_real_trees(void)
 			run_real_tree(&trees[i]);
 	if (selected("sh-date-cat-pipeline"))
 		run_pipeline();
+	if (selected("script-python3"))
+		run_script();
 	if (selected("python3-shell-job"))
 		run_shell_job();
 	if (selected("tmux-python3"))
