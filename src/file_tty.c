@@ -162,7 +162,8 @@ static int dump_master(const struct fd_probe *pr, TtyFile *tf, int fd)
 		return cr_err("process %d: fd %d, the master of /dev/pts/%d in packet mode, has "
 			      "a status change not read yet; cryo cannot copy it", pr->p->pid,
 			      pr->fd, idx);
-	if (read_termios(fd, &tf->master_termios, &tf->has_master_termios) ||
+	/* The slave's settings: termios ioctls on a master act on its slave. */
+	if (read_termios(fd, &tf->termios, &tf->has_termios) ||
 	    get_bytes(fd, TIOCGWINSZ, sizeof(struct winsize), &tf->winsize, &tf->has_winsize))
 		return cr_perr("process %d: cannot read the settings of the pty master fd %d",
 			       pr->p->pid, pr->fd);
@@ -227,7 +228,6 @@ static void tty_free(FileEntry *e)
 		return;
 	free(e->tty->path);
 	free(e->tty->termios.data);
-	free(e->tty->master_termios.data);
 	free(e->tty->winsize.data);
 	free(e->tty);
 }
@@ -308,8 +308,8 @@ static int check_outside(const struct dump_ctx *ctx)
 	return rc;
 }
 
-/* A master's slave, through a slave fd of the tree: its settings, and no input the
- * programs have not read. */
+/* A master's slave, through a slave fd of the tree: no input the programs have not
+ * read. */
 static int check_slave(struct dump_ctx *ctx, TtyFile *m, size_t s)
 {
 	const struct file_key *k = &ctx->files.keys[s];
@@ -317,7 +317,7 @@ static int check_slave(struct dump_ctx *ctx, TtyFile *m, size_t s)
 
 	if (fd < 0)
 		return -1;
-	if (ioctl(fd, FIONREAD, &queued) || read_termios(fd, &m->termios, &m->has_termios))
+	if (ioctl(fd, FIONREAD, &queued))
 		rc = cr_perr("process %d: cannot read the settings of /dev/pts/%u (fd %d)", k->pid,
 			     m->index, k->fd);
 	else if (queued)
@@ -441,7 +441,6 @@ static int tty_check(const FileEntry *e)
 	if (!tf || tf->index >= PTY_MAX_INDEX)
 		return cr_err("image: terminal file %u is invalid", e->id);
 	if ((tf->has_termios && tf->termios.len != sizeof(struct cr_termios2)) ||
-	    (tf->has_master_termios && tf->master_termios.len != sizeof(struct cr_termios2)) ||
 	    (tf->has_winsize && tf->winsize.len != sizeof(struct winsize)))
 		return cr_err("image: terminal file %u has settings of the wrong size", e->id);
 	if (tf->master && !tf->shell &&
@@ -456,7 +455,6 @@ static int tty_check(const FileEntry *e)
 struct tty_pair {
 	uint32_t index;
 	int master;		/* cryo's; the task's is a copy */
-	int slave;		/* held while the others open, to keep its settings; or -1 */
 	bool locked, master_given;
 };
 
@@ -531,23 +529,18 @@ static int set_bytes(int fd, unsigned long req, const ProtobufCBinaryData *b, bo
 }
 
 /* Unlocked while cryo opens its slaves; locked again, if it was, once all are open.
- * Packet mode last: the settings before it would set a status change. */
+ * The settings go through the master (they are the slave's); packet mode last, as
+ * the settings before it would set a status change. */
 static int set_up_pair(struct tty_pair *pr, const TtyFile *tf)
 {
 	int unlock = 0, on = 1;
 
 	if (ioctl(pr->master, TIOCSPTLCK, &unlock))
 		return cr_perr("cannot unlock /dev/pts/%u", tf->index);
-	if (tf->has_termios) {
-		pr->slave = ioctl(pr->master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK |
-						       O_CLOEXEC);
-		if (pr->slave < 0 || set_bytes(pr->slave, CR_TCSETS2, &tf->termios, true))
-			return cr_perr("cannot give /dev/pts/%u its settings", tf->index);
-	}
-	if (set_bytes(pr->master, CR_TCSETS2, &tf->master_termios, tf->has_master_termios) ||
+	if (set_bytes(pr->master, CR_TCSETS2, &tf->termios, tf->has_termios) ||
 	    set_bytes(pr->master, TIOCSWINSZ, &tf->winsize, tf->has_winsize) ||
 	    (tf->packet && ioctl(pr->master, TIOCPKT, &on)))
-		return cr_perr("cannot give the master of /dev/pts/%u its settings", tf->index);
+		return cr_perr("cannot give /dev/pts/%u its settings", tf->index);
 	return 0;
 }
 
@@ -581,7 +574,7 @@ static struct tty_pair *pair_of(struct restore_ctx *ctx, uint32_t index)
 	if (cr_grow(&s->p, &s->cap, s->nr + 1, sizeof(*s->p), 8))
 		return NULL;
 	pr = &s->p[s->nr];
-	*pr = (struct tty_pair){ index, -1, -1, m->tty->locked, false };
+	*pr = (struct tty_pair){ index, -1, m->tty->locked, false };
 	pr->master = open_ptmx_at(m->tty->path, index, m->flags & TTY_OPEN_FLAGS);
 	if (pr->master < 0)
 		return NULL;
@@ -650,8 +643,6 @@ static void tty_open_done(struct restore_ctx *ctx)
 	for (size_t i = 0; s && i < s->nr; i++) {
 		if (s->p[i].locked)
 			ioctl(s->p[i].master, TIOCSPTLCK, &lock);
-		if (s->p[i].slave >= 0)
-			close(s->p[i].slave);
 		close(s->p[i].master);
 	}
 	if (s)
