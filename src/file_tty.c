@@ -83,10 +83,11 @@ int tty_check_sessions(const struct tty_node *n, size_t nr)
 				from = n[k].pid;
 			}
 		if (n[i].tty_nr != want)
-			return cr_err("process %d has %s controlling terminal (device 0x%x) than "
-				      "process %d, %s (0x%x); cryo cannot make that again",
-				      n[i].pid, n[i].tty_nr ? "another" : "no", n[i].tty_nr, from,
-				      from == n[i].sid ? "its session leader" : "the root", want);
+			return cr_err("process %d: its controlling terminal (device 0x%x, 0 for "
+				      "none) is not that of %s %d (0x%x); cryo cannot make that "
+				      "again", n[i].pid, n[i].tty_nr,
+				      from == n[i].sid ? "its session leader" : "the root", from,
+				      want);
 	}
 	return 0;
 }

@@ -74,11 +74,11 @@ static void test_sessions(void)
 	unit_case();
 	CHECK(!tty_check_sessions(job, 2), "a shell job refused: %s", err_text());
 	unit_case();
-	CHECK(tty_check_sessions(lost, 3) && err_has("process 12 has no controlling terminal") &&
+	CHECK(tty_check_sessions(lost, 3) && err_has("process 12: its controlling terminal (device 0x0 &&
 	      err_has("its session leader"), "a process without its leader's terminal: %s",
 	      err_text());
 	unit_case();
-	CHECK(tty_check_sessions(other, 2) && err_has("process 21 has another") &&
+	CHECK(tty_check_sessions(other, 2) && err_has("process 21: its controlling terminal (device 0x8804 &&
 	      err_has("the root"), "another terminal than the root's: %s", err_text());
 	unit_case();
 	CHECK(tty_check_sessions(leader_later, 2) && err_has("process 12"),
