@@ -263,7 +263,7 @@ static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		if (!ctx->procs[i]->zombie && collect(ctx->procs[i]))
 			return -1;
-	if (locks_dump_check(ctx) || ipc_dump(ctx))
+	if (locks_dump_check(ctx) || ipc_dump(ctx) || tty_dump_tree(ctx))
 		return -1;
 	if (!opts->leave_running)
 		for (size_t i = 0; i < ctx->nr_procs; i++)

@@ -26,7 +26,7 @@ static const struct fd_kind *const kinds[] = {
 	/* O_PATH first (nothing is open through it); mqueue before path: a queue is a
 	 * regular file to stat. */
 	&opath_kind, &mqueue_kind, &path_kind, &epoll_kind, &pipe_kind, &eventfd_kind,
-	&signalfd_kind, &timerfd_kind, &pidfd_kind, &inotify_kind,
+	&signalfd_kind, &timerfd_kind, &pidfd_kind, &inotify_kind, &tty_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)
@@ -139,7 +139,7 @@ static const char *fd_kind_name(const struct stat *st, const char *link)
 	if (!strncmp(link, "anon_inode:", 11))
 		return "an anonymous inode of a kind cryo does not know";
 	if (S_ISCHR(st->st_mode))
-		return "a character device (terminals and devices are not supported)";
+		return "a character device cryo does not know (devices with state are not supported)";
 	if (S_ISBLK(st->st_mode))
 		return "a block device";
 	return "a file of an unsupported kind";

@@ -28,4 +28,33 @@ int files_plan_final(struct restore_proc *rp, struct plan *p);
 int files_fd(struct restore_ctx *ctx, uint32_t id);
 void files_plan_close_inherited(struct restore_ctx *ctx, struct plan *p);
 
+/* ---- terminals (file_tty.c) ---- */
+
+enum tty_class { TTY_NOT, TTY_PTY_MASTER, TTY_PTY_SLAVE, TTY_CTTY, TTY_CONSOLE, TTY_OTHER };
+
+/* What a character device is as a terminal; a pty slave's index. Pure. */
+enum tty_class tty_classify(uint32_t maj, uint32_t min, uint32_t *index);
+/* The device of /proc/PID/stat's tty_nr field. Pure. */
+void tty_decode_nr(uint32_t tty_nr, uint32_t *maj, uint32_t *min);
+
+struct tty_node {
+	pid_t pid, sid;
+	uint32_t tty_nr;
+};
+
+/* Has every process (n[0] the root) its session leader's controlling terminal, or in
+ * a session led from outside, the root's? Pure. */
+int tty_check_sessions(const struct tty_node *n, size_t nr);
+/* Dump, once every fd of the tree is known: each pty whole in the image, nothing
+ * queued, each session's controlling terminal and foreground group. */
+int tty_dump_tree(struct dump_ctx *ctx);
+/* Restore: a session leader takes its terminal (right after its setsid); its
+ * foreground group (in the last table, once every group exists). */
+int tty_plan_ctty(struct restore_proc *rp, struct plan *p);
+int tty_plan_foreground(struct restore_proc *rp, struct plan *p);
+/* --shell-job: the restored job becomes the foreground of cryo's terminal, which goes
+ * back to cryo's group once it ends. */
+void tty_shell_foreground(struct restore_ctx *ctx);
+void tty_shell_take_back(void);
+
 #endif

@@ -322,6 +322,8 @@ int proc_parse_stat(const char *buf, size_t len, struct proc_stat *st)
 	st->ppid = f[4 + i];
 	st->pgid = f[5 + i];
 	st->sid = f[6 + i];
+	st->tty_nr = (uint32_t)f[7 + i];
+	st->tpgid = (pid_t)f[8 + i];
 	st->flags = f[9 + i];
 	st->num_threads = (long)f[20 + i];
 	st->start_code = (uint64_t)f[26 + i];

@@ -50,6 +50,8 @@ struct proc_stat {
 	char comm[64];
 	char state;
 	pid_t ppid, pgid, sid;
+	uint32_t tty_nr;			/* its controlling terminal's device, 0: none */
+	pid_t tpgid;			/* that terminal's foreground group, -1: none */
 	uint64_t flags;
 	uint64_t start_code, end_code, start_stack;
 	uint64_t start_data, end_data, start_brk;

@@ -228,6 +228,8 @@ static int plan_main(struct restore_proc *rp, struct plan *p)
 	ipc_plan_attach(rp, p);
 	tree_plan_children(rp, p, true);
 	tree_plan_setsid(rp, p);
+	if (tty_plan_ctty(rp, p))
+		return -1;
 	tree_plan_children(rp, p, false);
 	if (mem_plan_mm(rp, p) || process_plan(rp, p))
 		return -1;
@@ -242,7 +244,7 @@ static int plan_main(struct restore_proc *rp, struct plan *p)
 static int plan_final(struct restore_proc *rp, struct plan *p)
 {
 	tree_plan_reaped(rp, p);
-	if (signals_plan(rp, p))
+	if (tty_plan_foreground(rp, p) || signals_plan(rp, p))
 		return -1;
 	for (size_t i = 0; i < rp->nr_threads; i++)
 		if (signals_plan_pending(rp, p, rp->core->threads[i]))
@@ -463,6 +465,7 @@ static int release_tree(struct restore_ctx *ctx, const struct cryo_restore_opts 
 	}
 	if (opts->pidfile && write_pidfile(opts->pidfile, ctx->procs[0]->pid))
 		return -1;
+	tty_shell_foreground(ctx);
 	for (size_t i = ctx->nr_procs; i-- > 0;)
 		if (!ctx->procs[i]->zombie && task_release(ctx->procs[i]))
 			return -1;
@@ -582,6 +585,7 @@ int cryo_wait_restored(pid_t root)
 		if (errno != EINTR)
 			return cr_perr("waiting for process %d", root);
 	}
+	tty_shell_take_back();
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	if (WIFSIGNALED(status))

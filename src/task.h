@@ -72,6 +72,7 @@ struct dump_proc {
 	struct vdso_layout vdso_layout;
 	uint64_t brk;			/* the program break, as the process read it */
 	VdsoInfo vdso;			/* its vDSO as it sees it (core.vdso) */
+	ControllingTty ctty;		/* core.ctty, when it has one (file_tty.c) */
 };
 
 struct restore_ctx {
@@ -97,6 +98,7 @@ struct restore_ctx {
 	void *pipes;			/* file_pipe.c's pipes made so far */
 	void *ipc;			/* ipc_sysv.c's System V objects */
 	void *mqueues;			/* file_mqueue.c's queues made or taken back */
+	void *ttys;			/* file_tty.c's pty pairs made so far */
 	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
 	size_t nr_inherit;
 	uint32_t *tree_pids;		/* every PID and TID of the image */

@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <mqueue.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ipc.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/msg.h>
 #include <sys/prctl.h>

@@ -253,6 +253,49 @@ static int bad_restore_posix_lock_taken(struct run *r)
 	return lock_taken(r, "restore-posix-lock-taken", "lockf", "taking its POSIX write lock of fd 3 at 0 again");
 }
 
+/* A pty pair in a state the dump refuses (t_pty's argument). */
+static int bad_pty(struct run *r, const char *name, const char *state, const char *needle)
+{
+	char path[600], *argv[] = { path, work, (char *)state, NULL };
+
+	run_dir(r, name, "bad");
+	snprintf(path, sizeof(path), "%s/t_pty", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	if (wait_ready(r->pid, r->log))
+		return -1;
+	return dump_victim(r, r->img, needle);
+}
+
+static int bad_dump_pty_input(struct run *r)
+{
+	return bad_pty(r, "dump-pty-queued-input", "queued-input",
+		       "bytes of input its programs have not read");
+}
+
+static int bad_dump_pty_output(struct run *r)
+{
+	return bad_pty(r, "dump-pty-queued-output", "queued-output",
+		       "written by the terminal's programs and not read yet");
+}
+
+static int bad_dump_dev_tty(struct run *r)
+{
+	return bad_pty(r, "dump-dev-tty", "dev-tty", "is /dev/tty");
+}
+
+static int bad_dump_pty_master_outside(struct run *r)
+{
+	return bad_pty(r, "dump-pty-master-outside", "master-outside",
+		       "whose master is not open in the image");
+}
+
+static int bad_dump_pty_slave_outside(struct run *r)
+{
+	return bad_pty(r, "dump-pty-slave-outside", "slave-outside", "outside the image");
+}
+
 /* The victim's first child, from its children file. */
 static pid_t child_of(pid_t pid)
 {
@@ -1237,6 +1280,11 @@ static void run_bad_inputs(void)
 		{ "dump-lease", bad_dump_lease },
 		{ "restore-flock-taken", bad_restore_flock_taken },
 		{ "restore-posix-lock-taken", bad_restore_posix_lock_taken },
+		{ "dump-pty-queued-input", bad_dump_pty_input },
+		{ "dump-pty-queued-output", bad_dump_pty_output },
+		{ "dump-dev-tty", bad_dump_dev_tty },
+		{ "dump-pty-master-outside", bad_dump_pty_master_outside },
+		{ "dump-pty-slave-outside", bad_dump_pty_slave_outside },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
 		{ "dump-dir-is-a-link", bad_dump_dir_link },
 		{ "dump-planted-link", bad_dump_planted_link },

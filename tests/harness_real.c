@@ -408,6 +408,367 @@ static void run_pipeline(void)
 	}
 }
 
+/* ---- terminals: a job in the user's terminal, a tmux server ---- */
+
+#define PY_ENV { "TERM=dumb", "PYTHON_BASIC_REPL=1", "HOME=/", NULL }
+
+/* A pty pair the harness plays the user's side of: the master, the slave's name. */
+static int open_pty(char *name, size_t len)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (m < 0 || grantpt(m) || unlockpt(m) || !ptsname(m)) {
+		if (m >= 0)
+			close(m);
+		return why("cannot make a pty pair: %s", strerror(errno));
+	}
+	snprintf(name, len, "%s", ptsname(m));
+	return m;
+}
+
+/* In a child: a new session with the slave as its controlling terminal on fds 0-2
+ * (stdout and stderr to log instead, if given), nothing else open. */
+static void child_on_tty(const char *slave, const char *log)
+{
+	int s, fd;
+
+	setsid();
+	s = open(slave, O_RDWR);
+	if (s < 0)
+		_exit(126);
+	for (fd = 0; fd < 3; fd++)
+		dup2(s, fd);
+	fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	syscall(SYS_close_range, 3, ~0U, 0);
+	signal(SIGPIPE, SIG_DFL);
+}
+
+/* What the terminal shows, read until `want` appears (bounded, not timed). */
+struct screen {
+	char text[65536];
+	size_t len;
+};
+
+static int pty_expect(int m, struct screen *sc, const char *want)
+{
+	double end = now() + READY_TIMEOUT;
+
+	while (!memmem(sc->text, sc->len, want, strlen(want))) {
+		struct pollfd pfd = { m, POLLIN, 0 };
+		ssize_t n;
+
+		if (now() > end)
+			return why("the terminal did not show '%s' within %.0f s; it showed '%.*s'",
+				   want, READY_TIMEOUT, (int)sc->len, sc->text);
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if (sc->len > sizeof(sc->text) / 2)
+			sc->len = 0;
+		n = read(m, sc->text + sc->len, sizeof(sc->text) - sc->len);
+		if (n <= 0)
+			return why("the terminal closed before showing '%s'", want);
+		sc->len += n;
+	}
+	return 0;
+}
+
+/* Type a line and wait for what it must show. */
+static int pty_type(int m, struct screen *sc, const char *keys, const char *want)
+{
+	sc->len = 0;
+	if (write(m, keys, strlen(keys)) != (ssize_t)strlen(keys))
+		return why("cannot type into the terminal: %s", strerror(errno));
+	return pty_expect(m, sc, want);
+}
+
+/* "The shell": a session on the terminal running python3 as its foreground job. */
+static pid_t start_shell_with_python(const char *slave)
+{
+	pid_t shell = fork(), py;
+	int status;
+
+	if (shell)
+		return shell;
+	child_on_tty(slave, NULL);
+	py = fork();
+	if (!py) {
+		char *argv[] = { "/usr/bin/python3", "-q", NULL }, *env[] = PY_ENV;
+
+		setpgid(0, 0);
+		signal(SIGTTOU, SIG_IGN);
+		tcsetpgrp(0, getpid());
+		signal(SIGTTOU, SIG_DFL);
+		execve(argv[0], argv, env);
+		_exit(127);
+	}
+	setpgid(py, py);
+	waitpid(py, &status, 0);
+	_exit(0);
+}
+
+/* python3 typed into in one terminal, dumped with -j; restored with -j by a cryo run in
+ * another terminal, it is that terminal's foreground job: it keeps its variables and
+ * answers what is typed (a background job reading its terminal would be stopped). */
+static int shell_job_mode(struct run *r)
+{
+	char slave[64], pid[16], *argv[] = { (char *)cryo_bin, "restore", "-v", "-j", "-D", r->img,
+					     NULL };
+	static struct screen sc;
+	int m, rc, status, fg = 0;
+	pid_t shell, cryo;
+
+	m = open_pty(slave, sizeof(slave));
+	if (m < 0)
+		return -1;
+	sc.len = 0;
+	shell = start_shell_with_python(slave);
+	want(shell);
+	rc = pty_expect(m, &sc, ">>> ") || pty_type(m, &sc, "x = 42\n", ">>> ");
+	r->pid = rc ? 0 : find_in_tree(shell, "python3");
+	if (!rc && !r->pid)
+		rc = why("python3 is not running in the terminal");
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	if (!rc && (rc = run_cryo(r->cryo_log, "dump", "-v", "-j", "-t", pid, "-D", r->img, NULL)))
+		rc = rc < 0 ? -1 : why("cryo dump -j exited with %d", rc);
+	if (!rc)
+		rc = wait_for(shell, 10, &status);
+	close(m);
+	if (rc)
+		return -1;
+	/* Another terminal, where cryo restore -j runs as the shell's job would. */
+	m = open_pty(slave, sizeof(slave));
+	if (m < 0)
+		return -1;
+	cryo = fork();
+	if (!cryo) {
+		child_on_tty(slave, r->cryo_log);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	want(cryo);
+	rc = pty_type(m, &sc, "print(x)\n", "42");
+	if (!rc && (ioctl(m, TIOCGPGRP, &fg) || fg != r->pid))
+		rc = why("the foreground group of cryo's terminal is %d, not the job's %d", fg,
+			 r->pid);
+	if (!rc)
+		rc = pty_type(m, &sc, "print(x + 1)\n", "43") || pty_type(m, &sc, "exit()\n", "") ||
+		     wait_for(cryo, EXIT_TIMEOUT, &status) ? -1 : 0;
+	if (!rc && (!WIFEXITED(status) || WEXITSTATUS(status)))
+		rc = why("cryo restore -j ended with status 0x%x", status);
+	if (rc)
+		kill(cryo, SIGKILL);
+	close(m);
+	return rc;
+}
+
+static void run_shell_job(void)
+{
+	struct run r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	run_dir(&r, "python3-shell-job", "kill");
+	reason[0] = 0;
+	rc = shell_job_mode(&r);
+	if (rc && r.pid > 0)
+		kill(r.pid, SIGKILL);
+	reap_orphans();
+	result("python3-shell-job", mode_names[MODE_KILL], rc, rc ? r.log : NULL,
+	       rc ? r.cryo_log : NULL);
+}
+
+/* The log shows `want`, sooner or later. */
+static int log_shows(const char *log, const char *want)
+{
+	double end = now() + READY_TIMEOUT;
+
+	for (;;) {
+		char *s = read_file(log, NULL);
+		bool found = s && strstr(s, want);
+
+		free(s);
+		if (found)
+			return 0;
+		if (now() > end)
+			return why("the output did not show '%s' within %.0f s", want,
+				   READY_TIMEOUT);
+		sleep_ms(5);
+	}
+}
+
+static int type_into(int fd, const char *keys)
+{
+	if (write(fd, keys, strlen(keys)) != (ssize_t)strlen(keys))
+		return why("cannot write to the FIFO: %s", strerror(errno));
+	return 0;
+}
+
+/* util-linux script running python3 on a pty pair of its own: script holds the
+ * master and relays its stdin (a FIFO the harness writes) and its log; python3 leads
+ * a session on the slave. Dumped, restored, python3 still knows x. */
+static int script_mode(struct run *r, enum mode m)
+{
+	char *argv[] = { "/usr/bin/script", "-q", "-c",
+			 "env TERM=dumb PYTHON_BASIC_REPL=1 /usr/bin/python3 -q", "/dev/null", NULL };
+	char fifo[800], img2[700];
+	int in, w, rc;
+
+	snprintf(fifo, sizeof(fifo), "%s/stdin", r->dir);
+	snprintf(img2, sizeof(img2), "%s-2", r->img);
+	unlink(fifo);
+	if (mkfifo(fifo, 0600) || (in = open(fifo, O_RDWR | O_CLOEXEC)) < 0)
+		return why("cannot make the FIFO %s: %s", fifo, strerror(errno));
+	w = open(fifo, O_WRONLY | O_CLOEXEC);
+	r->pid = spawn_with(argv, r->log, true, in, -1);
+	close(in);
+	rc = w < 0 || r->pid < 0 ? why("cannot start script") : 0;
+	if (!rc)
+		rc = log_shows(r->log, ">>> ") || type_into(w, "x = 42\n") ||
+		     log_shows(r->log, ">>> x = 42\r\n>>> ") ? -1 : 0;
+	if (!rc && m == MODE_KILL)
+		rc = step_dump(r, r->img, false) || step_restore_detached(r, r->img);
+	if (!rc && m == MODE_LEAVE)
+		rc = step_dump(r, r->img, true);
+	if (!rc && m == MODE_TWICE)
+		rc = step_dump(r, r->img, false) || step_restore_detached(r, r->img) ||
+		     step_dump(r, img2, false) || step_restore_detached(r, img2) ? -1 : 0;
+	if (!rc)
+		rc = type_into(w, "print(x)\n") || log_shows(r->log, "print(x)\r\n42\r\n") ||
+		     type_into(w, "exit()\n") || real_end(r->pid, "script") ? -1 : 0;
+	if (w >= 0)
+		close(w);
+	return rc;
+}
+
+static void run_script(void)
+{
+	static const char *const short_modes[] = { "kill", "leave", "twice" };
+	struct run r;
+	int rc;
+
+	if (access("/usr/bin/script", X_OK)) {
+		printf("SKIP script-python3: /usr/bin/script is not installed\n");
+		return;
+	}
+	for (int m = MODE_KILL; m <= MODE_TWICE; m++) {
+		memset(&r, 0, sizeof(r));
+		run_dir(&r, "script-python3", short_modes[m]);
+		reason[0] = 0;
+		rc = script_mode(&r, m);
+		if (rc && r.pid > 0)
+			kill(-r.pid, SIGKILL);
+		reap_orphans();
+		result("script-python3", mode_names[m], rc, rc ? r.log : NULL,
+		       rc ? r.cryo_log : NULL);
+	}
+}
+
+/* One tmux command on the test's own server; its output in `out` if given. */
+static int tmux(const struct run *r, const char *out, char *const args[])
+{
+	char *argv[16] = { "/usr/bin/tmux", "-L", "cryo-test", "-f", "/dev/null" };
+	char log[800];
+	int n = 5, status;
+	pid_t pid;
+
+	for (int i = 0; args[i] && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	snprintf(log, sizeof(log), "%s/%s", r->dir, out ? out : "tmux.txt");
+	if (out)
+		unlink(log);
+	pid = spawn(argv, log, false);
+	if (pid < 0 || wait_for(pid, EXIT_TIMEOUT, &status))
+		return pid < 0 ? why("fork failed") : -1;
+	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 :
+	       why("tmux %s failed (status 0x%x)", args[0], status);
+}
+
+/* The pane shows `want` (capture-pane), sooner or later. */
+static int pane_shows(const struct run *r, const char *want)
+{
+	char *cap[] = { "capture-pane", "-p", "-t", "0", NULL }, path[800];
+	double end = now() + READY_TIMEOUT;
+
+	snprintf(path, sizeof(path), "%s/pane.txt", r->dir);
+	for (;;) {
+		char *s;
+		bool found;
+
+		if (tmux(r, "pane.txt", cap))
+			return -1;
+		s = read_file(path, NULL);
+		found = s && strstr(s, want);
+		free(s);
+		if (found)
+			return 0;
+		if (now() > end)
+			return why("the tmux pane did not show '%s' within %.0f s", want,
+				   READY_TIMEOUT);
+		sleep_ms(20);
+	}
+}
+
+/* A tmux server (its own socket) with python3 in a pane where x = 42 was typed:
+ * the server's tree is dumped, killed and restored; then print(x) typed through
+ * tmux shows 42. The server listens on a unix socket: this needs that kind. */
+static int tmux_mode(struct run *r)
+{
+	char *start[] = { "new-session", "-d", "-x", "80", "-y", "24",
+			  "env TERM=dumb PYTHON_BASIC_REPL=1 /usr/bin/python3 -q", NULL };
+	char *x42[] = { "send-keys", "-t", "0", "x = 42", "Enter", NULL };
+	char *print[] = { "send-keys", "-t", "0", "print(x)", "Enter", NULL };
+	char *pid[] = { "display-message", "-p", "#{pid}", NULL };
+	char *kill_server[] = { "kill-server", NULL };
+	char path[800], *s;
+	int rc;
+
+	setenv("TMUX_TMPDIR", r->dir, 1);
+	unsetenv("TMUX");
+	rc = tmux(r, NULL, start) || pane_shows(r, ">>>") || tmux(r, NULL, x42) ||
+	     pane_shows(r, ">>> x = 42\n>>>") || tmux(r, "pid.txt", pid) ? -1 : 0;
+	snprintf(path, sizeof(path), "%s/pid.txt", r->dir);
+	s = rc ? NULL : read_file(path, NULL);
+	r->pid = s ? atoi(s) : 0;
+	free(s);
+	if (!rc && r->pid <= 0)
+		rc = why("no tmux server PID");
+	if (!rc) {
+		want(r->pid);	/* the daemon is the harness's, a child subreaper */
+		rc = step_dump(r, r->img, false) || step_restore_detached(r, r->img) ||
+		     tmux(r, NULL, print) || pane_shows(r, "print(x)\n42\n") ? -1 : 0;
+	}
+	tmux(r, NULL, kill_server);
+	if (r->pid > 0 && !rc)
+		rc = wait_for(r->pid, EXIT_TIMEOUT, &(int){ 0 });
+	unsetenv("TMUX_TMPDIR");
+	return rc;
+}
+
+static void run_tmux(void)
+{
+	struct run r;
+	int rc;
+
+	if (access("/usr/bin/tmux", X_OK)) {
+		printf("SKIP tmux-python3: /usr/bin/tmux is not installed\n");
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	run_dir(&r, "tmux-python3", "kill");
+	reason[0] = 0;
+	rc = tmux_mode(&r);
+	if (rc && r.pid > 0)
+		kill(r.pid, SIGKILL);
+	reap_orphans();
+	result("tmux-python3", mode_names[MODE_KILL], rc, rc ? r.log : NULL,
+	       rc ? r.cryo_log : NULL);
+}
+
 static void run_real_trees(void)
 {
 	static const struct real_tree trees[] = {
@@ -428,4 +789,10 @@ static void run_real_trees(void)
 			run_real_tree(&trees[i]);
 	if (selected("sh-date-cat-pipeline"))
 		run_pipeline();
+	if (selected("script-python3"))
+		run_script();
+	if (selected("python3-shell-job"))
+		run_shell_job();
+	if (selected("tmux-python3"))
+		run_tmux();
 }

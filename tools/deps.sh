@@ -2,7 +2,7 @@
 # Install, from Debian's packages, what cryo needs to build and test (as root).
 # Only missing packages are installed; nothing happens if all are present.
 set -euo pipefail
-pkgs=(gcc make libc6-dev protobuf-c-compiler libprotobuf-c-dev python3 perl
+pkgs=(gcc make libc6-dev protobuf-c-compiler libprotobuf-c-dev python3 perl tmux bsdutils
       clang libclang-rt-14-dev procps util-linux)
 [ "${1:-}" = "--xkernel" ] && pkgs+=(qemu-system-x86 busybox-static cpio xz-utils zstd)
 missing=()

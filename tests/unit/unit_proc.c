@@ -322,6 +322,8 @@ static void test_stat_real(void)
 	      "pid %d comm '%s' state %c", st.pid, st.comm, st.state);
 	CHECK(st.ppid == 10980 && st.pgid == 10980 && st.sid == 8021, "ids %d %d %d", st.ppid,
 	      st.pgid, st.sid);
+	CHECK(st.tty_nr == 0 && st.tpgid == -1, "no terminal: tty_nr %u tpgid %d", st.tty_nr,
+	      st.tpgid);
 	CHECK(st.flags == 4194304 && st.num_threads == 1, "flags/threads");
 	CHECK(st.start_code == 94820477263872ULL && st.end_code == 94820477283753ULL &&
 	      st.start_stack == 140724083475264ULL, "code/stack");
