@@ -779,6 +779,7 @@ static int one_restore_kill(struct run *r, double delay, int *completed)
 			   r->pid, state);
 	if (comm[0]) {
 		(*completed)++;
+		want(r->pid);	/* adopted from the dead cryo: the next dump's kill is ours */
 		return victim_free(r);
 	}
 	return step_restore_detached(r, r->img);
