@@ -52,7 +52,7 @@ struct fd_kind {
 };
 
 extern const struct fd_kind path_kind, epoll_kind, pipe_kind, eventfd_kind, signalfd_kind,
-	timerfd_kind;
+	timerfd_kind, unix_kind;
 
 /* Shared by the kinds (files.c). */
 int file_table_push(struct file_table *ft, FileEntry **out);

@@ -22,6 +22,7 @@
 /* Every kind there is: a new kind is one more line here. */
 static const struct fd_kind *const kinds[] = {
 	&path_kind, &epoll_kind, &pipe_kind, &eventfd_kind, &signalfd_kind, &timerfd_kind,
+	&unix_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)

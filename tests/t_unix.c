@@ -1,0 +1,372 @@
+/* Unix domain sockets in a tree of two: the root R and its child C. A stream and a
+ * seqpacket socketpair across the fork with bytes and messages queued both ways; a
+ * datagram socketpair in R with messages (one empty) both ways; a listener bound to a
+ * path (mode 0640) with a connection C made and R accepted, and two connections from
+ * R queued, not accepted; an abstract datagram socket holding messages from an
+ * unnamed sender and from C's socket connected to it; a stream pair shut down one
+ * way; options (SO_PASSCRED, buffer sizes, timeouts, SO_PEEK_OFF, O_NONBLOCK). After
+ * restore each process checks, from inside, data byte for byte, message boundaries,
+ * names, the peer credentials each socket shows, shutdown and options. C passes by
+ * exiting 0, R by PASS. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tlib.h"
+
+#define R_TO_C 5000		/* stream bytes R sends C */
+#define C_TO_R 3000
+#define LISTEN_MODE 0640
+
+static const size_t dgram_len[] = { 100, 0, 7, 2000 };
+#define NR_DGRAM (sizeof(dgram_len) / sizeof(dgram_len[0]))
+static const size_t seq_len[] = { 10, 300, 1 };
+#define NR_SEQ (sizeof(seq_len) / sizeof(seq_len[0]))
+
+static int stream[2], seq[2], dgram[2], shut[2];
+static int listener, accepted, client_c, queued[2];
+static int abstract, c_sender;
+static int ready[2], go[2];
+static pid_t r_pid, c_pid;
+static char path[4096], abs_name[64];
+static socklen_t abs_len;
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+	TL_CHECK(send(fd, buf, len, 0) == (ssize_t)len, "send of %zu bytes to fd %d: %s", len,
+		 fd, strerror(errno));
+}
+
+static void send_pattern(int fd, size_t len, uint64_t seed)
+{
+	static uint8_t buf[8192];
+
+	tl_fill(buf, len, seed);
+	send_all(fd, buf, len);
+}
+
+/* One message (or exactly len stream bytes) of the pattern. */
+static void expect_msg(int fd, size_t len, uint64_t seed, const char *what)
+{
+	static uint8_t buf[8192];
+	size_t got = 0;
+
+	do {
+		ssize_t n = recv(fd, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
+
+		TL_CHECK(n >= 0, "%s: recv after %zu of %zu bytes: %s", what, got, len,
+			 strerror(errno));
+		got += n;
+		if (!n)
+			break;
+	} while (got < len);
+	TL_CHECK(got == len, "%s: %zu bytes, not %zu", what, got, len);
+	TL_CHECK(tl_verify(buf, len, seed) < 0, "%s: its bytes differ", what);
+}
+
+static void expect_empty(int fd, const char *what)
+{
+	char c;
+
+	TL_CHECK(recv(fd, &c, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN, "%s: not empty", what);
+}
+
+static void expect_cred(int fd, pid_t pid, const char *what)
+{
+	struct ucred uc;
+	socklen_t l = sizeof(uc);
+
+	TL_CHECK(!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &l), "%s: SO_PEERCRED", what);
+	TL_CHECK(uc.pid == pid && uc.uid == getuid() && uc.gid == getgid(),
+		 "%s: peer credentials pid %d uid %d gid %d, not pid %d", what, uc.pid, uc.uid,
+		 uc.gid, pid);
+}
+
+static int opt(int fd, int o)
+{
+	int v = -7;
+	socklen_t l = sizeof(v);
+
+	TL_CHECK(!getsockopt(fd, SOL_SOCKET, o, &v, &l), "getsockopt %d", o);
+	return v;
+}
+
+static socklen_t path_addr(struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	strcpy(a->sun_path, path);
+	return sizeof(*a);
+}
+
+static void connect_to(int fd, const struct sockaddr_un *a, socklen_t len)
+{
+	TL_CHECK(!connect(fd, (const struct sockaddr *)a, len), "connect: %s", strerror(errno));
+}
+
+static int sock(int type)
+{
+	int fd = socket(AF_UNIX, type, 0);
+
+	TL_CHECK(fd >= 0, "socket: %s", strerror(errno));
+	return fd;
+}
+
+/* ---- the child ---- */
+
+static void child_setup(void)
+{
+	struct sockaddr_un a;
+	socklen_t len = path_addr(&a);
+	char c = 'c';
+
+	close(stream[0]);
+	close(seq[0]);
+	client_c = sock(SOCK_STREAM);
+	connect_to(client_c, &a, len);
+	send_pattern(stream[1], C_TO_R, 2);
+	for (size_t i = 0; i < NR_SEQ; i++)
+		send_pattern(seq[1], seq_len[i], 40 + i);
+	c_sender = sock(SOCK_DGRAM);
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	memcpy(a.sun_path, abs_name, abs_len);
+	connect_to(c_sender, &a, offsetof(struct sockaddr_un, sun_path) + abs_len);
+	send_pattern(c_sender, 64, 60);
+	TL_CHECK(write(ready[1], &c, 1) == 1, "ready pipe");
+}
+
+static void child_check(void)
+{
+	struct sockaddr_un peer;
+	socklen_t len = sizeof(peer);
+
+	expect_cred(stream[1], r_pid, "C's stream end");
+	expect_msg(stream[1], R_TO_C, 1, "stream R to C");
+	expect_empty(stream[1], "stream R to C after its bytes");
+	expect_cred(seq[1], r_pid, "C's seqpacket end");
+	expect_msg(seq[1], 1, 50, "seqpacket R to C");
+	expect_empty(seq[1], "seqpacket R to C after its message");
+	/* C connected; the listener was R's: C sees R. */
+	expect_cred(client_c, r_pid, "C's client socket");
+	TL_CHECK(!getpeername(client_c, (struct sockaddr *)&peer, &len) && !strcmp(peer.sun_path,
+		 path), "C's client is not connected to %s", path);
+	send_all(client_c, "ping", 4);
+	send_all(c_sender, "late", 4);
+	exit(0);
+}
+
+static void child(void)
+{
+	char c;
+
+	child_setup();
+	TL_CHECK(read(go[0], &c, 1) == 1, "go pipe");
+	child_check();
+}
+
+/* ---- the root ---- */
+
+static void make_listener(const char *work)
+{
+	struct sockaddr_un a;
+	socklen_t len;
+
+	snprintf(path, sizeof(path), "%s/t_unix.sock.%d", work, getpid());
+	unlink(path);
+	len = path_addr(&a);
+	listener = sock(SOCK_STREAM);
+	TL_CHECK(!bind(listener, (struct sockaddr *)&a, len) && !chmod(path, LISTEN_MODE),
+		 "bind %s: %s", path, strerror(errno));
+	TL_CHECK(!listen(listener, 8), "listen");
+}
+
+static void make_abstract(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int anon = sock(SOCK_DGRAM);
+
+	abs_len = snprintf(abs_name + 1, sizeof(abs_name) - 1, "t_unix.%d", getpid()) + 1;
+	memcpy(a.sun_path, abs_name, abs_len);
+	abstract = sock(SOCK_DGRAM);
+	TL_CHECK(!bind(abstract, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) +
+		 abs_len), "bind abstract: %s", strerror(errno));
+	TL_CHECK(sendto(anon, "from-anon", 9, 0, (struct sockaddr *)&a,
+			offsetof(struct sockaddr_un, sun_path) + abs_len) == 9, "sendto");
+	close(anon);
+}
+
+static void root_setup(void)
+{
+	struct sockaddr_un a;
+	socklen_t len = path_addr(&a);
+	struct timeval tv = { 1, 500000 };
+	int v;
+
+	close(stream[1]);
+	close(seq[1]);
+	accepted = accept(listener, NULL, NULL);
+	TL_CHECK(accepted >= 0, "accept: %s", strerror(errno));
+	for (int i = 0; i < 2; i++) {
+		queued[i] = sock(SOCK_STREAM);
+		connect_to(queued[i], &a, len);
+	}
+	send_pattern(stream[0], R_TO_C, 1);
+	send_pattern(seq[0], 1, 50);
+	TL_CHECK(!socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram), "socketpair");
+	for (size_t i = 0; i < NR_DGRAM; i++) {
+		send_pattern(dgram[0], dgram_len[i], 20 + i);
+		send_pattern(dgram[1], dgram_len[NR_DGRAM - 1 - i], 30 + i);
+	}
+	TL_CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, shut), "socketpair");
+	send_all(shut[0], "last", 4);
+	TL_CHECK(!shutdown(shut[0], SHUT_WR), "shutdown");
+	v = 1;
+	setsockopt(shut[0], SOL_SOCKET, SO_PASSCRED, &v, sizeof(v));
+	v = 100000;
+	setsockopt(shut[1], SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+	v = 50000;
+	setsockopt(shut[1], SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	setsockopt(shut[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	v = 2;
+	setsockopt(dgram[1], SOL_SOCKET, SO_PEEK_OFF, &v, sizeof(v));
+	fcntl(dgram[0], F_SETFL, O_NONBLOCK);
+}
+
+static void check_options(void)
+{
+	struct timeval tv;
+	socklen_t l = sizeof(tv);
+	char buf[8];
+
+	TL_CHECK(opt(shut[0], SO_PASSCRED) == 1 && !opt(shut[1], SO_PASSCRED), "SO_PASSCRED lost");
+	TL_CHECK(opt(shut[1], SO_RCVBUF) == 200000, "SO_RCVBUF %d", opt(shut[1], SO_RCVBUF));
+	TL_CHECK(opt(shut[1], SO_SNDBUF) == 100000, "SO_SNDBUF %d", opt(shut[1], SO_SNDBUF));
+	TL_CHECK(!getsockopt(shut[1], SOL_SOCKET, SO_RCVTIMEO, &tv, &l) && tv.tv_sec == 1 &&
+		 tv.tv_usec == 500000, "SO_RCVTIMEO lost");
+	TL_CHECK(fcntl(dgram[0], F_GETFL) & O_NONBLOCK, "O_NONBLOCK lost");
+	TL_CHECK(!(fcntl(dgram[1], F_GETFL) & O_NONBLOCK), "O_NONBLOCK gained");
+	TL_CHECK(opt(stream[0], SO_TYPE) == SOCK_STREAM && opt(seq[0], SO_TYPE) == SOCK_SEQPACKET &&
+		 opt(dgram[0], SO_TYPE) == SOCK_DGRAM, "a socket changed type");
+	/* shut[0] may no longer send; shut[1] reads its bytes then the end. */
+	TL_CHECK(send(shut[0], "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "shut[0] still sends");
+	TL_CHECK(recv(shut[1], buf, sizeof(buf), 0) == 4 && !memcmp(buf, "last", 4),
+		 "the shut-down stream lost its bytes");
+	TL_CHECK(recv(shut[1], buf, sizeof(buf), 0) == 0, "the shut-down stream has no end");
+	send_all(shut[1], "back", 4);
+	TL_CHECK(recv(shut[0], buf, sizeof(buf), 0) == 4, "shut[0] no longer receives");
+}
+
+static void check_pairs(void)
+{
+	int v = -1;
+
+	expect_cred(stream[0], r_pid, "R's stream end");
+	expect_msg(stream[0], C_TO_R, 2, "stream C to R");
+	expect_empty(stream[0], "stream C to R after its bytes");
+	for (size_t i = 0; i < NR_SEQ; i++)
+		expect_msg(seq[0], seq_len[i], 40 + i, "seqpacket C to R");
+	expect_empty(seq[0], "seqpacket C to R after its messages");
+	expect_cred(dgram[0], r_pid, "datagram pair");
+	TL_CHECK(opt(dgram[1], SO_PEEK_OFF) == 2, "SO_PEEK_OFF %d", opt(dgram[1], SO_PEEK_OFF));
+	TL_CHECK(opt(dgram[0], SO_PEEK_OFF) == -1, "SO_PEEK_OFF set on the other end");
+	setsockopt(dgram[1], SOL_SOCKET, SO_PEEK_OFF, &v, sizeof(v));
+	for (size_t i = 0; i < NR_DGRAM; i++) {
+		expect_msg(dgram[1], dgram_len[i], 20 + i, "datagram to [1]");
+		expect_msg(dgram[0], dgram_len[NR_DGRAM - 1 - i], 30 + i, "datagram to [0]");
+	}
+	expect_empty(dgram[0], "datagram pair after its messages");
+}
+
+static void check_listener(void)
+{
+	struct sockaddr_un a;
+	socklen_t len = sizeof(a);
+	struct stat st;
+	char buf[8];
+
+	TL_CHECK(!stat(path, &st) && S_ISSOCK(st.st_mode) && (st.st_mode & 07777) == LISTEN_MODE,
+		 "the listener's socket file is gone or has another mode");
+	TL_CHECK(!getsockname(listener, (struct sockaddr *)&a, &len) && !strcmp(a.sun_path, path),
+		 "the listener lost its name");
+	TL_CHECK(opt(listener, SO_ACCEPTCONN) == 1, "the listener no longer listens");
+	/* Accepted from C before the dump: it shows C; its name is the listener's. */
+	expect_cred(accepted, c_pid, "the connection accepted from C");
+	len = sizeof(a);
+	TL_CHECK(!getsockname(accepted, (struct sockaddr *)&a, &len) && !strcmp(a.sun_path, path),
+		 "the accepted socket lost its name");
+	TL_CHECK(recv(accepted, buf, 4, MSG_WAITALL) == 4 && !memcmp(buf, "ping", 4),
+		 "nothing from C's connection");
+	fcntl(listener, F_SETFL, O_NONBLOCK);
+	for (int i = 0; i < 2; i++) {
+		int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
+
+		TL_CHECK(fd >= 0, "queued connection %d is gone: %s", i, strerror(errno));
+		expect_cred(fd, r_pid, "a queued connection");
+		expect_cred(queued[i], r_pid, "a queued client");
+		send_all(queued[i], "q", 1);
+		TL_CHECK(recv(fd, buf, 1, 0) == 1 && buf[0] == 'q', "queued connection %d is not "
+			 "queued[%d]'s", i, i);
+		close(fd);
+	}
+	TL_CHECK(accept4(listener, NULL, NULL, SOCK_NONBLOCK) < 0 && errno == EAGAIN,
+		 "a third connection was queued");
+}
+
+static void check_abstract(void)
+{
+	struct sockaddr_un from, a;
+	socklen_t len = sizeof(a);
+	char buf[128];
+
+	TL_CHECK(!getsockname(abstract, (struct sockaddr *)&a, &len) &&
+		 len == offsetof(struct sockaddr_un, sun_path) + abs_len &&
+		 !memcmp(a.sun_path, abs_name, abs_len), "the abstract name is lost");
+	len = sizeof(from);
+	TL_CHECK(recvfrom(abstract, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+			  &len) == 9 && !memcmp(buf, "from-anon", 9), "the first datagram is lost");
+	TL_CHECK(len <= offsetof(struct sockaddr_un, sun_path), "the unnamed sender has a name");
+	expect_msg(abstract, 64, 60, "the datagram from C");
+	TL_CHECK(recv(abstract, buf, sizeof(buf), 0) == 4 && !memcmp(buf, "late", 4),
+		 "C's datagram socket is no longer connected to the abstract one");
+}
+
+int main(int argc, char **argv)
+{
+	int status;
+	char c;
+
+	tl_init();
+	signal(SIGPIPE, SIG_IGN);
+	r_pid = getpid();
+	TL_CHECK(!pipe(ready) && !pipe(go), "pipe");
+	TL_CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, stream) &&
+		 !socketpair(AF_UNIX, SOCK_SEQPACKET, 0, seq), "socketpair");
+	make_listener(argc > 1 ? argv[1] : ".");
+	make_abstract();
+	c_pid = fork();
+	TL_CHECK(c_pid >= 0, "fork");
+	if (!c_pid)
+		child();
+	TL_CHECK(read(ready[0], &c, 1) == 1, "the child did not set up");
+	root_setup();
+	tl_ready();
+	tl_wait_go();
+	check_pairs();
+	check_options();
+	TL_CHECK(write(go[1], "g", 1) == 1, "go pipe");
+	check_abstract();
+	check_listener();
+	TL_CHECK(waitpid(c_pid, &status, 0) == c_pid && WIFEXITED(status) &&
+		 !WEXITSTATUS(status), "the child failed (0x%x)", status);
+	unlink(path);
+	tl_pass();
+}
