@@ -451,6 +451,11 @@ static int dump_path(struct sock_probe *s, UnixFile *u)
 		u->has_path_gone = u->path_gone = 1;
 		return 0;
 	}
+	/* An accepted connection has its listener's name, and the file may be a later
+	 * listener's: what matters is that a socket is there. */
+	if (S_ISSOCK(st.st_mode) && s->d.state == ST_ESTABLISHED && s->d.type != SOCK_DGRAM &&
+	    (!s->d.has_vfs || st.st_ino != s->d.vfs_ino))
+		return 0;
 	if (!S_ISSOCK(st.st_mode) || !s->d.has_vfs || st.st_ino != s->d.vfs_ino)
 		return refuse(s, "%s now leads to another file than the socket's; cryo cannot "
 			      "bind the socket there again", path);
@@ -1177,8 +1182,8 @@ static int make_connected(struct unix_state *st, struct restore_ctx *ctx, struct
 			      "not have", m->e->id);
 	if (peer && peer->u->peer_ino == u->ino)
 		return make_pair(st, ctx, m, peer);
-	if (u->state == ST_ESTABLISHED && !u->peer_ino)
-		return make_pair(st, ctx, m, NULL);
+	if (u->has_peer_ino && !u->peer_ino)
+		return make_pair(st, ctx, m, NULL);	/* its peer was closed */
 	return new_socket(m);
 }
 
