@@ -183,6 +183,53 @@ out:
 	return rc;
 }
 
+/* t_unix in one of its bad cases (extra, arg). */
+static int start_unix_victim(struct run *r, const char *name, const char *extra, const char *arg)
+{
+	char path[600], *argv[] = { path, work, (char *)extra, (char *)arg, NULL };
+
+	run_dir(r, name, "bad");
+	snprintf(path, sizeof(path), "%s/t_unix", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	return wait_ready(r->pid, r->log);
+}
+
+/* A stream socket connected to a listener of the harness's (outside the tree, the
+ * connection accepted): refused, naming the listener's path. */
+static int bad_dump_unix_outside(struct run *r)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, rc = -1;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%.80s/bad-unix-outside.sock", work);
+	unlink(a.sun_path);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 4))
+		return why("cannot listen on %s: %s", a.sun_path, strerror(errno));
+	if (start_unix_victim(r, "dump-unix-outside", "outside", a.sun_path))
+		goto out;
+	c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0) {
+		why("accept: %s", strerror(errno));
+		goto out;
+	}
+	rc = dump_victim(r, r->img, a.sun_path);
+out:
+	if (c >= 0)
+		close(c);
+	close(l);
+	unlink(a.sun_path);
+	return rc;
+}
+
+static int bad_dump_unix_rights(struct run *r)
+{
+	if (start_unix_victim(r, "dump-unix-scm-rights", "rights", NULL))
+		return -1;
+	return dump_victim(r, r->img, "in flight in its queue (SCM_RIGHTS)");
+}
+
 static int bad_dump_flock(struct run *r)
 {
 	if (start_victim(r, "dump-flock", "flock"))
@@ -950,6 +997,8 @@ static void run_bad_inputs(void)
 		{ "dump-in-vfork", bad_dump_vfork },
 		{ "dump-fd-table-shared-outside", bad_dump_shared_fd_table },
 		{ "dump-flock", bad_dump_flock },
+		{ "dump-unix-outside", bad_dump_unix_outside },
+		{ "dump-unix-scm-rights", bad_dump_unix_rights },
 		{ "dump-posix-lock", bad_dump_posix_lock },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
 		{ "dump-dir-is-a-link", bad_dump_dir_link },

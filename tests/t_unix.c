@@ -339,12 +339,49 @@ static void check_abstract(void)
 		 "C's datagram socket is no longer connected to the abstract one");
 }
 
+/* Bad cases for the harness: "outside PATH" holds a connection accepted by a listener
+ * outside the tree; "rights" holds a socket with an fd in flight. */
+static void bad_case(const char *what, const char *arg)
+{
+	int fds[2], fd;
+
+	if (!strcmp(what, "outside")) {
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s", arg);
+		fd = sock(SOCK_STREAM);
+		connect_to(fd, &a, sizeof(a));
+	} else {
+		union {
+			char b[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		char c = 'r';
+		struct iovec iov = { &c, 1 };
+		struct msghdr m = { NULL, 0, &iov, 1, u.b, sizeof(u.b), 0 };
+		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+
+		TL_CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, fds), "socketpair");
+		h->cmsg_level = SOL_SOCKET;
+		h->cmsg_type = SCM_RIGHTS;
+		h->cmsg_len = CMSG_LEN(sizeof(int));
+		fd = 1;
+		memcpy(CMSG_DATA(h), &fd, sizeof(int));
+		TL_CHECK(sendmsg(fds[0], &m, 0) == 1, "sendmsg: %s", strerror(errno));
+	}
+	tl_ready();
+	tl_wait_go();
+	tl_pass();
+}
+
 int main(int argc, char **argv)
 {
 	int status;
 	char c;
 
 	tl_init();
+	if (argc > 2)
+		bad_case(argv[2], argc > 3 ? argv[3] : "");
 	signal(SIGPIPE, SIG_IGN);
 	r_pid = getpid();
 	TL_CHECK(!pipe(ready) && !pipe(go), "pipe");
