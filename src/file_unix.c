@@ -424,12 +424,30 @@ static int dump_options(struct sock_probe *s, UnixFile *u)
 	if (getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &uc, &l))
 		return cr_perr("process %d: fd %d: cannot read SO_PEERCRED", s->pr->p->pid,
 			       s->pr->fd);
-	if (uc.pid > 0) {
-		u->peer_cred = new_cred(uc.pid, uc.uid, uc.gid);
-		if (!u->peer_cred)
-			return -1;
+	if (uc.pid <= 0)
+		return 0;
+	/* Restore makes the peer see this PID by making the socket in a helper with it:
+	 * a process outside the image still holding it would stop that. */
+	if (!in_image(s->pr->p->ctx, uc.pid) && (kill(uc.pid, 0) == 0 || errno == EPERM)) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "%d", uc.pid);
+		return refuse(s, "its peer credentials (SO_PEERCRED) name process %s, outside the "
+			      "image and running; cryo cannot make the socket so that it shows them",
+			      what);
 	}
-	return 0;
+	u->peer_cred = new_cred(uc.pid, uc.uid, uc.gid);
+	return u->peer_cred ? 0 : -1;
+}
+
+static bool process_root_is_slash(pid_t pid)
+{
+	char path[64], l[8];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/root", pid);
+	n = readlink(path, l, sizeof(l));
+	return n == 1 && l[0] == '/';
 }
 
 /* A path name's socket file: its mode and owner; gone if removed; refused if the path
@@ -444,6 +462,9 @@ static int dump_path(struct sock_probe *s, UnixFile *u)
 	if (path[0] != '/')
 		return refuse(s, "%s", "its name is a relative path; cryo restores only absolute "
 			      "ones");
+	if (!process_root_is_slash(s->pr->p->pid))
+		return refuse(s, "%s", "the process has another root directory, where its path "
+			      "name lies; cryo binds names only under /");
 	if (lstat(path, &st)) {
 		if (errno != ENOENT)
 			return cr_perr("process %d: fd %d: cannot stat %s", s->pr->p->pid,
@@ -761,7 +782,8 @@ static int check_sources(struct sock_probe *s, const UnixFile *u)
 		if (peer_known && m->source.len == pd->name_len &&
 		    !memcmp(m->source.data, pd->name, pd->name_len))
 			continue;
-		if (!m->has_source && u->has_name)
+		/* cryo's unnamed socket sends it: to the name, or as the closed peer. */
+		if (!m->has_source && (u->has_name || (u->has_peer_ino && !u->peer_ino)))
 			continue;
 		unix_name_str(m->source.data, m->source.len, src, sizeof(src));
 		rc = refuse(s, "a datagram from %s is queued, a sender cryo cannot send it as "
@@ -796,12 +818,10 @@ static int unix_dump_sock(struct sock_probe *s, FileEntry *e, UnixFile *u)
 		return -1;
 	u->has_shutdown = 1;
 	u->shutdown = s->d.shutdown & SHUT_BITS;
-	if (dump_options(s, u))
-		return -1;
 	if (u->state == ST_LISTEN) {
 		u->has_backlog = 1;
 		u->backlog = s->d.wqueue;
-		return dump_incoming(s, u);
+		return dump_options(s, u) || dump_incoming(s, u);
 	}
 	if (s->d.peer) {
 		u->has_peer_ino = 1;
@@ -811,7 +831,7 @@ static int unix_dump_sock(struct sock_probe *s, FileEntry *e, UnixFile *u)
 	} else if (u->state == ST_ESTABLISHED && dump_unaccepted(s, u)) {
 		return -1;
 	}
-	return dump_queue(s, u) || check_sources(s, u);
+	return dump_options(s, u) || dump_queue(s, u) || check_sources(s, u);
 }
 
 static int unix_dump(const struct fd_probe *pr, FileEntry *e)
