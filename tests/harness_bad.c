@@ -223,6 +223,59 @@ out:
 	return rc;
 }
 
+static int bad_dump_unix_unaccepted_data(struct run *r)
+{
+	if (start_unix_victim(r, "dump-unix-unaccepted-data", "unaccepted-data", NULL))
+		return -1;
+	return dump_victim(r, r->img, "not accepted yet carries data");
+}
+
+/* A datagram socket connected to the harness's socket: refused without --ext-unix-sk
+ * (naming the path and the option); dumped with it, restore refuses without it and
+ * with it connects the socket there again: the harness gets what it sends. */
+static int restore_unix_ext_dgram(struct run *r)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = -1;
+	struct timeval tv = { 10, 0 };
+	char pid[16], buf[16];
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%.80s/ext-dgram.sock", work);
+	unlink(a.sun_path);
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
+	    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
+		return why("cannot bind %s: %s", a.sun_path, strerror(errno));
+	if (start_unix_victim(r, "restore-unix-ext-dgram", "extdgram", a.sun_path))
+		goto out;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	if (expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL),
+			 a.sun_path) || expect_error(r, 1, "--ext-unix-sk"))
+		goto out;
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--ext-unix-sk", NULL);
+	if (rc || wait_for(r->pid, 10, NULL)) {
+		rc = rc > 0 ? why("dump --ext-unix-sk exited with %d", rc) : -1;
+		goto out;
+	}
+	rc = -1;
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
+			 "restore with --ext-unix-sk"))
+		goto out;
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", "--ext-unix-sk", NULL);
+	if (rc) {
+		rc = why("restore --ext-unix-sk exited with %d", rc);
+		goto out;
+	}
+	kill(r->pid, SIGUSR1);
+	rc = recv(s, buf, sizeof(buf), 0) == 5 && !memcmp(buf, "after", 5) ? 0 :
+	     why("the restored socket does not reach %s", a.sun_path);
+	if (!rc)
+		rc = victim_unharmed(r);
+out:
+	close(s);
+	unlink(a.sun_path);
+	return rc;
+}
+
 static int bad_dump_unix_rights(struct run *r)
 {
 	if (start_unix_victim(r, "dump-unix-scm-rights", "rights", NULL))
@@ -999,6 +1052,8 @@ static void run_bad_inputs(void)
 		{ "dump-flock", bad_dump_flock },
 		{ "dump-unix-outside", bad_dump_unix_outside },
 		{ "dump-unix-scm-rights", bad_dump_unix_rights },
+		{ "dump-unix-unaccepted-data", bad_dump_unix_unaccepted_data },
+		{ "restore-unix-ext-dgram", restore_unix_ext_dgram },
 		{ "dump-posix-lock", bad_dump_posix_lock },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
 		{ "dump-dir-is-a-link", bad_dump_dir_link },

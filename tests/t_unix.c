@@ -339,38 +339,61 @@ static void check_abstract(void)
 		 "C's datagram socket is no longer connected to the abstract one");
 }
 
-/* Bad cases for the harness: "outside PATH" holds a connection accepted by a listener
- * outside the tree; "rights" holds a socket with an fd in flight. */
-static void bad_case(const char *what, const char *arg)
+/* "rights": a socket with an fd in flight, never received. */
+static void bad_rights(void)
 {
-	int fds[2], fd;
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	char c = 'r';
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { NULL, 0, &iov, 1, u.b, sizeof(u.b), 0 };
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	int fds[2], one = 1;
 
-	if (!strcmp(what, "outside")) {
-		struct sockaddr_un a = { .sun_family = AF_UNIX };
+	TL_CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, fds), "socketpair");
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &one, sizeof(int));
+	TL_CHECK(sendmsg(fds[0], &m, 0) == 1, "sendmsg: %s", strerror(errno));
+}
 
-		snprintf(a.sun_path, sizeof(a.sun_path), "%s", arg);
-		fd = sock(SOCK_STREAM);
+/* "unaccepted-data": a connection to its own listener, with bytes, not accepted. */
+static void bad_unaccepted_data(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 +
+			snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "t_unix-bad.%d", getpid());
+	int l = sock(SOCK_STREAM), c = sock(SOCK_STREAM);
+
+	TL_CHECK(!bind(l, (struct sockaddr *)&a, len) && !listen(l, 2), "listen");
+	connect_to(c, &a, len);
+	send_all(c, "abc", 3);
+}
+
+/* Bad cases and the external datagram case for the harness. "outside PATH": a stream
+ * connection accepted by a listener outside the tree. "extdgram PATH": a datagram
+ * socket connected to PATH outside the tree, which after restore sends "after". */
+static void other_case(const char *what, const char *arg)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = -1;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", arg);
+	if (!strcmp(what, "outside") || !strcmp(what, "extdgram")) {
+		fd = sock(!strcmp(what, "outside") ? SOCK_STREAM : SOCK_DGRAM);
 		connect_to(fd, &a, sizeof(a));
+	} else if (!strcmp(what, "rights")) {
+		bad_rights();
 	} else {
-		union {
-			char b[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		char c = 'r';
-		struct iovec iov = { &c, 1 };
-		struct msghdr m = { NULL, 0, &iov, 1, u.b, sizeof(u.b), 0 };
-		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-
-		TL_CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, fds), "socketpair");
-		h->cmsg_level = SOL_SOCKET;
-		h->cmsg_type = SCM_RIGHTS;
-		h->cmsg_len = CMSG_LEN(sizeof(int));
-		fd = 1;
-		memcpy(CMSG_DATA(h), &fd, sizeof(int));
-		TL_CHECK(sendmsg(fds[0], &m, 0) == 1, "sendmsg: %s", strerror(errno));
+		bad_unaccepted_data();
 	}
 	tl_ready();
 	tl_wait_go();
+	if (!strcmp(what, "extdgram"))
+		send_all(fd, "after", 5);
 	tl_pass();
 }
 
@@ -381,7 +404,7 @@ int main(int argc, char **argv)
 
 	tl_init();
 	if (argc > 2)
-		bad_case(argv[2], argc > 3 ? argv[3] : "");
+		other_case(argv[2], argc > 3 ? argv[3] : "");
 	signal(SIGPIPE, SIG_IGN);
 	r_pid = getpid();
 	TL_CHECK(!pipe(ready) && !pipe(go), "pipe");
