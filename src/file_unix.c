@@ -1245,9 +1245,13 @@ static int connect_late(struct unix_state *st, struct restore_ctx *ctx, struct s
 	struct sockaddr_un a;
 	socklen_t len;
 
-	if (u->has_external_peer && !ctx->ext_unix_sk)
-		return cr_err("image: socket file %u was connected to a socket outside the image; "
-			      "restore with --ext-unix-sk to connect it there again", m->e->id);
+	if (u->has_external_peer && !ctx->ext_unix_sk) {
+		char name[128];
+
+		unix_name_str(u->external_peer.data, u->external_peer.len, name, sizeof(name));
+		return cr_err("image: socket file %u was connected to %s, outside the image; "
+			      "restore with --ext-unix-sk to connect it there again", m->e->id, name);
+	}
 	if (u->has_external_peer)
 		to = &u->external_peer;
 	else if (peer && peer->u->peer_ino != u->ino && u->type == SOCK_DGRAM)
