@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1029,8 +1030,12 @@ static int recv_pair(int ctl, int fds[2])
 	return 0;
 }
 
-static __attribute__((noreturn)) void helper_main(const UnixCred *c, struct job *j, int ctl)
+static __attribute__((noreturn)) void helper_main(const UnixCred *c, struct job *j, int ctl,
+						   pid_t parent)
 {
+	/* Like a restored task: a dead cryo leaves nothing holding the PID. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+		_exit(202);
 	if (setgroups(0, NULL) || setresgid(c->gid, c->gid, c->gid) ||
 	    setresuid(c->uid, c->uid, c->uid))
 		_exit(200);
@@ -1064,6 +1069,7 @@ static int run_as(struct unix_state *st, struct restore_ctx *ctx, const UnixCred
 	uint64_t tid = c ? c->pid : 0;
 	struct cr_clone_args args = { .exit_signal = SIGCHLD, .set_tid = (uint64_t)&tid,
 				      .set_tid_size = 1 };
+	pid_t parent = getpid();
 	int ctl[2], status;
 	long pid;
 
@@ -1076,7 +1082,7 @@ static int run_as(struct unix_state *st, struct restore_ctx *ctx, const UnixCred
 		return cr_perr("cannot make a socketpair");
 	pid = sys_clone3(&args);
 	if (pid == 0)
-		helper_main(c, j, ctl[1]);
+		helper_main(c, j, ctl[1], parent);
 	close(ctl[1]);
 	if (pid < 0) {
 		close(ctl[0]);
