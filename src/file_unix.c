@@ -488,18 +488,28 @@ static int dump_path(struct sock_probe *s, UnixFile *u)
 	return 0;
 }
 
+/* Who connected a queued client: taken to be the process of the image holding it, as
+ * it is now (seized: its credentials stay); its own status, as the process may not
+ * have been collected yet. */
 static int cred_of_holder(const struct dump_ctx *ctx, uint32_t ino, UnixCred **out)
 {
 	pid_t pid = holder_in_image(ctx, ino);
+	struct proc_status st;
+	size_t len;
+	char *txt;
+	int rc;
 
-	for (size_t i = 0; i < ctx->nr_procs && pid; i++)
-		if (ctx->procs[i]->pid == pid) {
-			const struct proc_status *st = &ctx->procs[i]->status;
-
-			*out = new_cred(pid, st->uid[1], st->gid[1]);
-			return *out ? 0 : -1;
-		}
-	return cr_err("socket %u: no process of the image holds it", ino);
+	if (!pid)
+		return cr_err("socket %u: no process of the image holds it", ino);
+	txt = proc_read_pid_file(pid, "status", &len);
+	if (!txt)
+		return -1;
+	rc = proc_parse_status(txt, len, &st);
+	free(txt);
+	if (rc)
+		return -1;
+	*out = new_cred(pid, st.uid[1], st.gid[1]);
+	return *out ? 0 : -1;
 }
 
 /* Each connection queued on a listener (sock_diag names its client): the client must

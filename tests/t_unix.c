@@ -4,10 +4,13 @@
  * path (mode 0640) with a connection C made and R accepted, and two connections from
  * R queued, not accepted; an abstract datagram socket holding messages from an
  * unnamed sender and from C's socket connected to it; a stream pair shut down one
- * way; options (SO_PASSCRED, buffer sizes, timeouts, SO_PEEK_OFF, O_NONBLOCK). After
- * restore each process checks, from inside, data byte for byte, message boundaries,
- * names, the peer credentials each socket shows, shutdown and options. C passes by
- * exiting 0, R by PASS. */
+ * way; a stream and a datagram socket whose peers were closed after sending; a
+ * datagram socket whose path was removed; options (SO_PASSCRED, buffer sizes,
+ * timeouts, SO_PEEK_OFF, O_NONBLOCK). C then becomes uid and gid 65534 and connects
+ * twice to R's abstract listener: R accepts one, the other stays queued. After restore
+ * each process checks, from inside, data byte for byte, message boundaries, names,
+ * the peer credentials (PID, uid, gid) each socket shows, shutdown and options. C
+ * passes by exiting 0, R by PASS. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,6 +28,7 @@
 #define R_TO_C 5000		/* stream bytes R sends C */
 #define C_TO_R 3000
 #define LISTEN_MODE 0640
+#define NOBODY 65534
 
 static const size_t dgram_len[] = { 100, 0, 7, 2000 };
 #define NR_DGRAM (sizeof(dgram_len) / sizeof(dgram_len[0]))
@@ -34,10 +38,14 @@ static const size_t seq_len[] = { 10, 300, 1 };
 static int stream[2], seq[2], dgram[2], shut[2];
 static int listener, accepted, client_c, queued[2];
 static int abstract, c_sender;
+static int l2, accepted2, c_client2, c_client3;	/* abstract listener, C as nobody */
+static int closed_s, closed_d, gone;
 static int ready[2], go[2];
 static pid_t r_pid, c_pid;
-static char path[4096], abs_name[64];
-static socklen_t abs_len;
+static uid_t r_uid;
+static gid_t r_gid;
+static char path[4096], gone_path[100], abs_name[64], l2_name[64];
+static socklen_t abs_len, l2_len;
 
 static void send_all(int fd, const void *buf, size_t len)
 {
@@ -79,15 +87,21 @@ static void expect_empty(int fd, const char *what)
 	TL_CHECK(recv(fd, &c, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN, "%s: not empty", what);
 }
 
-static void expect_cred(int fd, pid_t pid, const char *what)
+static void expect_ids(int fd, pid_t pid, uid_t uid, gid_t gid, const char *what)
 {
 	struct ucred uc;
 	socklen_t l = sizeof(uc);
 
 	TL_CHECK(!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &l), "%s: SO_PEERCRED", what);
-	TL_CHECK(uc.pid == pid && uc.uid == getuid() && uc.gid == getgid(),
-		 "%s: peer credentials pid %d uid %d gid %d, not pid %d", what, uc.pid, uc.uid,
-		 uc.gid, pid);
+	TL_CHECK(uc.pid == pid && uc.uid == uid && uc.gid == gid,
+		 "%s: peer credentials pid %d uid %d gid %d, not pid %d uid %d gid %d", what,
+		 uc.pid, uc.uid, uc.gid, pid, uid, gid);
+}
+
+/* What R's sockets show: R's process, as root. */
+static void expect_cred(int fd, pid_t pid, const char *what)
+{
+	expect_ids(fd, pid, r_uid, r_gid, what);
 }
 
 static int opt(int fd, int o)
@@ -141,6 +155,15 @@ static void child_setup(void)
 	memcpy(a.sun_path, abs_name, abs_len);
 	connect_to(c_sender, &a, offsetof(struct sockaddr_un, sun_path) + abs_len);
 	send_pattern(c_sender, 64, 60);
+	TL_CHECK(!setresgid(NOBODY, NOBODY, NOBODY) && !setresuid(NOBODY, NOBODY, NOBODY),
+		 "becoming nobody: %s", strerror(errno));
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	memcpy(a.sun_path, l2_name, l2_len);
+	c_client2 = sock(SOCK_STREAM);
+	connect_to(c_client2, &a, offsetof(struct sockaddr_un, sun_path) + l2_len);
+	c_client3 = sock(SOCK_STREAM);
+	connect_to(c_client3, &a, offsetof(struct sockaddr_un, sun_path) + l2_len);
 	TL_CHECK(write(ready[1], &c, 1) == 1, "ready pipe");
 }
 
@@ -159,8 +182,12 @@ static void child_check(void)
 	expect_cred(client_c, r_pid, "C's client socket");
 	TL_CHECK(!getpeername(client_c, (struct sockaddr *)&peer, &len) && !strcmp(peer.sun_path,
 		 path), "C's client is not connected to %s", path);
+	/* The listener was R's, listening as root. */
+	expect_ids(c_client2, r_pid, r_uid, r_gid, "C's accepted client (nobody)");
+	expect_ids(c_client3, r_pid, r_uid, r_gid, "C's queued client (nobody)");
 	send_all(client_c, "ping", 4);
 	send_all(c_sender, "late", 4);
+	send_all(c_client3, "nobody", 6);
 	exit(0);
 }
 
@@ -204,6 +231,39 @@ static void make_abstract(void)
 	close(anon);
 }
 
+static void make_abstract_listener(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+
+	l2_len = snprintf(l2_name + 1, sizeof(l2_name) - 1, "t_unix-l2.%d", getpid()) + 1;
+	memcpy(a.sun_path, l2_name, l2_len);
+	l2 = sock(SOCK_STREAM);
+	TL_CHECK(!bind(l2, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) +
+		 l2_len) && !listen(l2, 4), "abstract listener: %s", strerror(errno));
+}
+
+/* Peers closed after sending; a name whose file is gone. */
+static void make_orphans(const char *work)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int ps[2], pd[2];
+
+	TL_CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, ps) &&
+		 !socketpair(AF_UNIX, SOCK_DGRAM, 0, pd), "socketpair");
+	send_all(ps[1], "bye", 3);
+	send_all(pd[1], "dgram-bye", 9);
+	close(ps[1]);
+	close(pd[1]);
+	closed_s = ps[0];
+	closed_d = pd[0];
+	snprintf(gone_path, sizeof(gone_path), "%.70s/t_unix.gone.%d", work, getpid());
+	memcpy(a.sun_path, gone_path, sizeof(gone_path));
+	unlink(gone_path);
+	gone = sock(SOCK_DGRAM);
+	TL_CHECK(!bind(gone, (struct sockaddr *)&a, sizeof(a)) && !unlink(gone_path),
+		 "bind %s: %s", gone_path, strerror(errno));
+}
+
 static void root_setup(void)
 {
 	struct sockaddr_un a;
@@ -214,7 +274,8 @@ static void root_setup(void)
 	close(stream[1]);
 	close(seq[1]);
 	accepted = accept(listener, NULL, NULL);
-	TL_CHECK(accepted >= 0, "accept: %s", strerror(errno));
+	accepted2 = accept(l2, NULL, NULL);
+	TL_CHECK(accepted >= 0 && accepted2 >= 0, "accept: %s", strerror(errno));
 	for (int i = 0; i < 2; i++) {
 		queued[i] = sock(SOCK_STREAM);
 		connect_to(queued[i], &a, len);
@@ -321,6 +382,43 @@ static void check_listener(void)
 		 "a third connection was queued");
 }
 
+static void check_orphans(void)
+{
+	struct sockaddr_un a;
+	socklen_t len = sizeof(a);
+	struct stat st;
+	char buf[16];
+
+	expect_cred(closed_s, r_pid, "the stream socket whose peer was closed");
+	TL_CHECK(recv(closed_s, buf, sizeof(buf), 0) == 3 && !memcmp(buf, "bye", 3),
+		 "the closed peer's bytes are lost");
+	TL_CHECK(recv(closed_s, buf, sizeof(buf), 0) == 0, "no end after the closed peer");
+	TL_CHECK(send(closed_s, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE,
+		 "sending to a closed peer: %s", strerror(errno));
+	TL_CHECK(recv(closed_d, buf, sizeof(buf), MSG_DONTWAIT) == 9 &&
+		 !memcmp(buf, "dgram-bye", 9), "the closed peer's datagram is lost");
+	TL_CHECK(send(closed_d, "x", 1, 0) < 0 && errno == ECONNREFUSED,
+		 "a datagram to a closed peer: %s", strerror(errno));
+	TL_CHECK(!getsockname(gone, (struct sockaddr *)&a, &len) && !strcmp(a.sun_path, gone_path),
+		 "the socket whose file was removed lost its name");
+	TL_CHECK(stat(gone_path, &st) && errno == ENOENT, "%s is back", gone_path);
+}
+
+/* C, as nobody, connected twice: R accepted one, the other waits. */
+static void check_nobody(void)
+{
+	char buf[8];
+	int fd;
+
+	expect_ids(accepted2, c_pid, NOBODY, NOBODY, "the connection accepted from nobody");
+	fd = accept(l2, NULL, NULL);
+	TL_CHECK(fd >= 0, "the connection queued from nobody is gone: %s", strerror(errno));
+	expect_ids(fd, c_pid, NOBODY, NOBODY, "the connection queued from nobody");
+	TL_CHECK(recv(fd, buf, 6, MSG_WAITALL) == 6 && !memcmp(buf, "nobody", 6),
+		 "nothing from nobody's queued connection");
+	close(fd);
+}
+
 static void check_abstract(void)
 {
 	struct sockaddr_un from, a;
@@ -410,14 +508,18 @@ int main(int argc, char **argv)
 	TL_CHECK(!pipe(ready) && !pipe(go), "pipe");
 	TL_CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, stream) &&
 		 !socketpair(AF_UNIX, SOCK_SEQPACKET, 0, seq), "socketpair");
+	r_uid = getuid();
+	r_gid = getgid();
 	make_listener(argc > 1 ? argv[1] : ".");
 	make_abstract();
+	make_abstract_listener();
 	c_pid = fork();
 	TL_CHECK(c_pid >= 0, "fork");
 	if (!c_pid)
 		child();
 	TL_CHECK(read(ready[0], &c, 1) == 1, "the child did not set up");
 	root_setup();
+	make_orphans(argc > 1 ? argv[1] : ".");
 	tl_ready();
 	tl_wait_go();
 	check_pairs();
@@ -425,6 +527,8 @@ int main(int argc, char **argv)
 	TL_CHECK(write(go[1], "g", 1) == 1, "go pipe");
 	check_abstract();
 	check_listener();
+	check_orphans();
+	check_nobody();
 	TL_CHECK(waitpid(c_pid, &status, 0) == c_pid && WIFEXITED(status) &&
 		 !WEXITSTATUS(status), "the child failed (0x%x)", status);
 	unlink(path);
