@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1316,11 +1317,13 @@ static int send_one(int fd, const struct sock_made *m, const UnixMessage *msg, b
 {
 	struct sockaddr_un a;
 	socklen_t len = 0;
-	int big = 2 * msg->data.len + (64 << 10);
+	int big = INT_MAX / 2;
 	size_t at = 0;
 
 	if (to_name)
 		len = addr_of(m->u->name.data, m->u->name.len, &a);
+	/* What waits in the peer's queue counts against the sender: room for the whole
+	 * queue, until its options are set (settle). */
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
 	do {
 		ssize_t n = sendto(fd, msg->data.data + at, msg->data.len - at,
@@ -1398,6 +1401,7 @@ static int set_options(struct sock_made *m)
 static int settle_path(struct sock_made *m)
 {
 	const UnixFile *u = m->u;
+	struct stat st;
 	char path[110];
 
 	if (!is_path(u) || !m->bound_path)
@@ -1406,9 +1410,15 @@ static int settle_path(struct sock_made *m)
 	path[u->name.len] = 0;
 	if (u->path_gone)
 		return unlink(path) && errno != ENOENT ? sock_err(m, "cannot remove its file") : 0;
-	if (u->has_path_mode && (lchown(path, u->path_uid, u->path_gid) ||
-				 fchmodat(AT_FDCWD, path, u->path_mode, 0)))
-		return sock_err(m, "cannot give its socket file its owner and mode");
+	if (!u->has_path_mode)
+		return 0;
+	if (lstat(path, &st))
+		return sock_err(m, "cannot stat its socket file");
+	if ((st.st_uid != u->path_uid || st.st_gid != u->path_gid) &&
+	    lchown(path, u->path_uid, u->path_gid))
+		return sock_err(m, "cannot give its socket file its owner");
+	if (fchmodat(AT_FDCWD, path, u->path_mode, 0))
+		return sock_err(m, "cannot give its socket file its mode");
 	return 0;
 }
 

@@ -5,7 +5,8 @@
  * R queued, not accepted; an abstract datagram socket holding messages from an
  * unnamed sender and from C's socket connected to it; a stream pair shut down one
  * way; a stream and a datagram socket whose peers were closed after sending; a
- * datagram socket whose path was removed; options (SO_PASSCRED, buffer sizes,
+ * datagram socket whose path was removed; a big stream queue and a datagram longer
+ * than cryo's peek buffer; options (SO_PASSCRED, buffer sizes,
  * timeouts, SO_PEEK_OFF, O_NONBLOCK). C then becomes uid and gid 65534 and connects
  * twice to R's abstract listener: R accepts one, the other stays queued. After restore
  * each process checks, from inside, data byte for byte, message boundaries, names,
@@ -29,6 +30,8 @@
 #define C_TO_R 3000
 #define LISTEN_MODE 0640
 #define NOBODY 65534
+#define BIG_STREAM 150000	/* most of a default send buffer */
+#define BIG_DGRAM 400000	/* longer than cryo's peek buffer: read in pieces */
 
 static const size_t dgram_len[] = { 100, 0, 7, 2000 };
 #define NR_DGRAM (sizeof(dgram_len) / sizeof(dgram_len[0]))
@@ -40,6 +43,8 @@ static int listener, accepted, client_c, queued[2];
 static int abstract, c_sender;
 static int l2, accepted2, c_client2, c_client3;	/* abstract listener, C as nobody */
 static int closed_s, closed_d, gone;
+static int big_s[2], big_d[2];
+static uint8_t big_buf[BIG_DGRAM + 1];
 static int ready[2], go[2];
 static pid_t r_pid, c_pid;
 static uid_t r_uid;
@@ -262,6 +267,40 @@ static void make_orphans(const char *work)
 	gone = sock(SOCK_DGRAM);
 	TL_CHECK(!bind(gone, (struct sockaddr *)&a, sizeof(a)) && !unlink(gone_path),
 		 "bind %s: %s", gone_path, strerror(errno));
+}
+
+/* A stream queue of BIG_STREAM bytes; one datagram of BIG_DGRAM bytes. */
+static void make_big(void)
+{
+	int v = 1 << 20;
+
+	TL_CHECK(!socketpair(AF_UNIX, SOCK_STREAM, 0, big_s) &&
+		 !socketpair(AF_UNIX, SOCK_DGRAM, 0, big_d), "socketpair");
+	tl_fill(big_buf, BIG_DGRAM, 70);
+	send_all(big_s[0], big_buf, BIG_STREAM);
+	TL_CHECK(!setsockopt(big_d[0], SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)), "SO_SNDBUFFORCE");
+	send_all(big_d[0], big_buf, BIG_DGRAM);
+}
+
+static void check_big(void)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < BIG_STREAM) {
+		n = recv(big_s[1], big_buf + got, BIG_STREAM - got, MSG_DONTWAIT);
+		TL_CHECK(n > 0, "the big stream: %zu of %d bytes, then %s", got, BIG_STREAM,
+			 n < 0 ? strerror(errno) : "its end");
+		got += n;
+	}
+	TL_CHECK(tl_verify(big_buf, BIG_STREAM, 70) < 0, "the big stream's bytes differ");
+	expect_empty(big_s[1], "the big stream after its bytes");
+	n = recv(big_d[1], big_buf, sizeof(big_buf), MSG_DONTWAIT);
+	TL_CHECK(n == BIG_DGRAM && tl_verify(big_buf, BIG_DGRAM, 70) < 0,
+		 "the big datagram has %zd bytes or differs", n);
+	expect_empty(big_d[1], "the big datagram's socket after it");
+	TL_CHECK(opt(big_d[0], SO_SNDBUF) == 2 << 20, "the big sender's SO_SNDBUF is %d",
+		 opt(big_d[0], SO_SNDBUF));
 }
 
 static void root_setup(void)
@@ -520,6 +559,7 @@ int main(int argc, char **argv)
 	TL_CHECK(read(ready[0], &c, 1) == 1, "the child did not set up");
 	root_setup();
 	make_orphans(argc > 1 ? argv[1] : ".");
+	make_big();
 	tl_ready();
 	tl_wait_go();
 	check_pairs();
@@ -529,6 +569,7 @@ int main(int argc, char **argv)
 	check_listener();
 	check_orphans();
 	check_nobody();
+	check_big();
 	TL_CHECK(waitpid(c_pid, &status, 0) == c_pid && WIFEXITED(status) &&
 		 !WEXITSTATUS(status), "the child failed (0x%x)", status);
 	unlink(path);
