@@ -39,6 +39,7 @@
 #define SHUT_BITS 3			/* RCV_SHUTDOWN | SEND_SHUTDOWN */
 #define QUEUE_MAX (64u << 20)		/* bytes one socket may hold in an image */
 #define MSG_MAX (8u << 20)
+#define QUEUE_MSGS_MAX 65536
 #ifndef SO_PASSPIDFD
 #define SO_PASSPIDFD 76
 #endif
@@ -164,9 +165,9 @@ int unix_check_entry(const FileEntry *e)
 		if (m->data.len > MSG_MAX || (m->has_source && m->source.len > 107))
 			return cr_err("image: socket file %u has a bad queued message", e->id);
 	}
-	if (total > QUEUE_MAX)
-		return cr_err("image: socket file %u queues %llu bytes", e->id,
-			      (unsigned long long)total);
+	if (total > QUEUE_MAX || u->n_queue > QUEUE_MSGS_MAX)
+		return cr_err("image: socket file %u queues %llu bytes in %zu messages", e->id,
+			      (unsigned long long)total, u->n_queue);
 	return 0;
 }
 
@@ -730,6 +731,10 @@ static int walk_queue(struct sock_probe *s, UnixFile *u)
 		}
 		memcpy(msg + mlen, buf, n);
 		mlen += n;
+		if (u->n_queue >= QUEUE_MSGS_MAX) {
+			refuse(s, "%s", "its queue holds more messages than cryo keeps in an image");
+			goto out;
+		}
 		if (!stream && (mflags & MSG_TRUNC))
 			continue;
 		if (push_message(u, &cap, msg, mlen, &from, s->d.type == SOCK_DGRAM ? fromlen : 0))
@@ -1182,9 +1187,33 @@ out:
 	return rc;
 }
 
+/* Datagram sockets connected to each other with connect(): no credentials to show,
+ * so no socketpair; each is bound and connected to the other's name. */
+static int pair_dgram_connect(struct sock_made *x, struct sock_made *y)
+{
+	struct sock_made *ends[2] = { x, y };
+	struct sockaddr_un a;
+
+	if (!x->u->has_name || !y->u->has_name)
+		return cr_err("image: datagram sockets %u and %u are connected to each other "
+			      "without a name or a socketpair's credentials", x->e->id, y->e->id);
+	if (new_socket(x) || new_socket(y))
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		const ProtobufCBinaryData *to = &ends[1 - i]->u->name;
+		socklen_t len = addr_of(to->data, to->len, &a);
+
+		if (connect(ends[i]->fd, (struct sockaddr *)&a, len))
+			return sock_err(ends[i], "cannot connect it again");
+	}
+	return 0;
+}
+
 static int make_pair(struct unix_state *st, struct restore_ctx *ctx, struct sock_made *x,
 		     struct sock_made *y)
 {
+	if (y && x->u->type == SOCK_DGRAM && !x->u->peer_cred && !y->u->peer_cred)
+		return pair_dgram_connect(x, y);
 	if (!y || x->u->type == SOCK_DGRAM || unix_same_cred(x->u->peer_cred, y->u->peer_cred))
 		return pair_same_cred(st, ctx, x, y);
 	if (y->u->has_name)

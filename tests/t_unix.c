@@ -6,7 +6,8 @@
  * unnamed sender and from C's socket connected to it; a stream pair shut down one
  * way; a stream and a datagram socket whose peers were closed after sending; a
  * datagram socket whose path was removed; a big stream queue and a datagram longer
- * than cryo's peek buffer; options (SO_PASSCRED, buffer sizes,
+ * than cryo's peek buffer; two named datagram sockets connected to each other;
+ * options (SO_PASSCRED, buffer sizes,
  * timeouts, SO_PEEK_OFF, O_NONBLOCK). C then becomes uid and gid 65534 and connects
  * twice to R's abstract listener: R accepts one, the other stays queued. After restore
  * each process checks, from inside, data byte for byte, message boundaries, names,
@@ -44,6 +45,7 @@ static int abstract, c_sender;
 static int l2, accepted2, c_client2, c_client3;	/* abstract listener, C as nobody */
 static int closed_s, closed_d, gone;
 static int big_s[2], big_d[2];
+static int named_d[2];		/* datagram sockets connected to each other by name */
 static uint8_t big_buf[BIG_DGRAM + 1];
 static int ready[2], go[2];
 static pid_t r_pid, c_pid;
@@ -267,6 +269,47 @@ static void make_orphans(const char *work)
 	gone = sock(SOCK_DGRAM);
 	TL_CHECK(!bind(gone, (struct sockaddr *)&a, sizeof(a)) && !unlink(gone_path),
 		 "bind %s: %s", gone_path, strerror(errno));
+}
+
+/* Two abstract datagram sockets connect()ed to each other: no peer credentials. */
+static void make_named_dgram(void)
+{
+	struct sockaddr_un a[2];
+	socklen_t len[2];
+
+	for (int i = 0; i < 2; i++) {
+		memset(&a[i], 0, sizeof(a[i]));
+		a[i].sun_family = AF_UNIX;
+		len[i] = offsetof(struct sockaddr_un, sun_path) + 1 +
+			 snprintf(a[i].sun_path + 1, sizeof(a[i].sun_path) - 1, "t_unix-d%d.%d", i,
+				  getpid());
+		named_d[i] = sock(SOCK_DGRAM);
+		TL_CHECK(!bind(named_d[i], (struct sockaddr *)&a[i], len[i]), "bind: %s",
+			 strerror(errno));
+	}
+	connect_to(named_d[0], &a[1], len[1]);
+	connect_to(named_d[1], &a[0], len[0]);
+	send_all(named_d[0], "to-1", 4);
+	send_all(named_d[1], "to-0", 4);
+}
+
+static void check_named_dgram(void)
+{
+	struct sockaddr_un from;
+	socklen_t len = sizeof(from);
+	struct ucred uc;
+	socklen_t l = sizeof(uc);
+	char buf[8];
+
+	TL_CHECK(!getsockopt(named_d[0], SOL_SOCKET, SO_PEERCRED, &uc, &l) && uc.pid == 0,
+		 "datagram sockets connected by name show peer PID %d", uc.pid);
+	TL_CHECK(recvfrom(named_d[1], buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+			  &len) == 4 && !memcmp(buf, "to-1", 4) &&
+		 !memcmp(from.sun_path + 1, "t_unix-d0.", 10), "the named datagram to [1]");
+	TL_CHECK(recv(named_d[0], buf, sizeof(buf), MSG_DONTWAIT) == 4 && !memcmp(buf, "to-0", 4),
+		 "the named datagram to [0]");
+	send_all(named_d[1], "again", 5);
+	TL_CHECK(recv(named_d[0], buf, sizeof(buf), MSG_DONTWAIT) == 5, "[1] no longer reaches [0]");
 }
 
 /* A stream queue of BIG_STREAM bytes; one datagram of BIG_DGRAM bytes. */
@@ -560,6 +603,7 @@ int main(int argc, char **argv)
 	root_setup();
 	make_orphans(argc > 1 ? argv[1] : ".");
 	make_big();
+	make_named_dgram();
 	tl_ready();
 	tl_wait_go();
 	check_pairs();
@@ -570,6 +614,7 @@ int main(int argc, char **argv)
 	check_orphans();
 	check_nobody();
 	check_big();
+	check_named_dgram();
 	TL_CHECK(waitpid(c_pid, &status, 0) == c_pid && WIFEXITED(status) &&
 		 !WEXITSTATUS(status), "the child failed (0x%x)", status);
 	unlink(path);
