@@ -848,7 +848,15 @@ static int unix_dump_sock(struct sock_probe *s, FileEntry *e, UnixFile *u)
 	} else if (u->state == ST_ESTABLISHED && dump_unaccepted(s, u)) {
 		return -1;
 	}
-	return dump_options(s, u) || dump_queue(s, u) || check_sources(s, u);
+	if (dump_options(s, u))
+		return -1;
+	/* Made again as one end of a socketpair whose other end goes: only a socketpair's
+	 * end shows credentials, so one connected with connect() cannot be made so. */
+	if (u->type == SOCK_DGRAM && u->has_peer_ino && !u->peer_ino && !u->peer_cred)
+		return refuse(s, "%s", "the datagram socket it was connected to was closed; cryo "
+			      "cannot make a socket connected to a closed one that shows no peer "
+			      "credentials");
+	return dump_queue(s, u) || check_sources(s, u);
 }
 
 static int unix_dump(const struct fd_probe *pr, FileEntry *e)
@@ -1214,6 +1222,9 @@ static int make_pair(struct unix_state *st, struct restore_ctx *ctx, struct sock
 {
 	if (y && x->u->type == SOCK_DGRAM && !x->u->peer_cred && !y->u->peer_cred)
 		return pair_dgram_connect(x, y);
+	if (!y && !x->u->peer_cred)
+		return cr_err("image: socket file %u lost its peer but shows no credentials",
+			      x->e->id);
 	if (!y || x->u->type == SOCK_DGRAM || unix_same_cred(x->u->peer_cred, y->u->peer_cred))
 		return pair_same_cred(st, ctx, x, y);
 	if (y->u->has_name)
