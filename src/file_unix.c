@@ -753,22 +753,53 @@ out:
 	return rc;
 }
 
+/* Without a peek offset a peek takes nothing and moves nothing: an empty queue, or a
+ * stream queue read whole in one peek, needs no walk (and the socket is not touched at
+ * all). 0: done, 1: walk it, -1: error. */
+static int peek_at_once(struct sock_probe *s, UnixFile *u)
+{
+	size_t len = s->d.type == SOCK_STREAM && s->d.has_rqlen ? s->d.rqueue : 0;
+	uint8_t *buf = malloc(len + 1);
+	size_t cap = 0;
+	bool rights;
+	int mflags, n;
+
+	if (!buf)
+		return cr_err("out of memory");
+	n = peek(s->fd, buf, len + 1, NULL, NULL, &rights, &mflags);
+	if ((n < 0 && errno == EAGAIN) || (!n && !len && s->d.type == SOCK_STREAM)) {
+		free(buf);
+		return 0;
+	}
+	if (n < 0 || rights || !len || (size_t)n != len) {
+		free(buf);
+		return 1;
+	}
+	if (push_message(u, &cap, buf, len, NULL, 0))
+		return -1;
+	return 0;
+}
+
 static int dump_queue(struct sock_probe *s, UnixFile *u)
 {
-	int old, zero = 0, rc;
+	int old, zero = 0, rc = 1;
 
 	if (get_int(s, SO_PEEK_OFF, &old))
 		return -1;
 	u->has_peek_off = 1;
 	u->peek_off = old;
-	if (setsockopt(s->fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)))
-		return cr_perr("process %d: fd %d: cannot set SO_PEEK_OFF", s->pr->p->pid,
-			       s->pr->fd);
-	rc = walk_queue(s, u);
-	/* The copy shares the socket: its peek offset goes back as it was. */
-	if (setsockopt(s->fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof(old)))
-		return cr_perr("process %d: fd %d: cannot put SO_PEEK_OFF back", s->pr->p->pid,
-			       s->pr->fd);
+	if (old == -1)
+		rc = peek_at_once(s, u);
+	if (rc > 0) {
+		if (setsockopt(s->fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)))
+			return cr_perr("process %d: fd %d: cannot set SO_PEEK_OFF", s->pr->p->pid,
+				       s->pr->fd);
+		rc = walk_queue(s, u);
+		/* The copy shares the socket: its peek offset goes back as it was. */
+		if (setsockopt(s->fd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof(old)))
+			return cr_perr("process %d: fd %d: cannot put SO_PEEK_OFF back",
+				       s->pr->p->pid, s->pr->fd);
+	}
 	if (rc || !u->n_queue || !u->passcred)
 		return rc;
 	return refuse(s, "%s", "SO_PASSCRED is set and messages are queued: they carry their "
