@@ -1248,6 +1248,28 @@ static int pair_dgram_connect(struct sock_made *x, struct sock_made *y)
 	return 0;
 }
 
+static bool same_name(const ProtobufCBinaryData *a, protobuf_c_boolean has,
+		      const ProtobufCBinaryData *b)
+{
+	return has ? a->len == b->len && !memcmp(a->data, b->data, a->len) : !b->len;
+}
+
+/* Has this socket a listener's name (an accepted connection)? */
+static bool listener_name(const struct unix_state *st, const struct sock_made *m)
+{
+	for (size_t i = 0; i < st->nr && m->u->has_name; i++) {
+		const UnixFile *l = st->s[i].u;
+
+		if (l->state == ST_LISTEN && l->type == m->u->type &&
+		    same_name(&l->name, l->has_name, &m->u->name))
+			return true;
+	}
+	return false;
+}
+
+/* A connected pair. A stream or seqpacket end with a name is made by accepting: its
+ * name may be a listener's, which an accepted socket shares and no bind could give it
+ * twice; the other end connects, bound first if it has a name of its own. */
 static int make_pair(struct unix_state *st, struct restore_ctx *ctx, struct sock_made *x,
 		     struct sock_made *y)
 {
@@ -1256,12 +1278,13 @@ static int make_pair(struct unix_state *st, struct restore_ctx *ctx, struct sock
 	if (!y && !x->u->peer_cred)
 		return cr_err("image: socket file %u lost its peer but shows no credentials",
 			      x->e->id);
-	if (!y || x->u->type == SOCK_DGRAM || unix_same_cred(x->u->peer_cred, y->u->peer_cred))
+	if (!y || x->u->type == SOCK_DGRAM || (!x->u->has_name && !y->u->has_name &&
+					       unix_same_cred(x->u->peer_cred, y->u->peer_cred)))
 		return pair_same_cred(st, ctx, x, y);
+	if (listener_name(st, x) || (!y->u->has_name && x->u->has_name))
+		return pair_by_connect(st, ctx, y, x);
 	if (y->u->has_name)
 		return pair_by_connect(st, ctx, x, y);
-	if (x->u->has_name)
-		return pair_by_connect(st, ctx, y, x);
 	return cr_err("image: sockets %u and %u are connected, unnamed, and see different "
 		      "credentials; no connection can make that", x->e->id, y->e->id);
 }
@@ -1352,12 +1375,6 @@ static int connect_late(struct unix_state *st, struct restore_ctx *ctx, struct s
 	if (connect(m->fd, (struct sockaddr *)&a, len))
 		return sock_err(m, "cannot connect it again");
 	return 0;
-}
-
-static bool same_name(const ProtobufCBinaryData *a, protobuf_c_boolean has,
-		      const ProtobufCBinaryData *b)
-{
-	return has ? a->len == b->len && !memcmp(a->data, b->data, a->len) : !b->len;
 }
 
 /* Who sends a queued message back: the socket it came from (the peer, a one-way

@@ -6,8 +6,8 @@
  * unnamed sender and from C's socket connected to it; a stream pair shut down one
  * way; a stream and a datagram socket whose peers were closed after sending; a
  * datagram socket whose path was removed; a big stream queue and a datagram longer
- * than cryo's peek buffer; two named datagram sockets connected to each other;
- * options (SO_PASSCRED, buffer sizes,
+ * than cryo's peek buffer; two named datagram sockets connected to each other; a
+ * seqpacket connection of R to its own abstract listener; options (SO_PASSCRED, buffer sizes,
  * timeouts, SO_PEEK_OFF, O_NONBLOCK). C then becomes uid and gid 65534 and connects
  * twice to R's abstract listener: R accepts one, the other stays queued. After restore
  * each process checks, from inside, data byte for byte, message boundaries, names,
@@ -46,6 +46,9 @@ static int l2, accepted2, c_client2, c_client3;	/* abstract listener, C as nobod
 static int closed_s, closed_d, gone;
 static int big_s[2], big_d[2];
 static int named_d[2];		/* datagram sockets connected to each other by name */
+static int l3, self_c, self_a;	/* R connected to its own abstract listener */
+static struct sockaddr_un l3_addr;
+static socklen_t l3_len;
 static uint8_t big_buf[BIG_DGRAM + 1];
 static int ready[2], go[2];
 static pid_t r_pid, c_pid;
@@ -310,6 +313,47 @@ static void check_named_dgram(void)
 		 "the named datagram to [0]");
 	send_all(named_d[1], "again", 5);
 	TL_CHECK(recv(named_d[0], buf, sizeof(buf), MSG_DONTWAIT) == 5, "[1] no longer reaches [0]");
+}
+
+/* R connects to its own abstract listener and accepts: both ends show R, and the
+ * accepted end shares the name of the listener, which still listens. */
+static void make_self(void)
+{
+	memset(&l3_addr, 0, sizeof(l3_addr));
+	l3_addr.sun_family = AF_UNIX;
+	l3_len = offsetof(struct sockaddr_un, sun_path) + 1 +
+		 snprintf(l3_addr.sun_path + 1, sizeof(l3_addr.sun_path) - 1, "t_unix-l3.%d",
+			  getpid());
+	l3 = sock(SOCK_SEQPACKET);
+	TL_CHECK(!bind(l3, (struct sockaddr *)&l3_addr, l3_len) && !listen(l3, 2), "listen: %s",
+		 strerror(errno));
+	self_c = sock(SOCK_SEQPACKET);
+	connect_to(self_c, &l3_addr, l3_len);
+	self_a = accept(l3, NULL, NULL);
+	TL_CHECK(self_a >= 0, "accept: %s", strerror(errno));
+	send_all(self_c, "self", 4);
+}
+
+static void check_self(void)
+{
+	struct sockaddr_un a;
+	socklen_t len = sizeof(a);
+	char buf[8];
+	int c, fd;
+
+	expect_cred(self_a, r_pid, "R's connection to itself, accepted end");
+	expect_cred(self_c, r_pid, "R's connection to itself, connecting end");
+	TL_CHECK(!getsockname(self_a, (struct sockaddr *)&a, &len) && len == l3_len &&
+		 !memcmp(a.sun_path, l3_addr.sun_path, l3_len - offsetof(struct sockaddr_un,
+		 sun_path)), "the accepted end lost its listener's name");
+	TL_CHECK(recv(self_a, buf, sizeof(buf), MSG_DONTWAIT) == 4 && !memcmp(buf, "self", 4),
+		 "R's message to itself is lost");
+	c = sock(SOCK_SEQPACKET);
+	connect_to(c, &l3_addr, l3_len);
+	fd = accept(l3, NULL, NULL);
+	TL_CHECK(fd >= 0, "the listener sharing its name does not accept: %s", strerror(errno));
+	close(fd);
+	close(c);
 }
 
 /* A stream queue of BIG_STREAM bytes; one datagram of BIG_DGRAM bytes. */
@@ -604,6 +648,7 @@ int main(int argc, char **argv)
 	make_orphans(argc > 1 ? argv[1] : ".");
 	make_big();
 	make_named_dgram();
+	make_self();
 	tl_ready();
 	tl_wait_go();
 	check_pairs();
@@ -615,6 +660,7 @@ int main(int argc, char **argv)
 	check_nobody();
 	check_big();
 	check_named_dgram();
+	check_self();
 	TL_CHECK(waitpid(c_pid, &status, 0) == c_pid && WIFEXITED(status) &&
 		 !WEXITSTATUS(status), "the child failed (0x%x)", status);
 	unlink(path);
