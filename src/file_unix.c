@@ -955,7 +955,7 @@ struct sock_made {
 struct unix_state {
 	struct sock_made *s;
 	size_t nr;
-	bool built, waited;
+	bool built, waited, failed;
 };
 
 static struct sock_made *by_ino(struct unix_state *st, uint64_t ino)
@@ -984,24 +984,30 @@ static int sock_err(const struct sock_made *m, const char *what)
 
 /* A path about to be bound: a socket file nobody listens on any more (the dumped
  * process's, left behind) is removed; anything else there is refused. */
-static int free_path(const struct sock_made *m, const char *path)
+/* Does nobody listen at this socket file any more (connect says ECONNREFUSED)? */
+static bool socket_file_stale(const char *path)
 {
 	struct sockaddr_un a;
 	socklen_t len = addr_of((const uint8_t *)path, strlen(path), &a);
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), rc;
+
+	if (probe < 0)
+		return false;
+	rc = connect(probe, (struct sockaddr *)&a, len);
+	close(probe);
+	return rc < 0 && errno == ECONNREFUSED;
+}
+
+static int free_path(const struct sock_made *m, const char *path)
+{
 	struct stat st;
-	int probe, rc;
 
 	if (lstat(path, &st))
 		return errno == ENOENT ? 0 : sock_err(m, "cannot stat its path");
 	if (!S_ISSOCK(st.st_mode))
 		return cr_err("socket file %u: %s exists and is not a socket; cryo does not "
 			      "replace it", m->e->id, path);
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (probe < 0)
-		return sock_err(m, "cannot make a socket");
-	rc = connect(probe, (struct sockaddr *)&a, len);
-	close(probe);
-	if (rc == 0 || errno != ECONNREFUSED)
+	if (!socket_file_stale(path))
 		return cr_err("socket file %u: %s is in use by another socket", m->e->id, path);
 	if (unlink(path) && errno != ENOENT)
 		return sock_err(m, "cannot remove the old socket file");
@@ -1554,6 +1560,7 @@ static int build_all(struct unix_state *st, struct restore_ctx *ctx)
 	for (size_t i = 0; i < st->nr && !rc; i++)
 		rc = settle(&st->s[i]);
 	st->built = true;
+	st->failed = rc != 0;
 	return rc;
 }
 
@@ -1578,6 +1585,21 @@ static int unix_open(struct restore_ctx *ctx, const FileEntry *e)
 	return cr_err("image: socket file %u was not made", e->id);
 }
 
+/* A socket file cryo bound for a restore that failed goes again. */
+static void unbind_path(const struct sock_made *m)
+{
+	char path[110];
+	struct stat st;
+
+	if (!m->bound_path || !is_path(m->u))
+		return;
+	memcpy(path, m->u->name.data, m->u->name.len);
+	path[m->u->name.len] = 0;
+	/* Not one another process bound since. */
+	if (!lstat(path, &st) && S_ISSOCK(st.st_mode) && socket_file_stale(path))
+		unlink(path);
+}
+
 static void unix_open_done(struct restore_ctx *ctx)
 {
 	struct unix_state *st = ctx->unix_socks;
@@ -1588,6 +1610,8 @@ static void unix_open_done(struct restore_ctx *ctx)
 		if (st->s[i].sender >= 0)
 			close(st->s[i].sender);
 	}
+	for (size_t i = 0; st && st->failed && i < st->nr; i++)
+		unbind_path(&st->s[i]);
 	if (st)
 		free(st->s);
 	free(st);

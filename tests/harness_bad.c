@@ -276,6 +276,41 @@ out:
 	return rc;
 }
 
+/* After the dump, another live socket is bound at the path of t_unix's listener:
+ * restore refuses and leaves nothing behind; once that socket is closed (its file
+ * left stale), restore goes through. */
+static int bad_restore_unix_path_taken(struct run *r)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+
+	if (l < 0 || start_unix_victim(r, "restore-unix-path-taken", NULL, NULL))
+		goto out;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%.80s/t_unix.sock.%d", work, r->pid);
+	if (step_dump(r, r->img, false))
+		goto out;
+	unlink(a.sun_path);
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1)) {
+		why("cannot listen on %s: %s", a.sun_path, strerror(errno));
+		goto out;
+	}
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
+			 "is in use by another socket"))
+		goto out;
+	if (!kill(r->pid, 0)) {
+		why("a refused restore left process %d behind", r->pid);
+		goto out;
+	}
+	close(l);
+	l = -1;
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL);
+	rc = rc ? why("restore after the socket went exited with %d", rc) : victim_unharmed(r);
+out:
+	if (l >= 0)
+		close(l);
+	return rc;
+}
+
 static int bad_dump_unix_rights(struct run *r)
 {
 	if (start_unix_victim(r, "dump-unix-scm-rights", "rights", NULL))
@@ -1054,6 +1089,7 @@ static void run_bad_inputs(void)
 		{ "dump-unix-scm-rights", bad_dump_unix_rights },
 		{ "dump-unix-unaccepted-data", bad_dump_unix_unaccepted_data },
 		{ "restore-unix-ext-dgram", restore_unix_ext_dgram },
+		{ "restore-unix-path-taken", bad_restore_unix_path_taken },
 		{ "dump-posix-lock", bad_dump_posix_lock },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
 		{ "dump-dir-is-a-link", bad_dump_dir_link },
