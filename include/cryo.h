@@ -12,6 +12,7 @@ struct cryo_dump_opts {
 	const char *dir;		/* image directory, created 0700 if missing */
 	bool leave_running;		/* resume the process after the dump */
 	bool shell_job;			/* allow a session/group led outside the tree */
+	bool ext_unix_sk;		/* datagram sockets connected outside: reconnect */
 };
 
 enum cryo_vdso_mode { CRYO_VDSO_AUTO, CRYO_VDSO_REMAP, CRYO_VDSO_PROXY };
@@ -40,6 +41,7 @@ struct cryo_restore_opts {
 	bool trust_image;		/* an image of another user: at most its rights */
 	const struct cryo_inherit_fd *inherit;
 	size_t nr_inherit;
+	bool ext_unix_sk;		/* connect such sockets to their names again */
 };
 
 /* All return 0 on success, -1 on failure with cryo_last_error() set. */

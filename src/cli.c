@@ -25,7 +25,8 @@ static const char usage_main[] =
 	"`cryo COMMAND -h` describes a command's options; `cryo --version` prints the version.\n";
 
 static const char usage_dump[] =
-	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks] [-v]\n"
+	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks]\n"
+	"                 [--ext-unix-sk] [-v]\n"
 	"\n"
 	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
 	"missing). By default the process is killed once the image is complete.\n"
@@ -37,13 +38,15 @@ static const char usage_dump[] =
 	"                        it is restored into the restorer's session\n"
 	"  -l, --file-locks      accepted for CRIU's command lines: file locks (flock,\n"
 	"                        POSIX, OFD) are always dumped\n"
+	"      --ext-unix-sk     allow datagram Unix sockets connected to a named socket\n"
+	"                        outside the dump; restore connects them to it again\n"
 	"  -v                    more output (repeat for debug output)\n"
 	"  -h, --help            this text\n";
 
 static const char usage_restore[] =
 	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap=none]\n"
 	"                    [--file-validation=MODE] [--trust-image] [--file-locks]\n"
-	"                    [--inherit-fd fd[N]:RESOURCE]... [-v]\n"
+	"                    [--inherit-fd fd[N]:RESOURCE]... [--ext-unix-sk] [-v]\n"
 	"\n"
 	"Restore the process saved in DIR with its original PID. Without -d, cryo stays\n"
 	"its parent, forwards SIGINT and SIGTERM to it, and exits with its exit status\n"
@@ -67,6 +70,8 @@ static const char usage_restore[] =
 	"                        'cryo show' name it)\n"
 	"  -l, --file-locks      accepted for CRIU's command lines: the image's file locks\n"
 	"                        are always restored\n"
+	"      --ext-unix-sk     connect datagram sockets dumped with --ext-unix-sk to\n"
+	"                        their peers' names again\n"
 	"  -v                    more output (repeat for debug output)\n"
 	"  -h, --help            this text\n";
 
@@ -138,12 +143,14 @@ static int parse_pid(const char *s, pid_t *out)
 
 static int cmd_dump(int argc, char **argv)
 {
+	enum { OPT_DUMP_EXT_UNIX = 256 };
 	static const struct option opts[] = {
 		{ "tree", required_argument, 0, 't' },
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "leave-running", no_argument, 0, 'R' },
 		{ "shell-job", no_argument, 0, 'j' },
 		{ "file-locks", no_argument, 0, 'l' },
+		{ "ext-unix-sk", no_argument, 0, OPT_DUMP_EXT_UNIX },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -166,6 +173,9 @@ static int cmd_dump(int argc, char **argv)
 			o.shell_job = true;
 			break;
 		case 'l':	/* always on */
+			break;
+		case OPT_DUMP_EXT_UNIX:
+			o.ext_unix_sk = true;
 			break;
 		case 'v':
 			verbose++;
@@ -216,7 +226,7 @@ static int cmd_restore(int argc, char **argv)
 {
 	static struct cryo_inherit_fd inherit[CRYO_MAX_INHERIT_FD];
 	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION, OPT_TRUST,
-	       OPT_INHERIT };
+	       OPT_INHERIT, OPT_EXT_UNIX };
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "restore-detached", no_argument, 0, 'd' },
@@ -228,6 +238,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "trust-image", no_argument, 0, OPT_TRUST },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT },
 		{ "file-locks", no_argument, 0, 'l' },
+		{ "ext-unix-sk", no_argument, 0, OPT_EXT_UNIX },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -269,6 +280,9 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case OPT_TRUST:
 			o.trust_image = true;
+			break;
+		case OPT_EXT_UNIX:
+			o.ext_unix_sk = true;
 			break;
 		case OPT_INHERIT:
 			c = add_inherit(&o, inherit, optarg);

@@ -56,7 +56,8 @@ struct fd_kind {
 };
 
 extern const struct fd_kind path_kind, epoll_kind, pipe_kind, eventfd_kind, signalfd_kind,
-	timerfd_kind, pidfd_kind, inotify_kind, opath_kind, mqueue_kind, tty_kind;
+	timerfd_kind, pidfd_kind, inotify_kind, opath_kind, mqueue_kind, tty_kind,
+	unix_kind;
 
 /* Shared by the kinds (files.c). */
 int file_table_push(struct file_table *ft, FileEntry **out);

@@ -27,6 +27,7 @@ static const struct fd_kind *const kinds[] = {
 	 * regular file to stat. */
 	&opath_kind, &mqueue_kind, &path_kind, &epoll_kind, &pipe_kind, &eventfd_kind,
 	&signalfd_kind, &timerfd_kind, &pidfd_kind, &inotify_kind, &tty_kind,
+	&unix_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)

@@ -537,6 +537,7 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	ctx.file_validation = opts->file_validation;
 	ctx.inherit = opts->inherit;
 	ctx.nr_inherit = opts->nr_inherit;
+	ctx.ext_unix_sk = opts->ext_unix_sk;
 	if (!opts->dir)
 		return cr_err("no image directory given (-D)");
 	if (img_dir_open(&ctx.dir, opts->dir))

@@ -40,6 +40,7 @@ struct dump_ctx {
 	struct img_dir dir;
 	bool leave_running;
 	bool shell_job;
+	bool ext_unix_sk;		/* --ext-unix-sk */
 	struct file_table files;
 	struct shmem_table shmem;
 	void *ipc;			/* ipc_sysv.c's System V objects */
@@ -99,6 +100,8 @@ struct restore_ctx {
 	void *ipc;			/* ipc_sysv.c's System V objects */
 	void *mqueues;			/* file_mqueue.c's queues made or taken back */
 	void *ttys;			/* file_tty.c's pty pairs made so far */
+	void *unix_socks;		/* file_unix.c's sockets made so far */
+	bool ext_unix_sk;		/* --ext-unix-sk */
 	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
 	size_t nr_inherit;
 	uint32_t *tree_pids;		/* every PID and TID of the image */

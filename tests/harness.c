@@ -24,7 +24,9 @@
 #include <sys/ptrace.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -574,6 +576,8 @@ static int wait_released(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	for (int i = 0; i < 5000; i++) {
 		char *st = read_proc(path);
+		/* cryo's own tasks (a helper of file_unix.c may hold the PID for a moment)
+		 * run cryo's binary. */
 		bool free_now = st && strstr(st, "TracerPid:\t0\n") && !still_cryo(pid);
 
 		free(st);

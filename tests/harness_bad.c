@@ -190,6 +190,141 @@ out:
 	return rc;
 }
 
+/* t_unix in one of its bad cases (extra, arg). */
+static int start_unix_victim(struct run *r, const char *name, const char *extra, const char *arg)
+{
+	char path[600], *argv[] = { path, work, (char *)extra, (char *)arg, NULL };
+
+	run_dir(r, name, "bad");
+	snprintf(path, sizeof(path), "%s/t_unix", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	return wait_ready(r->pid, r->log);
+}
+
+/* A stream socket connected to a listener of the harness's (outside the tree, the
+ * connection accepted): refused, naming the listener's path. */
+static int bad_dump_unix_outside(struct run *r)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, rc = -1;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%.80s/bad-unix-outside.sock", work);
+	unlink(a.sun_path);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 4))
+		return why("cannot listen on %s: %s", a.sun_path, strerror(errno));
+	if (start_unix_victim(r, "dump-unix-outside", "outside", a.sun_path))
+		goto out;
+	c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0) {
+		why("accept: %s", strerror(errno));
+		goto out;
+	}
+	rc = dump_victim(r, r->img, a.sun_path);
+out:
+	if (c >= 0)
+		close(c);
+	close(l);
+	unlink(a.sun_path);
+	return rc;
+}
+
+static int bad_dump_unix_unaccepted_data(struct run *r)
+{
+	if (start_unix_victim(r, "dump-unix-unaccepted-data", "unaccepted-data", NULL))
+		return -1;
+	return dump_victim(r, r->img, "not accepted yet carries data");
+}
+
+/* A datagram socket connected to the harness's socket: refused without --ext-unix-sk
+ * (naming the path and the option); dumped with it, restore refuses without it and
+ * with it connects the socket there again: the harness gets what it sends. */
+static int restore_unix_ext_dgram(struct run *r)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = -1;
+	struct timeval tv = { 10, 0 };
+	char pid[16], buf[16];
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%.80s/ext-dgram.sock", work);
+	unlink(a.sun_path);
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
+	    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
+		return why("cannot bind %s: %s", a.sun_path, strerror(errno));
+	if (start_unix_victim(r, "restore-unix-ext-dgram", "extdgram", a.sun_path))
+		goto out;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	if (expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL),
+			 a.sun_path) || expect_error(r, 1, "--ext-unix-sk"))
+		goto out;
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--ext-unix-sk", NULL);
+	if (rc || wait_for(r->pid, 10, NULL)) {
+		rc = rc > 0 ? why("dump --ext-unix-sk exited with %d", rc) : -1;
+		goto out;
+	}
+	rc = -1;
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
+			 "restore with --ext-unix-sk"))
+		goto out;
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", "--ext-unix-sk", NULL);
+	if (rc) {
+		rc = why("restore --ext-unix-sk exited with %d", rc);
+		goto out;
+	}
+	kill(r->pid, SIGUSR1);
+	rc = recv(s, buf, sizeof(buf), 0) == 5 && !memcmp(buf, "after", 5) ? 0 :
+	     why("the restored socket does not reach %s", a.sun_path);
+	if (!rc)
+		rc = victim_unharmed(r);
+out:
+	close(s);
+	unlink(a.sun_path);
+	return rc;
+}
+
+/* After the dump, another live socket is bound at the path of t_unix's listener:
+ * restore refuses and leaves nothing behind; once that socket is closed (its file
+ * left stale), restore goes through. */
+static int bad_restore_unix_path_taken(struct run *r)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+
+	if (l < 0 || start_unix_victim(r, "restore-unix-path-taken", NULL, NULL))
+		goto out;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%.80s/t_unix.sock.%d", work, r->pid);
+	if (step_dump(r, r->img, false))
+		goto out;
+	unlink(a.sun_path);
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1)) {
+		why("cannot listen on %s: %s", a.sun_path, strerror(errno));
+		goto out;
+	}
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
+			 "is in use by another socket"))
+		goto out;
+	if (!kill(r->pid, 0)) {
+		why("a refused restore left process %d behind", r->pid);
+		goto out;
+	}
+	close(l);
+	l = -1;
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL);
+	rc = rc ? why("restore after the socket went exited with %d", rc) : victim_unharmed(r);
+out:
+	if (l >= 0)
+		close(l);
+	return rc;
+}
+
+static int bad_dump_unix_rights(struct run *r)
+{
+	if (start_unix_victim(r, "dump-unix-scm-rights", "rights", NULL))
+		return -1;
+	return dump_victim(r, r->img, "in flight in its queue (SCM_RIGHTS)");
+}
+
 /* A flock taken through a file then closed but still mapped: no fd shows it. */
 static int bad_dump_lock_mapped(struct run *r)
 {
@@ -1285,6 +1420,11 @@ static void run_bad_inputs(void)
 		{ "dump-dev-tty", bad_dump_dev_tty },
 		{ "dump-pty-master-outside", bad_dump_pty_master_outside },
 		{ "dump-pty-slave-outside", bad_dump_pty_slave_outside },
+		{ "dump-unix-outside", bad_dump_unix_outside },
+		{ "dump-unix-scm-rights", bad_dump_unix_rights },
+		{ "dump-unix-unaccepted-data", bad_dump_unix_unaccepted_data },
+		{ "restore-unix-ext-dgram", restore_unix_ext_dgram },
+		{ "restore-unix-path-taken", bad_restore_unix_path_taken },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
 		{ "dump-dir-is-a-link", bad_dump_dir_link },
 		{ "dump-planted-link", bad_dump_planted_link },
