@@ -25,7 +25,8 @@ static const char usage_main[] =
 	"`cryo COMMAND -h` describes a command's options; `cryo --version` prints the version.\n";
 
 static const char usage_dump[] =
-	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [-v]\n"
+	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [--ghost-limit SIZE]\n"
+	"                 [-v]\n"
 	"\n"
 	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
 	"missing). By default the process is killed once the image is complete.\n"
@@ -35,6 +36,9 @@ static const char usage_dump[] =
 	"  -R, --leave-running   let the process continue after the dump\n"
 	"  -j, --shell-job       allow a process whose session is led outside the dump;\n"
 	"                        it is restored into the restorer's session\n"
+	"      --ghost-limit SIZE  the most data (bytes outside holes) a deleted file\n"
+	"                        still open or mapped may hold, saved in the image\n"
+	"                        (K, M, G suffixes; default 1M)\n"
 	"  -v                    more output (repeat for debug output)\n"
 	"  -h, --help            this text\n";
 
@@ -139,6 +143,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "leave-running", no_argument, 0, 'R' },
 		{ "shell-job", no_argument, 0, 'j' },
+		{ "ghost-limit", required_argument, 0, 'G' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -159,6 +164,11 @@ static int cmd_dump(int argc, char **argv)
 			break;
 		case 'j':
 			o.shell_job = true;
+			break;
+		case 'G':
+			if (cryo_parse_size(optarg, &o.ghost_limit) || !o.ghost_limit)
+				return bad_usage("invalid --ghost-limit '%s' (a size such as 1M)",
+						 optarg, usage_dump);
 			break;
 		case 'v':
 			verbose++;

@@ -40,6 +40,7 @@ struct dump_ctx {
 	struct img_dir dir;
 	bool leave_running;
 	bool shell_job;
+	uint64_t ghost_limit;		/* largest data of a deleted file (file_ghost.c) */
 	struct file_table files;
 	struct shmem_table shmem;
 	struct dump_proc **procs;	/* the tree, parents first; procs[0] the root */
@@ -93,6 +94,7 @@ struct restore_ctx {
 	int file_validation;		/* enum cryo_file_validation */
 	struct trust trust;
 	void *pipes;			/* file_pipe.c's pipes made so far */
+	void *ghosts;			/* file_ghost.c's and file_memfd.c's fds opened ahead */
 	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
 	size_t nr_inherit;
 	uint32_t *tree_pids;		/* every PID and TID of the image */
