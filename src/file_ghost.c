@@ -202,6 +202,10 @@ static int ghost_fill(struct dump_ctx *ctx, const char *who, const char *proc,
 	g->has_same_as = !!g->same_as;
 	if (g->same_as)
 		return 0;
+	/* Restore could neither give it its name nor tell it from the new file. */
+	if (!lstat(e->path->path, &now))
+		return cr_err("%s: %s was replaced at its path by another file", who,
+			      e->path->path);
 	for (size_t i = 0; i < ctx->shmem.nr; i++)
 		if (ctx->shmem.objs[i]->dev == st->st_dev && ctx->shmem.objs[i]->ino == st->st_ino)
 			return cr_err("%s: %s was deleted and is also mapped shared by an earlier "

@@ -148,7 +148,7 @@ int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why)
 	}
 	if (path && path[0] == '/') {
 		if (has_prefix(path, "/memfd:")) {
-			*why = "memfd mappings are not supported";
+			*why = "private mappings of a memfd are not supported";
 			return -1;
 		}
 		/* A deleted file: its contents go into the image (file_ghost.c). */

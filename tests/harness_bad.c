@@ -844,6 +844,64 @@ static int bad_dump_dead_cwd(struct run *r)
 	return dump_victim(r, r->img, "its cwd");
 }
 
+static int bad_dump_nameless(struct run *r, const char *name, const char *extra,
+			     const char *needle)
+{
+	if (start_victim(r, name, extra))
+		return -1;
+	return dump_victim(r, r->img, needle);
+}
+
+static int bad_dump_ghost_big(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-ghost-above-limit", "ghost-big",
+				 "was deleted and holds 2.0 MiB of data (size 2.0 MiB), above "
+				 "--ghost-limit 1.0 MiB");
+}
+
+/* The same file fits under a larger --ghost-limit, and comes back. */
+static int ghost_big_limit(struct run *r)
+{
+	char pid[16];
+	int rc;
+
+	if (start_victim(r, "dump-ghost-under-limit", "ghost-big"))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--ghost-limit", "3M", NULL);
+	if (rc)
+		return rc < 0 ? -1 : why("cryo dump --ghost-limit 3M exited with %d", rc);
+	if (wait_for(r->pid, 10, &rc))
+		return -1;
+	if (step_restore_detached(r, r->img))
+		return -1;
+	return finish(r, r->pid);
+}
+
+static int bad_dump_replaced(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-file-replaced", "replaced",
+				 "was replaced at its path by another file");
+}
+
+static int bad_dump_devzero_fd(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-shared-anon-fd", "devzero-fd",
+				 "is shared anonymous memory reached through an fd");
+}
+
+static int bad_dump_removed_dir(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-removed-dir", "removed-dir",
+				 "removed directories are not supported");
+}
+
+static int bad_dump_memfd_future_write(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-memfd-future-write", "memfd-future-write",
+				 "sealed with F_SEAL_FUTURE_WRITE");
+}
+
 static int bad_dump_init(struct run *r)
 {
 	run_dir(r, "dump-init", "bad");
@@ -937,6 +995,43 @@ static int image_size_sparse(struct run *r)
 	return finish(r, r->pid);
 }
 
+/* t_ghost's deleted file is 64 MiB with 18 KiB of data: its image holds about the
+ * data, not the size. */
+#define GHOST_MAX_DATA (256 << 10)
+
+static int image_size_ghost(struct run *r)
+{
+	char path[600], file[1200], *argv[] = { path, work, NULL };
+	uint64_t total = 0;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	run_dir(r, "image-size-sparse-ghost", "size");
+	snprintf(path, sizeof(path), "%s/t_ghost", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	if (wait_ready(r->pid, r->log) || step_dump(r, r->img, false))
+		return -1;
+	d = opendir(r->img);
+	if (!d)
+		return why("cannot list %s: %s", r->img, strerror(errno));
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, "ghost-", 6)) {
+			snprintf(file, sizeof(file), "%s/%s", r->img, de->d_name);
+			if (!stat(file, &st))
+				total += st.st_size;
+		}
+	closedir(d);
+	if (total < 16384 || total > GHOST_MAX_DATA)
+		return why("the ghost files of the image hold %llu bytes for 18 KiB of data "
+			   "(limit %d)", (unsigned long long)total, GHOST_MAX_DATA);
+	if (step_restore_detached(r, r->img))
+		return -1;
+	return finish(r, r->pid);
+}
+
 static void run_bad_inputs(void)
 {
 	static const struct { const char *name; int (*fn)(struct run *); } cases[] = {
@@ -982,6 +1077,13 @@ static void run_bad_inputs(void)
 		{ "restore-forwards-sigterm", restore_forwards_sigterm },
 		{ "show-damaged-image", bad_show_damaged },
 		{ "image-size-sparse", image_size_sparse },
+		{ "dump-ghost-above-limit", bad_dump_ghost_big },
+		{ "dump-ghost-under-limit", ghost_big_limit },
+		{ "dump-file-replaced", bad_dump_replaced },
+		{ "dump-shared-anon-fd", bad_dump_devzero_fd },
+		{ "dump-removed-dir", bad_dump_removed_dir },
+		{ "dump-memfd-future-write", bad_dump_memfd_future_write },
+		{ "image-size-sparse-ghost", image_size_ghost },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

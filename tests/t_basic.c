@@ -1,7 +1,8 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
  * ("child", "pidns-child", "vfork", "thread", "flock", "lockf", "seccomp-thread", "map",
- * "nobody", "proc", "dead-cwd"), for the bad-input cases. */
+ * "nobody", "proc", "dead-cwd", "ghost-big", "replaced", "devzero-fd", "removed-dir",
+ * "memfd-future-write"), for the bad-input cases. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -12,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -100,6 +102,52 @@ static void dead_cwd(void)
 	waitpid(c, NULL, 0);
 }
 
+/* Files with no name any more that cryo refuses: a deleted file with 2 MiB of data
+ * (above the default --ghost-limit), one replaced at its path by another, shared
+ * anonymous memory held as an fd, a removed directory, a memfd mapped writable and
+ * then sealed against future writes. */
+static void nameless(const char *dir, const char *what)
+{
+	char path[512], other[520];
+	static char buf[2 << 20];
+	void *m;
+	int fd = -1;
+
+	snprintf(path, sizeof(path), "%s/basic-%s-%d", dir, what, getpid());
+	snprintf(other, sizeof(other), "%s.new", path);
+	if (!strcmp(what, "ghost-big")) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+		if (fd < 0 || write(fd, buf, sizeof(buf)) != sizeof(buf) || unlink(path))
+			tl_fail("ghost-big: %s", strerror(errno));
+	} else if (!strcmp(what, "replaced")) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+		if (fd < 0 || close(open(other, O_RDWR | O_CREAT | O_EXCL, 0600)) ||
+		    rename(other, path))
+			tl_fail("replaced: %s", strerror(errno));
+	} else if (!strcmp(what, "devzero-fd")) {
+		m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
+			 (unsigned long)m + 4096);
+		fd = open(path, O_RDWR);
+	} else if (!strcmp(what, "removed-dir")) {
+		if (mkdir(path, 0700) || (fd = open(path, O_RDONLY | O_DIRECTORY)) < 0 ||
+		    rmdir(path))
+			tl_fail("removed-dir: %s", strerror(errno));
+	} else if (!strcmp(what, "memfd-future-write")) {
+		fd = memfd_create("future", MFD_ALLOW_SEALING);
+		if (fd < 0 || ftruncate(fd, 4096) ||
+		    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED ||
+		    fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE))
+			tl_fail("memfd-future-write: %s", strerror(errno));
+		close(fd);
+		return;
+	} else {
+		return;
+	}
+	if (fd < 0)
+		tl_fail("%s: %s", what, strerror(errno));
+}
+
 /* A thread (not the leader) whose filter makes getppid fail with EPERM. */
 static void *seccomp_thread(void *arg)
 {
@@ -168,6 +216,7 @@ int main(int argc, char **argv)
 		hold_own_proc();
 	if (!strcmp(extra, "dead-cwd"))
 		dead_cwd();
+	nameless(argv[1], extra);
 	if (!strcmp(extra, "nobody") && (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
 					 setresuid(65534, 65534, 65534)))
 		tl_fail("cannot become nobody");
