@@ -166,7 +166,6 @@ bool files_ghost_known(const struct file_table *ft, const struct stat *st)
 static int refuse_kind(const char *who, const char *link)
 {
 	static const char *const kinds[][2] = {
-		{ "/dev/zero", "shared anonymous memory reached through an fd" },
 		{ "/SYSV", "System V shared memory" },
 		{ "/secretmem", "secret memory (memfd_secret)" },
 		{ "/anon_hugepage", "hugetlb memory" },
@@ -248,14 +247,15 @@ int ghost_dump_fd(const struct fd_probe *pr, FileEntry *e)
 	return ghost_fill(pr->p->ctx, who, proc, pr->st, e);
 }
 
-int ghost_add_mapped(struct dump_proc *p, const char *proc, const char *link,
+int ghost_add_mapped(struct dump_proc *p, uint64_t start, const char *proc, const char *link,
 		     const struct stat *st, uint32_t flags, uint32_t *id)
 {
 	struct file_table *ft = &p->ctx->files;
 	char who[64];
 	FileEntry *e;
 
-	snprintf(who, sizeof(who), "process %d: a mapping", p->pid);
+	snprintf(who, sizeof(who), "process %d: mapping 0x%llx", p->pid,
+		 (unsigned long long)start);
 	if (refuse_kind(who, link))
 		return -1;
 	for (size_t i = 0; i < ft->nr; i++)
@@ -512,6 +512,29 @@ static uint64_t ghost_pos(const FileEntry *e)
 	return e->path->mapped ? 0 : e->path->pos;
 }
 
+/* As the process; in a directory it cannot write (it held the file, made before it
+ * gave up privileges), with cryo's rights when the image is cryo's own. */
+static int create_in(struct restore_ctx *ctx, int dirfd, const char *name)
+{
+	const int flags = O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(dirfd, name, flags, 0600), err;
+
+	if (fd >= 0 || (errno != EACCES && errno != EPERM) || ctx->trust.limited)
+		return fd;
+	trust_unbecome(&ctx->trust);
+	fd = openat(dirfd, name, flags, 0600);
+	err = errno;
+	if (trust_become(&ctx->trust, ctx->creds)) {
+		if (fd >= 0) {
+			unlinkat(dirfd, name, 0);
+			close(fd);
+		}
+		return -1;
+	}
+	errno = err;
+	return fd;
+}
+
 /* In its directory under a name of cryo's, then under its own name if that is free
  * (so that /proc shows the path it had), then removed. */
 static int make_ghost(struct restore_ctx *ctx, const FileEntry *e, int dirfd,
@@ -522,7 +545,7 @@ static int make_ghost(struct restore_ctx *ctx, const FileEntry *e, int dirfd,
 	const char *name = tmp;
 
 	snprintf(tmp, sizeof(tmp), ".cryo-ghost-%d-%u", getpid(), e->id);
-	mfd = openat(dirfd, tmp, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+	mfd = create_in(ctx, dirfd, tmp);
 	if (mfd < 0)
 		return cr_perr("cannot make deleted file %s again", e->path->path);
 	if (fill_data(ctx, e, mfd) ||

@@ -1,7 +1,9 @@
 /* memfds: name, size, seals, mode and owner, with the contents kept as a shared
  * memory object (mem.c), the one its shared mappings name too. Restore makes the
  * memfd once, fills it, opens every open file description of it, seals it last and
- * hands it to mem.c as that object, so fds and mappings are one file again. */
+ * hands it to mem.c as that object, so fds and mappings are one file again. Shared
+ * anonymous memory held as an fd ("/dev/zero (deleted)") is the same without a
+ * name: mem.c makes that object early and the fds are opened on it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,12 +26,14 @@
 #define SEALS_KNOWN (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | \
 		     F_SEAL_FUTURE_WRITE | F_SEAL_EXEC)
 #define MEMFD_PREFIX "/memfd:"
+#define SHARED_ANON "/dev/zero (deleted)"
 #define MEMFD_NAME_MAX 249	/* the kernel's limit, without "memfd:" */
 
 static bool memfd_match(const struct fd_probe *pr)
 {
-	return S_ISREG(pr->st->st_mode) && !strncmp(pr->link, MEMFD_PREFIX, 7) &&
-	       file_link_deleted(pr->link);
+	return S_ISREG(pr->st->st_mode) && pr->st->st_nlink == 0 &&
+	       ((!strncmp(pr->link, MEMFD_PREFIX, 7) && file_link_deleted(pr->link)) ||
+		!strcmp(pr->link, SHARED_ANON));
 }
 
 /* Its name, from "/memfd:NAME (deleted)". */
@@ -48,6 +52,13 @@ static int fill_memfd(struct dump_ctx *ctx, const char *who, const char *link, i
 
 	if (!fstatfs(fd, &sfs) && sfs.f_type == HUGETLBFS_MAGIC)
 		return cr_err("%s (%s) is a hugetlb memfd; cryo cannot restore it", who, link);
+	if (!strcmp(link, SHARED_ANON)) {
+		mf->has_shared_anon = mf->shared_anon = 1;
+		mf->name = strdup("");
+		mf->size = st->st_size;
+		return mf->name ? mem_shmem_add(ctx, fd, st, &mf->shmem_id) :
+				  cr_err("out of memory");
+	}
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
 		return cr_perr("%s (%s): cannot read its seals", who, link);
@@ -99,15 +110,16 @@ static int memfd_dump(const struct fd_probe *pr, FileEntry *e)
 	return rc;
 }
 
-int memfd_add_mapped(struct dump_proc *p, const char *link, int fd, const struct stat *st,
-		     uint32_t shmem_id, bool writable)
+int memfd_add_mapped(struct dump_proc *p, uint64_t start, const char *link, int fd,
+		     const struct stat *st, uint32_t shmem_id, bool writable)
 {
 	struct file_table *ft = &p->ctx->files;
 	int seals = fcntl(fd, F_GET_SEALS);
 	char who[64];
 	FileEntry *e;
 
-	snprintf(who, sizeof(who), "process %d: a mapping", p->pid);
+	snprintf(who, sizeof(who), "process %d: mapping 0x%llx", p->pid,
+		 (unsigned long long)start);
 	if (seals < 0)
 		return cr_perr("%s (%s): cannot read its seals", who, link);
 	/* Sealed after it was mapped writable: a restore would map it after sealing. */
@@ -143,6 +155,8 @@ static int memfd_check(const FileEntry *e)
 		return cr_err("image: memfd file %u has no valid name or contents", e->id);
 	if (mf->seals & ~SEALS_KNOWN || mf->mode & ~07777 || mf->size > (1ULL << 40))
 		return cr_err("image: memfd file %u has invalid seals, mode or size", e->id);
+	if (mf->shared_anon && (mf->name[0] || mf->mapped_only))
+		return cr_err("image: shared memory file %u has a name or no fd", e->id);
 	return 0;
 }
 
@@ -208,6 +222,20 @@ fail:
 	return -1;
 }
 
+/* mem.c makes the object (reading the image with cryo's rights); the fds open it. */
+static int make_shared_anon(struct restore_ctx *ctx, const FileEntry *e,
+			    const ShmemObject *o)
+{
+	int fd, own = -1;
+
+	trust_unbecome(&ctx->trust);
+	fd = mem_shmem_make(ctx, o);
+	if (trust_become(&ctx->trust, ctx->creds) || fd < 0 ||
+	    ghost_open_all(ctx, e, fd, names_memfd, memfd_pos, "shared memory", &own))
+		return -1;
+	return own;
+}
+
 static int memfd_open(struct restore_ctx *ctx, const FileEntry *e)
 {
 	const MemfdFile *mf = e->memfd;
@@ -217,7 +245,7 @@ static int memfd_open(struct restore_ctx *ctx, const FileEntry *e)
 		return cr_err("image: memfd file %u names no memory object of its size", e->id);
 	if (!is_creator(ctx, e))
 		return ghost_ahead_take(ctx, e->id);
-	return make_memfd(ctx, e, o);
+	return mf->shared_anon ? make_shared_anon(ctx, e, o) : make_memfd(ctx, e, o);
 }
 
 static bool memfd_handles(FileKind k)

@@ -176,8 +176,8 @@ int path_add_dir(struct dump_proc *p, const char *what, uint32_t *id)
 		return cr_perr("cannot stat %s", path);
 	if (link[0] != '/' || file_link_deleted(link) || stat(link, &by_path) ||
 	    by_path.st_dev != st.st_dev || by_path.st_ino != st.st_ino)
-		return cr_err("process %d: its %s (%s) was deleted or replaced; deleted "
-			      "directories are not supported yet", p->pid, what, link);
+		return cr_err("process %d: its %s (%s) was removed or replaced; removed "
+			      "directories are not supported", p->pid, what, link);
 	if (file_table_push(&p->ctx->files, &e) || !(pf = path_new(e, link, &st)))
 		return -1;
 	e->flags = O_PATH | O_DIRECTORY;

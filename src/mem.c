@@ -214,7 +214,7 @@ static int dump_file_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
 	pb->has_file_id = 1;
 	if (st.st_nlink == 0 && ends_with(v->path, " (deleted)")) {
 		map_file_path(p->pid, v, proc, sizeof(proc));
-		return ghost_add_mapped(p, proc, v->path, &st, flags, &pb->file_id);
+		return ghost_add_mapped(p, v->start, proc, v->path, &st, flags, &pb->file_id);
 	}
 	if (st.st_nlink == 0 || stat(v->path, &by_path) || by_path.st_dev != st.st_dev ||
 	    by_path.st_ino != st.st_ino)
@@ -394,7 +394,7 @@ static int dump_shmem_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb
 	pb->has_shmem_id = 1;
 	rc = mem_shmem_add(p->ctx, fd, &st, &pb->shmem_id);
 	if (!rc && v->path && has_prefix(v->path, "/memfd:"))
-		rc = memfd_add_mapped(p, v->path, fd, &st, pb->shmem_id, v->vm_flags & VMF(MW));
+		rc = memfd_add_mapped(p, v->start, v->path, fd, &st, pb->shmem_id, v->vm_flags & VMF(MW));
 	close(fd);
 	return rc;
 }
@@ -1459,6 +1459,15 @@ int mem_shmem_adopt(struct restore_ctx *ctx, uint32_t id, int fd)
 	return 0;
 }
 
+int mem_shmem_make(struct restore_ctx *ctx, const ShmemObject *o)
+{
+	int fd = create_shmem(ctx, o);
+
+	if (fd < 0 || mem_shmem_adopt(ctx, o->id, fd))
+		return -1;
+	return ctx->shmem_fds[o->id - 1];
+}
+
 int mem_prepare_shmem(struct restore_ctx *ctx)
 {
 	size_t n = ctx->shmem ? ctx->shmem->n_objects : 0;
@@ -1471,7 +1480,7 @@ int mem_prepare_shmem(struct restore_ctx *ctx)
 
 		if (o->id != i + 1)
 			return cr_err("image: shared memory object %zu has id %u", i, o->id);
-		/* Made already, as the memfd it is (file_memfd.c). */
+		/* Made already for an fd holding it (file_memfd.c). */
 		if (ctx->shmem_fds[i] >= 0)
 			continue;
 		fd = create_shmem(ctx, o);

@@ -41,6 +41,8 @@ int mem_prepare_shmem(struct restore_ctx *ctx);
 const ShmemObject *mem_shmem_object(struct restore_ctx *ctx, uint32_t id);
 int mem_shmem_write(struct restore_ctx *ctx, const ShmemObject *o, int fd, uint64_t size);
 int mem_shmem_adopt(struct restore_ctx *ctx, uint32_t id, int fd);
+/* Make a shared anonymous object now (it is held as an fd): cryo's fd for it. */
+int mem_shmem_make(struct restore_ctx *ctx, const ShmemObject *o);
 /* Plan calls that build the address space (after the old one is gone). */
 int mem_plan(struct restore_proc *rp, struct plan *p);
 /* Plan the PR_SET_MM_MAP call (after all VMAs exist). */

@@ -884,10 +884,16 @@ static int bad_dump_replaced(struct run *r)
 				 "was replaced at its path by another file");
 }
 
-static int bad_dump_devzero_fd(struct run *r)
+static int bad_dump_memfd_hugetlb(struct run *r)
 {
-	return bad_dump_nameless(r, "dump-shared-anon-fd", "devzero-fd",
-				 "is shared anonymous memory reached through an fd");
+	return bad_dump_nameless(r, "dump-memfd-hugetlb", "memfd-hugetlb",
+				 "is a hugetlb memfd");
+}
+
+static int bad_dump_removed_cwd(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-removed-cwd", "removed-cwd",
+				 "removed directories are not supported");
 }
 
 static int bad_dump_removed_dir(struct run *r)
@@ -1080,7 +1086,8 @@ static void run_bad_inputs(void)
 		{ "dump-ghost-above-limit", bad_dump_ghost_big },
 		{ "dump-ghost-under-limit", ghost_big_limit },
 		{ "dump-file-replaced", bad_dump_replaced },
-		{ "dump-shared-anon-fd", bad_dump_devzero_fd },
+		{ "dump-memfd-hugetlb", bad_dump_memfd_hugetlb },
+		{ "dump-removed-cwd", bad_dump_removed_cwd },
 		{ "dump-removed-dir", bad_dump_removed_dir },
 		{ "dump-memfd-future-write", bad_dump_memfd_future_write },
 		{ "image-size-sparse-ghost", image_size_ghost },

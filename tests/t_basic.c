@@ -1,7 +1,7 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
  * ("child", "pidns-child", "vfork", "thread", "flock", "lockf", "seccomp-thread", "map",
- * "nobody", "proc", "dead-cwd", "ghost-big", "replaced", "devzero-fd", "removed-dir",
+ * "nobody", "proc", "dead-cwd", "ghost-big", "replaced", "memfd-hugetlb", "removed-dir", "removed-cwd",
  * "memfd-future-write"), for the bad-input cases. */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,14 +103,13 @@ static void dead_cwd(void)
 }
 
 /* Files with no name any more that cryo refuses: a deleted file with 2 MiB of data
- * (above the default --ghost-limit), one replaced at its path by another, shared
- * anonymous memory held as an fd, a removed directory, a memfd mapped writable and
+ * (above the default --ghost-limit), one replaced at its path by another, a hugetlb
+ * memfd, a removed directory open and one as the cwd, a memfd mapped writable and
  * then sealed against future writes. */
 static void nameless(const char *dir, const char *what)
 {
 	char path[512], other[520];
 	static char buf[2 << 20];
-	void *m;
 	int fd = -1;
 
 	snprintf(path, sizeof(path), "%s/basic-%s-%d", dir, what, getpid());
@@ -124,11 +123,12 @@ static void nameless(const char *dir, const char *what)
 		if (fd < 0 || close(open(other, O_RDWR | O_CREAT | O_EXCL, 0600)) ||
 		    rename(other, path))
 			tl_fail("replaced: %s", strerror(errno));
-	} else if (!strcmp(what, "devzero-fd")) {
-		m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
-			 (unsigned long)m + 4096);
-		fd = open(path, O_RDWR);
+	} else if (!strcmp(what, "memfd-hugetlb")) {
+		fd = memfd_create("huge", MFD_HUGETLB);
+	} else if (!strcmp(what, "removed-cwd")) {
+		if (mkdir(path, 0700) || chdir(path) || rmdir(path))
+			tl_fail("removed-cwd: %s", strerror(errno));
+		return;
 	} else if (!strcmp(what, "removed-dir")) {
 		if (mkdir(path, 0700) || (fd = open(path, O_RDONLY | O_DIRECTORY)) < 0 ||
 		    rmdir(path))

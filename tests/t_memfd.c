@@ -1,9 +1,10 @@
 /* memfds: A (sealing allowed, sealed against shrinking and growing) open at an offset
  * and mapped shared, shared with a child made by fork; B sealed against writing and
- * sealed, mapped read-only; C without sealing, only mapped (its fd closed). After
- * restore, from inside: names (the fd link and the mapping's), sizes, contents,
- * seals, the offset, writes through the fd visible in the mapping and back, the
- * child holding the same open file description and mapping the same memfd. */
+ * sealed, mapped read-only; C without sealing, only mapped (its fd closed); Z, shared
+ * anonymous memory also held as an fd (through /proc/self/map_files). After restore,
+ * from inside: names (the fd link and the mapping's), sizes, contents, seals, the
+ * offsets, writes through the fd visible in the mapping and back, the child holding
+ * the same open file description and mapping the same memfd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -26,9 +27,12 @@
 #define A_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
 #define B_SEALS (F_SEAL_WRITE | F_SEAL_SEAL)
 
-enum { FD_A = 10, FD_B = 11 };
+enum { FD_A = 10, FD_B = 11, FD_Z = 12 };
 
-static uint8_t *map_a, *map_b, *map_c;
+#define Z_SIZE 8192
+#define Z_POS 4444
+
+static uint8_t *map_a, *map_b, *map_c, *map_z;
 static pid_t child;
 
 static int make(const char *name, unsigned flags, size_t size, uint64_t seed, int want)
@@ -47,8 +51,11 @@ static int make(const char *name, unsigned flags, size_t size, uint64_t seed, in
 	return fd;
 }
 
+static void map_files_path(pid_t pid, const void *m, size_t len, char *buf, size_t n);
+
 static void setup(void)
 {
+	char path[128];
 	int c;
 
 	make("cryo-a", MFD_ALLOW_SEALING, A_SIZE, 1, FD_A);
@@ -66,6 +73,13 @@ static void setup(void)
 	map_c = mmap(NULL, C_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, c, 0);
 	TL_CHECK(map_c != MAP_FAILED, "mmap c: %s", strerror(errno));
 	close(c);
+
+	map_z = mmap(NULL, Z_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	TL_CHECK(map_z != MAP_FAILED, "mmap z: %s", strerror(errno));
+	tl_fill(map_z, Z_SIZE, 4);
+	map_files_path(getpid(), map_z, Z_SIZE, path, sizeof(path));
+	TL_CHECK(dup2(open(path, O_RDWR), FD_Z) == FD_Z, "open %s: %s", path, strerror(errno));
+	TL_CHECK(lseek(FD_Z, Z_POS, SEEK_SET) == Z_POS, "lseek z");
 }
 
 static void check_link(const char *self, const char *want)
@@ -137,6 +151,20 @@ static void check_c(void)
 	close(fd);
 }
 
+static void check_z(void)
+{
+	static uint8_t buf[Z_SIZE];
+	uint8_t c = 0x33;
+
+	check_link("/proc/self/fd/12", "/dev/zero (deleted)");
+	TL_CHECK(lseek(FD_Z, 0, SEEK_CUR) == Z_POS, "z: position %lld",
+		 (long long)lseek(FD_Z, 0, SEEK_CUR));
+	TL_CHECK(pread(FD_Z, buf, Z_SIZE, 0) == Z_SIZE && tl_verify(buf, Z_SIZE, 4) < 0,
+		 "z: contents differ");
+	TL_CHECK(pwrite(FD_Z, &c, 1, 10) == 1 && map_z[10] == 0x33,
+		 "z: a write through the fd is not in the mapping");
+}
+
 /* The child holds a's fd (one open file description with ours) and maps a. */
 static void check_child(void)
 {
@@ -166,6 +194,7 @@ int main(void)
 	check_a();
 	check_b();
 	check_c();
+	check_z();
 	check_child();
 	kill(child, SIGKILL);
 	tl_pass();
