@@ -262,6 +262,7 @@ PageRun **runs_to_pb(const struct runs *rs)
 		cr_err("out of memory");
 		return NULL;
 	}
+	out[0] = items;		/* runs_pb_free frees it, even with no runs */
 	for (size_t i = 0; i < rs->nr; i++) {
 		page_run__init(&items[i]);
 		items[i].vaddr = rs->r[i].start;
