@@ -293,7 +293,7 @@ void ghost_free(GhostFile *g)
 int ghost_check(const FileEntry *e)
 {
 	const GhostFile *g = e->path->ghost;
-	uint64_t end = 0;
+	uint64_t end = 0, pages;
 
 	if (e->kind != FILE_KIND__FILE_REG || !S_ISREG(e->path->mode))
 		return cr_err("image: file %u is a deleted file that is not a regular file", e->id);
@@ -304,13 +304,14 @@ int ghost_check(const FileEntry *e)
 		return cr_err("image: deleted file %u has no valid data file", e->id);
 	if (e->path->size > (1ULL << 50))
 		return cr_err("image: deleted file %u is too large", e->id);
+	pages = CR_ALIGN_UP(e->path->size, CR_PAGE_SIZE) / CR_PAGE_SIZE;
 	for (size_t i = 0; i < g->n_runs; i++) {
 		const PageRun *r = g->runs[i];
+		uint64_t first = r->vaddr / CR_PAGE_SIZE;
 
-		if (r->vaddr % CR_PAGE_SIZE || r->vaddr < end || !r->nr_pages ||
-		    r->nr_pages > (1ULL << 40) / CR_PAGE_SIZE ||
-		    r->vaddr >= CR_ALIGN_UP(e->path->size, CR_PAGE_SIZE) ||
-		    r->nr_pages * CR_PAGE_SIZE > CR_ALIGN_UP(e->path->size, CR_PAGE_SIZE) - r->vaddr)
+		/* Each run inside the file, after the previous one. */
+		if (r->vaddr % CR_PAGE_SIZE || r->vaddr < end || !r->nr_pages || first >= pages ||
+		    r->nr_pages > pages - first)
 			return cr_err("image: deleted file %u has an invalid data run %zu", e->id, i);
 		end = r->vaddr + r->nr_pages * CR_PAGE_SIZE;
 	}

@@ -143,9 +143,8 @@ static int check_path(pid_t pid, int fd, const char *link, const struct stat *st
 
 static int path_dump(const struct fd_probe *pr, FileEntry *e)
 {
-	PathFile *pf;
-
 	bool ghost = is_ghost(pr->link, pr->st);
+	PathFile *pf;
 
 	if ((!ghost && check_path(pr->p->pid, pr->fd, pr->link, pr->st)) ||
 	    !(pf = path_new(e, pr->link, pr->st)))

@@ -21,7 +21,8 @@
 
 /* Every kind there is: a new kind is one more line here. */
 static const struct fd_kind *const kinds[] = {
-	&memfd_kind, &path_kind, &epoll_kind, &pipe_kind, &eventfd_kind, &signalfd_kind, &timerfd_kind,
+	&memfd_kind, &path_kind, &epoll_kind, &pipe_kind, &eventfd_kind, &signalfd_kind,
+	&timerfd_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)

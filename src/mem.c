@@ -395,7 +395,8 @@ static int dump_shmem_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb
 	pb->has_shmem_id = 1;
 	rc = mem_shmem_add(p->ctx, fd, &st, &pb->shmem_id);
 	if (!rc && v->path && has_prefix(v->path, "/memfd:"))
-		rc = memfd_add_mapped(p, v->start, v->path, fd, &st, pb->shmem_id, v->vm_flags & VMF(MW));
+		rc = memfd_add_mapped(p, v->start, v->path, fd, &st, pb->shmem_id,
+				      v->vm_flags & VMF(MW));
 	close(fd);
 	return rc;
 }

@@ -1,8 +1,8 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
  * ("child", "pidns-child", "vfork", "thread", "flock", "lockf", "seccomp-thread", "map",
- * "nobody", "proc", "dead-cwd", "ghost-big", "replaced", "memfd-hugetlb", "removed-dir", "removed-cwd",
- * "memfd-future-write"), for the bad-input cases. */
+ * "nobody", "proc", "dead-cwd", "ghost-big", "replaced", "memfd-hugetlb", "removed-dir",
+ * "removed-cwd", "memfd-future-write"), for the bad-input cases. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
