@@ -110,8 +110,17 @@ static int memfd_dump(const struct fd_probe *pr, FileEntry *e)
 	return rc;
 }
 
+/* An entry of the object that a mapping can be made through. */
+static bool readable(const FileEntry *e, uint32_t shmem_id)
+{
+	int acc = e->flags & O_ACCMODE;
+
+	return e->memfd && e->memfd->shmem_id == shmem_id && !(e->flags & O_PATH) &&
+	       (acc == O_RDONLY || acc == O_RDWR);
+}
+
 int memfd_add_mapped(struct dump_proc *p, uint64_t start, const char *link, int fd,
-		     const struct stat *st, uint32_t shmem_id, bool writable)
+		     const struct stat *st, uint32_t shmem_id, bool writable, uint32_t *file_id)
 {
 	struct file_table *ft = &p->ctx->files;
 	int seals = fcntl(fd, F_GET_SEALS);
@@ -127,12 +136,17 @@ int memfd_add_mapped(struct dump_proc *p, uint64_t start, const char *link, int 
 		return cr_err("%s (%s) is writable and the memfd is sealed with "
 			      "F_SEAL_FUTURE_WRITE; cryo cannot restore that", who, link);
 	for (size_t i = 0; i < ft->nr; i++)
-		if (ft->files[i]->memfd && ft->files[i]->memfd->shmem_id == shmem_id)
+		if (readable(ft->files[i], shmem_id)) {
+			if (file_id)
+				*file_id = ft->files[i]->id;
 			return 0;
+		}
 	if (file_table_push(ft, &e) || !new_memfd(e))
 		return -1;
 	file_key_set(ft, st, O_RDWR, 0, -1);
 	e->flags = O_RDWR;
+	if (file_id)
+		*file_id = e->id;
 	e->memfd->has_mapped_only = e->memfd->mapped_only = 1;
 	return fill_memfd(p->ctx, who, link, fd, st, e->memfd);
 }

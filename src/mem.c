@@ -147,11 +147,8 @@ int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why)
 		return 0;
 	}
 	if (path && path[0] == '/') {
-		if (has_prefix(path, "/memfd:")) {
-			*why = "private mappings of a memfd are not supported";
-			return -1;
-		}
-		/* A deleted file: its contents go into the image (file_ghost.c). */
+		/* A deleted file or a memfd: its contents go into the image
+		 * (file_ghost.c, file_memfd.c). */
 		*kind = VMA_KIND__VMA_FILE_PRIVATE;
 		return 0;
 	}
@@ -191,13 +188,36 @@ static void map_file_path(pid_t pid, const struct proc_vma *v, char *buf, size_t
 		 (unsigned long)v->end);
 }
 
+/* A memfd mapped private maps its object, through an fd that can read it. */
+static int dump_memfd_private(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
+{
+	struct stat st;
+	uint32_t shmem_id;
+	int rc, fd = open_map_file(p->pid, v, O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return cr_perr("cannot stat the memfd mapped at 0x%lx", (unsigned long)v->start);
+	}
+	pb->has_file_id = 1;
+	rc = mem_shmem_add(p->ctx, fd, &st, &shmem_id) ||
+	     memfd_add_mapped(p, v->start, v->path, fd, &st, shmem_id, false, &pb->file_id);
+	close(fd);
+	return rc ? -1 : 0;
+}
+
 static int dump_file_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
 {
 	struct stat st, by_path;
 	uint32_t flags = O_RDONLY;
 	char proc[96];
-	int fd = open_map_file(p->pid, v, O_PATH);
+	int fd;
 
+	if (!v->shared && has_prefix(v->path, "/memfd:"))
+		return dump_memfd_private(p, v, pb);
+	fd = open_map_file(p->pid, v, O_PATH);
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, &st)) {
@@ -396,7 +416,7 @@ static int dump_shmem_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb
 	rc = mem_shmem_add(p->ctx, fd, &st, &pb->shmem_id);
 	if (!rc && v->path && has_prefix(v->path, "/memfd:"))
 		rc = memfd_add_mapped(p, v->start, v->path, fd, &st, pb->shmem_id,
-				      v->vm_flags & VMF(MW));
+				      v->vm_flags & VMF(MW), NULL);
 	close(fd);
 	return rc;
 }

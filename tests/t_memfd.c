@@ -1,10 +1,11 @@
-/* memfds: A (sealing allowed, sealed against shrinking and growing) open at an offset
- * and mapped shared, shared with a child made by fork; B sealed against writing and
- * sealed, mapped read-only; C without sealing, only mapped (its fd closed); Z, shared
- * anonymous memory also held as an fd (through /proc/self/map_files). After restore,
- * from inside: names (the fd link and the mapping's), sizes, contents, seals, the
- * offsets, writes through the fd visible in the mapping and back, the child holding
- * the same open file description and mapping the same memfd. */
+/* memfds: A (sealing allowed, sealed against shrinking and growing) open at an
+ * offset, mapped shared and private (one page of that written), shared with a child
+ * made by fork; B sealed against writing and sealed, mapped read-only; C without
+ * sealing, only mapped (its fd closed); Z, shared anonymous memory also held as an fd
+ * (through /proc/self/map_files). After restore, from inside: names (the fd link and
+ * the mapping's), sizes, contents, seals, the offsets, writes through the fd visible
+ * in the mapping and back, the private page kept, the child holding the same open
+ * file description and mapping the same memfd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -32,7 +33,7 @@ enum { FD_A = 10, FD_B = 11, FD_Z = 12 };
 #define Z_SIZE 8192
 #define Z_POS 4444
 
-static uint8_t *map_a, *map_b, *map_c, *map_z;
+static uint8_t *map_a, *map_b, *map_c, *map_z, *priv_a;
 static pid_t child;
 
 static int make(const char *name, unsigned flags, size_t size, uint64_t seed, int want)
@@ -63,6 +64,9 @@ static void setup(void)
 	TL_CHECK(lseek(FD_A, A_POS, SEEK_SET) == A_POS, "lseek a");
 	map_a = mmap(NULL, A_MAP, PROT_READ | PROT_WRITE, MAP_SHARED, FD_A, 0);
 	TL_CHECK(map_a != MAP_FAILED, "mmap a: %s", strerror(errno));
+	priv_a = mmap(NULL, A_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE, FD_A, 0);
+	TL_CHECK(priv_a != MAP_FAILED, "mmap a private: %s", strerror(errno));
+	memset(priv_a + 8192, 0xee, 4096);
 
 	make("cryo-b", MFD_ALLOW_SEALING | MFD_CLOEXEC, B_SIZE, 2, FD_B);
 	TL_CHECK(!fcntl(FD_B, F_ADD_SEALS, B_SEALS), "seal b: %s", strerror(errno));
@@ -120,6 +124,18 @@ static void check_a(void)
 	TL_CHECK(pread(FD_A, &c, 1, 6000) == 1 && c == 0x66,
 		 "a: a write to the mapping is not seen through the fd");
 	TL_CHECK(ftruncate(FD_A, 100) && errno == EPERM, "a: shrinking is allowed");
+}
+
+/* The private mapping: its own page, the memfd's contents elsewhere. */
+static void check_a_private(void)
+{
+	char path[128];
+
+	TL_CHECK(tl_verify(priv_a, 8192, 1) < 0, "a private: contents differ");
+	for (int i = 0; i < 4096; i++)
+		TL_CHECK(priv_a[8192 + i] == 0xee, "a private: its written page differs at %d", i);
+	map_files_path(getpid(), priv_a, A_MAP, path, sizeof(path));
+	check_link(path, "/memfd:cryo-a (deleted)");
 }
 
 static void check_b(void)
@@ -191,6 +207,7 @@ int main(void)
 	}
 	tl_ready();
 	tl_wait_go();
+	check_a_private();	/* first: check_a writes to the memfd */
 	check_a();
 	check_b();
 	check_c();
