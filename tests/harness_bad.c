@@ -820,6 +820,50 @@ static int restore_trusted_user(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* A trusted user's deleted file is made again as that user, in its directory. */
+static int restore_trusted_ghost(struct run *r)
+{
+	int rc;
+
+	if (owned_image(r, "restore-trusted-ghost-of-nobody", "nobody-ghost"))
+		return -1;
+	if (chmod(work, 0711) || chmod(r->log, 0666))
+		return why("chmod: %s", strerror(errno));
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", "--trust-image", NULL);
+	chmod(work, 0700);
+	if (rc)
+		return why("the trusted restore failed");
+	return victim_unharmed(r);
+}
+
+/* ... but one of root's it held is not given to it by a trusted user's image, and the
+ * file begun is gone again. */
+static int bad_restore_trusted_root_ghost(struct run *r)
+{
+	char dir[700];
+	struct dirent *de;
+	DIR *d;
+	int rc;
+
+	if (owned_image(r, "restore-trusted-ghost-of-root", "nobody-root-ghost"))
+		return -1;
+	if (chmod(work, 0711) || chmod(r->log, 0666))
+		return why("chmod: %s", strerror(errno));
+	rc = expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d",
+				      "--trust-image", NULL), "belonged to uid 0 gid 0, which the "
+			  "restored process cannot give it");
+	chmod(work, 0700);
+	snprintf(dir, sizeof(dir), "%s/nobody-ghosts-%d", work, r->pid);
+	d = opendir(dir);
+	if (!d)
+		return why("cannot list %s: %s", dir, strerror(errno));
+	while (!rc && (de = readdir(d)))
+		if (de->d_name[0] != '.' || (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")))
+			rc = why("the refused restore left %s in %s", de->d_name, dir);
+	closedir(d);
+	return rc;
+}
+
 /* Files and cwd in its own /proc come back pointing at the restored process. */
 static int restore_own_proc(struct run *r)
 {
@@ -1077,6 +1121,8 @@ static void run_bad_inputs(void)
 		{ "dump-cwd-in-dead-proc", bad_dump_dead_cwd },
 		{ "restore-trusted-image-as-root", bad_restore_trusted_root },
 		{ "restore-trusted-image-of-nobody", restore_trusted_user },
+		{ "restore-trusted-ghost-of-nobody", restore_trusted_ghost },
+		{ "restore-trusted-ghost-of-root", bad_restore_trusted_root_ghost },
 		{ "cli-invalid-pid", bad_cli },
 		{ "dump-init", bad_dump_init },
 		{ "unprivileged", bad_unprivileged },

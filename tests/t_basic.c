@@ -2,7 +2,8 @@
  * verified after restore. With an argument it also holds something cryo must refuse
  * ("child", "pidns-child", "vfork", "thread", "flock", "lockf", "seccomp-thread", "map",
  * "nobody", "proc", "dead-cwd", "ghost-big", "replaced", "memfd-hugetlb", "removed-dir",
- * "removed-cwd", "memfd-future-write"), for the bad-input cases. */
+ * "removed-cwd", "memfd-future-write"), for the bad-input cases; "nobody-ghost" and
+ * "nobody-root-ghost" run as nobody holding a deleted file of nobody's or of root's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -148,6 +149,45 @@ static void nameless(const char *dir, const char *what)
 		tl_fail("%s: %s", what, strerror(errno));
 }
 
+/* A deleted file in a directory anyone can write (reached through an fd: the work
+ * directory above it is root's), made by root before the process becomes nobody, or
+ * by nobody after. */
+static int ghost_fd = -1, ghost_dirfd = -1;
+static uid_t ghost_uid;
+
+static void nobody_ghost_dir(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/nobody-ghosts-%d", dir, getpid());
+	if (mkdir(path, 0777) || chmod(path, 0777) ||
+	    (ghost_dirfd = open(path, O_PATH | O_DIRECTORY)) < 0)
+		tl_fail("mkdir %s: %s", path, strerror(errno));
+}
+
+static void make_ghost(void)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "ghost-of-%u", getuid());
+	ghost_fd = openat(ghost_dirfd, name, O_RDWR | O_CREAT | O_EXCL, 0640);
+	if (ghost_fd < 0 || write(ghost_fd, static_data, 5000) != 5000 ||
+	    unlinkat(ghost_dirfd, name, 0))
+		tl_fail("ghost %s: %s", name, strerror(errno));
+	ghost_uid = getuid();
+}
+
+static void check_ghost(void)
+{
+	uint8_t buf[5000];
+	struct stat st;
+
+	TL_CHECK(!fstat(ghost_fd, &st) && st.st_nlink == 0 && st.st_uid == ghost_uid &&
+		 (st.st_mode & 07777) == 0640, "the deleted file is not as it was");
+	TL_CHECK(pread(ghost_fd, buf, sizeof(buf), 0) == sizeof(buf) &&
+		 !memcmp(buf, static_data, sizeof(buf)), "the deleted file's data differ");
+}
+
 /* A thread (not the leader) whose filter makes getppid fail with EPERM. */
 static void *seccomp_thread(void *arg)
 {
@@ -217,9 +257,18 @@ int main(int argc, char **argv)
 	if (!strcmp(extra, "dead-cwd"))
 		dead_cwd();
 	nameless(argv[1], extra);
-	if (!strcmp(extra, "nobody") && (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
-					 setresuid(65534, 65534, 65534)))
+	if (!strncmp(extra, "nobody-", 7))
+		nobody_ghost_dir(argv[1]);
+	if (!strcmp(extra, "nobody-root-ghost"))
+		make_ghost();
+	if (!strncmp(extra, "nobody", 6) && (setgroups(0, NULL) ||
+					    setresgid(65534, 65534, 65534) ||
+					    setresuid(65534, 65534, 65534)))
 		tl_fail("cannot become nobody");
+	if (!strcmp(extra, "nobody-ghost"))
+		make_ghost();
+	if (ghost_dirfd >= 0)
+		close(ghost_dirfd);
 	if (!strcmp(extra, "seccomp-thread")) {
 		static volatile int filtered;
 
@@ -235,6 +284,8 @@ int main(int argc, char **argv)
 	TL_CHECK(tl_verify(stack_data, sizeof(stack_data), 3) < 0, "stack data differs");
 	if (proc_status_fd >= 0)
 		check_own_proc();
+	if (ghost_fd >= 0)
+		check_ghost();
 	if (child)
 		kill(child, SIGKILL);
 	tl_pass();
