@@ -178,6 +178,17 @@ static int refuse_kind(const char *who, const char *link)
 	return 0;
 }
 
+static bool dir_exists(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = strndup(path, slash > path ? (size_t)(slash - path) : 1);
+	struct stat st;
+	bool ok = dir && !stat(dir, &st) && S_ISDIR(st.st_mode);
+
+	free(dir);
+	return ok;
+}
+
 /* Fill e's ghost: the contents, or a reference to the entry that has them. `proc`
  * opens the file (/proc/PID/fd/N, /proc/PID/map_files/...) without touching the
  * process's own open file description. */
@@ -204,6 +215,10 @@ static int ghost_fill(struct dump_ctx *ctx, const char *who, const char *proc,
 	/* Restore could neither give it its name nor tell it from the new file. */
 	if (!lstat(e->path->path, &now))
 		return cr_err("%s: %s was replaced at its path by another file", who,
+			      e->path->path);
+	/* Restore makes it again in its directory. */
+	if (!dir_exists(e->path->path))
+		return cr_err("%s: %s was deleted and its directory was removed too", who,
 			      e->path->path);
 	for (size_t i = 0; i < ctx->shmem.nr; i++)
 		if (ctx->shmem.objs[i]->dev == st->st_dev && ctx->shmem.objs[i]->ino == st->st_ino)

@@ -928,6 +928,12 @@ static int bad_dump_replaced(struct run *r)
 				 "was replaced at its path by another file");
 }
 
+static int bad_dump_ghost_no_dir(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-ghost-dir-removed", "ghost-no-dir",
+				 "was deleted and its directory was removed too");
+}
+
 static int bad_dump_memfd_hugetlb(struct run *r)
 {
 	return bad_dump_nameless(r, "dump-memfd-hugetlb", "memfd-hugetlb",
@@ -1132,6 +1138,7 @@ static void run_bad_inputs(void)
 		{ "dump-ghost-above-limit", bad_dump_ghost_big },
 		{ "dump-ghost-under-limit", ghost_big_limit },
 		{ "dump-file-replaced", bad_dump_replaced },
+		{ "dump-ghost-dir-removed", bad_dump_ghost_no_dir },
 		{ "dump-memfd-hugetlb", bad_dump_memfd_hugetlb },
 		{ "dump-removed-cwd", bad_dump_removed_cwd },
 		{ "dump-removed-dir", bad_dump_removed_dir },

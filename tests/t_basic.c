@@ -1,9 +1,10 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
  * ("child", "pidns-child", "vfork", "thread", "flock", "lockf", "seccomp-thread", "map",
- * "nobody", "proc", "dead-cwd", "ghost-big", "replaced", "memfd-hugetlb", "removed-dir",
- * "removed-cwd", "memfd-future-write"), for the bad-input cases; "nobody-ghost" and
- * "nobody-root-ghost" run as nobody holding a deleted file of nobody's or of root's. */
+ * "nobody", "proc", "dead-cwd", "ghost-big", "replaced", "ghost-no-dir", "memfd-hugetlb",
+ * "removed-dir", "removed-cwd", "memfd-future-write"), for the bad-input cases;
+ * "nobody-ghost" and "nobody-root-ghost" run as nobody holding a deleted file of
+ * nobody's or of root's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -104,9 +105,9 @@ static void dead_cwd(void)
 }
 
 /* Files with no name any more that cryo refuses: a deleted file with 2 MiB of data
- * (above the default --ghost-limit), one replaced at its path by another, a hugetlb
- * memfd, a removed directory open and one as the cwd, a memfd mapped writable and
- * then sealed against future writes. */
+ * (above the default --ghost-limit), one replaced at its path by another, one whose
+ * directory was removed too, a hugetlb memfd, a removed directory open and one as the
+ * cwd, a memfd mapped writable and then sealed against future writes. */
 static void nameless(const char *dir, const char *what)
 {
 	char path[512], other[520];
@@ -130,6 +131,11 @@ static void nameless(const char *dir, const char *what)
 		if (mkdir(path, 0700) || chdir(path) || rmdir(path))
 			tl_fail("removed-cwd: %s", strerror(errno));
 		return;
+	} else if (!strcmp(what, "ghost-no-dir")) {
+		snprintf(other, sizeof(other), "%s/f", path);
+		if (mkdir(path, 0700) || (fd = open(other, O_RDWR | O_CREAT, 0600)) < 0 ||
+		    unlink(other) || rmdir(path))
+			tl_fail("ghost-no-dir: %s", strerror(errno));
 	} else if (!strcmp(what, "removed-dir")) {
 		if (mkdir(path, 0700) || (fd = open(path, O_RDONLY | O_DIRECTORY)) < 0 ||
 		    rmdir(path))
