@@ -384,7 +384,7 @@ void ghost_ahead_done(struct restore_ctx *ctx)
 }
 
 /* An open file description of a file cryo made (mfd), with the entry's flags. */
-int ghost_reopen(int mfd, const FileEntry *e, uint64_t pos, const char *what)
+static int ghost_reopen(int mfd, const FileEntry *e, uint64_t pos, const char *what)
 {
 	char self[64];
 	int fd;
