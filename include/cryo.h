@@ -13,7 +13,12 @@ struct cryo_dump_opts {
 	bool leave_running;		/* resume the process after the dump */
 	bool shell_job;			/* allow a session/group led outside the tree */
 	bool ext_unix_sk;		/* datagram sockets connected outside: reconnect */
+	/* --ghost-limit: the most data a deleted file still open or mapped may hold
+	 * (its bytes outside holes, which go into the image); 0: CRYO_GHOST_LIMIT. */
+	unsigned long long ghost_limit;
 };
+
+#define CRYO_GHOST_LIMIT (1ULL << 20)
 
 enum cryo_vdso_mode { CRYO_VDSO_AUTO, CRYO_VDSO_REMAP, CRYO_VDSO_PROXY };
 
@@ -59,6 +64,8 @@ int cryo_check(FILE *out);
 int cryo_show(const char *dir, FILE *out);
 
 const char *cryo_last_error(void);
+/* A size with an optional K, M or G suffix (powers of 1024): "1M", "4096". */
+int cryo_parse_size(const char *arg, unsigned long long *out);
 /* "fd[N]:RESOURCE" into *out; -1 if it is not of that form. */
 int cryo_parse_inherit_fd(const char *arg, struct cryo_inherit_fd *out);
 void cryo_set_verbosity(int level);

@@ -26,7 +26,7 @@ static const char usage_main[] =
 
 static const char usage_dump[] =
 	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks]\n"
-	"                 [--ext-unix-sk] [-v]\n"
+	"                 [--ext-unix-sk] [--ghost-limit SIZE] [-v]\n"
 	"\n"
 	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
 	"missing). By default the process is killed once the image is complete.\n"
@@ -40,6 +40,9 @@ static const char usage_dump[] =
 	"                        POSIX, OFD) are always dumped\n"
 	"      --ext-unix-sk     allow datagram Unix sockets connected to a named socket\n"
 	"                        outside the dump; restore connects them to it again\n"
+	"      --ghost-limit SIZE  the most data (bytes outside holes) a deleted file\n"
+	"                        still open or mapped may hold, saved in the image\n"
+	"                        (K, M, G suffixes; default 1M)\n"
 	"  -v                    more output (repeat for debug output)\n"
 	"  -h, --help            this text\n";
 
@@ -151,6 +154,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "shell-job", no_argument, 0, 'j' },
 		{ "file-locks", no_argument, 0, 'l' },
 		{ "ext-unix-sk", no_argument, 0, OPT_DUMP_EXT_UNIX },
+		{ "ghost-limit", required_argument, 0, 'G' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -176,6 +180,11 @@ static int cmd_dump(int argc, char **argv)
 			break;
 		case OPT_DUMP_EXT_UNIX:
 			o.ext_unix_sk = true;
+			break;
+		case 'G':
+			if (cryo_parse_size(optarg, &o.ghost_limit) || !o.ghost_limit)
+				return bad_usage("invalid --ghost-limit '%s' (a size such as 1M)",
+						 optarg, usage_dump);
 			break;
 		case 'v':
 			verbose++;

@@ -57,7 +57,7 @@ struct fd_kind {
 
 extern const struct fd_kind path_kind, epoll_kind, pipe_kind, eventfd_kind, signalfd_kind,
 	timerfd_kind, pidfd_kind, inotify_kind, opath_kind, mqueue_kind, tty_kind,
-	unix_kind;
+	unix_kind, memfd_kind;
 
 /* Shared by the kinds (files.c). */
 int file_table_push(struct file_table *ft, FileEntry **out);
@@ -71,7 +71,24 @@ int file_fd_dup(pid_t pid, int fd);
 /* The same open file description as an fd already in the table: its id, or 0. */
 uint32_t file_find_shared(struct file_table *ft, pid_t pid, int fd, const struct stat *st);
 
+/* Deleted files (file_ghost.c), for file_path.c. */
+int ghost_dump_fd(const struct fd_probe *pr, FileEntry *e);
+int ghost_check(const FileEntry *e);
+int ghost_open(struct restore_ctx *ctx, const FileEntry *e);
+void ghost_free(GhostFile *g);
+/* Files cryo makes again (ghosts, memfds): the entries naming one are opened ahead,
+ * while cryo may, and taken by id (then all closed by ghost_ahead_done). */
+int ghost_open_all(struct restore_ctx *ctx, const FileEntry *creator, int mfd,
+		   bool (*names)(const FileEntry *e, const FileEntry *creator),
+		   uint64_t (*pos_of)(const FileEntry *e), const char *what, int *own);
+int ghost_ahead_take(struct restore_ctx *ctx, uint32_t id);
+void ghost_ahead_done(struct restore_ctx *ctx);
+/* Its owner as at dump, with cryo's rights only for cryo's own image. */
+int ghost_set_owner(struct restore_ctx *ctx, int fd, uint32_t uid, uint32_t gid,
+		    const char *what);
+
 /* Paths (file_path.c): cwd and root, checked like fds. */
+PathFile *path_new(FileEntry *e, const char *path, const struct stat *st);
 int path_add_dir(struct dump_proc *p, const char *what, uint32_t *id);
 /* The calls for the task to chdir to a directory entry (fd: cryo's, or 0). */
 void path_plan_chdir(struct plan *p, const FileEntry *e, int fd, const char *label);

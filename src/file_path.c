@@ -32,7 +32,7 @@ static bool stateless_dev(const char *path, const struct stat *st)
 	return false;
 }
 
-static PathFile *new_path(FileEntry *e, const char *path, const struct stat *st)
+PathFile *path_new(FileEntry *e, const char *path, const struct stat *st)
 {
 	PathFile *pf = calloc(1, sizeof(*pf));
 
@@ -96,7 +96,7 @@ int files_add_mapped(struct file_table *ft, const char *path, const struct stat 
 			return 0;
 		}
 	}
-	if (file_table_push(ft, &e) || !(pf = new_path(e, path, st)))
+	if (file_table_push(ft, &e) || !(pf = path_new(e, path, st)))
 		return -1;
 	e->flags = flags;
 	pf->has_mapped = pf->mapped = 1;
@@ -115,6 +115,13 @@ static bool path_match(const struct fd_probe *pr)
 	       stateless_dev(pr->link, pr->st);
 }
 
+/* A deleted regular file: its contents go into the image (file_ghost.c). */
+static bool is_ghost(const char *link, const struct stat *st)
+{
+	return link[0] == '/' && S_ISREG(st->st_mode) && st->st_nlink == 0 &&
+	       file_link_deleted(link);
+}
+
 /* The path must still name the file the fd holds. */
 static int check_path(pid_t pid, int fd, const char *link, const struct stat *st)
 {
@@ -122,10 +129,13 @@ static int check_path(pid_t pid, int fd, const char *link, const struct stat *st
 
 	if (link[0] != '/')
 		return cr_err("process %d: fd %d (%s) has no path", pid, fd, link);
+	if (S_ISDIR(st->st_mode) && file_link_deleted(link))
+		return cr_err("process %d: fd %d: directory %.*s was removed; removed "
+			      "directories are not supported", pid, fd, (int)(strlen(link) - 10),
+			      link);
 	if (st->st_nlink == 0 && !S_ISDIR(st->st_mode))
-		return cr_err("process %d: fd %d: %.*s was deleted; deleted files are not "
-			      "supported yet", pid, fd,
-			      (int)(strlen(link) - (file_link_deleted(link) ? 10 : 0)), link);
+		return cr_err("process %d: fd %d: %s was deleted and cannot be saved", pid, fd,
+			      link);
 	if (stat(link, &by_path) || by_path.st_dev != st->st_dev || by_path.st_ino != st->st_ino)
 		return cr_err("process %d: fd %d: %s was deleted or replaced", pid, fd, link);
 	return 0;
@@ -133,12 +143,16 @@ static int check_path(pid_t pid, int fd, const char *link, const struct stat *st
 
 static int path_dump(const struct fd_probe *pr, FileEntry *e)
 {
+	bool ghost = is_ghost(pr->link, pr->st);
 	PathFile *pf;
 
-	if (check_path(pr->p->pid, pr->fd, pr->link, pr->st) || !(pf = new_path(e, pr->link, pr->st)))
+	if ((!ghost && check_path(pr->p->pid, pr->fd, pr->link, pr->st)) ||
+	    !(pf = path_new(e, pr->link, pr->st)))
 		return -1;
 	e->flags = pr->fi->flags & KEEP_FLAGS;
 	pf->pos = pr->fi->pos;
+	if (ghost)
+		return ghost_dump_fd(pr, e);
 	pf->has_in_own_proc = pf->in_own_proc = file_in_own_proc(pr->p, pr->link);
 	return 0;
 }
@@ -161,9 +175,9 @@ int path_add_dir(struct dump_proc *p, const char *what, uint32_t *id)
 		return cr_perr("cannot stat %s", path);
 	if (link[0] != '/' || file_link_deleted(link) || stat(link, &by_path) ||
 	    by_path.st_dev != st.st_dev || by_path.st_ino != st.st_ino)
-		return cr_err("process %d: its %s (%s) was deleted or replaced; deleted "
-			      "directories are not supported yet", p->pid, what, link);
-	if (file_table_push(&p->ctx->files, &e) || !(pf = new_path(e, link, &st)))
+		return cr_err("process %d: its %s (%s) was removed or replaced; removed "
+			      "directories are not supported", p->pid, what, link);
+	if (file_table_push(&p->ctx->files, &e) || !(pf = path_new(e, link, &st)))
 		return -1;
 	e->flags = O_PATH | O_DIRECTORY;
 	pf->has_in_own_proc = pf->in_own_proc = file_in_own_proc(p, link);
@@ -176,6 +190,7 @@ static void path_free(FileEntry *e)
 {
 	if (!e->path)
 		return;
+	ghost_free(e->path->ghost);
 	free(e->path->build_id.data);
 	free(e->path->path);
 	free(e->path);
@@ -187,6 +202,8 @@ static int path_check(const FileEntry *e)
 {
 	if (!e->path || e->path->path[0] != '/')
 		return cr_err("image: file %u has no absolute path", e->id);
+	if (e->path->ghost)
+		return ghost_check(e);
 	return 0;
 }
 
@@ -272,6 +289,8 @@ static int path_open(struct restore_ctx *ctx, const FileEntry *e)
 {
 	int fd;
 
+	if (e->path->ghost)
+		return ghost_open(ctx, e);
 	if (e->path->in_own_proc)
 		return FD_BY_TASK;
 	fd = open_path(e, ctx->file_validation);
@@ -343,6 +362,7 @@ const struct fd_kind path_kind = {
 	.dump = path_dump,
 	.check = path_check,
 	.open = path_open,
+	.open_done = ghost_ahead_done,
 	.plan_open = path_plan_open,
 	.free = path_free,
 };

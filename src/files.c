@@ -23,10 +23,10 @@
 
 /* Every kind there is: a new kind is one more line here. */
 static const struct fd_kind *const kinds[] = {
-	/* O_PATH first (nothing is open through it); mqueue before path: a queue is a
-	 * regular file to stat. */
-	&opath_kind, &mqueue_kind, &path_kind, &epoll_kind, &pipe_kind, &eventfd_kind,
-	&signalfd_kind, &timerfd_kind, &pidfd_kind, &inotify_kind, &tty_kind,
+	/* O_PATH first (nothing is open through it); mqueue and memfd before path: they
+	 * are regular files to stat. */
+	&opath_kind, &mqueue_kind, &memfd_kind, &path_kind, &epoll_kind, &pipe_kind,
+	&eventfd_kind, &signalfd_kind, &timerfd_kind, &pidfd_kind, &inotify_kind, &tty_kind,
 	&unix_kind,
 };
 

@@ -12,6 +12,15 @@
 int files_add_mapped(struct file_table *ft, const char *path, const struct stat *st,
 		     uint32_t flags, uint32_t *id);
 int files_dump_fds(struct dump_proc *p);
+/* A deleted file mapped (file_ghost.c): `proc` opens it, `link` is its /proc name. */
+int ghost_add_mapped(struct dump_proc *p, uint64_t start, const char *proc, const char *link,
+		     const struct stat *st, uint32_t flags, uint32_t *id);
+/* Is this file a deleted file some fd of the tree holds? */
+bool files_ghost_known(const struct file_table *ft, const struct stat *st);
+/* A memfd mapped (file_memfd.c): an entry of it that can read it (made if no fd of
+ * the tree has one), in *file_id if not NULL. */
+int memfd_add_mapped(struct dump_proc *p, uint64_t start, const char *link, int fd,
+		     const struct stat *st, uint32_t shmem_id, bool writable, uint32_t *file_id);
 int files_write_image(struct dump_ctx *ctx);
 void files_table_free(struct file_table *ft);
 

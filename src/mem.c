@@ -153,14 +153,8 @@ int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why)
 		return 0;
 	}
 	if (path && path[0] == '/') {
-		if (has_prefix(path, "/memfd:")) {
-			*why = "memfd mappings are not supported";
-			return -1;
-		}
-		if (ends_with(path, " (deleted)")) {
-			*why = "the mapped file was deleted";
-			return -1;
-		}
+		/* A deleted file or a memfd: its contents go into the image
+		 * (file_ghost.c, file_memfd.c). */
 		*kind = VMA_KIND__VMA_FILE_PRIVATE;
 		return 0;
 	}
@@ -194,12 +188,42 @@ static int open_map_file(pid_t pid, const struct proc_vma *v, int flags)
 	return fd;
 }
 
+static void map_file_path(pid_t pid, const struct proc_vma *v, char *buf, size_t len)
+{
+	snprintf(buf, len, "/proc/%d/map_files/%lx-%lx", pid, (unsigned long)v->start,
+		 (unsigned long)v->end);
+}
+
+/* A memfd mapped private maps its object, through an fd that can read it. */
+static int dump_memfd_private(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
+{
+	struct stat st;
+	uint32_t shmem_id;
+	int rc, fd = open_map_file(p->pid, v, O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return cr_perr("cannot stat the memfd mapped at 0x%lx", (unsigned long)v->start);
+	}
+	pb->has_file_id = 1;
+	rc = mem_shmem_add(p->ctx, fd, &st, &shmem_id) ||
+	     memfd_add_mapped(p, v->start, v->path, fd, &st, shmem_id, false, &pb->file_id);
+	close(fd);
+	return rc ? -1 : 0;
+}
+
 static int dump_file_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
 {
 	struct stat st, by_path;
 	uint32_t flags = O_RDONLY;
-	int fd = open_map_file(p->pid, v, O_PATH);
+	char proc[96];
+	int fd;
 
+	if (!v->shared && has_prefix(v->path, "/memfd:"))
+		return dump_memfd_private(p, v, pb);
+	fd = open_map_file(p->pid, v, O_PATH);
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, &st)) {
@@ -211,14 +235,18 @@ static int dump_file_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
 		return cr_err("process %d: mapping 0x%lx-0x%lx of %s: only regular files can be "
 			      "mapped", p->pid, (unsigned long)v->start, (unsigned long)v->end,
 			      v->path);
+	if (v->shared && (v->vm_flags & VMF(MW)))
+		flags = O_RDWR;
+	pb->has_file_id = 1;
+	if (st.st_nlink == 0 && ends_with(v->path, " (deleted)")) {
+		map_file_path(p->pid, v, proc, sizeof(proc));
+		return ghost_add_mapped(p, v->start, proc, v->path, &st, flags, &pb->file_id);
+	}
 	if (st.st_nlink == 0 || stat(v->path, &by_path) || by_path.st_dev != st.st_dev ||
 	    by_path.st_ino != st.st_ino)
 		return cr_err("process %d: mapping 0x%lx-0x%lx: %s was deleted or replaced on "
 			      "disk since it was mapped", p->pid, (unsigned long)v->start,
 			      (unsigned long)v->end, v->path);
-	if (v->shared && (v->vm_flags & VMF(MW)))
-		flags = O_RDWR;
-	pb->has_file_id = 1;
 	return files_add_mapped(&p->ctx->files, v->path, &st, flags, &pb->file_id);
 }
 
@@ -260,6 +288,7 @@ PageRun **runs_to_pb(const struct runs *rs)
 		cr_err("out of memory");
 		return NULL;
 	}
+	out[0] = items;		/* runs_pb_free frees it, even with no runs */
 	for (size_t i = 0; i < rs->nr; i++) {
 		page_run__init(&items[i]);
 		items[i].vaddr = rs->r[i].start;
@@ -335,12 +364,43 @@ out:
 	return rc;
 }
 
+int mem_shmem_add(struct dump_ctx *ctx, int fd, const struct stat *st, uint32_t *id)
+{
+	struct shmem_table *t = &ctx->shmem;
+	ShmemObject *obj;
+
+	for (size_t i = 0; i < t->nr; i++)
+		if (t->objs[i]->dev == st->st_dev && t->objs[i]->ino == st->st_ino) {
+			*id = t->objs[i]->id;
+			return 0;
+		}
+	if (cr_grow(&t->objs, &t->cap, t->nr + 1, sizeof(*t->objs), 8))
+		return -1;
+	obj = calloc(1, sizeof(*obj));
+	if (!obj)
+		return cr_err("out of memory");
+	shmem_object__init(obj);
+	obj->id = t->nr + 1;
+	obj->size = CR_ALIGN_UP((uint64_t)st->st_size, CR_PAGE_SIZE);
+	obj->dev = st->st_dev;
+	obj->ino = st->st_ino;
+	t->objs[t->nr++] = obj;
+	*id = obj->id;
+	return shmem_dump_object(ctx, fd, st, obj);
+}
+
+/* A deleted file some fd holds (a ghost) is mapped as that file, not as memory of
+ * its own: writes through the fd stay visible in the mapping. */
+static bool maps_ghost(struct dump_proc *p, const struct proc_vma *v, const struct stat *st)
+{
+	return v->path && v->path[0] == '/' && !has_prefix(v->path, "/memfd:") &&
+	       !has_prefix(v->path, "/dev/zero") && files_ghost_known(&p->ctx->files, st);
+}
+
 static int dump_shmem_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
 {
-	struct shmem_table *t = &p->ctx->shmem;
-	ShmemObject *obj;
 	struct stat st;
-	int fd = open_map_file(p->pid, v, O_RDONLY);
+	int rc, fd = open_map_file(p->pid, v, O_RDONLY);
 
 	if (fd < 0)
 		return -1;
@@ -353,43 +413,18 @@ static int dump_shmem_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb
 		return cr_err("process %d: mapping 0x%lx-0x%lx: %s names a file that exists",
 			      p->pid, (unsigned long)v->start, (unsigned long)v->end, v->path);
 	}
-	for (size_t i = 0; i < t->nr; i++)
-		if (t->objs[i]->dev == st.st_dev && t->objs[i]->ino == st.st_ino) {
-			close(fd);
-			pb->has_shmem_id = 1;
-			pb->shmem_id = t->objs[i]->id;
-			return 0;
-		}
-	if (t->nr == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 8;
-		ShmemObject **n = realloc(t->objs, cap * sizeof(*n));
-
-		if (!n) {
-			close(fd);
-			return cr_err("out of memory");
-		}
-		t->objs = n;
-		t->cap = cap;
-	}
-	obj = calloc(1, sizeof(*obj));
-	if (!obj) {
+	if (maps_ghost(p, v, &st)) {
 		close(fd);
-		return cr_err("out of memory");
+		pb->kind = VMA_KIND__VMA_FILE_SHARED;
+		return dump_file_vma(p, v, pb);
 	}
-	shmem_object__init(obj);
-	obj->id = t->nr + 1;
-	obj->size = CR_ALIGN_UP((uint64_t)st.st_size, CR_PAGE_SIZE);
-	obj->dev = st.st_dev;
-	obj->ino = st.st_ino;
-	t->objs[t->nr++] = obj;
 	pb->has_shmem_id = 1;
-	pb->shmem_id = obj->id;
-	if (shmem_dump_object(p->ctx, fd, &st, obj)) {
-		close(fd);
-		return -1;
-	}
+	rc = mem_shmem_add(p->ctx, fd, &st, &pb->shmem_id);
+	if (!rc && v->path && has_prefix(v->path, "/memfd:"))
+		rc = memfd_add_mapped(p, v->start, v->path, fd, &st, pb->shmem_id,
+				      v->vm_flags & VMF(MW), NULL);
 	close(fd);
-	return 0;
+	return rc;
 }
 
 static int vma_to_pb(struct dump_proc *p, const struct proc_vma *v, VmaKind kind, Vma *pb)
@@ -1307,16 +1342,10 @@ int mem_check_reads(struct restore_proc *rp, const struct plan_call *done)
 	return 0;
 }
 
-/* A shared anonymous object made in cryo, filled from the image, kept as an fd the
- * new task maps: /proc/self/map_files gives the same kind of file MAP_SHARED |
- * MAP_ANONYMOUS makes ("/dev/zero (deleted)"). */
-static int create_shmem(struct restore_ctx *ctx, const ShmemObject *o)
+/* The object's runs inside it, in order; the bytes they hold. */
+static int shmem_check_runs(const ShmemObject *o, uint64_t *total)
 {
-	char path[96];
-	uint8_t *m;
-	int fd = -1, data_fd;
-	uint64_t total = 0, off = 0;
-
+	*total = 0;
 	if (!o->size || o->size % CR_PAGE_SIZE || o->size > (1ULL << 40))
 		return cr_err("image: shared memory object %u has invalid size %llu", o->id,
 			      (unsigned long long)o->size);
@@ -1327,14 +1356,42 @@ static int create_shmem(struct restore_ctx *ctx, const ShmemObject *o)
 		    r->nr_pages > (o->size - r->vaddr) / CR_PAGE_SIZE ||
 		    (i && r->vaddr < o->runs[i - 1]->vaddr + o->runs[i - 1]->nr_pages * CR_PAGE_SIZE))
 			return cr_err("image: shared memory object %u has an invalid run", o->id);
-		total += r->nr_pages * CR_PAGE_SIZE;
+		*total += r->nr_pages * CR_PAGE_SIZE;
 	}
+	return 0;
+}
+
+/* The object's data file, checked against its checksums. */
+static int shmem_open_data(struct restore_ctx *ctx, const ShmemObject *o)
+{
+	uint64_t total;
+	int data_fd;
+
+	if (shmem_check_runs(o, &total))
+		return -1;
 	data_fd = img_open_raw(&ctx->dir, o->data_file, total);
 	if (data_fd < 0)
 		return -1;
 	if (img_verify_raw(&ctx->dir, o->data_file, data_fd, total, o->chunk_size,
-			   o->chunk_crc32c, o->n_chunk_crc32c))
-		goto out_data;
+			   o->chunk_crc32c, o->n_chunk_crc32c)) {
+		close(data_fd);
+		return -1;
+	}
+	return data_fd;
+}
+
+/* A shared anonymous object made in cryo, filled from the image, kept as an fd the
+ * new task maps: /proc/self/map_files gives the same kind of file MAP_SHARED |
+ * MAP_ANONYMOUS makes ("/dev/zero (deleted)"). */
+static int create_shmem(struct restore_ctx *ctx, const ShmemObject *o)
+{
+	char path[96];
+	uint8_t *m;
+	int fd = -1, data_fd = shmem_open_data(ctx, o);
+	uint64_t off = 0;
+
+	if (data_fd < 0)
+		return -1;
 	m = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED) {
 		cr_perr("cannot create shared memory object %u", o->id);
@@ -1361,21 +1418,105 @@ out_data:
 	return fd;
 }
 
-int mem_prepare_shmem(struct restore_ctx *ctx)
+const ShmemObject *mem_shmem_object(struct restore_ctx *ctx, uint32_t id)
+{
+	const ShmemObject *o;
+
+	if (!ctx->shmem || !id || id > ctx->shmem->n_objects)
+		return NULL;
+	o = ctx->shmem->objects[id - 1];
+	return o->id == id ? o : NULL;
+}
+
+int mem_shmem_write(struct restore_ctx *ctx, const ShmemObject *o, int fd, uint64_t size)
+{
+	int data_fd = shmem_open_data(ctx, o);
+	uint64_t off = 0;
+	uint8_t *buf;
+	int rc = -1;
+
+	if (data_fd < 0)
+		return -1;
+	buf = malloc(READ_BUF);
+	if (!buf) {
+		close(data_fd);
+		return cr_err("out of memory");
+	}
+	for (size_t i = 0; i < o->n_runs; i++) {
+		uint64_t at = o->runs[i]->vaddr, left = o->runs[i]->nr_pages * CR_PAGE_SIZE;
+
+		while (left) {
+			size_t n = left < READ_BUF ? left : READ_BUF;
+			size_t keep = at >= size ? 0 : size - at < n ? size - at : n;
+
+			if (pread(data_fd, buf, n, off) != (ssize_t)n ||
+			    pwrite(fd, buf, keep, at) != (ssize_t)keep) {
+				cr_perr("cannot fill shared memory object %u", o->id);
+				goto out;
+			}
+			at += n;
+			off += n;
+			left -= n;
+		}
+	}
+	rc = 0;
+out:
+	free(buf);
+	close(data_fd);
+	return rc;
+}
+
+static int shmem_fds_alloc(struct restore_ctx *ctx)
 {
 	size_t n = ctx->shmem ? ctx->shmem->n_objects : 0;
 
+	if (ctx->shmem_fds)
+		return 0;
 	ctx->shmem_fds = malloc((n + 1) * sizeof(int));
 	if (!ctx->shmem_fds)
 		return cr_err("out of memory");
 	for (size_t i = 0; i < n; i++)
 		ctx->shmem_fds[i] = -1;
+	return 0;
+}
+
+int mem_shmem_adopt(struct restore_ctx *ctx, uint32_t id, int fd)
+{
+	if (shmem_fds_alloc(ctx) || !mem_shmem_object(ctx, id) || ctx->shmem_fds[id - 1] >= 0) {
+		close(fd);
+		return cr_err("image: memory object %u is missing or made twice", id);
+	}
+	fd = restore_inherit_fd(ctx, fd, "shared memory");
+	if (fd < 0)
+		return -1;
+	ctx->shmem_fds[id - 1] = fd;
+	return 0;
+}
+
+int mem_shmem_make(struct restore_ctx *ctx, const ShmemObject *o)
+{
+	int fd = create_shmem(ctx, o);
+
+	if (fd < 0 || mem_shmem_adopt(ctx, o->id, fd))
+		return -1;
+	return ctx->shmem_fds[o->id - 1];
+}
+
+int mem_prepare_shmem(struct restore_ctx *ctx)
+{
+	size_t n = ctx->shmem ? ctx->shmem->n_objects : 0;
+
+	if (shmem_fds_alloc(ctx))
+		return -1;
 	for (size_t i = 0; i < n; i++) {
 		const ShmemObject *o = ctx->shmem->objects[i];
 		int fd;
 
 		if (o->id != i + 1)
 			return cr_err("image: shared memory object %zu has id %u", i, o->id);
+		/* Made already for an fd holding it (file_memfd.c). */
+		if (ctx->shmem_fds[i] >= 0)
+			continue;
 		fd = create_shmem(ctx, o);
 		if (fd < 0)
 			return -1;

@@ -3,6 +3,8 @@
 #ifndef CRYO_MEM_H
 #define CRYO_MEM_H
 
+#include <sys/stat.h>
+
 #include "task.h"
 
 /* Page runs: [start, start + nr_pages pages), kept sorted by whoever adds them. */
@@ -26,12 +28,21 @@ int mem_read_vmas(struct dump_proc *p);
 /* Dump: mm fields, VMAs (file and shmem references), page data. */
 int mem_dump(struct dump_proc *p);
 int mem_write_shmem_image(struct dump_ctx *ctx);
+/* Dump: the shared memory object of a file (fd, st), saved once for the tree. */
+int mem_shmem_add(struct dump_ctx *ctx, int fd, const struct stat *st, uint32_t *id);
 void mem_dump_free(struct dump_proc *p);
 
 /* Restore: validate the image's memory description and open the page file. */
 int mem_restore_prepare(struct restore_proc *rp);
 /* Restore: shared anonymous objects are created once, in cryo, and inherited. */
 int mem_prepare_shmem(struct restore_ctx *ctx);
+/* Restore: an object of the image, or NULL; its saved runs written into fd (a file
+ * of `size` bytes); an fd made for it elsewhere (a memfd) taken as the object's. */
+const ShmemObject *mem_shmem_object(struct restore_ctx *ctx, uint32_t id);
+int mem_shmem_write(struct restore_ctx *ctx, const ShmemObject *o, int fd, uint64_t size);
+int mem_shmem_adopt(struct restore_ctx *ctx, uint32_t id, int fd);
+/* Make a shared anonymous object now (it is held as an fd): cryo's fd for it. */
+int mem_shmem_make(struct restore_ctx *ctx, const ShmemObject *o);
 /* Plan calls that build the address space (after the old one is gone). */
 int mem_plan(struct restore_proc *rp, struct plan *p);
 /* Plan the PR_SET_MM_MAP call (after all VMAs exist). */

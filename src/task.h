@@ -41,6 +41,7 @@ struct dump_ctx {
 	bool leave_running;
 	bool shell_job;
 	bool ext_unix_sk;		/* --ext-unix-sk */
+	uint64_t ghost_limit;		/* largest data of a deleted file (file_ghost.c) */
 	struct file_table files;
 	struct shmem_table shmem;
 	void *ipc;			/* ipc_sysv.c's System V objects */
@@ -102,6 +103,7 @@ struct restore_ctx {
 	void *ttys;			/* file_tty.c's pty pairs made so far */
 	void *unix_socks;		/* file_unix.c's sockets made so far */
 	bool ext_unix_sk;		/* --ext-unix-sk */
+	void *ghosts;			/* file_ghost.c's and file_memfd.c's fds opened ahead */
 	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
 	size_t nr_inherit;
 	uint32_t *tree_pids;		/* every PID and TID of the image */

@@ -1074,6 +1074,50 @@ static int restore_trusted_user(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* A trusted user's deleted file is made again as that user, in its directory. */
+static int restore_trusted_ghost(struct run *r)
+{
+	int rc;
+
+	if (owned_image(r, "restore-trusted-ghost-of-nobody", "nobody-ghost"))
+		return -1;
+	if (chmod(work, 0711) || chmod(r->log, 0666))
+		return why("chmod: %s", strerror(errno));
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", "--trust-image", NULL);
+	chmod(work, 0700);
+	if (rc)
+		return why("the trusted restore failed");
+	return victim_unharmed(r);
+}
+
+/* ... but one of root's it held is not given to it by a trusted user's image, and the
+ * file begun is gone again. */
+static int bad_restore_trusted_root_ghost(struct run *r)
+{
+	char dir[700];
+	struct dirent *de;
+	DIR *d;
+	int rc;
+
+	if (owned_image(r, "restore-trusted-ghost-of-root", "nobody-root-ghost"))
+		return -1;
+	if (chmod(work, 0711) || chmod(r->log, 0666))
+		return why("chmod: %s", strerror(errno));
+	rc = expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d",
+				      "--trust-image", NULL), "belonged to uid 0 gid 0, which the "
+			  "restored process cannot give it");
+	chmod(work, 0700);
+	snprintf(dir, sizeof(dir), "%s/nobody-ghosts-%d", work, r->pid);
+	d = opendir(dir);
+	if (!d)
+		return why("cannot list %s: %s", dir, strerror(errno));
+	while (!rc && (de = readdir(d)))
+		if (de->d_name[0] != '.' || (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")))
+			rc = why("the refused restore left %s in %s", de->d_name, dir);
+	closedir(d);
+	return rc;
+}
+
 /* Files and cwd in its own /proc come back pointing at the restored process. */
 static int restore_own_proc(struct run *r)
 {
@@ -1096,6 +1140,76 @@ static int bad_dump_dead_cwd(struct run *r)
 	if (start_victim(r, "dump-cwd-in-dead-proc", "dead-cwd"))
 		return -1;
 	return dump_victim(r, r->img, "its cwd");
+}
+
+static int bad_dump_nameless(struct run *r, const char *name, const char *extra,
+			     const char *needle)
+{
+	if (start_victim(r, name, extra))
+		return -1;
+	return dump_victim(r, r->img, needle);
+}
+
+static int bad_dump_ghost_big(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-ghost-above-limit", "ghost-big",
+				 "was deleted and holds 2.0 MiB of data (size 2.0 MiB), above "
+				 "--ghost-limit 1.0 MiB");
+}
+
+/* The same file fits under a larger --ghost-limit, and comes back. */
+static int ghost_big_limit(struct run *r)
+{
+	char pid[16];
+	int rc;
+
+	if (start_victim(r, "dump-ghost-under-limit", "ghost-big"))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--ghost-limit", "3M", NULL);
+	if (rc)
+		return rc < 0 ? -1 : why("cryo dump --ghost-limit 3M exited with %d", rc);
+	if (wait_for(r->pid, 10, &rc))
+		return -1;
+	if (step_restore_detached(r, r->img))
+		return -1;
+	return finish(r, r->pid);
+}
+
+static int bad_dump_replaced(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-file-replaced", "replaced",
+				 "was replaced at its path by another file");
+}
+
+static int bad_dump_ghost_no_dir(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-ghost-dir-removed", "ghost-no-dir",
+				 "was deleted and its directory was removed too");
+}
+
+static int bad_dump_memfd_hugetlb(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-memfd-hugetlb", "memfd-hugetlb",
+				 "is a hugetlb memfd");
+}
+
+static int bad_dump_removed_cwd(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-removed-cwd", "removed-cwd",
+				 "removed directories are not supported");
+}
+
+static int bad_dump_removed_dir(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-removed-dir", "removed-dir",
+				 "removed directories are not supported");
+}
+
+static int bad_dump_memfd_future_write(struct run *r)
+{
+	return bad_dump_nameless(r, "dump-memfd-future-write", "memfd-future-write",
+				 "sealed with F_SEAL_FUTURE_WRITE");
 }
 
 static int bad_dump_init(struct run *r)
@@ -1397,6 +1511,43 @@ static int bad_restore_mqueue_replaced(struct run *r)
 	return rc;
 }
 
+/* t_ghost's deleted file is 64 MiB with 18 KiB of data: its image holds about the
+ * data, not the size. */
+#define GHOST_MAX_DATA (256 << 10)
+
+static int image_size_ghost(struct run *r)
+{
+	char path[600], file[1200], *argv[] = { path, work, NULL };
+	uint64_t total = 0;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	run_dir(r, "image-size-sparse-ghost", "size");
+	snprintf(path, sizeof(path), "%s/t_ghost", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	if (wait_ready(r->pid, r->log) || step_dump(r, r->img, false))
+		return -1;
+	d = opendir(r->img);
+	if (!d)
+		return why("cannot list %s: %s", r->img, strerror(errno));
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, "ghost-", 6)) {
+			snprintf(file, sizeof(file), "%s/%s", r->img, de->d_name);
+			if (!stat(file, &st))
+				total += st.st_size;
+		}
+	closedir(d);
+	if (total < 16384 || total > GHOST_MAX_DATA)
+		return why("the ghost files of the image hold %llu bytes for 18 KiB of data "
+			   "(limit %d)", (unsigned long long)total, GHOST_MAX_DATA);
+	if (step_restore_detached(r, r->img))
+		return -1;
+	return finish(r, r->pid);
+}
+
 static void run_bad_inputs(void)
 {
 	static const struct { const char *name; int (*fn)(struct run *); } cases[] = {
@@ -1450,6 +1601,8 @@ static void run_bad_inputs(void)
 		{ "dump-cwd-in-dead-proc", bad_dump_dead_cwd },
 		{ "restore-trusted-image-as-root", bad_restore_trusted_root },
 		{ "restore-trusted-image-of-nobody", restore_trusted_user },
+		{ "restore-trusted-ghost-of-nobody", restore_trusted_ghost },
+		{ "restore-trusted-ghost-of-root", bad_restore_trusted_root_ghost },
 		{ "cli-invalid-pid", bad_cli },
 		{ "dump-init", bad_dump_init },
 		{ "unprivileged", bad_unprivileged },
@@ -1466,6 +1619,15 @@ static void run_bad_inputs(void)
 		{ "dump-mqueue-full", bad_dump_mqueue_full },
 		{ "dump-mqueue-open-outside", bad_dump_mqueue_outside },
 		{ "restore-mqueue-replaced", bad_restore_mqueue_replaced },
+		{ "dump-ghost-above-limit", bad_dump_ghost_big },
+		{ "dump-ghost-under-limit", ghost_big_limit },
+		{ "dump-file-replaced", bad_dump_replaced },
+		{ "dump-ghost-dir-removed", bad_dump_ghost_no_dir },
+		{ "dump-memfd-hugetlb", bad_dump_memfd_hugetlb },
+		{ "dump-removed-cwd", bad_dump_removed_cwd },
+		{ "dump-removed-dir", bad_dump_removed_dir },
+		{ "dump-memfd-future-write", bad_dump_memfd_future_write },
+		{ "image-size-sparse-ghost", image_size_ghost },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -1,7 +1,10 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
  * ("child", "pidns-child", "vfork", "thread", "flock", "lockf", "flock-mapped", "lease",
- * "seccomp-thread", "map", "nobody", "proc", "dead-cwd"), for the bad-input cases. */
+ * "seccomp-thread", "map", "nobody", "proc", "dead-cwd", "ghost-big", "replaced",
+ * "ghost-no-dir", "memfd-hugetlb", "removed-dir", "removed-cwd", "memfd-future-write"),
+ * for the bad-input cases; "nobody-ghost" and "nobody-root-ghost" run as nobody
+ * holding a deleted file of nobody's or of root's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -12,6 +15,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -120,6 +124,96 @@ static void dead_cwd(void)
 	waitpid(c, NULL, 0);
 }
 
+/* Files with no name any more that cryo refuses: a deleted file with 2 MiB of data
+ * (above the default --ghost-limit), one replaced at its path by another, one whose
+ * directory was removed too, a hugetlb memfd, a removed directory open and one as the
+ * cwd, a memfd mapped writable and then sealed against future writes. */
+static void nameless(const char *dir, const char *what)
+{
+	char path[512], other[520];
+	static char buf[2 << 20];
+	int fd = -1;
+
+	snprintf(path, sizeof(path), "%s/basic-%s-%d", dir, what, getpid());
+	snprintf(other, sizeof(other), "%s.new", path);
+	if (!strcmp(what, "ghost-big")) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+		if (fd < 0 || write(fd, buf, sizeof(buf)) != sizeof(buf) || unlink(path))
+			tl_fail("ghost-big: %s", strerror(errno));
+	} else if (!strcmp(what, "replaced")) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+		if (fd < 0 || close(open(other, O_RDWR | O_CREAT | O_EXCL, 0600)) ||
+		    rename(other, path))
+			tl_fail("replaced: %s", strerror(errno));
+	} else if (!strcmp(what, "memfd-hugetlb")) {
+		fd = memfd_create("huge", MFD_HUGETLB);
+	} else if (!strcmp(what, "removed-cwd")) {
+		if (mkdir(path, 0700) || chdir(path) || rmdir(path))
+			tl_fail("removed-cwd: %s", strerror(errno));
+		return;
+	} else if (!strcmp(what, "ghost-no-dir")) {
+		snprintf(other, sizeof(other), "%s/f", path);
+		if (mkdir(path, 0700) || (fd = open(other, O_RDWR | O_CREAT, 0600)) < 0 ||
+		    unlink(other) || rmdir(path))
+			tl_fail("ghost-no-dir: %s", strerror(errno));
+	} else if (!strcmp(what, "removed-dir")) {
+		if (mkdir(path, 0700) || (fd = open(path, O_RDONLY | O_DIRECTORY)) < 0 ||
+		    rmdir(path))
+			tl_fail("removed-dir: %s", strerror(errno));
+	} else if (!strcmp(what, "memfd-future-write")) {
+		fd = memfd_create("future", MFD_ALLOW_SEALING);
+		if (fd < 0 || ftruncate(fd, 4096) ||
+		    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED ||
+		    fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE))
+			tl_fail("memfd-future-write: %s", strerror(errno));
+		close(fd);
+		return;
+	} else {
+		return;
+	}
+	if (fd < 0)
+		tl_fail("%s: %s", what, strerror(errno));
+}
+
+/* A deleted file in a directory anyone can write (reached through an fd: the work
+ * directory above it is root's), made by root before the process becomes nobody, or
+ * by nobody after. */
+static int ghost_fd = -1, ghost_dirfd = -1;
+static uid_t ghost_uid;
+
+static void nobody_ghost_dir(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/nobody-ghosts-%d", dir, getpid());
+	if (mkdir(path, 0777) || chmod(path, 0777) ||
+	    (ghost_dirfd = open(path, O_PATH | O_DIRECTORY)) < 0)
+		tl_fail("mkdir %s: %s", path, strerror(errno));
+}
+
+static void make_ghost(void)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "ghost-of-%u", getuid());
+	ghost_fd = openat(ghost_dirfd, name, O_RDWR | O_CREAT | O_EXCL, 0640);
+	if (ghost_fd < 0 || write(ghost_fd, static_data, 5000) != 5000 ||
+	    unlinkat(ghost_dirfd, name, 0))
+		tl_fail("ghost %s: %s", name, strerror(errno));
+	ghost_uid = getuid();
+}
+
+static void check_ghost(void)
+{
+	uint8_t buf[5000];
+	struct stat st;
+
+	TL_CHECK(!fstat(ghost_fd, &st) && st.st_nlink == 0 && st.st_uid == ghost_uid &&
+		 (st.st_mode & 07777) == 0640, "the deleted file is not as it was");
+	TL_CHECK(pread(ghost_fd, buf, sizeof(buf), 0) == sizeof(buf) &&
+		 !memcmp(buf, static_data, sizeof(buf)), "the deleted file's data differ");
+}
+
 /* A thread (not the leader) whose filter makes getppid fail with EPERM. */
 static void *seccomp_thread(void *arg)
 {
@@ -189,9 +283,19 @@ int main(int argc, char **argv)
 		hold_own_proc();
 	if (!strcmp(extra, "dead-cwd"))
 		dead_cwd();
-	if (!strcmp(extra, "nobody") && (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
-					 setresuid(65534, 65534, 65534)))
+	nameless(argv[1], extra);
+	if (!strncmp(extra, "nobody-", 7))
+		nobody_ghost_dir(argv[1]);
+	if (!strcmp(extra, "nobody-root-ghost"))
+		make_ghost();
+	if (!strncmp(extra, "nobody", 6) && (setgroups(0, NULL) ||
+					    setresgid(65534, 65534, 65534) ||
+					    setresuid(65534, 65534, 65534)))
 		tl_fail("cannot become nobody");
+	if (!strcmp(extra, "nobody-ghost"))
+		make_ghost();
+	if (ghost_dirfd >= 0)
+		close(ghost_dirfd);
 	if (!strcmp(extra, "seccomp-thread")) {
 		static volatile int filtered;
 
@@ -207,6 +311,8 @@ int main(int argc, char **argv)
 	TL_CHECK(tl_verify(stack_data, sizeof(stack_data), 3) < 0, "stack data differs");
 	if (proc_status_fd >= 0)
 		check_own_proc();
+	if (ghost_fd >= 0)
+		check_ghost();
 	if (child)
 		kill(child, SIGKILL);
 	tl_pass();

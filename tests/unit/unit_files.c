@@ -38,8 +38,11 @@ static void test_inherit(void)
 /* One entry of each kind, sound; each case breaks one thing. */
 struct table {
 	FileTable ft;
-	FileEntry e[3], *ep[3];
-	PathFile path;
+	FileEntry e[5], *ep[5];
+	PathFile path, ghost_path;
+	GhostFile ghost;
+	PageRun run, *runs[1];
+	MemfdFile memfd;
 	EpollFile epoll;
 	PipeFile pipe;
 	uint8_t data[16];
@@ -50,7 +53,7 @@ static void sound(struct table *t)
 {
 	memset(t, 0, sizeof(*t));
 	file_table__init(&t->ft);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 5; i++) {
 		file_entry__init(&t->e[i]);
 		t->e[i].id = i + 1;
 		t->ep[i] = &t->e[i];
@@ -74,8 +77,33 @@ static void sound(struct table *t)
 	t->pipe.n_packets = 2;
 	t->e[2].kind = FILE_KIND__FILE_PIPE;
 	t->e[2].pipe = &t->pipe;
+	/* A deleted file of 3 pages with data in its last two. */
+	path_file__init(&t->ghost_path);
+	t->ghost_path.path = "/tmp/gone";
+	t->ghost_path.mode = S_IFREG | 0640;
+	t->ghost_path.size = 3 * 4096 - 100;
+	ghost_file__init(&t->ghost);
+	t->ghost.data_file = "ghost-4.img";
+	t->ghost.has_chunk_size = 1;
+	t->ghost.chunk_size = 1 << 20;
+	page_run__init(&t->run);
+	t->run.vaddr = 4096;
+	t->run.nr_pages = 2;
+	t->runs[0] = &t->run;
+	t->ghost.runs = t->runs;
+	t->ghost.n_runs = 1;
+	t->ghost_path.ghost = &t->ghost;
+	t->e[3].kind = FILE_KIND__FILE_REG;
+	t->e[3].path = &t->ghost_path;
+	memfd_file__init(&t->memfd);
+	t->memfd.name = "buffer";
+	t->memfd.shmem_id = 1;
+	t->memfd.seals = F_SEAL_SEAL | F_SEAL_WRITE;
+	t->memfd.mode = 0777;
+	t->e[4].kind = FILE_KIND__FILE_MEMFD;
+	t->e[4].memfd = &t->memfd;
 	t->ft.files = t->ep;
-	t->ft.n_files = 3;
+	t->ft.n_files = 5;
 }
 
 static void b_id(struct table *t) { t->e[1].id = 7; }
@@ -96,11 +124,44 @@ static void b_fifo_relative(struct table *t)
 	t->pipe.fifo_path = "tmp/f";
 }
 
+static void b_ghost_dir(struct table *t) { t->ghost_path.mode = S_IFDIR | 0755; }
+static void b_ghost_later(struct table *t) { t->ghost.same_as = 5; }
+static void b_ghost_self(struct table *t) { t->ghost.same_as = 4; }
+static void b_ghost_data(struct table *t) { t->ghost.data_file = "../x.img"; }
+static void b_ghost_no_data(struct table *t) { t->ghost.data_file = NULL; }
+static void b_ghost_past_end(struct table *t) { t->run.nr_pages = 3; }
+static void b_ghost_unaligned(struct table *t) { t->run.vaddr = 100; }
+static void b_ghost_huge_run(struct table *t) { t->run.nr_pages = 1ULL << 62; }
+static void b_memfd_none(struct table *t) { t->e[4].memfd = NULL; }
+static void b_memfd_no_object(struct table *t) { t->memfd.shmem_id = 0; }
+static void b_memfd_seals(struct table *t) { t->memfd.seals = 0x100; }
+static void b_memfd_mode(struct table *t) { t->memfd.mode = 010000; }
+static void b_memfd_name(struct table *t)
+{
+	static char name[300];
+
+	memset(name, 'x', sizeof(name) - 1);
+	t->memfd.name = name;
+}
+
 static const struct {
 	const char *what;
 	void (*fn)(struct table *t);
 	const char *err;
 } table_cases[] = {
+	{ "deleted directory", b_ghost_dir, "not a regular file" },
+	{ "deleted file naming a later entry", b_ghost_later, "names a later entry" },
+	{ "deleted file naming itself", b_ghost_self, "names a later entry" },
+	{ "deleted file's data outside the image", b_ghost_data, "no valid data file" },
+	{ "deleted file without data file", b_ghost_no_data, "no valid data file" },
+	{ "deleted file's run past its end", b_ghost_past_end, "invalid data run" },
+	{ "deleted file's run unaligned", b_ghost_unaligned, "invalid data run" },
+	{ "deleted file's run huge", b_ghost_huge_run, "invalid data run" },
+	{ "memfd without its submessage", b_memfd_none, "memfd file 5" },
+	{ "memfd without contents", b_memfd_no_object, "memfd file 5" },
+	{ "memfd with unknown seals", b_memfd_seals, "invalid seals" },
+	{ "memfd with a file type in its mode", b_memfd_mode, "invalid seals, mode" },
+	{ "memfd with a long name", b_memfd_name, "no valid name" },
 	{ "id out of order", b_id, "has id 7" },
 	{ "unknown kind", b_kind, "does not know (99)" },
 	{ "path file without its path", b_no_path, "no absolute path" },
@@ -133,9 +194,33 @@ static void test_table(void)
 	}
 }
 
+static void test_size(void)
+{
+	static const struct { const char *arg; unsigned long long v; } good[] = {
+		{ "0", 0 }, { "4096", 4096 }, { "1K", 1024 }, { "1M", 1 << 20 },
+		{ "64m", 64ULL << 20 }, { "2G", 2ULL << 30 },
+		{ "17179869183G", 17179869183ULL << 30 },
+	};
+	static const char *const bad[] = {
+		"", "M", "-1", "1T", "1MB", " 1", "1 ", "17179869184G", "99999999999999999999",
+	};
+	unsigned long long v;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		unit_case();
+		CHECK(!cryo_parse_size(good[i].arg, &v) && v == good[i].v, "'%s': %s, %llu",
+		      good[i].arg, err_text(), v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unit_case();
+		CHECK(cryo_parse_size(bad[i], &v) == -1, "'%s' accepted", bad[i]);
+	}
+}
+
 int main(void)
 {
 	test_inherit();
+	test_size();
 	test_table();
 	return unit_done("unit_files");
 }
