@@ -1141,7 +1141,7 @@ static int run_as(struct unix_state *st, struct restore_ctx *ctx, const UnixCred
 	st->waited = true;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl))
 		return cr_perr("cannot make a socketpair");
-	pid = sys_clone3(&args);
+	pid = task_clone_with_id(&args, c->pid);
 	if (pid == 0)
 		helper_main(c, j, ctl[1], parent);
 	close(ctl[1]);

@@ -239,7 +239,9 @@ static int wait_for_id(const struct restore_proc *rp, pid_t id, bool thread)
 		if (kill(id, 0) && errno == ESRCH)
 			return 0;
 		holder_of(id, comm, sizeof(comm), &tgid, &state, &dying);
-		if (!image_pid(rp->ctx, tgid) || !dying)
+		/* No /proc entry left but still found by kill(): it is being released
+		 * (a dead thread a dead tracer lets go of), which takes a moment. */
+		if (tgid && (!image_pid(rp->ctx, tgid) || !dying))
 			return id_taken_error(rp, id, thread);
 		if (!said)
 			pr_info("waiting for the dumped process's %s %d to end and be reaped",
@@ -281,6 +283,24 @@ static void child_main(pid_t parent)
 	syscall(__NR_exit_group, 127);
 }
 
+long task_clone_with_id(struct cr_clone_args *args, pid_t id)
+{
+	struct timespec pause_ts = { 0, 2000000 };
+	long pid;
+	bool gone;
+
+	for (int i = 0;; i++) {
+		pid = sys_clone3(args);
+		if (pid >= 0 || errno != EEXIST || i == 500)
+			return pid;
+		gone = kill(id, 0) && errno == ESRCH;
+		errno = EEXIST;
+		if (!gone)
+			return pid;
+		nanosleep(&pause_ts, NULL);
+	}
+}
+
 int task_create_root(struct restore_proc *rp)
 {
 	uint64_t tid = rp->pid;
@@ -294,7 +314,7 @@ int task_create_root(struct restore_proc *rp)
 	int status;
 
 	pr_info("creating process %d", rp->pid);
-	pid = sys_clone3(&args);
+	pid = task_clone_with_id(&args, rp->pid);
 	if (pid == 0) {
 		child_main(parent);
 		_exit(127);

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 
+#include "sys.h"
 #include "task.h"
 
 /* ---- dump ---- */
@@ -27,6 +28,10 @@ int task_finish(struct dump_proc *p, bool kill_it);
  * zombies to be reaped). */
 int task_wait_ids(struct restore_ctx *ctx);
 /* The root, made by cryo with its PID; it dies with cryo until released. */
+/* clone3 with set_tid `id`. An ID no visible task holds any more can stay taken
+ * for a moment while a dead process is released (its group or session ID until its
+ * last zombie member goes): it is tried again for up to a second then. */
+long task_clone_with_id(struct cr_clone_args *args, pid_t id);
 int task_create_root(struct restore_proc *rp);
 /* Its first table: memory, children, threads, files. A child is taken at its first
  * stop (its parent made it, traced from birth). */
