@@ -67,33 +67,6 @@ static char *ghost_path(const char *link)
 
 /* ---- dump ---- */
 
-/* Data runs, page-aligned: SEEK_DATA/SEEK_HOLE over the file (a file system
- * without them reports the whole file as data). */
-static int scan_data(int fd, uint64_t size, struct runs *rs, uint64_t *bytes)
-{
-	off_t pos = 0;
-
-	*bytes = 0;
-	while ((uint64_t)pos < size) {
-		off_t data = lseek(fd, pos, SEEK_DATA), hole;
-
-		if (data < 0 && errno == ENXIO)
-			return 0;
-		if (data < 0 || (hole = lseek(fd, data, SEEK_HOLE)) < 0)
-			return cr_perr("cannot find the data of a deleted file");
-		if ((uint64_t)hole > size)
-			hole = size;
-		data &= ~(off_t)(CR_PAGE_SIZE - 1);
-		hole = CR_ALIGN_UP((uint64_t)hole, CR_PAGE_SIZE);
-		if (hole > data && runs_add(rs, data, (hole - data) / CR_PAGE_SIZE))
-			return -1;
-		if (hole > data)
-			*bytes += hole - data;
-		pos = hole;
-	}
-	return 0;
-}
-
 /* The runs' bytes into ghost-ID.img; what lies past the end of the file reads as
  * zeroes. */
 static int write_data(struct dump_ctx *ctx, int fd, uint64_t size, const struct runs *rs,
@@ -232,7 +205,7 @@ static int ghost_fill(struct dump_ctx *ctx, const char *who, const char *proc,
 		cr_err("%s: %s changed while it was saved", who, proc);
 		goto out;
 	}
-	if (scan_data(fd, st->st_size, &rs, &bytes))
+	if (mem_scan_data(fd, st->st_size, &rs, &bytes))
 		goto out;
 	if (bytes > ctx->ghost_limit) {
 		cr_err("%s: %s was deleted and holds %s of data (size %s), above --ghost-limit "

@@ -160,20 +160,7 @@ static int shm_save_contents(struct dump_proc *p, const struct proc_vma *v, Sysv
 				goto out_w;
 		}
 	}
-	if (raw_close(&w))
-		goto out_w;
-	o->data_file = strdup(name);
-	o->runs = runs_to_pb(&rs);
-	if (!o->data_file || !o->runs) {
-		cr_err("out of memory");
-		goto out_w;
-	}
-	o->n_runs = rs.nr;
-	o->chunk_size = IMG_CHUNK_SIZE;
-	o->chunk_crc32c = w.crcs;
-	o->n_chunk_crc32c = w.nr_crcs;
-	w.crcs = NULL;
-	rc = 0;
+	rc = mem_shmem_finish(o, &w, name, &rs);
 out_w:
 	raw_free(&w);
 out:

@@ -250,28 +250,28 @@ static int dump_file_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
 	return files_add_mapped(&p->ctx->files, v->path, &st, flags, &pb->file_id);
 }
 
-/* Data runs of a shmem file: SEEK_DATA/SEEK_HOLE over the whole object. */
-static int shmem_scan(int fd, uint64_t size, struct runs *rs)
+int mem_scan_data(int fd, uint64_t size, struct runs *rs, uint64_t *bytes)
 {
 	off_t pos = 0;
 
+	if (bytes)
+		*bytes = 0;
 	while ((uint64_t)pos < size) {
 		off_t data = lseek(fd, pos, SEEK_DATA), hole;
 
-		if (data < 0) {
-			if (errno == ENXIO)
-				return 0;
-			return cr_perr("cannot scan shared memory");
-		}
-		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0)
-			return cr_perr("cannot scan shared memory");
+		if (data < 0 && errno == ENXIO)
+			return 0;
+		if (data < 0 || (hole = lseek(fd, data, SEEK_HOLE)) < 0)
+			return cr_perr("cannot find the data of a file of %llu bytes",
+				       (unsigned long long)size);
 		if ((uint64_t)hole > size)
 			hole = size;
 		data &= ~(off_t)(CR_PAGE_SIZE - 1);
 		hole = CR_ALIGN_UP((uint64_t)hole, CR_PAGE_SIZE);
 		if (hole > data && runs_add(rs, data, (hole - data) / CR_PAGE_SIZE))
 			return -1;
+		if (hole > data && bytes)
+			*bytes += hole - data;
 		pos = hole;
 	}
 	return 0;
@@ -306,6 +306,23 @@ void runs_pb_free(PageRun **runs)
 	}
 }
 
+int mem_shmem_finish(ShmemObject *obj, struct raw_writer *w, const char *name,
+		     const struct runs *rs)
+{
+	if (raw_close(w))
+		return -1;
+	obj->data_file = strdup(name);
+	obj->runs = runs_to_pb(rs);
+	if (!obj->data_file || !obj->runs)
+		return cr_err("out of memory");
+	obj->n_runs = rs->nr;
+	obj->chunk_size = IMG_CHUNK_SIZE;
+	obj->chunk_crc32c = w->crcs;
+	obj->n_chunk_crc32c = w->nr_crcs;
+	w->crcs = NULL;
+	return 0;
+}
+
 static int shmem_dump_object(struct dump_ctx *ctx, int fd, const struct stat *st,
 			     ShmemObject *obj)
 {
@@ -316,7 +333,7 @@ static int shmem_dump_object(struct dump_ctx *ctx, int fd, const struct stat *st
 	int rc = -1;
 
 	snprintf(name, sizeof(name), "shmem-%u.img", obj->id);
-	if (shmem_scan(fd, st->st_size, &rs) || raw_open(&w, &ctx->dir, name))
+	if (mem_scan_data(fd, st->st_size, &rs, NULL) || raw_open(&w, &ctx->dir, name))
 		goto out;
 	buf = malloc(READ_BUF);
 	if (!buf) {
@@ -344,18 +361,7 @@ static int shmem_dump_object(struct dump_ctx *ctx, int fd, const struct stat *st
 			left -= n;
 		}
 	}
-	if (raw_close(&w))
-		goto out_w;
-	obj->data_file = strdup(name);
-	obj->runs = runs_to_pb(&rs);
-	if (!obj->data_file || !obj->runs)
-		goto out_w;
-	obj->n_runs = rs.nr;
-	obj->chunk_size = IMG_CHUNK_SIZE;
-	obj->chunk_crc32c = w.crcs;
-	obj->n_chunk_crc32c = w.nr_crcs;
-	w.crcs = NULL;
-	rc = 0;
+	rc = mem_shmem_finish(obj, &w, name, &rs);
 out_w:
 	raw_free(&w);
 out:

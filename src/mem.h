@@ -21,6 +21,15 @@ int runs_add_new(struct runs *rs, uint64_t start, uint64_t nr_pages);
 /* Append a run, extending the last one when it continues it. */
 int runs_add(struct runs *rs, uint64_t start, uint64_t nr_pages);
 PageRun **runs_to_pb(const struct runs *rs);
+/* The page-aligned data runs of a file (SEEK_DATA/SEEK_HOLE) within its first `size`
+ * bytes, and (if bytes) how many bytes they cover; a file system without holes
+ * reports it all as data. */
+int mem_scan_data(int fd, uint64_t size, struct runs *rs, uint64_t *bytes);
+struct raw_writer;
+/* A shared object's data file is written (`w`, named `name`, holding `rs` in order):
+ * close it and record it, its runs and checksums in `obj`. */
+int mem_shmem_finish(ShmemObject *obj, struct raw_writer *w, const char *name,
+		     const struct runs *rs);
 void runs_pb_free(PageRun **runs);
 
 /* Dump: the VMA list, read before cryo injects anything into the process. */
