@@ -218,6 +218,18 @@ static int id_taken_error(const struct restore_proc *rp, pid_t id, bool thread)
 
 #define OLD_ZOMBIE_WAIT_MS 5000
 
+/* Does a task have this PID or TID? kill() only finds processes (a thread's TID
+ * gives ESRCH), /proc finds threads too. */
+static bool id_in_use(pid_t id)
+{
+	char path[32];
+
+	if (!kill(id, 0) || errno != ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d", id);
+	return !access(path, F_OK);
+}
+
 static bool image_pid(const struct restore_ctx *ctx, pid_t pid)
 {
 	for (size_t i = 0; i < ctx->nr_procs; i++)
@@ -236,11 +248,11 @@ static int wait_for_id(const struct restore_proc *rp, pid_t id, bool thread)
 	pid_t tgid;
 
 	for (int waited = 0; waited < OLD_ZOMBIE_WAIT_MS / 2; waited++) {
-		if (kill(id, 0) && errno == ESRCH)
+		if (!id_in_use(id))
 			return 0;
 		holder_of(id, comm, sizeof(comm), &tgid, &state, &dying);
-		/* No /proc entry left but still found by kill(): it is being released
-		 * (a dead thread a dead tracer lets go of), which takes a moment. */
+		/* In use but its /proc status already gone: it is being released, which
+		 * takes a moment. */
 		if (tgid && (!image_pid(rp->ctx, tgid) || !dying))
 			return id_taken_error(rp, id, thread);
 		if (!said)
@@ -293,7 +305,7 @@ long task_clone_with_id(struct cr_clone_args *args, pid_t id)
 		pid = sys_clone3(args);
 		if (pid >= 0 || errno != EEXIST || i == 500)
 			return pid;
-		gone = kill(id, 0) && errno == ESRCH;
+		gone = !id_in_use(id);
 		errno = EEXIST;
 		if (!gone)
 			return pid;

@@ -928,6 +928,38 @@ static void remove_tree(const char *path)
 	nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* System V objects of the test programs (keys 0x5c000000-0x5fffffff: t_sysv,
+ * t_ipc_harmless) that a failed or killed run left: tests run one at a time, so after
+ * a run none is in use, and a stale one would later seem to be used by whichever
+ * process got its last user's PID. */
+static void remove_test_ipc(void)
+{
+	static const char *const tables[] = { "/proc/sysvipc/shm", "/proc/sysvipc/sem",
+					      "/proc/sysvipc/msg" };
+
+	for (int t = 0; t < 3; t++) {
+		FILE *f = fopen(tables[t], "r");
+		char line[512];
+		long long key;
+		int id;
+
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "%lld %d", &key, &id) != 2 ||
+			    (key & 0xfc000000LL) != 0x5c000000LL)
+				continue;
+			if (t == 0)
+				shmctl(id, IPC_RMID, NULL);
+			else if (t == 1)
+				semctl(id, 0, IPC_RMID);
+			else
+				msgctl(id, IPC_RMID, NULL);
+		}
+		fclose(f);
+	}
+}
+
 static void run_dir(struct run *r, const char *name, const char *mode)
 {
 	snprintf(r->dir, sizeof(r->dir), "%s/%s-%s", work, name, mode);
@@ -953,6 +985,7 @@ static void run_program(const char *name, char *const argv[], enum mode m)
 	if (rc && r.pid > 0)
 		kill(r.pid, SIGKILL);
 	reap_orphans();
+	remove_test_ipc();
 	if (rc == 1 && m == MODE_KILL_CRYO)
 		return;		/* the program did not ask for it */
 	result(name, mode_names[m], rc, rc ? r.log : NULL, rc ? r.cryo_log : NULL);
@@ -1119,6 +1152,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	printf("work directory: %s\n", work);
+	remove_test_ipc();
 	if (unit_dir)
 		run_unit_tests();
 	run_test_programs();

@@ -1638,5 +1638,6 @@ static void run_bad_inputs(void)
 		memset(&r, 0, sizeof(r));
 		reason[0] = 0;
 		bad_result(cases[i].name, &r, cases[i].fn(&r));
+		remove_test_ipc();
 	}
 }
