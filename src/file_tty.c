@@ -98,6 +98,7 @@ int tty_check_sessions(const struct tty_node *n, size_t nr)
 #define PTY_DATA_MAX (1u << 20)		/* bytes in flight, each direction */
 #define PTY_LINE_MAX 4096		/* N_TTY_BUF_SIZE: a canonical line is shorter */
 #define PTY_QUEUE_WAIT_MS 2000
+#define PTY_ONE_WRITE 1024		/* less than one tty buffer (TTY_BUFFER_PAGE) */
 
 struct pty_io {
 	int master, slave;		/* the slave is cryo's (TIOCGPTPEER), non-blocking */
@@ -151,14 +152,22 @@ bool pty_input_faithful(const struct cr_termios2 *t, const uint8_t *b, size_t le
 	return true;
 }
 
-/* What the slave's FIONREAD shows once the bytes are queued: the end-of-file marks of
- * canonical lines are not counted. Pure. */
+/* What the slave's FIONREAD shows once the bytes are queued: in canonical mode, the
+ * lines (what follows the last one is an unfinished line), their end-of-file marks not
+ * counted. Pure. */
 size_t pty_input_visible(const struct cr_termios2 *t, const uint8_t *b, size_t len)
 {
-	size_t n = len;
+	size_t n = 0, seen = 0;
 
-	for (size_t i = 0; tios_canonical(t) && i < len; i++)
-		n -= is_cc(t, VEOF, b[i]);
+	if (!tios_canonical(t))
+		return len;
+	for (size_t i = 0; i < len; i++) {
+		bool eof = is_cc(t, VEOF, b[i]);
+
+		seen += !eof;
+		if (eof || ends_line(t, b[i]))
+			n = seen;
+	}
 	return n;
 }
 
@@ -551,6 +560,27 @@ static int read_queue(int fd, const struct cr_termios2 *t, bool lines, uint8_t *
 	return 0;
 }
 
+/* A canonical reader's unfinished line shows only with canonical mode off: switched
+ * off for the read (the complete lines are read already), then on again on an empty
+ * queue, as it was. */
+static int read_partial(struct pty_io *io, uint8_t *buf, size_t cap, size_t *len,
+			bool *faithful)
+{
+	struct cr_termios2 raw = io->tios;
+	int rc;
+
+	raw.c_lflag &= ~ICANON;
+	if (set_tios(io->master, &raw))
+		return -1;
+	rc = read_queue(io->slave, NULL, false, buf, cap, len, faithful);
+	if (set_tios(io->master, &io->tios))
+		rc = -1;
+	if (*len)
+		*faithful &= pty_input_faithful(&io->tios, buf, *len) &&
+			     !ends_line(&io->tios, buf[*len - 1]);
+	return rc;
+}
+
 static int keep_bytes(ProtobufCBinaryData *out, protobuf_c_boolean *has, const uint8_t *b,
 		      size_t len)
 {
@@ -570,7 +600,7 @@ static int keep_bytes(ProtobufCBinaryData *out, protobuf_c_boolean *has, const u
 static int take_and_put_back(const struct file_key *k, TtyFile *m, int master, uint8_t *buf)
 {
 	struct pty_io io;
-	size_t out_len = 0, in_len = 0;
+	size_t out_len = 0, in_len = 0, part_len = 0;
 	bool out_ok = true, in_ok = true;
 	int rc = 0;
 
@@ -579,7 +609,9 @@ static int take_and_put_back(const struct file_key *k, TtyFile *m, int master, u
 	    keep_bytes(&m->to_master, &m->has_to_master, buf, out_len) ||
 	    read_queue(io.slave, &io.tios, tios_canonical(&io.tios), buf, PTY_DATA_MAX,
 		       &in_len, &in_ok) ||
-	    keep_bytes(&m->to_slave, &m->has_to_slave, buf, in_len))
+	    (tios_canonical(&io.tios) &&
+	     read_partial(&io, buf + in_len, PTY_DATA_MAX - in_len, &part_len, &in_ok)) ||
+	    keep_bytes(&m->to_slave, &m->has_to_slave, buf, in_len + part_len))
 		rc = cr_perr("process %d: cannot read the bytes queued in /dev/pts/%u (master "
 			     "fd %d)", k->pid, m->index, k->fd);
 	if (put_to_master(&io, &m->to_master) || put_to_slave(&io, &m->to_slave) ||
@@ -587,6 +619,10 @@ static int take_and_put_back(const struct file_key *k, TtyFile *m, int master, u
 		return cr_perr("process %d: cannot put back the bytes queued in /dev/pts/%u "
 			       "(master fd %d): its programs may have lost some", k->pid,
 			       m->index, k->fd);
+	if (!rc && part_len && in_len + part_len > PTY_ONE_WRITE)
+		rc = cr_err("process %d: /dev/pts/%u (master fd %d) has an unfinished line "
+			    "after %zu bytes of lines queued; cryo keeps one only when all fit "
+			    "in %u bytes", k->pid, m->index, k->fd, in_len, PTY_ONE_WRITE);
 	if (!rc && !out_ok)
 		rc = cr_err("process %d: fd %d, the master of /dev/pts/%u, has more than %u "
 			    "bytes queued; cryo cannot keep them", k->pid, k->fd, m->index,
@@ -600,7 +636,8 @@ static int take_and_put_back(const struct file_key *k, TtyFile *m, int master, u
 }
 
 /* The bytes in flight in a pair whose slave is open in the tree. Nothing is touched
- * when both queues are empty. A canonical reader's unfinished line does not show. */
+ * when both queues are empty and the reader is not canonical (whose unfinished line
+ * does not show until it is looked for). */
 static int dump_pair_data(struct dump_ctx *ctx, TtyFile *m, size_t mi)
 {
 	const struct file_key *k = &ctx->files.keys[mi];
@@ -623,7 +660,7 @@ static int dump_pair_data(struct dump_ctx *ctx, TtyFile *m, size_t mi)
 		rc = cr_err("process %d: /dev/pts/%u (master fd %d) has %d bytes queued "
 			    "towards the master and %d towards its programs; cryo keeps %u at "
 			    "most", k->pid, m->index, k->fd, out, in, PTY_DATA_MAX);
-	else if (out || in) {
+	else if (out || in || tios_canonical(&t)) {
 		buf = malloc(PTY_DATA_MAX);
 		rc = buf ? take_and_put_back(k, m, master, buf) : cr_err("out of memory");
 	}

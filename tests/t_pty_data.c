@@ -1,9 +1,11 @@
 /* A pseudo-terminal pair inside the tree with bytes in flight both ways at the dump:
  * its child, a session leader in canonical mode with echo and ONLCR, wrote
  * "out-bytes\n" the root (the master, packet mode) has not read, and the root typed
- * two lines the child has not read (their echo queued on the master too). After the
- * restore the master reads exactly "out-bytes\r\n" and the echo, the child reads the
- * two lines one by one, the settings are unchanged and still act (ONLCR, echo).
+ * two lines and the start of a third the child has not read (their echo queued on the
+ * master too). After the restore the master reads exactly "out-bytes\r\n" and the
+ * echo, the child reads the two lines one by one, then the third once the root has
+ * erased its last character and finished it (the line editor still holds it), and
+ * the settings are unchanged and still act (ONLCR, echo, erase).
  * With an argument, a state the dump must refuse, left as it was: input queued in
  * EXTPROC mode (extproc), a locked pair with output queued (locked-output), a line
  * with a newline typed after ^V (escaped-newline, still queued: same byte count). */
@@ -20,8 +22,8 @@
 #include "tlib.h"
 
 #define OUT "out-bytes\n"
-#define IN "in-line\nsecond\n"
-#define SEEN "out-bytes\r\nin-line\r\nsecond\r\n"
+#define IN "in-line\nsecond\npartx"
+#define SEEN "out-bytes\r\nin-line\r\nsecond\r\npartx"
 
 static void must(bool ok, const char *what)
 {
@@ -107,6 +109,7 @@ static void child(const char *slave, int go, int result)
 		_exit(0);
 	read_line(s, "in-line\n");
 	read_line(s, "second\n");
+	read_line(s, "partial\n");
 	check_tios(s, "the child");
 	put(s, "x\n", 2);
 	_exit(0);
@@ -133,8 +136,9 @@ static void bad_state(const char *what, int m, int go, pid_t pid)
 		must(!ioctl(m, TIOCSPTLCK, &(int){ 1 }), "TIOCSPTLCK");
 	if (!strcmp(what, "escaped-newline")) {
 		put(m, "a\026\nb\n", 5);	/* ^V newline: one line "a\nb\n" */
-		until_queued(s, in + 4);
-		in += 4;
+		/* it finishes the line "partx" started: "partxa\nb\n" */
+		until_queued(s, in + 9);
+		in += 9;
 		out = queued(m);
 	}
 	tl_ready();
@@ -182,6 +186,8 @@ int main(int argc, char **argv)
 	check_tios(m, "the master");
 	TL_CHECK(queued(m) == strlen(SEEN), "the master has %zu bytes queued", queued(m));
 	read_master(m, SEEN);
+	put(m, "\177ial\n", 5);
+	read_master(m, "\b \bial\r\n");
 	put(go[1], "g", 1);
 	read_master(m, "x\r\n");
 	must(waitpid(pid, &status, 0) == pid, "waitpid");
