@@ -111,18 +111,6 @@ static bool tios_canonical(const struct cr_termios2 *t)
 	return t->c_lflag & ICANON;
 }
 
-/* The settings the bytes towards the slave are written with. */
-static struct cr_termios2 tios_for_input(const struct cr_termios2 *t)
-{
-	struct cr_termios2 r = *t;
-
-	r.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOPRT | ECHOKE | ISIG |
-		       IEXTEN | XCASE);
-	r.c_iflag &= ~(ICRNL | INLCR | IGNCR | ISTRIP | IUCLC | PARMRK | IXANY);
-	r.c_cc[VERASE] = r.c_cc[VKILL] = _POSIX_VDISABLE;
-	return r;
-}
-
 static bool is_cc(const struct cr_termios2 *t, int idx, uint8_t c)
 {
 	return t->c_cc[idx] != _POSIX_VDISABLE && t->c_cc[idx] == c;
@@ -133,10 +121,33 @@ static bool ends_line(const struct cr_termios2 *t, uint8_t c)
 	return c == '\n' || is_cc(t, VEOL, c) || is_cc(t, VEOL2, c);
 }
 
+static bool is_flow_char(const struct cr_termios2 *t, uint8_t c)
+{
+	return (t->c_iflag & IXON) && (is_cc(t, VSTART, c) || is_cc(t, VSTOP, c));
+}
+
+/* The settings the bytes b towards the slave are written with. IXON stays as it was
+ * (switching it off starts a terminal stopped by ^S) unless they hold a start/stop
+ * character (typed after ^V), which it would take. */
+static struct cr_termios2 tios_for_input(const struct cr_termios2 *t, const uint8_t *b,
+					 size_t len)
+{
+	struct cr_termios2 r = *t;
+
+	r.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOPRT | ECHOKE | ISIG |
+		       IEXTEN | XCASE);
+	r.c_iflag &= ~(ICRNL | INLCR | IGNCR | ISTRIP | IUCLC | PARMRK | IXANY);
+	r.c_cc[VERASE] = r.c_cc[VKILL] = _POSIX_VDISABLE;
+	for (size_t i = 0; i < len; i++)
+		if (is_flow_char(t, b[i]))
+			r.c_iflag &= ~IXON;
+	return r;
+}
+
 /* One read of the slave's programs (a canonical line; in non-canonical mode, all of
  * it): would writing it back, with the end-of-file mark added to a canonical line that
  * has no end, queue it as it is? Not if a byte in it would end the line early (a line
- * end typed after ^V) or, with IXON, a start or stop character. Pure. */
+ * end or end-of-file character typed after ^V). Pure. */
 bool pty_input_faithful(const struct cr_termios2 *t, const uint8_t *b, size_t len)
 {
 	bool canon = tios_canonical(t);
@@ -144,8 +155,6 @@ bool pty_input_faithful(const struct cr_termios2 *t, const uint8_t *b, size_t le
 	for (size_t i = 0; i < len; i++) {
 		bool last = i + 1 == len;
 
-		if ((t->c_iflag & IXON) && (is_cc(t, VSTART, b[i]) || is_cc(t, VSTOP, b[i])))
-			return false;
 		if (canon && (is_cc(t, VEOF, b[i]) || (!last && ends_line(t, b[i]))))
 			return false;
 	}
@@ -266,7 +275,7 @@ static int put_to_master(struct pty_io *io, const ProtobufCBinaryData *b)
 /* Bytes towards the slave: written on the master, already processed. */
 static int put_to_slave(struct pty_io *io, const ProtobufCBinaryData *b)
 {
-	struct cr_termios2 raw = tios_for_input(&io->tios);
+	struct cr_termios2 raw = tios_for_input(&io->tios, b->data, b->len);
 	int rc;
 
 	if (!b->len)
@@ -629,9 +638,9 @@ static int take_and_put_back(const struct file_key *k, TtyFile *m, int master, u
 			    PTY_DATA_MAX);
 	if (!rc && !in_ok)
 		rc = cr_err("process %d: /dev/pts/%u (master fd %d) has input queued that "
-			    "cryo cannot put back as it is (more than %u bytes, a line end or "
-			    "end-of-file character typed after ^V, or a start/stop character "
-			    "under IXON)", k->pid, m->index, k->fd, PTY_DATA_MAX);
+			    "cryo cannot put back as it is (more than %u bytes, or a line end "
+			    "or end-of-file character typed after ^V inside a line)", k->pid,
+			    m->index, k->fd, PTY_DATA_MAX);
 	return rc;
 }
 

@@ -56,8 +56,8 @@ struct cr_termios2 {
 
 /* One read of a pty slave's queued input (a canonical line, or all of it): written
  * back on the master with echo, signals and mapping off, is it queued as it was? Not
- * with a line end or end-of-file character inside a canonical line (typed after ^V)
- * or a start/stop character under IXON. Pure. */
+ * with a line end or end-of-file character inside a canonical line (typed after ^V).
+ * Pure. */
 bool pty_input_faithful(const struct cr_termios2 *t, const uint8_t *b, size_t len);
 /* What the slave's FIONREAD shows once b is queued (a canonical line's end-of-file
  * mark is not counted). Pure. */

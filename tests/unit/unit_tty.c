@@ -171,8 +171,8 @@ static void test_input(void)
 		{ "in-line\n", true, true },	{ "no end", true, true },
 		{ "", true, true },		{ "at@", true, true },
 		{ "a\nb\n", true, false },	{ "a@b\n", true, false },
-		{ "a\004\n", true, false },	{ "a\023\n", true, false },
-		{ "a\nb\004", false, true },	{ "a\021", false, false },
+		{ "a\004\n", true, false },	{ "a\023\n", true, true },
+		{ "a\nb\004", false, true },	{ "a\021", false, true },
 	};
 	struct cr_termios2 t;
 	size_t n;
