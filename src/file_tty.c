@@ -209,8 +209,12 @@ static int write_all(int fd, const uint8_t *b, size_t len)
 		struct pollfd pfd = { fd, POLLOUT, 0 };
 		ssize_t n;
 
-		if (poll(&pfd, 1, PTY_QUEUE_WAIT_MS) != 1) {
-			errno = errno ? errno : ETIMEDOUT;
+		int ready = poll(&pfd, 1, PTY_QUEUE_WAIT_MS);
+
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready != 1) {
+			errno = ready ? errno : ETIMEDOUT;
 			return -1;
 		}
 		n = write(fd, b, len);
@@ -613,14 +617,23 @@ static int take_and_put_back(const struct file_key *k, TtyFile *m, int master, u
 	bool out_ok = true, in_ok = true;
 	int rc = 0;
 
-	if (pty_io_begin(&io, master) ||
-	    read_queue(master, NULL, false, buf, PTY_DATA_MAX, &out_len, &out_ok) ||
-	    keep_bytes(&m->to_master, &m->has_to_master, buf, out_len) ||
-	    read_queue(io.slave, &io.tios, tios_canonical(&io.tios), buf, PTY_DATA_MAX,
-		       &in_len, &in_ok) ||
-	    (tios_canonical(&io.tios) &&
-	     read_partial(&io, buf + in_len, PTY_DATA_MAX - in_len, &part_len, &in_ok)) ||
-	    keep_bytes(&m->to_slave, &m->has_to_slave, buf, in_len + part_len))
+	/* What was read is kept (and put back) even if a later read fails. */
+	if (pty_io_begin(&io, master))
+		rc = -1;
+	if (!rc) {
+		rc = read_queue(master, NULL, false, buf, PTY_DATA_MAX, &out_len, &out_ok);
+		rc |= keep_bytes(&m->to_master, &m->has_to_master, buf, out_len);
+	}
+	if (!rc) {
+		bool canon = tios_canonical(&io.tios);
+
+		rc = read_queue(io.slave, &io.tios, canon, buf, PTY_DATA_MAX, &in_len, &in_ok);
+		if (!rc && canon)
+			rc = read_partial(&io, buf + in_len, PTY_DATA_MAX - in_len, &part_len,
+					  &in_ok);
+		rc |= keep_bytes(&m->to_slave, &m->has_to_slave, buf, in_len + part_len);
+	}
+	if (rc)
 		rc = cr_perr("process %d: cannot read the bytes queued in /dev/pts/%u (master "
 			     "fd %d)", k->pid, m->index, k->fd);
 	if (put_to_master(&io, &m->to_master) || put_to_slave(&io, &m->to_slave) ||
@@ -781,7 +794,8 @@ int tty_dump_tree(struct dump_ctx *ctx)
 
 	for (size_t i = 0; i < ctx->files.nr && !any; i++)
 		any = ctx->files.files[i]->tty && !ctx->files.files[i]->tty->shell;
-	if (any && (check_pairs(ctx) || check_outside(ctx)))
+	/* Outside holders first: the pairs' queues are read only when none is. */
+	if (any && (check_outside(ctx) || check_pairs(ctx)))
 		return -1;
 	return check_sessions(ctx);
 }
