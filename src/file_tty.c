@@ -2,8 +2,8 @@
  * /dev/pts/N) with the slave's termios, the window size, packet mode and the lock; the
  * controlling terminal of each session and its foreground group; and, for
  * --shell-job, the terminal of the shell the job ran in, which becomes cryo's own.
- * Dump only reads (ioctls on copies of the fds) and refuses what it cannot bring back:
- * bytes queued in either direction, a pty half outside the tree, /dev/tty, the
+ * The bytes queued in both directions are read into the image and put back at once.
+ * Dump refuses what it cannot bring back: a pty half outside the tree, /dev/tty, the
  * console and other terminals. Restore takes the same pty index (devpts gives out the
  * lowest free one), opens the slaves through the master (TIOCGPTPEER), and the session
  * leader takes the slave as its controlling terminal right after its setsid. */
@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,14 +28,6 @@
 #include "log.h"
 #include "sys.h"
 #include "util.h"
-
-/* The kernel's struct termios2 (glibc's struct termios has another layout). */
-struct cr_termios2 {
-	uint32_t c_iflag, c_oflag, c_cflag, c_lflag;
-	uint8_t c_line;
-	uint8_t c_cc[19];
-	uint32_t c_ispeed, c_ospeed;
-};
 
 #define CR_TCGETS2 _IOR('T', 0x2A, struct cr_termios2)
 #define CR_TCSETS2 _IOW('T', 0x2B, struct cr_termios2)
@@ -92,6 +85,214 @@ int tty_check_sessions(const struct tty_node *n, size_t nr)
 	return 0;
 }
 
+/* ---- bytes in flight in a pair (dump and restore) ----
+ * The reader's queue of each direction is put back (at dump, after reading it) or made
+ * (at restore) by writing from the other end with the processing that already happened
+ * switched off for the time of the write: output processing (OPOST) for the bytes
+ * towards the master; echo, signals, erase/kill and input mapping for the bytes
+ * towards the slave, canonical mode kept so that each line keeps its end. Packet mode
+ * is off meanwhile (reads on the master carry no status byte, a termios change sets
+ * no status), and its status is clear (the dump refuses one not read) as when it is
+ * switched on again. */
+
+#define PTY_DATA_MAX (1u << 20)		/* bytes in flight, each direction */
+#define PTY_LINE_MAX 4096		/* N_TTY_BUF_SIZE: a canonical line is shorter */
+#define PTY_QUEUE_WAIT_MS 2000
+#define PTY_ONE_WRITE 1024		/* less than one tty buffer (TTY_BUFFER_PAGE) */
+
+struct pty_io {
+	int master, slave;		/* the slave is cryo's (TIOCGPTPEER), non-blocking */
+	struct cr_termios2 tios;	/* the slave's settings, as they were */
+	int packet, master_flags;
+};
+
+static bool tios_canonical(const struct cr_termios2 *t)
+{
+	return t->c_lflag & ICANON;
+}
+
+static bool is_cc(const struct cr_termios2 *t, int idx, uint8_t c)
+{
+	return t->c_cc[idx] != _POSIX_VDISABLE && t->c_cc[idx] == c;
+}
+
+static bool ends_line(const struct cr_termios2 *t, uint8_t c)
+{
+	return c == '\n' || is_cc(t, VEOL, c) || is_cc(t, VEOL2, c);
+}
+
+static bool is_flow_char(const struct cr_termios2 *t, uint8_t c)
+{
+	return (t->c_iflag & IXON) && (is_cc(t, VSTART, c) || is_cc(t, VSTOP, c));
+}
+
+/* The settings the bytes b towards the slave are written with. IXON stays as it was
+ * (switching it off starts a terminal stopped by ^S) unless they hold a start/stop
+ * character (typed after ^V), which it would take. */
+static struct cr_termios2 tios_for_input(const struct cr_termios2 *t, const uint8_t *b,
+					 size_t len)
+{
+	struct cr_termios2 r = *t;
+
+	r.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOPRT | ECHOKE | ISIG |
+		       IEXTEN | XCASE);
+	r.c_iflag &= ~(ICRNL | INLCR | IGNCR | ISTRIP | IUCLC | PARMRK | IXANY);
+	r.c_cc[VERASE] = r.c_cc[VKILL] = _POSIX_VDISABLE;
+	for (size_t i = 0; i < len; i++)
+		if (is_flow_char(t, b[i]))
+			r.c_iflag &= ~IXON;
+	return r;
+}
+
+/* One read of the slave's programs (a canonical line; in non-canonical mode, all of
+ * it): would writing it back, with the end-of-file mark added to a canonical line that
+ * has no end, queue it as it is? Not if a byte in it would end the line early (a line
+ * end or end-of-file character typed after ^V). Pure. */
+bool pty_input_faithful(const struct cr_termios2 *t, const uint8_t *b, size_t len)
+{
+	bool canon = tios_canonical(t);
+
+	for (size_t i = 0; i < len; i++) {
+		bool last = i + 1 == len;
+
+		if (canon && (is_cc(t, VEOF, b[i]) || (!last && ends_line(t, b[i]))))
+			return false;
+	}
+	return true;
+}
+
+/* What the slave's FIONREAD shows once the bytes are queued: in canonical mode, the
+ * lines (what follows the last one is an unfinished line), their end-of-file marks not
+ * counted. Pure. */
+size_t pty_input_visible(const struct cr_termios2 *t, const uint8_t *b, size_t len)
+{
+	size_t n = 0, seen = 0;
+
+	if (!tios_canonical(t))
+		return len;
+	for (size_t i = 0; i < len; i++) {
+		bool eof = is_cc(t, VEOF, b[i]);
+
+		seen += !eof;
+		if (eof || ends_line(t, b[i]))
+			n = seen;
+	}
+	return n;
+}
+
+static int set_tios(int master, const struct cr_termios2 *t)
+{
+	return ioctl(master, CR_TCSETS2, t);
+}
+
+/* Until fd's reader queue holds want bytes: the kernel's buffer work moves written
+ * bytes into it shortly after the write. */
+static int wait_queued(int fd, size_t want)
+{
+	struct timespec pause_ts = { 0, 1000000 };
+	int n = 0;
+
+	for (int i = 0; i < PTY_QUEUE_WAIT_MS; i++) {
+		if (ioctl(fd, FIONREAD, &n))
+			return -1;
+		if ((size_t)n == want)
+			return 0;
+		nanosleep(&pause_ts, NULL);
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+static int write_all(int fd, const uint8_t *b, size_t len)
+{
+	while (len) {
+		struct pollfd pfd = { fd, POLLOUT, 0 };
+		ssize_t n;
+
+		int ready = poll(&pfd, 1, PTY_QUEUE_WAIT_MS);
+
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready != 1) {
+			errno = ready ? errno : ETIMEDOUT;
+			return -1;
+		}
+		n = write(fd, b, len);
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -1;
+		if (n > 0) {
+			b += n;
+			len -= n;
+		}
+	}
+	return 0;
+}
+
+static int pty_io_begin(struct pty_io *io, int master)
+{
+	int off = 0;
+
+	*io = (struct pty_io){ master, -1, { 0 }, 0, -1 };
+	if (ioctl(master, CR_TCGETS2, &io->tios) || ioctl(master, TIOCGPKT, &io->packet))
+		return -1;
+	io->master_flags = fcntl(master, F_GETFL);
+	if (io->master_flags < 0 ||
+	    fcntl(master, F_SETFL, io->master_flags | O_NONBLOCK))
+		return -1;
+	if (io->packet && ioctl(master, TIOCPKT, &off))
+		return -1;
+	io->slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	return io->slave < 0 ? -1 : 0;
+}
+
+/* Everything as it was; -1 if some of it could not be. */
+static int pty_io_end(struct pty_io *io)
+{
+	int rc = 0;
+
+	if (io->slave >= 0)
+		close(io->slave);
+	if (io->packet && ioctl(io->master, TIOCPKT, &io->packet))
+		rc = -1;
+	if (io->master_flags >= 0 && fcntl(io->master, F_SETFL, io->master_flags))
+		rc = -1;
+	return rc;
+}
+
+/* Bytes towards the master: written on the slave with OPOST off. */
+static int put_to_master(struct pty_io *io, const ProtobufCBinaryData *b)
+{
+	struct cr_termios2 raw = io->tios;
+	int rc;
+
+	if (!b->len)
+		return 0;
+	raw.c_oflag &= ~OPOST;
+	if (set_tios(io->master, &raw))
+		return -1;
+	rc = write_all(io->slave, b->data, b->len) || wait_queued(io->master, b->len);
+	if (set_tios(io->master, &io->tios))
+		rc = -1;
+	return rc ? -1 : 0;
+}
+
+/* Bytes towards the slave: written on the master, already processed. */
+static int put_to_slave(struct pty_io *io, const ProtobufCBinaryData *b)
+{
+	struct cr_termios2 raw = tios_for_input(&io->tios, b->data, b->len);
+	int rc;
+
+	if (!b->len)
+		return 0;
+	if (set_tios(io->master, &raw))
+		return -1;
+	rc = write_all(io->master, b->data, b->len) ||
+	     wait_queued(io->slave, pty_input_visible(&io->tios, b->data, b->len));
+	if (set_tios(io->master, &io->tios))
+		rc = -1;
+	return rc ? -1 : 0;
+}
+
 /* ---- dump ---- */
 
 static bool tty_match(const struct fd_probe *pr)
@@ -141,24 +342,21 @@ static int read_termios(int fd, ProtobufCBinaryData *out, protobuf_c_boolean *ha
 	return get_bytes(fd, CR_TCGETS2, sizeof(struct cr_termios2), out, has);
 }
 
-/* A master: its index, mode and what waits in it for the program holding it. */
+/* A master: its index, mode, lock and settings (the bytes queued are read once its
+ * slave is known, tty_dump_tree). */
 static int dump_master(const struct fd_probe *pr, TtyFile *tf, int fd)
 {
 	struct pollfd pfd = { fd, POLLPRI, 0 };
-	int idx, pkt = 0, lck = 0, queued = 0;
+	int idx, pkt = 0, lck = 0;
 
 	if (ioctl(fd, TIOCGPTN, &idx) || ioctl(fd, TIOCGPKT, &pkt) ||
-	    ioctl(fd, TIOCGPTLCK, &lck) || ioctl(fd, FIONREAD, &queued))
+	    ioctl(fd, TIOCGPTLCK, &lck))
 		return cr_perr("process %d: cannot read the state of the pty master fd %d",
 			       pr->p->pid, pr->fd);
 	tf->index = idx;
 	tf->has_packet = tf->has_locked = 1;
 	tf->packet = !!pkt;
 	tf->locked = !!lck;
-	if (queued)
-		return cr_err("process %d: fd %d, the master of /dev/pts/%d, has %d bytes written "
-			      "by the terminal's programs and not read yet; cryo cannot copy them "
-			      "without taking them", pr->p->pid, pr->fd, idx, queued);
 	if (pkt && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLPRI))
 		return cr_err("process %d: fd %d, the master of /dev/pts/%d in packet mode, has "
 			      "a status change not read yet; cryo cannot copy it", pr->p->pid,
@@ -230,6 +428,8 @@ static void tty_free(FileEntry *e)
 	free(e->tty->path);
 	free(e->tty->termios.data);
 	free(e->tty->winsize.data);
+	free(e->tty->to_master.data);
+	free(e->tty->to_slave.data);
 	free(e->tty);
 }
 
@@ -309,25 +509,190 @@ static int check_outside(const struct dump_ctx *ctx)
 	return rc;
 }
 
-/* A master's slave, through a slave fd of the tree: no input the programs have not
- * read. */
-static int check_slave(struct dump_ctx *ctx, TtyFile *m, size_t s)
+/* A locked pair (cryo cannot open its slave) or one without a slave: nothing may be
+ * queued in it (s: its slave's entry, or -1). */
+static int check_locked_pair(struct dump_ctx *ctx, TtyFile *m, size_t mi, ssize_t s)
 {
-	const struct file_key *k = &ctx->files.keys[s];
+	const struct file_key *k = &ctx->files.keys[mi];
 	int fd = file_fd_dup(k->pid, k->fd), queued = 0, rc = 0;
 
 	if (fd < 0)
 		return -1;
 	if (ioctl(fd, FIONREAD, &queued))
-		rc = cr_perr("process %d: cannot read the settings of /dev/pts/%u (fd %d)", k->pid,
+		rc = cr_perr("process %d: cannot read the queue of the pty master fd %d", k->pid,
+			     k->fd);
+	else if (queued)
+		rc = cr_err("process %d: fd %d, the master of the locked /dev/pts/%u, has %d "
+			    "bytes written by the terminal's programs and not read yet; cryo "
+			    "cannot copy them", k->pid, k->fd, m->index, queued);
+	close(fd);
+	if (rc || s < 0)
+		return rc;
+	k = &ctx->files.keys[s];
+	fd = file_fd_dup(k->pid, k->fd);
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, FIONREAD, &queued))
+		rc = cr_perr("process %d: cannot read the queue of /dev/pts/%u (fd %d)", k->pid,
 			     m->index, k->fd);
 	else if (queued)
-		rc = cr_err("process %d: fd %d, /dev/pts/%u, has %d bytes of input its programs "
-			    "have not read; cryo cannot copy them without taking them", k->pid,
-			    k->fd, m->index, queued);
+		rc = cr_err("process %d: fd %d, the locked /dev/pts/%u, has %d bytes of input "
+			    "its programs have not read; cryo cannot copy them", k->pid, k->fd,
+			    m->index, queued);
 	close(fd);
 	return rc;
 }
+
+/* The queue fd reads (non-blocking) into a buffer of cap bytes; its length in *len.
+ * t: the settings the bytes were input-processed with (NULL for the master's queue).
+ * In canonical mode one read is one line: each gets the end-of-file character if it
+ * had no line end (it was ended by ^D), and *faithful says whether all can be put
+ * back as they were. */
+static int read_queue(int fd, const struct cr_termios2 *t, bool lines, uint8_t *buf,
+		      size_t cap, size_t *len, bool *faithful)
+{
+	*len = 0;
+	while (*len + PTY_LINE_MAX + 1 <= cap) {
+		uint8_t *at = buf + *len;
+		ssize_t n = read(fd, at, PTY_LINE_MAX);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN ? 0 : -1;
+		if (!n && !lines)
+			return 0;
+		*faithful &= !t || pty_input_faithful(t, at, n);
+		*len += n;
+		if (lines && (!n || !ends_line(t, at[n - 1]))) {
+			*faithful &= t->c_cc[VEOF] != _POSIX_VDISABLE;
+			buf[(*len)++] = t->c_cc[VEOF];
+		}
+	}
+	*faithful = false;	/* more than the image keeps */
+	return 0;
+}
+
+/* A canonical reader's unfinished line shows only with canonical mode off: switched
+ * off for the read (the complete lines are read already), then on again on an empty
+ * queue, as it was. */
+static int read_partial(struct pty_io *io, uint8_t *buf, size_t cap, size_t *len,
+			bool *faithful)
+{
+	struct cr_termios2 raw = io->tios;
+	int rc;
+
+	raw.c_lflag &= ~ICANON;
+	if (set_tios(io->master, &raw))
+		return -1;
+	rc = read_queue(io->slave, NULL, false, buf, cap, len, faithful);
+	if (set_tios(io->master, &io->tios))
+		rc = -1;
+	if (*len)
+		*faithful &= pty_input_faithful(&io->tios, buf, *len) &&
+			     !ends_line(&io->tios, buf[*len - 1]);
+	return rc;
+}
+
+static int keep_bytes(ProtobufCBinaryData *out, protobuf_c_boolean *has, const uint8_t *b,
+		      size_t len)
+{
+	if (!len)
+		return 0;
+	out->data = malloc(len);
+	if (!out->data)
+		return cr_err("out of memory");
+	memcpy(out->data, b, len);
+	out->len = len;
+	*has = 1;
+	return 0;
+}
+
+/* Both queues read into the image and put back; the tree is frozen, nothing else
+ * reads or writes the pair meanwhile. */
+static int take_and_put_back(const struct file_key *k, TtyFile *m, int master, uint8_t *buf)
+{
+	struct pty_io io;
+	size_t out_len = 0, in_len = 0, part_len = 0;
+	bool out_ok = true, in_ok = true;
+	int rc = 0;
+
+	/* What was read is kept (and put back) even if a later read fails. */
+	if (pty_io_begin(&io, master))
+		rc = -1;
+	if (!rc) {
+		rc = read_queue(master, NULL, false, buf, PTY_DATA_MAX, &out_len, &out_ok);
+		rc |= keep_bytes(&m->to_master, &m->has_to_master, buf, out_len);
+	}
+	if (!rc) {
+		bool canon = tios_canonical(&io.tios);
+
+		rc = read_queue(io.slave, &io.tios, canon, buf, PTY_DATA_MAX, &in_len, &in_ok);
+		if (!rc && canon)
+			rc = read_partial(&io, buf + in_len, PTY_DATA_MAX - in_len, &part_len,
+					  &in_ok);
+		rc |= keep_bytes(&m->to_slave, &m->has_to_slave, buf, in_len + part_len);
+	}
+	if (rc)
+		rc = cr_perr("process %d: cannot read the bytes queued in /dev/pts/%u (master "
+			     "fd %d)", k->pid, m->index, k->fd);
+	if (put_to_master(&io, &m->to_master) || put_to_slave(&io, &m->to_slave) ||
+	    pty_io_end(&io))
+		return cr_perr("process %d: cannot put back the bytes queued in /dev/pts/%u "
+			       "(master fd %d): its programs may have lost some", k->pid,
+			       m->index, k->fd);
+	if (!rc && part_len && in_len + part_len > PTY_ONE_WRITE)
+		rc = cr_err("process %d: /dev/pts/%u (master fd %d) has an unfinished line "
+			    "after %zu bytes of lines queued; cryo keeps one only when all fit "
+			    "in %u bytes", k->pid, m->index, k->fd, in_len, PTY_ONE_WRITE);
+	if (!rc && !out_ok)
+		rc = cr_err("process %d: fd %d, the master of /dev/pts/%u, has more than %u "
+			    "bytes queued; cryo cannot keep them", k->pid, k->fd, m->index,
+			    PTY_DATA_MAX);
+	if (!rc && !in_ok)
+		rc = cr_err("process %d: /dev/pts/%u (master fd %d) has input queued that "
+			    "cryo cannot put back as it is (more than %u bytes, or a line end "
+			    "or end-of-file character typed after ^V inside a line)", k->pid,
+			    m->index, k->fd, PTY_DATA_MAX);
+	return rc;
+}
+
+/* The bytes in flight in a pair whose slave is open in the tree. Nothing is touched
+ * when both queues are empty and the reader is not canonical (whose unfinished line
+ * does not show until it is looked for). */
+static int dump_pair_data(struct dump_ctx *ctx, TtyFile *m, size_t mi)
+{
+	const struct file_key *k = &ctx->files.keys[mi];
+	int master = file_fd_dup(k->pid, k->fd), peer = -1, out = 0, in = 0, rc = 0;
+	struct cr_termios2 t;
+	uint8_t *buf = NULL;
+
+	if (master < 0)
+		return -1;
+	peer = ioctl(master, TIOCGPTPEER, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (peer < 0 || ioctl(master, FIONREAD, &out) || ioctl(peer, FIONREAD, &in) ||
+	    ioctl(master, CR_TCGETS2, &t))
+		rc = cr_perr("process %d: cannot read the queues of /dev/pts/%u (master fd %d)",
+			     k->pid, m->index, k->fd);
+	else if (in && (t.c_lflag & EXTPROC))
+		rc = cr_err("process %d: /dev/pts/%u (master fd %d) has %d bytes of input "
+			    "queued in external processing mode (EXTPROC); cryo cannot copy "
+			    "them", k->pid, m->index, k->fd, in);
+	else if ((unsigned)out > PTY_DATA_MAX || (unsigned)in > PTY_DATA_MAX)
+		rc = cr_err("process %d: /dev/pts/%u (master fd %d) has %d bytes queued "
+			    "towards the master and %d towards its programs; cryo keeps %u at "
+			    "most", k->pid, m->index, k->fd, out, in, PTY_DATA_MAX);
+	else if (out || in || tios_canonical(&t)) {
+		buf = malloc(PTY_DATA_MAX);
+		rc = buf ? take_and_put_back(k, m, master, buf) : cr_err("out of memory");
+	}
+	free(buf);
+	if (peer >= 0)
+		close(peer);
+	close(master);
+	return rc;
+}
+
 
 static int check_pairs(struct dump_ctx *ctx)
 {
@@ -352,7 +717,8 @@ static int check_pairs(struct dump_ctx *ctx)
 			return cr_err("process %d: fd %d is the master of /dev/pts/%u, whose slave "
 				      "is open nowhere in the image (it was closed); cryo cannot "
 				      "make that again", k->pid, k->fd, tf->index);
-		if (s >= 0 && check_slave(ctx, tf, s))
+		if (s < 0 || tf->locked ? check_locked_pair(ctx, tf, i, s) :
+					  dump_pair_data(ctx, tf, i))
 			return -1;
 	}
 	return 0;
@@ -428,7 +794,8 @@ int tty_dump_tree(struct dump_ctx *ctx)
 
 	for (size_t i = 0; i < ctx->files.nr && !any; i++)
 		any = ctx->files.files[i]->tty && !ctx->files.files[i]->tty->shell;
-	if (any && (check_pairs(ctx) || check_outside(ctx)))
+	/* Outside holders first: the pairs' queues are read only when none is. */
+	if (any && (check_outside(ctx) || check_pairs(ctx)))
 		return -1;
 	return check_sessions(ctx);
 }
@@ -444,6 +811,12 @@ static int tty_check(const FileEntry *e)
 	if ((tf->has_termios && tf->termios.len != sizeof(struct cr_termios2)) ||
 	    (tf->has_winsize && tf->winsize.len != sizeof(struct winsize)))
 		return cr_err("image: terminal file %u has settings of the wrong size", e->id);
+	if ((tf->has_to_master || tf->has_to_slave) && (!tf->master || tf->shell))
+		return cr_err("image: terminal file %u has queued bytes but is no pty master",
+			      e->id);
+	if (tf->to_master.len > PTY_DATA_MAX || tf->to_slave.len > PTY_DATA_MAX)
+		return cr_err("image: terminal file %u has more than %u bytes queued", e->id,
+			      PTY_DATA_MAX);
 	if (tf->master && !tf->shell &&
 	    (!tf->path || (strcmp(tf->path, "/dev/ptmx") && strcmp(tf->path, "/dev/pts/ptmx"))))
 		return cr_err("image: terminal file %u is a pty master with a wrong path", e->id);
@@ -529,9 +902,24 @@ static int set_bytes(int fd, unsigned long req, const ProtobufCBinaryData *b, bo
 	return has ? ioctl(fd, req, b->data) : 0;
 }
 
+/* The bytes that were in flight, before any task has the pair. */
+static int put_back_queues(int master, const TtyFile *tf)
+{
+	struct pty_io io;
+	int rc;
+
+	if (!tf->has_to_master && !tf->has_to_slave)
+		return 0;
+	rc = pty_io_begin(&io, master) || put_to_master(&io, &tf->to_master) ||
+	     put_to_slave(&io, &tf->to_slave);
+	if (pty_io_end(&io))
+		rc = -1;
+	return rc ? -1 : 0;
+}
+
 /* Unlocked while cryo opens its slaves; locked again, if it was, once all are open.
- * The settings go through the master (they are the slave's); packet mode last, as
- * the settings before it would set a status change. */
+ * The settings go through the master (they are the slave's), then the bytes in
+ * flight; packet mode last, as the settings before it would set a status change. */
 static int set_up_pair(struct tty_pair *pr, const TtyFile *tf)
 {
 	int unlock = 0, on = 1;
@@ -540,7 +928,7 @@ static int set_up_pair(struct tty_pair *pr, const TtyFile *tf)
 		return cr_perr("cannot unlock /dev/pts/%u", tf->index);
 	if (set_bytes(pr->master, CR_TCSETS2, &tf->termios, tf->has_termios) ||
 	    set_bytes(pr->master, TIOCSWINSZ, &tf->winsize, tf->has_winsize) ||
-	    (tf->packet && ioctl(pr->master, TIOCPKT, &on)))
+	    put_back_queues(pr->master, tf) || (tf->packet && ioctl(pr->master, TIOCPKT, &on)))
 		return cr_perr("cannot give /dev/pts/%u its settings", tf->index);
 	return 0;
 }

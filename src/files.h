@@ -46,6 +46,23 @@ enum tty_class tty_classify(uint32_t maj, uint32_t min, uint32_t *index);
 /* The device of /proc/PID/stat's tty_nr field. Pure. */
 void tty_decode_nr(uint32_t tty_nr, uint32_t *maj, uint32_t *min);
 
+/* The kernel's struct termios2 (glibc's struct termios has another layout). */
+struct cr_termios2 {
+	uint32_t c_iflag, c_oflag, c_cflag, c_lflag;
+	uint8_t c_line;
+	uint8_t c_cc[19];
+	uint32_t c_ispeed, c_ospeed;
+};
+
+/* One read of a pty slave's queued input (a canonical line, or all of it): written
+ * back on the master with echo, signals and mapping off, is it queued as it was? Not
+ * with a line end or end-of-file character inside a canonical line (typed after ^V).
+ * Pure. */
+bool pty_input_faithful(const struct cr_termios2 *t, const uint8_t *b, size_t len);
+/* What the slave's FIONREAD shows once b is queued (a canonical line's end-of-file
+ * mark is not counted). Pure. */
+size_t pty_input_visible(const struct cr_termios2 *t, const uint8_t *b, size_t len);
+
 struct tty_node {
 	pid_t pid, sid;
 	uint32_t tty_nr;
@@ -54,8 +71,9 @@ struct tty_node {
 /* Has every process (n[0] the root) its session leader's controlling terminal, or in
  * a session led from outside, the root's? Pure. */
 int tty_check_sessions(const struct tty_node *n, size_t nr);
-/* Dump, once every fd of the tree is known: each pty whole in the image, nothing
- * queued, each session's controlling terminal and foreground group. */
+/* Dump, once every fd of the tree is known: each pty whole in the image, the bytes
+ * queued in it (read, then put back), each session's controlling terminal and
+ * foreground group. */
 int tty_dump_tree(struct dump_ctx *ctx);
 /* Restore: a session leader takes its terminal (right after its setsid); its
  * foreground group (in the last table, once every group exists). */

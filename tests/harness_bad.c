@@ -388,13 +388,14 @@ static int bad_restore_posix_lock_taken(struct run *r)
 	return lock_taken(r, "restore-posix-lock-taken", "lockf", "taking its POSIX write lock of fd 3 at 0 again");
 }
 
-/* A pty pair in a state the dump refuses (t_pty's argument). */
-static int bad_pty(struct run *r, const char *name, const char *state, const char *needle)
+/* A pty pair in a state the dump refuses (prog's argument: t_pty, t_pty_data). */
+static int bad_pty_of(struct run *r, const char *prog, const char *name, const char *state,
+		      const char *needle)
 {
 	char path[600], *argv[] = { path, work, (char *)state, NULL };
 
 	run_dir(r, name, "bad");
-	snprintf(path, sizeof(path), "%s/t_pty", tests_dir);
+	snprintf(path, sizeof(path), "%s/%s", tests_dir, prog);
 	r->pid = spawn(argv, r->log, true);
 	if (r->pid < 0)
 		return why("fork failed");
@@ -403,16 +404,27 @@ static int bad_pty(struct run *r, const char *name, const char *state, const cha
 	return dump_victim(r, r->img, needle);
 }
 
-static int bad_dump_pty_input(struct run *r)
+static int bad_pty(struct run *r, const char *name, const char *state, const char *needle)
 {
-	return bad_pty(r, "dump-pty-queued-input", "queued-input",
-		       "bytes of input its programs have not read");
+	return bad_pty_of(r, "t_pty", name, state, needle);
 }
 
-static int bad_dump_pty_output(struct run *r)
+static int bad_dump_pty_extproc(struct run *r)
 {
-	return bad_pty(r, "dump-pty-queued-output", "queued-output",
-		       "written by the terminal's programs and not read yet");
+	return bad_pty_of(r, "t_pty_data", "dump-pty-extproc-input", "extproc",
+			  "in external processing mode (EXTPROC)");
+}
+
+static int bad_dump_pty_locked_output(struct run *r)
+{
+	return bad_pty_of(r, "t_pty_data", "dump-pty-locked-output", "locked-output",
+			  "the master of the locked /dev/pts/");
+}
+
+static int bad_dump_pty_escaped_newline(struct run *r)
+{
+	return bad_pty_of(r, "t_pty_data", "dump-pty-escaped-newline", "escaped-newline",
+			  "cannot put back as it is");
 }
 
 static int bad_dump_dev_tty(struct run *r)
@@ -1566,8 +1578,9 @@ static void run_bad_inputs(void)
 		{ "dump-lease", bad_dump_lease },
 		{ "restore-flock-taken", bad_restore_flock_taken },
 		{ "restore-posix-lock-taken", bad_restore_posix_lock_taken },
-		{ "dump-pty-queued-input", bad_dump_pty_input },
-		{ "dump-pty-queued-output", bad_dump_pty_output },
+		{ "dump-pty-extproc-input", bad_dump_pty_extproc },
+		{ "dump-pty-locked-output", bad_dump_pty_locked_output },
+		{ "dump-pty-escaped-newline", bad_dump_pty_escaped_newline },
 		{ "dump-dev-tty", bad_dump_dev_tty },
 		{ "dump-pty-master-outside", bad_dump_pty_master_outside },
 		{ "dump-pty-slave-outside", bad_dump_pty_slave_outside },

@@ -1,9 +1,11 @@
 /* Unit tests of the terminals' pure parts: what a device is as a terminal, the
- * controlling terminal in /proc stat, the session rule, and the checks of a terminal
- * entry read from an image. */
+ * controlling terminal in /proc stat, the session rule, the checks of a terminal
+ * entry read from an image, and which queued input can be put back as it was. */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 
 #include "cryo.h"
 #include "files.h"
@@ -93,7 +95,7 @@ static void test_check(void)
 	FileEntry e[3], *ptrs[3] = { &e[0], &e[1], &e[2] };
 	FileTable ft = FILE_TABLE__INIT;
 
-	for (int bad = 0; bad <= 6; bad++) {
+	for (int bad = 0; bad <= 9; bad++) {
 		tty_file__init(&m);
 		tty_file__init(&s);
 		tty_file__init(&sh);
@@ -126,6 +128,16 @@ static void test_check(void)
 			e[1].flags = O_RDWR | O_CREAT;
 		if (bad == 6)
 			e[2].tty = NULL;
+		if (bad == 7 || bad == 8) {	/* too much queued; queued on a slave */
+			TtyFile *t = bad == 7 ? &m : &s;
+
+			t->has_to_slave = 1;
+			t->to_slave.len = bad == 7 ? (1u << 20) + 1 : 1;
+		}
+		if (bad == 9) {
+			sh.has_to_master = 1;
+			sh.to_master.len = 1;
+		}
 		ft.files = ptrs;
 		ft.n_files = 3;
 		unit_case();
@@ -137,8 +149,59 @@ static void test_check(void)
 	}
 }
 
+static struct cr_termios2 canon_tios(void)
+{
+	struct cr_termios2 t = { 0 };
+
+	t.c_iflag = ICRNL | IXON;
+	t.c_lflag = ICANON | ECHO | ISIG | IEXTEN;
+	t.c_cc[VEOF] = 4;
+	t.c_cc[VSTART] = 0x11;
+	t.c_cc[VSTOP] = 0x13;
+	t.c_cc[VEOL] = '@';
+	return t;
+}
+
+static void test_input(void)
+{
+	static const struct {
+		const char *line;
+		bool canon, faithful;
+	} cases[] = {
+		{ "in-line\n", true, true },	{ "no end", true, true },
+		{ "", true, true },		{ "at@", true, true },
+		{ "a\nb\n", true, false },	{ "a@b\n", true, false },
+		{ "a\004\n", true, false },	{ "a\023\n", true, true },
+		{ "a\nb\004", false, true },	{ "a\021", false, true },
+	};
+	struct cr_termios2 t;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		t = canon_tios();
+		if (!cases[i].canon)
+			t.c_lflag &= ~ICANON;
+		unit_case();
+		CHECK(pty_input_faithful(&t, (const uint8_t *)cases[i].line,
+					 strlen(cases[i].line)) == cases[i].faithful,
+		      "case %zu ('%s') judged wrongly", i, cases[i].line);
+	}
+	t = canon_tios();
+	n = pty_input_visible(&t, (const uint8_t *)"ab\004\004cd\n", 7);
+	unit_case();
+	CHECK(n == 5, "canonical: %zu bytes visible, not 5", n);
+	n = pty_input_visible(&t, (const uint8_t *)"ab\ncd", 5);
+	unit_case();
+	CHECK(n == 3, "canonical, unfinished line: %zu bytes visible, not 3", n);
+	t.c_lflag &= ~ICANON;
+	n = pty_input_visible(&t, (const uint8_t *)"ab\004\004cd\n", 7);
+	unit_case();
+	CHECK(n == 7, "raw: %zu bytes visible, not 7", n);
+}
+
 int main(void)
 {
+	test_input();
 	test_classify();
 	test_decode();
 	test_sessions();
