@@ -576,6 +576,21 @@ static int bad_dump_inotify_queued(struct run *r)
 	return dump_victim(r, r->img, "bytes of events queued, not read yet");
 }
 
+/* Kinds cryo does not restore are refused by name. */
+static int bad_dump_fanotify(struct run *r)
+{
+	if (start_prog_victim(r, "dump-fanotify", "t_notify", "fanotify"))
+		return -1;
+	return dump_victim(r, r->img, "(anon_inode:[fanotify]); cryo cannot restore it");
+}
+
+static int bad_dump_aio(struct run *r)
+{
+	if (start_prog_victim(r, "dump-aio-ring", "t_notify", "aio"))
+		return -1;
+	return dump_victim(r, r->img, "it is an AIO ring (io_setup)");
+}
+
 static int bad_dump_seccomp_thread(struct run *r)
 {
 	if (start_victim(r, "dump-seccomp-thread", "seccomp-thread"))
@@ -1573,6 +1588,8 @@ static void run_bad_inputs(void)
 		{ "dump-in-vfork", bad_dump_vfork },
 		{ "dump-pidfd-outside", bad_dump_pidfd_outside },
 		{ "dump-inotify-queued", bad_dump_inotify_queued },
+		{ "dump-fanotify", bad_dump_fanotify },
+		{ "dump-aio-ring", bad_dump_aio },
 		{ "dump-fd-table-shared-outside", bad_dump_shared_fd_table },
 		{ "dump-lock-closed-but-mapped", bad_dump_lock_mapped },
 		{ "dump-lease", bad_dump_lease },

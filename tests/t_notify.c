@@ -4,15 +4,17 @@
  * directory, a file (IN_ONESHOT) and a symlink (IN_DONT_FOLLOW); O_PATH fds on a
  * symlink, a FIFO and /dev/null. After restore it checks the fdinfo of each, that
  * C's exit reaches it through epoll and the pidfd, and that the watches see events
- * under their own numbers. C is told to go through its pidfd. With "outside-pidfd"
- * or "queued-inotify" it holds what dump refuses. */
+ * under their own numbers. C is told to go through its pidfd. With "outside-pidfd",
+ * "queued-inotify", "fanotify" or "aio" it holds what dump refuses. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
+#include <linux/aio_abi.h>
 #include <sys/epoll.h>
+#include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -241,6 +243,17 @@ static void setup_refused(const char *what)
 
 	if (!strcmp(what, "outside-pidfd")) {
 		TL_CHECK(pidfd_open(getppid(), 0) >= 0, "pidfd of the parent: %s", strerror(errno));
+		return;
+	}
+	if (!strcmp(what, "fanotify")) {
+		TL_CHECK(syscall(SYS_fanotify_init, FAN_CLASS_NOTIF | FAN_NONBLOCK, O_RDONLY) >= 0,
+			 "fanotify_init: %s", strerror(errno));
+		return;
+	}
+	if (!strcmp(what, "aio")) {
+		aio_context_t ctx = 0;
+
+		TL_CHECK(!syscall(SYS_io_setup, 4, &ctx), "io_setup: %s", strerror(errno));
 		return;
 	}
 	snprintf(p, sizeof(p), "%s/queued", dir);
