@@ -68,7 +68,12 @@ const char *cryo_last_error(void);
 int cryo_parse_size(const char *arg, unsigned long long *out);
 /* "fd[N]:RESOURCE" into *out; -1 if it is not of that form. */
 int cryo_parse_inherit_fd(const char *arg, struct cryo_inherit_fd *out);
+/* 0: errors and warnings; 1: progress; 2: debug. */
 void cryo_set_verbosity(int level);
+/* Progress (at the verbosity set) goes to f instead of stderr, warnings to both; NULL
+ * for stderr again. The caller owns f. */
+void cryo_set_log_file(FILE *f);
+FILE *cryo_log_file(void);
 const char *cryo_version(void);
 
 #endif

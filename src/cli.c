@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cryo.h"
 
@@ -43,8 +44,15 @@ static const char usage_dump[] =
 	"      --ghost-limit SIZE  the most data (bytes outside holes) a deleted file\n"
 	"                        still open or mapped may hold, saved in the image\n"
 	"                        (K, M, G suffixes; default 1M)\n"
-	"  -v                    more output (repeat for debug output)\n"
-	"  -h, --help            this text\n";
+	"  -v                    more output (repeat for debug output); -v0 ... -v4 as\n"
+	"                        in CRIU (3: progress, 4: debug)\n"
+	"  -o, --log-file FILE   progress to FILE (relative to -W, else to the current\n"
+	"                        directory) instead of stderr; errors go to both\n"
+	"  -W, --work-dir DIR    where a relative -o FILE goes\n"
+	"  -h, --help            this text\n"
+	"CRIU's flags for what cryo does not do yet (--tcp-established, --lazy-pages,\n"
+	"--page-server, --prev-images-dir, --track-mem, --manage-cgroups, ...) are refused\n"
+	"by name.\n";
 
 static const char usage_restore[] =
 	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap=none]\n"
@@ -75,7 +83,7 @@ static const char usage_restore[] =
 	"                        are always restored\n"
 	"      --ext-unix-sk     connect datagram sockets dumped with --ext-unix-sk to\n"
 	"                        their peers' names again\n"
-	"  -v                    more output (repeat for debug output)\n"
+	"  -v, -o FILE, -W DIR   as for dump\n"
 	"  -h, --help            this text\n";
 
 static const char usage_check[] =
@@ -94,6 +102,8 @@ static int fail(void)
 	const char *e = cryo_last_error();
 
 	fprintf(stderr, "cryo: error: %s\n", e ? e : "unknown failure");
+	if (cryo_log_file())
+		fprintf(cryo_log_file(), "cryo: error: %s\n", e ? e : "unknown failure");
 	return 1;
 }
 
@@ -144,6 +154,120 @@ static int parse_pid(const char *s, pid_t *out)
 	return 0;
 }
 
+/* ---- what dump and restore share: the reference's logging options, and its flags
+ * for what cryo does not do yet, each refused by name ---- */
+
+enum { OPT_UNSUPPORTED = 512 };
+
+static const struct {
+	const char *flag, *what;
+} unsupported[] = {
+	{ "tcp-established", "TCP connections" },
+	{ "tcp-close", "TCP connections" },
+	{ "tcp-skip-in-flight", "TCP connections" },
+	{ "skip-in-flight", "TCP connections" },
+	{ "link-remap", "linking deleted files back instead of saving their data" },
+	{ "lazy-pages", "lazy restore" },
+	{ "page-server", "the page server" },
+	{ "address", "the page server" },
+	{ "port", "the page server" },
+	{ "prev-images-dir", "iterative dumps" },
+	{ "track-mem", "iterative dumps" },
+	{ "manage-cgroups", "cgroups" },
+	{ "display-stats", "statistics" },
+	{ "status-fd", "the status fd" },
+	{ "timeout", "a timeout" },
+	{ "action-script", "action scripts" },
+};
+
+#define UNSUPPORTED_OPT(i, arg) { unsupported[i].flag, arg, 0, OPT_UNSUPPORTED + (i) }
+#define COMMON_OPTS \
+	{ "log-file", required_argument, 0, 'o' }, \
+	{ "work-dir", required_argument, 0, 'W' }, \
+	UNSUPPORTED_OPT(0, no_argument), UNSUPPORTED_OPT(1, no_argument), \
+	UNSUPPORTED_OPT(2, no_argument), UNSUPPORTED_OPT(3, no_argument), \
+	UNSUPPORTED_OPT(4, no_argument), UNSUPPORTED_OPT(5, no_argument), \
+	UNSUPPORTED_OPT(6, no_argument), UNSUPPORTED_OPT(7, required_argument), \
+	UNSUPPORTED_OPT(8, required_argument), UNSUPPORTED_OPT(9, required_argument), \
+	UNSUPPORTED_OPT(10, no_argument), UNSUPPORTED_OPT(11, optional_argument), \
+	UNSUPPORTED_OPT(12, no_argument), UNSUPPORTED_OPT(13, required_argument), \
+	UNSUPPORTED_OPT(14, required_argument), UNSUPPORTED_OPT(15, required_argument)
+
+struct common_opts {
+	int verbose;
+	const char *log_path, *work_dir;
+};
+
+/* -v, -vv, or the reference's -v0 ... -v4 (3: progress, 4: debug). */
+static int parse_verbose(const char *arg, int *level)
+{
+	if (!arg) {
+		(*level)++;
+		return 0;
+	}
+	if (arg[0] >= '0' && arg[0] <= '4' && !arg[1]) {
+		*level = arg[0] <= '2' ? 0 : arg[0] - '2';
+		return 0;
+	}
+	for (const char *p = arg; *p; p++)
+		if (*p != 'v')
+			return -1;
+	*level += 1 + strlen(arg);
+	return 0;
+}
+
+/* An option every command with a log takes: 1 if c was one, -1 on an error (said). */
+static int common_opt(int c, struct common_opts *co, const char *usage)
+{
+	if (c == 'v') {
+		if (!parse_verbose(optarg, &co->verbose))
+			return 1;
+		bad_usage("invalid verbosity '-v%s' (-v, -vv or -v0 ... -v4)", optarg, usage);
+		return -1;
+	}
+	if (c == 'o' || c == 'W') {
+		*(c == 'o' ? &co->log_path : &co->work_dir) = optarg;
+		return 1;
+	}
+	if (c >= OPT_UNSUPPORTED && c < OPT_UNSUPPORTED + (int)(sizeof(unsupported) /
+								sizeof(unsupported[0]))) {
+		fprintf(stderr, "cryo: error: --%s: not supported yet (%s)\n",
+			unsupported[c - OPT_UNSUPPORTED].flag, unsupported[c - OPT_UNSUPPORTED].what);
+		return -1;
+	}
+	return 0;
+}
+
+/* -o FILE (relative to -W DIR, else to the current directory): never through a
+ * symlink, made afresh for this run. */
+static int open_log(const struct common_opts *co)
+{
+	int dir = AT_FDCWD, fd;
+	FILE *f;
+
+	cryo_set_verbosity(co->verbose);
+	if (!co->log_path)
+		return 0;
+	if (co->work_dir && (dir = open(co->work_dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "cryo: error: --work-dir %s: %s\n", co->work_dir, strerror(errno));
+		return -1;
+	}
+	fd = openat(dir, co->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+	if (dir != AT_FDCWD)
+		close(dir);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		fprintf(stderr, "cryo: error: cannot open the log file %s: %s\n", co->log_path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	setvbuf(f, NULL, _IOLBF, 0);
+	cryo_set_log_file(f);
+	return 0;
+}
+
 static int cmd_dump(int argc, char **argv)
 {
 	enum { OPT_DUMP_EXT_UNIX = 256 };
@@ -156,12 +280,19 @@ static int cmd_dump(int argc, char **argv)
 		{ "ext-unix-sk", no_argument, 0, OPT_DUMP_EXT_UNIX },
 		{ "ghost-limit", required_argument, 0, 'G' },
 		{ "help", no_argument, 0, 'h' },
+		COMMON_OPTS,
 		{ 0, 0, 0, 0 },
 	};
 	struct cryo_dump_opts o = { 0 };
-	int c, verbose = 0;
+	struct common_opts co = { 0 };
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:D:Rjlvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:D:Rjlv::o:W:h", opts, NULL)) != -1) {
+		r = common_opt(c, &co, usage_dump);
+		if (r < 0)
+			return 2;
+		if (r)
+			continue;
 		switch (c) {
 		case 't':
 			if (parse_pid(optarg, &o.pid))
@@ -186,9 +317,6 @@ static int cmd_dump(int argc, char **argv)
 				return bad_usage("invalid --ghost-limit '%s' (a size such as 1M)",
 						 optarg, usage_dump);
 			break;
-		case 'v':
-			verbose++;
-			break;
 		case 'h':
 			fputs(usage_dump, stdout);
 			return 0;
@@ -202,9 +330,8 @@ static int cmd_dump(int argc, char **argv)
 		return bad_usage("%s", "dump needs -t PID", usage_dump);
 	if (!o.dir)
 		return bad_usage("%s", "dump needs -D DIR", usage_dump);
-	if (need_privileges("dump"))
+	if (need_privileges("dump") || open_log(&co))
 		return 1;
-	cryo_set_verbosity(verbose);
 	return cryo_dump(&o) ? fail() : 0;
 }
 
@@ -249,13 +376,20 @@ static int cmd_restore(int argc, char **argv)
 		{ "file-locks", no_argument, 0, 'l' },
 		{ "ext-unix-sk", no_argument, 0, OPT_EXT_UNIX },
 		{ "help", no_argument, 0, 'h' },
+		COMMON_OPTS,
 		{ 0, 0, 0, 0 },
 	};
 	struct cryo_restore_opts o = { 0 };
-	int c, verbose = 0;
+	struct common_opts co = { 0 };
+	int c, r;
 	pid_t root;
 
-	while ((c = getopt_long(argc, argv, "D:djlvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "D:djlv::o:W:h", opts, NULL)) != -1) {
+		r = common_opt(c, &co, usage_restore);
+		if (r < 0)
+			return 2;
+		if (r)
+			continue;
 		switch (c) {
 		case 'D':
 			o.dir = optarg;
@@ -307,9 +441,6 @@ static int cmd_restore(int argc, char **argv)
 				return bad_usage("invalid --file-validation '%s' (buildid or "
 						 "filesize)", optarg, usage_restore);
 			break;
-		case 'v':
-			verbose++;
-			break;
 		case 'h':
 			fputs(usage_restore, stdout);
 			return 0;
@@ -321,9 +452,8 @@ static int cmd_restore(int argc, char **argv)
 		return bad_usage("unexpected argument '%s'", argv[optind], usage_restore);
 	if (!o.dir)
 		return bad_usage("%s", "restore needs -D DIR", usage_restore);
-	if (need_privileges("restore"))
+	if (need_privileges("restore") || open_log(&co))
 		return 1;
-	cryo_set_verbosity(verbose);
 	if (cryo_restore(&o, &root))
 		return fail();
 	if (o.detach)

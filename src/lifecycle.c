@@ -230,6 +230,28 @@ static bool id_in_use(pid_t id)
 	return !access(path, F_OK);
 }
 
+/* Can a task be made with this ID now? A short-lived child of cryo's takes it and
+ * ends at once: an ID nothing visible holds can still be on its way out (the kernel
+ * frees it a moment after the task that had it is gone from /proc). */
+static bool id_free_now(pid_t id)
+{
+	uint64_t tid = id;
+	struct cr_clone_args args = {
+		.exit_signal = SIGCHLD,
+		.set_tid = (uint64_t)&tid,
+		.set_tid_size = 1,
+	};
+	long pid = sys_clone3(&args);
+
+	if (pid == 0)
+		syscall(__NR_exit_group, 0);
+	if (pid < 0)
+		return errno != EEXIST;	/* any other failure: the real creation says it */
+	while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+		;
+	return true;
+}
+
 static bool image_pid(const struct restore_ctx *ctx, pid_t pid)
 {
 	for (size_t i = 0; i < ctx->nr_procs; i++)
@@ -248,8 +270,12 @@ static int wait_for_id(const struct restore_proc *rp, pid_t id, bool thread)
 	pid_t tgid;
 
 	for (int waited = 0; waited < OLD_ZOMBIE_WAIT_MS / 2; waited++) {
-		if (!id_in_use(id))
-			return 0;
+		if (!id_in_use(id)) {
+			if (id_free_now(id))
+				return 0;
+			nanosleep(&pause_ts, NULL);
+			continue;
+		}
 		holder_of(id, comm, sizeof(comm), &tgid, &state, &dying);
 		/* In use but its /proc status already gone: it is being released, which
 		 * takes a moment. */

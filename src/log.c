@@ -12,6 +12,7 @@
 
 int log_level;
 static char first_error[1024];
+static FILE *log_file;		/* -o: progress goes there instead of stderr */
 
 static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -43,9 +44,8 @@ static void remember(const char *fmt, va_list ap, int errnum)
 		cr_escape_line(raw, first_error, sizeof(first_error));
 	}
 	pthread_mutex_unlock(&error_lock);
-	if (log_level >= 2) {
-		fprintf(stderr, "  error recorded: %s\n", first_error);
-	}
+	if (log_level >= 2)
+		fprintf(log_file ? log_file : stderr, "  error recorded: %s\n", first_error);
 }
 
 int cr_err(const char *fmt, ...)
@@ -89,10 +89,12 @@ static void print_line(const char *tag, const char *fmt, va_list ap)
 {
 	struct timespec ts;
 
+	FILE *out = log_file ? log_file : stderr;
+
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	fprintf(stderr, "(%5ld.%06ld) %s", (long)ts.tv_sec % 100000, ts.tv_nsec / 1000, tag);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	fprintf(out, "(%5ld.%06ld) %s", (long)ts.tv_sec % 100000, ts.tv_nsec / 1000, tag);
+	vfprintf(out, fmt, ap);
+	fputc('\n', out);
 }
 
 void pr_info(const char *fmt, ...)
@@ -126,6 +128,13 @@ void pr_warn(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
+	if (log_file) {
+		va_start(ap, fmt);
+		fprintf(log_file, "cryo: warning: ");
+		vfprintf(log_file, fmt, ap);
+		fputc('\n', log_file);
+		va_end(ap);
+	}
 }
 
 const char *cryo_last_error(void)
@@ -136,6 +145,16 @@ const char *cryo_last_error(void)
 void cryo_set_verbosity(int level)
 {
 	log_level = level;
+}
+
+void cryo_set_log_file(FILE *f)
+{
+	log_file = f;
+}
+
+FILE *cryo_log_file(void)
+{
+	return log_file;
 }
 
 const char *cryo_version(void)

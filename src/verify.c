@@ -1,7 +1,9 @@
 /* The page files' checksums, checked by a thread of cryo while the tree is being
  * made. The thread holds a TID, and one the image needs would make the restore fail:
  * it says its TID first and waits for a go, and is replaced if the TID is needed. */
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -41,6 +43,18 @@ static bool tid_needed(const struct restore_ctx *ctx, pid_t tid)
 	return false;
 }
 
+/* pthread_join returns once the kernel clears the thread's TID word, before the
+ * thread is released and its TID free: wait for that too (briefly). */
+static void wait_tid_gone(pid_t tid)
+{
+	struct timespec pause_ts = { 0, 1000000 };
+	char path[48];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d", tid);
+	for (int i = 0; i < 1000 && !access(path, F_OK); i++)
+		nanosleep(&pause_ts, NULL);
+}
+
 static void tell(struct verifier *v, int go)
 {
 	pthread_mutex_lock(&v->lock);
@@ -73,6 +87,7 @@ int verify_start(struct verifier *v, struct restore_ctx *ctx)
 		pr_debug("page verifier got TID %d, which the image needs", v->tid);
 		tell(v, -1);
 		pthread_join(v->thread, NULL);
+		wait_tid_gone(v->tid);
 	}
 	return cr_err("cannot start the page verifier with a TID the image does not need");
 }

@@ -1285,6 +1285,51 @@ static int bad_cli(struct run *r)
 	return file_has(r->cryo_log, "invalid PID '12abc'") ? 0 : why("no usage error printed");
 }
 
+/* The reference's flags for what cryo does not do yet: one line naming the flag and
+ * the feature, exit 2, no usage text. */
+static int bad_cli_reference_flag(struct run *r)
+{
+	static const char *const flags[][2] = {
+		{ "--tcp-established", "TCP connections" },
+		{ "--lazy-pages", "lazy restore" },
+		{ "--track-mem", "iterative dumps" },
+	};
+	char needle[96];
+
+	run_dir(r, "cli-reference-flag", "bad");
+	for (size_t i = 0; i < CR_LEN(flags); i++) {
+		int rc = run_cryo(r->cryo_log, "dump", "-t", "1", "-D", r->img, flags[i][0], NULL);
+
+		snprintf(needle, sizeof(needle), "%s: not supported yet (%s)", flags[i][0],
+			 flags[i][1]);
+		if (rc != 2 || !file_has(r->cryo_log, needle))
+			return why("%s: exit %d, or no line '%s'", flags[i][0], rc, needle);
+		if (file_has(r->cryo_log, "usage:"))
+			return why("%s: the usage text was printed", flags[i][0]);
+	}
+	return 0;
+}
+
+/* -o FILE -W DIR -v4: the progress goes to the file, not stderr; the victim is
+ * untouched (--leave-running). */
+static int cli_log_file(struct run *r)
+{
+	char pid[16], log[800];
+
+	if (start_victim(r, "cli-log-file", NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	if (run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "-R", "-o", "dump.log",
+		     "-W", r->dir, "-v4", NULL))
+		return why("cryo dump -o dump.log -v4 failed");
+	snprintf(log, sizeof(log), "%s/dump.log", r->dir);
+	if (!file_has(log, "seizing process") || !file_has(log, "writing images"))
+		return why("%s lacks the progress lines", log);
+	if (file_has(r->cryo_log, "seizing process"))
+		return why("progress went to stderr too");
+	return victim_unharmed(r);
+}
+
 static int bad_show_damaged(struct run *r)
 {
 	char file[1200];
@@ -1634,6 +1679,8 @@ static void run_bad_inputs(void)
 		{ "restore-trusted-ghost-of-nobody", restore_trusted_ghost },
 		{ "restore-trusted-ghost-of-root", bad_restore_trusted_root_ghost },
 		{ "cli-invalid-pid", bad_cli },
+		{ "cli-reference-flag", bad_cli_reference_flag },
+		{ "cli-log-file", cli_log_file },
 		{ "dump-init", bad_dump_init },
 		{ "unprivileged", bad_unprivileged },
 		{ "restore-forwards-sigterm", restore_forwards_sigterm },
