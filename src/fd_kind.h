@@ -60,6 +60,13 @@ extern const struct fd_kind path_kind, epoll_kind, pipe_kind, eventfd_kind, sign
 	unix_kind, memfd_kind;
 
 /* Shared by the kinds (files.c). */
+/* Is pid one of the dumped tree's processes? */
+bool file_tree_has(const struct dump_ctx *ctx, pid_t pid);
+/* Every fd of every process outside the tree (and not cryo): visit(pid, fds, name,
+ * arg), with `fds` its /proc/PID/fd directory, until one returns non-zero; that value,
+ * or 0. */
+int file_scan_outside(const struct dump_ctx *ctx,
+		      int (*visit)(pid_t pid, int fds, const char *name, void *arg), void *arg);
 int file_table_push(struct file_table *ft, FileEntry **out);
 void file_key_set(struct file_table *ft, const struct stat *st, uint32_t flags, pid_t pid, int fd);
 bool file_link_deleted(const char *link);

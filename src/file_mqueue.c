@@ -39,56 +39,26 @@ static bool mqueue_match(const struct fd_probe *pr)
 	return !statfs(path, &sf) && sf.f_type == MQUEUE_MAGIC;
 }
 
-static bool in_tree(const struct dump_ctx *ctx, pid_t pid)
+/* An fd of a process outside the tree on this queue (arg: its stat). */
+static int is_the_queue(pid_t pid, int fds, const char *name, void *arg)
 {
-	for (size_t i = 0; i < ctx->nr_procs; i++)
-		if (ctx->procs[i]->pid == pid)
-			return true;
-	return false;
-}
+	const struct stat *q = arg;
+	struct stat st;
 
-/* Does process `pid` hold the queue (dev, ino) in its fd table? */
-static bool holds(pid_t pid, const struct stat *q)
-{
-	char path[64];
-	struct dirent *de;
-	bool found = false;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	d = opendir(path);
-	while (d && !found && (de = readdir(d))) {
-		struct stat st;
-
-		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, 0))
-			continue;
-		found = st.st_dev == q->st_dev && st.st_ino == q->st_ino;
-	}
-	if (d)
-		closedir(d);
-	return found;
+	return !fstatat(fds, name, &st, 0) && st.st_dev == q->st_dev && st.st_ino == q->st_ino ?
+	       pid : 0;
 }
 
 /* Reading the messages and sending them back is only unnoticed when nobody outside the
  * frozen tree can look. */
 static int check_no_outside_holder(const struct fd_probe *pr)
 {
-	struct dirent *de;
-	DIR *d = opendir("/proc");
-	int rc = 0;
+	int pid = file_scan_outside(pr->p->ctx, is_the_queue, (void *)pr->st);
 
-	if (!d)
-		return cr_perr("cannot list /proc");
-	while (!rc && (de = readdir(d))) {
-		pid_t pid = atoi(de->d_name);
-
-		if (pid <= 0 || pid == getpid() || in_tree(pr->p->ctx, pid) || !holds(pid, pr->st))
-			continue;
-		rc = cr_err("process %d: fd %d (message queue %s) is also open in process %d, "
-			    "outside the tree", pr->p->pid, pr->fd, pr->link, pid);
-	}
-	closedir(d);
-	return rc;
+	if (pid <= 0)
+		return pid;
+	return cr_err("process %d: fd %d (message queue %s) is also open in process %d, "
+		      "outside the tree", pr->p->pid, pr->fd, pr->link, pid);
 }
 
 /* A description of the queue of cryo's own (opening the fd's link makes one): the

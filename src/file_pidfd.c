@@ -26,15 +26,12 @@ static bool pidfd_match(const struct fd_probe *pr)
 
 static bool in_tree(const struct dump_ctx *ctx, pid_t pid, bool thread)
 {
-	for (size_t i = 0; i < ctx->nr_procs; i++) {
-		const struct dump_proc *q = ctx->procs[i];
-
-		if (q->pid == pid)
-			return true;
-		for (size_t t = 0; thread && t < q->nr_threads; t++)
-			if (q->tids[t] == pid)
+	if (file_tree_has(ctx, pid))
+		return true;
+	for (size_t i = 0; thread && i < ctx->nr_procs; i++)
+		for (size_t t = 0; t < ctx->procs[i]->nr_threads; t++)
+			if (ctx->procs[i]->tids[t] == pid)
 				return true;
-	}
 	return false;
 }
 

@@ -38,44 +38,20 @@ static bool link_is(const char *path, const char *link)
 	return n > 0 && (l[n] = 0, !strcmp(l, link));
 }
 
-static bool in_image(const struct dump_ctx *ctx, pid_t pid)
+/* An fd of a process outside the image that is this pipe: its PID. */
+static int is_the_pipe(pid_t pid, int fds, const char *name, void *link)
 {
-	for (size_t i = 0; i < ctx->nr_procs; i++)
-		if (ctx->procs[i]->pid == pid)
-			return true;
-	return false;
+	char l[256];
+	ssize_t n = readlinkat(fds, name, l, sizeof(l) - 1);
+
+	return n > 0 && (l[n] = 0, !strcmp(l, link)) ? pid : 0;
 }
 
-/* Does a process outside the image hold this pipe? Its PID, or 0. */
+/* Does a process outside the image hold this pipe? Its PID, or 0 (or -1: /proc
+ * could not be read). */
 static pid_t holder_outside(const struct dump_proc *p, const char *link)
 {
-	DIR *procs = opendir("/proc");
-	struct dirent *de;
-	pid_t found = 0;
-
-	while (procs && !found && (de = readdir(procs))) {
-		pid_t pid = atoi(de->d_name);
-		char dir[64];
-		struct dirent *fe;
-		DIR *fds;
-
-		if (pid <= 0 || pid == getpid() || in_image(p->ctx, pid))
-			continue;
-		snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-		fds = opendir(dir);
-		while (fds && !found && (fe = readdir(fds))) {
-			char path[320];
-
-			snprintf(path, sizeof(path), "%s/%s", dir, fe->d_name);
-			if (fe->d_name[0] != '.' && link_is(path, link))
-				found = pid;
-		}
-		if (fds)
-			closedir(fds);
-	}
-	if (procs)
-		closedir(procs);
-	return found;
+	return file_scan_outside(p->ctx, is_the_pipe, (void *)link);
 }
 
 /* The access modes one process holds this pipe with: bit 0 read, bit 1 write; and
@@ -210,8 +186,8 @@ static int check_peer(const struct fd_probe *pr, PipeFile *pf, int modes)
 	if (!pf->fifo_path && modes == 3)
 		return 0;
 	outside = holder_outside(pr->p, pr->link);
-	if (!outside)
-		return 0;
+	if (outside <= 0)
+		return outside;
 	pf->has_external = pf->external = 1;
 	if (pf->fifo_path)
 		return 0;

@@ -446,17 +446,10 @@ static ssize_t entry_of(const struct file_table *ft, uint32_t index, bool master
 	return -1;
 }
 
-static bool in_tree(const struct dump_ctx *ctx, pid_t pid)
-{
-	for (size_t i = 0; i < ctx->nr_procs; i++)
-		if (ctx->procs[i]->pid == pid)
-			return true;
-	return false;
-}
-
 /* One fd of a process outside the tree: a pty of the image? */
-static int held_outside(const struct dump_ctx *ctx, pid_t pid, const char *fd_name)
+static int held_outside(pid_t pid, int fds, const char *fd_name, void *arg)
 {
+	const struct dump_ctx *ctx = arg;
 	const struct file_table *ft = &ctx->files;
 	char path[300], *txt, *at;
 	struct stat st;
@@ -464,8 +457,7 @@ static int held_outside(const struct dump_ctx *ctx, pid_t pid, const char *fd_na
 	size_t len;
 	enum tty_class c;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, fd_name);
-	if (stat(path, &st) || !S_ISCHR(st.st_mode))
+	if (fstatat(fds, fd_name, &st, 0) || !S_ISCHR(st.st_mode))
 		return 0;
 	c = tty_classify(major(st.st_rdev), minor(st.st_rdev), &idx);
 	if (c == TTY_PTY_MASTER) {
@@ -484,29 +476,7 @@ static int held_outside(const struct dump_ctx *ctx, pid_t pid, const char *fd_na
 
 static int check_outside(const struct dump_ctx *ctx)
 {
-	DIR *procs = opendir("/proc");
-	struct dirent *de;
-	int rc = 0;
-
-	while (procs && !rc && (de = readdir(procs))) {
-		pid_t pid = atoi(de->d_name);
-		char dir[64];
-		struct dirent *fe;
-		DIR *fds;
-
-		if (pid <= 0 || pid == getpid() || in_tree(ctx, pid))
-			continue;
-		snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-		fds = opendir(dir);
-		while (fds && !rc && (fe = readdir(fds)))
-			if (fe->d_name[0] != '.')
-				rc = held_outside(ctx, pid, fe->d_name);
-		if (fds)
-			closedir(fds);
-	}
-	if (procs)
-		closedir(procs);
-	return rc;
+	return file_scan_outside(ctx, held_outside, (void *)ctx);
 }
 
 /* A locked pair (cryo cannot open its slave) or one without a slave: nothing may be

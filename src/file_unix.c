@@ -317,29 +317,24 @@ static pid_t holder_in_image(const struct dump_ctx *ctx, uint32_t ino)
 	return 0;
 }
 
-static bool in_image(const struct dump_ctx *ctx, pid_t pid)
+/* An fd of a process outside the image on socket *ino: its PID. */
+static int is_the_socket(pid_t pid, int fds, const char *name, void *ino)
 {
-	for (size_t i = 0; i < ctx->nr_procs; i++)
-		if (ctx->procs[i]->pid == pid)
-			return true;
-	return false;
+	char want[40], l[64];
+	ssize_t n = readlinkat(fds, name, l, sizeof(l) - 1);
+
+	snprintf(want, sizeof(want), "socket:[%u]", *(uint32_t *)ino);
+	return n > 0 && (l[n] = 0, !strcmp(l, want)) ? pid : 0;
 }
 
+/* A process outside the image holding this socket in an fd, or 0. */
 static pid_t holder_outside(const struct dump_ctx *ctx, uint32_t ino)
 {
-	DIR *procs = opendir("/proc");
-	struct dirent *de;
-	pid_t found = 0;
+	int pid = file_scan_outside(ctx, is_the_socket, &ino);
 
-	while (procs && !found && (de = readdir(procs))) {
-		pid_t pid = atoi(de->d_name);
-
-		if (pid > 0 && pid != getpid() && !in_image(ctx, pid) && fd_is_socket(pid, ino))
-			found = pid;
-	}
-	if (procs)
-		closedir(procs);
-	return found;
+	if (pid < 0)
+		cr_err_reset();	/* /proc unreadable: no holder to name, nothing more */
+	return pid > 0 ? pid : 0;
 }
 
 struct sock_probe {
@@ -431,7 +426,7 @@ static int dump_options(struct sock_probe *s, UnixFile *u)
 		return 0;
 	/* Restore makes the peer see this PID by making the socket in a helper with it:
 	 * a process outside the image still holding it would stop that. */
-	if (!in_image(s->pr->p->ctx, uc.pid) && (kill(uc.pid, 0) == 0 || errno == EPERM)) {
+	if (!file_tree_has(s->pr->p->ctx, uc.pid) && (kill(uc.pid, 0) == 0 || errno == EPERM)) {
 		char what[96];
 
 		snprintf(what, sizeof(what), "%d", uc.pid);

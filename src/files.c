@@ -3,6 +3,7 @@
  * file behind fd_kind.h does the rest, file_locks.c the locks held through them.
  * Restore opens every file once in cryo, above the fds the task will use, and the
  * task dup3()s them into place. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -128,6 +129,50 @@ int file_fd_dup(pid_t pid, int fd)
 	if (copy < 0)
 		return cr_perr("cannot take a copy of fd %d of process %d", fd, pid);
 	return copy;
+}
+
+bool file_tree_has(const struct dump_ctx *ctx, pid_t pid)
+{
+	for (size_t i = 0; i < ctx->nr_procs; i++)
+		if (ctx->procs[i]->pid == pid)
+			return true;
+	return false;
+}
+
+static int scan_fds_of(pid_t pid, int (*visit)(pid_t, int, const char *, void *), void *arg)
+{
+	char dir[64];
+	struct dirent *de;
+	int rc = 0;
+	DIR *fds;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+	fds = opendir(dir);
+	while (fds && !rc && (de = readdir(fds)))
+		if (de->d_name[0] != '.')
+			rc = visit(pid, dirfd(fds), de->d_name, arg);
+	if (fds)
+		closedir(fds);
+	return rc;
+}
+
+int file_scan_outside(const struct dump_ctx *ctx,
+		      int (*visit)(pid_t pid, int fds, const char *name, void *arg), void *arg)
+{
+	DIR *procs = opendir("/proc");
+	struct dirent *de;
+	int rc = 0;
+
+	if (!procs)
+		return cr_perr("cannot list /proc");
+	while (!rc && (de = readdir(procs))) {
+		pid_t pid = atoi(de->d_name);
+
+		if (pid > 0 && pid != getpid() && !file_tree_has(ctx, pid))
+			rc = scan_fds_of(pid, visit, arg);
+	}
+	closedir(procs);
+	return rc;
 }
 
 /* ---- dump ---- */
