@@ -277,13 +277,16 @@ static int wait_for_id(const struct restore_proc *rp, pid_t id, bool thread)
 			continue;
 		}
 		holder_of(id, comm, sizeof(comm), &tgid, &state, &dying);
-		/* In use but its /proc status already gone: it is being released, which
-		 * takes a moment. */
-		if (tgid && (!image_pid(rp->ctx, tgid) || !dying))
+		/* Worth waiting for: a holder on its way out (the dumped tree's own, dying
+		 * from the dump's kill; or any other), one whose /proc status is already
+		 * gone (being released), and a task a killed cryo left (still named cryo:
+		 * it dies with it, or is a probe of id_free_now about to end). */
+		if (tgid && !dying && strcmp(comm, "cryo"))
 			return id_taken_error(rp, id, thread);
 		if (!said)
-			pr_info("waiting for the dumped process's %s %d to end and be reaped",
-				thread ? "thread" : "process", id);
+			pr_info("waiting for %s %d, held by '%s' (%s), to end and be reaped",
+				thread ? "TID" : "PID", id, comm,
+				image_pid(rp->ctx, tgid) ? "the dumped process" : "on its way out");
 		said = true;
 		nanosleep(&pause_ts, NULL);
 	}

@@ -64,9 +64,15 @@ int main(void)
 	tl_wait_go();
 	for (int i = 0; i < NR; i++)
 		before[i] = atomic_load(&hits[i]);
-	usleep(100000);
-	for (int i = 0; i < NR; i++)
+	/* Each timer fires every 50 us: on a loaded machine a thread may not run for a
+	 * while, so wait for it (10 s at most) rather than for a fixed time. */
+	for (int i = 0; i < NR; i++) {
+		double end = tl_now() + 10;
+
+		while (atomic_load(&hits[i]) <= before[i] && tl_now() < end)
+			usleep(1000);
 		TL_CHECK(atomic_load(&hits[i]) > before[i], "thread %d's timer stopped", i);
+	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i < NR; i++) {
 		void *rc;
