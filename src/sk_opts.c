@@ -42,23 +42,14 @@
 #define BPF_INSNS_MAX 4096		/* BPF_MAXINSNS */
 #define PRIO_UNPRIVILEGED 6		/* above: CAP_NET_ADMIN */
 
-/* The levels an option belongs to, by socket family. */
-enum lvl_of { L_SOCK, L_IP, L_IP6 };
-
-/* One option that is a plain int (or boolean) in both getsockopt and the image. */
-struct int_opt {
-	const char *name;
-	enum lvl_of lvl;
-	int opt;
-	size_t has_off, val_off;
-	int64_t lo, hi;			/* what the image may hold */
-};
-
-#define OPT_(n, l, o, f, a, b) { n, l, o, offsetof(SkOpts, has_##f), offsetof(SkOpts, f), a, b }
+#define OPT_(n, l, o, f, a, b) SK_INT_OPT(SkOpts, n, l, o, f, a, b)
 #define OPT(l, o, f, a, b) OPT_(#o, l, o, f, a, b)
 #define BOOL(l, o, f) OPT_(#o, l, o, f, 0, 1)
+#define L_SOCK SOL_SOCKET
+#define L_IP IPPROTO_IP
+#define L_IP6 IPPROTO_IPV6
 
-static const struct int_opt int_opts[] = {
+static const struct sk_int_opt int_opts[] = {
 	BOOL(L_SOCK, SO_REUSEADDR, reuseaddr),
 	BOOL(L_SOCK, SO_REUSEPORT, reuseport),
 	BOOL(L_SOCK, SO_KEEPALIVE, keepalive),
@@ -113,26 +104,24 @@ static const struct int_opt int_opts[] = {
 	OPT(L_SOCK, SO_PRIORITY, priority, INT_MIN, INT_MAX),
 };
 
-static int level_num(enum lvl_of l)
+/* IP-level options apply to both inet families (v4-mapped traffic of a v6 socket);
+ * any other level (IPPROTO_TCP, ...) is the caller's to choose. */
+static bool level_applies(int level, int family)
 {
-	return l == L_SOCK ? SOL_SOCKET : l == L_IP ? IPPROTO_IP : IPPROTO_IPV6;
-}
-
-/* IP-level options apply to both inet families (v4-mapped traffic of a v6 socket). */
-static bool level_applies(enum lvl_of l, int family)
-{
-	if (l == L_IP)
+	if (level == IPPROTO_IP)
 		return family == AF_INET || family == AF_INET6;
-	return l == L_SOCK || family == AF_INET6;
+	if (level == IPPROTO_IPV6)
+		return family == AF_INET6;
+	return true;
 }
 
-static int *has_of(const SkOpts *o, const struct int_opt *d)
+static int *has_of(const void *o, const struct sk_int_opt *d)
 {
 	return (int *)((char *)o + d->has_off);
 }
 
-/* Every value field of the table is 32 bits (int32, uint32 or protobuf_c_boolean). */
-static int32_t val_of(const SkOpts *o, const struct int_opt *d)
+/* Every value field of a table is 32 bits (int32, uint32 or protobuf_c_boolean). */
+static int32_t val_of(const void *o, const struct sk_int_opt *d)
 {
 	int32_t v;
 
@@ -141,7 +130,7 @@ static int32_t val_of(const SkOpts *o, const struct int_opt *d)
 }
 
 /* The value as the image's field type reads it (uint32 fields may exceed INT_MAX). */
-static int64_t field_value(const SkOpts *o, const struct int_opt *d)
+static int64_t field_value(const void *o, const struct sk_int_opt *d)
 {
 	return d->hi == UINT32_MAX ? (int64_t)(uint32_t)val_of(o, d) : val_of(o, d);
 }
@@ -165,18 +154,24 @@ static bool ifname_ok(const char *n)
 	return true;
 }
 
+int sk_int_opts_check(const void *msg, const struct sk_int_opt *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int64_t v = field_value(msg, &t[i]);
+
+		if (*has_of(msg, &t[i]) && (v < t[i].lo || v > t[i].hi))
+			return cr_err("image: socket option %s has value %lld", t[i].name,
+				      (long long)v);
+	}
+	return 0;
+}
+
 int sk_opts_check(const SkOpts *o)
 {
 	if (!o)
 		return 0;
-	for (size_t i = 0; i < CR_ARRAY_SIZE(int_opts); i++) {
-		const struct int_opt *d = &int_opts[i];
-		int64_t v = field_value(o, d);
-
-		if (*has_of(o, d) && (v < d->lo || v > d->hi))
-			return cr_err("image: socket option %s has value %lld", d->name,
-				      (long long)v);
-	}
+	if (sk_int_opts_check(o, int_opts, CR_ARRAY_SIZE(int_opts)))
+		return -1;
 	if ((o->has_rcvbuf && o->rcvbuf > INT_MAX) || (o->has_sndbuf && o->sndbuf > INT_MAX))
 		return cr_err("image: socket buffer of %u bytes",
 			      o->has_rcvbuf && o->rcvbuf > INT_MAX ? o->rcvbuf : o->sndbuf);
@@ -230,24 +225,25 @@ static bool not_here(int err)
 	return err == ENOPROTOOPT || err == EOPNOTSUPP || err == EINVAL;
 }
 
-static int dump_ints(int sk, int family, SkOpts *o, const char *what)
+int sk_int_opts_dump(int sk, int family, const struct sk_int_opt *t, size_t n, void *msg,
+		     const char *what)
 {
-	for (size_t i = 0; i < CR_ARRAY_SIZE(int_opts); i++) {
-		const struct int_opt *d = &int_opts[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct sk_int_opt *d = &t[i];
 		socklen_t l = sizeof(int);
 		int v = 0;
 
-		if (!level_applies(d->lvl, family))
+		if (!level_applies(d->level, family))
 			continue;
-		if (getsockopt(sk, level_num(d->lvl), d->opt, &v, &l)) {
+		if (getsockopt(sk, d->level, d->opt, &v, &l)) {
 			if (not_here(errno))
 				continue;
 			return cr_perr("%s: cannot read %s", label(what), d->name);
 		}
 		if (d->hi == 1)
 			v = !!v;
-		*has_of(o, d) = 1;
-		memcpy((char *)o + d->val_off, &v, sizeof(v));
+		*has_of(msg, d) = 1;
+		memcpy((char *)msg + d->val_off, &v, sizeof(v));
 	}
 	return 0;
 }
@@ -348,7 +344,7 @@ int sk_opts_dump_for(int sk, int family, const char *what, SkOpts **out)
 	if (!o)
 		return cr_err("out of memory");
 	sk_opts__init(o);
-	if (dump_ints(sk, family, o, what) || dump_special(sk, o, what) ||
+	if (sk_int_opts_dump(sk, family, int_opts, CR_ARRAY_SIZE(int_opts), o, what) || dump_special(sk, o, what) ||
 	    dump_filter(sk, o, what)) {
 		sk_opts_free(o);
 		return -1;
@@ -373,14 +369,15 @@ void sk_opts_free(SkOpts *o)
 
 /* ---- restore ---- */
 
-static int restore_ints(int sk, int family, const SkOpts *o, const char *what)
+int sk_int_opts_restore(int sk, int family, const struct sk_int_opt *t, size_t n,
+			const void *msg, const char *what)
 {
-	for (size_t i = 0; i < CR_ARRAY_SIZE(int_opts); i++) {
-		const struct int_opt *d = &int_opts[i];
-		int want = val_of(o, d), now = 0, lvl = level_num(d->lvl);
+	for (size_t i = 0; i < n; i++) {
+		const struct sk_int_opt *d = &t[i];
+		int want = val_of(msg, d), now = 0, lvl = d->level;
 		socklen_t l = sizeof(now);
 
-		if (!*has_of(o, d) || !level_applies(d->lvl, family))
+		if (!*has_of(msg, d) || !level_applies(d->level, family))
 			continue;
 		if (getsockopt(sk, lvl, d->opt, &now, &l)) {
 			if (not_here(errno))
@@ -477,7 +474,7 @@ int sk_opts_restore_for(int sk, int family, const SkOpts *o, bool limited, const
 		return 0;
 	if (sk_opts_check(o) || sk_opts_check_rights(o, limited, what))
 		return -1;
-	if (restore_ints(sk, family, o, what) || restore_special(sk, o, limited, what))
+	if (sk_int_opts_restore(sk, family, int_opts, CR_ARRAY_SIZE(int_opts), o, what) || restore_special(sk, o, limited, what))
 		return -1;
 	return restore_filter(sk, o, what);
 }

@@ -27,6 +27,29 @@ int sk_opts_restore(int sk, int family, const SkOpts *o);
 int sk_opts_restore_for(int sk, int family, const SkOpts *o, bool limited, const char *what);
 void sk_opts_free(SkOpts *o);
 
+/* ---- tables of int options, for the kinds' own levels (IPPROTO_TCP, ...) ---- */
+
+/* One option that is a plain int (or boolean, hi 1) in getsockopt and a 32-bit
+ * optional field (has_F, F) of a message in the image. */
+struct sk_int_opt {
+	const char *name;
+	int level, opt;
+	size_t has_off, val_off;
+	int64_t lo, hi;			/* what the image may hold (hi UINT32_MAX: uint32) */
+};
+
+#define SK_INT_OPT(Msg, n, l, o, f, a, b) \
+	{ n, l, o, offsetof(Msg, has_##f), offsetof(Msg, f), a, b }
+
+/* Read each of t[n] into msg (an option the socket does not have stays absent);
+ * IPPROTO_IP options only for inet families, IPPROTO_IPV6 only for AF_INET6. */
+int sk_int_opts_dump(int sk, int family, const struct sk_int_opt *t, size_t n, void *msg,
+		     const char *what);
+int sk_int_opts_check(const void *msg, const struct sk_int_opt *t, size_t n);
+/* Set each one present whose value the socket does not have yet. */
+int sk_int_opts_restore(int sk, int family, const struct sk_int_opt *t, size_t n,
+			const void *msg, const char *what);
+
 /* ---- inet addresses (pure, unit-tested) ---- */
 
 /* An image's address (4 or 16 bytes, network order) and port as a sockaddr: -1 with
