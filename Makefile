@@ -78,7 +78,7 @@ $(REGS_TESTS): $(BUILD)/tests/%: tests/%.c tests/t_regs.c tests/t_regs_probe.S t
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< tests/t_regs_probe.S tests/tlib.c -o $@ -lpthread
 
-$(BUILD)/tests/harness: tests/harness.c tests/harness_bad.c tests/harness_real.c
+$(BUILD)/tests/harness: tests/harness.c tests/harness_bad.c tests/harness_real.c tests/harness_servers.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS)
 

@@ -392,6 +392,8 @@ struct run {
 	char cryo_log[600];
 	char img[600];
 	pid_t pid;
+	const char *dump_extra;		/* one more option for dump, and for restore */
+	const char *restore_extra;
 };
 
 static int step_dump(struct run *r, const char *img, bool leave)
@@ -401,8 +403,8 @@ static int step_dump(struct run *r, const char *img, bool leave)
 
 	snprintf(pid, sizeof(pid), "%d", r->pid);
 	rc = leave ? run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, "--leave-running",
-			      NULL) :
-		     run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, NULL);
+			      r->dump_extra, NULL) :
+		     run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, r->dump_extra, NULL);
 	if (rc)
 		return rc < 0 ? -1 : why("cryo dump exited with %d", rc);
 	if (leave) {
@@ -436,7 +438,7 @@ static char *restore_arg(const struct run *r)
 static int step_restore_detached(struct run *r, const char *img)
 {
 	char pidfile[700], buf[32] = "";
-	char *extra = restore_arg(r);
+	char *extra = r->restore_extra ? strdup(r->restore_extra) : restore_arg(r);
 	int rc, fd;
 
 	snprintf(pidfile, sizeof(pidfile), "%s.pid", img);
@@ -1096,6 +1098,7 @@ static void run_real_programs(void)
 
 #include "harness_bad.c"
 #include "harness_real.c"
+#include "harness_servers.c"
 
 int main(int argc, char **argv)
 {
@@ -1159,6 +1162,8 @@ int main(int argc, char **argv)
 	run_real_programs();
 	if (real_dir)
 		run_real_trees();
+	if (real_dir)
+		run_servers();
 	run_bad_inputs();
 	reap_orphans();
 	if (!failed)

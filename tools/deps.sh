@@ -3,7 +3,8 @@
 # Only missing packages are installed; nothing happens if all are present.
 set -euo pipefail
 pkgs=(gcc make libc6-dev protobuf-c-compiler libprotobuf-c-dev python3 perl tmux bsdutils
-      clang libclang-rt-14-dev procps util-linux)
+      clang libclang-rt-14-dev procps util-linux
+      redis-server memcached nginx-light nodejs)	# the suite's real servers
 [ "${1:-}" = "--xkernel" ] && pkgs+=(qemu-system-x86 busybox-static cpio xz-utils zstd)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,742 @@
+/* Real servers (redis, memcached, nginx, node.js, python asyncio) dumped while they
+ * serve, checked from outside by the harness's own client: their data (keys, counters,
+ * workers, streams) must be what it was and they must answer. Each listens on a Unix
+ * socket in its run's directory or on a free loopback port (included by harness.c). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#define SRV_KEYS 2000
+#define SRV_BATCH 250
+#define SRV_CLIENTS 50
+
+struct srv_addr {
+	bool tcp;
+	int port;		/* tcp: on 127.0.0.1 */
+	char path[108];		/* unix */
+	char text[128];		/* for messages, and the argument of our scripts */
+};
+
+struct srv_run {
+	struct run r;
+	struct srv_addr a;
+	bool hold;		/* keep a connection open across the dump */
+	int held;		/* that connection, or -1 */
+	pid_t client;		/* the streaming clients' process outside the tree */
+	char workers[256];	/* the master's children before the dump */
+};
+
+struct server {
+	const char *name;
+	const char *need;
+	int (*mode)(const struct server *sv, struct srv_run *s, enum mode m);
+	int (*start)(struct srv_run *s);
+	int (*fill)(struct srv_run *s);
+	int (*check)(struct srv_run *s);
+	bool hold;		/* over TCP, a connection held across the dump */
+};
+
+/* ---- addresses and connections ---- */
+
+/* A loopback port nobody uses now (the server binds it next). */
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (s >= 0 && !bind(s, (struct sockaddr *)&sa, sizeof(sa)) &&
+	    !getsockname(s, (struct sockaddr *)&sa, &len))
+		port = ntohs(sa.sin_port);
+	if (s >= 0)
+		close(s);
+	return port;
+}
+
+static int srv_addr_init(struct srv_run *s, bool tcp)
+{
+	s->a.tcp = tcp;
+	if (!tcp) {
+		if (snprintf(s->a.path, sizeof(s->a.path), "%s/srv.sock", s->r.dir) >=
+		    (int)sizeof(s->a.path))
+			return why("%s is too long a directory for a socket", s->r.dir);
+		snprintf(s->a.text, sizeof(s->a.text), "%s", s->a.path);
+		return 0;
+	}
+	s->a.port = free_port();
+	if (s->a.port <= 0)
+		return why("no free loopback port: %s", strerror(errno));
+	snprintf(s->a.text, sizeof(s->a.text), "127.0.0.1:%d", s->a.port);
+	return 0;
+}
+
+/* A connection to the server, every wait on it bounded. */
+static int srv_connect(const struct srv_addr *a)
+{
+	struct timeval tv = { 10, 0 };
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(a->port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(a->tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s", a->path);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	rc = a->tcp ? connect(fd, (struct sockaddr *)&in, sizeof(in)) :
+		      connect(fd, (struct sockaddr *)&un, sizeof(un));
+	if (rc) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int send_all(int fd, const char *buf, size_t len, const char *what)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n <= 0)
+			return why("%s: cannot send: %s", what, n ? strerror(errno) : "closed");
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Send a request and read exactly the answer it must get. */
+static int srv_talk(int fd, const char *what, const char *req, size_t rlen,
+		    const char *want, size_t wlen)
+{
+	char *got = malloc(wlen + 1);
+	size_t have = 0, at = 0;
+	int rc = got ? send_all(fd, req, rlen, what) : why("out of memory");
+
+	while (!rc && have < wlen) {
+		ssize_t n = read(fd, got + have, wlen - have);
+
+		if (n <= 0)
+			rc = why("%s: %s after %zu bytes of the answer", what,
+				 n ? strerror(errno) : "end of stream", have);
+		else
+			have += n;
+	}
+	while (!rc && at < wlen && got[at] == want[at])
+		at++;
+	if (!rc && at < wlen) {
+		at = at > 20 ? at - 20 : 0;
+		rc = why("%s answered '%.60s' where '%.60s' was due", what, got + at, want + at);
+	}
+	free(got);
+	return rc;
+}
+
+static int srv_talk_str(int fd, const char *what, const char *req, const char *want)
+{
+	return srv_talk(fd, what, req, strlen(req), want, strlen(want));
+}
+
+/* Read until the server closes the connection. */
+static int srv_until_end(int fd, const char *what, char *buf, size_t len)
+{
+	size_t have = 0;
+	char scratch[4096];
+
+	for (;;) {
+		char *to = have + 1 < len ? buf + have : scratch;
+		size_t room = have + 1 < len ? len - 1 - have : sizeof(scratch);
+		ssize_t n = read(fd, to, room);
+
+		if (n < 0)
+			return why("%s: no end of the answer: %s", what, strerror(errno));
+		if (!n)
+			break;
+		if (to != scratch)
+			have += n;
+	}
+	if (len)
+		buf[have] = 0;
+	return 0;
+}
+
+/* Say goodbye and wait for the server to close its end. */
+static int srv_quit(int fd, const char *what, const char *req)
+{
+	int rc = send_all(fd, req, strlen(req), what) || srv_until_end(fd, what, NULL, 0);
+
+	close(fd);
+	return rc ? -1 : 0;
+}
+
+static int srv_open(const struct srv_run *s, const char *what)
+{
+	int fd = srv_connect(&s->a);
+
+	if (fd < 0)
+		why("cannot connect to %s at %s: %s", what, s->a.text, strerror(errno));
+	return fd;
+}
+
+/* ---- the server's side, seen from outside ---- */
+
+/* Connections the server holds on its address (accepted, not listening): a Unix
+ * socket accepted there has its listener's name; TCP ones have its local port
+ * (those without an inode belong to no process any more). */
+static int server_conns(const struct srv_addr *a)
+{
+	FILE *f = fopen(a->tcp ? "/proc/net/tcp" : "/proc/net/unix", "r");
+	char line[512], path[256];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long flags, ino, st, port;
+
+		if (a->tcp) {
+			if (sscanf(line, " %*d: %*x:%lx %*x:%*x %lx %*x:%*x %*x:%*x %*x %*d %*d %lu",
+				   &port, &st, &ino) == 3 && port == (unsigned long)a->port &&
+			    st != 0x0a && ino)
+				n++;
+			continue;
+		}
+		path[0] = 0;
+		if (sscanf(line, "%*x: %*x %*x %lx %*x %*x %lu %255s", &flags, &ino, path) == 3 &&
+		    !strcmp(path, a->path) && !(flags & 0x10000))
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Wait until the server has closed every connection but the `want` held ones: a
+ * dump must not meet a connection the harness already let go. */
+static int server_settles(const struct srv_run *s, int want)
+{
+	double end = now() + READY_TIMEOUT;
+	int n;
+
+	while ((n = server_conns(&s->a)) != want) {
+		if (now() > end)
+			return why("the server still holds %d connections on %s, not %d", n,
+				   s->a.text, want);
+		sleep_ms(5);
+	}
+	return 0;
+}
+
+/* The server answers connections (each probe closed at once). */
+static int server_ready(struct srv_run *s, const char *what)
+{
+	double end = now() + READY_TIMEOUT;
+	int status, fd;
+
+	while ((fd = srv_connect(&s->a)) < 0) {
+		if (reap_now(s->r.pid, &status) == s->r.pid)
+			return why("%s exited before it listened (status 0x%x)", what, status);
+		if (now() > end)
+			return why("%s did not listen on %s within %.0f s", what, s->a.text,
+				   READY_TIMEOUT);
+		sleep_ms(10);
+	}
+	close(fd);
+	return 0;
+}
+
+static int server_spawn(struct srv_run *s, char *const argv[])
+{
+	s->r.pid = spawn(argv, s->r.log, true);
+	if (s->r.pid < 0)
+		return why("cannot start %s", argv[0]);
+	return server_ready(s, argv[0]);
+}
+
+/* ---- redis ---- */
+
+static void kv_value(int k, char *v, size_t len)
+{
+	snprintf(v, len, "value-%d-%08x", k, k * 2654435761u);
+}
+
+static int redis_start(struct srv_run *s)
+{
+	char port[16];
+	char *argv[] = { "/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1",
+			 "--save", "", "--appendonly", "no", "--dir", s->r.dir,
+			 "--daemonize", "no", "--unixsocket", s->a.path, NULL };
+
+	snprintf(port, sizeof(port), "%d", s->a.tcp ? s->a.port : 0);
+	if (s->a.tcp)
+		argv[13] = NULL;
+	return server_spawn(s, argv);
+}
+
+/* One key's request and the answer it must get. */
+typedef void kv_line_fn(FILE *req, FILE *want, int k, const char *v, bool set);
+
+/* Set (or get and compare) every key, SRV_BATCH requests at a time, pipelined. */
+static int kv_keys(int fd, const char *what, kv_line_fn *line, bool set)
+{
+	int rc = 0;
+
+	for (int b = 0; b < SRV_KEYS && !rc; b += SRV_BATCH) {
+		char *req, *want, v[64];
+		size_t rl, wl;
+		FILE *q = open_memstream(&req, &rl), *w = open_memstream(&want, &wl);
+
+		if (!q || !w)
+			return why("out of memory");
+		for (int k = b; k < b + SRV_BATCH; k++) {
+			kv_value(k, v, sizeof(v));
+			line(q, w, k, v, set);
+		}
+		fclose(q);
+		fclose(w);
+		rc = srv_talk(fd, what, req, rl, want, wl);
+		free(req);
+		free(want);
+	}
+	return rc;
+}
+
+static void redis_line(FILE *q, FILE *w, int k, const char *v, bool set)
+{
+	if (set) {
+		fprintf(q, "SET key:%d %s\r\n", k, v);
+		fputs("+OK\r\n", w);
+		return;
+	}
+	fprintf(q, "GET key:%d\r\n", k);
+	fprintf(w, "$%zu\r\n%s\r\n", strlen(v), v);
+}
+
+static int redis_keys(int fd, bool set)
+{
+	return kv_keys(fd, set ? "redis SET" : "redis GET", redis_line, set);
+}
+
+static int redis_fill(struct srv_run *s)
+{
+	int fd = srv_open(s, "redis");
+
+	if (fd < 0)
+		return -1;
+	if (redis_keys(fd, true)) {
+		close(fd);
+		return -1;
+	}
+	if (srv_quit(fd, "redis", "QUIT\r\n"))
+		return -1;
+	if (!s->hold)
+		return 0;
+	s->held = srv_open(s, "redis");
+	return s->held < 0 || srv_talk_str(s->held, "redis (held)", "SET held before\r\n",
+					   "+OK\r\n") ? -1 : 0;
+}
+
+static int redis_check(struct srv_run *s)
+{
+	char dbsize[32];
+	int fd = srv_open(s, "redis");
+
+	snprintf(dbsize, sizeof(dbsize), ":%d\r\n", SRV_KEYS + (s->held >= 0));
+	if (fd < 0)
+		return -1;
+	if (redis_keys(fd, false) || srv_talk_str(fd, "redis DBSIZE", "DBSIZE\r\n", dbsize)) {
+		close(fd);
+		return -1;
+	}
+	if (srv_quit(fd, "redis", "QUIT\r\n"))
+		return -1;
+	if (s->held < 0)
+		return 0;
+	return srv_talk_str(s->held, "redis (held across the dump)", "GET held\r\n",
+			    "$6\r\nbefore\r\n") ||
+	       srv_talk_str(s->held, "redis (held across the dump)", "INCR counter\r\n",
+			    ":1\r\n") ? -1 : 0;
+}
+
+/* ---- memcached ---- */
+
+static int memcached_start(struct srv_run *s)
+{
+	char port[16];
+	char *argv[] = { "/usr/bin/memcached", "-u", "root", "-U", "0", "-s", s->a.path,
+			 NULL, NULL, NULL, NULL, NULL };
+
+	snprintf(port, sizeof(port), "%d", s->a.port);
+	if (s->a.tcp) {
+		argv[5] = "-l";
+		argv[6] = "127.0.0.1";
+		argv[7] = "-p";
+		argv[8] = port;
+	}
+	return server_spawn(s, argv);
+}
+
+/* The flags of each key are its number: memcached keeps them too. */
+static void memcached_line(FILE *q, FILE *w, int k, const char *v, bool set)
+{
+	if (set) {
+		fprintf(q, "set key:%d %d 0 %zu\r\n%s\r\n", k, k, strlen(v), v);
+		fputs("STORED\r\n", w);
+		return;
+	}
+	fprintf(q, "get key:%d\r\n", k);
+	fprintf(w, "VALUE key:%d %d %zu\r\n%s\r\nEND\r\n", k, k, strlen(v), v);
+}
+
+static int memcached_keys(struct srv_run *s, bool set)
+{
+	int fd = srv_open(s, "memcached");
+
+	if (fd < 0)
+		return -1;
+	if (kv_keys(fd, set ? "memcached set" : "memcached get", memcached_line, set)) {
+		close(fd);
+		return -1;
+	}
+	return srv_quit(fd, "memcached", "quit\r\n");
+}
+
+static int memcached_fill(struct srv_run *s)
+{
+	return memcached_keys(s, true);
+}
+
+static int memcached_check(struct srv_run *s)
+{
+	return memcached_keys(s, false);
+}
+
+/* ---- HTTP: nginx, node.js ---- */
+
+/* GET / over HTTP/1.0: the status must be 200 and the body `body`. */
+static int http_get(struct srv_run *s, const char *what, const char *body)
+{
+	static char answer[65536];
+	const char *req = "GET / HTTP/1.0\r\nHost: cryo-test\r\n\r\n", *at;
+	int fd = srv_open(s, what), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = send_all(fd, req, strlen(req), what) ||
+	     srv_until_end(fd, what, answer, sizeof(answer)) ? -1 : 0;
+	close(fd);
+	if (rc)
+		return -1;
+	at = strstr(answer, "\r\n\r\n");
+	if (strncmp(answer, "HTTP/1.1 200 ", 13) || !at)
+		return why("%s answered '%.60s', not 200", what, answer);
+	if (strcmp(at + 4, body))
+		return why("%s answered 200 with '%.60s', not '%s'", what, at + 4, body);
+	return 0;
+}
+
+static int nginx_start(struct srv_run *s)
+{
+	char conf[800], listen[200], *text, err[700];
+	char *argv[] = { "/usr/sbin/nginx", "-p", s->r.dir, "-c", conf, "-e", err, NULL };
+	const char *d = s->r.dir;
+
+	snprintf(conf, sizeof(conf), "%s/nginx.conf", d);
+	snprintf(err, sizeof(err), "%s/error.log", d);
+	if (s->a.tcp)
+		snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->a.port);
+	else
+		snprintf(listen, sizeof(listen), "unix:%s", s->a.path);
+	if (asprintf(&text,
+		 "daemon off;\nmaster_process on;\nworker_processes 2;\n"
+		 "pid %s/nginx.pid;\nerror_log %s;\nevents { worker_connections 64; }\n"
+		 "http {\n\taccess_log off;\n\tclient_body_temp_path %s/body;\n"
+		 "\tproxy_temp_path %s/proxy;\n\tfastcgi_temp_path %s/fastcgi;\n"
+		 "\tuwsgi_temp_path %s/uwsgi;\n\tscgi_temp_path %s/scgi;\n"
+		 "\tserver {\n\t\tlisten %s;\n"
+		 "\t\tlocation / { return 200 \"cryo nginx\\n\"; }\n\t}\n}\n",
+		 d, err, d, d, d, d, d, listen) < 0)
+		return why("out of memory");
+	if (write_text(d, "nginx.conf", text)) {
+		free(text);
+		return -1;
+	}
+	free(text);
+	return server_spawn(s, argv);
+}
+
+/* The master's children, as /proc lists them ("PID PID "). */
+static int children_of(pid_t pid, char *buf, size_t len)
+{
+	char path[64], *s;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	s = read_proc(path);
+	if (!s)
+		return why("cannot read %s", path);
+	snprintf(buf, len, "%s", s);
+	free(s);
+	return 0;
+}
+
+static int nginx_fill(struct srv_run *s)
+{
+	double end = now() + READY_TIMEOUT;
+	int n = 0;
+
+	while (n != 2) {
+		if (children_of(s->r.pid, s->workers, sizeof(s->workers)))
+			return -1;
+		n = 0;
+		for (char *p = strtok(s->workers, " \n"); p; p = strtok(NULL, " \n"))
+			n++;
+		if (now() > end)
+			return why("nginx has %d workers, not 2", n);
+		sleep_ms(10);
+	}
+	return children_of(s->r.pid, s->workers, sizeof(s->workers)) ||
+	       http_get(s, "nginx", "cryo nginx\n");
+}
+
+static int nginx_check(struct srv_run *s)
+{
+	char now_workers[256];
+
+	if (children_of(s->r.pid, now_workers, sizeof(now_workers)))
+		return -1;
+	if (strcmp(now_workers, s->workers))
+		return why("nginx's workers are '%s', not '%s' as before", now_workers,
+			   s->workers);
+	for (int i = 0; i < 4; i++)
+		if (http_get(s, "nginx", "cryo nginx\n"))
+			return -1;
+	return 0;
+}
+
+static int node_start(struct srv_run *s)
+{
+	char script[700], where[128];
+	char *argv[] = { "/usr/bin/node", script, where, NULL };
+
+	snprintf(script, sizeof(script), "%s/http_hits.js", real_dir);
+	if (s->a.tcp)
+		snprintf(where, sizeof(where), "%d", s->a.port);
+	else
+		snprintf(where, sizeof(where), "%s", s->a.path);
+	return server_spawn(s, argv);
+}
+
+/* Its count of answered requests goes on from where it was: the server's probe was
+ * not a request, so the first GET is hit 1. */
+static int node_hits(struct srv_run *s, int from, int to)
+{
+	char body[32];
+
+	for (int i = from; i <= to; i++) {
+		snprintf(body, sizeof(body), "hits %d\n", i);
+		if (http_get(s, "node", body))
+			return -1;
+	}
+	return 0;
+}
+
+static int node_fill(struct srv_run *s)
+{
+	return node_hits(s, 1, 5);
+}
+
+static int node_check(struct srv_run *s)
+{
+	return node_hits(s, 6, 8);
+}
+
+/* ---- one server in one mode ---- */
+
+/* Dump (and restore) with the connections a TCP case holds open. */
+static void srv_conn_args(struct srv_run *s, bool conns)
+{
+	s->r.dump_extra = conns ? "--tcp-established" : NULL;
+	s->r.restore_extra = s->r.dump_extra;
+}
+
+/* The mode's steps: dump and restore, dump --leave-running, or two of each. */
+static int srv_steps(struct srv_run *s, enum mode m)
+{
+	char img2[700];
+
+	snprintf(img2, sizeof(img2), "%s-2", s->r.img);
+	if (step_dump(&s->r, s->r.img, m == MODE_LEAVE))
+		return -1;
+	if (m == MODE_LEAVE)
+		return 0;
+	if (step_restore_detached(&s->r, s->r.img))
+		return -1;
+	if (m != MODE_TWICE)
+		return 0;
+	return step_dump(&s->r, img2, false) || step_restore_detached(&s->r, img2) ? -1 : 0;
+}
+
+static int server_mode(const struct server *sv, struct srv_run *s, enum mode m)
+{
+	s->hold = sv->hold && s->a.tcp;
+	if (srv_addr_init(s, s->a.tcp) || sv->start(s) || sv->fill(s) ||
+	    server_settles(s, s->held >= 0))
+		return -1;
+	srv_conn_args(s, s->held >= 0);
+	return srv_steps(s, m) || sv->check(s) ? -1 : 0;
+}
+
+/* Kill what a case left (the tree is its own session and group) and reap it. */
+static void srv_cleanup(struct srv_run *s)
+{
+	int status;
+
+	if (s->held >= 0)
+		close(s->held);
+	if (s->client > 0) {
+		kill(s->client, SIGKILL);
+		wait_for(s->client, 10, &status);
+	}
+	if (s->r.pid > 0) {
+		kill(-s->r.pid, SIGKILL);
+		kill(s->r.pid, SIGKILL);
+		wait_for(s->r.pid, 10, &status);
+	}
+	reap_orphans();
+}
+
+static const char *const srv_modes[] = { "kill", "leave", "twice" };
+
+static void srv_result(struct srv_run *s, const char *name, enum mode m, int rc)
+{
+	result(name, mode_names[m], rc, rc ? s->r.log : NULL, rc ? s->r.cryo_log : NULL);
+	if (!rc)
+		remove_tree(s->r.dir);
+}
+
+static void run_server(const struct server *sv, bool tcp)
+{
+	static const enum mode modes[] = { MODE_KILL, MODE_LEAVE, MODE_TWICE };
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s-%s", sv->name, tcp ? "tcp" : "unix");
+	if (!selected(name))
+		return;
+	if (access(sv->need, X_OK)) {
+		printf("SKIP %s: %s is not installed\n", name, sv->need);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct srv_run s;
+		int rc;
+
+		memset(&s, 0, sizeof(s));
+		s.a.tcp = tcp;
+		s.held = -1;
+		run_dir(&s.r, name, srv_modes[modes[i]]);
+		reason[0] = 0;
+		rc = sv->mode(sv, &s, modes[i]);
+		srv_cleanup(&s);
+		srv_result(&s, name, modes[i], rc);
+	}
+}
+
+/* ---- python asyncio: 50 clients streaming through the dump ---- */
+
+static int count_in(const char *path, const char *needle)
+{
+	char *s = read_file(path, NULL);
+	int n = 0;
+
+	for (char *p = s; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	free(s);
+	return n;
+}
+
+/* Wait until the clients' log has `n` lines starting with `what`; a FAIL line or the
+ * clients' end stops the wait. */
+static int clients_reach(const char *log, const char *what, int n)
+{
+	double end = now() + READY_TIMEOUT;
+
+	while (count_in(log, what) < n) {
+		if (file_has(log, "FAIL") || file_has(log, "Traceback"))
+			return why("the clients failed before '%s' x%d", what, n);
+		if (now() > end)
+			return why("the clients' log did not show '%s' x%d within %.0f s", what, n,
+				   READY_TIMEOUT);
+		sleep_ms(5);
+	}
+	return 0;
+}
+
+static int stream_start(struct srv_run *s, char *clog)
+{
+	char script[700];
+	char *both[] = { "/usr/bin/python3", script, "both", s->a.text, s->r.dir, NULL };
+	char *server[] = { "/usr/bin/python3", script, "server", s->a.text, NULL };
+	char *client[] = { "/usr/bin/python3", script, "client", s->a.text, s->r.dir, NULL };
+
+	snprintf(script, sizeof(script), "%s/asyncio_echo.py", real_dir);
+	if (!s->a.tcp) {
+		snprintf(clog, 700, "%s", s->r.log);
+		return server_spawn(s, both);
+	}
+	snprintf(clog, 700, "%s/clients.txt", s->r.dir);
+	if (server_spawn(s, server) || server_settles(s, 0))
+		return -1;
+	s->client = spawn(client, clog, true);
+	return s->client < 0 ? why("cannot start the clients") : 0;
+}
+
+/* Streaming before the dump, after it (from where it was), and at the end every
+ * connection got back all it sent. */
+static int stream_mode(const struct server *sv, struct srv_run *s, enum mode m)
+{
+	char clog[700];
+	int before, status;
+
+	(void)sv;
+	if (srv_addr_init(s, s->a.tcp) || stream_start(s, clog) ||
+	    clients_reach(clog, "connected ", 1) || server_settles(s, SRV_CLIENTS) ||
+	    clients_reach(clog, "progress ", 2))
+		return -1;
+	srv_conn_args(s, s->a.tcp);
+	if (srv_steps(s, m))
+		return -1;
+	before = count_in(clog, "progress ");
+	if (clients_reach(clog, "progress ", before + 2))
+		return -1;
+	if (write_text(s->r.dir, "stop", ""))
+		return -1;
+	if (clients_reach(clog, "ok ", 1))
+		return -1;
+	if (s->client <= 0)
+		return 0;
+	if (wait_for(s->client, EXIT_TIMEOUT, &status))
+		return -1;
+	s->client = 0;
+	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 :
+	       why("the clients ended with status 0x%x", status);
+}
+
+static void run_servers(void)
+{
+	static const struct server servers[] = {
+		{ "redis-2000-keys", "/usr/bin/redis-server", server_mode, redis_start,
+		  redis_fill, redis_check, true },
+		{ "memcached-2000-keys", "/usr/bin/memcached", server_mode, memcached_start,
+		  memcached_fill, memcached_check, false },
+		{ "nginx-2-workers", "/usr/sbin/nginx", server_mode, nginx_start, nginx_fill,
+		  nginx_check, false },
+		{ "node-http", "/usr/bin/node", server_mode, node_start, node_fill, node_check,
+		  false },
+		{ "python3-asyncio-50-clients", "/usr/bin/python3", stream_mode, NULL, NULL,
+		  NULL, false },
+	};
+
+	for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++)
+		run_server(&servers[i], false);
+}
