@@ -13,6 +13,8 @@ struct cryo_dump_opts {
 	bool leave_running;		/* resume the process after the dump */
 	bool shell_job;			/* allow a session/group led outside the tree */
 	bool ext_unix_sk;		/* datagram sockets connected outside: reconnect */
+	/* --tcp-skip-in-flight: leave connections not accepted yet out of the image */
+	bool tcp_skip_in_flight;
 	/* --ghost-limit: the most data a deleted file still open or mapped may hold
 	 * (its bytes outside holes, which go into the image); 0: CRYO_GHOST_LIMIT. */
 	unsigned long long ghost_limit;

@@ -27,7 +27,7 @@ static const char usage_main[] =
 
 static const char usage_dump[] =
 	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks]\n"
-	"                 [--ext-unix-sk] [--ghost-limit SIZE] [-v]\n"
+	"                 [--ext-unix-sk] [--tcp-skip-in-flight] [--ghost-limit SIZE] [-v]\n"
 	"\n"
 	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
 	"missing). By default the process is killed once the image is complete.\n"
@@ -41,6 +41,8 @@ static const char usage_dump[] =
 	"                        POSIX, OFD) are always dumped\n"
 	"      --ext-unix-sk     allow datagram Unix sockets connected to a named socket\n"
 	"                        outside the dump; restore connects them to it again\n"
+	"      --tcp-skip-in-flight  leave out of the image the connections a listening\n"
+	"                        TCP socket has not accepted yet (--skip-in-flight too)\n"
 	"      --ghost-limit SIZE  the most data (bytes outside holes) a deleted file\n"
 	"                        still open or mapped may hold, saved in the image\n"
 	"                        (K, M, G suffixes; default 1M)\n"
@@ -164,8 +166,6 @@ static const struct {
 } unsupported[] = {
 	{ "tcp-established", "TCP connections" },
 	{ "tcp-close", "TCP connections" },
-	{ "tcp-skip-in-flight", "TCP connections" },
-	{ "skip-in-flight", "TCP connections" },
 	{ "link-remap", "linking deleted files back instead of saving their data" },
 	{ "lazy-pages", "lazy restore" },
 	{ "page-server", "the page server" },
@@ -186,12 +186,11 @@ static const struct {
 	{ "work-dir", required_argument, 0, 'W' }, \
 	UNSUPPORTED_OPT(0, no_argument), UNSUPPORTED_OPT(1, no_argument), \
 	UNSUPPORTED_OPT(2, no_argument), UNSUPPORTED_OPT(3, no_argument), \
-	UNSUPPORTED_OPT(4, no_argument), UNSUPPORTED_OPT(5, no_argument), \
-	UNSUPPORTED_OPT(6, no_argument), UNSUPPORTED_OPT(7, required_argument), \
-	UNSUPPORTED_OPT(8, required_argument), UNSUPPORTED_OPT(9, required_argument), \
-	UNSUPPORTED_OPT(10, no_argument), UNSUPPORTED_OPT(11, optional_argument), \
-	UNSUPPORTED_OPT(12, no_argument), UNSUPPORTED_OPT(13, required_argument), \
-	UNSUPPORTED_OPT(14, required_argument), UNSUPPORTED_OPT(15, required_argument)
+	UNSUPPORTED_OPT(4, no_argument), UNSUPPORTED_OPT(5, required_argument), \
+	UNSUPPORTED_OPT(6, required_argument), UNSUPPORTED_OPT(7, required_argument), \
+	UNSUPPORTED_OPT(8, no_argument), UNSUPPORTED_OPT(9, optional_argument), \
+	UNSUPPORTED_OPT(10, no_argument), UNSUPPORTED_OPT(11, required_argument), \
+	UNSUPPORTED_OPT(12, required_argument), UNSUPPORTED_OPT(13, required_argument)
 
 struct common_opts {
 	int verbose;
@@ -270,7 +269,7 @@ static int open_log(const struct common_opts *co)
 
 static int cmd_dump(int argc, char **argv)
 {
-	enum { OPT_DUMP_EXT_UNIX = 256 };
+	enum { OPT_DUMP_EXT_UNIX = 256, OPT_TCP_SKIP_IN_FLIGHT };
 	static const struct option opts[] = {
 		{ "tree", required_argument, 0, 't' },
 		{ "images-dir", required_argument, 0, 'D' },
@@ -278,6 +277,8 @@ static int cmd_dump(int argc, char **argv)
 		{ "shell-job", no_argument, 0, 'j' },
 		{ "file-locks", no_argument, 0, 'l' },
 		{ "ext-unix-sk", no_argument, 0, OPT_DUMP_EXT_UNIX },
+		{ "tcp-skip-in-flight", no_argument, 0, OPT_TCP_SKIP_IN_FLIGHT },
+		{ "skip-in-flight", no_argument, 0, OPT_TCP_SKIP_IN_FLIGHT },
 		{ "ghost-limit", required_argument, 0, 'G' },
 		{ "help", no_argument, 0, 'h' },
 		COMMON_OPTS,
@@ -311,6 +312,9 @@ static int cmd_dump(int argc, char **argv)
 			break;
 		case OPT_DUMP_EXT_UNIX:
 			o.ext_unix_sk = true;
+			break;
+		case OPT_TCP_SKIP_IN_FLIGHT:
+			o.tcp_skip_in_flight = true;
 			break;
 		case 'G':
 			if (cryo_parse_size(optarg, &o.ghost_limit) || !o.ghost_limit)

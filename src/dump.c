@@ -304,6 +304,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	ctx.leave_running = opts->leave_running;
 	ctx.shell_job = opts->shell_job;
 	ctx.ext_unix_sk = opts->ext_unix_sk;
+	ctx.tcp_skip_in_flight = opts->tcp_skip_in_flight;
 	ctx.ghost_limit = opts->ghost_limit ? opts->ghost_limit : CRYO_GHOST_LIMIT;
 	if (!opts->dir)
 		return cr_err("no image directory given (-D)");

@@ -40,6 +40,9 @@ struct fd_kind {
 	int (*check_all)(struct dump_proc *p);
 	/* restore: is the entry from the image sound? */
 	int (*check)(const FileEntry *e);
+	/* restore: once the table is checked, before any file is opened: what the host
+	 * must have for the kind's entries (addresses a socket is bound to). */
+	int (*preflight)(struct restore_ctx *ctx);
 	/* restore: an fd in cryo for the task to inherit, or FD_BY_TASK. */
 	int (*open)(struct restore_ctx *ctx, const FileEntry *e);
 	/* restore: every entry is open; what cryo kept for them can go. */
@@ -57,7 +60,7 @@ struct fd_kind {
 
 extern const struct fd_kind path_kind, epoll_kind, pipe_kind, eventfd_kind, signalfd_kind,
 	timerfd_kind, pidfd_kind, inotify_kind, opath_kind, mqueue_kind, tty_kind,
-	unix_kind, memfd_kind;
+	unix_kind, memfd_kind, tcp_kind;
 
 /* Shared by the kinds (files.c). */
 /* Is pid one of the dumped tree's processes? */

@@ -28,7 +28,7 @@ static const struct fd_kind *const kinds[] = {
 	 * are regular files to stat. */
 	&opath_kind, &mqueue_kind, &memfd_kind, &path_kind, &epoll_kind, &pipe_kind,
 	&eventfd_kind, &signalfd_kind, &timerfd_kind, &pidfd_kind, &inotify_kind, &tty_kind,
-	&unix_kind,
+	&unix_kind, &tcp_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)
@@ -468,6 +468,9 @@ int files_open_all(struct restore_ctx *ctx)
 
 	if (files_check_table(ft))
 		return -1;
+	for (size_t i = 0; i < CR_ARRAY_SIZE(kinds); i++)
+		if (kinds[i]->preflight && kinds[i]->preflight(ctx))
+			return -1;
 	ctx->file_fds = malloc((ft->n_files + 1) * sizeof(int));
 	if (!ctx->file_fds)
 		return cr_err("out of memory");

@@ -41,6 +41,7 @@ struct dump_ctx {
 	bool leave_running;
 	bool shell_job;
 	bool ext_unix_sk;		/* --ext-unix-sk */
+	bool tcp_skip_in_flight;	/* --tcp-skip-in-flight: drop unaccepted connections */
 	uint64_t ghost_limit;		/* largest data of a deleted file (file_ghost.c) */
 	struct file_table files;
 	struct shmem_table shmem;

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <mqueue.h>
 #include <poll.h>
 #include <signal.h>
@@ -462,13 +464,85 @@ static int step_restore_detached(struct run *r, const char *img)
 	return 0;
 }
 
+/* ---- outside peers of TCP listeners ---- */
+
+#define MAX_PEERS 8
+
+/* Every "TCP-PEER ADDR PORT" line of the program (a listener of its, on loopback):
+ * connected to from here, outside the tree, and sent "ping". */
+static int peers_connect(const struct run *r, int *fds)
+{
+	char *s = read_file(r->log, NULL), *at = s;
+	bool bad = false;
+	int n = 0;
+
+	while (at && (at = strstr(at, "TCP-PEER ")) && n < MAX_PEERS) {
+		struct sockaddr_storage ss = { 0 };
+		struct sockaddr_in *a4 = (void *)&ss;
+		struct sockaddr_in6 *a6 = (void *)&ss;
+		char addr[64];
+		unsigned port;
+		int fd;
+
+		if (sscanf(at + 9, "%63s %u", addr, &port) != 2)
+			break;
+		at += 9;
+		if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+			a4->sin_family = AF_INET;
+			a4->sin_port = htons(port);
+		} else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons(port);
+		}
+		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sizeof(ss)) ||
+		    send(fd, "ping", 4, MSG_NOSIGNAL) != 4) {
+			bad = why("cannot reach the program's listener %s port %u from "
+				  "outside: %s", addr, port, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		fds[n++] = fd;
+	}
+	if (bad) {
+		while (n)
+			close(fds[--n]);
+		n = -1;
+	}
+	free(s);
+	return n;
+}
+
+/* Once the program is gone: each connection got "pong" before it closed. */
+static int peers_check(int *fds, int n)
+{
+	int rc = 0;
+
+	for (int i = 0; i < n; i++) {
+		char buf[8] = "";
+
+		if (!rc && (recv(fds[i], buf, sizeof(buf), MSG_WAITALL) != 4 ||
+			    memcmp(buf, "pong", 4)))
+			rc = why("connection %d to the program's listeners got no pong", i + 1);
+		close(fds[i]);
+	}
+	return rc;
+}
+
 /* Tell the program to verify itself and collect its verdict. */
 static int finish(struct run *r, pid_t waiter)
 {
-	int status;
+	int status, peers[MAX_PEERS], nr_peers = peers_connect(r, peers);
 
+	if (nr_peers < 0)
+		return -1;
 	kill(r->pid, SIGUSR1);
-	if (wait_for(waiter, EXIT_TIMEOUT, &status))
+	if (wait_for(waiter, EXIT_TIMEOUT, &status)) {
+		peers_check(peers, nr_peers);
+		return -1;
+	}
+	if (peers_check(peers, nr_peers))
 		return -1;
 	if (WIFSIGNALED(status))
 		return why("the program was killed by signal %d", WTERMSIG(status));
