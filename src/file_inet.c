@@ -348,6 +348,25 @@ static bool never_connected(const struct tcp_info *i)
 	return !i->tcpi_segs_out && !i->tcpi_segs_in;
 }
 
+/* A connection, in any state but LISTEN (a CLOSE one that was connected too). */
+static int dump_connection(struct tcp_probe *s, InetSocket *is)
+{
+	struct sockaddr_storage peer = { .ss_family = s->family };
+	socklen_t l = sizeof(peer);
+	char local[80], remote[80] = "(no peer)";
+	uint32_t port;
+	const void *a;
+
+	local_str(s, local, sizeof(local));
+	if (!getpeername(s->fd, (struct sockaddr *)&peer, &l)) {
+		a = addr_bytes(&peer, &port);
+		inet_addr_str(s->family, a, port, remote, sizeof(remote));
+	}
+	return cr_err("process %d: fd %d is a TCP connection %s -> %s (state %u); dumping "
+		      "connections is not supported yet", s->pr->p->pid, s->pr->fd, local,
+		      remote, is->state);
+}
+
 static int dump_state(struct tcp_probe *s, InetSocket *is)
 {
 	uint32_t port;
@@ -358,8 +377,7 @@ static int dump_state(struct tcp_probe *s, InetSocket *is)
 	local_str(s, local, sizeof(local));
 	is->state = s->info.tcpi_state;
 	if (is->state != ST_LISTEN && (is->state != ST_CLOSE || !never_connected(&s->info)))
-		return refuse(s, "it is a TCP connection (state %u) from %s; dumping "
-			      "connections is not supported yet", is->state, local);
+		return dump_connection(s, is);
 	if (port || !inet_addr_is_any(s->family, a))
 		if (set_bytes(&is->src_addr, &is->has_src_addr, a, alen))
 			return -1;

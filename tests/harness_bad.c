@@ -325,6 +325,224 @@ static int bad_dump_unix_rights(struct run *r)
 	return dump_victim(r, r->img, "in flight in its queue (SCM_RIGHTS)");
 }
 
+/* ---- TCP sockets (t_tcp_listen) ---- */
+
+static int start_tcp_victim(struct run *r, const char *name, const char *extra, const char *arg)
+{
+	char path[600], *argv[] = { path, work, (char *)extra, (char *)arg, NULL };
+
+	run_dir(r, name, "bad");
+	snprintf(path, sizeof(path), "%s/t_tcp_listen", tests_dir);
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	return wait_ready(r->pid, r->log);
+}
+
+/* A connection from here to 127.0.0.1:port that has sent "ping"; -1 on error. */
+static int tcp_ping(unsigned port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr = { htonl(INADDR_LOOPBACK) } };
+	struct timeval tv = { 20, 0 };	/* against a hang only */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a)) || send(fd, "ping", 4, MSG_NOSIGNAL) != 4) {
+		why("cannot reach 127.0.0.1:%u: %s", port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The accept queue of the listener on 127.0.0.1:port (/proc/net/tcp), or -1. */
+static int accept_queue(unsigned port)
+{
+	FILE *f = fopen("/proc/net/tcp", "r");
+	char line[512];
+	int n = -1;
+
+	while (f && n < 0 && fgets(line, sizeof(line), f)) {
+		unsigned lport, st, rq;
+
+		if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%x", &lport, &st, &rq) == 3 &&
+		    lport == port && st == 0x0a)
+			n = rq;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* Until the kernel has put the connection on the queue (it does so on its own time
+ * after connect returns). */
+static int wait_queued(unsigned port)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (accept_queue(port) >= 1)
+			return 0;
+		sleep_ms(2);
+	}
+	return why("the connection to port %u never reached the accept queue", port);
+}
+
+static int expect_pong(int fd, const char *what)
+{
+	char buf[8] = "";
+
+	if (recv(fd, buf, sizeof(buf), MSG_WAITALL) != 4 || memcmp(buf, "pong", 4))
+		return why("%s got no answer", what);
+	return 0;
+}
+
+/* A connection on a listener's queue, not accepted: dump refuses, naming the count and
+ * --tcp-skip-in-flight, and leaves it queued; with the flag the dump goes through, the
+ * queued connection is reset with the killed tree, and the restored listener takes a
+ * new one. */
+static int bad_dump_tcp_unaccepted(struct run *r)
+{
+	char pid[16], needle[160], buf[8];
+	unsigned port;
+	int c1 = -1, c2 = -1, rc = -1;
+
+	if (start_tcp_victim(r, "dump-tcp-unaccepted", "queue", NULL))
+		return -1;
+	port = asked(r, "TCP-PORT ", 0, 0, 65535);
+	c1 = tcp_ping(port);
+	if (c1 < 0 || wait_queued(port))
+		goto out;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(needle, sizeof(needle), "listening socket 127.0.0.1:%u has 1 connection not "
+		 "accepted yet; use --tcp-skip-in-flight to drop them", port);
+	if (expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL), needle))
+		goto out;
+	if (kill(r->pid, 0) || accept_queue(port) != 1) {
+		why("after the refused dump the listener's queue is %d", accept_queue(port));
+		goto out;
+	}
+	rc = run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", r->img, "--skip-in-flight", NULL);
+	if (rc || wait_for(r->pid, 10, NULL)) {
+		rc = rc > 0 ? why("dump --skip-in-flight exited with %d", rc) : -1;
+		goto out;
+	}
+	rc = -1;
+	if (recv(c1, buf, sizeof(buf), 0) > 0) {
+		why("the connection left out of the image still gets data");
+		goto out;
+	}
+	if (step_restore_detached(r, r->img))
+		goto out;
+	c2 = tcp_ping(port);
+	if (c2 < 0 || victim_unharmed(r))
+		goto out;
+	rc = expect_pong(c2, "the connection to the restored listener");
+out:
+	if (c1 >= 0)
+		close(c1);
+	if (c2 >= 0)
+		close(c2);
+	return rc;
+}
+
+static int bad_dump_tcp_connection(struct run *r)
+{
+	if (start_tcp_victim(r, "dump-tcp-connection", "conn", NULL))
+		return -1;
+	return dump_victim(r, r->img, "is a TCP connection 127.0.0.1:");
+}
+
+/* After the dump, the harness listens on the port of the image's v4 listener:
+ * restore refuses naming the port and the harness, and leaves nothing behind; once
+ * the port is free again, restore goes through. */
+static int bad_restore_tcp_port_taken(struct run *r)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr = { htonl(INADDR_LOOPBACK) } };
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+	char needle[160];
+	unsigned port;
+
+	if (l < 0 || start_tcp_victim(r, "restore-tcp-port-taken", NULL, NULL))
+		goto out;
+	port = asked(r, "TCP-PEER 127.0.0.1 ", 0, 0, 65535);
+	a.sin_port = htons(port);
+	if (step_dump(r, r->img, false))
+		goto out;
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1)) {
+		why("cannot listen on port %u: %s", port, strerror(errno));
+		goto out;
+	}
+	snprintf(needle, sizeof(needle), "port %u is already in use on this host (held by "
+		 "process %d, harness)", port, getpid());
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+		goto out;
+	if (!kill(r->pid, 0)) {
+		why("a refused restore left process %d behind", r->pid);
+		goto out;
+	}
+	close(l);
+	l = -1;
+	rc = step_restore_detached(r, r->img) ? -1 : victim_unharmed(r);
+out:
+	if (l >= 0)
+		close(l);
+	return rc;
+}
+
+static int lo_addr(const char *op, const char *addr)
+{
+	char cmd[200];
+
+	snprintf(cmd, sizeof(cmd), "ip -6 addr %s %s/128 dev lo%s >/dev/null 2>&1", op, addr,
+		 !strcmp(op, "add") ? " nodad" : "");
+	return system(cmd) ? -1 : 0;
+}
+
+/* A listener on an address of lo's that the harness adds (a unique local one) and
+ * removes between dump and restore: restore refuses naming fd, process and address;
+ * with the address back it goes through. */
+static int bad_restore_tcp_address_gone(struct run *r)
+{
+	char addr[64], key[96], needle[160];
+	unsigned port;
+	int rc = -1;
+
+	struct in6_addr a6 = { .s6_addr = { 0xfd, 0x63, 0x72, 0x79, 0x6f, 0x00 } };
+
+	/* A unique local address of this harness's own: concurrent runs do not meet. */
+	memcpy(&a6.s6_addr[12], &(uint32_t){ htonl(getpid()) }, 4);
+	inet_ntop(AF_INET6, &a6, addr, sizeof(addr));
+	if (lo_addr("add", addr))
+		return why("ip -6 addr add %s dev lo failed", addr);
+	if (start_tcp_victim(r, "restore-tcp-address-gone", "addr", addr))
+		goto out;
+	snprintf(key, sizeof(key), "TCP-PEER %s ", addr);
+	port = asked(r, key, 0, 0, 65535);
+	if (step_dump(r, r->img, false))
+		goto out;
+	if (lo_addr("del", addr)) {
+		why("ip -6 addr del %s failed", addr);
+		goto out;
+	}
+	snprintf(needle, sizeof(needle), "is bound to [%s]:%u, an address this host does not "
+		 "have", addr, port);
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+		goto out;
+	if (!kill(r->pid, 0)) {
+		why("a refused restore left process %d behind", r->pid);
+		goto out;
+	}
+	if (lo_addr("add", addr)) {
+		why("ip -6 addr add %s dev lo failed", addr);
+		goto out;
+	}
+	rc = step_restore_detached(r, r->img) ? -1 : victim_unharmed(r);
+out:
+	lo_addr("del", addr);
+	return rc;
+}
+
 /* A flock taken through a file then closed but still mapped: no fd shows it. */
 static int bad_dump_lock_mapped(struct run *r)
 {
@@ -1651,6 +1869,10 @@ static void run_bad_inputs(void)
 		{ "dump-unix-unaccepted-data", bad_dump_unix_unaccepted_data },
 		{ "restore-unix-ext-dgram", restore_unix_ext_dgram },
 		{ "restore-unix-path-taken", bad_restore_unix_path_taken },
+		{ "dump-tcp-unaccepted", bad_dump_tcp_unaccepted },
+		{ "dump-tcp-connection", bad_dump_tcp_connection },
+		{ "restore-tcp-port-taken", bad_restore_tcp_port_taken },
+		{ "restore-tcp-address-gone", bad_restore_tcp_address_gone },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
 		{ "dump-dir-is-a-link", bad_dump_dir_link },
 		{ "dump-planted-link", bad_dump_planted_link },

@@ -10,7 +10,10 @@
  * harness's connection on each listener and answers "pong" (the harness checks it);
  * then it makes the bound socket listen and connects the unbound one to it.
  * With "addr A": one more v4 listener on address A (the harness's restore-time
- * address check). */
+ * address check). With "queue": only a v4 listener, its port printed as "TCP-PORT N"
+ * (the harness connects and leaves the connection unaccepted; on go the program
+ * accepts one connection and answers it). With "conn": a connection of the program's
+ * to its own listener, which dump refuses. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -171,7 +174,8 @@ static void setup(const char *extra_addr)
 
 	if (!extra_addr)
 		return;
-	make(&extra, "the listener on the extra address", AF_INET, extra_addr);
+	make(&extra, "the listener on the extra address", strchr(extra_addr, ':') ? AF_INET6 :
+	     AF_INET, extra_addr);
 	bind_it(&extra);
 	TL_CHECK(!listen(extra.fd, 2), "listen: %s", strerror(errno));
 	print_peer(&extra, extra_addr);
@@ -285,9 +289,42 @@ static void use_bound(void)
 	close(c);
 }
 
+static void queue_mode(void)
+{
+	make(&v4, "the listener", AF_INET, "127.0.0.1");
+	bind_it(&v4);
+	TL_CHECK(!listen(v4.fd, 4), "listen: %s", strerror(errno));
+	printf("TCP-PORT %u\n", port_of(&v4.addr));
+	tl_ready();
+	tl_wait_go();
+	check_addr(&v4);
+	answer(&v4);
+	tl_pass();
+}
+
+static void conn_mode(void)
+{
+	int c;
+
+	make(&v4, "the listener", AF_INET, "127.0.0.1");
+	bind_it(&v4);
+	TL_CHECK(!listen(v4.fd, 4), "listen: %s", strerror(errno));
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	TL_CHECK(c >= 0 && !connect(c, (struct sockaddr *)&v4.addr, v4.len), "connect: %s",
+		 strerror(errno));
+	TL_CHECK(accept(v4.fd, NULL, NULL) >= 0, "accept: %s", strerror(errno));
+	tl_ready();
+	tl_wait_go();
+	tl_pass();
+}
+
 int main(int argc, char **argv)
 {
 	tl_init();
+	if (argc > 2 && !strcmp(argv[2], "queue"))
+		queue_mode();
+	if (argc > 2 && !strcmp(argv[2], "conn"))
+		conn_mode();
 	setup(argc > 3 && !strcmp(argv[2], "addr") ? argv[3] : NULL);
 	printf("KILL-CRYO 20\n");
 	tl_ready();
