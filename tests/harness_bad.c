@@ -7,10 +7,10 @@
 
 /* Start test program `prog` (with an optional extra argument) and wait until it is
  * ready. */
-static int start_prog_victim(struct run *r, const char *name, const char *prog,
-			     const char *extra)
+static int start_prog_victim_arg(struct run *r, const char *name, const char *prog,
+				 const char *extra, const char *arg)
 {
-	char path[600], *argv[] = { path, work, (char *)extra, NULL };
+	char path[600], *argv[] = { path, work, (char *)extra, (char *)arg, NULL };
 
 	run_dir(r, name, "bad");
 	snprintf(path, sizeof(path), "%s/%s", tests_dir, prog);
@@ -18,6 +18,12 @@ static int start_prog_victim(struct run *r, const char *name, const char *prog,
 	if (r->pid < 0)
 		return why("fork failed");
 	return wait_ready(r->pid, r->log);
+}
+
+static int start_prog_victim(struct run *r, const char *name, const char *prog,
+			     const char *extra)
+{
+	return start_prog_victim_arg(r, name, prog, extra, NULL);
 }
 
 static int start_victim(struct run *r, const char *name, const char *extra)
@@ -193,14 +199,7 @@ out:
 /* t_unix in one of its bad cases (extra, arg). */
 static int start_unix_victim(struct run *r, const char *name, const char *extra, const char *arg)
 {
-	char path[600], *argv[] = { path, work, (char *)extra, (char *)arg, NULL };
-
-	run_dir(r, name, "bad");
-	snprintf(path, sizeof(path), "%s/t_unix", tests_dir);
-	r->pid = spawn(argv, r->log, true);
-	if (r->pid < 0)
-		return why("fork failed");
-	return wait_ready(r->pid, r->log);
+	return start_prog_victim_arg(r, name, "t_unix", extra, arg);
 }
 
 /* A stream socket connected to a listener of the harness's (outside the tree, the
@@ -283,6 +282,16 @@ out:
 	return rc;
 }
 
+/* Restore fails with an error naming `needle` and leaves no process behind. */
+static int restore_refused(struct run *r, const char *needle)
+{
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+		return -1;
+	if (!kill(r->pid, 0))
+		return why("a refused restore left process %d behind", r->pid);
+	return 0;
+}
+
 /* After the dump, another live socket is bound at the path of t_unix's listener:
  * restore refuses and leaves nothing behind; once that socket is closed (its file
  * left stale), restore goes through. */
@@ -301,13 +310,8 @@ static int bad_restore_unix_path_taken(struct run *r)
 		why("cannot listen on %s: %s", a.sun_path, strerror(errno));
 		goto out;
 	}
-	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL),
-			 "is in use by another socket"))
+	if (restore_refused(r, "is in use by another socket"))
 		goto out;
-	if (!kill(r->pid, 0)) {
-		why("a refused restore left process %d behind", r->pid);
-		goto out;
-	}
 	close(l);
 	l = -1;
 	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL);
@@ -329,14 +333,7 @@ static int bad_dump_unix_rights(struct run *r)
 
 static int start_tcp_victim(struct run *r, const char *name, const char *extra, const char *arg)
 {
-	char path[600], *argv[] = { path, work, (char *)extra, (char *)arg, NULL };
-
-	run_dir(r, name, "bad");
-	snprintf(path, sizeof(path), "%s/t_tcp_listen", tests_dir);
-	r->pid = spawn(argv, r->log, true);
-	if (r->pid < 0)
-		return why("fork failed");
-	return wait_ready(r->pid, r->log);
+	return start_prog_victim_arg(r, name, "t_tcp_listen", extra, arg);
 }
 
 /* A connection from here to 127.0.0.1:port that has sent "ping"; -1 on error. */
@@ -475,12 +472,8 @@ static int bad_restore_tcp_port_taken(struct run *r)
 	}
 	snprintf(needle, sizeof(needle), "port %u is already in use on this host (held by "
 		 "process %d, harness)", port, getpid());
-	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+	if (restore_refused(r, needle))
 		goto out;
-	if (!kill(r->pid, 0)) {
-		why("a refused restore left process %d behind", r->pid);
-		goto out;
-	}
 	close(l);
 	l = -1;
 	rc = step_restore_detached(r, r->img) ? -1 : victim_unharmed(r);
@@ -527,12 +520,8 @@ static int bad_restore_tcp_address_gone(struct run *r)
 	}
 	snprintf(needle, sizeof(needle), "is bound to [%s]:%u, an address this host does not "
 		 "have", addr, port);
-	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+	if (restore_refused(r, needle))
 		goto out;
-	if (!kill(r->pid, 0)) {
-		why("a refused restore left process %d behind", r->pid);
-		goto out;
-	}
 	if (lo_addr("add", addr)) {
 		why("ip -6 addr add %s dev lo failed", addr);
 		goto out;
@@ -580,12 +569,8 @@ static int lock_taken(struct run *r, const char *name, const char *how, const ch
 		why("the harness cannot take the lock on %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+	if (restore_refused(r, needle))
 		goto out;
-	if (!kill(r->pid, 0)) {
-		why("a refused restore left process %d behind", r->pid);
-		goto out;
-	}
 	close(fd);
 	fd = -1;
 	rc = step_restore_detached(r, r->img) || victim_unharmed(r);
