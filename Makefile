@@ -86,7 +86,12 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libcryo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< $(BUILD)/libcryo.a $(LDFLAGS) $(LDLIBS) -o $@
 
-tests: all $(TEST_BINS) $(BUILD)/tests/harness $(UNIT_BINS)
+# img_edit damages one field of an image and seals it again (harness_bad.c).
+$(BUILD)/tests/img_edit: tests/img_edit.c $(BUILD)/libcryo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< $(BUILD)/libcryo.a $(LDFLAGS) $(LDLIBS) -o $@
+
+tests: all $(TEST_BINS) $(BUILD)/tests/harness $(UNIT_BINS) $(BUILD)/tests/img_edit
 
 unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do $$t || exit 1; done

@@ -532,6 +532,50 @@ out:
 	return rc;
 }
 
+/* An image of t_tcp_listen whose first TCP socket (the v4 listener) says something
+ * wrong, sealed again by img_edit: restore refuses each with one line and leaves
+ * nothing behind. */
+static int copy_dir(const char *from, const char *to);
+
+static int bad_restore_tcp_damaged(struct run *r)
+{
+	static const struct {
+		const char *field, *value, *needle;
+	} cases[] = {
+		{ "family", "1", "TCP socket file" },
+		{ "state", "1", "has state 1" },
+		{ "port", "70000", "has port 70000" },
+		{ "backlog", "1000000", "has a backlog of 1000000" },
+		{ "addr-len", "3", "an address of family 2 and 3 bytes" },
+		{ "tos", "300", "socket option IP_TOS has value 300" },
+	};
+	char orig[700], tool[600];
+	int rc = 0;
+
+	if (start_tcp_victim(r, "restore-tcp-damaged", NULL, NULL) ||
+	    step_dump(r, r->img, false))
+		return -1;
+	snprintf(orig, sizeof(orig), "%s.orig", r->img);
+	snprintf(tool, sizeof(tool), "%s/img_edit", tests_dir);
+	if (rename(r->img, orig))
+		return why("cannot rename the image: %s", strerror(errno));
+	for (size_t i = 0; i < CR_LEN(cases) && !rc; i++) {
+		char *argv[] = { tool, r->img, (char *)cases[i].field, (char *)cases[i].value, NULL };
+		int st;
+		pid_t pid;
+
+		remove_tree(r->img);
+		if (copy_dir(orig, r->img))
+			return -1;
+		pid = spawn(argv, r->cryo_log, false);
+		if (pid < 0 || wait_for(pid, 30, &st) || st)
+			return why("img_edit %s %s failed", cases[i].field, cases[i].value);
+		rc = restore_refused(r, cases[i].needle);
+	}
+	remove_tree(orig);
+	return rc;
+}
+
 /* A flock taken through a file then closed but still mapped: no fd shows it. */
 static int bad_dump_lock_mapped(struct run *r)
 {
@@ -1858,6 +1902,7 @@ static void run_bad_inputs(void)
 		{ "dump-tcp-connection", bad_dump_tcp_connection },
 		{ "restore-tcp-port-taken", bad_restore_tcp_port_taken },
 		{ "restore-tcp-address-gone", bad_restore_tcp_address_gone },
+		{ "restore-tcp-damaged-image", bad_restore_tcp_damaged },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
 		{ "dump-dir-is-a-link", bad_dump_dir_link },
 		{ "dump-planted-link", bad_dump_planted_link },
