@@ -32,8 +32,12 @@ struct server {
 	int (*start)(struct srv_run *s);
 	int (*fill)(struct srv_run *s);
 	int (*check)(struct srv_run *s);
-	bool hold;		/* over TCP, a connection held across the dump */
+	unsigned over;		/* SRV_UNIX, SRV_TCP: the variants run */
+	bool hold;		/* a connection held across the dump (TCP only) */
 };
+
+#define SRV_UNIX 1
+#define SRV_TCP 2
 
 /* ---- addresses and connections ---- */
 
@@ -182,30 +186,143 @@ static int srv_open(const struct srv_run *s, const char *what)
 
 /* ---- the server's side, seen from outside ---- */
 
-/* Connections the server holds on its address (accepted, not listening): a Unix
- * socket accepted there has its listener's name; TCP ones have its local port
- * (those without an inode belong to no process any more). */
-static int server_conns(const struct srv_addr *a)
+/* The sockets of a /proc/net table: each one's inode, and its state (TCP's tables). */
+struct sk_row {
+	unsigned long ino;
+	unsigned state;
+};
+
+struct sk_rows {
+	struct sk_row *v;
+	size_t n;
+};
+
+static void rows_load(struct sk_rows *t, const char *table, int ino_col, int st_col)
 {
-	FILE *f = fopen(a->tcp ? "/proc/net/tcp" : "/proc/net/unix", "r");
+	char path[64], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/net/%s", table);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		struct sk_row row = { 0, 0 }, *m;
+		char *save, *tok = strtok_r(line, " \t\n", &save);
+
+		for (int col = 0; tok; col++, tok = strtok_r(NULL, " \t\n", &save)) {
+			if (col == ino_col)
+				row.ino = strtoul(tok, NULL, 10);
+			if (col == st_col)
+				row.state = strtoul(tok, NULL, 16);
+		}
+		if (!row.ino || !(m = realloc(t->v, (t->n + 1) * sizeof(*m))))
+			continue;
+		t->v = m;
+		t->v[t->n++] = row;
+	}
+	if (f)
+		fclose(f);
+}
+
+static const struct sk_row *rows_find(const struct sk_rows *t, unsigned long ino)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].ino == ino)
+			return &t->v[i];
+	return NULL;
+}
+
+/* Is this socket of the tree a TCP connection, of any state, even closed (a socket
+ * in no table but TCP's is one that was a connection and is closed now)? */
+static bool is_tcp_conn(const struct sk_rows *tcp, const struct sk_rows *other,
+			unsigned long ino)
+{
+	const struct sk_row *r = rows_find(tcp, ino);
+
+	if (r)
+		return r->state != 0x0a;	/* TCP_LISTEN */
+	return !rows_find(other, ino);
+}
+
+/* The distinct socket inodes in the fds of the processes of session `sid`. */
+static void tree_sockets(pid_t sid, struct sk_rows *out)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		pid_t pid = atoi(de->d_name);
+		char path[300], link[64];
+		struct dirent *fe;
+		DIR *fds;
+
+		if (pid <= 0 || getsid(pid) != sid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+		fds = opendir(path);
+		while (fds && (fe = readdir(fds))) {
+			struct sk_row row = { 0, 0 }, *m;
+			ssize_t n = readlinkat(dirfd(fds), fe->d_name, link, sizeof(link) - 1);
+
+			if (n <= 0)
+				continue;
+			link[n] = 0;
+			if (sscanf(link, "socket:[%lu]", &row.ino) != 1 || rows_find(out, row.ino) ||
+			    !(m = realloc(out->v, (out->n + 1) * sizeof(*m))))
+				continue;
+			out->v = m;
+			out->v[out->n++] = row;
+		}
+		if (fds)
+			closedir(fds);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* TCP connections the server's tree holds, whatever their state. */
+static int tree_tcp_conns(pid_t sid)
+{
+	static const struct { const char *name; int ino, st; } others[] = {
+		{ "unix", 6, -1 }, { "udp", 9, -1 }, { "udp6", 9, -1 }, { "raw", 9, -1 },
+		{ "raw6", 9, -1 }, { "netlink", 9, -1 }, { "packet", 8, -1 },
+	};
+	struct sk_rows tcp = { NULL, 0 }, other = { NULL, 0 }, mine = { NULL, 0 };
+	int n = 0;
+
+	/* The tree's sockets first: one made meanwhile is in the tables read after. */
+	tree_sockets(sid, &mine);
+	rows_load(&tcp, "tcp", 9, 3);
+	rows_load(&tcp, "tcp6", 9, 3);
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+		rows_load(&other, others[i].name, others[i].ino, others[i].st);
+	for (size_t i = 0; i < mine.n; i++)
+		n += is_tcp_conn(&tcp, &other, mine.v[i].ino);
+	free(tcp.v);
+	free(other.v);
+	free(mine.v);
+	return n;
+}
+
+/* Connections the server holds: over TCP those of its tree in any state; over a
+ * Unix socket those accepted on its path (an accepted socket has its listener's
+ * name, whether or not its peer is still there). */
+static int server_conns(const struct srv_run *s)
+{
+	FILE *f;
 	char line[512], path[256];
 	int n = 0;
 
+	if (s->a.tcp)
+		return tree_tcp_conns(s->r.pid);
+	f = fopen("/proc/net/unix", "r");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long flags, ino, st, port;
+		unsigned long flags, ino;
 
-		if (a->tcp) {
-			if (sscanf(line, " %*d: %*x:%lx %*x:%*x %lx %*x:%*x %*x:%*x %*x %*d %*d %lu",
-				   &port, &st, &ino) == 3 && port == (unsigned long)a->port &&
-			    st != 0x0a && ino)
-				n++;
-			continue;
-		}
 		path[0] = 0;
 		if (sscanf(line, "%*x: %*x %*x %lx %*x %*x %lu %255s", &flags, &ino, path) == 3 &&
-		    !strcmp(path, a->path) && !(flags & 0x10000))
+		    !strcmp(path, s->a.path) && !(flags & 0x10000))
 			n++;
 	}
 	fclose(f);
@@ -219,7 +336,7 @@ static int server_settles(const struct srv_run *s, int want)
 	double end = now() + READY_TIMEOUT;
 	int n;
 
-	while ((n = server_conns(&s->a)) != want) {
+	while ((n = server_conns(s)) != want) {
 		if (now() > end)
 			return why("the server still holds %d connections on %s, not %d", n,
 				   s->a.text, want);
@@ -726,17 +843,21 @@ static void run_servers(void)
 {
 	static const struct server servers[] = {
 		{ "redis-2000-keys", "/usr/bin/redis-server", server_mode, redis_start,
-		  redis_fill, redis_check, true },
+		  redis_fill, redis_check, SRV_UNIX | SRV_TCP, false },
 		{ "memcached-2000-keys", "/usr/bin/memcached", server_mode, memcached_start,
-		  memcached_fill, memcached_check, false },
+		  memcached_fill, memcached_check, SRV_UNIX | SRV_TCP, false },
 		{ "nginx-2-workers", "/usr/sbin/nginx", server_mode, nginx_start, nginx_fill,
-		  nginx_check, false },
+		  nginx_check, SRV_UNIX | SRV_TCP, false },
 		{ "node-http", "/usr/bin/node", server_mode, node_start, node_fill, node_check,
-		  false },
+		  SRV_UNIX | SRV_TCP, false },
 		{ "python3-asyncio-50-clients", "/usr/bin/python3", stream_mode, NULL, NULL,
-		  NULL, false },
+		  NULL, SRV_UNIX, false },
 	};
 
-	for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++)
-		run_server(&servers[i], false);
+	for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++) {
+		if (servers[i].over & SRV_UNIX)
+			run_server(&servers[i], false);
+		if (servers[i].over & SRV_TCP)
+			run_server(&servers[i], true);
+	}
 }
