@@ -1111,8 +1111,10 @@ static void run_unit_tests(void)
 		int status;
 		pid_t pid;
 
-		if (!selected(names[i]))
+		if (!selected(names[i])) {
+			free(names[i]);
 			continue;
+		}
 		snprintf(path, sizeof(path), "%s/%s", unit_dir, names[i]);
 		snprintf(log, sizeof(log), "%s/unit-%s.txt", work, names[i]);
 		reason[0] = 0;

@@ -34,6 +34,8 @@ int main(int argc, char **argv)
 	Inventory *inv = NULL;
 	FileTable *ft = NULL;
 	InetSocket *s = NULL;
+	ImageFileEntry **listed;
+	size_t n;
 	int rc = 1;
 
 	if (argc != 4) {
@@ -49,10 +51,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "img_edit: no TCP socket, or no field %s\n", argv[2]);
 		goto out;
 	}
-	if (img_write_msg(&d, "files.img", IMAGE_KIND__IMG_FILES, &ft->base) ||
-	    img_write_inventory(&d, inv))
-		goto out;
-	rc = 0;
+	/* img_write_inventory lists d's files in inv and clears the list after. */
+	n = inv->n_files;
+	listed = inv->files;
+	rc = img_write_msg(&d, "files.img", IMAGE_KIND__IMG_FILES, &ft->base) ||
+	     img_write_inventory(&d, inv);
+	inv->n_files = n;
+	inv->files = listed;
 out:
 	if (rc && cr_last_error())
 		fprintf(stderr, "img_edit: %s\n", cr_last_error());
