@@ -541,25 +541,28 @@ static int inet_preflight(struct restore_ctx *ctx)
 
 struct holder_search {
 	uint32_t port;
-	uint32_t ino;
+	uint32_t ino;			/* a socket with an fd */
+	bool time_wait;			/* a connection of before, in TIME_WAIT */
 };
 
-static int find_port(const struct inet_diag_msg *m, void *arg)
-{
-	struct holder_search *h = arg;
+#define ST_TIME_WAIT 6
 
-	if (ntohs(m->id.idiag_sport) == h->port && !h->ino)
+static void find_port(const struct inet_diag_msg *m, struct holder_search *h)
+{
+	if (ntohs(m->id.idiag_sport) != h->port)
+		return;
+	if (m->idiag_state == ST_TIME_WAIT)
+		h->time_wait = true;
+	else if (!h->ino)
 		h->ino = m->idiag_inode;
-	return 0;
 }
 
-/* The inode of a TCP socket of this host on `port` (listening or bound), or 0. */
-static uint32_t port_inode(uint32_t port)
+/* Who has a TCP port of this host (listening, bound, connected, TIME_WAIT). */
+static void port_search(struct holder_search *h)
 {
 	static const int fams[] = { AF_INET, AF_INET6 };
-	struct holder_search h = { port, 0 };
 
-	for (size_t f = 0; f < 2 && !h.ino; f++) {
+	for (size_t f = 0; f < 2 && !h->ino; f++) {
 		struct {
 			struct nlmsghdr h;
 			struct inet_diag_req_v2 r;
@@ -581,12 +584,11 @@ static uint32_t port_inode(uint32_t port)
 				if (nh->nlmsg_type == NLMSG_DONE || nh->nlmsg_type == NLMSG_ERROR)
 					done = true;
 				else if (nh->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-					find_port(NLMSG_DATA(nh), &h);
+					find_port(NLMSG_DATA(nh), h);
 		}
 		if (nl >= 0)
 			close(nl);
 	}
-	return h.ino;
 }
 
 /* Does process `pid` hold `want` ("socket:[INO]") in an fd? */
@@ -638,6 +640,7 @@ static void holder_str(uint32_t ino, char *out, size_t size)
 
 static int bind_err(const InetSocket *s, const char *what)
 {
+	struct holder_search h = { .port = s->src_port };
 	char a[80], who[128] = "";
 	int err = errno;
 
@@ -646,7 +649,11 @@ static int bind_err(const InetSocket *s, const char *what)
 		errno = err;
 		return cr_perr("%s: cannot bind it to %s", what, a);
 	}
-	holder_str(port_inode(s->src_port), who, sizeof(who));
+	port_search(&h);
+	holder_str(h.ino, who, sizeof(who));
+	if (!who[0] && h.time_wait)
+		snprintf(who, sizeof(who), " (by connections in TIME_WAIT, which only sockets "
+			 "with SO_REUSEADDR on both sides may bind beside)");
 	return cr_err("%s is bound to %s, and port %u is already in use on this host%s", what,
 		      a, s->src_port, who);
 }

@@ -466,7 +466,9 @@ static int bad_restore_tcp_port_taken(struct run *r)
 	a.sin_port = htons(port);
 	if (step_dump(r, r->img, false))
 		goto out;
-	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1)) {
+	/* Beside the victim's connection left in TIME_WAIT there. */
+	if (setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int)) ||
+	    bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1)) {
 		why("cannot listen on port %u: %s", port, strerror(errno));
 		goto out;
 	}

@@ -1,6 +1,7 @@
 /* TCP sockets that are not connections, on loopback and ephemeral ports: a v4
  * listener (backlog 5, TCP_DEFER_ACCEPT, TCP_FASTOPEN, keepalive times, TCP_MAXSEG,
- * TCP_USER_TIMEOUT, the reno congestion control, TOS, TTL, buffer sizes, SO_LINGER),
+ * TCP_USER_TIMEOUT, the reno congestion control, TOS, TTL, buffer sizes, SO_LINGER;
+ * a connection it accepted and closed first left in TIME_WAIT on its port),
  * a v6-only listener on ::1 (SO_REUSEPORT, traffic class, hop limit, O_NONBLOCK), a
  * dual-stack listener bound to the v4-mapped ::ffff:127.0.0.1, a socket bound and
  * never listening, and a v6 socket never bound (keepalive, TCP_NODELAY, a receive
@@ -111,6 +112,24 @@ static void print_peer(const struct sock *s, const char *addr)
 	printf("TCP-PEER %s %u\n", addr, port_of(&s->addr));
 }
 
+/* A connection accepted on the listener and closed by this side first: its end
+ * stays in TIME_WAIT on the listener's port, which a restored listener binds beside
+ * (SO_REUSEADDR). Both fds are gone before the dump. */
+static void leave_time_wait(const struct sock *l)
+{
+	int c = socket(l->family, SOCK_STREAM, 0), a;
+	char b;
+
+	TL_CHECK(c >= 0 && !connect(c, (const struct sockaddr *)&l->addr, l->len),
+		 "%s: connect: %s", l->what, strerror(errno));
+	TL_CHECK(send(c, "x", 1, 0) == 1, "send: %s", strerror(errno));	/* DEFER_ACCEPT */
+	a = accept(l->fd, NULL, NULL);
+	TL_CHECK(a >= 0 && recv(a, &b, 1, 0) == 1, "%s: accept: %s", l->what, strerror(errno));
+	close(a);
+	TL_CHECK(recv(c, &b, 1, 0) == 0, "no end of file after the peer closed");
+	close(c);
+}
+
 static void setup_v4(void)
 {
 	struct linger lg = { 1, 4 };
@@ -133,6 +152,7 @@ static void setup_v4(void)
 		 strerror(errno));
 	bind_it(&v4);
 	TL_CHECK(!listen(v4.fd, V4_BACKLOG), "listen: %s", strerror(errno));
+	leave_time_wait(&v4);
 	rcvbuf_v4 = get(&v4, SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF");
 	sndbuf_v4 = get(&v4, SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF");
 	print_peer(&v4, "127.0.0.1");
