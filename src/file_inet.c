@@ -134,15 +134,77 @@ int inet_check_entry(const FileEntry *e)
 
 /* ---- sock_diag ---- */
 
+/* Every TCP socket of `family` in `states` on local port `sport` (the kernel
+ * filters by port: one question costs what that port has, not what the host has):
+ * cb gets each answer; `info` asks for what TCP_INFO carries (and the MD5 keys). */
+static int diag_query(int family, uint32_t states, uint16_t sport, bool info,
+		      void (*cb)(const struct nlmsghdr *h, void *arg), void *arg)
+{
+	struct {
+		struct nlmsghdr h;
+		struct inet_diag_req_v2 r;
+		struct nlattr a;
+		struct inet_diag_bc_op ops[2];
+	} req = {
+		.h = { sizeof(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0 },
+		.r = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP,
+		       .idiag_ext = info ? 1 << (INET_DIAG_INFO - 1) : 0,
+		       .idiag_states = states },
+		.a = { NLA_HDRLEN + sizeof(req.ops), INET_DIAG_REQ_BYTECODE },
+		/* sport == op[1].no: on to the end (accept), else 4 past it (reject). */
+		.ops = { { INET_DIAG_BC_S_EQ, sizeof(req.ops), sizeof(req.ops) + 4 },
+			 { 0, 0, sport } },
+	};
+	static char buf[32768] __attribute__((aligned(8)));
+	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), rc = -1;
+
+	if (nl < 0)
+		return cr_perr("cannot open a sock_diag socket");
+	if (send(nl, &req, sizeof(req), 0) != sizeof(req)) {
+		cr_perr("cannot ask sock_diag");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = recv(nl, buf, sizeof(buf), 0);
+		struct nlmsghdr *h = (void *)buf;
+
+		if (n < 0) {
+			cr_perr("cannot read sock_diag's answer");
+			goto out;
+		}
+		for (; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE) {
+				rc = 0;
+				goto out;
+			}
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				errno = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+				cr_perr("sock_diag refused a question about TCP port %u", sport);
+				goto out;
+			}
+			if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+				cb(h, arg);
+		}
+	}
+out:
+	close(nl);
+	return rc;
+}
+
 struct diag_seen {
+	uint32_t ino;
 	bool found, md5;
 };
 
-static void diag_attrs(const struct nlmsghdr *h, struct diag_seen *seen)
+static void diag_attrs(const struct nlmsghdr *h, void *arg)
 {
 	const struct inet_diag_msg *m = NLMSG_DATA(h);
 	size_t len = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)), at = 0;
+	struct diag_seen *seen = arg;
 
+	if (m->idiag_inode != seen->ino)
+		return;
+	seen->found = true;
 	while (at + sizeof(struct nlattr) <= len) {
 		const struct nlattr *a = (const void *)((const char *)(m + 1) + at);
 
@@ -154,57 +216,13 @@ static void diag_attrs(const struct nlmsghdr *h, struct diag_seen *seen)
 	}
 }
 
-static int diag_answer(int nl, uint32_t ino, struct diag_seen *seen)
+/* What sock_diag alone shows of socket `ino` (in `states`, on local port `sport`):
+ * TCP MD5 keys (to cryo, which has CAP_NET_ADMIN). */
+static int diag_lookup(int family, uint32_t ino, uint32_t states, uint16_t sport,
+		       struct diag_seen *seen)
 {
-	static char buf[32768] __attribute__((aligned(8)));
-
-	for (;;) {
-		ssize_t n = recv(nl, buf, sizeof(buf), 0);
-		struct nlmsghdr *h = (void *)buf;
-
-		if (n < 0)
-			return cr_perr("cannot read sock_diag's answer");
-		for (; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			const struct inet_diag_msg *m = NLMSG_DATA(h);
-
-			if (h->nlmsg_type == NLMSG_DONE)
-				return 0;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				errno = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
-				return cr_perr("sock_diag refused a question about TCP sockets");
-			}
-			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) || m->idiag_inode != ino)
-				continue;
-			seen->found = true;
-			diag_attrs(h, seen);
-		}
-	}
-}
-
-/* What sock_diag alone shows of a socket in `states`: TCP MD5 keys (to cryo, which
- * has CAP_NET_ADMIN). */
-static int diag_lookup(int family, uint32_t ino, uint32_t states, struct diag_seen *seen)
-{
-	struct {
-		struct nlmsghdr h;
-		struct inet_diag_req_v2 r;
-	} req = {
-		.h = { sizeof(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0 },
-		.r = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP,
-		       .idiag_ext = 1 << (INET_DIAG_INFO - 1), .idiag_states = states },
-	};
-	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), rc;
-
-	memset(seen, 0, sizeof(*seen));
-	if (nl < 0)
-		return cr_perr("cannot open a sock_diag socket");
-	if (send(nl, &req, sizeof(req), 0) != sizeof(req)) {
-		close(nl);
-		return cr_perr("cannot ask sock_diag");
-	}
-	rc = diag_answer(nl, ino, seen);
-	close(nl);
-	return rc;
+	*seen = (struct diag_seen){ .ino = ino };
+	return diag_query(family, states, sport, true, diag_attrs, seen);
 }
 
 /* ---- dump ---- */
@@ -333,8 +351,10 @@ static int dump_listener(struct tcp_probe *s, InetSocket *is)
 		pr_info("process %d: fd %d: %u connection%s not accepted on %s left out "
 			"(--tcp-skip-in-flight)\n", s->pr->p->pid, s->pr->fd,
 			s->info.tcpi_unacked, s->info.tcpi_unacked == 1 ? "" : "s", a);
-	if (diag_lookup(s->family, s->pr->st->st_ino, 1 << ST_LISTEN, &seen))
+	if (diag_lookup(s->family, s->pr->st->st_ino, 1 << ST_LISTEN, is->src_port, &seen))
 		return -1;
+	if (!seen.found)
+		return refuse(s, "sock_diag does not show it listening");
 	if (seen.md5)
 		return refuse(s, "it has TCP MD5 signature keys (TCP_MD5SIG); cryo does not "
 			      "restore them");
@@ -540,55 +560,29 @@ static int inet_preflight(struct restore_ctx *ctx)
 }
 
 struct holder_search {
-	uint32_t port;
 	uint32_t ino;			/* a socket with an fd */
 	bool time_wait;			/* a connection of before, in TIME_WAIT */
 };
 
 #define ST_TIME_WAIT 6
 
-static void find_port(const struct inet_diag_msg *m, struct holder_search *h)
+static void find_port(const struct nlmsghdr *h, void *arg)
 {
-	if (ntohs(m->id.idiag_sport) != h->port)
-		return;
+	const struct inet_diag_msg *m = NLMSG_DATA(h);
+	struct holder_search *hs = arg;
+
 	if (m->idiag_state == ST_TIME_WAIT)
-		h->time_wait = true;
-	else if (!h->ino)
-		h->ino = m->idiag_inode;
+		hs->time_wait = true;
+	else if (!hs->ino)
+		hs->ino = m->idiag_inode;
 }
 
 /* Who has a TCP port of this host (listening, bound, connected, TIME_WAIT). */
-static void port_search(struct holder_search *h)
+static void port_search(uint16_t port, struct holder_search *h)
 {
-	static const int fams[] = { AF_INET, AF_INET6 };
-
-	for (size_t f = 0; f < 2 && !h->ino; f++) {
-		struct {
-			struct nlmsghdr h;
-			struct inet_diag_req_v2 r;
-		} req = {
-			.h = { sizeof(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0 },
-			.r = { .sdiag_family = fams[f], .sdiag_protocol = IPPROTO_TCP,
-			       .idiag_states = ~0u },
-		};
-		static char buf[32768] __attribute__((aligned(8)));
-		int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-		bool done = nl < 0 || send(nl, &req, sizeof(req), 0) != sizeof(req);
-
-		while (!done) {
-			ssize_t n = recv(nl, buf, sizeof(buf), 0);
-			struct nlmsghdr *nh = (void *)buf;
-
-			done = n <= 0;
-			for (; !done && NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n))
-				if (nh->nlmsg_type == NLMSG_DONE || nh->nlmsg_type == NLMSG_ERROR)
-					done = true;
-				else if (nh->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-					find_port(NLMSG_DATA(nh), h);
-		}
-		if (nl >= 0)
-			close(nl);
-	}
+	if (diag_query(AF_INET, ~0u, port, false, find_port, h) ||
+	    (!h->ino && diag_query(AF_INET6, ~0u, port, false, find_port, h)))
+		cr_err_reset();		/* nobody to name: the error says what it can */
 }
 
 /* Does process `pid` hold `want` ("socket:[INO]") in an fd? */
@@ -640,7 +634,7 @@ static void holder_str(uint32_t ino, char *out, size_t size)
 
 static int bind_err(const InetSocket *s, const char *what)
 {
-	struct holder_search h = { .port = s->src_port };
+	struct holder_search h = { 0 };
 	char a[80], who[128] = "";
 	int err = errno;
 
@@ -649,7 +643,7 @@ static int bind_err(const InetSocket *s, const char *what)
 		errno = err;
 		return cr_perr("%s: cannot bind it to %s", what, a);
 	}
-	port_search(&h);
+	port_search(s->src_port, &h);
 	holder_str(h.ino, who, sizeof(who));
 	if (!who[0] && h.time_wait)
 		snprintf(who, sizeof(who), " (by connections in TIME_WAIT, which only sockets "
