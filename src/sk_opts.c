@@ -304,16 +304,25 @@ static int dump_special(int sk, SkOpts *o, const char *what)
 	return 0;
 }
 
+static int ebpf_refusal(const char *what)
+{
+	return cr_err("%s has an eBPF socket filter (SO_ATTACH_BPF); cryo restores only "
+		      "classic BPF filters", label(what));
+}
+
 /* A classic filter as SO_GET_FILTER gives it; an eBPF one (SO_ATTACH_BPF) has no
- * classic form to read: the kernel answers EINVAL, and dump refuses it. */
+ * classic form to read: the kernel answers EACCES, and dump refuses it. */
 static int dump_filter(int sk, SkOpts *o, const char *what)
 {
 	socklen_t n = 0;
 	int locked = 0;
 
-	if (getsockopt(sk, SOL_SOCKET, SO_GET_FILTER, NULL, &n))
-		return not_here(errno) && errno != EINVAL ? 0 :
-		       cr_perr("%s: cannot read its socket filter", label(what));
+	if (getsockopt(sk, SOL_SOCKET, SO_GET_FILTER, NULL, &n)) {
+		if (errno == EACCES)
+			return ebpf_refusal(what);
+		return not_here(errno) ? 0 : cr_perr("%s: cannot read its socket filter",
+						     label(what));
+	}
 	if (!n)
 		return 0;
 	if (n > BPF_INSNS_MAX)
@@ -322,9 +331,8 @@ static int dump_filter(int sk, SkOpts *o, const char *what)
 	if (!o->filter.data)
 		return cr_err("out of memory");
 	if (getsockopt(sk, SOL_SOCKET, SO_GET_FILTER, o->filter.data, &n)) {
-		if (errno == EINVAL)
-			return cr_err("%s has an eBPF socket filter (SO_ATTACH_BPF); cryo "
-				      "restores only classic BPF filters", label(what));
+		if (errno == EACCES)
+			return ebpf_refusal(what);
 		return cr_perr("%s: cannot read its socket filter", label(what));
 	}
 	o->has_filter = 1;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/bpf.h>
 #include <linux/filter.h>
 
 #include "sk_opts.h"
@@ -234,8 +236,36 @@ out:
 	close(b);
 }
 
+/* An eBPF filter (return 0) attached with SO_ATTACH_BPF: refused at dump. */
+static void test_ebpf(void)
+{
+	struct bpf_insn prog[2] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	union bpf_attr a;
+	int sk = socket(AF_INET, SOCK_STREAM, 0), pfd;
+	SkOpts *o = NULL;
+
+	unit_case();
+	memset(&a, 0, sizeof(a));
+	a.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+	a.insns = (unsigned long)prog;
+	a.insn_cnt = 2;
+	a.license = (unsigned long)"GPL";
+	pfd = syscall(__NR_bpf, BPF_PROG_LOAD, &a, sizeof(a));
+	CHECK(pfd >= 0 && !setsockopt(sk, SOL_SOCKET, SO_ATTACH_BPF, &pfd, sizeof(pfd)),
+	      "cannot attach an eBPF filter: %s", strerror(errno));
+	CHECK(sk_opts_dump_for(sk, AF_INET, "fd 7", &o) && !o &&
+	      err_has("fd 7 has an eBPF socket filter (SO_ATTACH_BPF)"), "eBPF: %s", err_text());
+	if (pfd >= 0)
+		close(pfd);
+	close(sk);
+}
+
 int main(void)
 {
+	test_ebpf();
 	test_check();
 	test_rights();
 	test_addrs();
