@@ -534,13 +534,26 @@ static bool v4_mapped(const struct sockaddr_in6 *a)
 	return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr);
 }
 
+/* A whole IP packet, header included (IPPROTO_RAW), marked for the network lock. */
+static int send_raw(int family, const void *pkt, size_t len, const void *to, socklen_t tl)
+{
+	int mark = TCP_REPAIR_MARK, rc = 0;
+	int fd = socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
+	    sendto(fd, pkt, len, 0, to, tl) != (ssize_t)len)
+		rc = cr_perr("cannot send a TCP connection its peer's segment");
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static int send_v4(const struct segment *s, const struct in_addr *from, uint16_t fport,
 		   const struct in_addr *to, uint16_t tport)
 {
 	uint8_t pkt[64] = { 0 };
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = *to };
 	size_t tl = build_tcp(pkt + 20, s, fport, tport);
-	int mark = TCP_REPAIR_MARK, fd, rc = 0;
 	uint16_t ck = tcp_checksum(from, to, 4, pkt + 20, tl);
 
 	memcpy(pkt + 20 + 16, &ck, 2);
@@ -551,13 +564,7 @@ static int send_v4(const struct segment *s, const struct in_addr *from, uint16_t
 	pkt[9] = IPPROTO_TCP;
 	memcpy(pkt + 12, from, 4);
 	memcpy(pkt + 16, to, 4);
-	fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
-	    sendto(fd, pkt, 20 + tl, 0, (struct sockaddr *)&sa, sizeof(sa)) != (ssize_t)(20 + tl))
-		rc = cr_perr("cannot send a TCP connection its peer's segment");
-	if (fd >= 0)
-		close(fd);
-	return rc;
+	return send_raw(AF_INET, pkt, 20 + tl, &sa, sizeof(sa));
 }
 
 static int send_v6(const struct segment *s, const struct in6_addr *from, uint16_t fport,
@@ -566,7 +573,6 @@ static int send_v6(const struct segment *s, const struct in6_addr *from, uint16_
 	uint8_t pkt[80] = { 0 };
 	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = *to };
 	size_t tl = build_tcp(pkt + 40, s, fport, tport);
-	int mark = TCP_REPAIR_MARK, fd, rc = 0;
 	uint16_t ck = tcp_checksum(from, to, 16, pkt + 40, tl);
 
 	memcpy(pkt + 40 + 16, &ck, 2);
@@ -577,13 +583,7 @@ static int send_v6(const struct segment *s, const struct in6_addr *from, uint16_
 	pkt[7] = 64;
 	memcpy(pkt + 8, from, 16);
 	memcpy(pkt + 24, to, 16);
-	fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) ||
-	    sendto(fd, pkt, 40 + tl, 0, (struct sockaddr *)&sa, sizeof(sa)) != (ssize_t)(40 + tl))
-		rc = cr_perr("cannot send a TCP connection its peer's segment");
-	if (fd >= 0)
-		close(fd);
-	return rc;
+	return send_raw(AF_INET6, pkt, 40 + tl, &sa, sizeof(sa));
 }
 
 static int send_segment(const struct segment *s, const struct sockaddr *src,
