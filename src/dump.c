@@ -105,10 +105,13 @@ static int read_vdso_image(struct dump_proc *p)
 	return 0;
 }
 
-/* Each thread where it stays for the dump: out of the vDSO, out of a mask-swapping
- * call, out of an rseq critical section; then its state. */
+/* Each thread where it stays for the dump: out of a dead cryo's program, out of the vDSO,
+ * out of a mask-swapping call, out of an rseq critical section; then its state. */
 static int place_threads(struct dump_proc *p)
 {
+	for (size_t i = 0; i < p->nr_threads; i++)
+		if (thread_drain_dead(p, &p->rts[i]))
+			return -1;
 	for (size_t i = 0; i < p->nr_threads; i++) {
 		struct rthread *t = &p->rts[i];
 

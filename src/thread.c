@@ -162,35 +162,60 @@ static bool plausible_return(pid_t tid, const struct proc_vmas *vmas, uint64_t r
 
 #define SAMPLE_TRIES 400
 
+/* Let the thread run for a moment (signals on the way passed on), then hold it again
+ * and read where it is. Nothing of it is changed. */
+static int sample_once(struct rthread *t, long ns)
+{
+	struct timespec ts = { 0, ns };
+	int status, pass = 0;
+
+	if (ptrace(PTRACE_CONT, t->tid, 0, 0))
+		return cr_perr("cannot resume thread %d", t->tid);
+	nanosleep(&ts, NULL);
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0))
+		return cr_perr("cannot interrupt thread %d", t->tid);
+	for (;;) {
+		if (ptr_wait(t->tid, &status))
+			return -1;
+		if (stop_kind(status) == STOP_EVENT)
+			break;
+		pass = stop_kind(status) == STOP_SIGNAL ? stop_signal(status) : 0;
+		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) ||
+		    ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)pass))
+			return cr_perr("cannot resume thread %d", t->tid);
+	}
+	return ptr_get_regs(t->tid, &t->home) || ptr_get_sigmask(t->tid, &t->home_mask) ? -1 : 0;
+}
+
 /* Without unwind information: let the thread run in short bursts until a stop finds
- * it outside the vDSO. Nothing of it is changed. */
+ * it outside the vDSO. */
 static int sample_out(struct rthread *t, uint64_t vs, uint64_t ve)
 {
 	for (int i = 0; i < SAMPLE_TRIES; i++) {
-		struct timespec ts = { 0, 20000 + i * 1000 };
-		int status, pass = 0;
-
-		if (ptrace(PTRACE_CONT, t->tid, 0, 0))
-			return cr_perr("cannot resume thread %d", t->tid);
-		nanosleep(&ts, NULL);
-		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0))
-			return cr_perr("cannot interrupt thread %d", t->tid);
-		for (;;) {
-			if (ptr_wait(t->tid, &status))
-				return -1;
-			if (stop_kind(status) == STOP_EVENT)
-				break;
-			pass = stop_kind(status) == STOP_SIGNAL ? stop_signal(status) : 0;
-			if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) ||
-			    ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)pass))
-				return cr_perr("cannot resume thread %d", t->tid);
-		}
-		if (ptr_get_regs(t->tid, &t->home) || ptr_get_sigmask(t->tid, &t->home_mask))
+		if (sample_once(t, 20000 + i * 1000))
 			return -1;
 		if (t->home.rip < vs || t->home.rip >= ve)
 			return 0;
 	}
 	return cr_err("thread %d did not leave the vDSO (at 0x%llx)", t->tid, t->home.rip);
+}
+
+int thread_drain_dead(struct dump_proc *p, struct rthread *t)
+{
+	struct borrow_area *a = &p->borrow;
+
+	for (int i = 0; i < SAMPLE_TRIES; i++) {
+		if (!borrow_dead_holds(a, &p->vmas, t))
+			return 0;
+		if (sample_once(t, 20000 + i * 1000)) {
+			a->abandoned = true;
+			return -1;
+		}
+	}
+	a->abandoned = true;
+	return cr_err("thread %d is still on its way home from the program of a cryo that "
+		      "died (a signal handler that interrupted it has not returned); dump it "
+		      "again later", t->tid);
 }
 
 /* A thread stopped inside vDSO code would, after a restore with a proxy, run old code

@@ -9,6 +9,10 @@
  * ppoll, ...) so its real signal mask is visible; turn an EINTR only the freeze
  * caused back into the call. Updates t->home. */
 int thread_settle(struct dump_proc *p, struct rthread *t);
+/* After a dead cryo: let the thread run until nothing of it (its rip, a signal frame
+ * of a handler that interrupted it on its way home) leads back into that cryo's
+ * program, which may then be reused and cleared. */
+int thread_drain_dead(struct dump_proc *p, struct rthread *t);
 /* Move a thread out of the vDSO (img, len bytes at vs) if it is inside. */
 int thread_leave_vdso(struct dump_proc *p, struct rthread *t, const uint8_t *img, size_t len,
 		      uint64_t vs);

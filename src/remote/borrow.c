@@ -30,6 +30,7 @@
 #define MIN_SLOTS 8
 #define MAX_SLOTS 256
 #define BIT(sig) (1ULL << ((sig) - 1))
+#define SIGACT_LEN (65 * 32)
 
 #define BORROW_LEN CR_OFF(cr_borrow_end, cr_borrow_start)
 
@@ -295,6 +296,7 @@ static int write_code(struct borrow_area *a, uint64_t vdso, const uint8_t *img, 
 		memcpy(&hdr[1], img + off + BORROW_LEN + PAD_HDR_SLOTS, 4);
 		a->nr_slots = CR_MIN(hdr[1], a->nr_slots);
 		keep_old_slots(a, img + off + BORROW_LEN + PAD_HDR_SIZE, threads, nr);
+		a->dead_prog = true;
 		pr_info("process %d: reusing the program a dead cryo left in its vDSO", a->pid);
 		return 0;
 	}
@@ -348,6 +350,43 @@ int borrow_open(struct borrow_area *a, pid_t pid, const struct proc_vmas *vmas,
 	pr_debug("process %d: borrow program at 0x%lx, %u slots, stop signal %d", pid,
 		 (unsigned long)a->code, a->nr_slots, a->stop_sig);
 	return 0;
+}
+
+#define FRAME_SCAN_MAX (256u << 10)
+
+/* Does a word of the stack from rsp up (to the end of its mapping, bounded) hold an
+ * address in [lo, hi)? The kernel saves the interrupted rip in a signal frame. */
+static bool stack_refers_to(struct borrow_area *a, const struct proc_vmas *vmas, uint64_t rsp,
+			    uint64_t lo, uint64_t hi)
+{
+	uint64_t *buf, start = rsp & ~7ULL, len = 0;
+	bool found = false;
+
+	for (size_t i = 0; i < vmas->nr; i++)
+		if (start >= vmas->v[i].start && start < vmas->v[i].end)
+			len = CR_MIN(vmas->v[i].end - start, FRAME_SCAN_MAX);
+	if (!len)
+		return false;
+	buf = malloc(len);
+	if (!buf || mem_read(a->mem_fd, a->pid, start, buf, len)) {
+		free(buf);
+		cr_err_reset();
+		return true;		/* cannot tell: as if it did */
+	}
+	for (size_t i = 0; i < len / 8 && !found; i++)
+		found = buf[i] >= lo && buf[i] < hi;
+	free(buf);
+	return found;
+}
+
+bool borrow_dead_holds(struct borrow_area *a, const struct proc_vmas *vmas,
+		       const struct rthread *t)
+{
+	if (!a->dead_prog)
+		return false;
+	if (t->home.rip >= a->code && t->home.rip < a->code + a->code_len)
+		return true;
+	return stack_refers_to(a, vmas, t->home.rsp, a->code, a->code + BORROW_LEN);
 }
 
 static void set_room(struct borrow_area *a, uint64_t lo, size_t len, size_t prog_stack)
@@ -436,6 +475,7 @@ int borrow_find_data(struct borrow_area *a, const struct proc_vmas *vmas,
 	a->data_saved = malloc(DATA_MAX);
 	if (!a->data_saved)
 		return cr_err("out of memory");
+	a->vmas = vmas;
 	size = CR_MIN(CR_MAX(size, DATA_MIN), DATA_MAX);
 	for (size_t i = 0; i < nr; i++) {
 		uint64_t lo, hi;
@@ -503,18 +543,19 @@ void borrow_close(struct borrow_area *a)
 	if (a->mem_fd >= 0)
 		close(a->mem_fd);
 	free(a->data_saved);
+	free(a->own_saved);
+	free(a->sigact);
 	memset(a, 0, sizeof(*a));
 	a->mem_fd = -1;
 }
 
 int borrow_keep_sigactions(struct borrow_area *a, const void *ka)
 {
-	size_t len = 65 * 32;
-	uint64_t at = data_alloc(a, len);
-
-	if (!at || mem_write(a->mem_fd, a->pid, at, ka, len))
-		return -1;
-	a->sigact = at;
+	if (!a->sigact)
+		a->sigact = malloc(SIGACT_LEN);
+	if (!a->sigact)
+		return cr_err("out of memory");
+	memcpy(a->sigact, ka, SIGACT_LEN);
 	return 0;
 }
 
@@ -620,18 +661,30 @@ struct prog {
 	uint64_t base, size;		/* the allocation */
 	uint64_t ctl, table_a, table_b, bufs;
 	uint64_t tail_restart, tail_eintr;
+	uint64_t sigact;		/* the program's copy of the sigactions, or 0 */
 	uint8_t *img;			/* local copy of [ctl, end) */
 	size_t img_len;
 };
 
 static uint64_t relocate(const struct rtable *t, uint64_t v, uint64_t bufs);
 
+/* A program's bytes: control block, register blocks, tables, buffers and, unless the
+ * program reads them itself, the sigactions its way home looks at. */
+static size_t prog_img_len(const struct borrow_area *a, const struct rtable *t)
+{
+	size_t ta = (t->n + 1) * sizeof(struct plan_call);
+	size_t tb = t->n_after ? (t->n_after + 1) * sizeof(struct plan_call) : 0;
+	size_t sa = !t->sigact_tok && a->sigact ? SIGACT_LEN : 0;
+
+	return CTL_SIZE + 2 * RB_SIZE + ta + tb + CR_ALIGN_UP(t->used, 16) + sa;
+}
+
 static int prog_layout(struct borrow_area *a, struct rtable *t, struct prog *pg)
 {
 	size_t ta = (t->n + 1) * sizeof(struct plan_call);
 	size_t tb = t->n_after ? (t->n_after + 1) * sizeof(struct plan_call) : 0;
 
-	pg->img_len = CTL_SIZE + 2 * RB_SIZE + ta + tb + CR_ALIGN_UP(t->used, 16);
+	pg->img_len = prog_img_len(a, t);
 	pg->size = a->prog_stack + pg->img_len;
 	pg->base = data_alloc(a, pg->size);
 	if (!pg->base)
@@ -640,6 +693,7 @@ static int prog_layout(struct borrow_area *a, struct rtable *t, struct prog *pg)
 	pg->table_a = pg->ctl + CTL_SIZE + 2 * RB_SIZE;
 	pg->table_b = tb ? pg->table_a + ta : 0;
 	pg->bufs = pg->table_a + ta + tb;
+	pg->sigact = !t->sigact_tok && a->sigact ? pg->bufs + CR_ALIGN_UP(t->used, 16) : 0;
 	t->base = pg->bufs;
 	pg->img = calloc(1, pg->img_len);
 	return pg->img ? 0 : cr_err("out of memory");
@@ -676,7 +730,7 @@ static int prog_build(struct borrow_area *a, struct rtable *t, struct rthread *t
 	ctl[CTL_BORROW_MASK / 8] = a->stop_sig ? ~BIT(a->stop_sig) : ~0ULL;
 	ctl[CTL_HOME_MASK / 8] = th->home_mask;
 	ctl[CTL_EINTR_KIND / 8] = kind;
-	ctl[CTL_SIGACT / 8] = t->sigact_tok ? relocate(t, t->sigact_tok, pg->bufs) : a->sigact;
+	ctl[CTL_SIGACT / 8] = t->sigact_tok ? relocate(t, t->sigact_tok, pg->bufs) : pg->sigact;
 	ctl[CTL_R_RESTART / 8] = pg->ctl + CTL_SIZE;
 	ctl[CTL_R_EINTR / 8] = pg->ctl + CTL_SIZE + RB_SIZE;
 	fill_block(ctl + CTL_SIZE / 8, &restart, pg->tail_restart);
@@ -685,6 +739,8 @@ static int prog_build(struct borrow_area *a, struct rtable *t, struct rthread *t
 	if (pg->table_b)
 		put_table(pg->img + (pg->table_b - pg->ctl), t->after, t->n_after, t, pg->bufs);
 	memcpy(pg->img + (pg->bufs - pg->ctl), t->data, t->used);
+	if (pg->sigact)
+		memcpy(pg->img + (pg->sigact - pg->ctl), a->sigact, SIGACT_LEN);
 	return mem_write(a->mem_fd, a->pid, pg->ctl, pg->img, pg->img_len);
 }
 
@@ -724,7 +780,78 @@ static int prog_collect(struct borrow_area *a, struct rtable *t, struct rthread 
 	return 0;
 }
 
+/* The room a program runs in, while it is swapped for the thread's own. */
+struct room {
+	uint64_t data;
+	size_t len, used, saved_len, prog_stack;
+	uint8_t *saved;
+};
+
+static void room_get(const struct borrow_area *a, struct room *r)
+{
+	*r = (struct room){ a->data, a->data_len, a->data_used, a->data_saved_len, a->prog_stack,
+			    a->data_saved };
+}
+
+static void room_set(struct borrow_area *a, const struct room *r)
+{
+	a->data = r->data;
+	a->data_len = r->len;
+	a->data_used = r->used;
+	a->data_saved_len = r->saved_len;
+	a->prog_stack = r->prog_stack;
+	a->data_saved = r->saved;
+}
+
+/* A program runs in dead stack of its own thread where that has room: if cryo dies
+ * while the thread runs it (or a handler that interrupted it on its way home), no
+ * other thread's stack can grow over its data, its stack or its signal frames. */
+static bool enter_own_room(struct borrow_area *a, const struct rtable *t,
+			   const struct rthread *th, struct room *shared)
+{
+	size_t need = CR_ALIGN_UP(PROG_STACK + prog_img_len(a, t), 64);
+	uint64_t lo, hi;
+
+	if (!a->vmas || need > DATA_MAX ||
+	    !borrow_dead_room(a->vmas, th->home.rsp, &lo, &hi) || hi - lo < need)
+		return false;
+	/* The shared room is on this very stack: it is the thread's own already. */
+	if (a->data && a->data < hi && lo < a->data + a->data_len)
+		return false;
+	if (!a->own_saved && !(a->own_saved = malloc(DATA_MAX)))
+		return false;
+	room_get(a, shared);
+	room_set(a, &(struct room){ hi - need, need, 0, 0, PROG_STACK, a->own_saved });
+	return true;
+}
+
+/* Back to the shared room; the thread's own bytes go back unless a thread may still
+ * run the program there (parked, or left to itself). */
+static void leave_own_room(struct borrow_area *a, const struct room *shared, bool keep)
+{
+	if (!keep && !a->abandoned && put_back_room(a))
+		a->abandoned = true;
+	room_set(a, shared);
+}
+
+static int prog_run_here(struct rtable *t, struct rthread *th, bool park);
+
 static int prog_run(struct rtable *t, struct rthread *th, bool park)
+{
+	struct room shared;
+	bool own;
+	int rc;
+
+	if (t->error)
+		return cr_err("out of memory");
+	own = enter_own_room(t->a, t, th, &shared);
+	rc = prog_run_here(t, th, park);
+	if (own)
+		leave_own_room(t->a, &shared, park && th->parked);
+	return rc;
+}
+
+static int prog_run_here(struct rtable *t, struct rthread *th, bool park)
 {
 	struct borrow_area *a = t->a;
 	size_t mark = a->data_used;
@@ -732,8 +859,6 @@ static int prog_run(struct rtable *t, struct rthread *th, bool park)
 	int rc = -1;
 
 	memset(&pg, 0, sizeof(pg));
-	if (t->error)
-		return cr_err("out of memory");
 	if (prog_layout(a, t, &pg) || prog_build(a, t, th, &pg))
 		goto out;
 	if (prog_enter(a, th, &pg) ||

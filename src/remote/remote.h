@@ -146,16 +146,24 @@ struct borrow_area {
 	bool scratch;			/* the room is a mapping cryo made */
 	const struct proc_vmas *scratch_vmas;
 	struct rthread *scratch_thread;	/* the thread that unmaps it */
-	uint64_t sigact;		/* the sigactions as the program reads them, 0 if unknown */
+	uint8_t *sigact;		/* a copy of the sigactions for each program, or NULL */
+	const struct proc_vmas *vmas;	/* where each thread's own dead stack is */
+	uint8_t *own_saved;		/* a thread's own room's bytes before cryo's program */
 	unsigned nr_parked;
 	bool abandoned;			/* a thread may still run the program: leave it all */
 	bool old_slots;			/* a dead cryo's entries are in use: leave them */
+	bool dead_prog;			/* the program is a dead cryo's: threads may be in it */
 };
 
 /* Find the room (the vDSO's padding must be free; see docs/ARCHITECTURE.md) and write
  * the program; the data room is chosen later, once the threads are where they stay. */
 int borrow_open(struct borrow_area *a, pid_t pid, const struct proc_vmas *vmas,
 		const struct rthread *threads, size_t nr);
+/* After a dead cryo: does thread t still have a way back into its program, by its rip
+ * or by a signal frame on its stack (a handler that interrupted it on its way home)?
+ * Such a thread must be let run until it is home before the padding is touched. */
+bool borrow_dead_holds(struct borrow_area *a, const struct proc_vmas *vmas,
+		       const struct rthread *t);
 /* Choose dead stack of `size` bytes below one of the threads' stack pointers. */
 int borrow_find_data(struct borrow_area *a, const struct proc_vmas *vmas,
 		     struct rthread *threads, size_t nr, size_t size);
