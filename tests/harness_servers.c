@@ -11,7 +11,9 @@
 
 struct srv_addr {
 	bool tcp;
-	int port;		/* tcp: on 127.0.0.1 */
+	bool v6;		/* tcp: on ::1, not 127.0.0.1 */
+	int port;
+	const char *host;	/* tcp: 127.0.0.1 or ::1 */
 	char path[108];		/* unix */
 	char text[128];		/* for messages, and the argument of our scripts */
 };
@@ -32,45 +34,69 @@ struct server {
 	int (*start)(struct srv_run *s);
 	int (*fill)(struct srv_run *s);
 	int (*check)(struct srv_run *s);
-	unsigned over;		/* SRV_UNIX, SRV_TCP: the variants run */
+	unsigned over;		/* SRV_UNIX, SRV_TCP, SRV_TCP6: the variants run */
 	bool hold;		/* a connection held across the dump (TCP only) */
 };
 
 #define SRV_UNIX 1
 #define SRV_TCP 2
+#define SRV_TCP6 4
 
 /* ---- addresses and connections ---- */
 
-/* A loopback port nobody uses now (the server binds it next). */
-static int free_port(void)
+/* The loopback address of the family, with a port. */
+static socklen_t loopback(struct sockaddr_storage *ss, bool v6, int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
 
-	if (s >= 0 && !bind(s, (struct sockaddr *)&sa, sizeof(sa)) &&
-	    !getsockname(s, (struct sockaddr *)&sa, &len))
-		port = ntohs(sa.sin_port);
+	memset(ss, 0, sizeof(*ss));
+	if (v6) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		in6->sin6_addr = in6addr_loopback;
+		return sizeof(*in6);
+	}
+	in->sin_family = AF_INET;
+	in->sin_port = htons(port);
+	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return sizeof(*in);
+}
+
+/* A loopback port nobody uses now (the server binds it next). */
+static int free_port(bool v6)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(&ss, v6, 0);
+	int s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (s >= 0 && !bind(s, (struct sockaddr *)&ss, len) &&
+	    !getsockname(s, (struct sockaddr *)&ss, &len))
+		port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+				  ((struct sockaddr_in *)&ss)->sin_port);
 	if (s >= 0)
 		close(s);
 	return port;
 }
 
-static int srv_addr_init(struct srv_run *s, bool tcp)
+/* The server's address: a socket in the run's directory, or a free loopback port
+ * (its text "127.0.0.1:P" or "[::1]:P", as nginx and our scripts take it). */
+static int srv_addr_init(struct srv_run *s)
 {
-	s->a.tcp = tcp;
-	if (!tcp) {
-		if (snprintf(s->a.path, sizeof(s->a.path), "%s/srv.sock", s->r.dir) >=
-		    (int)sizeof(s->a.path))
+	struct srv_addr *a = &s->a;
+
+	if (!a->tcp) {
+		if (snprintf(a->path, sizeof(a->path), "%s/srv.sock", s->r.dir) >=
+		    (int)sizeof(a->path))
 			return why("%s is too long a directory for a socket", s->r.dir);
-		snprintf(s->a.text, sizeof(s->a.text), "%s", s->a.path);
+		snprintf(a->text, sizeof(a->text), "%s", a->path);
 		return 0;
 	}
-	s->a.port = free_port();
-	if (s->a.port <= 0)
-		return why("no free loopback port: %s", strerror(errno));
-	snprintf(s->a.text, sizeof(s->a.text), "127.0.0.1:%d", s->a.port);
+	a->host = a->v6 ? "::1" : "127.0.0.1";
+	a->port = free_port(a->v6);
+	if (a->port <= 0)
+		return why("no free port on %s: %s", a->host, strerror(errno));
+	snprintf(a->text, sizeof(a->text), a->v6 ? "[%s]:%d" : "%s:%d", a->host, a->port);
 	return 0;
 }
 
@@ -79,9 +105,9 @@ static int srv_connect(const struct srv_addr *a)
 {
 	struct timeval tv = { 10, 0 };
 	struct sockaddr_un un = { .sun_family = AF_UNIX };
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(a->port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(a->tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(&ss, a->v6, a->port);
+	int fd = socket(a->tcp ? ss.ss_family : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int rc;
 
 	if (fd < 0)
@@ -89,7 +115,7 @@ static int srv_connect(const struct srv_addr *a)
 	snprintf(un.sun_path, sizeof(un.sun_path), "%s", a->path);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	rc = a->tcp ? connect(fd, (struct sockaddr *)&in, sizeof(in)) :
+	rc = a->tcp ? connect(fd, (struct sockaddr *)&ss, len) :
 		      connect(fd, (struct sockaddr *)&un, sizeof(un));
 	if (rc) {
 		close(fd);
@@ -386,8 +412,10 @@ static int redis_start(struct srv_run *s)
 			 "--daemonize", "no", "--unixsocket", s->a.path, NULL };
 
 	snprintf(port, sizeof(port), "%d", s->a.tcp ? s->a.port : 0);
-	if (s->a.tcp)
+	if (s->a.tcp) {
+		argv[4] = (char *)s->a.host;
 		argv[13] = NULL;
+	}
 	return server_spawn(s, argv);
 }
 
@@ -487,7 +515,7 @@ static int memcached_start(struct srv_run *s)
 	snprintf(port, sizeof(port), "%d", s->a.port);
 	if (s->a.tcp) {
 		argv[5] = "-l";
-		argv[6] = "127.0.0.1";
+		argv[6] = (char *)s->a.host;
 		argv[7] = "-p";
 		argv[8] = port;
 	}
@@ -562,7 +590,7 @@ static int nginx_start(struct srv_run *s)
 	snprintf(conf, sizeof(conf), "%s/nginx.conf", d);
 	snprintf(err, sizeof(err), "%s/error.log", d);
 	if (s->a.tcp)
-		snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->a.port);
+		snprintf(listen, sizeof(listen), "%s", s->a.text);
 	else
 		snprintf(listen, sizeof(listen), "unix:%s", s->a.path);
 	if (asprintf(&text,
@@ -637,10 +665,7 @@ static int node_start(struct srv_run *s)
 	char *argv[] = { "/usr/bin/node", script, where, NULL };
 
 	snprintf(script, sizeof(script), "%s/http_hits.js", real_dir);
-	if (s->a.tcp)
-		snprintf(where, sizeof(where), "%d", s->a.port);
-	else
-		snprintf(where, sizeof(where), "%s", s->a.path);
+	snprintf(where, sizeof(where), "%s", s->a.text);
 	return server_spawn(s, argv);
 }
 
@@ -697,7 +722,7 @@ static int srv_steps(struct srv_run *s, enum mode m)
 static int server_mode(const struct server *sv, struct srv_run *s, enum mode m)
 {
 	s->hold = sv->hold && s->a.tcp;
-	if (srv_addr_init(s, s->a.tcp) || sv->start(s) || sv->fill(s) ||
+	if (srv_addr_init(s) || sv->start(s) || sv->fill(s) ||
 	    server_settles(s, s->held >= 0))
 		return -1;
 	srv_conn_args(s, s->held >= 0);
@@ -732,12 +757,14 @@ static void srv_result(struct srv_run *s, const char *name, enum mode m, int rc)
 		remove_tree(s->r.dir);
 }
 
-static void run_server(const struct server *sv, bool tcp)
+/* The server over one of its variants (SRV_UNIX, SRV_TCP, SRV_TCP6), in each mode. */
+static void run_server(const struct server *sv, unsigned over)
 {
 	static const enum mode modes[] = { MODE_KILL, MODE_LEAVE, MODE_TWICE };
 	char name[64];
 
-	snprintf(name, sizeof(name), "%s-%s", sv->name, tcp ? "tcp" : "unix");
+	snprintf(name, sizeof(name), "%s-%s", sv->name,
+		 over == SRV_UNIX ? "unix" : over == SRV_TCP ? "tcp" : "tcp6");
 	if (!selected(name))
 		return;
 	if (access(sv->need, X_OK)) {
@@ -749,7 +776,8 @@ static void run_server(const struct server *sv, bool tcp)
 		int rc;
 
 		memset(&s, 0, sizeof(s));
-		s.a.tcp = tcp;
+		s.a.tcp = over != SRV_UNIX;
+		s.a.v6 = over == SRV_TCP6;
 		s.held = -1;
 		run_dir(&s.r, name, srv_modes[modes[i]]);
 		reason[0] = 0;
@@ -816,7 +844,7 @@ static int stream_mode(const struct server *sv, struct srv_run *s, enum mode m)
 	int before, status;
 
 	(void)sv;
-	if (srv_addr_init(s, s->a.tcp) || stream_start(s, clog) ||
+	if (srv_addr_init(s) || stream_start(s, clog) ||
 	    clients_reach(clog, "connected ", 1) || server_settles(s, SRV_CLIENTS) ||
 	    clients_reach(clog, "progress ", 2))
 		return -1;
@@ -843,21 +871,19 @@ static void run_servers(void)
 {
 	static const struct server servers[] = {
 		{ "redis-2000-keys", "/usr/bin/redis-server", server_mode, redis_start,
-		  redis_fill, redis_check, SRV_UNIX | SRV_TCP, false },
+		  redis_fill, redis_check, SRV_UNIX | SRV_TCP | SRV_TCP6, false },
 		{ "memcached-2000-keys", "/usr/bin/memcached", server_mode, memcached_start,
-		  memcached_fill, memcached_check, SRV_UNIX | SRV_TCP, false },
+		  memcached_fill, memcached_check, SRV_UNIX | SRV_TCP | SRV_TCP6, false },
 		{ "nginx-2-workers", "/usr/sbin/nginx", server_mode, nginx_start, nginx_fill,
-		  nginx_check, SRV_UNIX | SRV_TCP, false },
+		  nginx_check, SRV_UNIX | SRV_TCP | SRV_TCP6, false },
 		{ "node-http", "/usr/bin/node", server_mode, node_start, node_fill, node_check,
-		  SRV_UNIX | SRV_TCP, false },
+		  SRV_UNIX | SRV_TCP | SRV_TCP6, false },
 		{ "python3-asyncio-50-clients", "/usr/bin/python3", stream_mode, NULL, NULL,
 		  NULL, SRV_UNIX, false },
 	};
 
-	for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++) {
-		if (servers[i].over & SRV_UNIX)
-			run_server(&servers[i], false);
-		if (servers[i].over & SRV_TCP)
-			run_server(&servers[i], true);
-	}
+	for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++)
+		for (unsigned over = SRV_UNIX; over <= SRV_TCP6; over <<= 1)
+			if (servers[i].over & over)
+				run_server(&servers[i], over);
 }

@@ -1,6 +1,6 @@
 """An asyncio echo server and its streaming clients, for the harness's server cases.
 
-  server WHERE        the server alone (WHERE: a Unix socket path or HOST:PORT)
+  server WHERE        the server alone (WHERE: a Unix socket path, HOST:PORT or [HOST]:PORT)
   client WHERE DIR    50 clients of it
   both WHERE DIR      the server, and the clients in a child process of it
 
@@ -26,15 +26,22 @@ def pattern(c):
     return period, bytes(((i % period) * 7 + c) & 0xFF for i in range(period + READ))
 
 
+def address(where):
+    """HOST:PORT, or [HOST]:PORT for IPv6."""
+    host, port = where.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
 def listen(where):
     if where.startswith("/"):
         sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sk.bind(where)
     else:
-        host, port = where.rsplit(":", 1)
-        sk = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        host, port = address(where)
+        sk = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                           socket.SOCK_STREAM)
         sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sk.bind((host, int(port)))
+        sk.bind((host, port))
     sk.listen(128)
     return sk
 
@@ -74,8 +81,8 @@ class Totals:
 async def connect(where):
     if where.startswith("/"):
         return await asyncio.open_unix_connection(where, limit=READ)
-    host, port = where.rsplit(":", 1)
-    return await asyncio.open_connection(host, int(port), limit=READ)
+    host, port = address(where)
+    return await asyncio.open_connection(host, port, limit=READ)
 
 
 async def receive(c, reader, period, block, totals):

@@ -1,6 +1,6 @@
 // A node.js HTTP server for the harness's server cases: it counts the requests it has
 // answered (state a restored process must still have) and listens on the Unix socket
-// path or the loopback port given as its argument.
+// path or the loopback HOST:PORT given as its argument.
 'use strict';
 const http = require('http');
 
@@ -17,7 +17,9 @@ function ready() {
 	process.stdout.write('READY\n');
 }
 
-if (/^[0-9]+$/.test(where))
-	server.listen(Number(where), '127.0.0.1', ready);
+// HOST:PORT ([::1]:PORT for IPv6), or a path.
+const tcp = /^\[?([^\]]*)\]?:([0-9]+)$/.exec(where);
+if (tcp)
+	server.listen(Number(tcp[2]), tcp[1], ready);
 else
 	server.listen(where, ready);
