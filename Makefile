@@ -22,7 +22,7 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE \
 	-DCRYO_VERSION='"$(VERSION)"' -Iinclude -Isrc -Isrc/remote -I$(BUILD)/proto
 LDFLAGS += $(SANFLAGS)
-LDLIBS := -lprotobuf-c -lpthread
+LDLIBS := -lprotobuf-c -lpthread -lnftables
 
 LIB_SRCS := $(filter-out src/cli.c,$(wildcard src/*.c)) $(wildcard src/remote/*.c)
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/remote/blob.o \

@@ -15,6 +15,7 @@ struct cryo_dump_opts {
 	bool ext_unix_sk;		/* datagram sockets connected outside: reconnect */
 	/* --tcp-skip-in-flight: leave connections not accepted yet out of the image */
 	bool tcp_skip_in_flight;
+	bool tcp_established;		/* dump TCP connections (their traffic locked meanwhile) */
 	/* --ghost-limit: the most data a deleted file still open or mapped may hold
 	 * (its bytes outside holes, which go into the image); 0: CRYO_GHOST_LIMIT. */
 	unsigned long long ghost_limit;

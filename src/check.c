@@ -15,11 +15,20 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/inet_diag.h>
 #include <linux/kcmp.h>
+#include <linux/netlink.h>
+#include <linux/netlink_diag.h>
+#include <linux/packet_diag.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "cpu.h"
 #include "cryo.h"
 #include "log.h"
+#include "net_lock.h"
 #include "proc.h"
 #include "remote.h"
 #include "sys.h"
@@ -252,6 +261,106 @@ static int probe_membarrier_registrations(pid_t unused)
 	return syscall(__NR_membarrier, 1 << 9, 0, 0) >= 0;	/* GET_REGISTRATIONS, 6.3 */
 }
 
+/* Does sock_diag answer a dump request (req: the family's own request after the
+ * netlink header) with something other than an error? */
+static int diag_answers(const void *req, size_t len)
+{
+	struct {
+		struct nlmsghdr nlh;
+		uint8_t req[64];
+	} msg = { .nlh = { .nlmsg_len = NLMSG_HDRLEN + len, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			   .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP } };
+	char buf[8192];
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), ok = 0;
+	ssize_t n;
+
+	if (fd < 0 || len > sizeof(msg.req))
+		goto out;
+	memcpy(msg.req, req, len);
+	if (send(fd, &msg, msg.nlh.nlmsg_len, 0) != (ssize_t)msg.nlh.nlmsg_len)
+		goto out;
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n >= (ssize_t)NLMSG_HDRLEN) {
+		const struct nlmsghdr *h = (const void *)buf;
+		const struct nlmsgerr *e = NLMSG_DATA(h);
+
+		/* A dump's failure comes as an error, or as a negative code in its DONE. */
+		if (h->nlmsg_type == NLMSG_ERROR)
+			ok = n >= (ssize_t)NLMSG_SPACE(sizeof(*e)) && e->error == 0;
+		else if (h->nlmsg_type == NLMSG_DONE)
+			ok = n < (ssize_t)NLMSG_SPACE(sizeof(int)) || *(const int *)e >= 0;
+		else
+			ok = 1;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static int inet_diag_probe(int proto)
+{
+	struct inet_diag_req_v2 r = { .sdiag_family = AF_INET, .sdiag_protocol = proto,
+				      .idiag_states = ~0u };
+
+	return diag_answers(&r, sizeof(r));
+}
+
+static int probe_diag_tcp(pid_t child)
+{
+	(void)child;
+	return inet_diag_probe(IPPROTO_TCP);
+}
+
+static int probe_diag_udp(pid_t child)
+{
+	(void)child;
+	return inet_diag_probe(IPPROTO_UDP);
+}
+
+static int probe_diag_raw(pid_t child)
+{
+	(void)child;
+	return inet_diag_probe(IPPROTO_RAW);
+}
+
+static int probe_diag_unix(pid_t child)
+{
+	struct unix_diag_req r = { .sdiag_family = AF_UNIX, .udiag_states = ~0u };
+
+	(void)child;
+	return diag_answers(&r, sizeof(r));
+}
+
+static int probe_diag_netlink(pid_t child)
+{
+	struct netlink_diag_req r = { .sdiag_family = AF_NETLINK,
+				      .sdiag_protocol = NDIAG_PROTO_ALL };
+
+	(void)child;
+	return diag_answers(&r, sizeof(r));
+}
+
+static int probe_diag_packet(pid_t child)
+{
+	struct packet_diag_req r = { .sdiag_family = AF_PACKET };
+
+	(void)child;
+	return diag_answers(&r, sizeof(r));
+}
+
+static int probe_nft_owner(pid_t child)
+{
+	(void)child;
+	return net_lock_probe();
+}
+
+static int probe_tcp_repair(pid_t child)
+{
+	(void)child;
+	return net_repair_probe();
+}
+
 static const struct probe probes[] = {
 	{ "ptrace seize and interrupt", true, "nothing can be dumped", probe_seize },
 	{ "ptrace registers and xstate", true, "registers cannot be saved or restored",
@@ -279,6 +388,20 @@ static const struct probe probes[] = {
 	  "expedited registration is lost", probe_membarrier_registrations },
 	{ "[vdso] name kept after mremap", false,
 	  "a moved vDSO is not recognised on a later dump", probe_vdso_mremap },
+	{ "sock_diag: inet (TCP)", false,
+	  "TCP sockets can be neither dumped nor locked", probe_diag_tcp },
+	{ "sock_diag: inet (UDP)", false, "UDP sockets cannot be dumped", probe_diag_udp },
+	{ "sock_diag: inet (raw)", false,
+	  "raw sockets cannot be inspected (kernel without CONFIG_INET_RAW_DIAG)",
+	  probe_diag_raw },
+	{ "sock_diag: unix", false, "Unix sockets cannot be dumped", probe_diag_unix },
+	{ "sock_diag: netlink", false, "netlink sockets cannot be dumped",
+	  probe_diag_netlink },
+	{ "sock_diag: packet", false, "packet sockets cannot be dumped", probe_diag_packet },
+	{ "nftables owner tables (libnftables)", false,
+	  "--tcp-established cannot lock connections: dump refuses them", probe_nft_owner },
+	{ "TCP_REPAIR", false, "--tcp-established cannot dump or restore connections",
+	  probe_tcp_repair },
 };
 
 int cryo_check(FILE *out)

@@ -19,6 +19,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "mem.h"
+#include "net_lock.h"
 #include "process.h"
 #include "pstree.h"
 #include "signals.h"
@@ -256,12 +257,14 @@ static int write_images(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 		if (!ctx->procs[i]->zombie && write_process_images(ctx->procs[i]))
 			return -1;
 	return tree_write(ctx) || files_write_image(ctx) || mem_write_shmem_image(ctx) ||
-	       ipc_write_image(ctx) || write_inventory(ctx, opts->pid) ? -1 : 0;
+	       ipc_write_image(ctx) || net_lock_write_image(ctx) ||
+	       write_inventory(ctx, opts->pid) ? -1 : 0;
 }
 
 static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 {
-	if (tree_seize(ctx, opts->pid))
+	/* The connections' traffic stops before anything of them is read. */
+	if (tree_seize(ctx, opts->pid) || net_lock_dump(ctx))
 		return -1;
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		if (!ctx->procs[i]->zombie && collect(ctx->procs[i]))
@@ -299,6 +302,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	struct dump_ctx ctx;
 	sigset_t block, old;
 	uint64_t chld;
+	bool kill_them;
 	int rc = -1;
 
 	cr_err_reset();
@@ -308,6 +312,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	ctx.shell_job = opts->shell_job;
 	ctx.ext_unix_sk = opts->ext_unix_sk;
 	ctx.tcp_skip_in_flight = opts->tcp_skip_in_flight;
+	ctx.tcp_established = opts->tcp_established;
 	ctx.ghost_limit = opts->ghost_limit ? opts->ghost_limit : CRYO_GHOST_LIMIT;
 	if (!opts->dir)
 		return cr_err("no image directory given (-D)");
@@ -322,8 +327,15 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	rmt_begin(&chld);
 	if (!img_dir_create(&ctx.dir, opts->dir))
 		rc = dump_tree(&ctx, opts);
-	if (finish_tree(&ctx, rc == 0 && !opts->leave_running))
+	/* Sockets leave repair mode before their process runs again; killed, they stay
+	 * in it (closing silently) and the lock outlives the dump. */
+	kill_them = rc == 0 && !opts->leave_running;
+	if (!kill_them && net_lock_dump_finish(&ctx, false))
 		rc = -1;
+	if (finish_tree(&ctx, kill_them))
+		rc = -1;
+	if (kill_them)
+		net_lock_dump_finish(&ctx, true);
 	if (ctx.dir.dirfd >= 0)
 		img_dir_close(&ctx.dir, rc == 0);
 	dump_ctx_free(&ctx);

@@ -36,6 +36,7 @@ static const char *kind_name(uint16_t kind)
 	case IMAGE_KIND__IMG_FILES: return "file table";
 	case IMAGE_KIND__IMG_SHMEM: return "shared memory table";
 	case IMAGE_KIND__IMG_IPC: return "System V IPC table";
+	case IMAGE_KIND__IMG_NETLOCK: return "network lock";
 	}
 	return "unknown";
 }

@@ -20,6 +20,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "mem.h"
+#include "net_lock.h"
 #include "process.h"
 #include "pstree.h"
 #include "signals.h"
@@ -117,7 +118,7 @@ static int load_images(struct restore_ctx *ctx)
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		if (!ctx->procs[i]->zombie && load_process(ctx, ctx->procs[i]))
 			return -1;
-	return ipc_load(ctx);
+	return ipc_load(ctx) || net_lock_load(ctx) ? -1 : 0;
 }
 
 /* ---- what the plans need, opened in cryo ---- */
@@ -500,6 +501,7 @@ static void restore_free(struct restore_ctx *ctx)
 			proc_free(ctx->procs[i]);
 	free(ctx->procs);
 	free(ctx->tree_pids);
+	net_lock_free(ctx);
 	if (ctx->file_fds)
 		for (size_t i = 0; ctx->files && i < ctx->files->n_files; i++)
 			if (ctx->file_fds[i] >= 0)
@@ -550,14 +552,18 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 		goto out;
 	if (make_tree(&ctx) || verify_finish(&v) || release_tree(&ctx, opts))
 		goto out;
+	/* The tree runs, its connections out of repair: their traffic may flow. */
+	net_unlock_restore(&ctx);
 	*root = ctx.procs[0]->pid;
 	pr_info("%zu process%s restored, root %d", ctx.nr_procs, ctx.nr_procs > 1 ? "es" : "",
 		*root);
 	rc = 0;
 out:
 	verify_finish(&v);
-	if (rc)
+	if (rc) {
 		task_kill_all(&ctx);
+		net_lock_restore_failed(&ctx);
+	}
 	ipc_restore_finish(&ctx, rc == 0);
 	restore_free(&ctx);
 	rmt_end(chld);

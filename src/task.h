@@ -49,6 +49,7 @@ struct dump_ctx {
 	struct dump_proc **procs;	/* the tree, parents first; procs[0] the root */
 	size_t nr_procs, cap_procs;
 	void *locks;			/* file_locks.c's locks seen through fds */
+	bool tcp_established;		/* --tcp-established: connections are dumped */
 };
 
 struct dump_proc {
@@ -104,6 +105,7 @@ struct restore_ctx {
 	void *ttys;			/* file_tty.c's pty pairs made so far */
 	void *unix_socks;		/* file_unix.c's sockets made so far */
 	bool ext_unix_sk;		/* --ext-unix-sk */
+	void *netlock;			/* net_lock.c's NetLock of the image, if any */
 	void *ghosts;			/* file_ghost.c's and file_memfd.c's fds opened ahead */
 	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
 	size_t nr_inherit;

@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(gcc make libc6-dev protobuf-c-compiler libprotobuf-c-dev python3 perl tmux bsdutils
       clang libclang-rt-14-dev procps util-linux
       iproute2	# restore-tcp-address-gone adds and removes an address on lo
-      redis-server memcached nginx-light nodejs)	# the suite's real servers
+      redis-server memcached nginx-light nodejs	# the suite's real servers
+      libnftables-dev nftables)	# the network lock (net_lock.c)
 [ "${1:-}" = "--xkernel" ] && pkgs+=(qemu-system-x86 busybox-static cpio xz-utils zstd)
 missing=()
 for p in "${pkgs[@]}"; do
