@@ -34,6 +34,7 @@
 #include "net_lock.h"
 #include "proc.h"
 #include "sys.h"
+#include "tcp_repair.h"
 #include "util.h"
 
 #define NET_LOCK_MAX 65536		/* connections one lock may hold */
@@ -190,19 +191,22 @@ char *net_lock_script(const char *table, bool owner, const struct net_tuple *t, 
 	at += put_set(s + at, "c6", "ipv6_addr", t, n, 6);
 	/* The lowest priority there is: before conntrack, before any other table. A
 	 * connection's packets to it are matched in input, its own in output (both, for
-	 * a connection over loopback whose two ends are in the tree). */
+	 * a connection over loopback whose two ends are in the tree). The segments
+	 * restore sends a connection in its peer's name carry TCP_REPAIR_MARK. */
 	sprintf(s + at,
 		"\tchain in {\n"
 		"\t\ttype filter hook input priority -2147483648; policy accept;\n"
+		"\t\tmeta mark 0x%x accept\n"
 		"\t\tip daddr . tcp dport . ip saddr . tcp sport @c4 counter drop\n"
 		"\t\tip6 daddr . tcp dport . ip6 saddr . tcp sport @c6 counter drop\n"
 		"\t}\n"
 		"\tchain out {\n"
 		"\t\ttype filter hook output priority -2147483648; policy accept;\n"
+		"\t\tmeta mark 0x%x accept\n"
 		"\t\tip saddr . tcp sport . ip daddr . tcp dport @c4 counter drop\n"
 		"\t\tip6 saddr . tcp sport . ip6 daddr . tcp dport @c6 counter drop\n"
 		"\t}\n"
-		"}\n");
+		"}\n", TCP_REPAIR_MARK, TCP_REPAIR_MARK);
 	return s;
 }
 
@@ -818,8 +822,9 @@ int net_guard_repair(int sk)
 {
 	struct guard_reply r;
 	struct net_tuple t;
+	socklen_t ml = sizeof(int);
 	char what[128];
-	int copy;
+	int copy, mark = 0;
 
 	if (sock_tuple(sk, &t))
 		return -1;
@@ -827,6 +832,9 @@ int net_guard_repair(int sk)
 	if (!lk.active || !conn_locked(&t) || !same_netns(sk))
 		return cr_err("TCP connection %s is not under the network lock: it cannot "
 			      "enter repair mode", what);
+	if (!getsockopt(sk, SOL_SOCKET, SO_MARK, &mark, &ml) && mark == TCP_REPAIR_MARK)
+		return cr_err("TCP connection %s has SO_MARK 0x%x, the mark the network lock "
+			      "lets through: it cannot be locked", what, mark);
 	if (cr_grow(&lk.repair, &lk.cap_repair, lk.nr_repair + 1, sizeof(*lk.repair), 64))
 		return -1;
 	copy = fcntl(sk, F_DUPFD_CLOEXEC, 3);

@@ -92,6 +92,8 @@ static void test_script(void)
 	CHECK(strstr(s, "ip daddr . tcp dport . ip saddr . tcp sport @c4 counter drop") &&
 	      strstr(s, "ip saddr . tcp sport . ip daddr . tcp dport @c4 counter drop"),
 	      "rules: %s", s);
+	CHECK(strstr(s, "hook input priority -2147483648; policy accept;\n\t\tmeta mark 0xc114 "
+			"accept\n"), "restore's own segments pass: %s", s);
 	free(s);
 
 	unit_case();

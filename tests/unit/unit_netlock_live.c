@@ -25,6 +25,7 @@
 #include "files.h"
 #include "fd_kind.h"
 #include "net_lock.h"
+#include "tcp_repair.h"
 #include "unit.h"
 
 #define DEADLINE_MS 60000
@@ -289,6 +290,29 @@ static void test_lock_unlock(void)
 	drop_conn();
 }
 
+/* What carries TCP_REPAIR_MARK (restore's segments sent in a peer's name) passes,
+ * over loopback too. */
+static void test_mark_passes(void)
+{
+	int mark = TCP_REPAIR_MARK, got = 0;
+	struct dump_ctx *ctx;
+
+	unit_case();
+	if (make_conn()) {
+		CHECK(0, "cannot make a connection");
+		return;
+	}
+	ctx = fake_ctx(victim);
+	CHECK(!net_lock_dump(ctx), "lock: %s", err_text());
+	CHECK(!setsockopt(peer, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)), "SO_MARK");
+	CHECK(send(peer, "m", 1, MSG_DONTWAIT) == 1, "peer send");
+	for (int ms = 0; ms < DEADLINE_MS && (got = ask('q')) < 1; ms += 2)
+		sleep_ms(2);
+	CHECK(got == 1, "a marked segment did not pass the lock");
+	CHECK(!net_lock_dump_finish(ctx, false), "unlock: %s", err_text());
+	drop_conn();
+}
+
 /* A connection not under the lock never enters repair mode. */
 static void test_unguarded(void)
 {
@@ -469,6 +493,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	test_lock_unlock();
 	test_unguarded();
+	test_mark_passes();
 	test_kill_guardian();
 	test_killed();
 	test_kill_cryo();
