@@ -729,23 +729,28 @@ static int server_mode(const struct server *sv, struct srv_run *s, enum mode m)
 	return srv_steps(s, m) || sv->check(s) ? -1 : 0;
 }
 
-/* Kill what a case left (the tree is its own session and group) and reap it. */
+/* Kill what a case left (the tree is its own session and group) and reap it,
+ * keeping the case's verdict. */
 static void srv_cleanup(struct srv_run *s)
 {
+	char verdict[sizeof(reason)];
 	int status;
 
+	memcpy(verdict, reason, sizeof(reason));
 	if (s->held >= 0)
 		close(s->held);
-	if (s->client > 0) {
+	if (s->client > 0 && is_wanted(s->client)) {
 		kill(s->client, SIGKILL);
 		wait_for(s->client, 10, &status);
 	}
-	if (s->r.pid > 0) {
+	/* Only a child of ours: a PID given up may be another's by now. */
+	if (s->r.pid > 0 && is_wanted(s->r.pid)) {
 		kill(-s->r.pid, SIGKILL);
 		kill(s->r.pid, SIGKILL);
 		wait_for(s->r.pid, 10, &status);
 	}
 	reap_orphans();
+	memcpy(reason, verdict, sizeof(reason));
 }
 
 static const char *const srv_modes[] = { "kill", "leave", "twice" };
