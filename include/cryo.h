@@ -65,6 +65,17 @@ int cryo_wait_restored(pid_t root);
 int cryo_check(FILE *out);
 /* Print an image directory as JSON. */
 int cryo_show(const char *dir, FILE *out);
+/* Print the parts asked for: a summary (the tree; per process its comm, threads,
+ * memory by kind, fds by kind), then the JSON document. */
+#define CRYO_SHOW_SUMMARY 1u
+#define CRYO_SHOW_JSON 2u
+int cryo_show_parts(const char *dir, unsigned parts, FILE *out);
+
+/* After cryo_dump or cryo_restore (failed or not): the time each phase took, and the
+ * pages of each process, as a table (cryo --display-stats) or as JSON (--stats FILE).
+ * Return 0, or -1 if writing to f failed. */
+int cryo_stats_print(FILE *f);
+int cryo_stats_json(FILE *f);
 
 const char *cryo_last_error(void);
 /* A size with an optional K, M or G suffix (powers of 1024): "1M", "4096". */

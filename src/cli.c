@@ -21,7 +21,7 @@ static const char usage_main[] =
 	"  dump     -t PID -D DIR   freeze a process into an image directory\n"
 	"  restore  -D DIR          bring a process back from an image\n"
 	"  check                    probe the kernel for what cryo needs\n"
-	"  show     DIR             print an image as JSON\n"
+	"  show     DIR             summarise an image (--full, --json: all of it as JSON)\n"
 	"\n"
 	"`cryo COMMAND -h` describes a command's options; `cryo --version` prints the version.\n";
 
@@ -95,9 +95,13 @@ static const char usage_check[] =
 	"yes/no and what breaks without it. Exits non-zero if a required one is missing.\n";
 
 static const char usage_show[] =
-	"usage: cryo show DIR\n"
+	"usage: cryo show [--full | --json] DIR\n"
 	"\n"
-	"Print the image in DIR as JSON (page data is summarised, not printed).\n";
+	"Summarise the image in DIR: its process tree and, for each process, its\n"
+	"command, threads, memory by kind and open files by kind.\n"
+	"      --full            the summary, then the whole image as JSON (page data\n"
+	"                        is summarised, not printed)\n"
+	"      --json            the JSON only\n";
 
 static int fail(void)
 {
@@ -487,23 +491,39 @@ static int cmd_check(int argc, char **argv)
 
 static int cmd_show(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "full", no_argument, 0, 'f' },
+		{ "json", no_argument, 0, 'J' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	unsigned parts = CRYO_SHOW_SUMMARY;
 	const char *dir = NULL;
 	int c;
 
-	while ((c = getopt(argc, argv, "D:h")) != -1) {
-		if (c == 'h') {
+	while ((c = getopt_long(argc, argv, "D:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
 			fputs(usage_show, stdout);
 			return 0;
-		}
-		if (c != 'D')
+		case 'f':
+			parts = CRYO_SHOW_SUMMARY | CRYO_SHOW_JSON;
+			break;
+		case 'J':
+			parts = CRYO_SHOW_JSON;
+			break;
+		case 'D':
+			dir = optarg;
+			break;
+		default:
 			return bad_usage("%s", "invalid option", usage_show);
-		dir = optarg;
+		}
 	}
 	if (!dir && optind < argc)
 		dir = argv[optind++];
 	if (!dir || optind < argc)
 		return bad_usage("%s", "show needs exactly one DIR", usage_show);
-	return cryo_show(dir, stdout) ? fail() : 0;
+	return cryo_show_parts(dir, parts, stdout) ? fail() : 0;
 }
 
 int main(int argc, char **argv)

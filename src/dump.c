@@ -24,6 +24,7 @@
 #include "pstree.h"
 #include "signals.h"
 #include "sys.h"
+#include "stats.h"
 #include "thread.h"
 #include "timers.h"
 #include "util.h"
@@ -250,9 +251,8 @@ static void dump_ctx_free(struct dump_ctx *ctx)
 	free(ctx->procs);
 }
 
-static int write_images(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
+static int write_images_all(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 {
-	pr_info("writing images to %s", opts->dir);
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		if (!ctx->procs[i]->zombie && write_process_images(ctx->procs[i]))
 			return -1;
@@ -261,11 +261,25 @@ static int write_images(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 	       write_inventory(ctx, opts->pid) ? -1 : 0;
 }
 
+static int write_images(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
+{
+	int rc;
+
+	pr_info("writing images to %s", opts->dir);
+	stats_enter(PH_METADATA);
+	rc = write_images_all(ctx, opts);
+	stats_leave(PH_METADATA);
+	return rc;
+}
+
 static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 {
+	stats_enter(PH_SEIZE);
 	/* The connections' traffic stops before anything of them is read. */
 	if (tree_seize(ctx, opts->pid) || net_lock_dump(ctx))
 		return -1;
+	stats_leave(PH_SEIZE);
+	stats_enter(PH_FROZEN);
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		if (!ctx->procs[i]->zombie && collect(ctx->procs[i]))
 			return -1;
@@ -306,6 +320,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	int rc = -1;
 
 	cr_err_reset();
+	stats_start(false);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.dir.dirfd = -1;
 	ctx.leave_running = opts->leave_running;
@@ -334,6 +349,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 		rc = -1;
 	if (finish_tree(&ctx, kill_them))
 		rc = -1;
+	stats_leave(PH_FROZEN);
 	if (kill_them)
 		net_lock_dump_finish(&ctx, true);
 	if (ctx.dir.dirfd >= 0)
@@ -341,5 +357,6 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	dump_ctx_free(&ctx);
 	rmt_end(chld);
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	stats_finish();
 	return rc;
 }

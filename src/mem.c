@@ -17,6 +17,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "mem.h"
+#include "stats.h"
 #include "sys.h"
 #include "util.h"
 
@@ -617,6 +618,7 @@ static int sink_flush(struct page_sink *s)
 		return 0;
 	if (raw_async_submit(&s->async, s->fill))
 		return -1;
+	stats_progress_add(s->fill);
 	s->buf = raw_async_buffer(&s->async);
 	s->fill = 0;
 	return 0;
@@ -660,6 +662,15 @@ static int add_vma_runs(struct runs *all, const struct runs *rs)
 	return 0;
 }
 
+static uint64_t runs_bytes(const struct runs *all)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < all->nr; i++)
+		n += all->r[i].nr_pages * CR_PAGE_SIZE;
+	return n;
+}
+
 static int dump_pages(struct dump_proc *p, const struct runs *all)
 {
 	struct page_sink s = { .p = p, .mem_fd = -1 };
@@ -678,6 +689,7 @@ static int dump_pages(struct dump_proc *p, const struct runs *all)
 		goto out_w;
 	async = true;
 	s.buf = raw_async_buffer(&s.async);
+	stats_progress("writing pages", runs_bytes(all));
 	for (size_t i = 0; i < all->nr; i++)
 		if (sink_add(&s, all->r[i].start, all->r[i].nr_pages * CR_PAGE_SIZE))
 			goto out_w;
@@ -734,11 +746,15 @@ static int collect_pages(struct dump_proc *p, Vma **pbs, VmaKind *kinds)
 	if (pm_fd < 0)
 		return cr_perr("cannot open %s", path);
 	ppm_fd = cow_open_parent_pagemap(p);
+	stats_enter(PH_MEM_SCAN);
 	for (size_t i = 0; i < p->vmas.nr; i++)
 		if (pbs[i] && kind_has_pages(kinds[i]) && vma_pages(p, pm_fd, ppm_fd, i, pbs[i], &all))
 			goto out;
+	stats_leave(PH_MEM_SCAN);
+	stats_enter(PH_PAGE_WRITE);
 	if (dump_pages(p, &all))
 		goto out;
+	stats_leave(PH_PAGE_WRITE);
 	p->pagemap.runs = runs_to_pb(&all);
 	if (!p->pagemap.runs)
 		goto out;
@@ -746,6 +762,7 @@ static int collect_pages(struct dump_proc *p, Vma **pbs, VmaKind *kinds)
 	p->pagemap.total_pages = 0;
 	for (size_t k = 0; k < all.nr; k++)
 		p->pagemap.total_pages += all.r[k].nr_pages;
+	stats_add_proc(p->pid, p->pagemap.total_pages, p->pagemap.total_pages * CR_PAGE_SIZE);
 	rc = 0;
 out:
 	close(pm_fd);

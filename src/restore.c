@@ -24,6 +24,7 @@
 #include "process.h"
 #include "pstree.h"
 #include "signals.h"
+#include "stats.h"
 #include "sys.h"
 #include "thread.h"
 #include "timers.h"
@@ -420,9 +421,13 @@ static int make_tree(struct restore_ctx *ctx)
 
 	if (task_create_root(ctx->procs[0]))
 		return -1;
-	for (size_t i = 0; i < ctx->nr_procs; i++)
+	for (size_t i = 0; i < ctx->nr_procs; i++) {
+		const PageMap *pm = ctx->procs[i]->pm;
+
+		stats_progress_watch(ctx->procs[i]->pid, pm ? pm->total_pages * CR_PAGE_SIZE : 0);
 		if (task_run_main(ctx->procs[i]))
 			return -1;
+	}
 	if (tree_group_order(ctx, &order))
 		return -1;
 	for (size_t i = 0; i < ctx->nr_procs; i++)
@@ -523,6 +528,51 @@ static void restore_free(struct restore_ctx *ctx)
 	img_dir_close(&ctx->dir, true);
 }
 
+/* Everything before a task is made. The plans are placed from cryo's own maps: they
+ * are mapped before the verifier thread starts mapping anything. */
+static int restore_prepare(struct restore_ctx *ctx, const struct cryo_restore_opts *opts,
+			   struct verifier *v)
+{
+	int rc;
+
+	stats_enter(PH_READ_IMAGES);
+	rc = load_images(ctx) || prepare(ctx, opts->trust_image) || prepare_plans(ctx);
+	stats_leave(PH_READ_IMAGES);
+	if (rc)
+		return -1;
+	stats_enter(PH_WAIT_IDS);
+	rc = task_wait_ids(ctx) || ipc_restore_objects(ctx) || verify_start(v, ctx);
+	stats_leave(PH_WAIT_IDS);
+	for (size_t i = 0; !rc && i < ctx->nr_procs; i++) {
+		const struct restore_proc *rp = ctx->procs[i];
+		uint64_t pages = rp->pm ? rp->pm->total_pages : 0;
+
+		stats_add_proc(rp->pid, pages, pages * CR_PAGE_SIZE);
+	}
+	return rc ? -1 : 0;
+}
+
+static int restore_run(struct restore_ctx *ctx, const struct cryo_restore_opts *opts,
+		       struct verifier *v)
+{
+	int rc;
+
+	stats_enter(PH_CREATE);
+	rc = make_tree(ctx);
+	stats_leave(PH_CREATE);
+	if (rc)
+		return -1;
+	stats_enter(PH_VERIFY);
+	rc = verify_finish(v);
+	stats_leave(PH_VERIFY);
+	if (rc)
+		return -1;
+	stats_enter(PH_RELEASE);
+	rc = release_tree(ctx, opts);
+	stats_leave(PH_RELEASE);
+	return rc;
+}
+
 int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 {
 	struct restore_ctx ctx;
@@ -531,6 +581,7 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	int rc = -1;
 
 	cr_err_reset();
+	stats_start(true);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.detach = opts->detach;
 	ctx.shell_job = opts->shell_job;
@@ -545,12 +596,7 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	if (img_dir_open(&ctx.dir, opts->dir))
 		return -1;
 	rmt_begin(&chld);
-	/* The plans are placed from cryo's own maps: map them before the verifier thread
-	 * starts mapping anything. */
-	if (load_images(&ctx) || prepare(&ctx, opts->trust_image) || prepare_plans(&ctx) ||
-	    task_wait_ids(&ctx) || ipc_restore_objects(&ctx) || verify_start(&v, &ctx))
-		goto out;
-	if (make_tree(&ctx) || verify_finish(&v) || release_tree(&ctx, opts))
+	if (restore_prepare(&ctx, opts, &v) || restore_run(&ctx, opts, &v))
 		goto out;
 	/* The tree runs, its connections out of repair: their traffic may flow. */
 	net_unlock_restore(&ctx);
@@ -567,6 +613,7 @@ out:
 	ipc_restore_finish(&ctx, rc == 0);
 	restore_free(&ctx);
 	rmt_end(chld);
+	stats_finish();
 	return rc;
 }
 

@@ -1,4 +1,5 @@
-/* `cryo show`: every file of an image printed as one JSON document, metadata through
+/* `cryo show`: a summary of an image (the tree; per process its threads, memory by
+ * kind and fds by kind), and every file of it as one JSON document, metadata through
  * the protobuf descriptors, raw page files as a summary. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,8 @@
 #include "cryo.h"
 #include "image.h"
 #include "log.h"
+#include "stats.h"
+#include "sys.h"
 
 #define SHOW_BYTES_MAX 64
 
@@ -220,9 +223,164 @@ static int show_file(FILE *out, struct img_dir *d, const struct img_file_rec *re
 	return 0;
 }
 
+/* ---- the summary ---- */
+
+static void human(FILE *out, uint64_t n)
+{
+	char b[32];
+
+	stats_human_bytes(n, b, sizeof(b));
+	fputs(b, out);
+}
+
+static const char *file_kind_name(const FileTable *ft, uint32_t id)
+{
+	for (size_t i = 0; ft && i < ft->n_files; i++)
+		if (ft->files[i]->id == id) {
+			const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
+				&file_kind__descriptor, ft->files[i]->kind);
+
+			return ev ? ev->name + (strncmp(ev->name, "FILE_", 5) ? 0 : 5) : "?";
+		}
+	return "?";
+}
+
+static void summary_memory(FILE *out, const Core *c, const PageMap *pm)
+{
+	static const char *const names[] = { "", "anonymous", "shared anonymous", "file",
+					     "shared file", "vdso", "vvar", "vvar" };
+	uint64_t by_kind[CR_ARRAY_SIZE(names)] = { 0 };
+	bool first = true;
+
+	for (size_t i = 0; c->mm && i < c->mm->n_vmas; i++) {
+		const Vma *v = c->mm->vmas[i];
+
+		if (v->kind > 0 && (size_t)v->kind < CR_ARRAY_SIZE(names) && v->end > v->start)
+			by_kind[v->kind] += v->end - v->start;
+	}
+	fputs("    memory:", out);
+	for (size_t k = 1; k <= 4; k++) {
+		if (!by_kind[k])
+			continue;
+		fprintf(out, "%s %s ", first ? "" : ",", names[k]);
+		human(out, by_kind[k]);
+		first = false;
+	}
+	fputs(first ? " none" : "", out);
+	if (pm) {
+		fputs("; saved ", out);
+		human(out, pm->total_pages * 4096);
+		fprintf(out, " (%llu pages)", (unsigned long long)pm->total_pages);
+	}
+	fputc('\n', out);
+}
+
+/* fds by kind, in the order each kind is first met. */
+static void summary_fds(FILE *out, const Core *c, const FileTable *ft)
+{
+	const char *kind[32];
+	size_t count[32], nk = 0;
+
+	for (size_t i = 0; i < c->n_fds; i++) {
+		const char *k = file_kind_name(ft, c->fds[i]->file_id);
+		size_t j = 0;
+
+		while (j < nk && strcmp(kind[j], k))
+			j++;
+		if (j == nk && nk < CR_ARRAY_SIZE(kind)) {
+			kind[nk] = k;
+			count[nk++] = 0;
+		}
+		if (j < nk)
+			count[j]++;
+	}
+	fprintf(out, "    fds: %zu", c->n_fds);
+	for (size_t j = 0; j < nk; j++)
+		fprintf(out, "%s%zu %s", j ? ", " : " (", count[j], kind[j]);
+	fputs(nk ? ")\n" : "\n", out);
+}
+
+static int summary_proc(FILE *out, struct img_dir *d, const ProcessEntry *pe,
+			const FileTable *ft, int depth)
+{
+	char name[64];
+	Core *c;
+	PageMap *pm;
+
+	fprintf(out, "%*s%u", 2 + depth * 2, "", pe->pid);
+	if (pe->zombie) {
+		fprintf(out, " (zombie, exit status %u)\n", pe->exit_status);
+		return 0;
+	}
+	snprintf(name, sizeof(name), "core-%u.img", pe->pid);
+	c = img_read_msg(d, name, IMAGE_KIND__IMG_CORE, &core__descriptor);
+	if (!c)
+		return -1;
+	snprintf(name, sizeof(name), "pagemap-%u.img", pe->pid);
+	pm = img_read_msg(d, name, IMAGE_KIND__IMG_PAGEMAP, &page_map__descriptor);
+	if (!pm) {
+		core__free_unpacked(c, NULL);
+		return -1;
+	}
+	fputc(' ', out);
+	json_string(out, c->comm);
+	fprintf(out, ", %zu thread%s, session %u, group %u\n", c->n_threads,
+		c->n_threads == 1 ? "" : "s", pe->sid, pe->pgid);
+	summary_memory(out, c, pm);
+	summary_fds(out, c, ft);
+	page_map__free_unpacked(pm, NULL);
+	core__free_unpacked(c, NULL);
+	return 0;
+}
+
+static int tree_depth(const PsTree *t, size_t i)
+{
+	int depth = 0;
+
+	for (size_t guard = 0; guard < t->n_procs; guard++) {
+		size_t p = 0;
+
+		while (p < t->n_procs && t->procs[p]->pid != t->procs[i]->ppid)
+			p++;
+		if (p == t->n_procs || p == i)
+			break;
+		depth++;
+		i = p;
+	}
+	return depth;
+}
+
+static int show_summary(FILE *out, struct img_dir *d, const char *dir)
+{
+	PsTree *t = img_read_msg(d, "pstree.img", IMAGE_KIND__IMG_PSTREE, &ps_tree__descriptor);
+	FileTable *ft = NULL;
+	int rc = 0;
+
+	if (!t)
+		return -1;
+	for (size_t i = 0; i < d->nr_files && !ft; i++)
+		if (!strcmp(d->files[i].name, "files.img"))
+			ft = img_read_msg(d, "files.img", IMAGE_KIND__IMG_FILES,
+					  &file_table__descriptor);
+	fputs("image ", out);
+	json_string(out, dir);
+	fprintf(out, ": %zu process%s\n", t->n_procs, t->n_procs == 1 ? "" : "es");
+	for (size_t i = 0; i < t->n_procs && !rc; i++)
+		rc = summary_proc(out, d, t->procs[i], ft, tree_depth(t, i));
+	if (ft)
+		file_table__free_unpacked(ft, NULL);
+	ps_tree__free_unpacked(t, NULL);
+	return rc;
+}
+
 /* Everything goes to a buffer first: a damaged file yields an error, not half a
  * document. */
 int cryo_show(const char *dir, FILE *dest)
+{
+	return cryo_show_parts(dir, CRYO_SHOW_JSON, dest);
+}
+
+int cryo_show_parts(const char *dir, unsigned parts, FILE *dest)
 {
 	struct img_dir d;
 	Inventory *inv;
@@ -242,6 +400,12 @@ int cryo_show(const char *dir, FILE *dest)
 	inv = img_read_inventory(&d);
 	if (!inv)
 		goto out;
+	if ((parts & CRYO_SHOW_SUMMARY) && show_summary(out, &d, dir))
+		goto out_inv;
+	if (!(parts & CRYO_SHOW_JSON)) {
+		rc = 0;
+		goto out_inv;
+	}
 	fputs("{\n  \"directory\": ", out);
 	json_string(out, dir);
 	fputs(",\n  \"inventory\": ", out);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "proc.h"
 #include "remote.h"
+#include "stats.h"
 
 #define SEIZE_MAX_SIGNALS 100000	/* signals passed on before a stop, at most */
 
@@ -92,6 +93,9 @@ int ptr_wait_ms(pid_t tid, int *status, int ms)
 	return 0;
 }
 
+/* The progress line is redrawn while cryo waits (a restored task reading its pages). */
+#define PROGRESS_TICK_MS 200
+
 int ptr_wait_change_ms(pid_t tid, int *status, int ms)
 {
 	int64_t deadline = now_ms() + ms;
@@ -107,7 +111,8 @@ int ptr_wait_change_ms(pid_t tid, int *status, int ms)
 		left = deadline - now_ms();
 		if (left <= 0)
 			return cr_err("task %d did not stop within %d ms", tid, ms);
-		sleep_on_child(left);
+		stats_tick();
+		sleep_on_child(left < PROGRESS_TICK_MS ? left : PROGRESS_TICK_MS);
 	}
 	return 0;
 }
