@@ -163,42 +163,59 @@ static int parse_pid(const char *s, pid_t *out)
 /* ---- what dump and restore share: the reference's logging options, and its flags
  * for what cryo does not do yet, each refused by name ---- */
 
-enum { OPT_UNSUPPORTED = 512 };
+enum { OPT_DISPLAY_STATS = 500, OPT_STATS, OPT_UNSUPPORTED = 512 };
 
 static const struct {
-	const char *flag, *what;
+	const char *flag;
+	int has_arg;
+	const char *what;
 } unsupported[] = {
-	{ "tcp-established", "TCP connections" },
-	{ "tcp-close", "TCP connections" },
-	{ "link-remap", "linking deleted files back instead of saving their data" },
-	{ "lazy-pages", "lazy restore" },
-	{ "page-server", "the page server" },
-	{ "address", "the page server" },
-	{ "port", "the page server" },
-	{ "prev-images-dir", "iterative dumps" },
-	{ "track-mem", "iterative dumps" },
-	{ "manage-cgroups", "cgroups" },
-	{ "display-stats", "statistics" },
-	{ "status-fd", "the status fd" },
-	{ "timeout", "a timeout" },
-	{ "action-script", "action scripts" },
+	{ "tcp-established", no_argument, "TCP connections" },
+	{ "tcp-close", no_argument, "TCP connections" },
+	{ "link-remap", no_argument, "linking deleted files back instead of saving their data" },
+	{ "lazy-pages", no_argument, "lazy restore" },
+	{ "page-server", no_argument, "the page server" },
+	{ "address", required_argument, "the page server" },
+	{ "port", required_argument, "the page server" },
+	{ "prev-images-dir", required_argument, "iterative dumps" },
+	{ "track-mem", no_argument, "iterative dumps" },
+	{ "manage-cgroups", optional_argument, "cgroups" },
+	{ "status-fd", required_argument, "the status fd" },
+	{ "timeout", required_argument, "a timeout" },
+	{ "action-script", required_argument, "action scripts" },
 };
 
-#define UNSUPPORTED_OPT(i, arg) { unsupported[i].flag, arg, 0, OPT_UNSUPPORTED + (i) }
-#define COMMON_OPTS \
-	{ "log-file", required_argument, 0, 'o' }, \
-	{ "work-dir", required_argument, 0, 'W' }, \
-	UNSUPPORTED_OPT(0, no_argument), UNSUPPORTED_OPT(1, no_argument), \
-	UNSUPPORTED_OPT(2, no_argument), UNSUPPORTED_OPT(3, no_argument), \
-	UNSUPPORTED_OPT(4, no_argument), UNSUPPORTED_OPT(5, required_argument), \
-	UNSUPPORTED_OPT(6, required_argument), UNSUPPORTED_OPT(7, required_argument), \
-	UNSUPPORTED_OPT(8, no_argument), UNSUPPORTED_OPT(9, optional_argument), \
-	UNSUPPORTED_OPT(10, no_argument), UNSUPPORTED_OPT(11, required_argument), \
-	UNSUPPORTED_OPT(12, required_argument), UNSUPPORTED_OPT(13, required_argument)
+#define MAX_OPTS 64
+
+/* A command's own options, then those every command with a log shares, then the
+ * reference's flags cryo refuses by name. */
+static const struct option *with_common(const struct option *own)
+{
+	static const struct option common[] = {
+		{ "log-file", required_argument, 0, 'o' },
+		{ "work-dir", required_argument, 0, 'W' },
+		{ "display-stats", no_argument, 0, OPT_DISPLAY_STATS },
+		{ "stats", required_argument, 0, OPT_STATS },
+	};
+	static struct option all[MAX_OPTS];
+	size_t n = 0;
+
+	while (own[n].name && n < MAX_OPTS - 1)
+		all[n] = own[n], n++;
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]) && n < MAX_OPTS - 1; i++)
+		all[n++] = common[i];
+	for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]) && n < MAX_OPTS - 1; i++)
+		all[n++] = (struct option){ unsupported[i].flag, unsupported[i].has_arg, 0,
+					    OPT_UNSUPPORTED + (int)i };
+	all[n] = (struct option){ 0, 0, 0, 0 };
+	return all;
+}
 
 struct common_opts {
 	int verbose;
 	const char *log_path, *work_dir;
+	bool display_stats;
+	const char *stats_path;
 };
 
 /* -v, -vv, or the reference's -v0 ... -v4 (3: progress, 4: debug). */
@@ -232,11 +249,45 @@ static int common_opt(int c, struct common_opts *co, const char *usage)
 		*(c == 'o' ? &co->log_path : &co->work_dir) = optarg;
 		return 1;
 	}
+	if (c == OPT_DISPLAY_STATS || c == OPT_STATS) {
+		co->display_stats |= c == OPT_DISPLAY_STATS;
+		if (c == OPT_STATS)
+			co->stats_path = optarg;
+		return 1;
+	}
 	if (c >= OPT_UNSUPPORTED && c < OPT_UNSUPPORTED + (int)(sizeof(unsupported) /
 								sizeof(unsupported[0]))) {
 		fprintf(stderr, "cryo: error: --%s: not supported yet (%s)\n",
 			unsupported[c - OPT_UNSUPPORTED].flag, unsupported[c - OPT_UNSUPPORTED].what);
 		return -1;
+	}
+	return 0;
+}
+
+/* --display-stats to stdout, --stats FILE as JSON (made afresh, never through a
+ * symlink); after a failed operation too, for what it did. */
+static int report_stats(const struct common_opts *co)
+{
+	FILE *f;
+	int fd, rc;
+
+	if (co->display_stats && cryo_stats_print(stdout))
+		return 1;
+	if (!co->stats_path)
+		return 0;
+	fd = open(co->stats_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		fprintf(stderr, "cryo: error: cannot write --stats %s: %s\n", co->stats_path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	rc = cryo_stats_json(f);
+	if (fclose(f) || rc) {
+		fprintf(stderr, "cryo: error: cannot write --stats %s\n", co->stats_path);
+		return 1;
 	}
 	return 0;
 }
@@ -285,14 +336,13 @@ static int cmd_dump(int argc, char **argv)
 		{ "skip-in-flight", no_argument, 0, OPT_TCP_SKIP_IN_FLIGHT },
 		{ "ghost-limit", required_argument, 0, 'G' },
 		{ "help", no_argument, 0, 'h' },
-		COMMON_OPTS,
 		{ 0, 0, 0, 0 },
 	};
 	struct cryo_dump_opts o = { 0 };
 	struct common_opts co = { 0 };
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:D:Rjlv::o:W:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:D:Rjlv::o:W:h", with_common(opts), NULL)) != -1) {
 		r = common_opt(c, &co, usage_dump);
 		if (r < 0)
 			return 2;
@@ -340,7 +390,10 @@ static int cmd_dump(int argc, char **argv)
 		return bad_usage("%s", "dump needs -D DIR", usage_dump);
 	if (need_privileges("dump") || open_log(&co))
 		return 1;
-	return cryo_dump(&o) ? fail() : 0;
+	r = cryo_dump(&o);
+	if (report_stats(&co))
+		return 1;
+	return r ? fail() : 0;
 }
 
 /* --inherit-fd fd[N]:RESOURCE; N must be one of cryo's open fds. */
@@ -384,7 +437,6 @@ static int cmd_restore(int argc, char **argv)
 		{ "file-locks", no_argument, 0, 'l' },
 		{ "ext-unix-sk", no_argument, 0, OPT_EXT_UNIX },
 		{ "help", no_argument, 0, 'h' },
-		COMMON_OPTS,
 		{ 0, 0, 0, 0 },
 	};
 	struct cryo_restore_opts o = { 0 };
@@ -392,7 +444,7 @@ static int cmd_restore(int argc, char **argv)
 	int c, r;
 	pid_t root;
 
-	while ((c = getopt_long(argc, argv, "D:djlv::o:W:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "D:djlv::o:W:h", with_common(opts), NULL)) != -1) {
 		r = common_opt(c, &co, usage_restore);
 		if (r < 0)
 			return 2;
@@ -462,7 +514,10 @@ static int cmd_restore(int argc, char **argv)
 		return bad_usage("%s", "restore needs -D DIR", usage_restore);
 	if (need_privileges("restore") || open_log(&co))
 		return 1;
-	if (cryo_restore(&o, &root))
+	r = cryo_restore(&o, &root);
+	if (report_stats(&co))
+		return 1;
+	if (r)
 		return fail();
 	if (o.detach)
 		return 0;

@@ -26,7 +26,9 @@
 #define POPULATE_MIN (64u << 10)
 #define CR_MADV_POPULATE_WRITE 23
 #define MAX_IOV 1024
-#define MAX_PREADV (1ULL << 30)
+/* At most this much per preadv: the kernel counts a read in /proc/PID/io only once the
+ * call returns, and the progress line follows that count. */
+#define MAX_PREADV (64ULL << 20)
 
 #ifndef PR_SET_VMA
 #define PR_SET_VMA 0x53564d41

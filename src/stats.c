@@ -34,6 +34,7 @@ static struct {
 	uint64_t watch_base;
 	int64_t what_t0, last_print;
 	bool shown;
+	int64_t after_us;
 } st;
 
 static const char *const phase_names[PH_COUNT] = {
@@ -99,6 +100,9 @@ void stats_start(bool restore)
 	st.restore = restore;
 	st.running = true;
 	st.t0 = now_us();
+	/* CRYO_PROGRESS_AFTER_MS: when the line may start (tests show it at once). */
+	st.after_us = getenv("CRYO_PROGRESS_AFTER_MS") ?
+		      atoll(getenv("CRYO_PROGRESS_AFTER_MS")) * 1000 : PROGRESS_AFTER_MS * 1000;
 }
 
 void stats_enter(enum stats_phase ph)
@@ -175,8 +179,8 @@ void stats_tick(void)
 	char line[160];
 	int64_t t = now_us();
 
-	if (!st.what || !progress_wanted() || t - st.t0 < PROGRESS_AFTER_MS * 1000 ||
-	    t - st.last_print < PROGRESS_EVERY_MS * 1000)
+	if (!st.what || !progress_wanted() || t - st.t0 < st.after_us ||
+	    (st.last_print && t - st.last_print < PROGRESS_EVERY_MS * 1000))
 		return;
 	if (st.watch) {
 		uint64_t r = rchar_of(st.watch);

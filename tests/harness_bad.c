@@ -1579,6 +1579,62 @@ static int cli_log_file(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* --display-stats and --stats FILE after a dump; cryo show's summary of the image. */
+static int cli_stats(struct run *r)
+{
+	char pid[16], json[800], line[64];
+
+	if (start_victim(r, "cli-stats", NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(json, sizeof(json), "%s/stats.json", r->dir);
+	if (run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "-R", "--display-stats",
+		     "--stats", json, NULL))
+		return why("cryo dump --display-stats --stats failed");
+	snprintf(line, sizeof(line), "{ \"pid\": %d, \"pages\": ", r->pid);
+	if (!file_has(json, "\"operation\": \"dump\"") || !file_has(json, "\"page_write\": ") ||
+	    !file_has(json, "\"frozen\": ") || !file_has(json, line))
+		return why("%s lacks the phases or the process", json);
+	snprintf(line, sizeof(line), "process %d: ", r->pid);
+	if (!file_has(r->cryo_log, "Dump statistics") || !file_has(r->cryo_log, line))
+		return why("--display-stats printed no table");
+	if (file_has(r->cryo_log, "\r"))
+		return why("a progress line went to a file");
+	if (run_cryo(r->cryo_log, "show", r->img, NULL))
+		return why("cryo show failed");
+	snprintf(line, sizeof(line), "  %d \"t_basic\", 1 thread", r->pid);
+	if (!file_has(r->cryo_log, line) || !file_has(r->cryo_log, "    fds: ") ||
+	    file_has(r->cryo_log, "\"inventory\""))
+		return why("cryo show: no summary line '%s', or JSON without --full", line);
+	if (run_cryo(r->cryo_log, "show", "--full", r->img, NULL) ||
+	    !file_has(r->cryo_log, "\"inventory\""))
+		return why("cryo show --full: no JSON");
+	return victim_unharmed(r);
+}
+
+/* On a terminal the dump shows its progress on one line; not elsewhere (the other
+ * cases capture stderr in a file and never see it). */
+static int cli_progress(struct run *r)
+{
+	char cmd[1200];
+	pid_t sh;
+	int status;
+
+	if (start_victim(r, "cli-progress", NULL))
+		return -1;
+	snprintf(cmd, sizeof(cmd), "CRYO_PROGRESS_AFTER_MS=0 %s dump -t %d -D %s -R", cryo_bin,
+		 r->pid, r->img);
+	sh = spawn((char *[]){ "/usr/bin/script", "-qec", cmd, "/dev/null", NULL }, r->cryo_log,
+		   false);
+	if (sh < 0 || wait_for(sh, EXIT_TIMEOUT, &status))
+		return why("cannot run cryo under script(1)");
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return why("cryo dump on a terminal failed (status 0x%x)", status);
+	if (!file_has(r->cryo_log, "\rdump writing pages: ") || !file_has(r->cryo_log, "\033[K"))
+		return why("no progress line on the terminal");
+	return victim_unharmed(r);
+}
+
 static int bad_show_damaged(struct run *r)
 {
 	char file[1200];
@@ -1935,6 +1991,8 @@ static void run_bad_inputs(void)
 		{ "cli-invalid-pid", bad_cli },
 		{ "cli-reference-flag", bad_cli_reference_flag },
 		{ "cli-log-file", cli_log_file },
+		{ "cli-stats", cli_stats },
+		{ "cli-progress", cli_progress },
 		{ "dump-init", bad_dump_init },
 		{ "unprivileged", bad_unprivileged },
 		{ "restore-forwards-sigterm", restore_forwards_sigterm },
