@@ -16,6 +16,9 @@ struct cryo_dump_opts {
 	/* --tcp-skip-in-flight: leave connections not accepted yet out of the image */
 	bool tcp_skip_in_flight;
 	bool tcp_established;		/* dump TCP connections (their traffic locked meanwhile) */
+	/* --action-script: run through sh at pre-dump, network-lock, post-dump and
+	 * network-unlock (the reference's stages and environment), or NULL. */
+	const char *action_script;
 	/* --ghost-limit: the most data a deleted file still open or mapped may hold
 	 * (its bytes outside holes, which go into the image); 0: CRYO_GHOST_LIMIT. */
 	unsigned long long ghost_limit;
@@ -50,6 +53,9 @@ struct cryo_restore_opts {
 	const struct cryo_inherit_fd *inherit;
 	size_t nr_inherit;
 	bool ext_unix_sk;		/* connect such sockets to their names again */
+	/* --action-script: pre-restore, post-restore, pre-resume, network-unlock,
+	 * post-resume, or NULL. */
+	const char *action_script;
 };
 
 /* All return 0 on success, -1 on failure with cryo_last_error() set. */
@@ -63,6 +69,9 @@ int cryo_wait_restored(pid_t root);
 /* Probe the running kernel; prints one line per feature. Returns the number of
  * missing required features. */
 int cryo_check(FILE *out);
+/* One probe by its name ("list": print the names): 1 if the feature works, 0 if
+ * not, -1 for a name that is none. */
+int cryo_check_feature(const char *name, FILE *out);
 /* Print an image directory as JSON. */
 int cryo_show(const char *dir, FILE *out);
 /* Print the parts asked for: a summary (the tree; per process its comm, threads,

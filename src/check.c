@@ -35,6 +35,7 @@
 #include "vdso.h"
 
 struct probe {
+	const char *key;	/* for --feature: the reference's name where it has one */
 	const char *name;
 	bool required;
 	const char *without;	/* what breaks without it */
@@ -362,54 +363,99 @@ static int probe_tcp_repair(pid_t child)
 }
 
 static const struct probe probes[] = {
-	{ "ptrace seize and interrupt", true, "nothing can be dumped", probe_seize },
-	{ "ptrace registers and xstate", true, "registers cannot be saved or restored",
+	{ "ptrace_seize", "ptrace seize and interrupt",
+	  true, "nothing can be dumped", probe_seize },
+	{ "ptrace_regs", "ptrace registers and xstate",
+	  true, "registers cannot be saved or restored",
 	  probe_regs },
-	{ "ptrace signal mask and PEEKSIGINFO", true,
+	{ "ptrace_sigmask", "ptrace signal mask and PEEKSIGINFO", true,
 	  "blocked and pending signals cannot be saved", probe_sigmask },
-	{ "ptrace rseq configuration", false,
+	{ "get_rseq_conf", "ptrace rseq configuration", false,
 	  "rseq registrations are not saved (glibc threads lose them)", probe_rseq },
-	{ "clone3 with set_tid", true, "processes cannot get their PIDs back", probe_clone3 },
-	{ "process_vm_readv", true, "memory cannot be read", probe_vm_readv },
-	{ "PAGEMAP_SCAN ioctl", false, "page scans fall back to reading pagemap (slower)",
+	{ "clone3_set_tid", "clone3 with set_tid",
+	  true, "processes cannot get their PIDs back", probe_clone3 },
+	{ "process_vm_readv", "process_vm_readv", true, "memory cannot be read", probe_vm_readv },
+	{ "pagemap_scan", "PAGEMAP_SCAN ioctl",
+	  false, "page scans fall back to reading pagemap (slower)",
 	  probe_pagemap_scan },
-	{ "MADV_GUARD_INSTALL", false, "guard regions are neither found nor restored",
+	{ "madv_guard", "MADV_GUARD_INSTALL", false, "guard regions are neither found nor restored",
 	  probe_guard },
-	{ "/proc/PID/map_files", true,
+	{ "map_files", "/proc/PID/map_files", true,
 	  "mapped files and shared memory cannot be identified or recreated", probe_map_files },
-	{ "PR_SET_MM_MAP", true, "brk, arguments, environment and auxv cannot be restored",
+	{ "prctl_mm_map", "PR_SET_MM_MAP",
+	  true, "brk, arguments, environment and auxv cannot be restored",
 	  probe_mm_map },
-	{ "kcmp", true, "shared open files cannot be recognised", probe_kcmp },
-	{ "pidfd_open/pidfd_getfd", false, "(not used yet)", probe_pidfd },
-	{ "close_range", true, "the restored fd table cannot be cleaned", probe_close_range },
-	{ "/proc/PID/timers", false, "POSIX timers cannot be detected", probe_timers },
-	{ "membarrier registrations (GET_REGISTRATIONS)", false,
+	{ "kcmp", "kcmp", true, "shared open files cannot be recognised", probe_kcmp },
+	{ "pidfd_getfd", "pidfd_open/pidfd_getfd", false, "(not used yet)", probe_pidfd },
+	{ "close_range", "close_range",
+	  true, "the restored fd table cannot be cleaned", probe_close_range },
+	{ "posix_timers", "/proc/PID/timers",
+	  false, "POSIX timers cannot be detected", probe_timers },
+	{ "membarrier_registrations", "membarrier registrations (GET_REGISTRATIONS)", false,
 	  "only private expedited registrations are seen (by trying them); a global "
 	  "expedited registration is lost", probe_membarrier_registrations },
-	{ "[vdso] name kept after mremap", false,
+	{ "can_map_vdso", "[vdso] name kept after mremap", false,
 	  "a moved vDSO is not recognised on a later dump", probe_vdso_mremap },
-	{ "sock_diag: inet (TCP)", false,
+	{ "net_diag_tcp", "sock_diag: inet (TCP)", false,
 	  "TCP sockets can be neither dumped nor locked", probe_diag_tcp },
-	{ "sock_diag: inet (UDP)", false, "UDP sockets cannot be dumped", probe_diag_udp },
-	{ "sock_diag: inet (raw)", false,
+	{ "net_diag_udp", "sock_diag: inet (UDP)",
+	  false, "UDP sockets cannot be dumped", probe_diag_udp },
+	{ "net_diag_raw", "sock_diag: inet (raw)", false,
 	  "raw sockets cannot be inspected (kernel without CONFIG_INET_RAW_DIAG)",
 	  probe_diag_raw },
-	{ "sock_diag: unix", false, "Unix sockets cannot be dumped", probe_diag_unix },
-	{ "sock_diag: netlink", false, "netlink sockets cannot be dumped",
+	{ "net_diag_unix", "sock_diag: unix",
+	  false, "Unix sockets cannot be dumped", probe_diag_unix },
+	{ "net_diag_netlink", "sock_diag: netlink", false, "netlink sockets cannot be dumped",
 	  probe_diag_netlink },
-	{ "sock_diag: packet", false, "packet sockets cannot be dumped", probe_diag_packet },
-	{ "nftables owner tables (libnftables)", false,
+	{ "net_diag_packet", "sock_diag: packet",
+	  false, "packet sockets cannot be dumped", probe_diag_packet },
+	{ "network_lock_nftables", "nftables owner tables (libnftables)", false,
 	  "--tcp-established cannot lock connections: dump refuses them", probe_nft_owner },
-	{ "TCP_REPAIR", false, "--tcp-established cannot dump or restore connections",
+	{ "tcp_repair", "TCP_REPAIR", false, "--tcp-established cannot dump or restore connections",
 	  probe_tcp_repair },
 };
+
+static pid_t probe_child(void)
+{
+	pid_t child = fork();
+
+	if (child == 0) {
+		for (;;)
+			pause();
+	}
+	if (child < 0)
+		cr_perr("fork");
+	return child;
+}
+
+static void probe_child_end(pid_t child)
+{
+	int status;
+
+	cr_err_reset();
+	kill(child, SIGKILL);
+	waitpid(child, &status, __WALL);
+}
+
+static int run_probe(FILE *out, const struct probe *pr, pid_t child)
+{
+	int ok;
+
+	cr_err_reset();
+	ok = pr->run(child);
+	fprintf(out, "%-38s %s", pr->name, ok ? "yes" : "no");
+	if (!ok)
+		fprintf(out, "  (%s: %s)", pr->required ? "required" : "optional", pr->without);
+	fputc('\n', out);
+	return ok;
+}
 
 int cryo_check(FILE *out)
 {
 	struct utsname un;
 	struct cpu_info ci;
 	char feats[2048];
-	int missing = 0, status;
+	int missing = 0;
 	pid_t child;
 
 	uname(&un);
@@ -417,30 +463,38 @@ int cryo_check(FILE *out)
 	cpu_feature_list(&ci, feats, sizeof(feats));
 	fprintf(out, "kernel: %s %s\ncpu: %s\ncpu features: %s\n", un.release, un.machine,
 		ci.model, feats);
-	child = fork();
-	if (child == 0) {
-		for (;;)
-			pause();
-	}
+	child = probe_child();
 	if (child < 0)
-		return cr_perr("fork");
-	for (size_t i = 0; i < CR_ARRAY_SIZE(probes); i++) {
-		int ok;
-
-		cr_err_reset();
-		ok = probes[i].run(child);
-		fprintf(out, "%-38s %s", probes[i].name, ok ? "yes" : "no");
-		if (!ok)
-			fprintf(out, "  (%s: %s)", probes[i].required ? "required" : "optional",
-				probes[i].without);
-		fputc('\n', out);
-		if (!ok && probes[i].required)
+		return -1;
+	for (size_t i = 0; i < CR_ARRAY_SIZE(probes); i++)
+		if (!run_probe(out, &probes[i], child) && probes[i].required)
 			missing++;
-	}
-	cr_err_reset();
-	kill(child, SIGKILL);
-	waitpid(child, &status, __WALL);
+	probe_child_end(child);
 	if (missing)
 		cr_err("%d required feature%s missing", missing, missing > 1 ? "s are" : " is");
 	return missing;
+}
+
+int cryo_check_feature(const char *key, FILE *out)
+{
+	pid_t child;
+	int ok;
+
+	cr_err_reset();
+	if (!strcmp(key, "list")) {
+		for (size_t i = 0; i < CR_ARRAY_SIZE(probes); i++)
+			fprintf(out, "%-26s %s\n", probes[i].key, probes[i].name);
+		return 1;
+	}
+	for (size_t i = 0; i < CR_ARRAY_SIZE(probes); i++) {
+		if (strcmp(key, probes[i].key))
+			continue;
+		child = probe_child();
+		if (child < 0)
+			return -1;
+		ok = run_probe(out, &probes[i], child);
+		probe_child_end(child);
+		return ok;
+	}
+	return cr_err("no feature '%s' (cryo check --feature list names them)", key);
 }

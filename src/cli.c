@@ -51,6 +51,15 @@ static const char usage_dump[] =
 	"  -o, --log-file FILE   progress to FILE (relative to -W, else to the current\n"
 	"                        directory) instead of stderr; errors go to both\n"
 	"  -W, --work-dir DIR    where a relative -o FILE goes\n"
+	"      --display-stats   the time of each phase and the pages of each process,\n"
+	"                        on stdout at the end\n"
+	"      --stats FILE      the same as JSON in FILE\n"
+	"      --action-script SCRIPT  run SCRIPT (through sh) at each stage, as CRIU\n"
+	"                        does (CRTOOLS_SCRIPT_ACTION=pre-dump, network-lock,\n"
+	"                        post-dump, network-unlock; pre-restore, post-restore,\n"
+	"                        pre-resume, network-unlock, post-resume)\n"
+	"      --status-fd FD    write one zero byte to FD when done (restore: once the\n"
+	"                        tree runs), then close it\n"
 	"  -h, --help            this text\n"
 	"CRIU's flags for what cryo does not do yet (--tcp-established, --lazy-pages,\n"
 	"--page-server, --prev-images-dir, --track-mem, --manage-cgroups, ...) are refused\n"
@@ -85,14 +94,18 @@ static const char usage_restore[] =
 	"                        are always restored\n"
 	"      --ext-unix-sk     connect datagram sockets dumped with --ext-unix-sk to\n"
 	"                        their peers' names again\n"
-	"  -v, -o FILE, -W DIR   as for dump\n"
+	"  -v, -o FILE, -W DIR, --display-stats, --stats FILE, --action-script SCRIPT,\n"
+	"  --status-fd FD        as for dump\n"
 	"  -h, --help            this text\n";
 
 static const char usage_check[] =
-	"usage: cryo check [-v]\n"
+	"usage: cryo check [--all] [--feature NAME] [-v]\n"
 	"\n"
 	"Probe the running kernel for every feature cryo relies on; print each with\n"
-	"yes/no and what breaks without it. Exits non-zero if a required one is missing.\n";
+	"yes/no and what breaks without it. Exits non-zero if a required one is missing.\n"
+	"      --all             the same (every probe always runs; the reference's flag)\n"
+	"      --feature NAME    only that probe; exit 0 if it works, 1 if not\n"
+	"                        (--feature list: the names)\n";
 
 static const char usage_show[] =
 	"usage: cryo show [--full | --json] DIR\n"
@@ -163,7 +176,8 @@ static int parse_pid(const char *s, pid_t *out)
 /* ---- what dump and restore share: the reference's logging options, and its flags
  * for what cryo does not do yet, each refused by name ---- */
 
-enum { OPT_DISPLAY_STATS = 500, OPT_STATS, OPT_UNSUPPORTED = 512 };
+enum { OPT_DISPLAY_STATS = 500, OPT_STATS, OPT_ACTION_SCRIPT, OPT_STATUS_FD,
+       OPT_UNSUPPORTED = 512 };
 
 static const struct {
 	const char *flag;
@@ -180,11 +194,10 @@ static const struct {
 	{ "prev-images-dir", required_argument, "iterative dumps" },
 	{ "track-mem", no_argument, "iterative dumps" },
 	{ "manage-cgroups", optional_argument, "cgroups" },
-	{ "status-fd", required_argument, "the status fd" },
 	{ "timeout", required_argument, "a timeout" },
-	{ "action-script", required_argument, "action scripts" },
 };
 
+#define NR_UNSUPPORTED (sizeof(unsupported) / sizeof(unsupported[0]))
 #define MAX_OPTS 64
 
 /* A command's own options, then those every command with a log shares, then the
@@ -196,6 +209,8 @@ static const struct option *with_common(const struct option *own)
 		{ "work-dir", required_argument, 0, 'W' },
 		{ "display-stats", no_argument, 0, OPT_DISPLAY_STATS },
 		{ "stats", required_argument, 0, OPT_STATS },
+		{ "action-script", required_argument, 0, OPT_ACTION_SCRIPT },
+		{ "status-fd", required_argument, 0, OPT_STATUS_FD },
 	};
 	static struct option all[MAX_OPTS];
 	size_t n = 0;
@@ -204,7 +219,7 @@ static const struct option *with_common(const struct option *own)
 		all[n] = own[n], n++;
 	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]) && n < MAX_OPTS - 1; i++)
 		all[n++] = common[i];
-	for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]) && n < MAX_OPTS - 1; i++)
+	for (size_t i = 0; i < NR_UNSUPPORTED && n < MAX_OPTS - 1; i++)
 		all[n++] = (struct option){ unsupported[i].flag, unsupported[i].has_arg, 0,
 					    OPT_UNSUPPORTED + (int)i };
 	all[n] = (struct option){ 0, 0, 0, 0 };
@@ -216,6 +231,8 @@ struct common_opts {
 	const char *log_path, *work_dir;
 	bool display_stats;
 	const char *stats_path;
+	const char *action_script;
+	int status_fd;			/* --status-fd N, as N + 1 (0: none) */
 };
 
 /* -v, -vv, or the reference's -v0 ... -v4 (3: progress, 4: debug). */
@@ -249,16 +266,37 @@ static int common_opt(int c, struct common_opts *co, const char *usage)
 		*(c == 'o' ? &co->log_path : &co->work_dir) = optarg;
 		return 1;
 	}
+	if (c == OPT_ACTION_SCRIPT) {
+		co->action_script = optarg;
+		return 1;
+	}
+	if (c == OPT_STATUS_FD) {
+		char *end;
+		long fd;
+
+		errno = 0;
+		fd = strtol(optarg, &end, 10);
+		if (errno || end == optarg || *end || fd < 0 || fd >= INT_MAX) {
+			bad_usage("invalid --status-fd '%s'", optarg, usage);
+			return -1;
+		}
+		if (fcntl((int)fd, F_GETFD) < 0) {
+			fprintf(stderr, "cryo: error: --status-fd %ld: not an open fd\n", fd);
+			return -1;
+		}
+		co->status_fd = (int)fd + 1;
+		return 1;
+	}
 	if (c == OPT_DISPLAY_STATS || c == OPT_STATS) {
 		co->display_stats |= c == OPT_DISPLAY_STATS;
 		if (c == OPT_STATS)
 			co->stats_path = optarg;
 		return 1;
 	}
-	if (c >= OPT_UNSUPPORTED && c < OPT_UNSUPPORTED + (int)(sizeof(unsupported) /
-								sizeof(unsupported[0]))) {
-		fprintf(stderr, "cryo: error: --%s: not supported yet (%s)\n",
-			unsupported[c - OPT_UNSUPPORTED].flag, unsupported[c - OPT_UNSUPPORTED].what);
+	if (c >= OPT_UNSUPPORTED && c < OPT_UNSUPPORTED + (int)NR_UNSUPPORTED) {
+		c -= OPT_UNSUPPORTED;
+		fprintf(stderr, "cryo: error: --%s: not supported yet (%s)\n", unsupported[c].flag,
+			unsupported[c].what);
 		return -1;
 	}
 	return 0;
@@ -290,6 +328,17 @@ static int report_stats(const struct common_opts *co)
 		return 1;
 	}
 	return 0;
+}
+
+/* --status-fd: one zero byte once the work is done (the tree runs), then closed. */
+static void tell_status(const struct common_opts *co)
+{
+	if (!co->status_fd)
+		return;
+	if (write(co->status_fd - 1, "", 1) != 1)
+		fprintf(stderr, "cryo: warning: --status-fd %d: %s\n", co->status_fd - 1,
+			strerror(errno));
+	close(co->status_fd - 1);
 }
 
 /* -o FILE (relative to -W DIR, else to the current directory): never through a
@@ -390,10 +439,14 @@ static int cmd_dump(int argc, char **argv)
 		return bad_usage("%s", "dump needs -D DIR", usage_dump);
 	if (need_privileges("dump") || open_log(&co))
 		return 1;
+	o.action_script = co.action_script;
 	r = cryo_dump(&o);
 	if (report_stats(&co))
 		return 1;
-	return r ? fail() : 0;
+	if (r)
+		return fail();
+	tell_status(&co);
+	return 0;
 }
 
 /* --inherit-fd fd[N]:RESOURCE; N must be one of cryo's open fds. */
@@ -514,11 +567,13 @@ static int cmd_restore(int argc, char **argv)
 		return bad_usage("%s", "restore needs -D DIR", usage_restore);
 	if (need_privileges("restore") || open_log(&co))
 		return 1;
+	o.action_script = co.action_script;
 	r = cryo_restore(&o, &root);
 	if (report_stats(&co))
 		return 1;
 	if (r)
 		return fail();
+	tell_status(&co);
 	if (o.detach)
 		return 0;
 	c = cryo_wait_restored(root);
@@ -527,21 +582,41 @@ static int cmd_restore(int argc, char **argv)
 
 static int cmd_check(int argc, char **argv)
 {
-	int c, verbose = 0;
+	static const struct option longopts[] = {
+		{ "all", no_argument, 0, 'a' },
+		{ "feature", required_argument, 0, 'F' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *feature = NULL;
+	int c, verbose = 0, ok;
 
-	while ((c = getopt(argc, argv, "vh")) != -1) {
-		if (c == 'h') {
+	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
 			fputs(usage_check, stdout);
 			return 0;
-		}
-		if (c != 'v')
+		case 'v':
+			verbose++;
+			break;
+		case 'a':	/* every probe runs anyway */
+			break;
+		case 'F':
+			feature = optarg;
+			break;
+		default:
 			return bad_usage("%s", "invalid option", usage_check);
-		verbose++;
+		}
 	}
+	if (optind < argc)
+		return bad_usage("unexpected argument '%s'", argv[optind], usage_check);
 	if (need_privileges("check"))
 		return 1;
 	cryo_set_verbosity(verbose);
-	return cryo_check(stdout) ? 1 : 0;
+	if (!feature)
+		return cryo_check(stdout) ? 1 : 0;
+	ok = cryo_check_feature(feature, stdout);
+	return ok < 0 ? fail() + 1 : !ok;
 }
 
 static int cmd_show(int argc, char **argv)

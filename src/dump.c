@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "action.h"
 #include "cpu.h"
 #include "cryo.h"
 #include "file_locks.h"
@@ -274,9 +275,13 @@ static int write_images(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 
 static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 {
+	if (action_run(opts->action_script, "pre-dump", opts->dir, opts->pid))
+		return -1;
 	stats_enter(PH_SEIZE);
 	/* The connections' traffic stops before anything of them is read. */
-	if (tree_seize(ctx, opts->pid) || net_lock_dump(ctx))
+	if (tree_seize(ctx, opts->pid) || net_lock_dump(ctx) ||
+	    (opts->tcp_established &&
+	     action_run(opts->action_script, "network-lock", opts->dir, opts->pid)))
 		return -1;
 	stats_leave(PH_SEIZE);
 	stats_enter(PH_FROZEN);
@@ -289,7 +294,9 @@ static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 		for (size_t i = 0; i < ctx->nr_procs; i++)
 			if (!ctx->procs[i]->zombie && task_park_for_kill(ctx->procs[i]))
 				return -1;
-	return write_images(ctx, opts);
+	if (write_images(ctx, opts))
+		return -1;
+	return action_run(opts->action_script, "post-dump", opts->dir, opts->pid);
 }
 
 /* Killed children first: none sees its parent go while it could still run. */
@@ -346,6 +353,9 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	 * in it (closing silently) and the lock outlives the dump. */
 	kill_them = rc == 0 && !opts->leave_running;
 	if (!kill_them && net_lock_dump_finish(&ctx, false))
+		rc = -1;
+	if (!kill_them && opts->tcp_established &&
+	    action_run(opts->action_script, "network-unlock", opts->dir, opts->pid))
 		rc = -1;
 	if (finish_tree(&ctx, kill_them))
 		rc = -1;

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "action.h"
 #include "cpu.h"
 #include "cryo.h"
 #include "file_locks.h"
@@ -567,6 +568,9 @@ static int restore_run(struct restore_ctx *ctx, const struct cryo_restore_opts *
 	stats_leave(PH_VERIFY);
 	if (rc)
 		return -1;
+	if (action_run(opts->action_script, "post-restore", opts->dir, ctx->procs[0]->pid) ||
+	    action_run(opts->action_script, "pre-resume", opts->dir, ctx->procs[0]->pid))
+		return -1;
 	stats_enter(PH_RELEASE);
 	rc = release_tree(ctx, opts);
 	stats_leave(PH_RELEASE);
@@ -596,11 +600,19 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	if (img_dir_open(&ctx.dir, opts->dir))
 		return -1;
 	rmt_begin(&chld);
-	if (restore_prepare(&ctx, opts, &v) || restore_run(&ctx, opts, &v))
+	if (action_run(opts->action_script, "pre-restore", opts->dir, 0) ||
+	    restore_prepare(&ctx, opts, &v) || restore_run(&ctx, opts, &v))
 		goto out;
 	/* The tree runs, its connections out of repair: their traffic may flow. */
 	net_unlock_restore(&ctx);
 	*root = ctx.procs[0]->pid;
+	/* It runs: a script failing now is said, and the tree is left running. */
+	if ((ctx.netlock &&
+	     action_run(opts->action_script, "network-unlock", opts->dir, *root)) ||
+	    action_run(opts->action_script, "post-resume", opts->dir, *root)) {
+		pr_warn("%s", cr_last_error());
+		cr_err_reset();
+	}
 	pr_info("%zu process%s restored, root %d", ctx.nr_procs, ctx.nr_procs > 1 ? "es" : "",
 		*root);
 	rc = 0;

@@ -231,7 +231,8 @@ int cryo_stats_json(FILE *f)
 {
 	uint64_t pages = 0, bytes = 0;
 
-	fprintf(f, "{\n  \"operation\": \"%s\",\n  \"times_us\": {", st.restore ? "restore" : "dump");
+	fprintf(f, "{\n  \"operation\": \"%s\",\n  \"times_us\": {",
+		st.restore ? "restore" : "dump");
 	for (int i = 0; i < PH_COUNT; i++)
 		if (st.seen[i])
 			fprintf(f, " \"%s\": %lld,", phase_names[i], (long long)st.spent[i]);

@@ -1635,6 +1635,70 @@ static int cli_progress(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* cryo check --feature: one probe, its answer in the exit status; an unknown name is
+ * a usage error. */
+static int cli_check_feature(struct run *r)
+{
+	int rc;
+
+	run_dir(r, "cli-check-feature", "bad");
+	rc = run_cryo(r->cryo_log, "check", "--feature", "clone3_set_tid", NULL);
+	if (rc != 0 || !file_has(r->cryo_log, "clone3 with set_tid"))
+		return why("--feature clone3_set_tid: exit %d", rc);
+	if (file_has(r->cryo_log, "process_vm_readv"))
+		return why("--feature ran other probes");
+	rc = run_cryo(r->cryo_log, "check", "--feature", "list", NULL);
+	if (rc != 0 || !file_has(r->cryo_log, "network_lock_nftables"))
+		return why("--feature list: exit %d, or no names", rc);
+	rc = run_cryo(r->cryo_log, "check", "--all", NULL);
+	if (rc != 0 || !file_has(r->cryo_log, "ptrace seize and interrupt"))
+		return why("--all: exit %d", rc);
+	return expect_error(r, run_cryo(r->cryo_log, "check", "--feature", "warp_drive", NULL),
+			    "no feature 'warp_drive'");
+}
+
+/* A script written for the reference's CLI (tests/real/criu-cr.sh: dump -o -v4
+ * --shell-job --action-script, restore -d --pidfile --status-fd), run unchanged with a
+ * `criu` that is cryo; then the restored process checks itself. */
+static int cli_criu_script(struct run *r)
+{
+	char bin[700], link[760], script[700], path[1600], pid[16], actions[760];
+	char expect[1700];
+	pid_t sh;
+	int status;
+
+	if (start_victim(r, "cli-criu-script", NULL))
+		return -1;
+	snprintf(bin, sizeof(bin), "%s/bin", r->dir);
+	snprintf(link, sizeof(link), "%s/criu", bin);
+	if (mkdir(bin, 0755) || symlink(cryo_bin[0] == '/' ? cryo_bin : realpath(cryo_bin, path),
+					link))
+		return why("cannot make %s: %s", link, strerror(errno));
+	snprintf(script, sizeof(script), "%s/criu-cr.sh", real_dir);
+	snprintf(path, sizeof(path), "PATH=%s:%s", bin, getenv("PATH") ? getenv("PATH") : "");
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	unwant(r->pid);		/* killed by the dump: reaped while the script runs */
+	sh = spawn((char *[]){ "/usr/bin/env", path, "/bin/sh", script, pid, r->img, r->dir,
+			       NULL }, r->cryo_log, false);
+	if (sh < 0 || wait_for(sh, EXIT_TIMEOUT, &status))
+		return why("cannot run %s", script);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return why("%s failed (status 0x%x)", script, status);
+	want(r->pid);	/* adopted once cryo is gone */
+	snprintf(actions, sizeof(actions), "%s/actions.log", r->dir);
+	for (size_t i = 0; i < 6; i++) {
+		static const char *const stage[] = { "pre-dump", "post-dump", "pre-restore",
+						     "post-restore", "pre-resume", "post-resume" };
+
+		snprintf(expect, sizeof(expect), "%s %s %s\n", stage[i],
+			 i == 2 ? "none" : pid, realpath(r->img, path) ? path : r->img);
+		if (!file_has(actions, expect))
+			return why("the action script did not run at %s as '%s'", stage[i],
+				   expect);
+	}
+	return victim_unharmed(r);
+}
+
 static int bad_show_damaged(struct run *r)
 {
 	char file[1200];
@@ -1993,6 +2057,8 @@ static void run_bad_inputs(void)
 		{ "cli-log-file", cli_log_file },
 		{ "cli-stats", cli_stats },
 		{ "cli-progress", cli_progress },
+		{ "cli-criu-script", cli_criu_script },
+		{ "cli-check-feature", cli_check_feature },
 		{ "dump-init", bad_dump_init },
 		{ "unprivileged", bad_unprivileged },
 		{ "restore-forwards-sigterm", restore_forwards_sigterm },
