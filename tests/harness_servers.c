@@ -25,6 +25,10 @@ struct srv_run {
 	int held;		/* that connection, or -1 */
 	pid_t client;		/* the streaming clients' process outside the tree */
 	char workers[256];	/* the master's children before the dump */
+	struct {
+		pid_t pid;
+		int n;
+	} hits[2];		/* each worker's count of requests */
 };
 
 struct server {
@@ -560,24 +564,36 @@ static int memcached_check(struct srv_run *s)
 /* ---- HTTP: nginx, node.js ---- */
 
 /* GET / over HTTP/1.0: the status must be 200 and the body `body`. */
-static int http_get(struct srv_run *s, const char *what, const char *body)
+/* GET / over HTTP/1.0: the status must be 200; the body, NULL if not. */
+static const char *http_body(struct srv_run *s, const char *what)
 {
 	static char answer[65536];
 	const char *req = "GET / HTTP/1.0\r\nHost: cryo-test\r\n\r\n", *at;
 	int fd = srv_open(s, what), rc;
 
 	if (fd < 0)
-		return -1;
+		return NULL;
 	rc = send_all(fd, req, strlen(req), what) ||
 	     srv_until_end(fd, what, answer, sizeof(answer)) ? -1 : 0;
 	close(fd);
 	if (rc)
-		return -1;
+		return NULL;
 	at = strstr(answer, "\r\n\r\n");
-	if (strncmp(answer, "HTTP/1.1 200 ", 13) || !at)
-		return why("%s answered '%.60s', not 200", what, answer);
-	if (strcmp(at + 4, body))
-		return why("%s answered 200 with '%.60s', not '%s'", what, at + 4, body);
+	if (strncmp(answer, "HTTP/1.1 200 ", 13) || !at) {
+		why("%s answered '%.60s', not 200", what, answer);
+		return NULL;
+	}
+	return at + 4;
+}
+
+static int http_get(struct srv_run *s, const char *what, const char *body)
+{
+	const char *got = http_body(s, what);
+
+	if (!got)
+		return -1;
+	if (strcmp(got, body))
+		return why("%s answered 200 with '%.60s', not '%s'", what, got, body);
 	return 0;
 }
 
@@ -625,34 +641,49 @@ static int children_of(pid_t pid, char *buf, size_t len)
 	return 0;
 }
 
-static int nginx_fill(struct srv_run *s)
+/* Wait for the server's `n` workers; their PIDs in s->workers. */
+static int workers_up(struct srv_run *s, const char *what, int n)
 {
 	double end = now() + READY_TIMEOUT;
-	int n = 0;
+	char list[sizeof(s->workers)];
+	int have = 0;
 
-	while (n != 2) {
+	while (have != n) {
 		if (children_of(s->r.pid, s->workers, sizeof(s->workers)))
 			return -1;
-		n = 0;
-		for (char *p = strtok(s->workers, " \n"); p; p = strtok(NULL, " \n"))
-			n++;
+		memcpy(list, s->workers, sizeof(list));
+		have = 0;
+		for (char *p = strtok(list, " \n"); p; p = strtok(NULL, " \n"))
+			have++;
 		if (now() > end)
-			return why("nginx has %d workers, not 2", n);
+			return why("%s has %d workers, not %d", what, have, n);
 		sleep_ms(10);
 	}
-	return children_of(s->r.pid, s->workers, sizeof(s->workers)) ||
-	       http_get(s, "nginx", "cryo nginx\n");
+	return 0;
 }
 
-static int nginx_check(struct srv_run *s)
+/* The same workers as before the dump. */
+static int workers_same(struct srv_run *s, const char *what)
 {
 	char now_workers[256];
 
 	if (children_of(s->r.pid, now_workers, sizeof(now_workers)))
 		return -1;
 	if (strcmp(now_workers, s->workers))
-		return why("nginx's workers are '%s', not '%s' as before", now_workers,
+		return why("%s's workers are '%s', not '%s' as before", what, now_workers,
 			   s->workers);
+	return 0;
+}
+
+static int nginx_fill(struct srv_run *s)
+{
+	return workers_up(s, "nginx", 2) || http_get(s, "nginx", "cryo nginx\n");
+}
+
+static int nginx_check(struct srv_run *s)
+{
+	if (workers_same(s, "nginx"))
+		return -1;
 	for (int i = 0; i < 4; i++)
 		if (http_get(s, "nginx", "cryo nginx\n"))
 			return -1;
@@ -691,6 +722,55 @@ static int node_fill(struct srv_run *s)
 static int node_check(struct srv_run *s)
 {
 	return node_hits(s, 6, 8);
+}
+
+/* A node.js cluster: a primary handing the connections of its listener to 2
+ * workers, each counting its own requests. */
+static int node_cluster_start(struct srv_run *s)
+{
+	char script[700], where[128];
+	char *argv[] = { "/usr/bin/node", script, where, "2", NULL };
+
+	snprintf(script, sizeof(script), "%s/http_hits.js", real_dir);
+	snprintf(where, sizeof(where), "%s", s->a.text);
+	return server_spawn(s, argv) || log_shows(s->r.log, "READY\n") ||
+	       workers_up(s, "the node cluster", 2) ? -1 : 0;
+}
+
+/* `n` requests: each answered by one of the workers, whose count goes on. */
+static int node_cluster_hits(struct srv_run *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const char *body = http_body(s, "the node cluster");
+		int pid, hits, w;
+
+		if (!body)
+			return -1;
+		if (sscanf(body, "worker %d hits %d", &pid, &hits) != 2)
+			return why("the node cluster answered '%.60s'", body);
+		for (w = 0; w < 2 && s->hits[w].pid != pid; w++)
+			;
+		if (w == 2)
+			return why("the node cluster answered from %d, not a worker (%s)", pid,
+				   s->workers);
+		if (hits != s->hits[w].n + 1)
+			return why("worker %d counted %d requests, not %d", pid, hits,
+				   s->hits[w].n + 1);
+		s->hits[w].n = hits;
+	}
+	return 0;
+}
+
+static int node_cluster_fill(struct srv_run *s)
+{
+	if (sscanf(s->workers, "%d %d", &s->hits[0].pid, &s->hits[1].pid) != 2)
+		return why("no two workers in '%s'", s->workers);
+	return node_cluster_hits(s, 6);
+}
+
+static int node_cluster_check(struct srv_run *s)
+{
+	return workers_same(s, "the node cluster") || node_cluster_hits(s, 6) ? -1 : 0;
 }
 
 /* ---- one server in one mode ---- */
@@ -883,6 +963,8 @@ static void run_servers(void)
 		  nginx_check, SRV_UNIX | SRV_TCP | SRV_TCP6, false },
 		{ "node-http", "/usr/bin/node", server_mode, node_start, node_fill, node_check,
 		  SRV_UNIX | SRV_TCP | SRV_TCP6, false },
+		{ "node-cluster-2-workers", "/usr/bin/node", server_mode, node_cluster_start,
+		  node_cluster_fill, node_cluster_check, SRV_UNIX | SRV_TCP | SRV_TCP6, false },
 		{ "python3-asyncio-50-clients", "/usr/bin/python3", stream_mode, NULL, NULL,
 		  NULL, SRV_UNIX, false },
 	};
