@@ -336,6 +336,14 @@ static int start_tcp_victim(struct run *r, const char *name, const char *extra, 
 	return start_prog_victim_arg(r, name, "t_tcp_listen", extra, arg);
 }
 
+static unsigned tcp_port_of(int fd)
+{
+	struct sockaddr_in a = { 0 };
+	socklen_t l = sizeof(a);
+
+	return getsockname(fd, (struct sockaddr *)&a, &l) ? 0 : ntohs(a.sin_port);
+}
+
 /* A connection from here to 127.0.0.1:port that has sent "ping"; -1 on error. */
 static int tcp_ping(unsigned port)
 {
@@ -448,6 +456,32 @@ static int bad_dump_tcp_connection(struct run *r)
 	if (start_tcp_victim(r, "dump-tcp-connection", "conn", NULL))
 		return -1;
 	return dump_victim(r, r->img, "is a TCP connection 127.0.0.1:");
+}
+
+/* A listener the harness holds too (given as the victim's fd 3): refused, naming the
+ * harness. */
+static int bad_dump_tcp_outside(struct run *r)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr = { htonl(INADDR_LOOPBACK) } };
+	char path[600], needle[160], *argv[] = { path, work, "inherited", NULL };
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+
+	run_dir(r, "dump-tcp-held-outside", "bad");
+	snprintf(path, sizeof(path), "%s/t_tcp_listen", tests_dir);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1)) {
+		why("cannot listen: %s", strerror(errno));
+		goto out;
+	}
+	r->pid = spawn_with(argv, r->log, true, -1, l);
+	if (r->pid < 0 || wait_ready(r->pid, r->log))
+		goto out;
+	snprintf(needle, sizeof(needle), "fd 3 (TCP socket 127.0.0.1:%u): process %d outside the "
+		 "image holds it too", tcp_port_of(l), getpid());
+	rc = dump_victim(r, r->img, needle);
+out:
+	if (l >= 0)
+		close(l);
+	return rc;
 }
 
 /* After the dump, the harness listens on the port of the image's v4 listener:
@@ -2022,6 +2056,7 @@ static void run_bad_inputs(void)
 		{ "restore-unix-path-taken", bad_restore_unix_path_taken },
 		{ "dump-tcp-unaccepted", bad_dump_tcp_unaccepted },
 		{ "dump-tcp-connection", bad_dump_tcp_connection },
+		{ "dump-tcp-held-outside", bad_dump_tcp_outside },
 		{ "restore-tcp-port-taken", bad_restore_tcp_port_taken },
 		{ "restore-tcp-address-gone", bad_restore_tcp_address_gone },
 		{ "restore-tcp-damaged-image", bad_restore_tcp_damaged },

@@ -14,7 +14,8 @@
  * address check). With "queue": only a v4 listener, its port printed as "TCP-PORT N"
  * (the harness connects and leaves the connection unaccepted; on go the program
  * accepts one connection and answers it). With "conn": a connection of the program's
- * to its own listener, which dump refuses. */
+ * to its own listener, which dump refuses. With "inherited": fd 3 is a listener the
+ * harness holds too, which dump refuses. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -338,9 +339,22 @@ static void conn_mode(void)
 	tl_pass();
 }
 
+static void inherited_mode(void)
+{
+	struct sock l = { .what = "the inherited listener", .fd = 3 };
+
+	EXPECT(&l, SOL_SOCKET, SO_ACCEPTCONN, 1);
+	tl_ready();
+	tl_wait_go();
+	EXPECT(&l, SOL_SOCKET, SO_ACCEPTCONN, 1);
+	tl_pass();
+}
+
 int main(int argc, char **argv)
 {
 	tl_init();
+	if (argc > 2 && !strcmp(argv[2], "inherited"))
+		inherited_mode();
 	if (argc > 2 && !strcmp(argv[2], "queue"))
 		queue_mode();
 	if (argc > 2 && !strcmp(argv[2], "conn"))
