@@ -60,7 +60,7 @@ struct fd_kind {
 
 extern const struct fd_kind path_kind, epoll_kind, pipe_kind, eventfd_kind, signalfd_kind,
 	timerfd_kind, pidfd_kind, inotify_kind, opath_kind, mqueue_kind, tty_kind,
-	unix_kind, memfd_kind, tcp_kind;
+	unix_kind, memfd_kind, tcp_kind, netlink_kind, packet_kind, raw_kind;
 
 /* Shared by the kinds (files.c). */
 /* Is pid one of the dumped tree's processes? */
@@ -70,6 +70,8 @@ bool file_tree_has(const struct dump_ctx *ctx, pid_t pid);
  * or 0. */
 int file_scan_outside(const struct dump_ctx *ctx,
 		      int (*visit)(pid_t pid, int fds, const char *name, void *arg), void *arg);
+/* A process outside the tree (and not cryo) holding socket `ino` in an fd, or 0. */
+pid_t file_socket_outside(const struct dump_ctx *ctx, uint64_t ino);
 int file_table_push(struct file_table *ft, FileEntry **out);
 void file_key_set(struct file_table *ft, const struct stat *st, uint32_t flags, pid_t pid, int fd);
 bool file_link_deleted(const char *link);
@@ -78,6 +80,9 @@ bool file_in_own_proc(const struct dump_proc *p, const char *path);
 int file_fd_flags(pid_t pid, int fd, uint32_t *flags);
 /* A copy of a process's fd in cryo (pidfd_getfd). */
 int file_fd_dup(pid_t pid, int fd);
+/* Is the fd a socket of this address family (SO_DOMAIN)? Its type and protocol (either
+ * may be NULL). Quiet: false on any error. */
+bool file_sock_is(const struct fd_probe *pr, int domain, int *type, int *protocol);
 /* The same open file description as an fd already in the table: its id, or 0. */
 uint32_t file_find_shared(struct file_table *ft, pid_t pid, int fd, const struct stat *st);
 

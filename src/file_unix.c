@@ -317,26 +317,6 @@ static pid_t holder_in_image(const struct dump_ctx *ctx, uint32_t ino)
 	return 0;
 }
 
-/* An fd of a process outside the image on socket *ino: its PID. */
-static int is_the_socket(pid_t pid, int fds, const char *name, void *ino)
-{
-	char want[40], l[64];
-	ssize_t n = readlinkat(fds, name, l, sizeof(l) - 1);
-
-	snprintf(want, sizeof(want), "socket:[%u]", *(uint32_t *)ino);
-	return n > 0 && (l[n] = 0, !strcmp(l, want)) ? pid : 0;
-}
-
-/* A process outside the image holding this socket in an fd, or 0. */
-static pid_t holder_outside(const struct dump_ctx *ctx, uint32_t ino)
-{
-	int pid = file_scan_outside(ctx, is_the_socket, &ino);
-
-	if (pid < 0)
-		cr_err_reset();	/* /proc unreadable: no holder to name, nothing more */
-	return pid > 0 ? pid : 0;
-}
-
 struct sock_probe {
 	const struct fd_probe *pr;
 	int fd;				/* cryo's copy */
@@ -617,7 +597,7 @@ static int dump_outside_peer(struct sock_probe *s, UnixFile *u)
 		return rc;
 	}
 	free(pd);
-	holder = holder_outside(s->pr->p->ctx, s->d.peer);
+	holder = file_socket_outside(s->pr->p->ctx, s->d.peer);
 	if (holder)
 		snprintf(msg, sizeof(msg), "connected to %s (socket %u of process %d), outside the "
 			 "image%s", pname, s->d.peer, holder, s->d.type == SOCK_DGRAM ?

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/kcmp.h>
@@ -28,7 +29,7 @@ static const struct fd_kind *const kinds[] = {
 	 * are regular files to stat. */
 	&opath_kind, &mqueue_kind, &memfd_kind, &path_kind, &epoll_kind, &pipe_kind,
 	&eventfd_kind, &signalfd_kind, &timerfd_kind, &pidfd_kind, &inotify_kind, &tty_kind,
-	&unix_kind, &tcp_kind,
+	&unix_kind, &tcp_kind, &netlink_kind, &packet_kind, &raw_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)
@@ -131,6 +132,32 @@ int file_fd_dup(pid_t pid, int fd)
 	return copy;
 }
 
+bool file_sock_is(const struct fd_probe *pr, int domain, int *type, int *protocol)
+{
+	socklen_t l = sizeof(int);
+	int fd, d = -1, t = -1, p = -1;
+
+	if (!S_ISSOCK(pr->st->st_mode) || strncmp(pr->link, "socket:[", 8))
+		return false;
+	fd = file_fd_dup(pr->p->pid, pr->fd);
+	if (fd < 0) {
+		cr_err_reset();		/* the kind's dump says why, if it matters */
+		return false;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &d, &l) || d != domain ||
+	    (l = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &l)) ||
+	    (l = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &p, &l)))
+		d = -1;
+	close(fd);
+	if (d != domain)
+		return false;
+	if (type)
+		*type = t;
+	if (protocol)
+		*protocol = p;
+	return true;
+}
+
 bool file_tree_has(const struct dump_ctx *ctx, pid_t pid)
 {
 	for (size_t i = 0; i < ctx->nr_procs; i++)
@@ -173,6 +200,26 @@ int file_scan_outside(const struct dump_ctx *ctx,
 	}
 	closedir(procs);
 	return rc;
+}
+
+/* An fd of a process outside the image on socket *ino: its PID. */
+static int is_the_socket(pid_t pid, int fds, const char *name, void *ino)
+{
+	char want[40], l[64];
+	ssize_t n = readlinkat(fds, name, l, sizeof(l) - 1);
+
+	snprintf(want, sizeof(want), "socket:[%llu]", *(unsigned long long *)ino);
+	return n > 0 && (l[n] = 0, !strcmp(l, want)) ? pid : 0;
+}
+
+pid_t file_socket_outside(const struct dump_ctx *ctx, uint64_t ino)
+{
+	unsigned long long i = ino;
+	int pid = file_scan_outside(ctx, is_the_socket, &i);
+
+	if (pid < 0)
+		cr_err_reset();	/* /proc unreadable: no holder to name, nothing more */
+	return pid > 0 ? pid : 0;
 }
 
 /* ---- dump ---- */

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/kcmp.h>
+#include <linux/netlink.h>
 
 #define READY_TIMEOUT 30.0
 #define EXIT_TIMEOUT 120.0

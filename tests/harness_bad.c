@@ -612,6 +612,76 @@ static int bad_restore_tcp_damaged(struct run *r)
 	return rc;
 }
 
+/* Netlink, packet and raw sockets: what the dump refuses, by name. */
+static int bad_dump_netlink_queued(struct run *r)
+{
+	if (start_prog_victim(r, "dump-netlink-queued", "t_netlink", "queued"))
+		return -1;
+	return dump_victim(r, r->img, "messages are queued on it, not read yet");
+}
+
+static int bad_dump_packet_ring(struct run *r)
+{
+	if (start_prog_victim(r, "dump-packet-ring", "t_packet", "ring"))
+		return -1;
+	return dump_victim(r, r->img, "it has a PACKET_MMAP ring; not supported");
+}
+
+static int bad_dump_packet_fanout(struct run *r)
+{
+	if (start_prog_victim(r, "dump-packet-fanout", "t_packet", "fanout"))
+		return -1;
+	return dump_victim(r, r->img, "it is in a fanout group (PACKET_FANOUT); not supported");
+}
+
+static int bad_dump_packet_queued(struct run *r)
+{
+	if (start_prog_victim(r, "dump-packet-queued", "t_packet", "queued"))
+		return -1;
+	return dump_victim(r, r->img, "frames it captured are queued on it, not read yet");
+}
+
+static int bad_dump_raw_queued(struct run *r)
+{
+	if (start_prog_victim(r, "dump-raw-queued", "t_raw", "queued"))
+		return -1;
+	return dump_victim(r, r->img, "datagrams are queued on it, not read yet");
+}
+
+/* After the dump another socket takes t_netlink's port id: restore fails naming it and
+ * leaves nothing; once that socket is closed, restore goes through. */
+static int bad_restore_netlink_port_taken(struct run *r)
+{
+	struct sockaddr_nl a = { .nl_family = AF_NETLINK };
+	int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), rc = -1;
+	char needle[64];
+
+	if (s < 0 || start_prog_victim(r, "restore-netlink-port-taken", "t_netlink", NULL))
+		goto out;
+	a.nl_pid = 0x40000000u | r->pid;
+	if (step_dump(r, r->img, false))
+		goto out;
+	if (bind(s, (struct sockaddr *)&a, sizeof(a))) {
+		why("cannot bind to port id %u: %s", a.nl_pid, strerror(errno));
+		goto out;
+	}
+	snprintf(needle, sizeof(needle), "port id %u is taken by another socket", a.nl_pid);
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+		goto out;
+	if (!kill(r->pid, 0)) {
+		why("a refused restore left process %d behind", r->pid);
+		goto out;
+	}
+	close(s);
+	s = -1;
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL);
+	rc = rc ? why("restore after the socket went exited with %d", rc) : victim_unharmed(r);
+out:
+	if (s >= 0)
+		close(s);
+	return rc;
+}
+
 /* A flock taken through a file then closed but still mapped: no fd shows it. */
 static int bad_dump_lock_mapped(struct run *r)
 {
@@ -2060,6 +2130,12 @@ static void run_bad_inputs(void)
 		{ "restore-tcp-port-taken", bad_restore_tcp_port_taken },
 		{ "restore-tcp-address-gone", bad_restore_tcp_address_gone },
 		{ "restore-tcp-damaged-image", bad_restore_tcp_damaged },
+		{ "dump-netlink-queued", bad_dump_netlink_queued },
+		{ "restore-netlink-port-taken", bad_restore_netlink_port_taken },
+		{ "dump-packet-ring", bad_dump_packet_ring },
+		{ "dump-packet-fanout", bad_dump_packet_fanout },
+		{ "dump-packet-queued", bad_dump_packet_queued },
+		{ "dump-raw-queued", bad_dump_raw_queued },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
 		{ "dump-dir-is-a-link", bad_dump_dir_link },
 		{ "dump-planted-link", bad_dump_planted_link },

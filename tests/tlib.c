@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "tlib.h"
 
@@ -99,4 +100,32 @@ double tl_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void tl_outside(void (*fn)(int up))
+{
+	int p[2];
+	char c;
+
+	TL_CHECK(!pipe(p), "pipe");
+	if (!fork()) {
+		close(p[0]);
+		if (!fork()) {
+			alarm(120);
+			setsid();	/* the tree's session and group IDs are its root's PID */
+			fn(p[1]);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	wait(NULL);
+	TL_CHECK(read(p[0], &c, 1) == 1, "the process outside the tree did not start");
+	close(p[0]);
+}
+
+void tl_outside_up(int up)
+{
+	TL_CHECK(write(up, "u", 1) == 1, "outside: write");
+	close(up);
 }

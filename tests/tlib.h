@@ -35,5 +35,12 @@ void tl_fill(void *p, size_t len, uint64_t seed);
 /* Returns the offset of the first mismatch or -1. */
 long tl_verify(const void *p, size_t len, uint64_t seed);
 double tl_now(void);	/* CLOCK_MONOTONIC seconds */
+/* Run fn(up) in a process outside the tree (its parent ends at once: the harness
+ * adopts it) and in a session of its own, ended by SIGALRM after 120 s at the latest;
+ * returns once fn wrote a byte to `up` (it is ready) and closed it. Start it before
+ * making what the tree must hold alone: it gets a copy of every fd. */
+void tl_outside(void (*fn)(int up));
+/* For fn: say it is ready. */
+void tl_outside_up(int up);
 
 #endif
