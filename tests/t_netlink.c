@@ -198,7 +198,9 @@ static void peer(int up)
 	send_to(fd, user_id, 0, "welcome");
 	recv_from(fd, "after", user_id, 0);
 	send_to(fd, user_id, 0, "answer");
-	send_to(fd, 0, 1 << (USER_GROUP - 1), "to all");
+	/* A send to a group is also one to the port id given (usersock has no kernel
+	 * socket at 0): the peer's own, which the broadcast leaves out. */
+	send_to(fd, peer_id, 1 << (USER_GROUP - 1), "to all");
 	_exit(0);
 }
 
