@@ -60,7 +60,7 @@ struct fd_kind {
 
 extern const struct fd_kind path_kind, epoll_kind, pipe_kind, eventfd_kind, signalfd_kind,
 	timerfd_kind, pidfd_kind, inotify_kind, opath_kind, mqueue_kind, tty_kind,
-	unix_kind, memfd_kind, tcp_kind, netlink_kind, packet_kind, raw_kind;
+	unix_kind, memfd_kind, tcp_kind, netlink_kind, packet_kind, raw_kind, udp_kind;
 
 /* Shared by the kinds (files.c). */
 /* Is pid one of the dumped tree's processes? */

@@ -227,7 +227,7 @@ int sk_dump_last(const struct fd_probe *pr, int fd, const char *what, const char
 		 const char *why)
 {
 	pid_t holder = file_socket_outside(pr->p->ctx, pr->st->st_ino);
-	long q = sk_rqueue(fd);
+	long q = items ? sk_rqueue(fd) : 0;
 	char msg[256];
 
 	if (holder) {
@@ -235,7 +235,7 @@ int sk_dump_last(const struct fd_probe *pr, int fd, const char *what, const char
 			 "restored socket would not be theirs", holder);
 		return sk_refuse(pr, what, msg);
 	}
-	if (!q)
+	if (!items || !q)
 		return 0;
 	snprintf(msg, sizeof(msg), "%s are queued on it, not read yet (%ld bytes with their "
 		 "overhead); %s", items, q, why);
@@ -397,6 +397,15 @@ int sk_set_int(int fd, int level, int opt, int v)
 	return setsockopt(fd, level, opt, &v, sizeof(v));
 }
 
+int sk_open_done(int fd, uint32_t flags)
+{
+	if (!fcntl(fd, F_SETFL, flags & O_NONBLOCK))
+		return fd;
+	cr_perr("cannot set the flags of a socket");
+	close(fd);
+	return -1;
+}
+
 static int nl_set_flags(int fd, const NetlinkSocket *n)
 {
 	const struct { int opt; protobuf_c_boolean on; } flags[] = {
@@ -462,11 +471,7 @@ static int netlink_open(struct restore_ctx *ctx, const FileEntry *e)
 			n->dst_portid);
 		goto fail;
 	}
-	if (fcntl(fd, F_SETFL, e->flags & O_NONBLOCK)) {
-		cr_perr("cannot set the flags of a netlink socket");
-		goto fail;
-	}
-	return fd;
+	return sk_open_done(fd, e->flags);
 fail:
 	close(fd);
 	return -1;

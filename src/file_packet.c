@@ -409,11 +409,7 @@ static int packet_open(struct restore_ctx *ctx, const FileEntry *e)
 		cr_perr("packet socket file %u: cannot bind it to %s", e->id, k->ifname);
 		goto fail;
 	}
-	if (fcntl(fd, F_SETFL, e->flags & O_NONBLOCK)) {
-		cr_perr("cannot set the flags of a packet socket");
-		goto fail;
-	}
-	return fd;
+	return sk_open_done(fd, e->flags);
 fail:
 	close(fd);
 	return -1;

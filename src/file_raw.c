@@ -377,11 +377,7 @@ static int rawsk_open(struct restore_ctx *ctx, const FileEntry *e)
 		goto fail;
 	if (r->has_peer && sk_inet_bind(fd, r->family, &r->peer, 0, true, what))
 		goto fail;
-	if (fcntl(fd, F_SETFL, e->flags & O_NONBLOCK)) {
-		cr_perr("%s: cannot set its flags", what);
-		goto fail;
-	}
-	return fd;
+	return sk_open_done(fd, e->flags);
 fail:
 	close(fd);
 	return -1;

@@ -50,6 +50,34 @@ struct sk_inet_addr;
  * or 1 if it is not there (damaged lines are skipped). */
 int raw_proc_peer(const char *text, int family, uint64_t ino, struct sk_inet_addr *peer);
 
+/* One UDP socket as udp_diag describes it. */
+struct udp_diag {
+	uint64_t ino;
+	uint32_t rqueue, wqueue;
+	bool has_shutdown;
+	uint8_t shutdown;
+};
+int udp_diag_parse(const void *buf, size_t len, struct udp_diag *out);
+/* A multicast group joined on an interface, as /proc/net/igmp or igmp6 lists it. */
+struct udp_group {
+	uint32_t ifindex;
+	size_t len;			/* 4 or 16 */
+	uint8_t addr[16];
+};
+/* The groups of /proc/net/igmp (AF_INET) or igmp6 text, at most max: how many. */
+size_t udp_igmp_groups(const char *text, int family, struct udp_group *out, size_t max);
+/* A UDP or UDP-lite datagram as a whole IP packet, checksummed (IP_HDRINCL). */
+struct udp_pkt {
+	int family, protocol;
+	uint8_t src[16], dst[16];
+	uint16_t sport, dport;
+	const uint8_t *data;
+	size_t len;
+};
+/* Its length in out, or 0 if it does not fit. */
+size_t udp_make_packet(const struct udp_pkt *p, uint8_t *out, size_t size);
+int udp_check_entry(const FileEntry *e);
+
 /* Shared by these kinds (file_netlink.c), not pure. */
 /* A sock_diag dump request: cb gets each answer's payload until one returns non-zero. */
 int sk_diag_dump(const void *req, size_t len,
@@ -58,11 +86,14 @@ int sk_diag_dump(const void *req, size_t len,
 int sk_refuse(const struct fd_probe *pr, const char *what, const char *why);
 /* The last checks of a dump (fd: cryo's copy): refused if a process outside the tree
  * holds the socket too (the restored one would not be theirs), or if ITEMS are
- * queued on it ("ITEMS are queued on it, not read yet (...); WHY"). */
+ * queued on it ("ITEMS are queued on it, not read yet (...); WHY"; NULL: not asked). */
 int sk_dump_last(const struct fd_probe *pr, int fd, const char *what, const char *items,
 		 const char *why);
 int sk_int(int fd, int level, int opt, int *v);
 int sk_set_int(int fd, int level, int opt, int v);
+/* A socket made for restore, ready: its O_NONBLOCK as in the image's open flags; fd,
+ * or -1 (and it is closed). */
+int sk_open_done(int fd, uint32_t flags);
 /* SO_DOMAIN, SO_TYPE, SO_PROTOCOL. */
 int sk_ids(int fd, uint32_t *family, uint32_t *type, uint32_t *protocol);
 

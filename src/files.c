@@ -29,7 +29,7 @@ static const struct fd_kind *const kinds[] = {
 	 * are regular files to stat. */
 	&opath_kind, &mqueue_kind, &memfd_kind, &path_kind, &epoll_kind, &pipe_kind,
 	&eventfd_kind, &signalfd_kind, &timerfd_kind, &pidfd_kind, &inotify_kind, &tty_kind,
-	&unix_kind, &tcp_kind, &netlink_kind, &packet_kind, &raw_kind,
+	&unix_kind, &tcp_kind, &netlink_kind, &packet_kind, &raw_kind, &udp_kind,
 };
 
 static const struct fd_kind *kind_of(FileKind k)

@@ -35,6 +35,8 @@
 #include <unistd.h>
 #include <linux/kcmp.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #define READY_TIMEOUT 30.0
 #define EXIT_TIMEOUT 120.0

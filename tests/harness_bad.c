@@ -612,7 +612,23 @@ static int bad_restore_tcp_damaged(struct run *r)
 	return rc;
 }
 
-/* Netlink, packet and raw sockets: what the dump refuses, by name. */
+/* Restore while socket *s holds what the image needs: it fails naming it (`needle`)
+ * and leaves nothing; once *s is closed, restore goes through. */
+static int restore_once_free(struct run *r, const char *needle, int *s)
+{
+	int rc;
+
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+		return -1;
+	if (!kill(r->pid, 0))
+		return why("a refused restore left process %d behind", r->pid);
+	close(*s);
+	*s = -1;
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL);
+	return rc ? why("restore after the socket went exited with %d", rc) : victim_unharmed(r);
+}
+
+/* UDP, netlink, packet and raw sockets: what the dump refuses, by name. */
 static int bad_dump_netlink_queued(struct run *r)
 {
 	if (start_prog_victim(r, "dump-netlink-queued", "t_netlink", "queued"))
@@ -666,16 +682,41 @@ static int bad_restore_netlink_port_taken(struct run *r)
 		goto out;
 	}
 	snprintf(needle, sizeof(needle), "port id %u is taken by another socket", a.nl_pid);
-	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
+	rc = restore_once_free(r, needle, &s);
+out:
+	if (s >= 0)
+		close(s);
+	return rc;
+}
+
+static int bad_dump_udp_corked(struct run *r)
+{
+	if (start_prog_victim(r, "dump-udp-corked", "t_udp", "corked"))
+		return -1;
+	return dump_victim(r, r->img, "a corked datagram (UDP_CORK) is being built on it");
+}
+
+/* After the dump another socket takes the port of t_udp's first socket: restore fails
+ * naming the address and leaves nothing; once that socket is closed, restore goes
+ * through. */
+static int bad_restore_udp_port_taken(struct run *r)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = -1;
+	char needle[64];
+
+	if (s < 0 || start_prog_victim(r, "restore-udp-port-taken", "t_udp", NULL))
 		goto out;
-	if (!kill(r->pid, 0)) {
-		why("a refused restore left process %d behind", r->pid);
+	a.sin_port = htons(asked(r, "UDP-PORT ", 0, 0, 65535));
+	if (step_dump(r, r->img, false))
+		goto out;
+	if (bind(s, (struct sockaddr *)&a, sizeof(a))) {
+		why("cannot bind to port %d: %s", ntohs(a.sin_port), strerror(errno));
 		goto out;
 	}
-	close(s);
-	s = -1;
-	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL);
-	rc = rc ? why("restore after the socket went exited with %d", rc) : victim_unharmed(r);
+	snprintf(needle, sizeof(needle), "127.0.0.1:%d is taken by another socket",
+		 ntohs(a.sin_port));
+	rc = restore_once_free(r, needle, &s);
 out:
 	if (s >= 0)
 		close(s);
@@ -2136,6 +2177,8 @@ static void run_bad_inputs(void)
 		{ "dump-packet-fanout", bad_dump_packet_fanout },
 		{ "dump-packet-queued", bad_dump_packet_queued },
 		{ "dump-raw-queued", bad_dump_raw_queued },
+		{ "dump-udp-corked", bad_dump_udp_corked },
+		{ "restore-udp-port-taken", bad_restore_udp_port_taken },
 		{ "dump-seccomp-thread", bad_dump_seccomp_thread },
 		{ "dump-dir-is-a-link", bad_dump_dir_link },
 		{ "dump-planted-link", bad_dump_planted_link },

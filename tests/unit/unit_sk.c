@@ -1,10 +1,13 @@
-/* The pure parts of the netlink, packet and raw socket kinds: sock_diag answers (whole
- * and damaged), /proc/net/raw lines, and image entries checked (bad images). */
+/* The pure parts of the UDP, netlink, packet and raw socket kinds: sock_diag answers
+ * (whole and damaged), /proc/net/raw and igmp lines, the IP packets restore makes of
+ * queued datagrams, and image entries checked (bad images). */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <linux/if_packet.h>
+#include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/netlink_diag.h>
 #include <linux/packet_diag.h>
@@ -261,6 +264,162 @@ static void test_raw_check(void)
 	CHECK(raw_check_entry(&e) && err_has("invalid"), "a raw socket of protocol 0");
 }
 
+static void test_udp_diag(void)
+{
+	uint8_t buf[256] = { 0 };
+	struct inet_diag_msg m = { .idiag_family = AF_INET, .idiag_inode = 31337,
+				   .idiag_rqueue = 640, .idiag_wqueue = 8 };
+	uint8_t shut = 2;
+	struct udp_diag d;
+	size_t len;
+
+	unit_case();
+	memcpy(buf, &m, sizeof(m));
+	len = put_attr(buf, NLMSG_ALIGN(sizeof(m)), INET_DIAG_SHUTDOWN, &shut, 1);
+	CHECK(!udp_diag_parse(buf, len, &d) && d.ino == 31337 && d.rqueue == 640 &&
+	      d.wqueue == 8 && d.has_shutdown && d.shutdown == 2, "a whole answer: %s", err_text());
+	unit_case();
+	buf[NLMSG_ALIGN(sizeof(m))] = 0xff;
+	CHECK(udp_diag_parse(buf, len, &d) && err_has("damaged"), "a damaged attribute");
+	unit_case();
+	CHECK(udp_diag_parse(buf, 10, &d) && err_has("short"), "a short answer");
+}
+
+static void test_igmp(void)
+{
+	static const char v4[] =
+		"Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter\n"
+		"1\tlo        :     2      V3\n"
+		"\t\t\t\t9A35C1EF     1 0:00000000\t\t0\n"
+		"\t\t\t\t010000E0     1 0:00000000\t\t0\n"
+		"4\teth0      :     1      V3\n"
+		"\t\t\t\t010000E0     1 0:00000000\t\t0\n";
+	static const char v6[] =
+		"1    lo              ff020000000000000000000000000001     1 0000000C 0\n"
+		"2    eth0            ff0200000000000000000001ff000001     1 00000004 0\n";
+	struct udp_group g[8];
+
+	unit_case();
+	CHECK(udp_igmp_groups(v4, AF_INET, g, 8) == 3, "three IPv4 groups");
+	CHECK(g[0].ifindex == 1 && g[0].len == 4 && g[0].addr[0] == 239 && g[0].addr[1] == 193 &&
+	      g[0].addr[3] == 154, "239.193.53.154 on lo");
+	CHECK(g[2].ifindex == 4 && g[2].addr[0] == 224 && g[2].addr[3] == 1, "224.0.0.1 on eth0");
+	CHECK(udp_igmp_groups(v4, AF_INET, g, 1) == 1, "at most the room given");
+	CHECK(udp_igmp_groups(v6, AF_INET6, g, 8) == 2 && g[1].ifindex == 2 && g[1].len == 16 &&
+	      g[1].addr[0] == 0xff && g[1].addr[11] == 1 && g[1].addr[12] == 0xff,
+	      "IPv6 groups");
+	CHECK(udp_igmp_groups("garbage\n\tzz\n", AF_INET, g, 8) == 0, "garbage");
+}
+
+/* The ones' complement sum of a UDP packet with its pseudo header is all ones. */
+static void test_udp_packet(void)
+{
+	uint8_t out[128], pseudo[40] = { 0 };
+	struct udp_pkt p = { .family = AF_INET, .protocol = IPPROTO_UDP, .sport = 1000,
+			     .dport = 2000, .data = (const uint8_t *)"hello", .len = 5 };
+	uint32_t sum = 0;
+	size_t n;
+
+	p.src[0] = p.dst[0] = 127;
+	p.src[3] = 2;
+	p.dst[3] = 1;
+	unit_case();
+	n = udp_make_packet(&p, out, sizeof(out));
+	CHECK(n == 20 + 8 + 5 && out[0] == 0x45 && out[9] == IPPROTO_UDP && out[12] == 127 &&
+	      out[15] == 2 && out[19] == 1, "an IPv4 header");
+	CHECK(out[20] == 1000 >> 8 && out[23] == (2000 & 0xff) && out[25] == 13, "a UDP header");
+	memcpy(pseudo, out + 12, 8);
+	pseudo[9] = IPPROTO_UDP;
+	pseudo[11] = 13;
+	for (int i = 0; i < 12; i += 2)
+		sum += pseudo[i] << 8 | pseudo[i + 1];
+	for (size_t i = 20; i < n; i += 2)
+		sum += out[i] << 8 | (i + 1 < n ? out[i + 1] : 0);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	CHECK(sum == 0xffff, "the checksum adds up (0x%x)", sum);
+	unit_case();
+	p.family = AF_INET6;
+	p.protocol = IPPROTO_UDPLITE;
+	n = udp_make_packet(&p, out, sizeof(out));
+	CHECK(n == 40 + 8 + 5 && out[0] >> 4 == 6 && out[6] == IPPROTO_UDPLITE && !out[44] &&
+	      !out[45], "a UDP-lite packet over IPv6, covered whole");
+	CHECK(!udp_make_packet(&p, out, 50), "no room");
+}
+
+static void test_udp_check(void)
+{
+	FileEntry e = FILE_ENTRY__INIT;
+	UdpSocket u = UDP_SOCKET__INIT;
+	UdpDatagram d = UDP_DATAGRAM__INIT, *q[1] = { &d };
+	UdpMembership m = UDP_MEMBERSHIP__INIT, *ms[1] = { &m };
+	uint8_t a4[4] = { 127, 0, 0, 1 }, g4[4] = { 239, 1, 2, 3 };
+
+	e.id = 6;
+	e.udp = &u;
+	u.family = AF_INET;
+	u.protocol = IPPROTO_UDP;
+	u.has_addr = u.has_port = 1;
+	u.addr.data = a4;
+	u.addr.len = 4;
+	u.port = 5353;
+	d.data.data = a4;
+	d.data.len = 4;
+	d.from.data = a4;
+	d.from.len = 4;
+	d.from_port = 9;
+	u.queue = q;
+	u.n_queue = 1;
+	m.ifindex = 1;
+	m.ifname = "lo";
+	m.group.data = g4;
+	m.group.len = 4;
+	u.memberships = ms;
+	u.n_memberships = 1;
+	unit_case();
+	CHECK(!udp_check_entry(&e), "a bound socket with a datagram and a group: %s", err_text());
+	unit_case();
+	u.protocol = IPPROTO_TCP;
+	CHECK(udp_check_entry(&e) && err_has("invalid"), "a TCP protocol");
+	u.protocol = IPPROTO_UDPLITE;
+	unit_case();
+	u.addr.len = 16;
+	CHECK(udp_check_entry(&e) && err_has("bad address"), "16 bytes of IPv4 address");
+	u.addr.len = 4;
+	unit_case();
+	u.port = 70000;
+	CHECK(udp_check_entry(&e) && err_has("bad address"), "port 70000");
+	u.port = 5353;
+	unit_case();
+	u.has_addr_by_connect = u.addr_by_connect = 1;
+	CHECK(udp_check_entry(&e) && err_has("bad address"), "an address by connect, no peer");
+	u.addr_by_connect = 0;
+	unit_case();
+	u.has_shutdown = 1;
+	u.shutdown = 4;
+	CHECK(udp_check_entry(&e) && err_has("shutdown bits"), "shutdown bit 2");
+	u.shutdown = 3;
+	unit_case();
+	d.from.len = 16;
+	CHECK(udp_check_entry(&e) && err_has("bad queued datagram"), "an IPv6 source on IPv4");
+	d.from.len = 4;
+	unit_case();
+	u.port = 0;
+	CHECK(udp_check_entry(&e) && err_has("queues"), "a queue without a port");
+	u.port = 5353;
+	unit_case();
+	m.include = 1;
+	CHECK(udp_check_entry(&e) && err_has("bad membership"), "include mode, no source");
+	m.include = 0;
+	unit_case();
+	m.ifname = "";
+	CHECK(udp_check_entry(&e) && err_has("bad membership"), "no interface name");
+	m.ifname = "lo";
+	unit_case();
+	u.family = AF_INET6;
+	CHECK(udp_check_entry(&e) && err_has("bad address"), "an IPv4 address on IPv6");
+}
+
 int main(void)
 {
 	test_netlink_diag();
@@ -269,5 +428,9 @@ int main(void)
 	test_netlink_check();
 	test_packet_check();
 	test_raw_check();
+	test_udp_diag();
+	test_igmp();
+	test_udp_packet();
+	test_udp_check();
 	return unit_done("unit_sk");
 }
