@@ -53,6 +53,7 @@ int raw_proc_peer(const char *text, int family, uint64_t ino, struct sk_inet_add
 /* One UDP socket as udp_diag describes it. */
 struct udp_diag {
 	uint64_t ino;
+	uint16_t sport;			/* host order */
 	uint32_t rqueue, wqueue;
 	bool has_shutdown;
 	uint8_t shutdown;

@@ -71,6 +71,7 @@ int udp_diag_parse(const void *buf, size_t len, struct udp_diag *out)
 	if (len < sizeof(*m) || (m->idiag_family != AF_INET && m->idiag_family != AF_INET6))
 		return cr_err("udp_diag: a short or foreign answer");
 	out->ino = m->idiag_inode;
+	out->sport = ntohs(m->id.idiag_sport);
 	out->rqueue = m->idiag_rqueue;
 	out->wqueue = m->idiag_wqueue;
 	while (at + sizeof(struct nlattr) <= len) {
@@ -800,6 +801,46 @@ static int send_one(int raw[2], const UdpSocket *u, const UdpDatagram *d, uint8_
 	return sendto(raw[!v4], pkt, n, 0, (struct sockaddr *)&to, l) == (ssize_t)n ? 0 : -1;
 }
 
+struct port_users {
+	uint16_t port;
+	int n;
+};
+
+static int port_user(const void *msg, size_t len, void *arg)
+{
+	struct port_users *p = arg;
+	struct udp_diag d;
+
+	if (udp_diag_parse(msg, len, &d))
+		return -1;
+	p->n += d.sport == p->port;
+	return 0;
+}
+
+/* Sockets of the protocol bound to the port, in both families (an IPv6 socket may take
+ * IPv4 datagrams): sent to the port, a datagram could go to another than ours. */
+static int port_shared(const UdpSocket *u, const char *what)
+{
+	struct {
+		struct nlmsghdr h;
+		struct inet_diag_req_v2 r;
+	} req = {
+		.h = { sizeof(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0 },
+		.r = { .sdiag_protocol = u->protocol, .idiag_states = ~0u },
+	};
+	struct port_users p = { u->port, 0 };
+
+	for (int f = 0; f < 2; f++) {
+		req.r.sdiag_family = f ? AF_INET6 : AF_INET;
+		if (sk_diag_dump(&req, sizeof(req), port_user, &p))
+			return -1;
+	}
+	if (p.n > 1)
+		return cr_err("%s: another socket shares its port %u; cryo could not send its "
+			      "queued datagrams to it alone", what, u->port);
+	return 0;
+}
+
 /* Wait until the socket's queue grows past `before` (bytes with their overhead). */
 static int wait_queued(int fd, long before)
 {
@@ -822,6 +863,7 @@ static int requeue(int fd, const UdpSocket *u, const char *what)
 
 	if (!pkt)
 		return cr_err("out of memory");
+	rc = port_shared(u, what);
 	for (size_t i = 0; i < u->n_queue && !rc; i++) {
 		long before = sk_rqueue(fd);
 

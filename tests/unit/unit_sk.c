@@ -268,7 +268,8 @@ static void test_udp_diag(void)
 {
 	uint8_t buf[256] = { 0 };
 	struct inet_diag_msg m = { .idiag_family = AF_INET, .idiag_inode = 31337,
-				   .idiag_rqueue = 640, .idiag_wqueue = 8 };
+				   .idiag_rqueue = 640, .idiag_wqueue = 8,
+				   .id = { .idiag_sport = htons(5353) } };
 	uint8_t shut = 2;
 	struct udp_diag d;
 	size_t len;
@@ -277,7 +278,7 @@ static void test_udp_diag(void)
 	memcpy(buf, &m, sizeof(m));
 	len = put_attr(buf, NLMSG_ALIGN(sizeof(m)), INET_DIAG_SHUTDOWN, &shut, 1);
 	CHECK(!udp_diag_parse(buf, len, &d) && d.ino == 31337 && d.rqueue == 640 &&
-	      d.wqueue == 8 && d.has_shutdown && d.shutdown == 2, "a whole answer: %s", err_text());
+	      d.wqueue == 8 && d.sport == 5353 && d.has_shutdown && d.shutdown == 2, "a whole answer: %s", err_text());
 	unit_case();
 	buf[NLMSG_ALIGN(sizeof(m))] = 0xff;
 	CHECK(udp_diag_parse(buf, len, &d) && err_has("damaged"), "a damaged attribute");
