@@ -328,19 +328,32 @@ static int udp_found(const void *msg, size_t len, void *arg)
 	return 0;
 }
 
-/* Its shutdown state and queues (udp_diag; a socket bound to no port is in no table). */
-static int dump_diag(struct udp_probe *s, const UdpSocket *u)
+/* udp_diag's sockets of one family and protocol bound to `port` (the kernel filters
+ * them, by bytecode): cb gets each answer. */
+static int udp_diag_port(int family, uint32_t protocol, uint16_t port,
+			 int (*cb)(const void *msg, size_t len, void *arg), void *arg)
 {
 	struct {
 		struct nlmsghdr h;
 		struct inet_diag_req_v2 r;
+		struct nlattr a;
+		struct inet_diag_bc_op ops[2];
 	} req = {
 		.h = { sizeof(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0 },
-		.r = { .sdiag_family = u->family, .sdiag_protocol = u->protocol,
-		       .idiag_states = ~0u },
+		.r = { .sdiag_family = family, .sdiag_protocol = protocol, .idiag_states = ~0u },
+		.a = { NLA_HDRLEN + sizeof(req.ops), INET_DIAG_REQ_BYTECODE },
+		/* the source port is ops[1]'s: on past the end (yes), else 4 further (no) */
+		.ops = { { INET_DIAG_BC_S_EQ, sizeof(req.ops), sizeof(req.ops) + 4 },
+			 { 0, 0, port } },
 	};
 
-	if (sk_diag_dump(&req, sizeof(req), udp_found, s))
+	return sk_diag_dump(&req, sizeof(req), cb, arg);
+}
+
+/* Its shutdown state and queues (udp_diag; a socket bound to no port is in no table). */
+static int dump_diag(struct udp_probe *s, const UdpSocket *u)
+{
+	if (udp_diag_port(u->family, u->protocol, u->port, udp_found, s))
 		return -1;
 	if (!s->found)
 		return udp_refuse(s, "udp_diag does not show it");
@@ -821,20 +834,11 @@ static int port_user(const void *msg, size_t len, void *arg)
  * IPv4 datagrams): sent to the port, a datagram could go to another than ours. */
 static int port_shared(const UdpSocket *u, const char *what)
 {
-	struct {
-		struct nlmsghdr h;
-		struct inet_diag_req_v2 r;
-	} req = {
-		.h = { sizeof(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0 },
-		.r = { .sdiag_protocol = u->protocol, .idiag_states = ~0u },
-	};
 	struct port_users p = { u->port, 0 };
 
-	for (int f = 0; f < 2; f++) {
-		req.r.sdiag_family = f ? AF_INET6 : AF_INET;
-		if (sk_diag_dump(&req, sizeof(req), port_user, &p))
-			return -1;
-	}
+	if (udp_diag_port(AF_INET, u->protocol, u->port, port_user, &p) ||
+	    udp_diag_port(AF_INET6, u->protocol, u->port, port_user, &p))
+		return -1;
 	if (p.n > 1)
 		return cr_err("%s: another socket shares its port %u; cryo could not send its "
 			      "queued datagrams to it alone", what, u->port);
