@@ -106,6 +106,12 @@ int raw_proc_peer(const char *text, int family, uint64_t ino, struct sk_inet_add
 
 /* ---- inet addresses, shared with file_udp.c ---- */
 
+bool sk_binds_anywhere(const SkOpts *o)
+{
+	return o && (o->ip_freebind || o->ipv6_freebind || o->ip_transparent ||
+		     o->ipv6_transparent);
+}
+
 int sk_inet_name(int fd, bool peer, int family, struct sk_inet_addr *out)
 {
 	struct sockaddr_storage ss = { 0 };
@@ -330,7 +336,9 @@ static int rawsk_check(const FileEntry *e)
 	if (raw_check_entry(e))
 		return -1;
 	snprintf(what, sizeof(what), "raw socket file %u", e->id);
-	return r->has_addr ? inet_addr_local_check(r->family, r->addr.data, 0, what) : 0;
+	if (!r->has_addr || sk_binds_anywhere(r->opts))
+		return 0;
+	return inet_addr_local_check(r->family, r->addr.data, 0, what);
 }
 
 static int set_own_opts(int fd, const RawSocket *r, const char *what)

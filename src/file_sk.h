@@ -105,6 +105,9 @@ struct sk_inet_addr {
 	uint8_t addr[16];
 	uint32_t port, scope_id;
 };
+/* IP_FREEBIND or IP_TRANSPARENT (either family): it may be bound to an address this
+ * host does not have. */
+bool sk_binds_anywhere(const SkOpts *o);
 /* getsockname (or getpeername: not connected gives set = false): -1 on error. */
 int sk_inet_name(int fd, bool peer, int family, struct sk_inet_addr *out);
 /* Its bytes into an image field. */

@@ -725,7 +725,7 @@ static int udp_check(const FileEntry *e)
 	if (udp_check_entry(e))
 		return -1;
 	snprintf(what, sizeof(what), "UDP socket file %u", e->id);
-	if (u->has_addr && !u->addr_by_connect &&
+	if (u->has_addr && !u->addr_by_connect && !sk_binds_anywhere(u->opts) &&
 	    inet_addr_local_check(u->family, u->addr.data, u->port, what))
 		return -1;
 	for (size_t i = 0; i < u->n_memberships; i++) {
