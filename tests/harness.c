@@ -1042,6 +1042,40 @@ static void remove_test_ipc(void)
 	}
 }
 
+/* The network lock's tables of a run (named with its root PID: another session's
+ * are never looked at): none may outlive the run, whatever happened to cryo. Any
+ * left is named, then removed. */
+static int netlock_left(pid_t pid)
+{
+	char cmd[128], line[512], names[1024] = "";
+	FILE *f = popen("nft list tables 2>/dev/null", "r");
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char lock[64], keep[64], name[256];
+
+		snprintf(lock, sizeof(lock), "cryo_lock_%d", pid);
+		snprintf(keep, sizeof(keep), "cryo_keep_%d_", pid);
+		if (sscanf(line, "table inet %255s", name) != 1 ||
+		    (strcmp(name, lock) && strncmp(name, keep, strlen(keep))))
+			continue;
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), " %s", name);
+		n++;
+	}
+	pclose(f);
+	for (char *at = strtok(names, " "); at; at = strtok(NULL, " ")) {
+		if (!reason[0])
+			why("the network lock of process %d was left behind: table inet %s", pid,
+			    at);
+		snprintf(cmd, sizeof(cmd), "nft delete table inet %s 2>/dev/null", at);
+		if (system(cmd))
+			printf("    cannot remove table inet %s\n", at);
+	}
+	return n ? -1 : 0;
+}
+
 static void run_dir(struct run *r, const char *name, const char *mode)
 {
 	snprintf(r->dir, sizeof(r->dir), "%s/%s-%s", work, name, mode);
@@ -1068,6 +1102,8 @@ static void run_program(const char *name, char *const argv[], enum mode m)
 		kill(r.pid, SIGKILL);
 	reap_orphans();
 	remove_test_ipc();
+	if (r.pid > 0 && netlock_left(r.pid) && rc != 1)
+		rc = -1;
 	if (rc == 1 && m == MODE_KILL_CRYO)
 		return;		/* the program did not ask for it */
 	result(name, mode_names[m], rc, rc ? r.log : NULL, rc ? r.cryo_log : NULL);

@@ -223,6 +223,17 @@ static struct dump_ctx *fake_ctx(pid_t pid)
 	return &ctx;
 }
 
+/* A new case with a new connection, and the dump context of its victim. */
+static struct dump_ctx *start_case(void)
+{
+	unit_case();
+	if (make_conn()) {
+		CHECK(0, "cannot make a connection");
+		return NULL;
+	}
+	return fake_ctx(victim);
+}
+
 /* The guardian: the test's child that is neither the victim nor `not`. */
 static pid_t find_guardian(pid_t not)
 {
@@ -265,12 +276,9 @@ static void test_lock_unlock(void)
 	char table[64];
 	struct dump_ctx *ctx;
 
-	unit_case();
-	if (make_conn()) {
-		CHECK(0, "cannot make a connection");
+	ctx = start_case();
+	if (!ctx)
 		return;
-	}
-	ctx = fake_ctx(victim);
 	snprintf(table, sizeof(table), "cryo_lock_%d", victim);
 	CHECK(!net_lock_dump(ctx), "lock: %s", err_text());
 	CHECK(table_exists(table), "no table %s", table);
@@ -297,12 +305,9 @@ static void test_mark_passes(void)
 	int mark = TCP_REPAIR_MARK, got = 0;
 	struct dump_ctx *ctx;
 
-	unit_case();
-	if (make_conn()) {
-		CHECK(0, "cannot make a connection");
+	ctx = start_case();
+	if (!ctx)
 		return;
-	}
-	ctx = fake_ctx(victim);
 	CHECK(!net_lock_dump(ctx), "lock: %s", err_text());
 	CHECK(!setsockopt(peer, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)), "SO_MARK");
 	CHECK(send(peer, "m", 1, MSG_DONTWAIT) == 1, "peer send");
@@ -423,12 +428,9 @@ static void test_kill_guardian(void)
 	struct dump_ctx *ctx;
 	pid_t g;
 
-	unit_case();
-	if (make_conn()) {
-		CHECK(0, "cannot make a connection");
+	ctx = start_case();
+	if (!ctx)
 		return;
-	}
-	ctx = fake_ctx(victim);
 	CHECK(!net_lock_dump(ctx) && !enter_repair(), "lock: %s", err_text());
 	g = find_guardian(0);
 	CHECK(g > 0, "no guardian");
@@ -453,12 +455,9 @@ static void test_killed(void)
 	NetLock nl = NET_LOCK__INIT;
 	char keep[128], c;
 
-	unit_case();
-	if (make_conn()) {
-		CHECK(0, "cannot make a connection");
+	ctx = start_case();
+	if (!ctx)
 		return;
-	}
-	ctx = fake_ctx(victim);
 	ctx->leave_running = false;
 	CHECK(!net_lock_dump(ctx) && !enter_repair(), "lock: %s", err_text());
 	kill(victim, SIGKILL);
