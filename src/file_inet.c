@@ -245,20 +245,11 @@ static int sock_int(int fd, int level, int opt, int *v)
 
 static bool inet_match(const struct fd_probe *pr)
 {
-	int fd, dom = 0, type = 0, proto = 0;
+	int type = 0, proto = 0;
 
-	if (!S_ISSOCK(pr->st->st_mode) || strncmp(pr->link, "socket:[", 8))
-		return false;
-	fd = file_fd_dup(pr->p->pid, pr->fd);
-	if (fd < 0) {
-		cr_err_reset();		/* not ours to tell: the fd is refused as unknown */
-		return false;
-	}
-	if (sock_int(fd, SOL_SOCKET, SO_DOMAIN, &dom) || sock_int(fd, SOL_SOCKET, SO_TYPE, &type) ||
-	    sock_int(fd, SOL_SOCKET, SO_PROTOCOL, &proto))
-		dom = 0;
-	close(fd);
-	return (dom == AF_INET || dom == AF_INET6) && type == SOCK_STREAM && proto == IPPROTO_TCP;
+	return (file_sock_is(pr, AF_INET, &type, &proto) ||
+		file_sock_is(pr, AF_INET6, &type, &proto)) &&
+	       type == SOCK_STREAM && proto == IPPROTO_TCP;
 }
 
 static const void *addr_bytes(const struct sockaddr_storage *ss, uint32_t *port)
