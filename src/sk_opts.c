@@ -219,6 +219,21 @@ int sk_opts_check_rights(const SkOpts *o, bool limited, const char *what)
 
 /* ---- dump ---- */
 
+bool sk_opt_kernel_only(int level, int opt, int type)
+{
+	return type == SOCK_STREAM && level == IPPROTO_IP && opt == IP_MULTICAST_TTL;
+}
+
+static int sock_type(int sk)
+{
+	socklen_t l = sizeof(int);
+	int type = 0;
+
+	if (getsockopt(sk, SOL_SOCKET, SO_TYPE, &type, &l))
+		return 0;
+	return type;
+}
+
 /* Not an option of this socket: ENOPROTOOPT, EOPNOTSUPP, EINVAL. */
 static bool not_here(int err)
 {
@@ -228,12 +243,14 @@ static bool not_here(int err)
 int sk_int_opts_dump(int sk, int family, const struct sk_int_opt *t, size_t n, void *msg,
 		     const char *what)
 {
+	int type = sock_type(sk);
+
 	for (size_t i = 0; i < n; i++) {
 		const struct sk_int_opt *d = &t[i];
 		socklen_t l = sizeof(int);
 		int v = 0;
 
-		if (!level_applies(d->level, family))
+		if (!level_applies(d->level, family) || sk_opt_kernel_only(d->level, d->opt, type))
 			continue;
 		if (getsockopt(sk, d->level, d->opt, &v, &l)) {
 			if (not_here(errno))
@@ -380,12 +397,15 @@ void sk_opts_free(SkOpts *o)
 int sk_int_opts_restore(int sk, int family, const struct sk_int_opt *t, size_t n,
 			const void *msg, const char *what)
 {
+	int type = sock_type(sk);
+
 	for (size_t i = 0; i < n; i++) {
 		const struct sk_int_opt *d = &t[i];
 		int want = val_of(msg, d), now = 0, lvl = d->level;
 		socklen_t l = sizeof(now);
 
-		if (!*has_of(msg, d) || !level_applies(d->level, family))
+		if (!*has_of(msg, d) || !level_applies(d->level, family) ||
+		    sk_opt_kernel_only(d->level, d->opt, type))
 			continue;
 		if (getsockopt(sk, lvl, d->opt, &now, &l)) {
 			if (not_here(errno))

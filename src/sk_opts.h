@@ -41,6 +41,12 @@ struct sk_int_opt {
 #define SK_INT_OPT(Msg, n, l, o, f, a, b) \
 	{ n, l, o, offsetof(Msg, has_##f), offsetof(Msg, f), a, b }
 
+/* An option the kernel gives a socket of this type but never lets be set on it, so
+ * not one the program chose: left out of images, skipped at restore. A TCP
+ * connection accepted over IPv4 has its SYN's TTL as IP_MULTICAST_TTL, which cannot
+ * be set on a stream socket (EINVAL). */
+bool sk_opt_kernel_only(int level, int opt, int type);
+
 /* Read each of t[n] into msg (an option the socket does not have stays absent);
  * IPPROTO_IP options only for inet families, IPPROTO_IPV6 only for AF_INET6. */
 int sk_int_opts_dump(int sk, int family, const struct sk_int_opt *t, size_t n, void *msg,

@@ -263,8 +263,50 @@ static void test_ebpf(void)
 	close(sk);
 }
 
+/* An accepted IPv4 connection: the kernel gave it the SYN's TTL as IP_MULTICAST_TTL,
+ * which no stream socket may be set to; it is not dumped, and the rest goes on a new
+ * socket. */
+static void test_accepted(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0), a = -1;
+	int b = socket(AF_INET, SOCK_STREAM, 0);
+	SkOpts *o = NULL;
+
+	unit_case();
+	CHECK(sk_opt_kernel_only(IPPROTO_IP, IP_MULTICAST_TTL, SOCK_STREAM) &&
+	      !sk_opt_kernel_only(IPPROTO_IP, IP_MULTICAST_TTL, SOCK_DGRAM) &&
+	      !sk_opt_kernel_only(IPPROTO_IP, IP_TTL, SOCK_STREAM), "which options");
+	if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&sa, &len) ||
+	    connect(c, (struct sockaddr *)&sa, sizeof(sa)) || (a = accept(l, NULL, NULL)) < 0) {
+		CHECK(0, "no loopback connection: %s", strerror(errno));
+		goto out;
+	}
+	unit_case();
+	CHECK(get(a, IPPROTO_IP, IP_MULTICAST_TTL) > 1, "the kernel's multicast TTL (%d)",
+	      get(a, IPPROTO_IP, IP_MULTICAST_TTL));
+	CHECK(!sk_opts_dump_for(a, AF_INET, "accepted", &o) && o, "dump: %s", err_text());
+	if (!o)
+		goto out;
+	CHECK(!o->has_ip_multicast_ttl, "IP_MULTICAST_TTL left out");
+	o->has_ip_multicast_ttl = 1;
+	o->ip_multicast_ttl = 64;
+	CHECK(!sk_opts_restore_for(b, AF_INET, o, false, "new"), "restore: %s", err_text());
+out:
+	sk_opts_free(o);
+	close(l);
+	close(c);
+	close(b);
+	if (a >= 0)
+		close(a);
+}
+
 int main(void)
 {
+	test_accepted();
 	test_ebpf();
 	test_check();
 	test_rights();
