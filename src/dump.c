@@ -14,7 +14,6 @@
 #include "action.h"
 #include "cpu.h"
 #include "cryo.h"
-#include "file_inet.h"
 #include "file_locks.h"
 #include "files.h"
 #include "ipc.h"
@@ -235,7 +234,7 @@ static void dump_proc_free(struct dump_proc *p)
 static void dump_ctx_free(struct dump_ctx *ctx)
 {
 	locks_dump_free(ctx);
-	inet_dump_free(ctx);
+	file_sockets_outside_free(ctx);
 	files_table_free(&ctx->files);
 	ipc_dump_free(ctx);
 	for (size_t i = 0; i < ctx->shmem.nr; i++) {

@@ -70,8 +70,10 @@ bool file_tree_has(const struct dump_ctx *ctx, pid_t pid);
  * or 0. */
 int file_scan_outside(const struct dump_ctx *ctx,
 		      int (*visit)(pid_t pid, int fds, const char *name, void *arg), void *arg);
-/* A process outside the tree (and not cryo) holding socket `ino` in an fd, or 0. */
-pid_t file_socket_outside(const struct dump_ctx *ctx, uint64_t ino);
+/* A process outside the tree (and not cryo) holding socket `ino` in an fd, 0 if none,
+ * -1 on error. One scan of /proc for the whole dump, freed with the dump. */
+pid_t file_socket_outside(struct dump_ctx *ctx, uint64_t ino);
+void file_sockets_outside_free(struct dump_ctx *ctx);
 int file_table_push(struct file_table *ft, FileEntry **out);
 void file_key_set(struct file_table *ft, const struct stat *st, uint32_t flags, pid_t pid, int fd);
 bool file_link_deleted(const char *link);

@@ -397,66 +397,6 @@ static int dump_state(struct tcp_probe *s, InetSocket *is)
 	return is->state == ST_LISTEN ? dump_listener(s, is) : 0;
 }
 
-/* Every socket an fd of a process outside the tree holds, by inode: one scan of
- * /proc for the whole dump (the tree is frozen: none of its sockets goes out now). */
-struct outside {
-	struct held {
-		uint64_t ino;
-		pid_t pid;
-	} *v;
-	size_t nr, cap;
-};
-
-static int collect(pid_t pid, int fds, const char *name, void *arg)
-{
-	struct outside *o = arg;
-	unsigned long long ino;
-	char l[64];
-	ssize_t n = readlinkat(fds, name, l, sizeof(l) - 1);
-
-	if (n <= 0 || (l[n] = 0, sscanf(l, "socket:[%llu]", &ino) != 1))
-		return 0;
-	if (cr_grow(&o->v, &o->cap, o->nr + 1, sizeof(*o->v), 64))
-		return -1;
-	o->v[o->nr++] = (struct held){ ino, pid };
-	return 0;
-}
-
-static int by_ino(const void *a, const void *b)
-{
-	const struct held *x = a, *y = b;
-
-	return x->ino < y->ino ? -1 : x->ino > y->ino;
-}
-
-/* The PID of a process outside the tree holding socket `ino`, 0 if none, -1. */
-static pid_t held_outside(struct dump_ctx *ctx, uint64_t ino)
-{
-	struct outside *o = ctx->inet;
-	struct held key = { ino, 0 }, *h;
-
-	if (!o) {
-		o = ctx->inet = calloc(1, sizeof(*o));
-		if (!o)
-			return cr_err("out of memory");
-		if (file_scan_outside(ctx, collect, o) < 0)
-			return -1;
-		qsort(o->v, o->nr, sizeof(*o->v), by_ino);
-	}
-	h = o->nr ? bsearch(&key, o->v, o->nr, sizeof(*o->v), by_ino) : NULL;
-	return h ? h->pid : 0;
-}
-
-void inet_dump_free(struct dump_ctx *ctx)
-{
-	struct outside *o = ctx->inet;
-
-	if (o)
-		free(o->v);
-	free(o);
-	ctx->inet = NULL;
-}
-
 static int dump_sock(struct tcp_probe *s, FileEntry *e, InetSocket *is)
 {
 	socklen_t l = sizeof(s->info);
@@ -473,7 +413,7 @@ static int dump_sock(struct tcp_probe *s, FileEntry *e, InetSocket *is)
 	local_str(s, local, sizeof(local));
 	snprintf(s->name, sizeof(s->name), "process %d: fd %d (TCP socket %s)", s->pr->p->pid,
 		 s->pr->fd, local);
-	holder = held_outside(s->pr->p->ctx, s->pr->st->st_ino);
+	holder = file_socket_outside(s->pr->p->ctx, s->pr->st->st_ino);
 	if (holder < 0)
 		return -1;
 	if (holder)

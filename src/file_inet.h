@@ -8,10 +8,6 @@
 
 #include "cryo.pb-c.h"
 
-struct dump_ctx;
-
-/* What dump kept for the TCP kind (the sockets processes outside the tree hold). */
-void inet_dump_free(struct dump_ctx *ctx);
 /* Is the FILE_TCP entry sound (family, state, addresses, ports, options)? */
 int inet_check_entry(const FileEntry *e);
 /* A congestion control name as the kernel could have it (TCP_CA_NAME_MAX). */

@@ -230,6 +230,8 @@ int sk_dump_last(const struct fd_probe *pr, int fd, const char *what, const char
 	long q = items ? sk_rqueue(fd) : 0;
 	char msg[256];
 
+	if (holder < 0)
+		return -1;
 	if (holder) {
 		snprintf(msg, sizeof(msg), "process %d, outside the tree, holds it too; the "
 			 "restored socket would not be theirs", holder);

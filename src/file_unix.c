@@ -598,6 +598,10 @@ static int dump_outside_peer(struct sock_probe *s, UnixFile *u)
 	}
 	free(pd);
 	holder = file_socket_outside(s->pr->p->ctx, s->d.peer);
+	if (holder < 0) {
+		cr_err_reset();	/* /proc unreadable: no holder to name, nothing more */
+		holder = 0;
+	}
 	if (holder)
 		snprintf(msg, sizeof(msg), "connected to %s (socket %u of process %d), outside the "
 			 "image%s", pname, s->d.peer, holder, s->d.type == SOCK_DGRAM ?

@@ -202,24 +202,63 @@ int file_scan_outside(const struct dump_ctx *ctx,
 	return rc;
 }
 
-/* An fd of a process outside the image on socket *ino: its PID. */
-static int is_the_socket(pid_t pid, int fds, const char *name, void *ino)
+/* Every socket an fd of a process outside the tree holds, by inode: one scan of
+ * /proc for the whole dump (the tree is frozen: none of its sockets goes out now). */
+struct socks_outside {
+	struct held {
+		uint64_t ino;
+		pid_t pid;
+	} *v;
+	size_t nr, cap;
+};
+
+static int collect_socket(pid_t pid, int fds, const char *name, void *arg)
 {
-	char want[40], l[64];
+	struct socks_outside *o = arg;
+	unsigned long long ino;
+	char l[64];
 	ssize_t n = readlinkat(fds, name, l, sizeof(l) - 1);
 
-	snprintf(want, sizeof(want), "socket:[%llu]", *(unsigned long long *)ino);
-	return n > 0 && (l[n] = 0, !strcmp(l, want)) ? pid : 0;
+	if (n <= 0 || (l[n] = 0, sscanf(l, "socket:[%llu]", &ino) != 1))
+		return 0;
+	if (cr_grow(&o->v, &o->cap, o->nr + 1, sizeof(*o->v), 64))
+		return -1;
+	o->v[o->nr++] = (struct held){ ino, pid };
+	return 0;
 }
 
-pid_t file_socket_outside(const struct dump_ctx *ctx, uint64_t ino)
+static int by_ino(const void *a, const void *b)
 {
-	unsigned long long i = ino;
-	int pid = file_scan_outside(ctx, is_the_socket, &i);
+	const struct held *x = a, *y = b;
 
-	if (pid < 0)
-		cr_err_reset();	/* /proc unreadable: no holder to name, nothing more */
-	return pid > 0 ? pid : 0;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+pid_t file_socket_outside(struct dump_ctx *ctx, uint64_t ino)
+{
+	struct socks_outside *o = ctx->socks_outside;
+	struct held key = { ino, 0 }, *h;
+
+	if (!o) {
+		o = ctx->socks_outside = calloc(1, sizeof(*o));
+		if (!o)
+			return cr_err("out of memory");
+		if (file_scan_outside(ctx, collect_socket, o) < 0)
+			return -1;
+		qsort(o->v, o->nr, sizeof(*o->v), by_ino);
+	}
+	h = o->nr ? bsearch(&key, o->v, o->nr, sizeof(*o->v), by_ino) : NULL;
+	return h ? h->pid : 0;
+}
+
+void file_sockets_outside_free(struct dump_ctx *ctx)
+{
+	struct socks_outside *o = ctx->socks_outside;
+
+	if (o)
+		free(o->v);
+	free(o);
+	ctx->socks_outside = NULL;
 }
 
 /* ---- dump ---- */

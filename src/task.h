@@ -49,7 +49,7 @@ struct dump_ctx {
 	struct dump_proc **procs;	/* the tree, parents first; procs[0] the root */
 	size_t nr_procs, cap_procs;
 	void *locks;			/* file_locks.c's locks seen through fds */
-	void *inet;			/* file_inet.c's sockets held outside the tree */
+	void *socks_outside;		/* files.c's sockets held outside the tree */
 	bool tcp_established;		/* --tcp-established: connections are dumped */
 };
 
