@@ -292,6 +292,17 @@ static int restore_refused(struct run *r, const char *needle)
 	return 0;
 }
 
+/* Restore while socket *s holds what the image needs: refused naming it (`needle`);
+ * once *s is closed, restore goes through and the process is unharmed. */
+static int restore_once_free(struct run *r, const char *needle, int *s)
+{
+	if (restore_refused(r, needle))
+		return -1;
+	close(*s);
+	*s = -1;
+	return step_restore_detached(r, r->img) ? -1 : victim_unharmed(r);
+}
+
 /* After the dump, another live socket is bound at the path of t_unix's listener:
  * restore refuses and leaves nothing behind; once that socket is closed (its file
  * left stale), restore goes through. */
@@ -310,12 +321,7 @@ static int bad_restore_unix_path_taken(struct run *r)
 		why("cannot listen on %s: %s", a.sun_path, strerror(errno));
 		goto out;
 	}
-	if (restore_refused(r, "is in use by another socket"))
-		goto out;
-	close(l);
-	l = -1;
-	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL);
-	rc = rc ? why("restore after the socket went exited with %d", rc) : victim_unharmed(r);
+	rc = restore_once_free(r, "is in use by another socket", &l);
 out:
 	if (l >= 0)
 		close(l);
@@ -610,22 +616,6 @@ static int bad_restore_tcp_damaged(struct run *r)
 	}
 	remove_tree(orig);
 	return rc;
-}
-
-/* Restore while socket *s holds what the image needs: it fails naming it (`needle`)
- * and leaves nothing; once *s is closed, restore goes through. */
-static int restore_once_free(struct run *r, const char *needle, int *s)
-{
-	int rc;
-
-	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL), needle))
-		return -1;
-	if (!kill(r->pid, 0))
-		return why("a refused restore left process %d behind", r->pid);
-	close(*s);
-	*s = -1;
-	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", NULL);
-	return rc ? why("restore after the socket went exited with %d", rc) : victim_unharmed(r);
 }
 
 /* UDP, netlink, packet and raw sockets: what the dump refuses, by name. */
