@@ -1011,6 +1011,19 @@ static void remove_tree(const char *path)
  * t_ipc_harmless) that a failed or killed run left: tests run one at a time, so after
  * a run none is in use, and a stale one would later seem to be used by whichever
  * process got its last user's PID. */
+/* Did the object of this /proc/sysvipc line change in the last minute (its ctime:
+ * column 14 of shm's 16, the last of sem's and msg's)? */
+static bool ipc_recent(const char *line, int table)
+{
+	long long v[16];
+	int n = sscanf(line, "%lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld "
+			     "%lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+		       &v[7], &v[8], &v[9], &v[10], &v[11], &v[12], &v[13], &v[14], &v[15]);
+	long long ctime = table == 0 ? (n >= 14 ? v[13] : 0) : (n >= 1 ? v[n - 1] : 0);
+
+	return ctime > (long long)time(NULL) - 60;
+}
+
 static void remove_test_ipc(void)
 {
 	static const char *const tables[] = { "/proc/sysvipc/shm", "/proc/sysvipc/sem",
@@ -1028,8 +1041,10 @@ static void remove_test_ipc(void)
 			if (sscanf(line, "%lld %d", &key, &id) != 2 ||
 			    (key & 0xfc000000LL) != 0x5c000000LL)
 				continue;
-			/* Its test's process still lives: another harness's run. */
-			if (!kill((pid_t)(key & 0xffffff), 0) || errno != ESRCH)
+			/* Its test's process still lives, or it changed a moment ago (a
+			 * restore makes it before the process): another harness's run. */
+			if (!kill((pid_t)(key & 0xffffff), 0) || errno != ESRCH ||
+			    ipc_recent(line, t))
 				continue;
 			if (t == 0)
 				shmctl(id, IPC_RMID, NULL);
