@@ -71,6 +71,9 @@ $(BUILD)/tests/t_%: tests/t_%.c tests/tlib.c tests/tlib.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< tests/tlib.c -o $@ -lpthread
 
+# The streaming test's client variant is the same source built with STREAM_CLIENT.
+$(BUILD)/tests/t_tcp_stream_client: tests/t_tcp_stream.c
+
 # t_regs and t_regs_spin keep their register probes in assembly.
 REGS_TESTS := $(BUILD)/tests/t_regs $(BUILD)/tests/t_regs_spin
 $(REGS_TESTS): $(BUILD)/tests/%: tests/%.c tests/t_regs.c tests/t_regs_probe.S tests/t_regs.h \

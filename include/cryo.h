@@ -19,6 +19,7 @@ struct cryo_dump_opts {
 	/* --action-script: run through sh at pre-dump, network-lock, post-dump and
 	 * network-unlock (the reference's stages and environment), or NULL. */
 	const char *action_script;
+	bool tcp_close;			/* record TCP connections as closed */
 	/* --ghost-limit: the most data a deleted file still open or mapped may hold
 	 * (its bytes outside holes, which go into the image); 0: CRYO_GHOST_LIMIT. */
 	unsigned long long ghost_limit;
@@ -56,6 +57,8 @@ struct cryo_restore_opts {
 	/* --action-script: pre-restore, post-restore, pre-resume, network-unlock,
 	 * post-resume, or NULL. */
 	const char *action_script;
+	bool tcp_established;		/* restore the image's TCP connections */
+	bool tcp_close;			/* restore them closed */
 };
 
 /* All return 0 on success, -1 on failure with cryo_last_error() set. */

@@ -27,7 +27,8 @@ static const char usage_main[] =
 
 static const char usage_dump[] =
 	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks]\n"
-	"                 [--ext-unix-sk] [--tcp-skip-in-flight] [--ghost-limit SIZE] [-v]\n"
+	"                 [--ext-unix-sk] [--tcp-skip-in-flight] [--ghost-limit SIZE]\n"
+	"                 [--tcp-established] [--tcp-close] [-v]\n"
 	"\n"
 	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
 	"missing). By default the process is killed once the image is complete.\n"
@@ -46,6 +47,10 @@ static const char usage_dump[] =
 	"      --ghost-limit SIZE  the most data (bytes outside holes) a deleted file\n"
 	"                        still open or mapped may hold, saved in the image\n"
 	"                        (K, M, G suffixes; default 1M)\n"
+	"      --tcp-established  keep TCP connections (their traffic is held meanwhile);\n"
+	"                        without it, or --tcp-close, a connection is refused\n"
+	"      --tcp-close       record TCP connections as closed: restore (with\n"
+	"                        --tcp-close) gives sockets that read end-of-file\n"
 	"  -v                    more output (repeat for debug output); -v0 ... -v4 as\n"
 	"                        in CRIU (3: progress, 4: debug)\n"
 	"  -o, --log-file FILE   progress to FILE (relative to -W, else to the current\n"
@@ -61,14 +66,15 @@ static const char usage_dump[] =
 	"      --status-fd FD    write one zero byte to FD when done (restore: once the\n"
 	"                        tree runs), then close it\n"
 	"  -h, --help            this text\n"
-	"CRIU's flags for what cryo does not do yet (--tcp-established, --lazy-pages,\n"
+	"CRIU's flags for what cryo does not do yet (--lazy-pages,\n"
 	"--page-server, --prev-images-dir, --track-mem, --manage-cgroups, ...) are refused\n"
 	"by name.\n";
 
 static const char usage_restore[] =
 	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap=none]\n"
 	"                    [--file-validation=MODE] [--trust-image] [--file-locks]\n"
-	"                    [--inherit-fd fd[N]:RESOURCE]... [--ext-unix-sk] [-v]\n"
+	"                    [--inherit-fd fd[N]:RESOURCE]... [--ext-unix-sk]\n"
+	"                    [--tcp-established] [--tcp-close] [-v]\n"
 	"\n"
 	"Restore the process saved in DIR with its original PID. Without -d, cryo stays\n"
 	"its parent, forwards SIGINT and SIGTERM to it, and exits with its exit status\n"
@@ -94,6 +100,9 @@ static const char usage_restore[] =
 	"                        are always restored\n"
 	"      --ext-unix-sk     connect datagram sockets dumped with --ext-unix-sk to\n"
 	"                        their peers' names again\n"
+	"      --tcp-established  restore the image's TCP connections\n"
+	"      --tcp-close       restore them closed instead: each socket reads\n"
+	"                        end-of-file and fails to send (EPIPE)\n"
 	"  -v, -o FILE, -W DIR, --display-stats, --stats FILE, --action-script SCRIPT,\n"
 	"  --status-fd FD        as for dump\n"
 	"  -h, --help            this text\n";
@@ -184,8 +193,6 @@ static const struct {
 	int has_arg;
 	const char *what;
 } unsupported[] = {
-	{ "tcp-established", no_argument, "TCP connections" },
-	{ "tcp-close", no_argument, "TCP connections" },
 	{ "link-remap", no_argument, "linking deleted files back instead of saving their data" },
 	{ "lazy-pages", no_argument, "lazy restore" },
 	{ "page-server", no_argument, "the page server" },
@@ -373,7 +380,7 @@ static int open_log(const struct common_opts *co)
 
 static int cmd_dump(int argc, char **argv)
 {
-	enum { OPT_DUMP_EXT_UNIX = 256, OPT_TCP_SKIP_IN_FLIGHT };
+	enum { OPT_DUMP_EXT_UNIX = 256, OPT_TCP_SKIP_IN_FLIGHT, OPT_DUMP_TCP_EST, OPT_DUMP_TCP_CLOSE };
 	static const struct option opts[] = {
 		{ "tree", required_argument, 0, 't' },
 		{ "images-dir", required_argument, 0, 'D' },
@@ -384,6 +391,8 @@ static int cmd_dump(int argc, char **argv)
 		{ "tcp-skip-in-flight", no_argument, 0, OPT_TCP_SKIP_IN_FLIGHT },
 		{ "skip-in-flight", no_argument, 0, OPT_TCP_SKIP_IN_FLIGHT },
 		{ "ghost-limit", required_argument, 0, 'G' },
+		{ "tcp-established", no_argument, 0, OPT_DUMP_TCP_EST },
+		{ "tcp-close", no_argument, 0, OPT_DUMP_TCP_CLOSE },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -418,6 +427,12 @@ static int cmd_dump(int argc, char **argv)
 			break;
 		case OPT_TCP_SKIP_IN_FLIGHT:
 			o.tcp_skip_in_flight = true;
+			break;
+		case OPT_DUMP_TCP_EST:
+			o.tcp_established = true;
+			break;
+		case OPT_DUMP_TCP_CLOSE:
+			o.tcp_close = true;
 			break;
 		case 'G':
 			if (cryo_parse_size(optarg, &o.ghost_limit) || !o.ghost_limit)
@@ -476,7 +491,7 @@ static int cmd_restore(int argc, char **argv)
 {
 	static struct cryo_inherit_fd inherit[CRYO_MAX_INHERIT_FD];
 	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION, OPT_TRUST,
-	       OPT_INHERIT, OPT_EXT_UNIX };
+	       OPT_INHERIT, OPT_EXT_UNIX, OPT_TCP_EST, OPT_TCP_CLOSE };
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "restore-detached", no_argument, 0, 'd' },
@@ -489,6 +504,8 @@ static int cmd_restore(int argc, char **argv)
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT },
 		{ "file-locks", no_argument, 0, 'l' },
 		{ "ext-unix-sk", no_argument, 0, OPT_EXT_UNIX },
+		{ "tcp-established", no_argument, 0, OPT_TCP_EST },
+		{ "tcp-close", no_argument, 0, OPT_TCP_CLOSE },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -539,6 +556,12 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case OPT_EXT_UNIX:
 			o.ext_unix_sk = true;
+			break;
+		case OPT_TCP_EST:
+			o.tcp_established = true;
+			break;
+		case OPT_TCP_CLOSE:
+			o.tcp_close = true;
 			break;
 		case OPT_INHERIT:
 			c = add_inherit(&o, inherit, optarg);

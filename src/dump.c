@@ -26,6 +26,7 @@
 #include "signals.h"
 #include "sys.h"
 #include "stats.h"
+#include "tcp_repair.h"
 #include "thread.h"
 #include "timers.h"
 #include "util.h"
@@ -336,6 +337,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	ctx.ext_unix_sk = opts->ext_unix_sk;
 	ctx.tcp_skip_in_flight = opts->tcp_skip_in_flight;
 	ctx.tcp_established = opts->tcp_established;
+	ctx.tcp_close = opts->tcp_close;
 	ctx.ghost_limit = opts->ghost_limit ? opts->ghost_limit : CRYO_GHOST_LIMIT;
 	if (!opts->dir)
 		return cr_err("no image directory given (-D)");
@@ -353,8 +355,11 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	/* Sockets leave repair mode before their process runs again; killed, they stay
 	 * in it (closing silently) and the lock outlives the dump. */
 	kill_them = rc == 0 && !opts->leave_running;
-	if (!kill_them && net_lock_dump_finish(&ctx, false))
-		rc = -1;
+	if (!kill_them) {
+		tcp_conn_dump_finish(false);
+		if (net_lock_dump_finish(&ctx, false))
+			rc = -1;
+	}
 	if (!kill_them && opts->tcp_established &&
 	    action_run(opts->action_script, "network-unlock", opts->dir, opts->pid))
 		rc = -1;
@@ -363,6 +368,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	stats_leave(PH_FROZEN);
 	if (kill_them)
 		net_lock_dump_finish(&ctx, true);
+	tcp_conn_dump_finish(true);
 	if (ctx.dir.dirfd >= 0)
 		img_dir_close(&ctx.dir, rc == 0);
 	dump_ctx_free(&ctx);

@@ -1,9 +1,11 @@
 /* TCP sockets (FILE_TCP), IPv4 and IPv6: listeners (with their backlog and
- * options, v6-only or dual-stack), sockets bound and never connected, and sockets
- * never bound. Dump reads a copy of the fd (TCP_INFO for the state and the accept
- * queue, getsockname, options; sock_diag for what only it shows) and refuses what
- * cannot come back; restore first checks that this host has every address of the
- * image, then makes each socket in cryo: options, bind, listen. */
+ * options, v6-only or dual-stack), sockets bound and never connected, sockets
+ * never bound, and connections (their state through tcp_repair.c, with
+ * --tcp-established; closed with --tcp-close). Dump reads a copy of the fd
+ * (TCP_INFO for the state and the accept queue, getsockname, options; sock_diag for
+ * what only it shows) and refuses what cannot come back; restore first checks that
+ * this host has every address of the image, then makes each socket in cryo:
+ * options, bind, listen, or the connection. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -27,12 +29,14 @@
 #include "log.h"
 #include "sk_opts.h"
 #include "sys.h"
+#include "tcp_repair.h"
 #include "util.h"
 
 /* TCP states (include/net/tcp_states.h). */
 #define ST_ESTABLISHED 1
 #define ST_CLOSE 7
 #define ST_LISTEN 10
+#define SHUT_BOTH 3			/* InetSocket.shutdown: no more receiving or sending */
 #define CC_NAME_MAX 16			/* TCP_CA_NAME_MAX */
 #define BACKLOG_MAX 65535		/* somaxconn's ceiling */
 #define ULP_NAME_MAX 16
@@ -101,26 +105,10 @@ static int check_addr(const FileEntry *e, const ProtobufCBinaryData *a, uint32_t
 	return inet_addr_from_image(e->tcp->family, a, port, what, &ss, &l);
 }
 
-int inet_check_entry(const FileEntry *e)
+static int check_opts(const FileEntry *e)
 {
 	const InetSocket *s = e->tcp;
 
-	if (!s || (s->family != AF_INET && s->family != AF_INET6))
-		return cr_err("image: TCP socket file %u is invalid", e->id);
-	if (s->state != ST_LISTEN && s->state != ST_CLOSE)
-		return cr_err("image: TCP socket file %u has state %u", e->id, s->state);
-	if (s->has_src_addr != s->has_src_port ||
-	    (s->has_src_addr && check_addr(e, &s->src_addr, s->src_port)))
-		return cr_err("image: TCP socket file %u has a bad local address", e->id);
-	if (s->has_dst_addr || s->has_dst_port)
-		return cr_err("image: TCP socket file %u has a peer but is not connected", e->id);
-	if (s->state == ST_LISTEN && (!s->has_src_port || !s->src_port || !s->has_backlog))
-		return cr_err("image: TCP socket file %u listens without a port or backlog",
-			      e->id);
-	if (s->state != ST_LISTEN && s->has_backlog)
-		return cr_err("image: TCP socket file %u has a backlog but does not listen", e->id);
-	if (s->has_backlog && s->backlog > BACKLOG_MAX)
-		return cr_err("image: TCP socket file %u has a backlog of %u", e->id, s->backlog);
 	if (sk_opts_check(s->opts))
 		return -1;
 	if (!s->tcp)
@@ -130,6 +118,48 @@ int inet_check_entry(const FileEntry *e)
 	if (s->tcp->congestion && !inet_cc_name_ok(s->tcp->congestion))
 		return cr_err("image: TCP socket file %u has a bad congestion control name", e->id);
 	return 0;
+}
+
+/* A connection: both ends, no backlog, its state (if kept) the socket's. */
+static int check_conn(const FileEntry *e)
+{
+	const InetSocket *s = e->tcp;
+
+	if (!s->has_src_addr || !s->src_port || !s->has_dst_addr || !s->has_dst_port ||
+	    !s->dst_port || check_addr(e, &s->dst_addr, s->dst_port))
+		return cr_err("image: TCP connection file %u has bad addresses", e->id);
+	if (s->has_backlog || (s->conn && s->conn->state != s->state))
+		return cr_err("image: TCP connection file %u is inconsistent", e->id);
+	if (s->conn && tcp_conn_check(s->conn))
+		return -1;
+	return check_opts(e);
+}
+
+int inet_check_entry(const FileEntry *e)
+{
+	const InetSocket *s = e->tcp;
+
+	if (!s || (s->family != AF_INET && s->family != AF_INET6))
+		return cr_err("image: TCP socket file %u is invalid", e->id);
+	if (s->state != ST_LISTEN && s->state != ST_CLOSE && !tcp_state_connected(s->state))
+		return cr_err("image: TCP socket file %u has state %u", e->id, s->state);
+	if (s->has_src_addr != s->has_src_port ||
+	    (s->has_src_addr && check_addr(e, &s->src_addr, s->src_port)))
+		return cr_err("image: TCP socket file %u has a bad local address", e->id);
+	if (tcp_state_connected(s->state))
+		return check_conn(e);
+	if (s->has_dst_addr || s->has_dst_port || s->conn)
+		return cr_err("image: TCP socket file %u has a peer but is not connected", e->id);
+	if (s->state == ST_LISTEN && (!s->has_src_port || !s->src_port || !s->has_backlog))
+		return cr_err("image: TCP socket file %u listens without a port or backlog",
+			      e->id);
+	if (s->state != ST_LISTEN && s->has_backlog)
+		return cr_err("image: TCP socket file %u has a backlog but does not listen", e->id);
+	if (s->has_backlog && s->backlog > BACKLOG_MAX)
+		return cr_err("image: TCP socket file %u has a backlog of %u", e->id, s->backlog);
+	if (s->has_shutdown && (s->state != ST_CLOSE || s->has_src_addr || s->shutdown != SHUT_BOTH))
+		return cr_err("image: TCP socket file %u has a bad shutdown state", e->id);
+	return check_opts(e);
 }
 
 /* ---- sock_diag ---- */
@@ -194,6 +224,7 @@ out:
 struct diag_seen {
 	uint32_t ino;
 	bool found, md5;
+	struct inet_diag_msg msg;	/* the socket's, once found */
 };
 
 static void diag_attrs(const struct nlmsghdr *h, void *arg)
@@ -205,6 +236,7 @@ static void diag_attrs(const struct nlmsghdr *h, void *arg)
 	if (m->idiag_inode != seen->ino)
 		return;
 	seen->found = true;
+	seen->msg = *m;
 	while (at + sizeof(struct nlattr) <= len) {
 		const struct nlattr *a = (const void *)((const char *)(m + 1) + at);
 
@@ -223,6 +255,16 @@ static int diag_lookup(int family, uint32_t ino, uint32_t states, uint16_t sport
 {
 	*seen = (struct diag_seen){ .ino = ino };
 	return diag_query(family, states, sport, true, diag_attrs, seen);
+}
+
+/* The same of one connection, asked by its two ends: the kernel answers for that
+ * one socket (a server's thousand connections on one port cost one answer each). */
+static int diag_conn(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
+		     uint32_t ino, struct diag_seen *seen)
+{
+	*seen = (struct diag_seen){ .ino = ino };
+	return tcp_diag_ends(SOCK_DIAG_BY_FAMILY, (const struct sockaddr *)local,
+			     (const struct sockaddr *)peer, diag_attrs, seen) < 0 ? -1 : 0;
 }
 
 /* ---- dump ---- */
@@ -359,23 +401,67 @@ static bool never_connected(const struct tcp_info *i)
 	return !i->tcpi_segs_out && !i->tcpi_segs_in;
 }
 
-/* A connection, in any state but LISTEN (a CLOSE one that was connected too). */
-static int dump_connection(struct tcp_probe *s, InetSocket *is)
+/* sock_diag's answer on a connection: by its ends, or (SYN_SENT: no peer name yet)
+ * among the sockets in its state. */
+static int find_conn(struct tcp_probe *s, unsigned state, struct diag_seen *seen)
 {
 	struct sockaddr_storage peer = { .ss_family = s->family };
 	socklen_t l = sizeof(peer);
-	char local[80], remote[80] = "(no peer)";
+
 	uint32_t port;
-	const void *a;
+
+	if (!getpeername(s->fd, (struct sockaddr *)&peer, &l))
+		return diag_conn(&s->local, &peer, s->pr->st->st_ino, seen);
+	addr_bytes(&s->local, &port);
+	return diag_lookup(s->family, s->pr->st->st_ino, 1 << state, port, seen);
+}
+
+static int conn_refuse(struct tcp_probe *s, const char *local, const char *remote,
+		       const char *why)
+{
+	return cr_err("process %d: fd %d is a TCP connection %s -> %s; %s", s->pr->p->pid,
+		      s->pr->fd, local, remote, why);
+}
+
+/* A connection, in any state but LISTEN (a CLOSE one that was connected too): kept
+ * with --tcp-established (tcp_repair.c), its ends only with --tcp-close. */
+static int dump_connection(struct tcp_probe *s, InetSocket *is)
+{
+	const struct dump_ctx *ctx = s->pr->p->ctx;
+	size_t alen = s->family == AF_INET6 ? 16 : 4;
+	char local[80], remote[80] = "(no peer)";
+	struct diag_seen seen = { 0 };
+	uint32_t lport;
+	const void *la = addr_bytes(&s->local, &lport);
 
 	local_str(s, local, sizeof(local));
-	if (!getpeername(s->fd, (struct sockaddr *)&peer, &l)) {
-		a = addr_bytes(&peer, &port);
-		inet_addr_str(s->family, a, port, remote, sizeof(remote));
+	if (is->state == ST_CLOSE) {	/* it ended: reads end-of-file, sends fail */
+		is->has_shutdown = true;
+		is->shutdown = SHUT_BOTH;
+		return 0;
 	}
-	return cr_err("process %d: fd %d is a TCP connection %s -> %s (state %u); dumping "
-		      "connections is not supported yet", s->pr->p->pid, s->pr->fd, local,
-		      remote, is->state);
+	if (find_conn(s, is->state, &seen))
+		return -1;
+	if (seen.found)
+		inet_addr_str(s->family, seen.msg.id.idiag_dst, ntohs(seen.msg.id.idiag_dport),
+			      remote, sizeof(remote));
+	if (!seen.found || !tcp_state_connected(is->state))
+		return conn_refuse(s, local, remote, "cryo cannot keep a connection in this "
+				   "state");
+	if (!ctx->tcp_established && !ctx->tcp_close)
+		return conn_refuse(s, local, remote, "dump it with --tcp-established");
+	if (seen.md5)
+		return conn_refuse(s, local, remote, "it has TCP MD5 signature keys "
+				   "(TCP_MD5SIG), which cryo does not restore");
+	if (set_bytes(&is->src_addr, &is->has_src_addr, la, alen) ||
+	    set_bytes(&is->dst_addr, &is->has_dst_addr, seen.msg.id.idiag_dst, alen))
+		return -1;
+	is->has_src_port = is->has_dst_port = true;
+	is->src_port = lport;
+	is->dst_port = ntohs(seen.msg.id.idiag_dport);
+	if (ctx->tcp_close)
+		return 0;	/* recorded closed: no state */
+	return tcp_conn_dump(s->fd, &seen.msg, &is->conn);
 }
 
 static int dump_state(struct tcp_probe *s, InetSocket *is)
@@ -425,9 +511,17 @@ static int dump_sock(struct tcp_probe *s, FileEntry *e, InetSocket *is)
 	e->flags = s->pr->fi->flags & (O_ACCMODE | O_NONBLOCK);
 	is->family = s->family;
 	is->ino = s->pr->st->st_ino;
-	if (dump_state(s, is) || sk_opts_dump_for(s->fd, s->family, s->name, &is->opts))
+	if (dump_state(s, is) || sk_opts_dump_for(s->fd, s->family, s->name, &is->opts) ||
+	    dump_tcp_opts(s, is))
 		return -1;
-	return dump_tcp_opts(s, is);
+	/* A connection's MSS is its state's (in repair mode this reads mss_clamp). */
+	if (tcp_state_connected(is->state))
+		is->tcp->has_maxseg = false;
+	/* A stream socket has no multicast hops to set (ENOPROTOOPT), though an accepted
+	 * IPv6 one reads its SYN's hop limit there. */
+	if (is->opts)
+		is->opts->has_ipv6_multicast_hops = false;
+	return 0;
 }
 
 static int inet_dump(const struct fd_probe *pr, FileEntry *e)
@@ -692,6 +786,41 @@ static int bind_listen(int fd, const InetSocket *s, const char *what)
 	return reuse ? 0 : set_int(fd, SOL_SOCKET, SO_REUSEADDR, 0, what, "SO_REUSEADDR");
 }
 
+/* A connection, or one that ended or that --tcp-close closes: a socket shut down
+ * both ways reads end-of-file and fails to send, as one whose connection closed. */
+static int open_conn(struct restore_ctx *ctx, int fd, const InetSocket *s, const char *what)
+{
+	struct sockaddr_storage src, dst;
+	socklen_t len;
+	char a[80], b[80];
+
+	if (!tcp_state_connected(s->state) || ctx->tcp_close || !s->conn) {
+		if (tcp_state_connected(s->state) && !s->conn && !ctx->tcp_close)
+			return cr_err("%s is a TCP connection dumped with --tcp-close; restore "
+				      "it with --tcp-close", what);
+		if (shutdown(fd, SHUT_RDWR) && errno != ENOTCONN)
+			return cr_perr("%s: cannot shut it down", what);
+		return 0;
+	}
+	inet_addr_str(s->family, s->src_addr.data, s->src_port, a, sizeof(a));
+	inet_addr_str(s->family, s->dst_addr.data, s->dst_port, b, sizeof(b));
+	if (!ctx->tcp_established)
+		return cr_err("%s is a TCP connection %s -> %s; restore it with "
+			      "--tcp-established (or --tcp-close)", what, a, b);
+	if (inet_addr_from_image(s->family, &s->src_addr, s->src_port, what, &src, &len) ||
+	    inet_addr_from_image(s->family, &s->dst_addr, s->dst_port, what, &dst, &len))
+		return -1;
+	if (tcp_conn_restore(fd, s->conn, (struct sockaddr *)&src, (struct sockaddr *)&dst,
+			     len))
+		return cr_err_set() ? -1 : cr_err("%s: connection %s -> %s", what, a, b);
+	return 0;
+}
+
+static bool is_conn(const InetSocket *s)
+{
+	return tcp_state_connected(s->state) || s->has_shutdown;
+}
+
 static int inet_open(struct restore_ctx *ctx, const FileEntry *e)
 {
 	const InetSocket *s = e->tcp;
@@ -706,7 +835,8 @@ static int inet_open(struct restore_ctx *ctx, const FileEntry *e)
 	    sk_opts_restore_for(fd, s->family, s->opts, ctx->trust.limited, what) ||
 	    (s->tcp && sk_int_opts_restore(fd, s->family, tcp_opts, CR_ARRAY_SIZE(tcp_opts),
 					   s->tcp, what)) ||
-	    restore_cc(fd, s, what) || bind_listen(fd, s, what)) {
+	    restore_cc(fd, s, what) ||
+	    (is_conn(s) ? open_conn(ctx, fd, s, what) : bind_listen(fd, s, what))) {
 		if (!cr_err_set())
 			cr_perr("%s: cannot make it again", what);
 		close(fd);
@@ -727,6 +857,7 @@ static void inet_free(FileEntry *e)
 	if (s->tcp)
 		free(s->tcp->congestion);
 	free(s->tcp);
+	tcp_conn_free(s->conn);
 	free(s);
 	e->tcp = NULL;
 }

@@ -65,6 +65,8 @@ static struct {
 	char keep[64];			/* the persistent one: cryo_keep_PID_TOKEN */
 	struct net_tuple *conns;
 	size_t nr_conns, cap_conns;
+	uint32_t *inos;			/* each connection's socket inode */
+	size_t cap_inos;
 	dev_t netns_dev;
 	ino_t netns_ino;
 	int *repair;			/* cryo's own copies of the sockets in repair */
@@ -289,12 +291,14 @@ static int proc_sockets(pid_t pid, struct inodes *in)
 	return rc;
 }
 
-static int add_conn(const struct net_tuple *t)
+static int add_conn(const struct net_tuple *t, uint32_t ino)
 {
 	if (lk.nr_conns >= NET_LOCK_MAX)
 		return cr_err("the tree has more than %d TCP connections", NET_LOCK_MAX);
-	if (cr_grow(&lk.conns, &lk.cap_conns, lk.nr_conns + 1, sizeof(*lk.conns), 64))
+	if (cr_grow(&lk.conns, &lk.cap_conns, lk.nr_conns + 1, sizeof(*lk.conns), 64) ||
+	    cr_grow(&lk.inos, &lk.cap_inos, lk.nr_conns + 1, sizeof(*lk.inos), 64))
 		return -1;
+	lk.inos[lk.nr_conns] = ino;
 	lk.conns[lk.nr_conns++] = *t;
 	return 0;
 }
@@ -311,7 +315,7 @@ static int diag_one(const struct nlmsghdr *h, const struct inodes *in)
 	if (!net_state_locked(state) || !ino ||
 	    !bsearch(&ino, in->v, in->n, sizeof(*in->v), cmp_u32))
 		return 0;
-	return add_conn(&t);
+	return add_conn(&t, ino);
 }
 
 /* Every TCP socket of a family in a locked state, from inet_diag. */
@@ -665,6 +669,7 @@ static void lock_reset(void)
 		close(lk.repair[i]);
 	free(lk.repair);
 	free(lk.conns);
+	free(lk.inos);
 	memset(&lk, 0, sizeof(lk));
 	lk.ctl = -1;
 }
@@ -759,6 +764,22 @@ out:
 	return rc;
 }
 
+/* The locked connection whose socket is sk's, found by its inode. */
+static int tuple_by_inode(int sk, struct net_tuple *t)
+{
+	struct stat st;
+
+	if (fstat(sk, &st))
+		return cr_perr("a socket about to enter repair mode cannot be read");
+	for (size_t i = 0; i < lk.nr_conns; i++)
+		if (lk.inos[i] == st.st_ino) {
+			*t = lk.conns[i];
+			return 0;
+		}
+	return cr_err("a socket about to enter repair mode has no connection the network "
+		      "lock holds");
+}
+
 /* The connection of a socket of cryo's, as the lock names it. */
 static int sock_tuple(int sk, struct net_tuple *t)
 {
@@ -766,9 +787,10 @@ static int sock_tuple(int sk, struct net_tuple *t)
 	socklen_t ll = sizeof(l), rl = sizeof(r);
 
 	memset(t, 0, sizeof(*t));
-	if (getsockname(sk, (struct sockaddr *)&l, &ll) ||
-	    getpeername(sk, (struct sockaddr *)&r, &rl))
-		return cr_perr("a socket about to enter repair mode has no connection");
+	if (getsockname(sk, (struct sockaddr *)&l, &ll))
+		return cr_perr("a socket about to enter repair mode has no address");
+	if (getpeername(sk, (struct sockaddr *)&r, &rl))	/* SYN_SENT: no peer name */
+		return tuple_by_inode(sk, t);
 	if (l.ss_family == AF_INET && r.ss_family == AF_INET) {
 		const struct sockaddr_in *a = (void *)&l, *b = (void *)&r;
 

@@ -27,6 +27,7 @@
 #include "signals.h"
 #include "stats.h"
 #include "sys.h"
+#include "tcp_repair.h"
 #include "thread.h"
 #include "timers.h"
 #include "util.h"
@@ -473,6 +474,10 @@ static int release_tree(struct restore_ctx *ctx, const struct cryo_restore_opts 
 	if (opts->pidfile && write_pidfile(opts->pidfile, ctx->procs[0]->pid))
 		return -1;
 	tty_shell_foreground(ctx);
+	/* TCP connections out of repair mode as their processes are about to run (their
+	 * traffic stays locked until the network lock lets it go). */
+	if (tcp_conn_restore_finish(true))
+		return -1;
 	for (size_t i = ctx->nr_procs; i-- > 0;)
 		if (!ctx->procs[i]->zombie && task_release(ctx->procs[i]))
 			return -1;
@@ -595,6 +600,8 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	ctx.inherit = opts->inherit;
 	ctx.nr_inherit = opts->nr_inherit;
 	ctx.ext_unix_sk = opts->ext_unix_sk;
+	ctx.tcp_established = opts->tcp_established;
+	ctx.tcp_close = opts->tcp_close;
 	if (!opts->dir)
 		return cr_err("no image directory given (-D)");
 	if (img_dir_open(&ctx.dir, opts->dir))
@@ -619,6 +626,7 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 out:
 	verify_finish(&v);
 	if (rc) {
+		tcp_conn_restore_finish(false);
 		task_kill_all(&ctx);
 		net_lock_restore_failed(&ctx);
 	}

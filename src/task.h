@@ -42,6 +42,7 @@ struct dump_ctx {
 	bool shell_job;
 	bool ext_unix_sk;		/* --ext-unix-sk */
 	bool tcp_skip_in_flight;	/* --tcp-skip-in-flight: drop unaccepted connections */
+	bool tcp_close;			/* --tcp-close: connections recorded closed */
 	uint64_t ghost_limit;		/* largest data of a deleted file (file_ghost.c) */
 	struct file_table files;
 	struct shmem_table shmem;
@@ -107,6 +108,7 @@ struct restore_ctx {
 	void *unix_socks;		/* file_unix.c's sockets made so far */
 	bool ext_unix_sk;		/* --ext-unix-sk */
 	void *netlock;			/* net_lock.c's NetLock of the image, if any */
+	bool tcp_established, tcp_close;	/* --tcp-established, --tcp-close */
 	void *ghosts;			/* file_ghost.c's and file_memfd.c's fds opened ahead */
 	const struct cryo_inherit_fd *inherit;	/* --inherit-fd */
 	size_t nr_inherit;

@@ -15,10 +15,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 
 #include "log.h"
+#include "net_lock.h"
 #include "tcp_repair.h"
 
 #ifndef TCPOPT_MAXSEG
@@ -30,6 +33,9 @@
 #define TCP_MAX_WSCALE 14
 #define MSS_MIN 8			/* the kernel's TCP_MIN_MSS */
 #define MSS_MAX 65535
+#define USER_MSS_MAX 32767		/* the kernel's MAX_TCP_WINDOW, TCP_MAXSEG's limit */
+#define USER_MSS_MIN 88			/* TCP_MIN_MSS */
+#define BUF_GROW_MAX (1 << 29)
 #define READ_TRIES 5			/* readings of a connection that moved meanwhile */
 #define STATE_WAIT_MS 2000		/* for the socket to take cryo's segment */
 
@@ -159,14 +165,6 @@ static int get_info(int sk, struct tcp_info *ti)
 
 	memset(ti, 0, sizeof(*ti));
 	return getsockopt(sk, IPPROTO_TCP, TCP_INFO, ti, &l);
-}
-
-/* The network lock's guardian takes a copy of each socket cryo puts in repair mode,
- * to take it out again if cryo dies (src/net_lock.c); without it, nothing. */
-__attribute__((weak)) int net_guard_repair(int sk)
-{
-	(void)sk;
-	return 0;
 }
 
 /* ---- dump ---- */
@@ -393,10 +391,22 @@ void tcp_conn_free(TcpConn *c)
 
 /* ---- restore ---- */
 
+/* A segment from the peer (dst) to the socket (src), with no data and no option. */
+struct segment {
+	uint32_t seq, ack;
+	bool fin;
+	uint16_t window;
+};
+
 struct made {
 	int fd;				/* cryo's copy of the socket */
 	uint8_t *unsent;		/* queued as a normal send once repair mode is off */
 	size_t len;
+	/* A FIN never sent (it follows unsent bytes): queued after them, then (CLOSING)
+	 * the peer's FIN received. */
+	bool shut, fin_after;
+	struct segment fin;
+	struct sockaddr_storage src, dst;
 };
 
 static struct made *made;
@@ -413,8 +423,101 @@ static struct made *keep_made(int sk)
 		cr_perr("cannot keep a copy of a TCP socket");
 		return NULL;
 	}
-	made[nr_made] = (struct made){ fd, NULL, 0 };
+	made[nr_made] = (struct made){ .fd = fd };
 	return &made[nr_made++];
+}
+
+/* The segment size to give TCP_MAXSEG before connect(), which computes the size of
+ * segments from it once: the repair options and windows set later change the clamp
+ * and the largest window, not that size. As the kernel bounds it: by half the
+ * largest window the peer offered (tcp_bound_to_half_wnd; else a peer with a small
+ * window gets only window probes), and by what TCP_MAXSEG takes. */
+static int segment_size(const TcpConn *c)
+{
+	uint32_t m = c->mss, w = c->window ? c->window->max_window : 0;
+
+	if (w && m > (w > TCP_MSS_DESIRED ? w / 2 : w))
+		m = w > TCP_MSS_DESIRED ? w / 2 : w;
+	if (m > USER_MSS_MAX)
+		m = USER_MSS_MAX;
+	return m < USER_MSS_MIN ? USER_MSS_MIN : (int)m;
+}
+
+int tcp_diag_ends(int type, const struct sockaddr *src, const struct sockaddr *dst,
+		  void (*cb)(const struct nlmsghdr *h, void *arg), void *arg)
+{
+	struct {
+		struct nlmsghdr h;
+		struct inet_diag_req_v2 r;
+	} req = {
+		.h = { sizeof(req), type, NLM_F_REQUEST | (type == SOCK_DESTROY ? NLM_F_ACK : 0),
+		       1, 0 },
+		.r = { .sdiag_family = src->sa_family, .sdiag_protocol = IPPROTO_TCP,
+		       .idiag_states = ~0u,
+		       .id.idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } },
+	};
+	const struct sockaddr_in6 *l6 = (const void *)src, *p6 = (const void *)dst;
+	const struct sockaddr_in *l4 = (const void *)src, *p4 = (const void *)dst;
+	static char buf[8192] __attribute__((aligned(8)));
+	struct nlmsghdr *h = (void *)buf;
+	int nl, rc = -1;
+	ssize_t n;
+
+	if (src->sa_family == AF_INET6) {
+		memcpy(req.r.id.idiag_src, &l6->sin6_addr, 16);
+		memcpy(req.r.id.idiag_dst, &p6->sin6_addr, 16);
+		req.r.id.idiag_sport = l6->sin6_port;
+		req.r.id.idiag_dport = p6->sin6_port;
+	} else {
+		memcpy(req.r.id.idiag_src, &l4->sin_addr, 4);
+		memcpy(req.r.id.idiag_dst, &p4->sin_addr, 4);
+		req.r.id.idiag_sport = l4->sin_port;
+		req.r.id.idiag_dport = p4->sin_port;
+	}
+	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		return cr_perr("cannot open a sock_diag socket");
+	if (send(nl, &req, sizeof(req), 0) != sizeof(req) ||
+	    (n = recv(nl, buf, sizeof(buf), 0)) < 0) {
+		cr_perr("cannot ask sock_diag about a TCP connection");
+	} else if (!NLMSG_OK(h, (size_t)n)) {
+		cr_err("sock_diag gave a short answer about a TCP connection");
+	} else if (h->nlmsg_type == NLMSG_ERROR) {
+		int e = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+
+		rc = !e ? 0 : e == -ENOENT ? 1 : -1;
+		if (rc < 0) {
+			errno = -e;
+			cr_perr("sock_diag refused a question about a TCP connection");
+		}
+	} else if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+		if (cb)
+			cb(h, arg);
+		rc = 0;
+	}
+	close(nl);
+	return rc;
+}
+
+static void answer_ino(const struct nlmsghdr *h, void *arg)
+{
+	*(uint32_t *)arg = ((const struct inet_diag_msg *)NLMSG_DATA(h))->idiag_inode;
+}
+
+/* What a dump or restore killed at the wrong moment can leave on the connection's
+ * ends: a socket no fd holds (closed out of repair mode, it lingers to send its
+ * FIN) or in TIME_WAIT. The network lock drops all it sends; it goes (sock_diag
+ * destroys it), or 0 if something else holds the ends. */
+static bool clear_leftover(const struct sockaddr *src, const struct sockaddr *dst)
+{
+	uint32_t ino = 1;
+
+	if (tcp_diag_ends(SOCK_DIAG_BY_FAMILY, src, dst, answer_ino, &ino) || ino) {
+		cr_err_reset();
+		return false;
+	}
+	pr_info("a TCP socket no process holds had the connection's ends: destroyed");
+	return tcp_diag_ends(SOCK_DESTROY, src, dst, NULL, NULL) == 0;
 }
 
 static int queue_seq(int sk, int queue, uint32_t seq)
@@ -445,14 +548,17 @@ static int set_options(int sk, const TcpConn *c)
 }
 
 /* Room for `len` more bytes in a buffer the kernel would not grow alone. */
+/* Room for `len` more bytes in a buffer the kernel would not grow alone: each call
+ * at least doubles it (what is queued counts with its overhead); -1 past 512 MiB. */
 static int grow_buffer(int sk, int force_opt, int opt, size_t len)
 {
 	int cur = 0, want;
 	socklen_t l = sizeof(cur);
 
-	if (getsockopt(sk, SOL_SOCKET, opt, &cur, &l))
+	if (getsockopt(sk, SOL_SOCKET, opt, &cur, &l) || cur > BUF_GROW_MAX ||
+	    len > BUF_GROW_MAX)
 		return -1;
-	want = cur / 2 + 2 * (int)len;	/* the kernel counts overhead too */
+	want = cur + 2 * (int)len;	/* the kernel doubles it */
 	pr_info("a TCP queue of %zu bytes: socket buffer %d raised", len, cur);
 	return setsockopt(sk, SOL_SOCKET, force_opt, &want, sizeof(want));
 }
@@ -461,7 +567,6 @@ static int grow_buffer(int sk, int force_opt, int opt, size_t len)
  * queue as if sent and not acknowledged. */
 static int write_queue(int sk, int queue, const uint8_t *data, size_t len)
 {
-	bool grown = false;
 	size_t done = 0;
 
 	if (!len)
@@ -475,8 +580,7 @@ static int write_queue(int sk, int queue, const uint8_t *data, size_t len)
 			done += n;
 			continue;
 		}
-		if (n < 0 && (errno == EAGAIN || errno == ENOMEM) && !grown) {
-			grown = true;
+		if (n < 0 && (errno == EAGAIN || errno == ENOMEM)) {
 			if (!grow_buffer(sk, queue == TCP_RECV_QUEUE ? SO_RCVBUFFORCE :
 					 SO_SNDBUFFORCE, queue == TCP_RECV_QUEUE ? SO_RCVBUF :
 					 SO_SNDBUF, len - done))
@@ -505,13 +609,6 @@ static int set_window(int sk, const TcpConn *c, uint32_t rcv_nxt)
 		return cr_perr("cannot set a TCP connection's windows");
 	return 0;
 }
-
-/* A segment from the peer (dst) to the socket (src), with no data and no option. */
-struct segment {
-	uint32_t seq, ack;
-	bool fin;
-	uint16_t window;
-};
 
 static size_t build_tcp(uint8_t *p, const struct segment *s, uint16_t sport, uint16_t dport)
 {
@@ -636,28 +733,38 @@ static uint16_t peer_window(const TcpConn *c)
 
 /* The FINs of a closing state, in the order that leads to it: ours queued (in
  * repair mode: counted as sent, not transmitted), the peer's received from a
- * segment cryo sends, ours acknowledged the same way. */
-static int restore_fins(int sk, const TcpConn *c, const struct sockaddr *src,
-			const struct sockaddr *dst, uint32_t rcv_end, uint32_t snd_una)
+ * segment cryo sends, ours acknowledged the same way. Our FIN behind unsent bytes
+ * was never sent: it is queued after them, with repair mode off (m->shut), and the
+ * peer's FIN of CLOSING follows it. */
+static int restore_fins(int sk, const TcpConn *c, struct made *m, uint32_t rcv_end,
+			uint32_t snd_una)
 {
+	const struct sockaddr *src = (void *)&m->src, *dst = (void *)&m->dst;
 	struct tcp_fins f = tcp_state_fins(c->state);
 	struct segment fin = { rcv_end, snd_una, true, peer_window(c) };
 	struct segment ack = { rcv_end, c->snd_seq, false, peer_window(c) };
+	bool later = f.sent && c->unsent;
 
+	m->shut = later;
 	switch (c->state) {
 	case TCPS_FIN_WAIT1:
-		return shut_wr(sk, TCPS_FIN_WAIT1);
+		return later ? 0 : shut_wr(sk, TCPS_FIN_WAIT1);
 	case TCPS_FIN_WAIT2:
 		return shut_wr(sk, TCPS_FIN_WAIT1) || send_segment(&ack, src, dst) ||
 		       wait_state(sk, TCPS_FIN_WAIT2);
 	case TCPS_CLOSING:
+		if (later) {
+			m->fin_after = true;
+			m->fin = fin;
+			return 0;
+		}
 		return shut_wr(sk, TCPS_FIN_WAIT1) || send_segment(&fin, src, dst) ||
 		       wait_state(sk, TCPS_CLOSING);
 	case TCPS_CLOSE_WAIT:
 	case TCPS_LAST_ACK:
 		if (send_segment(&fin, src, dst) || wait_state(sk, TCPS_CLOSE_WAIT))
 			return -1;
-		return f.sent ? shut_wr(sk, TCPS_LAST_ACK) : 0;
+		return f.sent && !later ? shut_wr(sk, TCPS_LAST_ACK) : 0;
 	}
 	return 0;
 }
@@ -693,6 +800,8 @@ int tcp_conn_restore(int sk, const TcpConn *c, const struct sockaddr *src,
 	f = tcp_state_fins(c->state);
 	rcv_end = c->rcv_seq - f.received;
 	snd_start = c->snd_seq - f.sent - c->send_queue.len;
+	if (alen > sizeof(struct sockaddr_storage))
+		return cr_err("a TCP connection's address is too long");
 	if (set_int(sk, TCP_REPAIR, TCP_REPAIR_ON))
 		return cr_perr("cannot put a new TCP socket in repair mode");
 	if (bind(sk, src, alen))
@@ -703,10 +812,15 @@ int tcp_conn_restore(int sk, const TcpConn *c, const struct sockaddr *src,
 	if (!m || queue_seq(sk, TCP_RECV_QUEUE, rcv_end - c->recv_queue.len) ||
 	    queue_seq(sk, TCP_SEND_QUEUE, snd_start))
 		return -1;
-	if (connect(sk, dst, alen))
+	memcpy(&m->src, src, alen);
+	memcpy(&m->dst, dst, alen);
+	if (setsockopt(sk, IPPROTO_TCP, TCP_MAXSEG, &(int){ segment_size(c) }, sizeof(int)))
+		return cr_perr("cannot set a TCP connection's MSS");
+	if (connect(sk, dst, alen) &&
+	    (errno != EADDRNOTAVAIL || !clear_leftover(src, dst) || connect(sk, dst, alen)))
 		return cr_perr("cannot connect a TCP socket in repair mode");
-	/* Data the closing states queued before their FIN goes in repair mode too. */
-	in_repair = f.sent ? c->send_queue.len : c->send_queue.len - c->unsent;
+	/* What was sent goes in repair mode (as sent); the rest once it is off. */
+	in_repair = c->send_queue.len - c->unsent;
 	if (set_options(sk, c) || write_queue(sk, TCP_RECV_QUEUE, c->recv_queue.data,
 					      c->recv_queue.len) ||
 	    write_queue(sk, TCP_SEND_QUEUE, c->send_queue.data, in_repair))
@@ -720,12 +834,11 @@ int tcp_conn_restore(int sk, const TcpConn *c, const struct sockaddr *src,
 			return cr_err("out of memory");
 		memcpy(m->unsent, c->send_queue.data + in_repair, m->len);
 	}
-	return restore_fins(sk, c, src, dst, rcv_end, f.acked ? c->snd_seq : snd_start);
+	return restore_fins(sk, c, m, rcv_end, f.acked ? c->snd_seq : snd_start);
 }
 
 static int send_unsent(const struct made *m)
 {
-	bool grown = false;
 	size_t done = 0;
 
 	while (done < m->len) {
@@ -736,8 +849,7 @@ static int send_unsent(const struct made *m)
 			done += n;
 			continue;
 		}
-		if (n < 0 && errno == EAGAIN && !grown) {
-			grown = true;
+		if (n < 0 && errno == EAGAIN) {
 			if (!grow_buffer(m->fd, SO_SNDBUFFORCE, SO_SNDBUF, m->len - done))
 				continue;
 		}
@@ -757,6 +869,12 @@ int tcp_conn_restore_finish(bool ok)
 		if (ok && !rc && set_int(m->fd, TCP_REPAIR, TCP_REPAIR_OFF))
 			rc = cr_perr("cannot take a TCP connection out of repair mode");
 		if (ok && !rc && m->len && send_unsent(m))
+			rc = -1;
+		if (ok && !rc && m->shut && shutdown(m->fd, SHUT_WR))
+			rc = cr_perr("cannot queue a TCP connection's FIN");
+		if (ok && !rc && m->fin_after &&
+		    (send_segment(&m->fin, (void *)&m->src, (void *)&m->dst) ||
+		     wait_state(m->fd, TCPS_CLOSING)))
 			rc = -1;
 		close(m->fd);
 		free(m->unsent);

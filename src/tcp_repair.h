@@ -59,6 +59,13 @@ int tcp_conn_restore(int sk, const TcpConn *c, const struct sockaddr *src,
  * unsent bytes queued as a normal send; not ok, cryo's copies close silently. */
 int tcp_conn_restore_finish(bool ok);
 
+struct nlmsghdr;
+/* One sock_diag request about a connection, by its two ends (src local, dst the
+ * peer's): type SOCK_DIAG_BY_FAMILY (cb gets the answer) or SOCK_DESTROY. 0, 1 if
+ * there is no such socket, -1 on error (recorded). */
+int tcp_diag_ends(int type, const struct sockaddr *src, const struct sockaddr *dst,
+		  void (*cb)(const struct nlmsghdr *h, void *arg), void *arg);
+
 /* The TCP checksum over an IPv4 or IPv6 pseudo-header (addresses of alen bytes:
  * 4 or 16) and the segment, as it goes in the header. Pure. */
 uint16_t tcp_checksum(const void *saddr, const void *daddr, size_t alen, const void *seg,

@@ -401,15 +401,43 @@ struct run {
 	const char *restore_extra;
 };
 
+/* A program may ask for one extra option, "DUMP-ARG X" (dump) or "RESTORE-ARG X". */
+static char *extra_arg(const struct run *r, const char *key)
+{
+	char *s = read_file(r->log, NULL);
+	char *at = s ? strstr(s, key) : NULL;
+	char *arg = NULL;
+
+	if (at) {
+		at += strlen(key);
+		arg = strndup(at, strcspn(at, "\n"));
+	}
+	free(s);
+	return arg;
+}
+
+/* The extra option of a run, or the one its program asked for (malloc'd, or NULL). */
+static char *dump_extra(const struct run *r)
+{
+	return r->dump_extra ? strdup(r->dump_extra) : extra_arg(r, "DUMP-ARG ");
+}
+
+static char *restore_extra(const struct run *r)
+{
+	return r->restore_extra ? strdup(r->restore_extra) : extra_arg(r, "RESTORE-ARG ");
+}
+
 static int step_dump(struct run *r, const char *img, bool leave)
 {
+	char *extra = dump_extra(r);
 	char pid[16];
 	int rc, status;
 
 	snprintf(pid, sizeof(pid), "%d", r->pid);
 	rc = leave ? run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, "--leave-running",
-			      r->dump_extra, NULL) :
-		     run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, r->dump_extra, NULL);
+			      extra, NULL) :
+		     run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, extra, NULL);
+	free(extra);
 	if (rc)
 		return rc < 0 ? -1 : why("cryo dump exited with %d", rc);
 	if (leave) {
@@ -425,25 +453,10 @@ static int step_dump(struct run *r, const char *img, bool leave)
 	return 0;
 }
 
-/* A program may ask for one extra restore option by printing "RESTORE-ARG X". */
-static char *restore_arg(const struct run *r)
-{
-	char *s = read_file(r->log, NULL);
-	char *at = s ? strstr(s, "RESTORE-ARG ") : NULL;
-	char *arg = NULL;
-
-	if (at) {
-		at += 12;
-		arg = strndup(at, strcspn(at, "\n"));
-	}
-	free(s);
-	return arg;
-}
-
 static int step_restore_detached(struct run *r, const char *img)
 {
 	char pidfile[700], buf[32] = "";
-	char *extra = r->restore_extra ? strdup(r->restore_extra) : restore_arg(r);
+	char *extra = restore_extra(r);
 	int rc, fd;
 
 	snprintf(pidfile, sizeof(pidfile), "%s.pid", img);
@@ -598,12 +611,18 @@ static int kill_cryo_count(const struct run *r)
 
 static pid_t start_dump(struct run *r, bool leave)
 {
+	char *extra = dump_extra(r);
 	char pid[16];
-	char *argv[] = { (char *)cryo_bin, "dump", "-t", pid, "-D", r->img,
+	char *argv[] = { (char *)cryo_bin, "dump", "-t", pid, "-D", r->img, extra,
 			 leave ? "--leave-running" : NULL, NULL };
+	pid_t p;
 
+	if (!extra)
+		argv[6] = argv[7], argv[7] = NULL;
 	snprintf(pid, sizeof(pid), "%d", r->pid);
-	return spawn(argv, r->cryo_log, false);
+	p = spawn(argv, r->cryo_log, false);
+	free(extra);
+	return p;
 }
 
 static bool image_complete(const struct run *r)
@@ -835,14 +854,18 @@ static void holder(pid_t pid, char *comm, size_t len, char *state)
 static int one_restore_kill(struct run *r, double delay, int *completed)
 {
 	struct timespec ts = { (time_t)delay, (long)((delay - (time_t)delay) * 1e9) };
-	char *argv[] = { (char *)cryo_bin, "restore", "-D", r->img, "-d", NULL };
+	char *extra = restore_extra(r);
+	char *argv[] = { (char *)cryo_bin, "restore", "-D", r->img, "-d", extra, NULL };
 	char comm[64], state;
 	pid_t cryo;
 	int status;
 
-	if (step_dump(r, r->img, false))
+	if (step_dump(r, r->img, false)) {
+		free(extra);
 		return -1;
+	}
 	cryo = spawn(argv, r->cryo_log, false);
+	free(extra);
 	nanosleep(&ts, NULL);
 	kill(cryo, SIGKILL);
 	if (wait_for(cryo, 30, &status))
@@ -975,11 +998,15 @@ static int run_mode(struct run *r, enum mode m)
 			return -1;
 		return finish(r, r->pid);
 	case MODE_FG: {
-		char *argv[] = { (char *)cryo_bin, "restore", "-D", r->img, NULL };
+		char *extra = restore_extra(r);
+		char *argv[] = { (char *)cryo_bin, "restore", "-D", r->img, extra, NULL };
 
-		if (step_dump(r, r->img, false))
+		if (step_dump(r, r->img, false)) {
+			free(extra);
 			return -1;
+		}
 		fg = spawn(argv, r->cryo_log, false);
+		free(extra);
 		/* cryo stays the parent and exits with the program's status; the program
 		 * is restored once cryo no longer traces it. */
 		if (wait_released(r->pid))

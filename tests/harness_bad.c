@@ -461,7 +461,28 @@ static int bad_dump_tcp_connection(struct run *r)
 {
 	if (start_tcp_victim(r, "dump-tcp-connection", "conn", NULL))
 		return -1;
-	return dump_victim(r, r->img, "is a TCP connection 127.0.0.1:");
+	return dump_victim(r, r->img, "; dump it with --tcp-established");
+}
+
+/* Dumped with --tcp-close: restore refuses without the flag (naming it), and with it
+ * the process comes back, its connection a socket that is shut down. */
+static int bad_restore_tcp_close(struct run *r)
+{
+	char pid[16];
+	int rc, status;
+
+	if (start_tcp_victim(r, "restore-tcp-close", "conn", NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--tcp-close", NULL);
+	if (rc)
+		return rc < 0 ? -1 : why("dump --tcp-close exited with %d", rc);
+	if (wait_for(r->pid, 10, &status))
+		return -1;
+	if (restore_refused(r, "dumped with --tcp-close; restore it with --tcp-close"))
+		return -1;
+	r->restore_extra = "--tcp-close";
+	return step_restore_detached(r, r->img);
 }
 
 /* A listener the harness holds too (given as the victim's fd 3): refused, naming the
@@ -1674,7 +1695,7 @@ static int bad_cli(struct run *r)
 static int bad_cli_reference_flag(struct run *r)
 {
 	static const char *const flags[][2] = {
-		{ "--tcp-established", "TCP connections" },
+		{ "--page-server", "the page server" },
 		{ "--lazy-pages", "lazy restore" },
 		{ "--track-mem", "iterative dumps" },
 	};
@@ -2158,6 +2179,7 @@ static void run_bad_inputs(void)
 		{ "dump-tcp-unaccepted", bad_dump_tcp_unaccepted },
 		{ "dump-tcp-connection", bad_dump_tcp_connection },
 		{ "dump-tcp-held-outside", bad_dump_tcp_outside },
+		{ "restore-tcp-close", bad_restore_tcp_close },
 		{ "restore-tcp-port-taken", bad_restore_tcp_port_taken },
 		{ "restore-tcp-address-gone", bad_restore_tcp_address_gone },
 		{ "restore-tcp-damaged-image", bad_restore_tcp_damaged },

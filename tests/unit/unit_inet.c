@@ -68,7 +68,34 @@ static void test_check(void)
 	s.src_port = 8080;
 	unit_case();
 	s.state = 1;
-	CHECK(check(&e) && err_has("state 1"), "a connection without TcpConn");
+	CHECK(check(&e) && err_has("bad addresses"), "a connection without a peer");
+	s.has_backlog = 0;
+	s.has_dst_addr = s.has_dst_port = 1;
+	s.dst_addr.data = lo4;
+	s.dst_addr.len = 4;
+	s.dst_port = 40000;
+	CHECK(!check(&e), "a connection dumped with --tcp-close: %s", err_text());
+	s.dst_port = 0;
+	CHECK(check(&e) && err_has("bad addresses"), "a connection to port 0");
+	s.dst_port = 40000;
+	{
+		TcpConn c;
+
+		tcp_conn__init(&c);
+		c.state = 8;
+		c.mss = 1460;
+		s.conn = &c;
+		CHECK(check(&e) && err_has("inconsistent"), "a TcpConn of another state");
+		c.state = 1;
+		CHECK(!check(&e), "a connection with its state: %s", err_text());
+		c.unsent = 5;
+		CHECK(check(&e) && err_has("send queue"), "its state is checked too");
+		s.conn = NULL;
+	}
+	s.state = 12;
+	CHECK(check(&e) && err_has("state 12"), "state 12");
+	s.has_dst_addr = s.has_dst_port = 0;
+	s.has_backlog = 1;
 	s.state = 7;
 	CHECK(check(&e) && err_has("does not listen"), "a closed socket with a backlog");
 	s.has_backlog = 0;

@@ -18,6 +18,13 @@
 #include "tcp_repair.h"
 #include "unit.h"
 
+/* The network lock's guardian is not there: tcp_conn_dump asks it for nothing. */
+int net_guard_repair(int sk)
+{
+	(void)sk;
+	return 0;
+}
+
 static void test_fins(void)
 {
 	struct tcp_fins f;
