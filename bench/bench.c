@@ -25,6 +25,7 @@
 #define FSYNC_RUNS 2
 #define TREE_BYTES (256UL << 20)
 #define TREE_KIDS 8
+#define BENCH_CONNS 1000		/* the connections of the socket case */
 
 struct config cfg = {
 	.json = "results-latest.json",
@@ -34,7 +35,7 @@ struct config cfg = {
 	.idle_runs = 15,
 	.nr_vmas = 5000,
 	.warmup = 1,
-	.cases = "idle,mem,sparse,vmas,tree,fsync",
+	.cases = "idle,mem,sparse,vmas,tree,conns,fsync",
 	.lib = true,
 };
 struct host host;
@@ -148,7 +149,7 @@ static const char usage[] =
 	"  -i RUNS          runs per idle case (default 15)\n"
 	"  -V N             mappings in the many-VMA case (default 5000)\n"
 	"  -w N             unrecorded warm-up cycles before each case (default 1)\n"
-	"  -c LIST          cases to run (default idle,mem,sparse,vmas,tree,fsync)\n"
+	"  -c LIST          cases to run (default idle,mem,sparse,vmas,tree,conns,fsync)\n"
 	"  --no-lib         skip the libcryo figures\n"
 	"  --rev STR        source revision recorded in the results\n";
 
@@ -529,6 +530,11 @@ static int run_all(struct results *r)
 		snprintf(group, sizeof(group), "tree-1+%d", TREE_KIDS);
 		progress(group, cfg.runs);
 		rc |= case_tree(r, group, TREE_BYTES, TREE_KIDS);
+	}
+	if (want("conns") && !interrupted) {
+		snprintf(group, sizeof(group), "tcp-%d-conns", BENCH_CONNS);
+		progress(group, cfg.runs);
+		rc |= case_conns(r, group, BENCH_CONNS);
 	}
 	if (want("fsync") && !interrupted)
 		fsync_limit(r);

@@ -1,6 +1,10 @@
 /* The cryo cases: one start-dump-restore-verify cycle of a target (CLI or libcryo), and the
  * loops running each case with its machine limits measured in between. */
 #include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,9 @@
 enum via { VIA_CLI, VIA_LIB };
 
 static const char *const via_name[] = { "cli", "lib" };
+
+/* The case holds TCP connections: dump and restore them (--tcp-established). */
+static bool with_tcp;
 
 /* Every figure of one way of driving cryo over the runs of a case. */
 struct series {
@@ -38,9 +45,10 @@ struct hooks {
 static int do_dump(pid_t pid, const char *img, enum via via, double *secs, char *err,
 		   size_t len)
 {
-	struct cryo_dump_opts o = { .pid = pid, .dir = img };
+	struct cryo_dump_opts o = { .pid = pid, .dir = img, .tcp_established = with_tcp };
 	char pidbuf[16];
-	const char *args[] = { cfg.cryo, "dump", "-t", pidbuf, "-D", img, NULL };
+	const char *args[] = { cfg.cryo, "dump", "-t", pidbuf, "-D", img,
+			       with_tcp ? "--tcp-established" : NULL, NULL };
 	double t;
 	int rc;
 
@@ -58,8 +66,9 @@ static int do_dump(pid_t pid, const char *img, enum via via, double *secs, char 
 static int do_restore(pid_t pid, const char *img, enum via via, double *secs, char *err,
 		      size_t len)
 {
-	struct cryo_restore_opts o = { .dir = img, .detach = true };
-	const char *args[] = { cfg.cryo, "restore", "-D", img, "-d", NULL };
+	struct cryo_restore_opts o = { .dir = img, .detach = true, .tcp_established = with_tcp };
+	const char *args[] = { cfg.cryo, "restore", "-D", img, "-d",
+			       with_tcp ? "--tcp-established" : NULL, NULL };
 	pid_t root = 0;
 	double t;
 	int rc;
@@ -590,5 +599,135 @@ int case_tree(struct results *r, const char *group, size_t size, int kids)
 	rc = emit(r, group, VIA_CLI, &cli, l.write, faster(l.touch, l.populate), size, &tg);
 	pss_row(r, group, "PSS of all, before", &before, NULL);
 	pss_row(r, group, "PSS of all, after", &after, &before);
+	return rc;
+}
+
+/* ---- established TCP connections ---- */
+
+/* The bench holds the peers' ends: outside the dumped tree, as a real peer. */
+struct conns_run {
+	int listener, n;
+	int *peers, nr_peers;
+};
+
+static void conns_close(struct conns_run *c)
+{
+	for (int i = 0; i < c->nr_peers; i++)
+		close(c->peers[i]);
+	c->nr_peers = 0;
+}
+
+static void conns_pre_dump(pid_t pid, void *arg)
+{
+	struct conns_run *c = arg;
+
+	(void)pid;
+	conns_close(c);
+	while (c->nr_peers < c->n) {
+		int s = accept4(c->listener, NULL, NULL, SOCK_CLOEXEC);
+
+		if (s < 0)
+			break;
+		c->peers[c->nr_peers++] = s;
+	}
+}
+
+static void conns_post_restore(pid_t pid, void *arg)
+{
+	struct conns_run *c = arg;
+
+	(void)pid;
+	for (int i = 0; i < c->nr_peers; i++)
+		if (write(c->peers[i], "x", 1) != 1)
+			break;
+}
+
+/* The same number of connections made, accepted and closed on loopback: what the
+ * kernel charges for a connection without cryo. */
+static double lim_connect_loop(int listener, int n)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	double t = now();
+
+	if (getsockname(listener, (struct sockaddr *)&a, &al))
+		return -1;
+	for (int i = 0; i < n; i++) {
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), s;
+
+		if (c < 0 || connect(c, (struct sockaddr *)&a, al)) {
+			if (c >= 0)
+				close(c);
+			return -1;
+		}
+		s = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+		close(c);
+		if (s < 0)
+			return -1;
+		close(s);
+	}
+	return now() - t;
+}
+
+static void per_conn_note(struct row *row, int n, const struct limit *l)
+{
+	double lim = l->s.n ? samples_median(&l->s) : 0;
+
+	if (!row->s.n)
+		return;
+	if (lim > 0)
+		snprintf(row->note, sizeof(row->note), "%.1f us/connection, %.1fx connect()",
+			 samples_median(&row->s) / n * 1e6, samples_median(&row->s) / lim);
+	else
+		snprintf(row->note, sizeof(row->note), "%.1f us/connection",
+			 samples_median(&row->s) / n * 1e6);
+}
+
+int case_conns(struct results *r, const char *group, int n)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char port[16], nr_arg[16], bin[512], name[80];
+	char *argv[] = { bin, "conns", port, nr_arg, NULL };
+	struct targets tg = { TGT_NONE, 0, false };
+	struct conns_run run = { .n = n };
+	struct hooks h = { conns_pre_dump, NULL, conns_post_restore, &run };
+	struct series cli = { 0 };
+	socklen_t al = sizeof(a);
+	struct rlimit rl;
+	struct limit *loop;
+	int rc = -1;
+
+	/* The target's n fds and the bench's n ends. */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < (rlim_t)n + 64) {
+		rl.rlim_cur = rl.rlim_max < (rlim_t)n + 64 ? rl.rlim_max : (rlim_t)n + 64;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	snprintf(name, sizeof(name), "%d socket+connect+accept+close on loopback", n);
+	loop = limit_new(r, name);
+	run.peers = calloc(n, sizeof(*run.peers));
+	run.listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!loop || !run.peers || run.listener < 0 ||
+	    bind(run.listener, (struct sockaddr *)&a, sizeof(a)) || listen(run.listener, n + 16) ||
+	    getsockname(run.listener, (struct sockaddr *)&a, &al))
+		goto out;
+	snprintf(bin, sizeof(bin), "%s/target-static", cfg.targets);
+	snprintf(port, sizeof(port), "%d", ntohs(a.sin_port));
+	snprintf(nr_arg, sizeof(nr_arg), "%d", n);
+	with_tcp = true;
+	warm_up(argv, &h);
+	for (int i = 0; i < cfg.runs && !interrupted; i++) {
+		add_or_flag(loop, lim_connect_loop(run.listener, n));
+		run_cycle(argv, VIA_CLI, &h, &cli);
+	}
+	with_tcp = false;
+	rc = emit(r, group, VIA_CLI, &cli, loop, loop, 0, &tg);
+	per_conn_note(&r->rows[r->nr_rows - 3], n, loop);
+	per_conn_note(&r->rows[r->nr_rows - 2], n, loop);
+out:
+	with_tcp = false;
+	conns_close(&run);
+	free(run.peers);
+	if (run.listener >= 0)
+		close(run.listener);
 	return rc;
 }

@@ -1,11 +1,15 @@
 /* The benchmarked process: builds its memory (idle | mem BYTES STEP | vmas N |
- * tree BYTES KIDS | exit), says "R" on fd 3, pauses; SIGUSR1 checks its memory and
- * exits 0 if intact (a tree's root asks each child to check its own first). */
+ * tree BYTES KIDS | conns PORT N | exit), says "R" on fd 3, pauses; SIGUSR1 checks
+ * its memory (or reads a byte on each connection) and exits 0 if intact (a tree's
+ * root asks each child to check its own first). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,6 +158,38 @@ static int tree_check(void)
 	return 0;
 }
 
+/* ---- conns PORT N: N connections to 127.0.0.1:PORT (the bench holds their ends) ---- */
+
+static int *conns, nr_conns;
+
+static int conns_setup(int port, int n)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	conns = calloc(n > 0 ? n : 1, sizeof(*conns));
+	if (!conns || port <= 0 || port > 65535)
+		return -1;
+	for (nr_conns = 0; nr_conns < n; nr_conns++) {
+		conns[nr_conns] = socket(AF_INET, SOCK_STREAM, 0);
+		if (conns[nr_conns] < 0 ||
+		    connect(conns[nr_conns], (struct sockaddr *)&a, sizeof(a)))
+			return -1;
+	}
+	return 0;
+}
+
+/* After restore the bench sends one byte on each connection. */
+static int conns_check(void)
+{
+	char c;
+
+	for (int i = 0; i < nr_conns; i++)
+		if (read(conns[i], &c, 1) != 1 || c != 'x')
+			return -1;
+	return 0;
+}
+
 static int setup(int argc, char **argv)
 {
 	if (argc >= 4 && !strcmp(argv[1], "tree"))
@@ -162,6 +198,8 @@ static int setup(int argc, char **argv)
 		return mem_setup(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
 	if (argc >= 3 && !strcmp(argv[1], "vmas"))
 		return vmas_setup(strtoull(argv[2], NULL, 0));
+	if (argc >= 4 && !strcmp(argv[1], "conns"))
+		return conns_setup(atoi(argv[2]), atoi(argv[3]));
 	if (argc >= 2 && !strcmp(argv[1], "idle"))
 		return 0;
 	return -1;
@@ -174,6 +212,8 @@ static int check(void)
 	if (mem_base && mem_check())
 		return -1;
 	if (vmas && vmas_check())
+		return -1;
+	if (conns && conns_check())
 		return -1;
 	return 0;
 }
