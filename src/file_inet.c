@@ -629,6 +629,26 @@ static int check_rights(const struct restore_ctx *ctx, const InetSocket *s, cons
 	return sk_opts_check_rights(s->opts, true, what);
 }
 
+/* A connection needs the flag it was dumped for: --tcp-close for one recorded
+ * closed, --tcp-established (or --tcp-close) for one kept. */
+static int conn_flags_check(const struct restore_ctx *ctx, const InetSocket *s,
+			    const char *what)
+{
+	char a[80], b[80];
+
+	if (!tcp_state_connected(s->state) || ctx->tcp_close)
+		return 0;
+	if (!s->conn)
+		return cr_err("%s is a TCP connection dumped with --tcp-close; restore it "
+			      "with --tcp-close", what);
+	inet_addr_str(s->family, s->src_addr.data, s->src_port, a, sizeof(a));
+	inet_addr_str(s->family, s->dst_addr.data, s->dst_port, b, sizeof(b));
+	if (!ctx->tcp_established)
+		return cr_err("%s is a TCP connection %s -> %s; restore it with "
+			      "--tcp-established (or --tcp-close)", what, a, b);
+	return 0;
+}
+
 /* Before any socket is made: every local address of the image is this host's
  * (unless the socket may bind any, IP_FREEBIND or IP_TRANSPARENT), and nothing asks
  * for more than the image's owner may have. */
@@ -642,6 +662,8 @@ static int inet_preflight(struct restore_ctx *ctx)
 		if (e->kind != FILE_KIND__FILE_TCP || !s)
 			continue;
 		owner_str(ctx, e, what, sizeof(what));
+		if (conn_flags_check(ctx, s, what))
+			return -1;
 		if (check_rights(ctx, s, what))
 			return -1;
 		if (s->has_src_addr && !freebind(s->opts) &&
@@ -794,19 +816,15 @@ static int open_conn(struct restore_ctx *ctx, int fd, const InetSocket *s, const
 	socklen_t len;
 	char a[80], b[80];
 
+	if (conn_flags_check(ctx, s, what))
+		return -1;
 	if (!tcp_state_connected(s->state) || ctx->tcp_close || !s->conn) {
-		if (tcp_state_connected(s->state) && !s->conn && !ctx->tcp_close)
-			return cr_err("%s is a TCP connection dumped with --tcp-close; restore "
-				      "it with --tcp-close", what);
 		if (shutdown(fd, SHUT_RDWR) && errno != ENOTCONN)
 			return cr_perr("%s: cannot shut it down", what);
 		return 0;
 	}
 	inet_addr_str(s->family, s->src_addr.data, s->src_port, a, sizeof(a));
 	inet_addr_str(s->family, s->dst_addr.data, s->dst_port, b, sizeof(b));
-	if (!ctx->tcp_established)
-		return cr_err("%s is a TCP connection %s -> %s; restore it with "
-			      "--tcp-established (or --tcp-close)", what, a, b);
 	if (inet_addr_from_image(s->family, &s->src_addr, s->src_port, what, &src, &len) ||
 	    inet_addr_from_image(s->family, &s->dst_addr, s->dst_port, what, &dst, &len))
 		return -1;
