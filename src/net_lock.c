@@ -956,9 +956,25 @@ int net_lock_dump_finish(struct dump_ctx *ctx, bool killed)
 
 /* ---- restore ---- */
 
+static struct nft_ctx *nft_open(void)
+{
+	struct nft_ctx *n = nft_ctx_new(NFT_CTX_DEFAULT);
+
+	if (n && (nft_ctx_buffer_output(n) || nft_ctx_buffer_error(n))) {
+		nft_ctx_free(n);
+		n = NULL;
+	}
+	return n;
+}
+
+/* Restore's libnftables context, made with the images: once the tree runs, the
+ * unlock is one command (the shortest time a dying cryo could leave it locked). */
+static struct nft_ctx *unlock_nft;
+
 int net_lock_load(struct restore_ctx *ctx)
 {
 	NetLock *nl = NULL;
+	char cmd[128];
 
 	for (size_t i = 0; i < ctx->dir.nr_files && !nl; i++) {
 		if (strcmp(ctx->dir.files[i].name, "netlock.img"))
@@ -971,41 +987,36 @@ int net_lock_load(struct restore_ctx *ctx)
 	if (!nl)
 		return 0;
 	ctx->netlock = nl;
-	return net_lock_check(nl, (pid_t)ctx->inv->root_pid);
-}
-
-static struct nft_ctx *nft_open(void)
-{
-	struct nft_ctx *n = nft_ctx_new(NFT_CTX_DEFAULT);
-
-	if (n && (nft_ctx_buffer_output(n) || nft_ctx_buffer_error(n))) {
-		nft_ctx_free(n);
-		n = NULL;
-	}
-	return n;
+	if (net_lock_check(nl, (pid_t)ctx->inv->root_pid))
+		return -1;
+	unlock_nft = nft_open();
+	if (!unlock_nft)
+		return cr_err("cannot start libnftables to unlock the image's connections");
+	snprintf(cmd, sizeof(cmd), "list table inet %s\n", nl->table);
+	if (nft_run_cmd_from_buffer(unlock_nft, cmd))
+		pr_warn("the network lock of the image (table inet %s) is gone: the "
+			"connections' peers may have reset them", nl->table);
+	return 0;
 }
 
 int net_unlock_restore(struct restore_ctx *ctx)
 {
 	const NetLock *nl = ctx->netlock;
-	struct nft_ctx *n;
+	const char *e;
 	char cmd[128];
 
 	if (!nl)
 		return 0;
+	if (!unlock_nft)
+		unlock_nft = nft_open();
 	snprintf(cmd, sizeof(cmd), "delete table inet %s\n", nl->table);
-	n = nft_open();
-	if (n && !nft_run_cmd_from_buffer(n, cmd)) {
+	if (unlock_nft && !nft_run_cmd_from_buffer(unlock_nft, cmd)) {
 		pr_info("TCP connections unlocked (nftables table inet %s removed)", nl->table);
-	} else {
-		const char *e = n ? nft_ctx_get_error_buffer(n) : NULL;
-
-		pr_warn("cannot remove the network lock (%.*s): `nft delete table inet %s` "
-			"removes it", e ? (int)strcspn(e, "\n") : 16,
-			e ? e : "no libnftables", nl->table);
+		return 0;
 	}
-	if (n)
-		nft_ctx_free(n);
+	e = unlock_nft ? nft_ctx_get_error_buffer(unlock_nft) : "no libnftables";
+	pr_warn("cannot remove the network lock (%.*s): `nft delete table inet %s` removes it",
+		e ? (int)strcspn(e, "\n") : 0, e ? e : "", nl->table);
 	return 0;
 }
 
@@ -1020,6 +1031,9 @@ void net_lock_restore_failed(struct restore_ctx *ctx)
 
 void net_lock_free(struct restore_ctx *ctx)
 {
+	if (unlock_nft)
+		nft_ctx_free(unlock_nft);
+	unlock_nft = NULL;
 	if (ctx->netlock)
 		protobuf_c_message_free_unpacked(ctx->netlock, NULL);
 	ctx->netlock = NULL;
