@@ -4,6 +4,8 @@
 #   make bench      benchmarks (bench/)
 #   make fuzz       build and run the fuzz targets (clang, libFuzzer)
 #   make SAN=address ...   the same under AddressSanitizer (into build-asan/)
+#   make install    PREFIX (/usr/local), DESTDIR, and BINDIR, LIBDIR, INCLUDEDIR, MANDIR
+#   make uninstall  removes what install put there (same variables)
 
 CC ?= gcc
 SAN ?=
@@ -19,7 +21,7 @@ endif
 
 WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE \
+ALL_CFLAGS := -std=gnu11 $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE \
 	-DCRYO_VERSION='"$(VERSION)"' -Iinclude -Isrc -Isrc/remote -I$(BUILD)/proto
 LDFLAGS += $(SANFLAGS)
 LDLIBS := -lprotobuf-c -lpthread -lnftables
@@ -28,14 +30,26 @@ LIB_SRCS := $(filter-out src/cli.c,$(wildcard src/*.c)) $(wildcard src/remote/*.
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/remote/blob.o \
 	$(BUILD)/obj/cryo.pb-c.o
 PROTO_H := $(BUILD)/proto/cryo.pb-c.h
+PIC_OBJS := $(LIB_OBJS:$(BUILD)/obj/%=$(BUILD)/pic/%)
+ABI := $(shell sed -n 's/^\#define CRYO_ABI_VERSION \([0-9]*\)$$/\1/p' include/cryo.h)
+SONAME := libcryo.so.$(ABI)
+
+# Installation. cryo goes to sbin: it is a tool for root (it ptraces and restores
+# other users' processes), as Debian's criu does; the man page is in section 8.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
 TEST_SRCS := $(wildcard tests/t_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all check unit e2e bench fuzz clean tests check-xkernel
-all: $(BUILD)/bin/cryo $(BUILD)/libcryo.a bin/cryo
+.PHONY: all check unit e2e bench fuzz clean tests check-xkernel install uninstall
+all: $(BUILD)/bin/cryo $(BUILD)/libcryo.a $(BUILD)/$(SONAME) bin/cryo
 
 bin/cryo: $(BUILD)/bin/cryo
 	@mkdir -p bin
@@ -61,6 +75,26 @@ $(BUILD)/libcryo.a: $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
+# The shared library: the same sources compiled again with -fPIC into $(BUILD)/pic/,
+# exporting only the public API (src/libcryo.map). Its soname's number is
+# CRYO_ABI_VERSION from include/cryo.h.
+$(BUILD)/pic/cryo.pb-c.o: $(BUILD)/proto/cryo.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -fPIC -I$(BUILD)/proto -c $< -o $@
+
+$(BUILD)/pic/%.o: src/%.c $(PROTO_H) $(wildcard src/*.h src/remote/*.h include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/pic/remote/blob.o: src/remote/blob.S src/remote/layout.h
+	@mkdir -p $(dir $@)
+	$(CC) -Isrc/remote -fPIC -c $< -o $@
+
+$(BUILD)/$(SONAME): $(PIC_OBJS) src/libcryo.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/libcryo.map \
+		-Wl,--no-undefined $(LDFLAGS) $(PIC_OBJS) $(LDLIBS) -o $@
+	@ln -sf $(SONAME) $(BUILD)/libcryo.so
+
 $(BUILD)/bin/cryo: $(BUILD)/obj/cli.o $(BUILD)/libcryo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -81,7 +115,8 @@ $(REGS_TESTS): $(BUILD)/tests/%: tests/%.c tests/t_regs.c tests/t_regs_probe.S t
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< tests/t_regs_probe.S tests/tlib.c -o $@ -lpthread
 
-$(BUILD)/tests/harness: tests/harness.c tests/harness_bad.c tests/harness_real.c tests/harness_servers.c
+$(BUILD)/tests/harness: tests/harness.c tests/harness_bad.c tests/harness_real.c tests/harness_servers.c \
+		tests/harness_pkg.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS)
 
@@ -100,7 +135,8 @@ unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do $$t || exit 1; done
 
 check: tests
-	$(BUILD)/tests/harness --cryo $(BUILD)/bin/cryo --tests $(BUILD)/tests --unit $(BUILD)/unit --real tests/real $(HARNESS_ARGS)
+	$(BUILD)/tests/harness --cryo $(BUILD)/bin/cryo --tests $(BUILD)/tests --unit $(BUILD)/unit --real tests/real \
+		--src . $(HARNESS_ARGS)
 
 # As root; BENCH_ARGS passes options (e.g. BENCH_ARGS='-n 3 -s 512'), see bench/bench.c.
 bench: all
@@ -108,6 +144,31 @@ bench: all
 
 fuzz:
 	$(MAKE) -C fuzz
+
+# A directory under PREFIX as ${prefix}/..., so that pkg-config --define-prefix works.
+under_prefix = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+# Every file installed, relative to DESTDIR; uninstall removes exactly these.
+INSTALLED := $(BINDIR)/cryo $(LIBDIR)/$(SONAME) $(LIBDIR)/libcryo.so $(LIBDIR)/libcryo.a \
+	$(INCLUDEDIR)/cryo.h $(PKGCONFIGDIR)/cryo.pc $(MANDIR)/man8/cryo.8
+
+# cryo.pc is made from cryo.pc.in at each install, for this PREFIX and LIBDIR.
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BUILD)/bin/cryo $(DESTDIR)$(BINDIR)/cryo
+	install -m 0644 $(BUILD)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcryo.so
+	install -m 0644 $(BUILD)/libcryo.a $(DESTDIR)$(LIBDIR)/libcryo.a
+	install -m 0644 include/cryo.h $(DESTDIR)$(INCLUDEDIR)/cryo.h
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(call under_prefix,$(LIBDIR))|' \
+		-e 's|@INCLUDEDIR@|$(call under_prefix,$(INCLUDEDIR))|' \
+		-e 's|@VERSION@|$(VERSION)|' cryo.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/cryo.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/cryo.pc
+	install -m 0644 man/cryo.8 $(DESTDIR)$(MANDIR)/man8/cryo.8
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 
 clean:
 	rm -rf build build-* bin

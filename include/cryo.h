@@ -1,11 +1,23 @@
 /* libcryo: checkpoint and restore Linux processes. The CLI (src/cli.c) is a thin layer
- * over these calls; other programs can link libcryo.a and use them directly. */
+ * over these calls; other programs link libcryo (pkg-config --cflags --libs cryo).
+ *
+ * Conventions, for every function below unless it says otherwise:
+ * - success returns 0; failure returns -1 and cryo_last_error() then describes the
+ *   first thing that went wrong, in one line (errno is not meaningful);
+ * - the calls share the process's state (the error, the verbosity, the log file): make
+ *   one call at a time. dump and restore need root, or CAP_CHECKPOINT_RESTORE (or
+ *   CAP_SYS_ADMIN) with CAP_SYS_PTRACE. During cryo_dump and cryo_restore SIGCHLD is
+ *   reset to SIG_DFL and blocked (unblocked again at the end if it was not blocked).
+ * - ABI: CRYO_ABI_VERSION is the N of libcryo.so.N. Any change of a structure's layout
+ *   or of a function's meaning in a release makes it N+1. */
 #ifndef CRYO_H
 #define CRYO_H
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
+
+#define CRYO_ABI_VERSION 1
 
 struct cryo_dump_opts {
 	pid_t pid;			/* the process (tree root) to dump */
@@ -61,21 +73,25 @@ struct cryo_restore_opts {
 	bool tcp_close;			/* restore them closed */
 };
 
-/* All return 0 on success, -1 on failure with cryo_last_error() set. */
+/* Dump the tree rooted at opts->pid into opts->dir (the process and all its
+ * descendants). Everything cryo cannot restore faithfully makes it fail with nothing
+ * changed: the tree goes on as if never touched, and no image is left. On success the
+ * tree is killed, or left running with leave_running. */
 int cryo_dump(const struct cryo_dump_opts *opts);
-/* Restore; on success *root gets the restored root PID. Without detach the caller
- * stays the parent and should wait for it (cryo_wait_restored). */
+/* Restore the tree saved in opts->dir with its PIDs; on success *root gets the root's
+ * PID. Without detach the caller is the root's parent and should wait for it
+ * (cryo_wait_restored or waitpid). On failure every process it made is killed. */
 int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root);
-/* Wait for a restored process, forwarding SIGINT/SIGTERM; returns its exit code
- * (128+N if killed by signal N). */
+/* Wait for a restored root, forwarding SIGINT and SIGTERM to it; returns its exit code
+ * (128+N if killed by signal N), or -1 if it cannot be waited for. */
 int cryo_wait_restored(pid_t root);
-/* Probe the running kernel; prints one line per feature. Returns the number of
- * missing required features. */
+/* Probe the running kernel, printing one line per feature to out. Returns the number of
+ * required features missing (0: all there; then cryo_last_error says how many). */
 int cryo_check(FILE *out);
 /* One probe by its name ("list": print the names): 1 if the feature works, 0 if
  * not, -1 for a name that is none. */
 int cryo_check_feature(const char *name, FILE *out);
-/* Print an image directory as JSON. */
+/* Print the image in dir as JSON to out (page contents summarised). */
 int cryo_show(const char *dir, FILE *out);
 /* Print the parts asked for: a summary (the tree; per process its comm, threads,
  * memory by kind, fds by kind), then the JSON document. */
@@ -89,17 +105,24 @@ int cryo_show_parts(const char *dir, unsigned parts, FILE *out);
 int cryo_stats_print(FILE *f);
 int cryo_stats_json(FILE *f);
 
+/* The first error of the last failed call, one line; NULL if none. Valid until the
+ * next call of cryo_dump, cryo_restore, cryo_show, cryo_check or a parser below. */
 const char *cryo_last_error(void);
 /* A size with an optional K, M or G suffix (powers of 1024): "1M", "4096". */
 int cryo_parse_size(const char *arg, unsigned long long *out);
-/* "fd[N]:RESOURCE" into *out; -1 if it is not of that form. */
+/* "fd[N]:RESOURCE" (--inherit-fd) into *out. */
 int cryo_parse_inherit_fd(const char *arg, struct cryo_inherit_fd *out);
-/* 0: errors and warnings; 1: progress; 2: debug. */
+/* 0: errors and warnings (the default); 1: progress; 2: debug. Never fails. */
 void cryo_set_verbosity(int level);
 /* Progress (at the verbosity set) goes to f instead of stderr, warnings to both; NULL
- * for stderr again. The caller owns f. */
+ * for stderr again. The caller owns f. Never fails. */
 void cryo_set_log_file(FILE *f);
+/* The file set by cryo_set_log_file, or NULL. */
 FILE *cryo_log_file(void);
+/* The library's release, e.g. "0.2.0"; never NULL. */
 const char *cryo_version(void);
+/* CRYO_ABI_VERSION of the library actually loaded: a program built with another
+ * header can compare them. */
+int cryo_abi_version(void);
 
 #endif

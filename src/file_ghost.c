@@ -26,6 +26,7 @@ int cryo_parse_size(const char *arg, unsigned long long *out)
 	unsigned long long v, mult = 1;
 	char *end;
 
+	cr_err_reset();
 	errno = 0;
 	if (!arg || *arg < '0' || *arg > '9')
 		return cr_err("'%.32s' is not a size", arg ? arg : "");

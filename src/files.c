@@ -486,6 +486,7 @@ int cryo_parse_inherit_fd(const char *arg, struct cryo_inherit_fd *out)
 	char *end;
 	long fd;
 
+	cr_err_reset();
 	if (strncmp(arg, "fd[", 3))
 		return cr_err("--inherit-fd '%.64s': expected fd[N]:RESOURCE", arg);
 	errno = 0;

@@ -161,3 +161,8 @@ const char *cryo_version(void)
 {
 	return CRYO_VERSION;
 }
+
+int cryo_abi_version(void)
+{
+	return CRYO_ABI_VERSION;
+}

@@ -1320,6 +1320,17 @@ static void plan_seals(struct restore_proc *rp, struct plan *p)
 				  mm->vmas[i]->end - mm->vmas[i]->start, 0, 0, 0, 0);
 }
 
+/* A task cryo makes starts with cryo's own executable (a program restoring a child of
+ * its own through libcryo: the same file as the image's). The kernel refuses to replace
+ * the executable while the old one is mapped, so when it is the same file it is kept. */
+static bool exe_is_restorers(int exe_fd)
+{
+	struct stat img, self;
+
+	return !fstat(exe_fd, &img) && !stat("/proc/self/exe", &self) &&
+	       img.st_dev == self.st_dev && img.st_ino == self.st_ino;
+}
+
 int mem_plan_mm(struct restore_proc *rp, struct plan *p)
 {
 	const MmState *mm = rp->core->mm;
@@ -1346,7 +1357,7 @@ int mem_plan_mm(struct restore_proc *rp, struct plan *p)
 	map.env_end = mm->env_end;
 	map.auxv = plan_data(p, mm->auxv, mm->n_auxv * 8);
 	map.auxv_size = mm->n_auxv * 8;
-	map.exe_fd = exe_fd;
+	map.exe_fd = exe_fd >= 0 && exe_is_restorers(exe_fd) ? -1 : exe_fd;
 	plan_call(p, "setting the mm fields (PR_SET_MM_MAP)", 0, __NR_prctl, PR_SET_MM,
 		  PR_SET_MM_MAP, plan_data(p, &map, sizeof(map)), sizeof(map), 0, 0);
 	plan_seals(rp, p);

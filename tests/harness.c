@@ -1259,6 +1259,7 @@ static void run_real_programs(void)
 #include "harness_bad.c"
 #include "harness_real.c"
 #include "harness_servers.c"
+#include "harness_pkg.c"
 
 int main(int argc, char **argv)
 {
@@ -1267,6 +1268,7 @@ int main(int argc, char **argv)
 		{ "tests", required_argument, 0, 't' },
 		{ "unit", required_argument, 0, 'u' },
 		{ "real", required_argument, 0, 'r' },
+		{ "src", required_argument, 0, 's' },
 		{ "filter", required_argument, 0, 'f' },
 		{ "fg", no_argument, 0, 'g' },
 		{ "verbose", no_argument, 0, 'v' },
@@ -1276,18 +1278,19 @@ int main(int argc, char **argv)
 	char cryo_abs[4096];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "c:t:u:r:f:gv", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:t:u:r:s:f:gv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cryo_bin = optarg; break;
 		case 't': tests_dir = optarg; break;
 		case 'u': unit_dir = optarg; break;
 		case 'r': real_dir = optarg; break;
+		case 's': src_dir = optarg; break;
 		case 'f': filter = optarg; break;
 		case 'g': modes_enabled |= 1 << MODE_FG; break;
 		case 'v': verbose = true; break;
 		default:
 			fprintf(stderr, "usage: harness --cryo BIN --tests DIR [--unit DIR] "
-				"[--real DIR] [--filter S] [--fg] [-v]\n");
+				"[--real DIR] [--src DIR] [--filter S] [--fg] [-v]\n");
 			return 2;
 		}
 	}
@@ -1325,6 +1328,7 @@ int main(int argc, char **argv)
 	if (real_dir)
 		run_servers();
 	run_bad_inputs();
+	run_pkg();
 	reap_orphans();
 	if (!failed)
 		remove_tree(work);

@@ -24,7 +24,7 @@ run() {
 	[ -n "$p" ] || { p=0; f=1; echo "$label: no summary line"; }
 	total_p=$((total_p + p)); total_f=$((total_f + f))
 }
-run "suite" build/tests/harness --cryo build/bin/cryo --tests build/tests --unit build/unit --real tests/real --fg
+run "suite" build/tests/harness --cryo build/bin/cryo --tests build/tests --unit build/unit --real tests/real --src . --fg
 run "suite, cryo under AddressSanitizer" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	build/tests/harness --cryo build-address/bin/cryo --tests build/tests --real tests/real
 [ -n "${CRYO_NO_XKERNEL:-}" ] || run "restore across kernels" tools/xkernel/check.sh
