@@ -6,7 +6,9 @@ pkgs=(gcc make libc6-dev protobuf-c-compiler libprotobuf-c-dev python3 perl tmux
       clang libclang-rt-14-dev procps util-linux
       iproute2	# restore-tcp-address-gone adds and removes an address on lo
       redis-server memcached nginx-light nodejs	# the suite's real servers
-      libnftables-dev nftables)	# the network lock (net_lock.c)
+      libnftables-dev nftables	# the network lock (net_lock.c)
+      pkg-config man-db		# pkg-install: the installed library and man page
+      debhelper dpkg-dev lintian)	# tools/pkg_test.sh: the Debian package
 [ "${1:-}" = "--xkernel" ] && pkgs+=(qemu-system-x86 busybox-static cpio xz-utils zstd)
 missing=()
 for p in "${pkgs[@]}"; do

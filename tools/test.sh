@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build cryo and run the whole test suite: unit tests, every test program in three
 # modes, real programs, bad inputs; then the same suite with cryo built under
-# AddressSanitizer; then restores across kernels (Debian 6.1 and 6.12 under qemu; set
-# CRYO_NO_XKERNEL=1 to skip). The last line is the total: "N passed, N failed".
+# AddressSanitizer; then the Debian package built, linted, installed, used and removed
+# (tools/pkg_test.sh; CRYO_NO_PKG=1 skips it); then restores across kernels (Debian 6.1
+# and 6.12 under qemu; set CRYO_NO_XKERNEL=1 to skip). The last line is the total: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "tools/test.sh: run as root (the tests ptrace and restore PIDs)" >&2; exit 2; }
@@ -27,6 +28,7 @@ run() {
 run "suite" build/tests/harness --cryo build/bin/cryo --tests build/tests --unit build/unit --real tests/real --src . --fg
 run "suite, cryo under AddressSanitizer" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	build/tests/harness --cryo build-address/bin/cryo --tests build/tests --real tests/real
+[ -n "${CRYO_NO_PKG:-}" ] || run "Debian package" tools/pkg_test.sh
 [ -n "${CRYO_NO_XKERNEL:-}" ] || run "restore across kernels" tools/xkernel/check.sh
 echo "$total_p passed, $total_f failed"
 [ "$total_f" = 0 ]
