@@ -33,6 +33,8 @@ PROTO_H := $(BUILD)/proto/cryo.pb-c.h
 PIC_OBJS := $(LIB_OBJS:$(BUILD)/obj/%=$(BUILD)/pic/%)
 ABI := $(shell sed -n 's/^\#define CRYO_ABI_VERSION \([0-9]*\)$$/\1/p' include/cryo.h)
 SONAME := libcryo.so.$(ABI)
+# Only the plain build makes the shared library: nothing uses a sanitized one.
+SHARED_LIB := $(if $(SAN),,$(BUILD)/$(SONAME))
 
 # Installation. cryo goes to sbin: it is a tool for root (it ptraces and restores
 # other users' processes), as Debian's criu does; the man page is in section 8.
@@ -49,7 +51,7 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
 .PHONY: all check unit e2e bench fuzz clean tests check-xkernel install uninstall
-all: $(BUILD)/bin/cryo $(BUILD)/libcryo.a $(BUILD)/$(SONAME) bin/cryo
+all: $(BUILD)/bin/cryo $(BUILD)/libcryo.a $(SHARED_LIB) bin/cryo
 
 bin/cryo: $(BUILD)/bin/cryo
 	@mkdir -p bin
@@ -153,7 +155,7 @@ INSTALLED := $(BINDIR)/cryo $(LIBDIR)/$(SONAME) $(LIBDIR)/libcryo.so $(LIBDIR)/l
 	$(INCLUDEDIR)/cryo.h $(PKGCONFIGDIR)/cryo.pc $(MANDIR)/man8/cryo.8
 
 # cryo.pc is made from cryo.pc.in at each install, for this PREFIX and LIBDIR.
-install: all
+install: all $(BUILD)/$(SONAME)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/bin/cryo $(DESTDIR)$(BINDIR)/cryo
