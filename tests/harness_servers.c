@@ -957,6 +957,8 @@ static void run_servers(void)
 	static const struct server servers[] = {
 		{ "redis-2000-keys", "/usr/bin/redis-server", server_mode, redis_start,
 		  redis_fill, redis_check, SRV_UNIX | SRV_TCP | SRV_TCP6, false },
+		{ "redis-2000-keys-held-conn", "/usr/bin/redis-server", server_mode,
+		  redis_start, redis_fill, redis_check, SRV_TCP | SRV_TCP6, true },
 		{ "memcached-2000-keys", "/usr/bin/memcached", server_mode, memcached_start,
 		  memcached_fill, memcached_check, SRV_UNIX | SRV_TCP | SRV_TCP6, false },
 		{ "nginx-2-workers", "/usr/sbin/nginx", server_mode, nginx_start, nginx_fill,
@@ -966,7 +968,7 @@ static void run_servers(void)
 		{ "node-cluster-2-workers", "/usr/bin/node", server_mode, node_cluster_start,
 		  node_cluster_fill, node_cluster_check, SRV_UNIX | SRV_TCP | SRV_TCP6, false },
 		{ "python3-asyncio-50-clients", "/usr/bin/python3", stream_mode, NULL, NULL,
-		  NULL, SRV_UNIX, false },
+		  NULL, SRV_UNIX | SRV_TCP, true },
 	};
 
 	for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++)
