@@ -868,6 +868,9 @@ static void run_server(const struct server *sv, unsigned over)
 		reason[0] = 0;
 		rc = sv->mode(sv, &s, modes[i]);
 		srv_cleanup(&s);
+		/* No lock of the server's may outlive the case (any left is removed). */
+		if (s.r.pid > 0 && netlock_left(s.r.pid))
+			rc = -1;
 		srv_result(&s, name, modes[i], rc);
 	}
 }
