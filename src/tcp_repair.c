@@ -563,21 +563,34 @@ static int grow_buffer(int sk, int force_opt, int opt, size_t len)
 	return setsockopt(sk, SOL_SOCKET, force_opt, &want, sizeof(want));
 }
 
+/* A queue goes back in pieces of this much: each is one allocation of the kernel's. */
+#define QUEUE_CHUNK (64 << 10)
+#define QUEUE_NOBUFS_TRIES 1000
+
 /* Bytes into a queue in repair mode: the receive queue as if received, the send
  * queue as if sent and not acknowledged. */
 static int write_queue(int sk, int queue, const uint8_t *data, size_t len)
 {
 	size_t done = 0;
+	int busy = 0;
 
 	if (!len)
 		return 0;
 	if (set_int(sk, TCP_REPAIR_QUEUE, queue))
 		return cr_perr("cannot select a TCP queue");
 	while (done < len) {
-		ssize_t n = send(sk, data + done, len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+		size_t chunk = len - done < QUEUE_CHUNK ? len - done : QUEUE_CHUNK;
+		ssize_t n = send(sk, data + done, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n > 0) {
 			done += n;
+			busy = 0;
+			continue;
+		}
+		/* The kernel could not allocate the buffer (ENOBUFS): memory is short
+		 * for a moment, not the socket's room. */
+		if (n < 0 && errno == ENOBUFS && busy++ < QUEUE_NOBUFS_TRIES) {
+			usleep(1000);
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == ENOMEM)) {
