@@ -728,10 +728,16 @@ static int node_check(struct srv_run *s)
  * workers, each counting its own requests. */
 static int node_cluster_start(struct srv_run *s)
 {
-	char script[700], where[128];
-	char *argv[] = { "/usr/bin/node", script, where, "2", NULL };
+	char script[PATH_MAX + 32], where[128], abs[PATH_MAX];
+	/* Run from /usr/lib: node's cluster binds a Unix socket by whichever of its
+	 * relative and absolute paths is shorter, and cryo restores only absolute names
+	 * (from a work directory near the socket's, as CI's clone in /tmp, it took the
+	 * relative one). */
+	char *argv[] = { "/usr/bin/env", "-C", "/usr/lib", "/usr/bin/node", script, where, "2",
+			 NULL };
 
-	snprintf(script, sizeof(script), "%s/http_hits.js", real_dir);
+	snprintf(script, sizeof(script), "%s/http_hits.js",
+		 realpath(real_dir, abs) ? abs : real_dir);
 	snprintf(where, sizeof(where), "%s", s->a.text);
 	return server_spawn(s, argv) || log_shows(s->r.log, "READY\n") ||
 	       workers_up(s, "the node cluster", 2) ? -1 : 0;
