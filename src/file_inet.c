@@ -26,6 +26,7 @@
 
 #include "fd_kind.h"
 #include "file_inet.h"
+#include "file_sk.h"
 #include "log.h"
 #include "sk_opts.h"
 #include "sys.h"
@@ -168,7 +169,7 @@ int inet_check_entry(const FileEntry *e)
  * filters by port: one question costs what that port has, not what the host has):
  * cb gets each answer; `info` asks for what TCP_INFO carries (and the MD5 keys). */
 static int diag_query(int family, uint32_t states, uint16_t sport, bool info,
-		      void (*cb)(const struct nlmsghdr *h, void *arg), void *arg)
+		      int (*cb)(const void *msg, size_t len, void *arg), void *arg)
 {
 	struct {
 		struct nlmsghdr h;
@@ -185,40 +186,7 @@ static int diag_query(int family, uint32_t states, uint16_t sport, bool info,
 		.ops = { { INET_DIAG_BC_S_EQ, sizeof(req.ops), sizeof(req.ops) + 4 },
 			 { 0, 0, sport } },
 	};
-	static char buf[32768] __attribute__((aligned(8)));
-	int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), rc = -1;
-
-	if (nl < 0)
-		return cr_perr("cannot open a sock_diag socket");
-	if (send(nl, &req, sizeof(req), 0) != sizeof(req)) {
-		cr_perr("cannot ask sock_diag");
-		goto out;
-	}
-	for (;;) {
-		ssize_t n = recv(nl, buf, sizeof(buf), 0);
-		struct nlmsghdr *h = (void *)buf;
-
-		if (n < 0) {
-			cr_perr("cannot read sock_diag's answer");
-			goto out;
-		}
-		for (; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_DONE) {
-				rc = 0;
-				goto out;
-			}
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				errno = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
-				cr_perr("sock_diag refused a question about TCP port %u", sport);
-				goto out;
-			}
-			if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-				cb(h, arg);
-		}
-	}
-out:
-	close(nl);
-	return rc;
+	return sk_diag_dump(&req, sizeof(req), cb, arg);
 }
 
 struct diag_seen {
@@ -227,25 +195,32 @@ struct diag_seen {
 	struct inet_diag_msg msg;	/* the socket's, once found */
 };
 
-static void diag_attrs(const struct nlmsghdr *h, void *arg)
+static int diag_attrs(const void *msg, size_t msg_len, void *arg)
 {
-	const struct inet_diag_msg *m = NLMSG_DATA(h);
-	size_t len = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)), at = 0;
+	const struct inet_diag_msg *m = msg;
+	size_t len = msg_len - sizeof(*m), at = 0;
 	struct diag_seen *seen = arg;
 
-	if (m->idiag_inode != seen->ino)
-		return;
+	if (msg_len < sizeof(*m) || m->idiag_inode != seen->ino)
+		return 0;
 	seen->found = true;
 	seen->msg = *m;
 	while (at + sizeof(struct nlattr) <= len) {
 		const struct nlattr *a = (const void *)((const char *)(m + 1) + at);
 
 		if (a->nla_len < sizeof(*a) || a->nla_len > len - at)
-			return;
+			return 0;
 		if ((a->nla_type & NLA_TYPE_MASK) == INET_DIAG_MD5SIG)
 			seen->md5 = true;
 		at += NLA_ALIGN(a->nla_len);
 	}
+	return 0;
+}
+
+/* The same, for tcp_diag_ends's single answer. */
+static void diag_attrs_h(const struct nlmsghdr *h, void *arg)
+{
+	diag_attrs(NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN, arg);
 }
 
 /* What sock_diag alone shows of socket `ino` (in `states`, on local port `sport`):
@@ -264,7 +239,7 @@ static int diag_conn(const struct sockaddr_storage *local, const struct sockaddr
 {
 	*seen = (struct diag_seen){ .ino = ino };
 	return tcp_diag_ends(SOCK_DIAG_BY_FAMILY, (const struct sockaddr *)local,
-			     (const struct sockaddr *)peer, diag_attrs, seen) < 0 ? -1 : 0;
+			     (const struct sockaddr *)peer, diag_attrs_h, seen) < 0 ? -1 : 0;
 }
 
 /* ---- dump ---- */
@@ -680,15 +655,18 @@ struct holder_search {
 
 #define ST_TIME_WAIT 6
 
-static void find_port(const struct nlmsghdr *h, void *arg)
+static int find_port(const void *msg, size_t len, void *arg)
 {
-	const struct inet_diag_msg *m = NLMSG_DATA(h);
+	const struct inet_diag_msg *m = msg;
 	struct holder_search *hs = arg;
 
+	if (len < sizeof(*m))
+		return 0;
 	if (m->idiag_state == ST_TIME_WAIT)
 		hs->time_wait = true;
 	else if (!hs->ino)
 		hs->ino = m->idiag_inode;
+	return 0;
 }
 
 /* Who has a TCP port of this host (listening, bound, connected, TIME_WAIT). */
