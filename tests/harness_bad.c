@@ -598,6 +598,7 @@ out:
  * wrong, sealed again by img_edit: restore refuses each with one line and leaves
  * nothing behind. */
 static int copy_dir(const char *from, const char *to);
+static int copy_file(const char *from, const char *to, mode_t mode);
 
 static int bad_restore_tcp_damaged(struct run *r)
 {
@@ -1139,6 +1140,19 @@ static int bad_stopped_leave(struct run *r)
 
 /* ---- restore ---- */
 
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	size_t len;
+	char *data = read_file(from, &len);
+	int fd = data ? open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) : -1;
+	int rc = fd >= 0 && write(fd, data, len) == (ssize_t)len ? 0 : -1;
+
+	if (fd >= 0 && (close(fd) || fchmodat(AT_FDCWD, to, mode, 0)))
+		rc = -1;
+	free(data);
+	return rc ? why("cannot copy %s to %s", from, to) : 0;
+}
+
 static int copy_dir(const char *from, const char *to)
 {
 	DIR *d = opendir(from);
@@ -1149,25 +1163,15 @@ static int copy_dir(const char *from, const char *to)
 	mkdir(to, 0700);
 	while ((de = readdir(d))) {
 		char a[1200], b[1200];
-		size_t len;
-		char *data;
-		FILE *f;
 
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(a, sizeof(a), "%s/%s", from, de->d_name);
 		snprintf(b, sizeof(b), "%s/%s", to, de->d_name);
-		data = read_file(a, &len);
-		f = fopen(b, "w");
-		if (!data || !f || fwrite(data, 1, len, f) != len) {
-			free(data);
-			if (f)
-				fclose(f);
+		if (copy_file(a, b, 0600)) {
 			closedir(d);
-			return why("cannot copy %s", a);
+			return -1;
 		}
-		free(data);
-		fclose(f);
 	}
 	closedir(d);
 	return 0;
@@ -1454,12 +1458,32 @@ static int bad_restore_mapped_rebuilt(struct run *r)
 }
 
 /* An image another user owns (here: chowned to nobody after the dump). */
+/* A victim that becomes nobody runs a copy of t_basic in the work directory: a
+ * restore as nobody must reach its program, and the tests directory may be under one
+ * closed to others (a clone in a `mktemp -d` directory, mode 0700). */
+static int start_nobodys_victim(struct run *r, const char *name, const char *extra)
+{
+	char from[600], to[600], *argv[] = { to, work, (char *)extra, NULL };
+
+	snprintf(from, sizeof(from), "%s/t_basic", tests_dir);
+	snprintf(to, sizeof(to), "%s/t_basic-of-nobody", work);
+	if (copy_file(from, to, 0755))
+		return -1;
+	run_dir(r, name, "bad");
+	r->pid = spawn(argv, r->log, true);
+	if (r->pid < 0)
+		return why("fork failed");
+	return wait_ready(r->pid, r->log);
+}
+
 static int owned_image(struct run *r, const char *name, const char *extra)
 {
 	char pid[16], cmd[1400];
 	int rc, status;
 
-	if (start_victim(r, name, extra))
+	rc = extra && !strncmp(extra, "nobody", 6) ? start_nobodys_victim(r, name, extra) :
+						    start_victim(r, name, extra);
+	if (rc)
 		return -1;
 	snprintf(pid, sizeof(pid), "%d", r->pid);
 	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, NULL);
