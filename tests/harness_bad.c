@@ -1168,7 +1168,7 @@ static int copy_dir(const char *from, const char *to)
 			continue;
 		snprintf(a, sizeof(a), "%s/%s", from, de->d_name);
 		snprintf(b, sizeof(b), "%s/%s", to, de->d_name);
-		if (copy_file(a, b, 0600)) {
+		if (copy_file(a, b, 0644)) {
 			closedir(d);
 			return -1;
 		}
