@@ -110,6 +110,13 @@ int cryo_stats_json(FILE *f);
 const char *cryo_last_error(void);
 /* A size with an optional K, M or G suffix (powers of 1024): "1M", "4096". */
 int cryo_parse_size(const char *arg, unsigned long long *out);
+/* The reference's --cpu-cap[=CAP[,CAP...]] (CAP: all, cpu, fpu, ins, none; NULL: its
+ * default, fpu). cryo always records the CPU and always checks on restore the
+ * instruction sets and XSAVE components a process may use, which covers fpu, ins and
+ * cpu; the one choice left is "none", alone: restore without that check. Sets *check
+ * (false for "none"); returns -1 for an unknown cap, an empty one, or none mixed with
+ * others. Since ABI node CRYO_1.1 of libcryo.so.1. */
+int cryo_parse_cpu_cap(const char *arg, bool *check);
 /* "fd[N]:RESOURCE" (--inherit-fd) into *out. */
 int cryo_parse_inherit_fd(const char *arg, struct cryo_inherit_fd *out);
 /* 0: errors and warnings (the default); 1: progress; 2: debug. Never fails. */

@@ -28,7 +28,7 @@ static const char usage_main[] =
 static const char usage_dump[] =
 	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks]\n"
 	"                 [--ext-unix-sk] [--tcp-skip-in-flight] [--ghost-limit SIZE]\n"
-	"                 [--tcp-established] [--tcp-close] [-v]\n"
+	"                 [--tcp-established] [--tcp-close] [--cpu-cap[=CAPS]] [-v]\n"
 	"\n"
 	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
 	"missing). By default the process is killed once the image is complete.\n"
@@ -51,6 +51,8 @@ static const char usage_dump[] =
 	"                        without it, or --tcp-close, a connection is refused\n"
 	"      --tcp-close       record TCP connections as closed: restore (with\n"
 	"                        --tcp-close) gives sockets that read end-of-file\n"
+	"      --cpu-cap[=CAPS]  accepted for CRIU's command lines (all, cpu, fpu, ins):\n"
+	"                        the CPU's features are always recorded\n"
 	"  -v                    more output (repeat for debug output); -v0 ... -v4 as\n"
 	"                        in CRIU (3: progress, 4: debug)\n"
 	"  -o, --log-file FILE   progress to FILE (relative to -W, else to the current\n"
@@ -71,7 +73,7 @@ static const char usage_dump[] =
 	"by name.\n";
 
 static const char usage_restore[] =
-	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap=none]\n"
+	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap[=CAPS]]\n"
 	"                    [--file-validation=MODE] [--trust-image] [--file-locks]\n"
 	"                    [--inherit-fd fd[N]:RESOURCE]... [--ext-unix-sk]\n"
 	"                    [--tcp-established] [--tcp-close] [-v]\n"
@@ -85,7 +87,8 @@ static const char usage_restore[] =
 	"      --pidfile FILE    write the restored PID to FILE\n"
 	"  -j, --shell-job       restore into cryo's session (see dump --shell-job)\n"
 	"      --vdso=MODE       auto (default), remap (same kernel only), proxy\n"
-	"      --cpu-cap=none    restore even if this CPU lacks features of the dumping CPU\n"
+	"      --cpu-cap[=CAPS]  all, cpu, fpu, ins: the default check of this CPU; none:\n"
+	"                        restore even if it lacks features of the dumping CPU\n"
 	"      --file-validation=buildid|filesize\n"
 	"                        how mapped files are recognised: ELF build-id and size\n"
 	"                        (default; size and mtime without a build-id), or size only\n"
@@ -380,7 +383,8 @@ static int open_log(const struct common_opts *co)
 
 static int cmd_dump(int argc, char **argv)
 {
-	enum { OPT_DUMP_EXT_UNIX = 256, OPT_TCP_SKIP_IN_FLIGHT, OPT_DUMP_TCP_EST, OPT_DUMP_TCP_CLOSE };
+	enum { OPT_DUMP_EXT_UNIX = 256, OPT_TCP_SKIP_IN_FLIGHT, OPT_DUMP_TCP_EST, OPT_DUMP_TCP_CLOSE,
+	       OPT_DUMP_CPU_CAP };
 	static const struct option opts[] = {
 		{ "tree", required_argument, 0, 't' },
 		{ "images-dir", required_argument, 0, 'D' },
@@ -393,6 +397,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "ghost-limit", required_argument, 0, 'G' },
 		{ "tcp-established", no_argument, 0, OPT_DUMP_TCP_EST },
 		{ "tcp-close", no_argument, 0, OPT_DUMP_TCP_CLOSE },
+		{ "cpu-cap", optional_argument, 0, OPT_DUMP_CPU_CAP },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -434,6 +439,14 @@ static int cmd_dump(int argc, char **argv)
 		case OPT_DUMP_TCP_CLOSE:
 			o.tcp_close = true;
 			break;
+		case OPT_DUMP_CPU_CAP: {	/* the CPU is always recorded whole */
+			bool check;
+
+			if (cryo_parse_cpu_cap(optarg, &check))
+				return bad_usage("invalid --cpu-cap '%s' (all, cpu, fpu, ins, or "
+						 "none alone)", optarg, usage_dump);
+			break;
+		}
 		case 'G':
 			if (cryo_parse_size(optarg, &o.ghost_limit) || !o.ghost_limit)
 				return bad_usage("invalid --ghost-limit '%s' (a size such as 1M)",
@@ -498,7 +511,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "pidfile", required_argument, 0, OPT_PIDFILE },
 		{ "shell-job", no_argument, 0, 'j' },
 		{ "vdso", required_argument, 0, OPT_VDSO },
-		{ "cpu-cap", required_argument, 0, OPT_CPU_CAP },
+		{ "cpu-cap", optional_argument, 0, OPT_CPU_CAP },
 		{ "file-validation", required_argument, 0, OPT_FILE_VALIDATION },
 		{ "trust-image", no_argument, 0, OPT_TRUST },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT },
@@ -545,12 +558,15 @@ static int cmd_restore(int argc, char **argv)
 			else
 				return bad_usage("invalid --vdso mode '%s'", optarg, usage_restore);
 			break;
-		case OPT_CPU_CAP:
-			if (strcmp(optarg, "none"))
-				return bad_usage("invalid --cpu-cap '%s' (only 'none')", optarg,
-						 usage_restore);
-			o.ignore_cpu = true;
+		case OPT_CPU_CAP: {
+			bool check;
+
+			if (cryo_parse_cpu_cap(optarg, &check))
+				return bad_usage("invalid --cpu-cap '%s' (all, cpu, fpu, ins, or "
+						 "none alone)", optarg, usage_restore);
+			o.ignore_cpu = !check;
 			break;
+		}
 		case OPT_TRUST:
 			o.trust_image = true;
 			break;

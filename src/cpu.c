@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "cryo.h"
 #include "log.h"
 
 #define CR_FEATURES (sizeof(features) / sizeof(features[0]))
@@ -263,4 +264,30 @@ void cpu_feature_list(const struct cpu_info *ci, char *buf, size_t len)
 	for (size_t i = 0; i < CR_FEATURES; i++)
 		if (ci->words[features[i].word] & (1u << features[i].bit))
 			append(buf, len, &used, features[i].name);
+}
+
+int cryo_parse_cpu_cap(const char *arg, bool *check)
+{
+	static const char *const caps[] = { "all", "cpu", "fpu", "ins" };
+	bool none = false, other = false;
+	const char *p = arg ? arg : "fpu";
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		bool known = len == 4 && !strncmp(p, "none", 4);
+
+		none |= known;
+		for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]) && !known; i++)
+			if (len == strlen(caps[i]) && !strncmp(p, caps[i], len))
+				known = other = true;
+		if (!known)
+			return -1;
+		p += len;
+		if (*p == ',' && !*++p)
+			return -1;
+	}
+	if (p == arg || (none && other))
+		return -1;
+	*check = !none;
+	return 0;
 }

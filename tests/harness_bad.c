@@ -1711,7 +1711,12 @@ static int bad_cli(struct run *r)
 	rc = run_cryo(r->cryo_log, "dump", "-t", "12abc", "-D", r->img, NULL);
 	if (rc != 2)
 		return why("invalid PID: exit %d, expected 2", rc);
-	return file_has(r->cryo_log, "invalid PID '12abc'") ? 0 : why("no usage error printed");
+	if (!file_has(r->cryo_log, "invalid PID '12abc'"))
+		return why("no usage error printed");
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "--cpu-cap=none,fpu", NULL);
+	if (rc != 2 || !file_has(r->cryo_log, "invalid --cpu-cap 'none,fpu'"))
+		return why("--cpu-cap=none,fpu: exit %d, or no line naming it", rc);
+	return 0;
 }
 
 /* The reference's flags for what cryo does not do yet: one line naming the flag and
@@ -1719,9 +1724,9 @@ static int bad_cli(struct run *r)
 static int bad_cli_reference_flag(struct run *r)
 {
 	static const char *const flags[][2] = {
-		{ "--page-server", "the page server" },
-		{ "--lazy-pages", "lazy restore" },
-		{ "--track-mem", "iterative dumps" },
+		{ "--manage-cgroups", "cgroups" },
+		{ "--manage-cgroups=soft", "cgroups" },
+		{ "--link-remap", "linking deleted files back" },
 	};
 	char needle[96];
 
@@ -1729,8 +1734,8 @@ static int bad_cli_reference_flag(struct run *r)
 	for (size_t i = 0; i < CR_LEN(flags); i++) {
 		int rc = run_cryo(r->cryo_log, "dump", "-t", "1", "-D", r->img, flags[i][0], NULL);
 
-		snprintf(needle, sizeof(needle), "%s: not supported yet (%s)", flags[i][0],
-			 flags[i][1]);
+		snprintf(needle, sizeof(needle), "%.*s: not supported yet (%s",
+			 (int)strcspn(flags[i][0], "="), flags[i][0], flags[i][1]);
 		if (rc != 2 || !file_has(r->cryo_log, needle))
 			return why("%s: exit %d, or no line '%s'", flags[i][0], rc, needle);
 		if (file_has(r->cryo_log, "usage:"))

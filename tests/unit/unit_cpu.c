@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "cpu.h"
+#include "cryo.h"
 #include "unit.h"
 
 /* A Skylake-server-like CPU: SSE..AVX-512, XCR0 with the AVX-512 components. */
@@ -329,8 +330,30 @@ static void test_xstate_pb(void)
 	}
 }
 
+/* --cpu-cap lists: the reference's names, none alone, nothing else. */
+static void test_cpu_cap(void)
+{
+	static const struct { const char *arg; int rc; bool check; } cases[] = {
+		{ NULL, 0, true }, { "fpu", 0, true }, { "all", 0, true },
+		{ "cpu,fpu,ins", 0, true }, { "none", 0, false }, { "none,none", 0, false },
+		{ "", -1, false }, { "fpu,", -1, false }, { ",fpu", -1, false },
+		{ "none,fpu", -1, false }, { "fp", -1, false }, { "fpux", -1, false },
+		{ "nonex", -1, false }, { "NONE", -1, false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool check = !cases[i].check;
+		int rc = cryo_parse_cpu_cap(cases[i].arg, &check);
+
+		unit_case();
+		CHECK(rc == cases[i].rc && (rc || check == cases[i].check), "--cpu-cap '%s': %d %d",
+		      cases[i].arg ? cases[i].arg : "(none)", rc, check);
+	}
+}
+
 int main(void)
 {
+	test_cpu_cap();
 	test_xstate_convert();
 	test_xstate_pb();
 	test_same_and_superset();
