@@ -35,7 +35,13 @@ struct cryo_dump_opts {
 	/* --ghost-limit: the most data a deleted file still open or mapped may hold
 	 * (its bytes outside holes, which go into the image); 0: CRYO_GHOST_LIMIT. */
 	unsigned long long ghost_limit;
+	/* --timeout: the most seconds from the seize to a complete image; past it the
+	 * dump fails and the tree goes on untouched. 0: no limit beyond the 10 s each
+	 * task gets to stop. */
+	unsigned timeout;
 };
+
+#define CRYO_TIMEOUT_MAX 86400
 
 #define CRYO_GHOST_LIMIT (1ULL << 20)
 

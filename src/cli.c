@@ -28,7 +28,8 @@ static const char usage_main[] =
 static const char usage_dump[] =
 	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks]\n"
 	"                 [--ext-unix-sk] [--tcp-skip-in-flight] [--ghost-limit SIZE]\n"
-	"                 [--tcp-established] [--tcp-close] [--cpu-cap[=CAPS]] [-v]\n"
+	"                 [--tcp-established] [--tcp-close] [--cpu-cap[=CAPS]]\n"
+	"                 [--timeout N] [-v]\n"
 	"\n"
 	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
 	"missing). By default the process is killed once the image is complete.\n"
@@ -53,6 +54,9 @@ static const char usage_dump[] =
 	"                        --tcp-close) gives sockets that read end-of-file\n"
 	"      --cpu-cap[=CAPS]  accepted for CRIU's command lines (all, cpu, fpu, ins):\n"
 	"                        the CPU's features are always recorded\n"
+	"      --timeout N       fail (leaving the tree untouched) if the tree is not\n"
+	"                        stopped and written within N seconds (default: each\n"
+	"                        task gets 10 s to stop, the whole dump no limit)\n"
 	"  -v                    more output (repeat for debug output); -v0 ... -v4 as\n"
 	"                        in CRIU (3: progress, 4: debug)\n"
 	"  -o, --log-file FILE   progress to FILE (relative to -W, else to the current\n"
@@ -172,6 +176,20 @@ static int need_privileges(const char *cmd)
 	return 1;
 }
 
+/* --timeout N: whole seconds, 1 ... CRYO_TIMEOUT_MAX. */
+static int parse_timeout(const char *s, unsigned *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > CRYO_TIMEOUT_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 static int parse_pid(const char *s, pid_t *out)
 {
 	char *end;
@@ -204,7 +222,6 @@ static const struct {
 	{ "prev-images-dir", required_argument, "iterative dumps" },
 	{ "track-mem", no_argument, "iterative dumps" },
 	{ "manage-cgroups", optional_argument, "cgroups" },
-	{ "timeout", required_argument, "a timeout" },
 };
 
 #define NR_UNSUPPORTED (sizeof(unsupported) / sizeof(unsupported[0]))
@@ -384,7 +401,7 @@ static int open_log(const struct common_opts *co)
 static int cmd_dump(int argc, char **argv)
 {
 	enum { OPT_DUMP_EXT_UNIX = 256, OPT_TCP_SKIP_IN_FLIGHT, OPT_DUMP_TCP_EST, OPT_DUMP_TCP_CLOSE,
-	       OPT_DUMP_CPU_CAP };
+	       OPT_DUMP_CPU_CAP, OPT_DUMP_TIMEOUT };
 	static const struct option opts[] = {
 		{ "tree", required_argument, 0, 't' },
 		{ "images-dir", required_argument, 0, 'D' },
@@ -398,6 +415,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "tcp-established", no_argument, 0, OPT_DUMP_TCP_EST },
 		{ "tcp-close", no_argument, 0, OPT_DUMP_TCP_CLOSE },
 		{ "cpu-cap", optional_argument, 0, OPT_DUMP_CPU_CAP },
+		{ "timeout", required_argument, 0, OPT_DUMP_TIMEOUT },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -447,6 +465,11 @@ static int cmd_dump(int argc, char **argv)
 						 "none alone)", optarg, usage_dump);
 			break;
 		}
+		case OPT_DUMP_TIMEOUT:
+			if (parse_timeout(optarg, &o.timeout))
+				return bad_usage("invalid --timeout '%s' (seconds, 1 to 86400)",
+						 optarg, usage_dump);
+			break;
 		case 'G':
 			if (cryo_parse_size(optarg, &o.ghost_limit) || !o.ghost_limit)
 				return bad_usage("invalid --ghost-limit '%s' (a size such as 1M)",

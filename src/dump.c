@@ -279,6 +279,7 @@ static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 {
 	if (action_run(opts->action_script, "pre-dump", opts->dir, opts->pid))
 		return -1;
+	ptr_set_deadline(opts->timeout);
 	stats_enter(PH_SEIZE);
 	/* The connections' traffic stops before anything of them is read. */
 	if (tree_seize(ctx, opts->pid) || net_lock_dump(ctx) ||
@@ -288,9 +289,10 @@ static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 	stats_leave(PH_SEIZE);
 	stats_enter(PH_FROZEN);
 	for (size_t i = 0; i < ctx->nr_procs; i++)
-		if (!ctx->procs[i]->zombie && collect(ctx->procs[i]))
+		if (ptr_check_deadline() || (!ctx->procs[i]->zombie && collect(ctx->procs[i])))
 			return -1;
-	if (locks_dump_check(ctx) || ipc_dump(ctx) || tty_dump_tree(ctx))
+	if (locks_dump_check(ctx) || ipc_dump(ctx) || tty_dump_tree(ctx) ||
+	    ptr_check_deadline())
 		return -1;
 	if (!opts->leave_running)
 		for (size_t i = 0; i < ctx->nr_procs; i++)
@@ -343,6 +345,8 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 		return cr_err("no image directory given (-D)");
 	if (process_dump_check(opts->pid))
 		return -1;
+	if (opts->timeout > CRYO_TIMEOUT_MAX)
+		return cr_err("--timeout %u: at most %u s", opts->timeout, CRYO_TIMEOUT_MAX);
 	/* Not interruptible while the processes are ours. */
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
@@ -363,6 +367,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	if (!kill_them && opts->tcp_established &&
 	    action_run(opts->action_script, "network-unlock", opts->dir, opts->pid))
 		rc = -1;
+	ptr_set_deadline(0);
 	if (finish_tree(&ctx, kill_them))
 		rc = -1;
 	stats_leave(PH_FROZEN);

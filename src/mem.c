@@ -618,7 +618,7 @@ static int sink_flush(struct page_sink *s)
 {
 	if (!s->fill)
 		return 0;
-	if (raw_async_submit(&s->async, s->fill))
+	if (ptr_check_deadline() || raw_async_submit(&s->async, s->fill))
 		return -1;
 	stats_progress_add(s->fill);
 	s->buf = raw_async_buffer(&s->async);

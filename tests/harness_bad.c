@@ -962,6 +962,29 @@ static int bad_dump_vfork(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* --timeout: a thread that cannot stop (it waits in vfork) makes the dump give up
+ * after the time given, not the 10 s each task gets; the process goes on untouched. */
+static int bad_dump_timeout(struct run *r)
+{
+	char pid[16], needle[96];
+	int child;
+
+	if (start_victim(r, "dump-timeout", "thread-vfork"))
+		return -1;
+	child = asked(r, "VFORK-CHILD ", 0, 0, 1 << 30);
+	if (!child)
+		return why("the victim named no vfork child");
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(needle, sizeof(needle), "did not stop within --timeout 1 s");
+	if (expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--timeout",
+				     "1", NULL), needle))
+		return -1;
+	if (access(r->img, F_OK) == 0)
+		return why("the timed-out dump left %s", r->img);
+	kill(child, SIGUSR1);
+	return victim_unharmed(r);
+}
+
 /* A pidfd of the harness, outside the tree. */
 static int bad_dump_pidfd_outside(struct run *r)
 {
@@ -2185,6 +2208,7 @@ static void run_bad_inputs(void)
 		{ "dump-tree-member-traced", bad_dump_traced_member },
 		{ "dump-tree-member-pidns", bad_dump_pidns_member },
 		{ "dump-in-vfork", bad_dump_vfork },
+		{ "dump-timeout", bad_dump_timeout },
 		{ "dump-pidfd-outside", bad_dump_pidfd_outside },
 		{ "dump-inotify-queued", bad_dump_inotify_queued },
 		{ "dump-fanotify", bad_dump_fanotify },

@@ -1,7 +1,7 @@
 /* The smallest complete test: some heap, stack and static data with known contents,
  * verified after restore. With an argument it also holds something cryo must refuse
  * ("child", "pidns-child", "vfork", "thread", "flock", "lockf", "flock-mapped", "lease",
- * "seccomp-thread", "map", "nobody", "proc", "dead-cwd", "ghost-big", "replaced",
+ * "seccomp-thread", "thread-vfork", "map", "nobody", "proc", "dead-cwd", "ghost-big", "replaced",
  * "ghost-no-dir", "memfd-hugetlb", "removed-dir", "removed-cwd", "memfd-future-write"),
  * for the bad-input cases; "nobody-ghost" and "nobody-root-ghost" run as nobody
  * holding a deleted file of nobody's or of root's. */
@@ -247,6 +247,30 @@ static __attribute__((noinline)) void vfork_child(void)
 	}
 }
 
+/* "thread-vfork": a thread waits in vfork (a killable sleep: no ptrace stop until the
+ * child goes) for a child that waits for SIGUSR1; dump --timeout must give up. */
+static pid_t vfork_pid;
+
+static void *vfork_thread(void *arg)
+{
+	sigset_t none;
+	pid_t c;
+
+	tl_thread_start();
+	sigemptyset(&none);
+	c = vfork();
+	if (c == 0) {
+		vfork_pid = getpid();
+		*(volatile int *)arg = 1;
+		while (!tl_go)
+			sigsuspend(&none);
+		_exit(0);
+	}
+	for (;;)
+		pause();
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	const char *extra = argc > 2 ? argv[2] : "";
@@ -302,6 +326,14 @@ int main(int argc, char **argv)
 		pthread_create(&th, NULL, seccomp_thread, (void *)&filtered);
 		while (!filtered)
 			usleep(1000);
+	}
+	if (!strcmp(extra, "thread-vfork")) {
+		static volatile int up;
+
+		pthread_create(&th, NULL, vfork_thread, (void *)&up);
+		while (!up)
+			usleep(1000);
+		printf("VFORK-CHILD %d\n", vfork_pid);
 	}
 	tl_ready();
 	tl_wait_go();

@@ -185,21 +185,60 @@ static bool thread_exiting(pid_t tid)
 	return exiting;
 }
 
+/* --timeout: when the dump must be done (now_ms() time), 0 for no limit. Only the
+ * seize and the dump's own checks between steps obey it: giving the tree back never
+ * does. */
+static int64_t dump_deadline;
+static unsigned dump_timeout_s;
+
+void ptr_set_deadline(unsigned secs)
+{
+	dump_timeout_s = secs;
+	dump_deadline = secs ? now_ms() + secs * 1000LL : 0;
+}
+
+int ptr_check_deadline(void)
+{
+	if (dump_deadline && now_ms() >= dump_deadline)
+		return cr_err("the dump did not finish within --timeout %u s; its processes go "
+			      "on untouched", dump_timeout_s);
+	return 0;
+}
+
+/* How long a task may take to stop: RMT_WAIT_MS, or what is left of --timeout. */
+static int seize_wait_ms(void)
+{
+	int64_t left = dump_deadline ? dump_deadline - now_ms() : RMT_WAIT_MS;
+
+	return left < 1 ? 1 : left > RMT_WAIT_MS ? RMT_WAIT_MS : (int)left;
+}
+
+/* A task that did not stop in time (or a wait that failed otherwise, already said):
+ * say it is --timeout's doing when it is. */
+static int seize_too_slow(pid_t tid, int ms)
+{
+	if (dump_deadline && now_ms() >= dump_deadline) {
+		cr_err_reset();
+		return cr_err("task %d did not stop within --timeout %u s; its processes go on "
+			      "untouched", tid, dump_timeout_s);
+	}
+	return cr_err("task %d did not stop within %d ms", tid, ms);
+}
+
 /* Wait for the interrupt stop asked for, passing on signals that come first. */
 static int seize_converge(pid_t tid, bool leader, bool *gone, int *group_stop)
 {
 	for (long n = 0; n < SEIZE_MAX_SIGNALS; n++) {
-		int status;
+		int status, ms = seize_wait_ms();
 		pid_t r;
 
 		if (!leader) {
 			/* A thread may exit meanwhile; that is not an error. */
-			int64_t deadline = now_ms() + RMT_WAIT_MS;
+			int64_t deadline = now_ms() + ms;
 
 			while ((r = waitpid(tid, &status, __WALL | WNOHANG)) == 0) {
 				if (now_ms() > deadline)
-					return cr_err("thread %d did not stop within %d ms", tid,
-						      RMT_WAIT_MS);
+					return seize_too_slow(tid, ms);
 				sleep_on_child(deadline - now_ms());
 			}
 			if (r < 0 && errno == EINTR)
@@ -210,8 +249,8 @@ static int seize_converge(pid_t tid, bool leader, bool *gone, int *group_stop)
 				*gone = true;
 				return 0;
 			}
-		} else if (ptr_wait(tid, &status)) {
-			return -1;
+		} else if (ptr_wait_ms(tid, &status, ms)) {
+			return seize_too_slow(tid, ms);
 		}
 		if (stop_kind(status) == STOP_EVENT) {
 			*group_stop = stop_is_group(status) ? stop_signal(status) : 0;

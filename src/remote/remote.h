@@ -55,6 +55,10 @@ bool stop_is_group(int status);
  * set if a thread (not the leader) exited meanwhile; *group_stop gets the signal of a
  * group stop the task was in, or 0. */
 int ptr_seize(pid_t tid, bool leader, bool *gone, int *group_stop);
+/* --timeout N (0: none): from now, seizing waits no longer than N s in all, and
+ * ptr_check_deadline fails once they are over. */
+void ptr_set_deadline(unsigned secs);
+int ptr_check_deadline(void);
 /* From a signal-delivery-stop or syscall stop: let the task finish what it was doing
  * without delivering the stop's signal, and stop again at an interrupt stop. */
 int ptr_reinterrupt(pid_t tid);
