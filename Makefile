@@ -118,7 +118,7 @@ $(REGS_TESTS): $(BUILD)/tests/%: tests/%.c tests/t_regs.c tests/t_regs_probe.S t
 	$(CC) $(TEST_CFLAGS) $< tests/t_regs_probe.S tests/tlib.c -o $@ -lpthread
 
 $(BUILD)/tests/harness: tests/harness.c tests/harness_bad.c tests/harness_real.c tests/harness_servers.c \
-		tests/harness_pkg.c
+		tests/harness_pkg.c tests/harness_stream.c tests/harness_stream_bad.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS)
 

@@ -39,6 +39,14 @@ struct cryo_dump_opts {
 	 * dump fails and the tree goes on untouched. 0: no limit beyond the 10 s each
 	 * task gets to stop. */
 	unsigned timeout;
+	/* --stream: the whole image goes to stream_fd as one stream (docs/STREAM.md)
+	 * instead of into dir. */
+	bool stream;
+	int stream_fd;
+	/* --page-server: the raw (page) files go to the page server at
+	 * page_server_address:page_server_port; the rest stays in dir. */
+	const char *page_server_address;
+	unsigned page_server_port;
 };
 
 #define CRYO_TIMEOUT_MAX 86400
@@ -77,6 +85,19 @@ struct cryo_restore_opts {
 	const char *action_script;
 	bool tcp_established;		/* restore the image's TCP connections */
 	bool tcp_close;			/* restore them closed */
+	/* --stream: read the image as one stream from stream_fd (no dir): all of it is
+	 * read and checked, in memory, before anything is restored. */
+	bool stream;
+	int stream_fd;
+};
+
+/* cryo page-server: receive the raw files of one dump --page-server on a TCP port
+ * and write them into dir. */
+struct cryo_page_server_opts {
+	const char *dir;
+	const char *address;		/* NULL: every address */
+	unsigned port;			/* 0: any free port */
+	int port_fd;			/* the port is written here once listening (-1: no) */
 };
 
 /* Dump the tree rooted at opts->pid into opts->dir (the process and all its
@@ -91,6 +112,8 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root);
 /* Wait for a restored root, forwarding SIGINT and SIGTERM to it; returns its exit code
  * (128+N if killed by signal N), or -1 if it cannot be waited for. */
 int cryo_wait_restored(pid_t root);
+/* Serve one dump, then return (0: its pages are all stored in dir). */
+int cryo_page_server(const struct cryo_page_server_opts *opts);
 /* Probe the running kernel, printing one line per feature to out. Returns the number of
  * required features missing (0: all there; then cryo_last_error says how many). */
 int cryo_check(FILE *out);

@@ -27,7 +27,10 @@ static __attribute__((noreturn)) void run_script(const char *script, const char 
 	syscall(SYS_close_range, 3, ~0U, 0);
 	snprintf(num, sizeof(num), "%d", pid);
 	setenv("CRTOOLS_SCRIPT_ACTION", stage, 1);
-	setenv("CRTOOLS_IMAGE_DIR", realpath(dir, abs) ? abs : dir, 1);
+	if (dir)	/* none with --stream */
+		setenv("CRTOOLS_IMAGE_DIR", realpath(dir, abs) ? abs : dir, 1);
+	else
+		unsetenv("CRTOOLS_IMAGE_DIR");
 	if (pid > 0)
 		setenv("CRTOOLS_INIT_PID", num, 1);
 	else

@@ -19,7 +19,11 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  dump     -t PID -D DIR   freeze a process into an image directory\n"
+	"           (--stream: to stdout)\n"
 	"  restore  -D DIR          bring a process back from an image\n"
+	"           (--stream: from stdin)\n"
+	"  page-server -D DIR --port PORT\n"
+	"                           receive a dump's pages over TCP\n"
 	"  check                    probe the kernel for what cryo needs\n"
 	"  show     DIR             summarise an image (--full, --json: all of it as JSON)\n"
 	"\n"
@@ -30,12 +34,19 @@ static const char usage_dump[] =
 	"                 [--ext-unix-sk] [--tcp-skip-in-flight] [--ghost-limit SIZE]\n"
 	"                 [--tcp-established] [--tcp-close] [--cpu-cap[=CAPS]]\n"
 	"                 [--timeout N] [-v]\n"
+	"       cryo dump -t PID --stream [OPTIONS] > STREAM\n"
+	"       cryo dump -t PID -D DIR --page-server --address ADDR --port PORT\n"
 	"\n"
 	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
 	"missing). By default the process is killed once the image is complete.\n"
 	"\n"
 	"  -t, --tree PID        the process to dump\n"
 	"  -D, --images-dir DIR  image directory\n"
+	"      --stream          write the whole image to stdout as one stream (no -D),\n"
+	"                        for `cryo restore --stream` to read (docs/STREAM.md)\n"
+	"      --page-server     send the page files to `cryo page-server` at\n"
+	"                        --address ADDR (default 127.0.0.1) --port PORT; the\n"
+	"                        rest of the image goes to DIR\n"
 	"  -R, --leave-running   let the process continue after the dump\n"
 	"  -j, --shell-job       allow a process whose session is led outside the dump;\n"
 	"                        it is restored into the restorer's session\n"
@@ -73,11 +84,11 @@ static const char usage_dump[] =
 	"                        tree runs), then close it\n"
 	"  -h, --help            this text\n"
 	"CRIU's flags for what cryo does not do yet (--lazy-pages,\n"
-	"--page-server, --prev-images-dir, --track-mem, --manage-cgroups, ...) are refused\n"
-	"by name.\n";
+	"--prev-images-dir, --track-mem, --manage-cgroups, ...) are refused by name.\n";
 
 static const char usage_restore[] =
-	"usage: cryo restore -D DIR [-d] [--pidfile FILE] [--vdso=MODE] [--cpu-cap[=CAPS]]\n"
+	"usage: cryo restore -D DIR | --stream [-d] [--pidfile FILE] [--vdso=MODE]\n"
+	"                    [--cpu-cap[=CAPS]]\n"
 	"                    [--file-validation=MODE] [--trust-image] [--file-locks]\n"
 	"                    [--inherit-fd fd[N]:RESOURCE]... [--ext-unix-sk]\n"
 	"                    [--tcp-established] [--tcp-close] [-v]\n"
@@ -87,6 +98,9 @@ static const char usage_restore[] =
 	"(128+N if it was killed by signal N).\n"
 	"\n"
 	"  -D, --images-dir DIR  image directory\n"
+	"      --stream          read the image from stdin, as `cryo dump --stream`\n"
+	"                        wrote it (no -D); it is read whole and checked, in\n"
+	"                        memory, before anything is restored\n"
 	"  -d, --restore-detached  exit as soon as the process runs\n"
 	"      --pidfile FILE    write the restored PID to FILE\n"
 	"  -j, --shell-job       restore into cryo's session (see dump --shell-job)\n"
@@ -216,9 +230,6 @@ static const struct {
 } unsupported[] = {
 	{ "link-remap", no_argument, "linking deleted files back instead of saving their data" },
 	{ "lazy-pages", no_argument, "lazy restore" },
-	{ "page-server", no_argument, "the page server" },
-	{ "address", required_argument, "the page server" },
-	{ "port", required_argument, "the page server" },
 	{ "prev-images-dir", required_argument, "iterative dumps" },
 	{ "track-mem", no_argument, "iterative dumps" },
 	{ "manage-cgroups", optional_argument, "cgroups" },
@@ -398,10 +409,85 @@ static int open_log(const struct common_opts *co)
 	return 0;
 }
 
+/* ---- --stream and the page server ---- */
+
+/* The stream's own fd; for dump, stdout then stands for stderr, so that no stray
+ * output (a script's, the statistics) can get into the stream. */
+static int stream_fd(int *out, int std)
+{
+	int fd;
+
+	if (isatty(std)) {
+		fprintf(stderr, "cryo: error: --stream: %s is a terminal; redirect it to a pipe "
+			"or a file\n", std ? "stdout" : "stdin");
+		return -1;
+	}
+	fd = fcntl(std, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || (std && dup2(2, std) != std)) {
+		fprintf(stderr, "cryo: error: --stream: %s\n", strerror(errno));
+		return -1;
+	}
+	/* Bigger pipe buffers: fewer wake-ups (at most pipe-max-size, without privilege). */
+	fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+	*out = fd;
+	return 0;
+}
+
+struct page_server_args {
+	bool on;
+	const char *address;
+	unsigned port;
+	bool have_port;
+};
+
+static int page_server_arg(struct page_server_args *ps, int c, const char *usage)
+{
+	char *end;
+	unsigned long v;
+
+	if (c == 'S') {
+		ps->on = true;
+		return 0;
+	}
+	if (c == 'a') {
+		ps->address = optarg;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(optarg, &end, 10);
+	if (errno || end == optarg || *end || v > 65535) {
+		bad_usage("invalid --port '%s'", optarg, usage);
+		return -1;
+	}
+	ps->port = v;
+	ps->have_port = true;
+	return 0;
+}
+
+/* -D DIR, --stream, or -D DIR with the page server. */
+static int dump_where(struct cryo_dump_opts *o, const struct page_server_args *ps)
+{
+	if (o->stream && (o->dir || ps->on))
+		return bad_usage("%s", o->dir ? "--stream writes the image to stdout: no -D" :
+				 "--stream and --page-server do not go together", usage_dump);
+	if (!o->stream && !o->dir)
+		return bad_usage("%s", "dump needs -D DIR (or --stream)", usage_dump);
+	if (!ps->on && (ps->address || ps->have_port))
+		return bad_usage("%s", "--address and --port go with --page-server", usage_dump);
+	if (!ps->on)
+		return 0;
+	if (!ps->have_port || !ps->port)
+		return bad_usage("%s", "--page-server needs --port PORT", usage_dump);
+	o->page_server_address = ps->address ? ps->address : "127.0.0.1";
+	o->page_server_port = ps->port;
+	return 0;
+}
+
 static int cmd_dump(int argc, char **argv)
 {
 	enum { OPT_DUMP_EXT_UNIX = 256, OPT_TCP_SKIP_IN_FLIGHT, OPT_DUMP_TCP_EST, OPT_DUMP_TCP_CLOSE,
-	       OPT_DUMP_CPU_CAP, OPT_DUMP_TIMEOUT };
+	       OPT_DUMP_CPU_CAP, OPT_DUMP_TIMEOUT, OPT_DUMP_STREAM, OPT_PAGE_SERVER, OPT_ADDRESS,
+	       OPT_PORT };
 	static const struct option opts[] = {
 		{ "tree", required_argument, 0, 't' },
 		{ "images-dir", required_argument, 0, 'D' },
@@ -416,11 +502,16 @@ static int cmd_dump(int argc, char **argv)
 		{ "tcp-close", no_argument, 0, OPT_DUMP_TCP_CLOSE },
 		{ "cpu-cap", optional_argument, 0, OPT_DUMP_CPU_CAP },
 		{ "timeout", required_argument, 0, OPT_DUMP_TIMEOUT },
+		{ "stream", no_argument, 0, OPT_DUMP_STREAM },
+		{ "page-server", no_argument, 0, OPT_PAGE_SERVER },
+		{ "address", required_argument, 0, OPT_ADDRESS },
+		{ "port", required_argument, 0, OPT_PORT },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	struct cryo_dump_opts o = { 0 };
 	struct common_opts co = { 0 };
+	struct page_server_args ps = { 0 };
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "t:D:Rjlv::o:W:h", with_common(opts), NULL)) != -1) {
@@ -470,6 +561,16 @@ static int cmd_dump(int argc, char **argv)
 				return bad_usage("invalid --timeout '%s' (seconds, 1 to 86400)",
 						 optarg, usage_dump);
 			break;
+		case OPT_DUMP_STREAM:
+			o.stream = true;
+			break;
+		case OPT_PAGE_SERVER:
+		case OPT_ADDRESS:
+		case OPT_PORT:
+			if (page_server_arg(&ps, c == OPT_PAGE_SERVER ? 'S' :
+						 c == OPT_ADDRESS ? 'a' : 'p', usage_dump))
+				return 2;
+			break;
 		case 'G':
 			if (cryo_parse_size(optarg, &o.ghost_limit) || !o.ghost_limit)
 				return bad_usage("invalid --ghost-limit '%s' (a size such as 1M)",
@@ -486,9 +587,9 @@ static int cmd_dump(int argc, char **argv)
 		return bad_usage("unexpected argument '%s'", argv[optind], usage_dump);
 	if (!o.pid)
 		return bad_usage("%s", "dump needs -t PID", usage_dump);
-	if (!o.dir)
-		return bad_usage("%s", "dump needs -D DIR", usage_dump);
-	if (need_privileges("dump") || open_log(&co))
+	if (dump_where(&o, &ps))
+		return 2;
+	if (need_privileges("dump") || open_log(&co) || (o.stream && stream_fd(&o.stream_fd, 1)))
 		return 1;
 	o.action_script = co.action_script;
 	r = cryo_dump(&o);
@@ -527,7 +628,7 @@ static int cmd_restore(int argc, char **argv)
 {
 	static struct cryo_inherit_fd inherit[CRYO_MAX_INHERIT_FD];
 	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION, OPT_TRUST,
-	       OPT_INHERIT, OPT_EXT_UNIX, OPT_TCP_EST, OPT_TCP_CLOSE };
+	       OPT_INHERIT, OPT_EXT_UNIX, OPT_TCP_EST, OPT_TCP_CLOSE, OPT_STREAM };
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "restore-detached", no_argument, 0, 'd' },
@@ -542,6 +643,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "ext-unix-sk", no_argument, 0, OPT_EXT_UNIX },
 		{ "tcp-established", no_argument, 0, OPT_TCP_EST },
 		{ "tcp-close", no_argument, 0, OPT_TCP_CLOSE },
+		{ "stream", no_argument, 0, OPT_STREAM },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -602,6 +704,9 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_TCP_CLOSE:
 			o.tcp_close = true;
 			break;
+		case OPT_STREAM:
+			o.stream = true;
+			break;
 		case OPT_INHERIT:
 			c = add_inherit(&o, inherit, optarg);
 			if (c)
@@ -625,9 +730,11 @@ static int cmd_restore(int argc, char **argv)
 	}
 	if (optind < argc)
 		return bad_usage("unexpected argument '%s'", argv[optind], usage_restore);
-	if (!o.dir)
-		return bad_usage("%s", "restore needs -D DIR", usage_restore);
-	if (need_privileges("restore") || open_log(&co))
+	if (!o.dir == !o.stream)
+		return bad_usage("%s", o.dir ? "--stream reads the image from stdin: no -D" :
+				 "restore needs -D DIR (or --stream)", usage_restore);
+	if (need_privileges("restore") || open_log(&co) ||
+	    (o.stream && stream_fd(&o.stream_fd, 0)))
 		return 1;
 	o.action_script = co.action_script;
 	r = cryo_restore(&o, &root);
@@ -640,6 +747,64 @@ static int cmd_restore(int argc, char **argv)
 		return 0;
 	c = cryo_wait_restored(root);
 	return c < 0 ? fail() : c;
+}
+
+static const char usage_page_server[] =
+	"usage: cryo page-server -D DIR --port PORT [--address ADDR] [-v]\n"
+	"\n"
+	"Listen on TCP ADDR:PORT (default: every address) for one `cryo dump\n"
+	"--page-server`, write the page files it sends into DIR, and exit once they are\n"
+	"all stored (0) or the dump failed (1). Copy the dump's -D directory into DIR\n"
+	"to restore from DIR. With --port 0 a free port is taken; the port listened on\n"
+	"is printed on stdout, one line, once the server listens.\n"
+	"  -D, --images-dir DIR  where the page files go (created 0700 if missing)\n"
+	"      --port PORT       the TCP port\n"
+	"      --address ADDR    the address to listen on\n"
+	"  -v                    more output\n"
+	"  -h, --help            this text\n";
+
+static int cmd_page_server(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "images-dir", required_argument, 0, 'D' },
+		{ "port", required_argument, 0, 'p' },
+		{ "address", required_argument, 0, 'a' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct cryo_page_server_opts o = { .port_fd = 1 };
+	struct page_server_args ps = { 0 };
+	int c, verbose = 0;
+
+	while ((c = getopt_long(argc, argv, "D:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage_page_server, stdout);
+			return 0;
+		case 'v':
+			verbose++;
+			break;
+		case 'D':
+			o.dir = optarg;
+			break;
+		case 'p':
+		case 'a':
+			if (page_server_arg(&ps, c, usage_page_server))
+				return 2;
+			break;
+		default:
+			return bad_usage("%s", "invalid option", usage_page_server);
+		}
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument '%s'", argv[optind], usage_page_server);
+	if (!o.dir || !ps.have_port)
+		return bad_usage("%s", "page-server needs -D DIR and --port PORT",
+				 usage_page_server);
+	o.address = ps.address;
+	o.port = ps.port;
+	cryo_set_verbosity(verbose);
+	return cryo_page_server(&o) ? fail() : 0;
 }
 
 static int cmd_check(int argc, char **argv)
@@ -739,6 +904,8 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "show"))
 		return cmd_show(argc - 1, argv + 1);
+	if (!strcmp(cmd, "page-server"))
+		return cmd_page_server(argc - 1, argv + 1);
 	fprintf(stderr, "cryo: unknown command '%s'\n%s", cmd, usage_main);
 	return 2;
 }

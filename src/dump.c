@@ -23,7 +23,9 @@
 #include "net_lock.h"
 #include "process.h"
 #include "pstree.h"
+#include "page_server.h"
 #include "signals.h"
+#include "stream.h"
 #include "sys.h"
 #include "stats.h"
 #include "tcp_repair.h"
@@ -268,7 +270,7 @@ static int write_images(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 {
 	int rc;
 
-	pr_info("writing images to %s", opts->dir);
+	pr_info("writing images to %s", ctx->dir.path);
 	stats_enter(PH_METADATA);
 	rc = write_images_all(ctx, opts);
 	stats_leave(PH_METADATA);
@@ -322,9 +324,30 @@ static int finish_tree(struct dump_ctx *ctx, bool kill_them)
 	return rc;
 }
 
+/* The image directory; or the stream (--stream); or the directory with the page
+ * server (--page-server) for the raw files. */
+static int open_image(struct dump_ctx *ctx, const struct cryo_dump_opts *opts,
+		      struct stream_out *out)
+{
+	if (opts->stream)
+		return stream_out_start(out, opts->stream_fd, false, "the stream (stdout)") ||
+		       img_dir_stream(&ctx->dir, out) ? -1 : 0;
+	if (img_dir_create(&ctx->dir, opts->dir))
+		return -1;
+	if (!opts->page_server_address)
+		return 0;
+	if (page_server_connect(out, opts->page_server_address, opts->page_server_port))
+		return -1;
+	ctx->dir.out = out;
+	ctx->dir.out_raw_only = true;
+	return 0;
+}
+
 int cryo_dump(const struct cryo_dump_opts *opts)
 {
 	struct dump_ctx ctx;
+	struct stream_out out = { .fd = -1 };
+	struct sigaction old_pipe;
 	sigset_t block, old;
 	uint64_t chld;
 	bool kill_them;
@@ -341,7 +364,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	ctx.tcp_established = opts->tcp_established;
 	ctx.tcp_close = opts->tcp_close;
 	ctx.ghost_limit = opts->ghost_limit ? opts->ghost_limit : CRYO_GHOST_LIMIT;
-	if (!opts->dir)
+	if (!opts->dir && !opts->stream)
 		return cr_err("no image directory given (-D)");
 	if (process_dump_check(opts->pid))
 		return -1;
@@ -353,8 +376,10 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, &old);
+	/* A reader gone is an error of a write, not the end of cryo. */
+	sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, &old_pipe);
 	rmt_begin(&chld);
-	if (!img_dir_create(&ctx.dir, opts->dir))
+	if (!open_image(&ctx, opts, &out))
 		rc = dump_tree(&ctx, opts);
 	/* Sockets leave repair mode before their process runs again; killed, they stay
 	 * in it (closing silently) and the lock outlives the dump. */
@@ -374,11 +399,13 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	if (kill_them)
 		net_lock_dump_finish(&ctx, true);
 	tcp_conn_dump_finish(true);
-	if (ctx.dir.dirfd >= 0)
+	if (ctx.dir.path)
 		img_dir_close(&ctx.dir, rc == 0);
+	stream_out_close(&out);
 	dump_ctx_free(&ctx);
 	rmt_end(chld);
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
 	stats_finish();
 	return rc;
 }

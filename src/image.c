@@ -12,6 +12,7 @@
 #include "crc32c.h"
 #include "image.h"
 #include "log.h"
+#include "stream.h"
 #include "util.h"
 
 #define INVENTORY "inventory.img"
@@ -134,8 +135,116 @@ int img_dir_open(struct img_dir *d, const char *path)
 	return 0;
 }
 
+/* The stream gets an image file instead of the directory. */
+static bool to_stream(const struct img_dir *d, bool raw)
+{
+	return d->out && (raw || !d->out_raw_only);
+}
+
+int img_dir_stream(struct img_dir *d, struct stream_out *out)
+{
+	memset(d, 0, sizeof(*d));
+	d->dirfd = -1;
+	d->writing = true;
+	d->out = out;
+	d->path = strdup("stream");
+	return d->path ? 0 : cr_err("out of memory");
+}
+
+static struct img_mem_file *find_mem(const struct img_dir *d, const char *name)
+{
+	for (size_t i = 0; i < d->nr_mem; i++)
+		if (!strcmp(d->mem[i].name, name))
+			return &d->mem[i];
+	return NULL;
+}
+
+/* The stream's files become memfds (handles: index + 1). */
+static void *mem_open(void *arg, const char *name)
+{
+	struct img_dir *d = arg;
+	struct img_mem_file *m;
+
+	if (find_mem(d, name)) {
+		cr_err("%s: holds %s twice (malformed stream)", d->path, name);
+		return NULL;
+	}
+	if (d->nr_mem >= IMG_MAX_FILES + 1) {
+		cr_err("%s: too many files", d->path);
+		return NULL;
+	}
+	if (cr_grow(&d->mem, &d->cap_mem, d->nr_mem + 1, sizeof(*d->mem), 16))
+		return NULL;
+	m = &d->mem[d->nr_mem];
+	m->fd = memfd_create("cryo-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (m->fd < 0) {
+		cr_perr("%s: cannot make a memfd for %s", d->path, name);
+		return NULL;
+	}
+	m->name = strdup(name);
+	if (!m->name) {
+		close(m->fd);
+		cr_err("out of memory");
+		return NULL;
+	}
+	return (void *)(++d->nr_mem);
+}
+
+static int write_all(int fd, const void *buf, size_t len, const char *dir, const char *name);
+
+static int mem_write(void *arg, void *file, const void *buf, size_t len)
+{
+	struct img_dir *d = arg;
+	struct img_mem_file *m = &d->mem[(uintptr_t)file - 1];
+
+	return write_all(m->fd, buf, len, d->path, m->name);
+}
+
+/* Sealed: what restore reads (and the restored task preadv's) cannot change. */
+static int mem_close(void *arg, void *file, uint64_t size, uint32_t crc)
+{
+	struct img_dir *d = arg;
+	struct img_mem_file *m = &d->mem[(uintptr_t)file - 1];
+
+	(void)size;
+	(void)crc;	/* the inventory's checksums are checked as the files are read */
+	if (fcntl(m->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL))
+		return cr_perr("%s: cannot seal the memfd of %s", d->path, m->name);
+	return 0;
+}
+
+static void mem_drop(void *arg, void *file)
+{
+	(void)arg;
+	(void)file;	/* closed with the directory */
+}
+
+int img_dir_open_stream(struct img_dir *d, int fd, const char *what)
+{
+	const struct stream_sink sink = { d, mem_open, mem_write, mem_close, mem_drop };
+
+	memset(d, 0, sizeof(*d));
+	d->dirfd = -1;
+	d->in_memory = true;
+	d->path = strdup("stream");
+	if (!d->path)
+		return cr_err("out of memory");
+	if (stream_receive(fd, what, &sink, true)) {
+		img_dir_close(d, true);
+		return -1;
+	}
+	return 0;
+}
+
 void img_dir_close(struct img_dir *d, bool keep)
 {
+	if (d->out && d->writing && !keep)
+		stream_abort(d->out, cr_last_error());
+	for (size_t i = 0; i < d->nr_mem; i++) {
+		close(d->mem[i].fd);
+		free(d->mem[i].name);
+	}
+	free(d->mem);
 	for (size_t i = 0; i < d->nr_files; i++) {
 		if (d->writing && !keep && d->dirfd >= 0)
 			unlinkat(d->dirfd, d->files[i].name, 0);
@@ -243,6 +352,13 @@ int img_write_msg(struct img_dir *d, const char *name, uint16_t kind,
 	if (!buf)
 		return -1;
 	memcpy(&h, buf, sizeof(h));
+	if (to_stream(d, false)) {
+		if (stream_file_begin(d->out, name) || stream_file_data(d->out, buf, total) ||
+		    stream_file_end(d->out, total, h.crc))
+			goto out;
+		rc = add_record(d, name, total, h.crc);
+		goto out;
+	}
 	fd = create_file(d, name, O_WRONLY);
 	if (fd < 0)
 		goto out;
@@ -297,10 +413,42 @@ int img_check_buffer(const uint8_t *buf, size_t len, uint16_t kind, const char *
 	return 0;
 }
 
+/* A file read from a stream: its memfd opened anew, with an offset of its own. */
+static int open_mem_file(const struct img_dir *d, const char *name)
+{
+	const struct img_mem_file *m = find_mem(d, name);
+	char path[64];
+
+	if (!m) {
+		errno = ENOENT;
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", m->fd);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static int stat_image_file(const struct img_dir *d, const char *name, struct stat *st)
+{
+	const struct img_mem_file *m;
+
+	if (!d->in_memory)
+		return fstatat(d->dirfd, name, st, AT_SYMLINK_NOFOLLOW);
+	m = find_mem(d, name);
+	if (!m) {
+		errno = ENOENT;
+		return -1;
+	}
+	return fstat(m->fd, st);
+}
+
 /* Never through a link, and without blocking on a FIFO planted there. */
 static int open_image_file(struct img_dir *d, const char *name)
 {
-	int fd = openat(d->dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int fd;
+
+	if (d->in_memory)
+		return open_mem_file(d, name);
+	fd = openat(d->dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
 	if (fd >= 0)
 		fcntl(fd, F_SETFL, 0);
@@ -408,6 +556,11 @@ int raw_open(struct raw_writer *w, struct img_dir *d, const char *name)
 	w->name = strdup(name);
 	if (!w->name)
 		return cr_err("out of memory");
+	if (to_stream(d, true)) {
+		w->fd = -1;
+		w->out = d->out;
+		return stream_file_begin(w->out, name);
+	}
 	w->fd = create_file(d, name, O_WRONLY);
 	if (w->fd < 0) {
 		free(w->name);
@@ -457,7 +610,8 @@ static int raw_checksum(struct raw_writer *w, const uint8_t *p, size_t len)
 int raw_write(struct raw_writer *w, const void *buf, size_t len)
 {
 	if (raw_checksum(w, buf, len) ||
-	    write_all(w->fd, buf, len, w->dir->path, w->name))
+	    (w->out ? stream_file_data(w->out, buf, len) :
+		      write_all(w->fd, buf, len, w->dir->path, w->name)))
 		return -1;
 	w->size += len;
 	return 0;
@@ -569,12 +723,14 @@ int raw_close(struct raw_writer *w)
 
 	w->fd = -1;
 	if (w->size % IMG_CHUNK_SIZE && push_crc(w, w->cur_crc)) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
-	if (close_checked(fd, w->dir->path, w->name))
-		return -1;
 	w->file_crc = crc32c(0, w->crcs, w->nr_crcs * sizeof(uint32_t));
+	if (w->out ? stream_file_end(w->out, w->size, w->file_crc) :
+		     close_checked(fd, w->dir->path, w->name))
+		return -1;
 	return add_record(w->dir, w->name, w->size, w->file_crc);
 }
 
@@ -657,6 +813,21 @@ out:
 	return rc;
 }
 
+/* --stream: the inventory is the stream's last file; --page-server: the page server
+ * confirms every page is stored before the inventory seals the image. */
+static int write_inventory_out(struct img_dir *d, const uint8_t *buf, size_t total)
+{
+	uint32_t crc;
+
+	if (d->out_raw_only)
+		return stream_finish(d->out) || stream_wait_ack(d->out) ? -1 : 1;
+	memcpy(&crc, buf + 12, 4);
+	if (stream_file_begin(d->out, INVENTORY) || stream_file_data(d->out, buf, total) ||
+	    stream_file_end(d->out, total, crc) || stream_finish(d->out))
+		return -1;
+	return 0;
+}
+
 int img_write_inventory(struct img_dir *d, Inventory *inv)
 {
 	ImageFileEntry *entries, **ptrs;
@@ -684,6 +855,12 @@ int img_write_inventory(struct img_dir *d, Inventory *inv)
 	inv->files = NULL;
 	if (!buf)
 		goto out;
+	if (d->out) {
+		rc = write_inventory_out(d, buf, total);
+		if (rc <= 0)
+			goto out_buf;
+		rc = -1;
+	}
 	fd = create_at(d, INVENTORY ".tmp", O_WRONLY);
 	if (fd < 0) {
 		cr_perr("cannot create %s/%s.tmp", d->path, INVENTORY);
@@ -727,7 +904,9 @@ Inventory *img_read_inventory(struct img_dir *d)
 	inv = unpack_checked(d, INVENTORY, IMAGE_KIND__IMG_INVENTORY,
 			     &inventory__descriptor, &crc);
 	if (!inv) {
-		if (faccessat(d->dirfd, INVENTORY, F_OK, 0) && errno == ENOENT) {
+		struct stat st;
+
+		if (stat_image_file(d, INVENTORY, &st) && errno == ENOENT) {
 			cr_err_reset();
 			cr_err("%s is not a cryo image (no %s; an interrupted dump leaves none)",
 			       d->path, INVENTORY);
@@ -751,7 +930,7 @@ Inventory *img_read_inventory(struct img_dir *d)
 			cr_err("%s: inventory names an invalid file '%.64s'", d->path, e->name);
 			goto fail;
 		}
-		if (fstatat(d->dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW)) {
+		if (stat_image_file(d, e->name, &st)) {
 			cr_perr("%s/%s is missing", d->path, e->name);
 			goto fail;
 		}

@@ -25,6 +25,17 @@ struct img_file_rec {
 	uint32_t crc;
 };
 
+struct stream_out;
+
+/* restore --stream: a file of the image, read from the stream into a memfd. */
+struct img_mem_file {
+	char *name;
+	int fd;
+};
+
+/* An image directory on disk; or written as a stream (dump --stream, no dirfd); or
+ * with its raw files sent to the page server (out_raw_only); or read from a stream
+ * into memory (in_memory: every file a sealed memfd). */
 struct img_dir {
 	int dirfd;
 	char *path;
@@ -33,10 +44,20 @@ struct img_dir {
 	/* Files written so far (dump) or listed by the inventory (restore). */
 	struct img_file_rec *files;
 	size_t nr_files, cap_files;
+	struct stream_out *out;		/* where the files go instead of dirfd */
+	bool out_raw_only;		/* only the raw (page) files go to out */
+	bool in_memory;
+	struct img_mem_file *mem;
+	size_t nr_mem, cap_mem;
 };
 
 int img_dir_create(struct img_dir *d, const char *path);
 int img_dir_open(struct img_dir *d, const char *path);
+/* dump --stream: an image written to `out` (already started) as it is made. */
+int img_dir_stream(struct img_dir *d, struct stream_out *out);
+/* restore --stream: read a whole stream from fd into memory (`what` names it in
+ * errors); the image is then read as from a directory. */
+int img_dir_open_stream(struct img_dir *d, int fd, const char *what);
 /* Close; when writing and !keep, remove every file written. */
 void img_dir_close(struct img_dir *d, bool keep);
 
@@ -54,6 +75,7 @@ struct raw_writer {
 	struct img_dir *dir;
 	char *name;
 	int fd;
+	struct stream_out *out;		/* the data goes into this stream instead of fd */
 	uint64_t size;
 	uint32_t *crcs;
 	size_t nr_crcs, cap_crcs;

@@ -602,9 +602,10 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	ctx.ext_unix_sk = opts->ext_unix_sk;
 	ctx.tcp_established = opts->tcp_established;
 	ctx.tcp_close = opts->tcp_close;
-	if (!opts->dir)
+	if (!opts->dir && !opts->stream)
 		return cr_err("no image directory given (-D)");
-	if (img_dir_open(&ctx.dir, opts->dir))
+	if (opts->stream ? img_dir_open_stream(&ctx.dir, opts->stream_fd, "the stream (stdin)") :
+			   img_dir_open(&ctx.dir, opts->dir))
 		return -1;
 	rmt_begin(&chld);
 	if (action_run(opts->action_script, "pre-restore", opts->dir, 0) ||

@@ -50,12 +50,15 @@ static char work[256];
 static int passed, failed;
 static bool verbose;
 
-enum mode { MODE_KILL, MODE_LEAVE, MODE_TWICE, MODE_FG, MODE_KILL_CRYO, NR_MODES };
+static const char *const short_modes[] = { "kill", "leave", "twice", "fg", "killcryo",
+					   "stream" };
+enum mode { MODE_KILL, MODE_LEAVE, MODE_TWICE, MODE_FG, MODE_KILL_CRYO, MODE_STREAM,
+	    NR_MODES };
 static const char *const mode_names[] = { "dump+kill+restore", "leave-running",
 					  "dump-restore-dump-restore", "foreground-restore",
-					  "cryo killed during dump" };
+					  "cryo killed during dump", "dump --stream | restore --stream" };
 static unsigned modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE) | (1 << MODE_TWICE) |
-				(1 << MODE_KILL_CRYO);
+				(1 << MODE_KILL_CRYO) | (1 << MODE_STREAM);
 
 static double now(void)
 {
@@ -964,6 +967,8 @@ static int run_kill_cryo(struct run *r)
 	return finish(r, r->pid);
 }
 
+#include "harness_stream.c"
+
 static int run_mode(struct run *r, enum mode m)
 {
 	int repeat = repeat_count(r);
@@ -1015,6 +1020,10 @@ static int run_mode(struct run *r, enum mode m)
 	}
 	case MODE_KILL_CRYO:
 		return run_kill_cryo(r);
+	case MODE_STREAM:
+		if (step_stream(r))
+			return -1;
+		return finish(r, r->pid);
 	default:
 		return why("bad mode");
 	}
@@ -1129,7 +1138,6 @@ static void run_dir(struct run *r, const char *name, const char *mode)
 
 static void run_program(const char *name, char *const argv[], enum mode m)
 {
-	static const char *const short_modes[] = { "kill", "leave", "twice", "fg", "killcryo" };
 	struct run r;
 	int rc;
 
@@ -1257,6 +1265,7 @@ static void run_real_programs(void)
 }
 
 #include "harness_bad.c"
+#include "harness_stream_bad.c"
 #include "harness_real.c"
 #include "harness_servers.c"
 #include "harness_pkg.c"
@@ -1272,6 +1281,7 @@ int main(int argc, char **argv)
 		{ "filter", required_argument, 0, 'f' },
 		{ "fg", no_argument, 0, 'g' },
 		{ "verbose", no_argument, 0, 'v' },
+		{ "mode", required_argument, 0, 'm' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -1288,9 +1298,15 @@ int main(int argc, char **argv)
 		case 'f': filter = optarg; break;
 		case 'g': modes_enabled |= 1 << MODE_FG; break;
 		case 'v': verbose = true; break;
+		case 'm':	/* only this mode (its short name) */
+			modes_enabled = 0;
+			for (int m = 0; m < NR_MODES; m++)
+				if (!strcmp(optarg, short_modes[m]))
+					modes_enabled = 1u << m;
+			break;
 		default:
 			fprintf(stderr, "usage: harness --cryo BIN --tests DIR [--unit DIR] "
-				"[--real DIR] [--src DIR] [--filter S] [--fg] [-v]\n");
+				"[--real DIR] [--src DIR] [--filter S] [--fg] [--mode M] [-v]\n");
 			return 2;
 		}
 	}
@@ -1328,6 +1344,7 @@ int main(int argc, char **argv)
 	if (real_dir)
 		run_servers();
 	run_bad_inputs();
+	run_stream_cases();
 	run_pkg();
 	reap_orphans();
 	if (!failed)

@@ -1,0 +1,306 @@
+/* Stream and page-server cases of the harness (included by harness.c after
+ * harness_bad.c): a damaged or cut stream is refused with one line before anything
+ * runs; a refused dump says why in the stream; the page server round trip; a page
+ * server gone mid-dump fails the dump and leaves its process unharmed. */
+
+/* dump --stream of the victim into `file`; killed (reaped) unless leave. */
+static int dump_to_file(struct run *r, const char *file, bool leave)
+{
+	char pid[16];
+	char *argv[] = { (char *)cryo_bin, "dump", "-t", pid, "--stream",
+			 leave ? "-R" : NULL, NULL };
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), status;
+	pid_t p;
+
+	if (fd < 0)
+		return why("cannot create %s: %s", file, strerror(errno));
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	p = spawn_piped(argv, r->cryo_log, -1, fd);
+	close(fd);
+	if (wait_for(p, EXIT_TIMEOUT, &status))
+		return -1;
+	if (leave)
+		return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return why("cryo dump --stream exited with status 0x%x", status);
+	if (wait_for(r->pid, 10, &status))
+		return -1;
+	return 0;
+}
+
+/* restore --stream -d from `file`; its exit code. */
+static int restore_from_file(struct run *r, const char *file)
+{
+	char pidfile[700];
+	char *argv[] = { (char *)cryo_bin, "restore", "--stream", "-d", "--pidfile", pidfile,
+			 NULL };
+	int fd = open(file, O_RDONLY | O_CLOEXEC), status;
+	pid_t p;
+
+	if (fd < 0)
+		return why("cannot open %s: %s", file, strerror(errno));
+	snprintf(pidfile, sizeof(pidfile), "%s.pid", r->img);
+	p = spawn_piped(argv, r->cryo_log, fd, -1);
+	close(fd);
+	if (wait_for(p, EXIT_TIMEOUT, &status))
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* A copy of `from` cut to `len` bytes, one byte at `flip` changed (-1: none). */
+static int damaged_copy(const char *from, const char *to, off_t len, off_t flip)
+{
+	size_t n;
+	char *s = read_file(from, &n);
+	int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), rc = 0;
+
+	if (!s || fd < 0 || (size_t)len > n) {
+		free(s);
+		if (fd >= 0)
+			close(fd);
+		return why("cannot copy %s", from);
+	}
+	if (flip >= 0)
+		s[flip] ^= 0x20;
+	if (write(fd, s, len) != len)
+		rc = why("cannot write %s", to);
+	close(fd);
+	free(s);
+	return rc;
+}
+
+static int stream_size(const char *file, off_t *size)
+{
+	struct stat st;
+
+	if (stat(file, &st))
+		return why("cannot stat %s", file);
+	*size = st.st_size;
+	return 0;
+}
+
+/* Cut and flipped streams are refused, leaving nothing behind; the whole one then
+ * restores (so the refusals were the damage's). */
+static int bad_stream_damaged(struct run *r)
+{
+	char good[700], bad[700];
+	off_t size = 0;
+	int rc;
+
+	if (start_victim(r, "restore-stream-damaged", NULL))
+		return -1;
+	snprintf(good, sizeof(good), "%s.stream", r->img);
+	snprintf(bad, sizeof(bad), "%s.bad", r->img);
+	if (dump_to_file(r, good, false) || stream_size(good, &size))
+		return -1;
+	{
+		const struct { off_t len, flip; const char *needle; } cases[] = {
+			{ 0, -1, "truncated after 0 bytes" },
+			{ 10, -1, "truncated after 10 bytes" },
+			{ size / 2, -1, "truncated after" },
+			{ size - 40, -1, "truncated after" },
+			{ size, 3, "not a cryo image stream" },
+			{ size, 20, "damaged" },
+			{ size, size / 2, "damaged" },
+			{ size, size - 30, "damaged" },
+		};
+
+		for (size_t i = 0; i < CR_LEN(cases); i++) {
+			if (damaged_copy(good, bad, cases[i].len, cases[i].flip))
+				return -1;
+			rc = restore_from_file(r, bad);
+			if (expect_error(r, rc, cases[i].needle))
+				return why("stream cut at %lld, byte %lld flipped: %s",
+					   (long long)cases[i].len, (long long)cases[i].flip,
+					   reason);
+			if (!kill(r->pid, 0))
+				return why("a refused stream left process %d behind", r->pid);
+		}
+	}
+	if ((rc = restore_from_file(r, good)))
+		return why("the whole stream did not restore (exit %d)", rc);
+	want(r->pid);
+	return victim_unharmed(r);
+}
+
+/* A dump refused midway ends its stream with the reason; restore says it. */
+static int bad_stream_refused_dump(struct run *r)
+{
+	char file[700];
+	int rc;
+
+	if (start_prog_victim(r, "restore-stream-refused-dump", "t_notify", "aio"))
+		return -1;
+	snprintf(file, sizeof(file), "%s.stream", r->img);
+	rc = dump_to_file(r, file, true);
+	if (expect_error(r, rc, "AIO ring"))
+		return -1;
+	rc = restore_from_file(r, file);
+	if (expect_error(r, rc, "the dump failed: ") || expect_error(r, rc, "AIO ring"))
+		return -1;
+	return victim_unharmed(r);
+}
+
+/* cryo page-server on 127.0.0.1, any port: its pid, and the port it printed. */
+static pid_t start_page_server(struct run *r, const char *dir, unsigned *port)
+{
+	char *argv[] = { (char *)cryo_bin, "page-server", "-D", (char *)dir, "--address",
+			 "127.0.0.1", "--port", "0", NULL };
+	char line[32];
+	int p[2];
+	ssize_t n = 0;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC))
+		return why("pipe: %s", strerror(errno));
+	pid = spawn_piped(argv, r->cryo_log, -1, p[1]);
+	close(p[1]);
+	/* One line, written once it listens. */
+	while (n < (ssize_t)sizeof(line) - 1) {
+		ssize_t got = read(p[0], line + n, sizeof(line) - 1 - n);
+
+		if (got <= 0)
+			break;
+		n += got;
+		if (memchr(line, '\n', n))
+			break;
+	}
+	close(p[0]);
+	line[n > 0 ? n : 0] = 0;
+	*port = atoi(line);
+	if (!*port) {
+		kill(pid, SIGKILL);
+		wait_for(pid, 10, NULL);
+		return why("the page server printed no port ('%s')", line);
+	}
+	return pid;
+}
+
+static int copy_metadata(const char *from, const char *to)
+{
+	DIR *d = opendir(from);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d)
+		return why("cannot open %s", from);
+	while (!rc && (de = readdir(d))) {
+		char src[1200], dst[1200];
+		size_t n;
+		char *s;
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (!strncmp(de->d_name, "pages-", 6)) {
+			rc = why("the dump directory holds %s: the pages went there", de->d_name);
+			break;
+		}
+		snprintf(src, sizeof(src), "%s/%s", from, de->d_name);
+		snprintf(dst, sizeof(dst), "%s/%s", to, de->d_name);
+		s = read_file(src, &n);
+		fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (!s || fd < 0 || write(fd, s, n) != (ssize_t)n)
+			rc = why("cannot copy %s to %s", src, dst);
+		if (fd >= 0)
+			close(fd);
+		free(s);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* dump --page-server, then the dump's metadata copied next to the pages, and the
+ * restore from there. */
+static int page_server_roundtrip(struct run *r)
+{
+	char pid[16], ps_dir[700], portstr[16], pages[800];
+	unsigned port = 0;
+	pid_t server;
+	int status, rc;
+
+	if (start_prog_victim(r, "page-server", "t_big_memory", NULL))
+		return -1;
+	snprintf(ps_dir, sizeof(ps_dir), "%s.pages", r->img);
+	server = start_page_server(r, ps_dir, &port);
+	if (server < 0)
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--page-server", "--address",
+		      "127.0.0.1", "--port", portstr, NULL);
+	if (wait_for(server, EXIT_TIMEOUT, &status))
+		return -1;
+	if (rc)
+		return why("cryo dump --page-server exited with %d", rc);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return why("the page server exited with status 0x%x", status);
+	if (wait_for(r->pid, 10, &status))
+		return -1;
+	snprintf(pages, sizeof(pages), "%s/pages-%d.img", ps_dir, r->pid);
+	if (access(pages, F_OK))
+		return why("the page server wrote no %s", pages);
+	if (copy_metadata(r->img, ps_dir) || step_restore_detached(r, ps_dir))
+		return -1;
+	return victim_unharmed(r);
+}
+
+/* A page server that takes the stream's first bytes and goes: the dump fails with
+ * one line, and its process runs on. */
+static int bad_page_server_gone(struct run *r)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	char pid[16], portstr[16], buf[4096];
+	char *argv[] = { (char *)cryo_bin, "dump", "-t", pid, "-D", r->img, "--page-server",
+			 "--address", "127.0.0.1", "--port", portstr, NULL };
+	int lfd, conn, status, rc;
+	pid_t dump;
+
+	if (start_prog_victim(r, "dump-page-server-gone", "t_big_memory", NULL))
+		return -1;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1) ||
+	    getsockname(lfd, (struct sockaddr *)&a, &len))
+		return why("cannot listen on 127.0.0.1: %s", strerror(errno));
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(portstr, sizeof(portstr), "%u", ntohs(a.sin_port));
+	dump = spawn(argv, r->cryo_log, false);
+	conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	if (conn < 0)
+		return why("accept: %s", strerror(errno));
+	/* Some pages, then gone with data unread (a reset). */
+	if (recv(conn, buf, sizeof(buf), MSG_WAITALL) != sizeof(buf))
+		rc = why("the dump sent less than %zu bytes", sizeof(buf));
+	close(conn);
+	if (wait_for(dump, EXIT_TIMEOUT, &status))
+		return -1;
+	rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	if (expect_error(r, rc, "page server 127.0.0.1 port"))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s/inventory.img", r->img);
+	if (!access(buf, F_OK))
+		return why("a failed dump --page-server left an inventory");
+	return victim_unharmed(r);
+}
+
+static void run_stream_cases(void)
+{
+	static const struct { const char *name; int (*fn)(struct run *); } cases[] = {
+		{ "restore-stream-damaged", bad_stream_damaged },
+		{ "restore-stream-refused-dump", bad_stream_refused_dump },
+		{ "page-server", page_server_roundtrip },
+		{ "dump-page-server-gone", bad_page_server_gone },
+	};
+
+	for (size_t i = 0; i < CR_LEN(cases); i++) {
+		struct run r;
+
+		if (!selected(cases[i].name))
+			continue;
+		memset(&r, 0, sizeof(r));
+		reason[0] = 0;
+		bad_result(cases[i].name, &r, cases[i].fn(&r));
+	}
+}
