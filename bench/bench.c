@@ -35,7 +35,7 @@ struct config cfg = {
 	.idle_runs = 15,
 	.nr_vmas = 5000,
 	.warmup = 1,
-	.cases = "idle,mem,sparse,vmas,tree,conns,fsync",
+	.cases = "idle,mem,sparse,vmas,tree,conns,stream,fsync",
 	.lib = true,
 };
 struct host host;
@@ -149,7 +149,8 @@ static const char usage[] =
 	"  -i RUNS          runs per idle case (default 15)\n"
 	"  -V N             mappings in the many-VMA case (default 5000)\n"
 	"  -w N             unrecorded warm-up cycles before each case (default 1)\n"
-	"  -c LIST          cases to run (default idle,mem,sparse,vmas,tree,conns,fsync)\n"
+	"  -c LIST          cases to run (default idle,mem,sparse,vmas,tree,conns,stream,\n"
+	"                   fsync)\n"
 	"  --no-lib         skip the libcryo figures\n"
 	"  --rev STR        source revision recorded in the results\n";
 
@@ -535,6 +536,11 @@ static int run_all(struct results *r)
 		snprintf(group, sizeof(group), "tcp-%d-conns", BENCH_CONNS);
 		progress(group, cfg.runs);
 		rc |= case_conns(r, group, BENCH_CONNS);
+	}
+	if (want("stream") && !interrupted) {
+		snprintf(group, sizeof(group), "stream-%s", sz);
+		progress(group, cfg.runs);
+		rc |= case_stream(r, group, cfg.size);
 	}
 	if (want("fsync") && !interrupted)
 		fsync_limit(r);

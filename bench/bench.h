@@ -112,6 +112,9 @@ pid_t spawn_target(const char *bin, char *const argv[], char *err, size_t errlen
 double spawn_exit_time(const char *bin);
 int run_cryo(const char *const args[], double *secs, char *err, size_t errlen);
 int wait_gone(pid_t pid, double timeout);
+/* 0 with its status, 1 if reaped elsewhere, -1 on timeout. */
+int wait_child(pid_t pid, double timeout, int *status);
+int spawn_piped(char *const argv[], int in, int out, pid_t *pid);
 int check_alive(pid_t pid, const char *comm, char *err, size_t errlen);
 int verify_and_reap(pid_t pid, double timeout, char *err, size_t errlen);
 void kill_and_reap(pid_t pid);
@@ -129,6 +132,9 @@ int case_tree(struct results *r, const char *group, size_t size, int kids);
 /* A process holding `n` established loopback connections, dumped and restored with
  * --tcp-established; the bench holds the peers' ends. */
 int case_conns(struct results *r, const char *group, int n);
+/* stream.c: `size` bytes dumped --stream into a pipe to restore --stream, against a
+ * dump to files and a restore from them in the same run. */
+int case_stream(struct results *r, const char *group, size_t size);
 
 /* report.c */
 void report_header(void);

@@ -26,7 +26,7 @@ extern char **environ;
  * its status, 1 if someone else reaped it (libcryo, as its tracer), -1 on timeout.
  * An interrupted bench still lets a running cryo finish: killing it mid-dump would
  * leave its work half done. */
-static int wait_child(pid_t pid, double timeout, int *status)
+int wait_child(pid_t pid, double timeout, int *status)
 {
 	int fd = syscall(SYS_pidfd_open, pid, 0);
 	double end = now() + timeout;
@@ -82,6 +82,32 @@ static int spawn(char *const argv[], const char *out, int ready_fd, bool session
 	posix_spawnattr_setsigdefault(&at, &def);
 	rc = posix_spawn(pid, argv[0], &fa, &at, argv, environ);
 	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	errno = rc;
+	return rc ? -1 : 0;
+}
+
+/* cryo with stdin from `in` and stdout to `out` (-1: /dev/null, the log), stderr
+ * appended to the bench's cryo.log. */
+int spawn_piped(char *const argv[], int in, int out, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	char log[512];
+	int rc;
+
+	snprintf(log, sizeof(log), "%s/cryo.log", cfg.dir);
+	posix_spawn_file_actions_init(&fa);
+	if (in >= 0)
+		posix_spawn_file_actions_adddup2(&fa, in, 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (out >= 0)
+		posix_spawn_file_actions_adddup2(&fa, out, 1);
+	else
+		posix_spawn_file_actions_adddup2(&fa, 2, 1);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	rc = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	errno = rc;
 	return rc ? -1 : 0;

@@ -2197,9 +2197,28 @@ static int image_size_ghost(struct run *r)
 	return finish(r, r->pid);
 }
 
+struct bad_case {
+	const char *name;
+	int (*fn)(struct run *);
+};
+
+static void run_cases(const struct bad_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct run r;
+
+		if (!selected(cases[i].name))
+			continue;
+		memset(&r, 0, sizeof(r));
+		reason[0] = 0;
+		bad_result(cases[i].name, &r, cases[i].fn(&r));
+		remove_test_ipc();
+	}
+}
+
 static void run_bad_inputs(void)
 {
-	static const struct { const char *name; int (*fn)(struct run *); } cases[] = {
+	static const struct bad_case cases[] = {
 		{ "dump-no-such-pid", bad_dump_no_pid },
 		{ "dump-kernel-thread", bad_dump_kthread },
 		{ "dump-already-traced", bad_dump_traced },
@@ -2304,14 +2323,5 @@ static void run_bad_inputs(void)
 		{ "image-size-sparse-ghost", image_size_ghost },
 	};
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct run r;
-
-		if (!selected(cases[i].name))
-			continue;
-		memset(&r, 0, sizeof(r));
-		reason[0] = 0;
-		bad_result(cases[i].name, &r, cases[i].fn(&r));
-		remove_test_ipc();
-	}
+	run_cases(cases, CR_LEN(cases));
 }

@@ -287,20 +287,12 @@ static int bad_page_server_gone(struct run *r)
 
 static void run_stream_cases(void)
 {
-	static const struct { const char *name; int (*fn)(struct run *); } cases[] = {
+	static const struct bad_case cases[] = {
 		{ "restore-stream-damaged", bad_stream_damaged },
 		{ "restore-stream-refused-dump", bad_stream_refused_dump },
 		{ "page-server", page_server_roundtrip },
 		{ "dump-page-server-gone", bad_page_server_gone },
 	};
 
-	for (size_t i = 0; i < CR_LEN(cases); i++) {
-		struct run r;
-
-		if (!selected(cases[i].name))
-			continue;
-		memset(&r, 0, sizeof(r));
-		reason[0] = 0;
-		bad_result(cases[i].name, &r, cases[i].fn(&r));
-	}
+	run_cases(cases, CR_LEN(cases));
 }
