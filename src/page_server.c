@@ -70,17 +70,27 @@ struct ps_file {
 	struct raw_writer w;
 };
 
-static bool raw_name(const char *name)
+bool page_server_name_ok(const char *name)
 {
-	return !strstr(name, "inventory") && !strstr(name, ".tmp") &&
-	       strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".img");
+	static const char *const kinds[] = { "pages-", "shmem-", "ghost-", "sysvshm-" };
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		const char *p = name + strlen(kinds[i]);
+		size_t digits;
+
+		if (strncmp(name, kinds[i], strlen(kinds[i])))
+			continue;
+		digits = strspn(p, "0123456789");
+		return digits && digits <= 10 && !strcmp(p + digits, ".img");
+	}
+	return false;
 }
 
 static void *ps_open(void *arg, const char *name)
 {
 	struct ps_file *f;
 
-	if (!raw_name(name)) {
+	if (!page_server_name_ok(name)) {
 		cr_err("the dump sent %s, not a page file", name);
 		return NULL;
 	}

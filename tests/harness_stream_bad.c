@@ -1,7 +1,7 @@
 /* Stream and page-server cases of the harness (included by harness.c after
  * harness_bad.c): a damaged or cut stream is refused with one line before anything
- * runs; a refused dump says why in the stream; the page server round trip; a page
- * server gone mid-dump fails the dump and leaves its process unharmed. */
+ * runs; a refused dump says why in the stream; the page server round trip; a reader
+ * or a page server gone mid-dump fails the dump and leaves its process unharmed. */
 
 /* dump --stream of the victim into `file`; killed (reaped) unless leave. */
 static int dump_to_file(struct run *r, const char *file, bool leave)
@@ -285,11 +285,44 @@ static int bad_page_server_gone(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* The stream's reader takes the first bytes and goes (a cut ssh, say): the dump fails
+ * with one line, and its process runs on. */
+static int bad_stream_reader_gone(struct run *r)
+{
+	char pid[16], buf[4096];
+	char *argv[] = { (char *)cryo_bin, "dump", "-t", pid, "--stream", NULL };
+	int p[2], status;
+	pid_t dump;
+
+	if (start_prog_victim(r, "dump-stream-reader-gone", "t_big_memory", NULL))
+		return -1;
+	if (pipe2(p, O_CLOEXEC))
+		return why("pipe: %s", strerror(errno));
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	dump = spawn_piped(argv, r->cryo_log, -1, p[1]);
+	close(p[1]);
+	for (size_t got = 0; got < sizeof(buf);) {
+		ssize_t n = read(p[0], buf + got, sizeof(buf) - got);
+
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	close(p[0]);
+	if (wait_for(dump, EXIT_TIMEOUT, &status))
+		return -1;
+	if (expect_error(r, WIFEXITED(status) ? WEXITSTATUS(status) : 128,
+			 "the stream (stdout): the reader is gone"))
+		return -1;
+	return victim_unharmed(r);
+}
+
 static void run_stream_cases(void)
 {
 	static const struct bad_case cases[] = {
 		{ "restore-stream-damaged", bad_stream_damaged },
 		{ "restore-stream-refused-dump", bad_stream_refused_dump },
+		{ "dump-stream-reader-gone", bad_stream_reader_gone },
 		{ "page-server", page_server_roundtrip },
 		{ "dump-page-server-gone", bad_page_server_gone },
 	};

@@ -7,6 +7,7 @@
 
 #include "crc32c.h"
 #include "image.h"
+#include "page_server.h"
 #include "stream.h"
 #include "unit.h"
 
@@ -148,9 +149,8 @@ static void test_after_end(void)
 	int fd = make_stream(true);
 
 	unit_case();
+	memset(&s, 0, sizeof(s));
 	s.fd = fd;
-	s.sock = false;
-	s.broken = false;
 	snprintf(s.what, sizeof(s.what), "unit");
 	stream_abort(&s, "process 5: cannot write its memory\n");
 	CHECK(receive(fd, &g) && err_has("unit: the dump failed: process 5: cannot write its "
@@ -252,6 +252,22 @@ static void test_img_dir(void)
 	close(fd);
 }
 
+static void test_page_server_names(void)
+{
+	static const char *const good[] = { "pages-1.img", "pages-4194304.img", "shmem-0.img",
+					    "ghost-12.img", "sysvshm-98307.img" };
+	static const char *const bad[] = { "inventory.img", "core-1.img", "pages-.img",
+					   "pages-1.img.tmp", "pages-1", "pages--1.img",
+					   "pages-1x.img", "files.img", "pages-12345678901.img",
+					   "" };
+
+	unit_case();
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK(page_server_name_ok(good[i]), "%s accepted", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(!page_server_name_ok(bad[i]), "'%s' refused", bad[i]);
+}
+
 int main(void)
 {
 	big = malloc(BIG);
@@ -262,6 +278,7 @@ int main(void)
 	test_after_end();
 	test_malformed();
 	test_img_dir();
+	test_page_server_names();
 	free(big);
 	return unit_done("unit_stream");
 }
