@@ -47,6 +47,15 @@ struct cryo_dump_opts {
 	 * page_server_address:page_server_port; the rest stays in dir. */
 	const char *page_server_address;
 	unsigned page_server_port;
+	/* cryo pre-dump: memory only, the process left running with its writes tracked
+	 * (userfaultfd write protection) for the next round. */
+	bool pre_dump;
+	/* --prev-images-dir: the previous round's image (relative to dir unless
+	 * absolute); pages unchanged since are left there. Needs track_mem or pre_dump. */
+	const char *prev_images_dir;
+	/* --track-mem: use the parent's tracking; with leave_running, leave writes
+	 * tracked for another round. */
+	bool track_mem;
 };
 
 #define CRYO_TIMEOUT_MAX 86400

@@ -20,6 +20,8 @@ static const char usage_main[] =
 	"commands:\n"
 	"  dump     -t PID -D DIR   freeze a process into an image directory\n"
 	"           (--stream: to stdout)\n"
+	"  pre-dump -t PID -D DIR   save its memory, leave it running with its writes\n"
+	"                           tracked for the next round (--prev-images-dir)\n"
 	"  restore  -D DIR          bring a process back from an image\n"
 	"           (--stream: from stdin)\n"
 	"  page-server -D DIR --port PORT\n"
@@ -33,12 +35,17 @@ static const char usage_dump[] =
 	"usage: cryo dump -t PID -D DIR [--leave-running] [--shell-job] [--file-locks]\n"
 	"                 [--ext-unix-sk] [--tcp-skip-in-flight] [--ghost-limit SIZE]\n"
 	"                 [--tcp-established] [--tcp-close] [--cpu-cap[=CAPS]]\n"
-	"                 [--timeout N] [-v]\n"
+	"                 [--timeout N] [--prev-images-dir DIR]\n"
+	"                 [--track-mem] [-v]\n"
 	"       cryo dump -t PID --stream [OPTIONS] > STREAM\n"
 	"       cryo dump -t PID -D DIR --page-server --address ADDR --port PORT\n"
+	"       cryo pre-dump -t PID -D DIR [--prev-images-dir DIR] [options as dump]\n"
 	"\n"
 	"Freeze process PID and write its image to DIR (created with mode 0700 if\n"
 	"missing). By default the process is killed once the image is complete.\n"
+	"pre-dump saves the memory only, leaves the process running and tracks what it\n"
+	"writes; a later dump (or pre-dump) naming it with --prev-images-dir saves only\n"
+	"the pages written since, and restore reads the chain.\n"
 	"\n"
 	"  -t, --tree PID        the process to dump\n"
 	"  -D, --images-dir DIR  image directory\n"
@@ -68,6 +75,11 @@ static const char usage_dump[] =
 	"      --timeout N       fail (leaving the tree untouched) if the tree is not\n"
 	"                        stopped and written within N seconds (default: each\n"
 	"                        task gets 10 s to stop, the whole dump no limit)\n"
+	"      --prev-images-dir DIR  the previous round's image (relative to -D unless\n"
+	"                        absolute): pages unchanged since are left there\n"
+	"      --track-mem       use the previous round's write tracking (with\n"
+	"                        --prev-images-dir); with -R, leave writes tracked for\n"
+	"                        another round\n"
 	"  -v                    more output (repeat for debug output); -v0 ... -v4 as\n"
 	"                        in CRIU (3: progress, 4: debug)\n"
 	"  -o, --log-file FILE   progress to FILE (relative to -W, else to the current\n"
@@ -84,7 +96,7 @@ static const char usage_dump[] =
 	"                        tree runs), then close it\n"
 	"  -h, --help            this text\n"
 	"CRIU's flags for what cryo does not do yet (--lazy-pages,\n"
-	"--prev-images-dir, --track-mem, --manage-cgroups, ...) are refused by name.\n";
+	"--manage-cgroups, ...) are refused by name.\n";
 
 static const char usage_restore[] =
 	"usage: cryo restore -D DIR | --stream [-d] [--pidfile FILE] [--vdso=MODE]\n"
@@ -230,8 +242,6 @@ static const struct {
 } unsupported[] = {
 	{ "link-remap", no_argument, "linking deleted files back instead of saving their data" },
 	{ "lazy-pages", no_argument, "lazy restore" },
-	{ "prev-images-dir", required_argument, "iterative dumps" },
-	{ "track-mem", no_argument, "iterative dumps" },
 	{ "manage-cgroups", optional_argument, "cgroups" },
 };
 
@@ -483,11 +493,11 @@ static int dump_where(struct cryo_dump_opts *o, const struct page_server_args *p
 	return 0;
 }
 
-static int cmd_dump(int argc, char **argv)
+static int cmd_dump(int argc, char **argv, bool pre_dump)
 {
 	enum { OPT_DUMP_EXT_UNIX = 256, OPT_TCP_SKIP_IN_FLIGHT, OPT_DUMP_TCP_EST, OPT_DUMP_TCP_CLOSE,
 	       OPT_DUMP_CPU_CAP, OPT_DUMP_TIMEOUT, OPT_DUMP_STREAM, OPT_PAGE_SERVER, OPT_ADDRESS,
-	       OPT_PORT };
+	       OPT_PORT, OPT_PREV_IMAGES, OPT_TRACK_MEM };
 	static const struct option opts[] = {
 		{ "tree", required_argument, 0, 't' },
 		{ "images-dir", required_argument, 0, 'D' },
@@ -506,10 +516,12 @@ static int cmd_dump(int argc, char **argv)
 		{ "page-server", no_argument, 0, OPT_PAGE_SERVER },
 		{ "address", required_argument, 0, OPT_ADDRESS },
 		{ "port", required_argument, 0, OPT_PORT },
+		{ "prev-images-dir", required_argument, 0, OPT_PREV_IMAGES },
+		{ "track-mem", no_argument, 0, OPT_TRACK_MEM },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	struct cryo_dump_opts o = { 0 };
+	struct cryo_dump_opts o = { .pre_dump = pre_dump };
 	struct common_opts co = { 0 };
 	struct page_server_args ps = { 0 };
 	int c, r;
@@ -570,6 +582,12 @@ static int cmd_dump(int argc, char **argv)
 			if (page_server_arg(&ps, c == OPT_PAGE_SERVER ? 'S' :
 						 c == OPT_ADDRESS ? 'a' : 'p', usage_dump))
 				return 2;
+			break;
+		case OPT_PREV_IMAGES:
+			o.prev_images_dir = optarg;
+			break;
+		case OPT_TRACK_MEM:
+			o.track_mem = true;
 			break;
 		case 'G':
 			if (cryo_parse_size(optarg, &o.ghost_limit) || !o.ghost_limit)
@@ -897,7 +915,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "dump"))
-		return cmd_dump(argc - 1, argv + 1);
+		return cmd_dump(argc - 1, argv + 1, false);
+	if (!strcmp(cmd, "pre-dump"))
+		return cmd_dump(argc - 1, argv + 1, true);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check"))

@@ -20,6 +20,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "mem.h"
+#include "mem_track.h"
 #include "net_lock.h"
 #include "process.h"
 #include "pstree.h"
@@ -142,7 +143,7 @@ static int query_all(struct dump_proc *p)
 	for (size_t i = 1; i < p->nr_threads; i++)
 		if (query_thread(p, i))
 			goto out;
-	rc = 0;
+	rc = track_make_uffd(p);
 out:
 	borrow_close(&p->borrow);
 	return rc;
@@ -157,7 +158,7 @@ static int collect(struct dump_proc *p)
 		return cr_err("out of memory");
 	core__init(&p->core);
 	if (task_check_seccomp(p) || read_status(p) || process_dump_static(p) ||
-	    mem_read_vmas(p) || read_vdso_image(p) ||
+	    mem_read_vmas(p) || track_proc_start(p) || read_vdso_image(p) ||
 	    borrow_open(&p->borrow, p->pid, &p->vmas, p->rts, p->nr_threads))
 		return -1;
 	if (place_threads(p) || query_all(p))
@@ -204,6 +205,8 @@ static int write_inventory(struct dump_ctx *ctx, pid_t root)
 	inv.root_pid = root;
 	inv.page_size = CR_PAGE_SIZE;
 	inv.dump_time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	if (track_dump_inventory(ctx, &inv))
+		return -1;
 	return img_write_inventory(&ctx->dir, &inv);
 }
 
@@ -213,6 +216,7 @@ static void dump_proc_free(struct dump_proc *p)
 		free(p);
 		return;
 	}
+	track_proc_free(p);
 	mem_dump_free(p);
 	signals_dump_free(p);
 	timers_dump_free(p, NULL);
@@ -258,6 +262,8 @@ static void dump_ctx_free(struct dump_ctx *ctx)
 
 static int write_images_all(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 {
+	if (track_dump_arm(ctx))
+		return -1;
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		if (!ctx->procs[i]->zombie && write_process_images(ctx->procs[i]))
 			return -1;
@@ -296,7 +302,7 @@ static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 	if (locks_dump_check(ctx) || ipc_dump(ctx) || tty_dump_tree(ctx) ||
 	    ptr_check_deadline())
 		return -1;
-	if (!opts->leave_running)
+	if (!ctx->leave_running)
 		for (size_t i = 0; i < ctx->nr_procs; i++)
 			if (!ctx->procs[i]->zombie && task_park_for_kill(ctx->procs[i]))
 				return -1;
@@ -357,7 +363,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	stats_start(false);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.dir.dirfd = -1;
-	ctx.leave_running = opts->leave_running;
+	ctx.leave_running = opts->leave_running || opts->pre_dump;
 	ctx.shell_job = opts->shell_job;
 	ctx.ext_unix_sk = opts->ext_unix_sk;
 	ctx.tcp_skip_in_flight = opts->tcp_skip_in_flight;
@@ -379,11 +385,11 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	/* A reader gone is an error of a write, not the end of cryo. */
 	sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, &old_pipe);
 	rmt_begin(&chld);
-	if (!open_image(&ctx, opts, &out))
+	if (!open_image(&ctx, opts, &out) && !track_dump_start(&ctx, opts))
 		rc = dump_tree(&ctx, opts);
 	/* Sockets leave repair mode before their process runs again; killed, they stay
 	 * in it (closing silently) and the lock outlives the dump. */
-	kill_them = rc == 0 && !opts->leave_running;
+	kill_them = rc == 0 && !ctx.leave_running;
 	if (!kill_them) {
 		tcp_conn_dump_finish(false);
 		if (net_lock_dump_finish(&ctx, false))
@@ -399,6 +405,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	if (kill_them)
 		net_lock_dump_finish(&ctx, true);
 	tcp_conn_dump_finish(true);
+	track_dump_end(&ctx, rc == 0);
 	if (ctx.dir.path)
 		img_dir_close(&ctx.dir, rc == 0);
 	stream_out_close(&out);

@@ -17,6 +17,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "mem.h"
+#include "mem_track.h"
 #include "stats.h"
 #include "sys.h"
 #include "util.h"
@@ -111,7 +112,8 @@ int mem_classify(const struct proc_vma *v, VmaKind *kind, const char **why)
 		return -1;
 	}
 	if (v->vm_flags & (VMF(UM) | VMF(UW) | VMF(UI))) {
-		*why = "it is registered with userfaultfd";
+		*why = "it is registered with userfaultfd (by the process, or by a cryo "
+		       "pre-dump's tracker: dump it with --prev-images-dir and --track-mem)";
 		return -1;
 	}
 	if (v->vm_flags & VMF(SS)) {
@@ -717,7 +719,7 @@ out:
 
 /* One VMA's pages worth saving (less those shared with the parent), its guards. */
 static int vma_pages(struct dump_proc *p, int pm_fd, int ppm_fd, size_t i, Vma *pb,
-		     struct runs *all)
+		     struct runs *all, struct runs *from_parent)
 {
 	struct vma_pages vp = { { 0 }, { 0 } };
 	const Vma *pv;
@@ -726,7 +728,8 @@ static int vma_pages(struct dump_proc *p, int pm_fd, int ppm_fd, size_t i, Vma *
 	pv = ppm_fd >= 0 && !rc && !vp.guards.nr ? cow_parent_vma(p, pb) : NULL;
 	if (pv)
 		rc = cow_dump_vma(p, pm_fd, ppm_fd, pv, pb, &vp.data);
-	rc = rc || add_vma_runs(all, &vp.data);
+	rc = rc || track_vma_pages(p, pm_fd, i, &vp.data, from_parent) ||
+	     add_vma_runs(all, &vp.data);
 	if (!rc && vp.guards.nr) {
 		pb->guards = runs_to_pb(&vp.guards);
 		pb->n_guards = vp.guards.nr;
@@ -739,7 +742,7 @@ static int vma_pages(struct dump_proc *p, int pm_fd, int ppm_fd, size_t i, Vma *
 
 static int collect_pages(struct dump_proc *p, Vma **pbs, VmaKind *kinds)
 {
-	struct runs all = { 0 };
+	struct runs all = { 0 }, from_parent = { 0 };
 	char path[64];
 	int pm_fd, ppm_fd, rc = -1;
 
@@ -750,17 +753,20 @@ static int collect_pages(struct dump_proc *p, Vma **pbs, VmaKind *kinds)
 	ppm_fd = cow_open_parent_pagemap(p);
 	stats_enter(PH_MEM_SCAN);
 	for (size_t i = 0; i < p->vmas.nr; i++)
-		if (pbs[i] && kind_has_pages(kinds[i]) && vma_pages(p, pm_fd, ppm_fd, i, pbs[i], &all))
+		if (pbs[i] && kind_has_pages(kinds[i]) &&
+		    vma_pages(p, pm_fd, ppm_fd, i, pbs[i], &all, &from_parent))
 			goto out;
 	stats_leave(PH_MEM_SCAN);
 	stats_enter(PH_PAGE_WRITE);
 	if (dump_pages(p, &all))
 		goto out;
 	stats_leave(PH_PAGE_WRITE);
-	p->pagemap.runs = runs_to_pb(&all);
-	if (!p->pagemap.runs)
-		goto out;
 	p->pagemap.n_runs = all.nr;
+	p->pagemap.runs = from_parent.nr ?
+			  track_runs_to_pb(&all, &from_parent, &p->pagemap.n_runs) :
+			  runs_to_pb(&all);
+	if (!p->pagemap.runs || track_proc_finish(p))
+		goto out;
 	p->pagemap.total_pages = 0;
 	for (size_t k = 0; k < all.nr; k++)
 		p->pagemap.total_pages += all.r[k].nr_pages;
@@ -771,6 +777,7 @@ out:
 	if (ppm_fd >= 0)
 		close(ppm_fd);
 	free(all.r);
+	free(from_parent.r);
 	return rc;
 }
 
@@ -1079,7 +1086,9 @@ int mem_validate(const MmState *mm, const PageMap *pm)
 			return cr_err("image: page run %zu (0x%llx, %llu pages) is not inside a "
 				      "private VMA", i, (unsigned long long)r->vaddr,
 				      (unsigned long long)r->nr_pages);
-		total += r->nr_pages;
+		/* Pages found in a parent image take no room in this one's file. */
+		if (!r->in_parent)
+			total += r->nr_pages;
 	}
 	if (total != pm->total_pages)
 		return cr_err("image: page map counts %llu pages, its runs %llu",
@@ -1217,33 +1226,36 @@ static void note_read(struct restore_proc *rp, struct plan *p, uint64_t bytes)
 	rp->nr_reads++;
 }
 
-/* preadv calls that fill every run from the page file, in file order. */
+/* preadv calls that fill every run, each from the page file its segment names
+ * (rp->segs: the image's own, or a parent's of a pre-dump chain). */
 static void plan_reads(struct restore_proc *rp, struct plan *p)
 {
 	static struct iovec iov[MAX_IOV];
-	const PageMap *pm = rp->pm;
-	uint64_t off = 0;
+	uint64_t done = 0;		/* bytes of segs[i] already planned */
 	size_t i = 0;
 
-	while (i < pm->n_runs) {
-		uint64_t start_off = off, bytes = 0, at;
+	while (i < rp->nr_segs) {
+		uint32_t src = rp->segs[i].src;
+		uint64_t start_off = rp->segs[i].off + done, off = start_off, bytes = 0, at;
 		int n = 0;
 
-		/* Split runs larger than one call may read. */
-		while (i < pm->n_runs && n < MAX_IOV && bytes < MAX_PREADV) {
-			const PageRun *r = pm->runs[i];
-			uint64_t len = r->nr_pages * CR_PAGE_SIZE - rp->run_done;
+		/* One call reads what lies in a row in one file; runs larger than a
+		 * call may read are split. */
+		while (i < rp->nr_segs && n < MAX_IOV && bytes < MAX_PREADV &&
+		       rp->segs[i].src == src && rp->segs[i].off + done == off) {
+			const struct page_seg *sg = &rp->segs[i];
+			uint64_t len = sg->len - done;
 
 			if (len > MAX_PREADV - bytes)
 				len = MAX_PREADV - bytes;
-			iov[n].iov_base = (void *)(r->vaddr + rp->run_done);
+			iov[n].iov_base = (void *)(sg->vaddr + done);
 			iov[n].iov_len = len;
 			bytes += len;
 			off += len;
 			n++;
-			rp->run_done += len;
-			if (rp->run_done == r->nr_pages * CR_PAGE_SIZE) {
-				rp->run_done = 0;
+			done += len;
+			if (done == sg->len) {
+				done = 0;
 				i++;
 			}
 		}
@@ -1258,7 +1270,7 @@ static void plan_reads(struct restore_proc *rp, struct plan *p)
 					  (uint64_t)iov[k].iov_base, iov[k].iov_len,
 					  CR_MADV_POPULATE_WRITE, 0, 0, 0);
 		note_read(rp, p, bytes);
-		plan_call(p, "reading pages from the image", 0, __NR_preadv, rp->page_fd,
+		plan_call(p, "reading pages from the image", 0, __NR_preadv, rp->srcs[src].fd,
 			  at, n, start_off, 0, 0);
 	}
 }

@@ -32,6 +32,7 @@
 #include "timers.h"
 #include "util.h"
 #include "verify.h"
+#include "mem_track.h"
 
 /* ---- reading and checking the image ---- */
 
@@ -97,7 +98,7 @@ static int load_process(struct restore_ctx *ctx, struct restore_proc *rp)
 static int load_images(struct restore_ctx *ctx)
 {
 	ctx->inv = img_read_inventory(&ctx->dir);
-	if (!ctx->inv)
+	if (!ctx->inv || track_check_inventory(ctx))
 		return -1;
 	if (ctx->inv->page_size != CR_PAGE_SIZE)
 		return cr_err("%s: page size %u is not supported", ctx->dir.path,
@@ -174,7 +175,7 @@ static int prepare(struct restore_ctx *ctx, bool trusted)
 		if (mem_restore_prepare(rp))
 			return -1;
 		rp->page_fd = restore_inherit_fd(ctx, rp->page_fd, rp->pm->pages_file);
-		if (rp->page_fd < 0)
+		if (rp->page_fd < 0 || track_restore_sources(rp))
 			return -1;
 	}
 	return 0;
@@ -265,7 +266,6 @@ static int plan_final(struct restore_proc *rp, struct plan *p)
 static int build_plan(struct restore_proc *rp, struct plan *p)
 {
 	rp->nr_reads = 0;
-	rp->run_done = 0;
 	rp->thread_tables[0] = plan_table(p);
 	rp->thread_stops[0] = plan_stop_block(p, rp->pid, rp->pid, rp->stop_sig);
 	if (plan_main(rp, p))
@@ -496,6 +496,7 @@ static void proc_free(struct restore_proc *rp)
 	free(rp->thread_stops);
 	free(rp->thread_created);
 	free(rp->children);
+	track_restore_free(rp);
 	if (rp->page_fd >= 0)
 		close(rp->page_fd);
 	if (rp->core)
@@ -531,6 +532,7 @@ static void restore_free(struct restore_ctx *ctx)
 		ps_tree__free_unpacked(ctx->tree, NULL);
 	if (ctx->inv)
 		inventory__free_unpacked(ctx->inv, NULL);
+	track_restore_ctx_free(ctx);
 	img_dir_close(&ctx->dir, true);
 }
 

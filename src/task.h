@@ -52,6 +52,7 @@ struct dump_ctx {
 	void *locks;			/* file_locks.c's locks seen through fds */
 	void *socks_outside;		/* files.c's sockets held outside the tree */
 	bool tcp_established;		/* --tcp-established: connections are dumped */
+	void *track;			/* mem_track.c's parent image and tracker */
 };
 
 struct dump_proc {
@@ -79,6 +80,7 @@ struct dump_proc {
 	uint64_t brk;			/* the program break, as the process read it */
 	VdsoInfo vdso;			/* its vDSO as it sees it (core.vdso) */
 	ControllingTty ctty;		/* core.ctty, when it has one (file_tty.c) */
+	void *track;			/* mem_track.c's state of this process */
 };
 
 struct restore_ctx {
@@ -118,6 +120,7 @@ struct restore_ctx {
 	struct cpu_info cpu_image;	/* the dumping CPU */
 	struct cpu_info cpu_here;
 	bool xstate_differs;		/* xstate buffers need cpu_xstate_convert */
+	void *chain;			/* mem_track.c's parent images, opened as needed */
 };
 
 /* Where a restored process's vDSO goes, and how (vdso.c). */
@@ -142,6 +145,21 @@ struct restore_proc {
 	PageMap *pm;
 	int page_fd;
 	uint64_t page_bytes;
+	/* The page files the pages come from: srcs[0] is page_fd, the others a pre-dump
+	 * chain's (mem_track.c); segs, in address order, say what comes from where. */
+	struct page_src {
+		struct img_dir *dir;
+		const PageMap *pm;
+		int fd;
+		uint64_t bytes;
+		uint64_t *offs;		/* each run's place in its file */
+	} *srcs;
+	size_t nr_srcs;
+	struct page_seg {
+		uint64_t vaddr, len, off;
+		uint32_t src;
+	} *segs;
+	size_t nr_segs;
 	struct plan plan;
 	pid_t pid;
 	bool created;
@@ -157,7 +175,6 @@ struct restore_proc {
 	/* Page reads planned, to check their results. */
 	struct { size_t call; uint64_t bytes; } *reads;
 	size_t nr_reads, max_reads;
-	uint64_t run_done;		/* bytes of the current run already planned */
 	struct vdso_place vp;
 	uint8_t *proxy;			/* vDSO proxy bytes */
 	int proxy_fds[3];		/* memory files of the proxy and its placeholders */

@@ -25,12 +25,17 @@ static void *verify_main(void *arg)
 		return NULL;
 	for (size_t i = 0; i < ctx->nr_procs && !v->rc; i++) {
 		const struct restore_proc *rp = ctx->procs[i];
-		const PageMap *pm = rp->pm;
 
 		if (rp->zombie)
 			continue;
-		v->rc = img_verify_raw(&ctx->dir, pm->pages_file, rp->page_fd, rp->page_bytes,
-				       pm->chunk_size, pm->chunk_crc32c, pm->n_chunk_crc32c);
+		/* Its own page file, then those of a pre-dump chain it reads from. */
+		for (size_t k = 0; k < rp->nr_srcs && !v->rc; k++) {
+			const struct page_src *s = &rp->srcs[k];
+
+			v->rc = img_verify_raw(s->dir, s->pm->pages_file, s->fd, s->bytes,
+					       s->pm->chunk_size, s->pm->chunk_crc32c,
+					       s->pm->n_chunk_crc32c);
+		}
 	}
 	return NULL;
 }

@@ -1,0 +1,50 @@
+/* Iterative dumps (mem_track.c): the pages written since the parent image, found by
+ * userfaultfd write protection in asynchronous mode and PAGEMAP_SCAN; the tracker
+ * process that holds each userfaultfd between rounds; restore reading the chain. */
+#ifndef CRYO_MEM_TRACK_H
+#define CRYO_MEM_TRACK_H
+
+#include "cryo.h"
+#include "mem.h"
+#include "task.h"
+
+/* Dump: the parent image and its tracker (before the tree is seized). */
+int track_dump_start(struct dump_ctx *ctx, const struct cryo_dump_opts *opts);
+/* Dump, per process, once its VMAs are read: the parent's page map, its userfaultfd
+ * taken from the tracker, the VMAs it registered told apart from the process's own. */
+int track_proc_start(struct dump_proc *p);
+/* Dump, while cryo borrows the process: a userfaultfd made in its mm, if it needs
+ * one (the first round, or a tracker gone). */
+int track_make_uffd(struct dump_proc *p);
+/* Dump: the present pages `data` of VMA i split into those this image saves (left in
+ * data) and those unchanged since the parent (into parent); the VMA armed for the
+ * next round when asked. */
+int track_vma_pages(struct dump_proc *p, int pm_fd, size_t i, struct runs *data,
+		    struct runs *parent);
+/* Dump: the page map's runs, both kinds in address order (runs_pb_free frees them). */
+PageRun **track_runs_to_pb(const struct runs *data, const struct runs *parent, size_t *n);
+/* Dump: the page map's tracking fields (after every VMA). */
+int track_proc_finish(struct dump_proc *p);
+/* Dump: before the images are written: the tracker left for the next round. */
+int track_dump_arm(struct dump_ctx *ctx);
+/* Dump: the inventory's fields. */
+int track_dump_inventory(struct dump_ctx *ctx, Inventory *inv);
+/* Dump: after the tree was given back or killed. */
+void track_dump_end(struct dump_ctx *ctx, bool ok);
+void track_proc_free(struct dump_proc *p);
+
+/* Restore: refuse a pre-dump; check a chain's inventory. */
+int track_check_inventory(struct restore_ctx *ctx);
+/* Restore: where each page of the process comes from (rp->srcs, rp->segs). */
+int track_restore_sources(struct restore_proc *rp);
+void track_restore_free(struct restore_proc *rp);
+void track_restore_ctx_free(struct restore_ctx *ctx);
+
+/* Pure (unit-tested): the pages of `present` the parent image has unchanged: not
+ * written since (not in `written`) and inside one of the parent's runs (`covered`). */
+int track_from_parent(const struct runs *present, const struct runs *written,
+		      const struct runs *covered, struct runs *out);
+/* The starttime field of /proc/PID/stat text, or 0. */
+uint64_t track_parse_starttime(const char *stat);
+
+#endif
