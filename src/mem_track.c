@@ -148,14 +148,17 @@ static int open_tracker(struct track_ctx *t)
 	if (!pd->tracker_pid)
 		return 0;
 	t->tracker_pidfd = sys_pidfd_open(pd->tracker_pid, 0);
-	if (t->tracker_pidfd < 0)
+	if (t->tracker_pidfd < 0) {
+		pr_debug("tracker %u: %s", pd->tracker_pid, strerror(errno));
 		return 0;
+	}
 	txt = proc_read_pid_file(pd->tracker_pid, "comm", &len);
 	if (txt)
 		snprintf(comm, sizeof(comm), "%.*s", (int)strcspn(txt, "\n"), txt);
 	free(txt);
 	cr_err_reset();
 	if (strcmp(comm, TRACKER_COMM) || starttime_of(pd->tracker_pid) != pd->tracker_start_time) {
+		pr_debug("process %u is not the tracker (comm '%s')", pd->tracker_pid, comm);
 		close(t->tracker_pidfd);
 		t->tracker_pidfd = -1;
 		return 0;
@@ -567,11 +570,17 @@ static void tracker_main(size_t n)
 	_exit(0);
 }
 
-/* In the child: fds[] moved to TRACK_FD_BASE.., everything else closed. */
+/* In the child: fds[] moved to TRACK_FD_BASE.., everything else closed. Through
+ * numbers above all of them first, so that no move overwrites one still to move. */
 static void tracker_setup_fds(const int *fds, size_t n)
 {
-	int high = TRACK_FD_BASE + (int)n + 64, nul = open("/dev/null", O_RDWR);
+	int high = TRACK_FD_BASE + (int)n, nul = open("/dev/null", O_RDWR);
 
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= high)
+			high = fds[i] + 1;
+	if (nul >= high)
+		high = nul + 1;
 	for (size_t i = 0; i < n; i++)
 		if (dup3(fds[i], high + (int)i, 0) < 0)
 			_exit(1);

@@ -430,16 +430,87 @@ static char *restore_extra(const struct run *r)
 	return r->restore_extra ? strdup(r->restore_extra) : extra_arg(r, "RESTORE-ARG ");
 }
 
+static int asked(const struct run *r, const char *key, int dflt, int lo, int hi);
+
+/* The line `what` in the program's output, within the ready timeout. */
+static int wait_line(struct run *r, const char *what)
+{
+	double end = now() + READY_TIMEOUT;
+	int status;
+
+	while (!file_has(r->log, what)) {
+		if (reap_now(r->pid, &status) == r->pid)
+			return why("the program exited waiting for '%s' (status 0x%x)", what,
+				   status);
+		if (now() > end)
+			return why("no '%s' from the program within %.0f s", what, READY_TIMEOUT);
+		sleep_ms(2);
+	}
+	return 0;
+}
+
+static int count_of(const char *path, const char *needle)
+{
+	char *s = read_file(path, NULL);
+	int n = 0;
+
+	for (char *at = s; at && (at = strstr(at, needle)); at++)
+		n++;
+	free(s);
+	return n;
+}
+
+/* A program printing "PRE-DUMPS N" is pre-dumped N times before each dump, in a
+ * chain (IMG.pre1, IMG.pre2, ...), told to change its memory (SIGUSR2) after each
+ * one; the dump then names the last (--prev-images-dir, --track-mem). prev gets its
+ * name relative to the dump's directory, or "" without pre-dumps. */
+static int pre_dumps(struct run *r, const char *img, char *prev, size_t len)
+{
+	int n = asked(r, "PRE-DUMPS ", 0, 0, 8);
+	const char *base = strrchr(img, '/') ? strrchr(img, '/') + 1 : img;
+	char pid[16], dir[700], line[32];
+
+	prev[0] = 0;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	for (int k = 1; k <= n; k++) {
+		int rc;
+
+		snprintf(dir, sizeof(dir), "%s.pre%d", img, k);
+		rc = k == 1 ? run_cryo(r->cryo_log, "pre-dump", "-v", "-t", pid, "-D", dir, NULL) :
+			      run_cryo(r->cryo_log, "pre-dump", "-v", "-t", pid, "-D", dir,
+				       "--prev-images-dir", prev, NULL);
+		if (rc)
+			return rc < 0 ? -1 : why("cryo pre-dump %d exited with %d", k, rc);
+		snprintf(prev, len, "../%s.pre%d", base, k);
+		snprintf(line, sizeof(line), "REWRITTEN %d\n", count_of(r->log, "REWRITTEN ") + 1);
+		kill(r->pid, SIGUSR2);
+		if (wait_line(r, line))
+			return -1;
+	}
+	return 0;
+}
+
 static int step_dump(struct run *r, const char *img, bool leave)
 {
 	char *extra = dump_extra(r);
-	char pid[16];
+	char pid[16], prev[700];
 	int rc, status;
 
+	if (pre_dumps(r, img, prev, sizeof(prev))) {
+		free(extra);
+		return -1;
+	}
 	snprintf(pid, sizeof(pid), "%d", r->pid);
-	rc = leave ? run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, "--leave-running",
-			      extra, NULL) :
-		     run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, extra, NULL);
+	if (prev[0] && leave)
+		rc = run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, "--prev-images-dir",
+			      prev, "--track-mem", "--leave-running", extra, NULL);
+	else if (prev[0])
+		rc = run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, "--prev-images-dir",
+			      prev, "--track-mem", extra, NULL);
+	else
+		rc = leave ? run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img,
+				      "--leave-running", extra, NULL) :
+			     run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", img, extra, NULL);
 	free(extra);
 	if (rc)
 		return rc < 0 ? -1 : why("cryo dump exited with %d", rc);
