@@ -30,6 +30,7 @@
 #include "log.h"
 #include "net_lock.h"
 #include "proc.h"
+#include "mem_track.h"
 #include "remote.h"
 #include "sys.h"
 #include "vdso.h"
@@ -184,6 +185,12 @@ static int probe_vm_readv(pid_t child)
 	struct iovec l = { &v, sizeof(v) }, r = { &marker, sizeof(marker) };
 
 	return process_vm_readv(child, &l, 1, &r, 1, 0) == sizeof(v) && v == 0x1234;
+}
+
+static int probe_track_mem(pid_t child)
+{
+	(void)child;
+	return track_probe();
 }
 
 static int probe_kcmp(pid_t child)
@@ -378,6 +385,8 @@ static const struct probe probes[] = {
 	{ "pagemap_scan", "PAGEMAP_SCAN ioctl",
 	  false, "page scans fall back to reading pagemap (slower)",
 	  probe_pagemap_scan },
+	{ "track_mem", "write tracking (uffd-wp async, PAGEMAP_SCAN)", false,
+	  "pre-dump and --track-mem cannot track writes (Linux 6.7 or later)", probe_track_mem },
 	{ "madv_guard", "MADV_GUARD_INSTALL", false, "guard regions are neither found nor restored",
 	  probe_guard },
 	{ "map_files", "/proc/PID/map_files", true,
@@ -475,6 +484,15 @@ int cryo_check(FILE *out)
 	return missing;
 }
 
+/* Feature names match with '-' for '_' ("track-mem" is "track_mem"). */
+static bool same_key(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++)
+		if (*a != *b && !((*a == '-' || *a == '_') && (*b == '-' || *b == '_')))
+			return false;
+	return !*a && !*b;
+}
+
 int cryo_check_feature(const char *key, FILE *out)
 {
 	pid_t child;
@@ -487,7 +505,7 @@ int cryo_check_feature(const char *key, FILE *out)
 		return 1;
 	}
 	for (size_t i = 0; i < CR_ARRAY_SIZE(probes); i++) {
-		if (strcmp(key, probes[i].key))
+		if (!same_key(key, probes[i].key))
 			continue;
 		child = probe_child();
 		if (child < 0)

@@ -306,6 +306,23 @@ static int dump_tree(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 		for (size_t i = 0; i < ctx->nr_procs; i++)
 			if (!ctx->procs[i]->zombie && task_park_for_kill(ctx->procs[i]))
 				return -1;
+	/* A pre-dump's pages are read once the tree runs again (dump_after). */
+	if (opts->pre_dump)
+		return 0;
+	if (write_images(ctx, opts))
+		return -1;
+	return action_run(opts->action_script, "post-dump", opts->dir, opts->pid);
+}
+
+/* A pre-dump, the tree running again: its pages (tracked since the tree was held:
+ * what it writes meanwhile is saved by the next round), then the images. */
+static int dump_after(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
+{
+	stats_enter(PH_PAGE_WRITE);
+	for (size_t i = 0; i < ctx->nr_procs; i++)
+		if (!ctx->procs[i]->zombie && mem_dump_late(ctx->procs[i]))
+			return -1;
+	stats_leave(PH_PAGE_WRITE);
 	if (write_images(ctx, opts))
 		return -1;
 	return action_run(opts->action_script, "post-dump", opts->dir, opts->pid);
@@ -402,6 +419,8 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	if (finish_tree(&ctx, kill_them))
 		rc = -1;
 	stats_leave(PH_FROZEN);
+	if (rc == 0 && opts->pre_dump && dump_after(&ctx, opts))
+		rc = -1;
 	if (kill_them)
 		net_lock_dump_finish(&ctx, true);
 	tcp_conn_dump_finish(true);

@@ -614,7 +614,21 @@ struct page_sink {
 	uint8_t *buf;
 	size_t fill;
 	int mem_fd;
+	bool running;			/* a pre-dump reads while the process runs */
 };
+
+/* A pre-dump reads after the process ran on: what it unmapped meanwhile reads as
+ * zeros (mem_track.c: it is not tracked, the next round saves what is there). */
+static ssize_t read_running(struct page_sink *s, uint8_t *buf, size_t n, uint64_t addr)
+{
+	for (size_t at = 0; at < n; at += CR_PAGE_SIZE) {
+		size_t len = n - at < CR_PAGE_SIZE ? n - at : CR_PAGE_SIZE;
+
+		if (pread(s->mem_fd, buf + at, len, addr + at) != (ssize_t)len)
+			memset(buf + at, 0, len);
+	}
+	return n;
+}
 
 static int sink_flush(struct page_sink *s)
 {
@@ -638,6 +652,8 @@ static int sink_add(struct page_sink *s, uint64_t addr, uint64_t len)
 		size_t n = len < room ? len : room;
 		ssize_t got = pread(s->mem_fd, s->buf + s->fill, n, addr);
 
+		if (got != (ssize_t)n && s->running)
+			got = read_running(s, s->buf + s->fill, n, addr);
 		if (got != (ssize_t)n)
 			return got < 0 ? cr_perr("process %d: cannot read its memory at 0x%lx",
 						 s->p->pid, (unsigned long)addr) :
@@ -675,9 +691,9 @@ static uint64_t runs_bytes(const struct runs *all)
 	return n;
 }
 
-static int dump_pages(struct dump_proc *p, const struct runs *all)
+static int dump_pages(struct dump_proc *p, const struct runs *all, bool running)
 {
-	struct page_sink s = { .p = p, .mem_fd = -1 };
+	struct page_sink s = { .p = p, .mem_fd = -1, .running = running };
 	char name[64], path[64];
 	bool async = false;
 	int rc = -1;
@@ -757,10 +773,16 @@ static int collect_pages(struct dump_proc *p, Vma **pbs, VmaKind *kinds)
 		    vma_pages(p, pm_fd, ppm_fd, i, pbs[i], &all, &from_parent))
 			goto out;
 	stats_leave(PH_MEM_SCAN);
-	stats_enter(PH_PAGE_WRITE);
-	if (dump_pages(p, &all))
-		goto out;
-	stats_leave(PH_PAGE_WRITE);
+	/* A pre-dump reads them once the process runs again (mem_dump_late). */
+	if (track_late(p)) {
+		if (track_keep_late(p, &all))
+			goto out;
+	} else {
+		stats_enter(PH_PAGE_WRITE);
+		if (dump_pages(p, &all, false))
+			goto out;
+		stats_leave(PH_PAGE_WRITE);
+	}
 	p->pagemap.n_runs = all.nr;
 	p->pagemap.runs = from_parent.nr ?
 			  track_runs_to_pb(&all, &from_parent, &p->pagemap.n_runs) :
@@ -779,6 +801,13 @@ out:
 	free(all.r);
 	free(from_parent.r);
 	return rc;
+}
+
+int mem_dump_late(struct dump_proc *p)
+{
+	const struct runs *all = track_late(p);
+
+	return all ? dump_pages(p, all, true) : 0;
 }
 
 static int read_auxv(struct dump_proc *p)

@@ -37,6 +37,8 @@ int mem_read_vmas(struct dump_proc *p);
 /* Dump: mm fields, VMAs (file and shmem references), page data. */
 int mem_dump(struct dump_proc *p);
 int mem_write_shmem_image(struct dump_ctx *ctx);
+/* Dump: a pre-dump's page data, read once the process runs again. */
+int mem_dump_late(struct dump_proc *p);
 /* Dump: the shared memory object of a file (fd, st), saved once for the tree. */
 int mem_shmem_add(struct dump_ctx *ctx, int fd, const struct stat *st, uint32_t *id);
 void mem_dump_free(struct dump_proc *p);

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +44,7 @@ struct track_ctx {
 	char boot_id[40];
 	pid_t new_tracker;		/* left for the next round by this dump */
 	uint64_t new_tracker_start;
+	int commit_fd;			/* a byte here: the image naming it is complete */
 };
 
 struct track_proc {
@@ -52,6 +55,8 @@ struct track_proc {
 	struct runs covered;		/* the parent's runs, both kinds */
 	struct runs ptracked;		/* the ranges the parent armed */
 	struct runs tracked;		/* armed by this round */
+	struct runs late;		/* a pre-dump's data runs, read after */
+	bool keep_late;
 };
 
 /* ---- pure helpers ---- */
@@ -186,6 +191,7 @@ int track_dump_start(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 	ctx->track = t;
 	t->parent.dirfd = -1;
 	t->tracker_pidfd = -1;
+	t->commit_fd = -1;
 	t->pre_dump = opts->pre_dump;
 	t->arm = opts->pre_dump || (opts->track_mem && opts->leave_running);
 	t->root_start = starttime_of(opts->pid);
@@ -448,6 +454,41 @@ static int uffd_register(int uffd, uint64_t start, uint64_t end)
 	return ioctl(uffd, UFFDIO_REGISTER, &reg);
 }
 
+/* cryo check: a userfaultfd of cryo's own, a page written after arming seen by a
+ * PAGEMAP_SCAN of its own pagemap, then protected again. */
+int track_probe(void)
+{
+	struct runs w1 = { 0 }, w2 = { 0 };
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	volatile uint8_t *m = mmap(NULL, 4 * CR_PAGE_SIZE, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t a = (uint64_t)m;
+	int ok = 0;
+
+	if (uffd < 0 || pm < 0 || m == MAP_FAILED)
+		goto out;
+	m[0] = 1;
+	if (uffd_api(uffd) || uffd_register(uffd, a, a + 4 * CR_PAGE_SIZE) ||
+	    scan_written(pm, a, a + 4 * CR_PAGE_SIZE, &w1))
+		goto out;
+	m[2 * CR_PAGE_SIZE] = 1;
+	if (scan_written(pm, a, a + 4 * CR_PAGE_SIZE, &w2))
+		goto out;
+	ok = w2.nr == 1 && w2.r[0].start == a + 2 * CR_PAGE_SIZE && w2.r[0].nr_pages == 1;
+out:
+	cr_err_reset();
+	free(w1.r);
+	free(w2.r);
+	if (m != MAP_FAILED)
+		munmap((void *)m, 4 * CR_PAGE_SIZE);
+	if (pm >= 0)
+		close(pm);
+	if (uffd >= 0)
+		close(uffd);
+	return ok;
+}
+
 int track_vma_pages(struct dump_proc *p, int pm_fd, size_t i, struct runs *data,
 		    struct runs *parent)
 {
@@ -495,6 +536,31 @@ out:
 	return rc;
 }
 
+const struct runs *track_late(const struct dump_proc *p)
+{
+	const struct track_ctx *t = p->ctx->track;
+	const struct track_proc *tp = p->track;
+
+	if (!t || !tp || !t->pre_dump)
+		return NULL;
+	return &tp->late;
+}
+
+int track_keep_late(struct dump_proc *p, struct runs *all)
+{
+	struct track_proc *tp = p->track;
+	struct runs copy = { 0 };
+
+	/* The page map keeps `all` too: a copy for the late read. */
+	for (size_t i = 0; i < all->nr; i++)
+		if (runs_add_new(&copy, all->r[i].start, all->r[i].nr_pages)) {
+			free(copy.r);
+			return -1;
+		}
+	tp->late = copy;
+	return 0;
+}
+
 PageRun **track_runs_to_pb(const struct runs *data, const struct runs *parent, size_t *n)
 {
 	size_t total = data->nr + parent->nr, i = 0, k = 0;
@@ -539,19 +605,24 @@ int track_proc_finish(struct dump_proc *p)
 /* ---- the tracker ---- */
 
 /* The tracker's life: hold fds TRACK_FD_BASE.. (uffd, pidfd of its process, ...)
- * until each process ends, or a later round ends it. It never touches them. */
+ * until each process ends, or a later round ends it. It never touches them. The fd
+ * after them is a socket: a byte from it says the image naming the tracker is complete,
+ * its end without one that cryo failed or died (the tracking is dropped). */
 static void tracker_main(size_t n)
 {
 	struct pollfd pfd[n ? n : 1];
 	size_t left = n;
 	sigset_t none;
+	char ok;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	prctl(PR_SET_NAME, TRACKER_COMM, 0, 0, 0);
+	if (read(TRACK_FD_BASE + 2 * n, &ok, 1) != 1)
+		_exit(0);
+	close(TRACK_FD_BASE + 2 * n);
 	for (size_t i = 0; i < n; i++) {
 		pfd[i].fd = TRACK_FD_BASE + 2 * i + 1;
 		pfd[i].events = POLLIN;
@@ -594,13 +665,20 @@ static void tracker_setup_fds(const int *fds, size_t n)
 }
 
 /* Fork the tracker (through a child that exits: no one's child but init's). */
-static pid_t tracker_spawn(const int *fds, size_t n)
+static pid_t tracker_spawn(int *fds, size_t n, int *commit_fd)
 {
-	int pipefd[2], st;
+	int pipefd[2], commit[2], st;
 	pid_t mid, pid = 0;
 
-	if (pipe2(pipefd, O_CLOEXEC))
+	/* A socket: sending to a tracker gone fails rather than raising SIGPIPE. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, commit))
+		return cr_perr("socketpair");
+	if (pipe2(pipefd, O_CLOEXEC)) {
+		close(commit[0]);
+		close(commit[1]);
 		return cr_perr("pipe");
+	}
+	fds[n] = commit[0];
 	mid = fork();
 	if (mid < 0) {
 		close(pipefd[0]);
@@ -609,12 +687,18 @@ static pid_t tracker_spawn(const int *fds, size_t n)
 	}
 	if (!mid) {
 		setsid();
-		pid = fork();
-		if (pid)
-			_exit(write(pipefd[1], &pid, sizeof(pid)) == sizeof(pid) ? 0 : 1);
-		tracker_setup_fds(fds, n);
+		if (fork())
+			_exit(0);
+		/* Named before cryo learns its PID: the next round checks the name. */
+		prctl(PR_SET_NAME, TRACKER_COMM, 0, 0, 0);
+		pid = getpid();
+		if (write(pipefd[1], &pid, sizeof(pid)) != sizeof(pid))
+			_exit(1);
+		tracker_setup_fds(fds, n + 1);
 		tracker_main(n / 2);
 	}
+	close(commit[0]);
+	*commit_fd = commit[1];
 	close(pipefd[1]);
 	if (read(pipefd[0], &pid, sizeof(pid)) != sizeof(pid) || pid <= 0)
 		pid = 0;
@@ -626,7 +710,7 @@ static pid_t tracker_spawn(const int *fds, size_t n)
 
 static int start_tracker(struct dump_ctx *ctx, struct track_ctx *t)
 {
-	int *fds = calloc(2 * ctx->nr_procs + 1, sizeof(int));
+	int *fds = calloc(2 * ctx->nr_procs + 2, sizeof(int));
 	size_t n = 0;
 	int rc = -1;
 
@@ -653,7 +737,7 @@ static int start_tracker(struct dump_ctx *ctx, struct track_ctx *t)
 		rc = 0;
 		goto out;
 	}
-	t->new_tracker = tracker_spawn(fds, n);
+	t->new_tracker = tracker_spawn(fds, n, &t->commit_fd);
 	if (t->new_tracker > 0)
 		t->new_tracker_start = starttime_of(t->new_tracker);
 	rc = t->new_tracker > 0 && t->new_tracker_start ? 0 : -1;
@@ -701,8 +785,13 @@ void track_dump_end(struct dump_ctx *ctx, bool ok)
 
 	if (!t)
 		return;
-	/* The old tracker's part is over (its fds live on in the new one); a failed
-	 * round ends the new one instead, and the parent stays valid. */
+	/* The new tracker goes on; the old one's part is over (its fds live on in the
+	 * new one). A failed round ends the new one instead, and the parent stays valid. */
+	if (t->commit_fd >= 0 && ok && send(t->commit_fd, "", 1, MSG_NOSIGNAL) != 1)
+		pr_warn("the memory tracker %d did not start: the next round dumps every page",
+			t->new_tracker);
+	if (t->commit_fd >= 0)
+		close(t->commit_fd);
 	if (ok && t->tracker_pidfd >= 0)
 		syscall(__NR_pidfd_send_signal, t->tracker_pidfd, SIGKILL, NULL, 0);
 	if (!ok && t->new_tracker > 0)
@@ -732,6 +821,7 @@ void track_proc_free(struct dump_proc *p)
 	free(tp->covered.r);
 	free(tp->ptracked.r);
 	free(tp->tracked.r);
+	free(tp->late.r);
 	free(tp);
 	p->track = NULL;
 }

@@ -21,6 +21,10 @@ int track_make_uffd(struct dump_proc *p);
  * next round when asked. */
 int track_vma_pages(struct dump_proc *p, int pm_fd, size_t i, struct runs *data,
 		    struct runs *parent);
+/* Dump: the data runs a pre-dump reads after the tree runs again (NULL: read now);
+ * track_keep_late keeps a copy of them. */
+const struct runs *track_late(const struct dump_proc *p);
+int track_keep_late(struct dump_proc *p, struct runs *all);
 /* Dump: the page map's runs, both kinds in address order (runs_pb_free frees them). */
 PageRun **track_runs_to_pb(const struct runs *data, const struct runs *parent, size_t *n);
 /* Dump: the page map's tracking fields (after every VMA). */
@@ -39,6 +43,9 @@ int track_check_inventory(struct restore_ctx *ctx);
 int track_restore_sources(struct restore_proc *rp);
 void track_restore_free(struct restore_proc *rp);
 void track_restore_ctx_free(struct restore_ctx *ctx);
+
+/* cryo check: 1 if asynchronous write protection tracks writes here. */
+int track_probe(void);
 
 /* Pure (unit-tested): the pages of `present` the parent image has unchanged: not
  * written since (not in `written`) and inside one of the parent's runs (`covered`). */

@@ -2216,6 +2216,198 @@ static void run_cases(const struct bad_case *cases, size_t n)
 	}
 }
 
+/* ---- pre-dump chains ---- */
+
+/* cryo pre-dump of the victim into dir, naming prev unless NULL. */
+static int pre_dump_into(struct run *r, const char *dir, const char *prev)
+{
+	char pid[16];
+	int rc;
+
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = prev ? run_cryo(r->cryo_log, "pre-dump", "-t", pid, "-D", dir, "--prev-images-dir",
+			     prev, NULL) :
+		    run_cryo(r->cryo_log, "pre-dump", "-t", pid, "-D", dir, NULL);
+	return rc ? why("cryo pre-dump exited with %d", rc) : 0;
+}
+
+/* t_basic pre-dumped into IMG.pre, then dumped (killed) into IMG on top of it. */
+static int chain_of_two(struct run *r, const char *name, char *pre, size_t len)
+{
+	char pid[16];
+	int rc;
+
+	if (start_victim(r, name, NULL))
+		return -1;
+	snprintf(pre, len, "%s.pre", r->img);
+	if (pre_dump_into(r, pre, NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--prev-images-dir",
+		      "../img.pre", "--track-mem", NULL);
+	if (rc)
+		return why("cryo dump exited with %d", rc);
+	return wait_for(r->pid, 10, &rc);
+}
+
+/* The parent image moved away: restore names it and makes nothing; back in place,
+ * the chain restores. A pre-dump alone is not restorable. */
+static int bad_restore_parent_missing(struct run *r)
+{
+	char pre[700], moved[720];
+
+	if (chain_of_two(r, "restore-parent-missing", pre, sizeof(pre)))
+		return -1;
+	snprintf(moved, sizeof(moved), "%s.moved", pre);
+	if (rename(pre, moved))
+		return why("rename: %s", strerror(errno));
+	if (restore_refused(r, "img.pre"))
+		return -1;
+	if (rename(moved, pre))
+		return why("rename: %s", strerror(errno));
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", pre, "-d", NULL),
+			 "is a pre-dump"))
+		return -1;
+	if (step_restore_detached(r, r->img))
+		return -1;
+	return victim_unharmed(r);
+}
+
+/* A byte of the parent's page file changed: its checksum refuses the restore. */
+static int bad_restore_parent_tampered(struct run *r)
+{
+	char pre[700], pages[760];
+	unsigned char b;
+	int fd, rc;
+
+	if (chain_of_two(r, "restore-parent-tampered", pre, sizeof(pre)))
+		return -1;
+	snprintf(pages, sizeof(pages), "%s/pages-%d.img", pre, r->pid);
+	fd = open(pages, O_RDWR);
+	if (fd < 0 || pread(fd, &b, 1, 4096 + 17) != 1)
+		return why("cannot read %s", pages);
+	b ^= 0x40;
+	if (pwrite(fd, &b, 1, 4096 + 17) != 1)
+		return why("cannot write %s", pages);
+	rc = restore_refused(r, "checksum mismatch");
+	b ^= 0x40;
+	if (pwrite(fd, &b, 1, 4096 + 17) != 1)
+		rc = why("cannot write %s", pages);
+	close(fd);
+	if (rc || step_restore_detached(r, r->img))
+		return -1;
+	return victim_unharmed(r);
+}
+
+/* Another process's pre-dump as the parent: refused, the process unharmed. */
+static int bad_dump_parent_of_other(struct run *r)
+{
+	struct run other;
+	char pre[700], pid[16];
+	int rc;
+
+	memset(&other, 0, sizeof(other));
+	if (start_victim(&other, "dump-parent-of-other-1", NULL))
+		return -1;
+	snprintf(pre, sizeof(pre), "%s.pre", other.img);
+	rc = pre_dump_into(&other, pre, NULL);
+	if (!rc && start_victim(r, "dump-parent-of-other", NULL))
+		rc = -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	if (!rc)
+		rc = expect_error(r, run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img,
+					      "--prev-images-dir", pre, "--track-mem", NULL),
+				  "is not of this process tree");
+	if (!rc)
+		rc = victim_unharmed(r);
+	if (!rc)
+		rc = victim_unharmed(&other);
+	if (rc)
+		kill(other.pid, SIGKILL);
+	else
+		remove_tree(other.dir);
+	return rc;
+}
+
+/* A process holding a userfaultfd: pre-dump refuses it by fd. */
+static int bad_predump_uffd_user(struct run *r)
+{
+	char pid[16];
+
+	if (start_prog_victim(r, "predump-userfaultfd-user", "t_predump", "uffd"))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	if (expect_error(r, run_cryo(r->cryo_log, "pre-dump", "-t", pid, "-D", r->img, NULL),
+			 "is a userfaultfd"))
+		return -1;
+	return victim_unharmed(r);
+}
+
+/* The tracker of the victim's pre-dump, found by its name and the pidfd it holds. */
+static pid_t tracker_of(pid_t pid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t found = 0;
+	char want[32];
+
+	snprintf(want, sizeof(want), "\nPid:\t%d\n", pid);
+	while (d && !found && (de = readdir(d))) {
+		char path[300];
+		char *txt;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		txt = read_proc(path);
+		if (txt && !strcmp(txt, "cryo-track\n")) {
+			free(txt);
+			snprintf(path, sizeof(path), "/proc/%s/fdinfo/4", de->d_name);
+			txt = read_proc(path);
+			if (txt && strstr(txt, want))
+				found = atoi(de->d_name);
+		}
+		free(txt);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* The tracker killed between rounds: the dump says so, saves every page, and the
+ * image restores without its parent. */
+static int predump_tracker_gone(struct run *r)
+{
+	char pre[700], pid[16];
+	pid_t tracker;
+	int rc;
+
+	if (start_victim(r, "predump-tracker-gone", NULL))
+		return -1;
+	snprintf(pre, sizeof(pre), "%s.pre", r->img);
+	if (pre_dump_into(r, pre, NULL))
+		return -1;
+	tracker = tracker_of(r->pid);
+	if (!tracker)
+		return why("no tracker holds process %d's userfaultfd after its pre-dump", r->pid);
+	kill(tracker, SIGKILL);
+	for (int i = 0; i < 1000 && !kill(tracker, 0) && !is_zombie(tracker); i++)
+		sleep_ms(2);
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img, "--prev-images-dir",
+		      "../img.pre", "--track-mem", NULL);
+	if (rc)
+		return why("cryo dump exited with %d", rc);
+	if (!file_has(r->cryo_log, "is gone: every page is dumped"))
+		return why("the dump did not say the tracker was gone");
+	if (wait_for(r->pid, 10, &rc))
+		return -1;
+	remove_tree(pre);
+	if (step_restore_detached(r, r->img))
+		return -1;
+	return victim_unharmed(r);
+}
+
 static void run_bad_inputs(void)
 {
 	static const struct bad_case cases[] = {
@@ -2321,6 +2513,11 @@ static void run_bad_inputs(void)
 		{ "dump-removed-dir", bad_dump_removed_dir },
 		{ "dump-memfd-future-write", bad_dump_memfd_future_write },
 		{ "image-size-sparse-ghost", image_size_ghost },
+		{ "restore-parent-missing", bad_restore_parent_missing },
+		{ "restore-parent-tampered", bad_restore_parent_tampered },
+		{ "dump-parent-of-other", bad_dump_parent_of_other },
+		{ "predump-userfaultfd-user", bad_predump_uffd_user },
+		{ "predump-tracker-gone", predump_tracker_gone },
 	};
 
 	run_cases(cases, CR_LEN(cases));

@@ -7,8 +7,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/userfaultfd.h>
 
 #include "tlib.h"
 
@@ -103,11 +107,23 @@ static void verify(void)
 		 "the new mapping differs");
 }
 
-int main(void)
+/* A process of its own with a userfaultfd: its memory cannot be tracked. */
+static void use_uffd(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = syscall(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+
+	TL_CHECK(fd >= 0, "userfaultfd: %s", strerror(errno));
+	TL_CHECK(!ioctl(fd, UFFDIO_API, &api), "UFFDIO_API: %s", strerror(errno));
+}
+
+int main(int argc, char **argv)
 {
 	struct sigaction sa;
 
 	tl_init();
+	if (argc > 2 && !strcmp(argv[2], "uffd"))
+		use_uffd();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_usr2;
 	sa.sa_flags = SA_RESTART;

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include "mem.h"
+#include "mem_track.h"
 #include "sys.h"
 #include "unit.h"
 
@@ -495,8 +496,75 @@ static void test_vma_matches(void)
 	CHECK(cow_vma_matches(&c, &p), "the same file");
 }
 
+/* ---- iterative dumps (mem_track.c) ---- */
+
+static void test_from_parent(void)
+{
+	struct runs present = { 0 }, written = { 0 }, covered = { 0 }, out = { 0 };
+	/* Present 0-9 and 20-24; written 3-4; the parent has 0-7 and 20-29: from it
+	 * come 0-2, 5-7 and 20-24; 8-9 (new since) and 3-4 are saved again. */
+	static const uint64_t want[] = { 0, 3, 5, 3, 20, 5 };
+
+	unit_case();
+	add(&present, 0, 10);
+	add(&present, 20, 5);
+	add(&written, 3, 2);
+	add(&covered, 0, 8);
+	add(&covered, 20, 10);
+	CHECK(!track_from_parent(&present, &written, &covered, &out), "failed");
+	CHECK(runs_are(&out, want, sizeof(want) / sizeof(want[0])), "%zu runs from the parent",
+	      out.nr);
+	free(covered.r);
+	covered = (struct runs){ 0 };
+	CHECK(!track_from_parent(&present, &written, &covered, &out) && !out.nr,
+	      "a parent without pages gives none: %zu runs", out.nr);
+	free(present.r);
+	free(written.r);
+	free(out.r);
+}
+
+static void test_runs_to_pb(void)
+{
+	struct runs data = { 0 }, parent = { 0 };
+	PageRun **pb;
+	size_t n = 0;
+
+	unit_case();
+	add(&data, 3, 2);
+	add(&data, 10, 1);
+	add(&parent, 0, 3);
+	add(&parent, 5, 5);
+	pb = track_runs_to_pb(&data, &parent, &n);
+	CHECK(pb && n == 4, "%zu runs", n);
+	if (pb && n == 4) {
+		CHECK(pb[0]->vaddr == 0 && pb[0]->in_parent, "run 0: parent's 0-2");
+		CHECK(pb[1]->vaddr == 3 * PG && !pb[1]->in_parent && pb[1]->nr_pages == 2,
+		      "run 1: data 3-4");
+		CHECK(pb[2]->vaddr == 5 * PG && pb[2]->in_parent, "run 2: parent's 5-9");
+		CHECK(pb[3]->vaddr == 10 * PG && !pb[3]->has_in_parent, "run 3: data 10");
+	}
+	runs_pb_free(pb);
+	free(data.r);
+	free(parent.r);
+}
+
+static void test_starttime(void)
+{
+	static const char stat[] = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 "
+				   "0 0 20 0 1 0 987654 1000 10";
+
+	unit_case();
+	CHECK(track_parse_starttime(stat) == 987654, "starttime %llu",
+	      (unsigned long long)track_parse_starttime(stat));
+	CHECK(track_parse_starttime("12 (x) S 1 2") == 0, "short line");
+	CHECK(track_parse_starttime("garbage") == 0, "no comm");
+}
+
 int main(void)
 {
+	test_from_parent();
+	test_runs_to_pb();
+	test_starttime();
 	test_classify();
 	test_validate();
 	test_subtract();
