@@ -738,14 +738,15 @@ static int vma_pages(struct dump_proc *p, int pm_fd, int ppm_fd, size_t i, Vma *
 		     struct runs *all, struct runs *from_parent)
 {
 	struct vma_pages vp = { { 0 }, { 0 } };
+	struct runs in_parent = { 0 };
 	const Vma *pv;
 	int rc = scan_vma(p, pm_fd, &p->vmas.v[i], &vp);
 
 	pv = ppm_fd >= 0 && !rc && !vp.guards.nr ? cow_parent_vma(p, pb) : NULL;
 	if (pv)
 		rc = cow_dump_vma(p, pm_fd, ppm_fd, pv, pb, &vp.data);
-	rc = rc || track_vma_pages(p, pm_fd, i, &vp.data, from_parent) ||
-	     add_vma_runs(all, &vp.data);
+	rc = rc || track_vma_pages(p, pm_fd, i, &vp.data, &in_parent) ||
+	     add_vma_runs(all, &vp.data) || add_vma_runs(from_parent, &in_parent);
 	if (!rc && vp.guards.nr) {
 		pb->guards = runs_to_pb(&vp.guards);
 		pb->n_guards = vp.guards.nr;
@@ -753,6 +754,7 @@ static int vma_pages(struct dump_proc *p, int pm_fd, int ppm_fd, size_t i, Vma *
 	}
 	free(vp.data.r);
 	free(vp.guards.r);
+	free(in_parent.r);
 	return rc ? -1 : 0;
 }
 

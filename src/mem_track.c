@@ -215,17 +215,23 @@ int track_dump_start(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 
 /* ---- per process ---- */
 
-static int fd_is_uffd(int fd)
+static bool link_is_uffd(const char *path)
 {
-	char path[64], link[64];
-	ssize_t n;
+	char link[64];
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
 	if (n < 0)
-		return 0;
+		return false;
 	link[n] = 0;
 	return !strcmp(link, "anon_inode:[userfaultfd]");
+}
+
+static bool fd_is_uffd(int fd)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return link_is_uffd(path);
 }
 
 /* The tracker's pidfd next to the uffd names this process. */
@@ -269,7 +275,7 @@ static int take_tracker_uffd(struct dump_proc *p, struct track_ctx *t, struct tr
 /* The process's own userfaultfds are refused: its registrations would be cryo's. */
 static int refuse_uffd_user(struct dump_proc *p)
 {
-	char path[64], link[64];
+	char path[64];
 	int *fds = NULL, rc = 0;
 	size_t nr = 0;
 
@@ -277,14 +283,8 @@ static int refuse_uffd_user(struct dump_proc *p)
 	if (proc_list_numbers(path, &fds, &nr))
 		return -1;
 	for (size_t i = 0; i < nr && !rc; i++) {
-		ssize_t n;
-
 		snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->pid, fds[i]);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n < 0)
-			continue;
-		link[n] = 0;
-		if (!strcmp(link, "anon_inode:[userfaultfd]"))
+		if (link_is_uffd(path))
 			rc = cr_err("process %d: fd %d is a userfaultfd; the memory of a process "
 				    "that uses userfaultfd cannot be tracked", p->pid, fds[i]);
 	}
@@ -490,12 +490,12 @@ out:
 }
 
 int track_vma_pages(struct dump_proc *p, int pm_fd, size_t i, struct runs *data,
-		    struct runs *parent)
+		    struct runs *in_parent)
 {
 	struct track_ctx *t = p->ctx->track;
 	struct track_proc *tp = p->track;
 	const struct proc_vma *v = &p->vmas.v[i];
-	struct runs written = { 0 }, in_parent = { 0 }, rest = { 0 };
+	struct runs written = { 0 }, rest = { 0 };
 	bool tracked, armed;
 	int rc = -1;
 
@@ -518,20 +518,15 @@ int track_vma_pages(struct dump_proc *p, int pm_fd, size_t i, struct runs *data,
 		rc = 0;
 		goto out;
 	}
-	if (track_from_parent(data, &written, &tp->covered, &in_parent) ||
-	    cow_subtract(data, &in_parent, &rest))
+	if (track_from_parent(data, &written, &tp->covered, in_parent) ||
+	    cow_subtract(data, in_parent, &rest))
 		goto out;
-	for (size_t k = 0; k < in_parent.nr; k++)
-		if ((k ? runs_add(parent, in_parent.r[k].start, in_parent.r[k].nr_pages) :
-			 runs_add_new(parent, in_parent.r[k].start, in_parent.r[k].nr_pages)))
-			goto out;
 	free(data->r);
 	*data = rest;
 	rest.r = NULL;
 	rc = 0;
 out:
 	free(written.r);
-	free(in_parent.r);
 	free(rest.r);
 	return rc;
 }

@@ -17,10 +17,10 @@ int track_proc_start(struct dump_proc *p);
  * one (the first round, or a tracker gone). */
 int track_make_uffd(struct dump_proc *p);
 /* Dump: the present pages `data` of VMA i split into those this image saves (left in
- * data) and those unchanged since the parent (into parent); the VMA armed for the
- * next round when asked. */
+ * data) and those unchanged since the parent (in_parent, empty on entry); the VMA
+ * armed for the next round when asked. */
 int track_vma_pages(struct dump_proc *p, int pm_fd, size_t i, struct runs *data,
-		    struct runs *parent);
+		    struct runs *in_parent);
 /* Dump: the data runs a pre-dump reads after the tree runs again (NULL: read now);
  * track_keep_late keeps a copy of them. */
 const struct runs *track_late(const struct dump_proc *p);
