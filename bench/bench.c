@@ -26,6 +26,8 @@
 #define TREE_BYTES (256UL << 20)
 #define TREE_KIDS 8
 #define BENCH_CONNS 1000		/* the connections of the socket case */
+/* The figure: 4 GiB touched, 1% of it written between rounds. */
+#define PREDUMP_BYTES (4UL << 30)
 
 struct config cfg = {
 	.json = "results-latest.json",
@@ -35,7 +37,7 @@ struct config cfg = {
 	.idle_runs = 15,
 	.nr_vmas = 5000,
 	.warmup = 1,
-	.cases = "idle,mem,sparse,vmas,tree,conns,stream,fsync",
+	.cases = "idle,mem,sparse,vmas,tree,conns,stream,predump,fsync",
 	.lib = true,
 };
 struct host host;
@@ -150,7 +152,7 @@ static const char usage[] =
 	"  -V N             mappings in the many-VMA case (default 5000)\n"
 	"  -w N             unrecorded warm-up cycles before each case (default 1)\n"
 	"  -c LIST          cases to run (default idle,mem,sparse,vmas,tree,conns,stream,\n"
-	"                   fsync)\n"
+	"                   predump,fsync)\n"
 	"  --no-lib         skip the libcryo figures\n"
 	"  --rev STR        source revision recorded in the results\n";
 
@@ -541,6 +543,12 @@ static int run_all(struct results *r)
 		snprintf(group, sizeof(group), "stream-%s", sz);
 		progress(group, cfg.runs);
 		rc |= case_stream(r, group, cfg.size);
+	}
+	if (want("predump") && !interrupted) {
+		size_label(sz, sizeof(sz), PREDUMP_BYTES);
+		snprintf(group, sizeof(group), "predump-%s-1%%", sz);
+		progress(group, cfg.runs);
+		rc |= case_predump(r, group, PREDUMP_BYTES);
 	}
 	if (want("fsync") && !interrupted)
 		fsync_limit(r);

@@ -109,6 +109,9 @@ double lim_read_smaps(pid_t pid);
 
 /* proc.c */
 pid_t spawn_target(const char *bin, char *const argv[], char *err, size_t errlen);
+/* The same, keeping the end of the target's fd 3 in *ready (it says more there). */
+pid_t spawn_target_keep(const char *bin, char *const argv[], int *ready, char *err,
+			size_t errlen);
 double spawn_exit_time(const char *bin);
 int run_cryo(const char *const args[], double *secs, char *err, size_t errlen);
 int wait_gone(pid_t pid, double timeout);
@@ -135,6 +138,10 @@ int case_conns(struct results *r, const char *group, int n);
 /* stream.c: `size` bytes dumped --stream into a pipe to restore --stream, against a
  * dump to files and a restore from them in the same run. */
 int case_stream(struct results *r, const char *group, size_t size);
+
+/* Iterative dumps: `size` bytes touched, 1% written again between rounds; the last
+ * dump's frozen time against a whole dump's. */
+int case_predump(struct results *r, const char *group, size_t size);
 
 /* report.c */
 void report_header(void);

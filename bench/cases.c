@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <signal.h>
@@ -730,4 +731,164 @@ out:
 	if (run.listener >= 0)
 		close(run.listener);
 	return rc;
+}
+
+/* ---- iterative dumps ---- */
+
+/* The "frozen" phase of a --stats file, in seconds. */
+static int frozen_of(const char *path, double *secs)
+{
+	char buf[2048], *at;
+	FILE *f = fopen(path, "re");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	at = strstr(buf, "\"frozen\": ");
+	if (!at)
+		return -1;
+	*secs = strtoll(at + 10, NULL, 10) / 1e6;
+	return 0;
+}
+
+/* One cryo command with --stats: its frozen time. */
+static int frozen_run(const char *const args[], double *frozen, char *err, size_t len)
+{
+	char path[512];
+	double t;
+
+	snprintf(path, sizeof(path), "%s/stats.json", cfg.dir);
+	if (run_cryo(args, &t, err, len))
+		return -1;
+	if (frozen_of(path, frozen))
+		return snprintf(err, len, "no frozen time in the --stats file"), -1;
+	return 0;
+}
+
+/* The target writes 1% of its pages again and says so. */
+static int rewrite(pid_t pid, int fd, char *err, size_t len)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+
+	kill(pid, SIGUSR2);
+	if (poll(&p, 1, 60000) != 1 || read(fd, &c, 1) != 1 || c != 'W')
+		return snprintf(err, len, "the target did not write its pages again"), -1;
+	return 0;
+}
+
+struct predump_series {
+	struct samples full, pre, last, last_bytes;
+	bool failed;
+	char err[256];
+};
+
+/* Whole dump -R (the reference), pre-dump, 1%, pre-dump, 1%, the last dump; the
+ * chain restored and checked. */
+static int predump_cycle(char *const argv[], struct predump_series *s)
+{
+	char full[512], pre1[512], pre2[512], last[512], stats[512], pid_s[16];
+	double f_full, f_pre, f_last;
+	int fd = -1, rc = -1, nr_files;
+	uint64_t bytes;
+	pid_t pid;
+
+	snprintf(full, sizeof(full), "%s/full", cfg.dir);
+	snprintf(pre1, sizeof(pre1), "%s/pre1", cfg.dir);
+	snprintf(pre2, sizeof(pre2), "%s/pre2", cfg.dir);
+	snprintf(last, sizeof(last), "%s/last", cfg.dir);
+	snprintf(stats, sizeof(stats), "%s/stats.json", cfg.dir);
+	pid = spawn_target_keep(argv[0], argv, &fd, s->err, sizeof(s->err));
+	if (pid < 0)
+		return -1;
+	snprintf(pid_s, sizeof(pid_s), "%d", pid);
+	{
+		const char *a_full[] = { cfg.cryo, "dump", "-R", "-t", pid_s, "-D", full,
+					 "--stats", stats, NULL };
+		const char *a_pre1[] = { cfg.cryo, "pre-dump", "-t", pid_s, "-D", pre1,
+					 "--stats", stats, NULL };
+		const char *a_pre2[] = { cfg.cryo, "pre-dump", "-t", pid_s, "-D", pre2,
+					 "--prev-images-dir", "../pre1", NULL };
+		const char *a_last[] = { cfg.cryo, "dump", "-t", pid_s, "-D", last,
+					 "--prev-images-dir", "../pre2", "--track-mem",
+					 "--stats", stats, NULL };
+		const char *a_rest[] = { cfg.cryo, "restore", "-D", last, "-d", NULL };
+		double t;
+
+		if (frozen_run(a_full, &f_full, s->err, sizeof(s->err)))
+			goto out;
+		rm_tree(full);
+		if (frozen_run(a_pre1, &f_pre, s->err, sizeof(s->err)) ||
+		    rewrite(pid, fd, s->err, sizeof(s->err)) ||
+		    run_cryo(a_pre2, &t, s->err, sizeof(s->err)) ||
+		    rewrite(pid, fd, s->err, sizeof(s->err)) ||
+		    frozen_run(a_last, &f_last, s->err, sizeof(s->err)))
+			goto out;
+		if (wait_gone(pid, 30)) {
+			snprintf(s->err, sizeof(s->err), "dumped PID %d did not go away", pid);
+			goto out;
+		}
+		bytes = dir_bytes(last, &nr_files);
+		if (run_cryo(a_rest, &t, s->err, sizeof(s->err)) ||
+		    check_alive(pid, base_name(argv[0]), s->err, sizeof(s->err)) ||
+		    verify_and_reap(pid, 300, s->err, sizeof(s->err)))
+			goto out;
+	}
+	samples_add(&s->full, f_full);
+	samples_add(&s->pre, f_pre);
+	samples_add(&s->last, f_last);
+	samples_add(&s->last_bytes, bytes);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		kill_and_reap(pid);
+	rm_tree(full);
+	rm_tree(pre1);
+	rm_tree(pre2);
+	rm_tree(last);
+	unlink(stats);
+	reap_strays();
+	return rc;
+}
+
+int case_predump(struct results *r, const char *group, size_t size)
+{
+	char bin[512], sz[32];
+	char *argv[] = { bin, "predump", sz, "2", NULL };
+	struct predump_series s = { 0 };
+	struct limit *whole = limit_new(r, "frozen: whole dump -R of the same process");
+	struct row *full, *pre, *last, *img;
+
+	if (!whole)
+		return -1;
+	snprintf(bin, sizeof(bin), "%s/target-static", cfg.targets);
+	snprintf(sz, sizeof(sz), "%zu", size);
+	for (int i = 0; i < cfg.runs && !interrupted && !s.failed; i++)
+		if (predump_cycle(argv, &s))
+			s.failed = true;
+	whole->s = s.full;
+	full = row_new(r, group, "frozen, whole dump");
+	pre = row_new(r, group, "frozen, pre-dump");
+	last = row_new(r, group, "frozen, last dump");
+	img = row_new(r, group, "last image");
+	if (!full || !pre || !last || !img)
+		return -1;
+	full->s = s.full;
+	pre->s = s.pre;
+	last->s = s.last;
+	img->s = s.last_bytes;
+	img->bytes = true;
+	set_limit(pre, whole);
+	set_limit(last, whole);
+	last->tk = TGT_RATIO;
+	last->target = 0.05;
+	last->headline = true;
+	snprintf(last->note, sizeof(last->note), "1%% of the pages written since the pre-dump");
+	if (s.failed)
+		for (struct row *w = full; w <= img; w++)
+			str_copy(w->error, sizeof(w->error), s.err);
+	return s.failed ? -1 : 0;
 }

@@ -115,7 +115,8 @@ int spawn_piped(char *const argv[], int in, int out, pid_t *pid)
 
 /* "R" then end of file: the target is set up and has closed the pipe (cryo refuses
  * pipes), so it may be dumped. */
-static int wait_ready(int fd, char *err, size_t errlen)
+/* "R", then the end of the pipe (or only "R" when the target keeps it: keep). */
+static int wait_ready(int fd, bool keep, char *err, size_t errlen)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	double end = now() + READY_TIMEOUT;
@@ -135,9 +136,9 @@ static int wait_ready(int fd, char *err, size_t errlen)
 		n = read(fd, &c, 1);
 		if (n == 1 && c == 'R')
 			said = true;
-		else if (n == 0)
+		if ((n == 1 && c == 'R' && keep) || n == 0)
 			break;
-		else if (n < 0 && errno != EINTR)
+		if (n < 0 && errno != EINTR)
 			return snprintf(err, errlen, "ready pipe: %s", strerror(errno)), -1;
 	}
 	if (!said)
@@ -146,6 +147,12 @@ static int wait_ready(int fd, char *err, size_t errlen)
 }
 
 pid_t spawn_target(const char *bin, char *const argv[], char *err, size_t errlen)
+{
+	return spawn_target_keep(bin, argv, NULL, err, errlen);
+}
+
+pid_t spawn_target_keep(const char *bin, char *const argv[], int *ready, char *err,
+			size_t errlen)
 {
 	int p[2], w;
 	pid_t pid;
@@ -163,12 +170,15 @@ pid_t spawn_target(const char *bin, char *const argv[], char *err, size_t errlen
 		return -1;
 	}
 	close(w);
-	if (wait_ready(p[0], err, errlen)) {
+	if (wait_ready(p[0], ready != NULL, err, errlen)) {
 		close(p[0]);
 		kill_and_reap(pid);
 		return -1;
 	}
-	close(p[0]);
+	if (ready)
+		*ready = p[0];
+	else
+		close(p[0]);
 	return pid;
 }
 

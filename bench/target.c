@@ -1,8 +1,9 @@
 /* The benchmarked process: builds its memory (idle | mem BYTES STEP | vmas N |
- * tree BYTES KIDS | conns PORT N | exit), says "R" on fd 3, pauses; SIGUSR1 checks
+ * tree BYTES KIDS | conns PORT N | predump BYTES ROUNDS | exit), says "R" on fd 3, pauses; SIGUSR1 checks
  * its memory (or reads a byte on each connection) and exits 0 if intact (a tree's
  * root asks each child to check its own first). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -74,6 +75,39 @@ static int mem_check(void)
 			return -1;
 	}
 	return 0;
+}
+
+/* ---- predump BYTES ROUNDS: mem BYTES 1, and on each SIGUSR2 1% of the pages written
+ * again (2 MiB blocks spread over the memory, the same contents), then "W" on fd 3,
+ * closed after the last round (the last dump sees no pipe to the bench) ---- */
+
+#define BLOCK_PAGES 512UL
+static int rounds_left, round_nr;
+
+static void on_usr2(int sig)
+{
+	size_t blocks = mem_pages / BLOCK_PAGES;
+	int saved = errno;
+
+	(void)sig;
+	round_nr++;
+	for (size_t b = round_nr % 100; b < blocks; b += 100)
+		for (size_t i = b * BLOCK_PAGES; i < (b + 1) * BLOCK_PAGES; i++)
+			fill_page((uint64_t *)(mem_base + i * PAGE), i);
+	if (write(3, "W", 1) != 1 || --rounds_left == 0)
+		close(3);
+	errno = saved;
+}
+
+static int predump_setup(size_t bytes, int rounds)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr2;
+	sa.sa_flags = SA_RESTART;
+	rounds_left = rounds;
+	return mem_setup(bytes, 1) || sigaction(SIGUSR2, &sa, NULL) ? -1 : 0;
 }
 
 /* ---- vmas N: one-page mappings, alternately read-only so none merge ---- */
@@ -196,6 +230,8 @@ static int setup(int argc, char **argv)
 		return tree_setup(strtoull(argv[2], NULL, 0), atoi(argv[3]));
 	if (argc >= 4 && !strcmp(argv[1], "mem"))
 		return mem_setup(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
+	if (argc >= 4 && !strcmp(argv[1], "predump"))
+		return predump_setup(strtoull(argv[2], NULL, 0), atoi(argv[3]));
 	if (argc >= 3 && !strcmp(argv[1], "vmas"))
 		return vmas_setup(strtoull(argv[2], NULL, 0));
 	if (argc >= 4 && !strcmp(argv[1], "conns"))
@@ -239,7 +275,8 @@ int main(int argc, char **argv)
 		return 2;
 	if (write(3, "R", 1) != 1)
 		return 3;
-	close(3);
+	if (!rounds_left)
+		close(3);
 	for (;;)
 		pause();
 }

@@ -143,7 +143,7 @@ static int query_all(struct dump_proc *p)
 	for (size_t i = 1; i < p->nr_threads; i++)
 		if (query_thread(p, i))
 			goto out;
-	rc = track_make_uffd(p);
+	rc = 0;
 out:
 	borrow_close(&p->borrow);
 	return rc;
@@ -164,7 +164,7 @@ static int collect(struct dump_proc *p)
 	if (place_threads(p) || query_all(p))
 		return -1;
 	/* Files first: a refusal there must not wait for the memory work. */
-	if (files_dump_fds(p) || mem_dump(p))
+	if (files_dump_fds(p) || mem_dump(p) || track_arm(p))
 		return -1;
 	return 0;
 }

@@ -789,7 +789,7 @@ static int collect_pages(struct dump_proc *p, Vma **pbs, VmaKind *kinds)
 	p->pagemap.runs = from_parent.nr ?
 			  track_runs_to_pb(&all, &from_parent, &p->pagemap.n_runs) :
 			  runs_to_pb(&all);
-	if (!p->pagemap.runs || track_proc_finish(p))
+	if (!p->pagemap.runs)
 		goto out;
 	p->pagemap.total_pages = 0;
 	for (size_t k = 0; k < all.nr; k++)

@@ -52,6 +52,7 @@ struct track_proc {
 	int uffd;			/* cryo's copy of the process's userfaultfd, or -1 */
 	bool uffd_ours;			/* made in this round (not the tracker's) */
 	bool *registered;		/* per VMA: registered by the tracker's uffd */
+	bool *has_pages;		/* per VMA: its pages are saved (it is armed) */
 	struct runs covered;		/* the parent's runs, both kinds */
 	struct runs ptracked;		/* the ranges the parent armed */
 	struct runs tracked;		/* armed by this round */
@@ -336,7 +337,8 @@ int track_proc_start(struct dump_proc *p)
 	p->track = tp;
 	tp->uffd = -1;
 	tp->registered = calloc(p->vmas.nr + 1, sizeof(bool));
-	if (!tp->registered)
+	tp->has_pages = calloc(p->vmas.nr + 1, sizeof(bool));
+	if (!tp->registered || !tp->has_pages)
 		return cr_err("out of memory");
 	if (refuse_uffd_user(p) || (t->parent.dirfd >= 0 && load_parent_pagemap(p, t, tp)))
 		return -1;
@@ -368,37 +370,54 @@ static int uffd_api(int uffd)
 	return 0;
 }
 
-int track_make_uffd(struct dump_proc *p)
+/* The lowest fd number the process does not use: the one its userfaultfd gets. */
+static int lowest_free_fd(pid_t pid, int *out)
 {
-	struct track_ctx *t = p->ctx->track;
-	struct track_proc *tp = p->track;
-	struct rtable tab;
-	int64_t fd;
-	int rc;
+	char path[64];
+	int *fds = NULL;
+	size_t nr = 0, i;
 
-	if (!t || !t->arm || !tp || tp->uffd >= 0)
-		return 0;
-	/* Made by the process in its own mm, taken, then closed there: the one moment a
-	 * dying cryo would leave it an fd is between the two tables. */
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	if (proc_list_numbers(path, &fds, &nr))
+		return -1;
+	for (i = 0; i < nr && fds[i] == (int)i; i++)
+		;
+	*out = (int)i;
+	free(fds);
+	return 0;
+}
+
+/* Made by the process in its own mm: its leader runs userfaultfd and stays parked in
+ * cryo's program while cryo takes a copy; what follows the stop, closing the
+ * process's fd, runs whatever becomes of cryo: a living one lets the thread go there
+ * when it gives the tree back (borrow_rescue), a dead one by dying. Last of the
+ * process's collection: nothing borrows the leader after it. */
+static int make_uffd(struct dump_proc *p, struct track_proc *tp)
+{
+	struct rtable tab;
+	int64_t got;
+	int fd, rc;
+
+	if (lowest_free_fd(p->pid, &fd) ||
+	    borrow_open(&p->borrow, p->pid, &p->vmas, p->rts, p->nr_threads) ||
+	    borrow_find_data(&p->borrow, &p->vmas, p->rts, p->nr_threads, 0))
+		return -1;
 	rtable_init(&tab, &p->borrow);
 	rtable_add(&tab, PLAN_MAY_FAIL, __NR_userfaultfd,
 		   O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, 0, 0, 0, 0);
-	rc = rtable_run(&tab, &p->rts[0]);
-	fd = rc ? -1 : rtable_result(&tab, 0);
+	rtable_add_after(&tab, __NR_close, fd, 0, 0);
+	rc = rtable_run_parked(&tab, &p->rts[0]);
+	got = rc ? -1 : rtable_result(&tab, 0);
 	rtable_free(&tab);
 	if (rc)
 		return -1;
-	if (fd < 0)
-		return cr_err("process %d: userfaultfd failed: %s", p->pid, strerror((int)-fd));
-	tp->uffd = file_fd_dup(p->pid, (int)fd);
-	rtable_init(&tab, &p->borrow);
-	rtable_add(&tab, 0, __NR_close, fd, 0, 0, 0, 0, 0);
-	rc = rtable_run(&tab, &p->rts[0]);
-	rtable_free(&tab);
-	if (rc || tp->uffd < 0)
-		return -1;
-	tp->uffd_ours = true;
-	return uffd_api(tp->uffd);
+	if (got < 0)
+		return cr_err("process %d: userfaultfd failed: %s", p->pid, strerror((int)-got));
+	if (got != fd)
+		return cr_err("process %d: its userfaultfd is fd %lld, not %d", p->pid,
+			      (long long)got, fd);
+	tp->uffd = file_fd_dup(p->pid, fd);
+	return tp->uffd < 0 ? -1 : uffd_api(tp->uffd);
 }
 
 /* ---- pages ---- */
@@ -496,23 +515,17 @@ int track_vma_pages(struct dump_proc *p, int pm_fd, size_t i, struct runs *data,
 	struct track_proc *tp = p->track;
 	const struct proc_vma *v = &p->vmas.v[i];
 	struct runs written = { 0 }, rest = { 0 };
-	bool tracked, armed;
+	bool tracked;
 	int rc = -1;
 
 	if (!t || !tp)
 		return 0;
-	/* Writes were tracked all along: registered since the parent armed it. */
+	/* Writes were tracked all along: registered since the parent armed it. Its
+	 * scan protects them again for the next round; the others are armed once the
+	 * pages are known (track_arm). */
+	tp->has_pages[i] = true;
 	tracked = tp->ppm && tp->registered[i] && inside(&tp->ptracked, v->start, v->end);
-	armed = tp->registered[i];
-	if (t->arm && !armed && tp->uffd >= 0) {
-		armed = !uffd_register(tp->uffd, v->start, v->end);
-		if (!armed)
-			pr_debug("process %d: 0x%lx-0x%lx not tracked: %s", p->pid,
-				 (unsigned long)v->start, (unsigned long)v->end, strerror(errno));
-	}
-	if ((tracked || armed) && scan_written(pm_fd, v->start, v->end, &written))
-		goto out;
-	if (armed && t->arm && runs_add(&tp->tracked, v->start, (v->end - v->start) / CR_PAGE_SIZE))
+	if (tp->registered[i] && scan_written(pm_fd, v->start, v->end, &written))
 		goto out;
 	if (!tracked) {
 		rc = 0;
@@ -584,11 +597,46 @@ PageRun **track_runs_to_pb(const struct runs *data, const struct runs *parent, s
 	return out;
 }
 
-int track_proc_finish(struct dump_proc *p)
+/* Register and protect what the tracker's fd does not cover yet. */
+static int arm_vmas(struct dump_proc *p, struct track_proc *tp)
 {
+	struct runs junk = { 0 };
+	char path[64];
+	int pm_fd, rc = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", p->pid);
+	pm_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pm_fd < 0)
+		return cr_perr("cannot open %s", path);
+	for (size_t i = 0; i < p->vmas.nr && !rc; i++) {
+		const struct proc_vma *v = &p->vmas.v[i];
+
+		if (!tp->has_pages[i])
+			continue;
+		if (!tp->registered[i] && uffd_register(tp->uffd, v->start, v->end)) {
+			pr_debug("process %d: 0x%lx-0x%lx not tracked: %s", p->pid,
+				 (unsigned long)v->start, (unsigned long)v->end, strerror(errno));
+			continue;
+		}
+		junk.nr = 0;
+		rc = (!tp->registered[i] && scan_written(pm_fd, v->start, v->end, &junk)) ||
+		     runs_add(&tp->tracked, v->start, (v->end - v->start) / CR_PAGE_SIZE);
+	}
+	close(pm_fd);
+	free(junk.r);
+	return rc ? -1 : 0;
+}
+
+int track_arm(struct dump_proc *p)
+{
+	struct track_ctx *t = p->ctx->track;
 	struct track_proc *tp = p->track;
 
-	if (!tp || !tp->tracked.nr || tp->uffd < 0)
+	if (!t || !tp || !t->arm)
+		return 0;
+	if ((tp->uffd < 0 && make_uffd(p, tp)) || arm_vmas(p, tp))
+		return -1;
+	if (!tp->tracked.nr)
 		return 0;
 	p->pagemap.tracked = runs_to_pb(&tp->tracked);
 	if (!p->pagemap.tracked)
@@ -813,6 +861,7 @@ void track_proc_free(struct dump_proc *p)
 		page_map__free_unpacked(tp->ppm, NULL);
 	runs_pb_free(p->pagemap.tracked);
 	free(tp->registered);
+	free(tp->has_pages);
 	free(tp->covered.r);
 	free(tp->ptracked.r);
 	free(tp->tracked.r);

@@ -13,9 +13,10 @@ int track_dump_start(struct dump_ctx *ctx, const struct cryo_dump_opts *opts);
 /* Dump, per process, once its VMAs are read: the parent's page map, its userfaultfd
  * taken from the tracker, the VMAs it registered told apart from the process's own. */
 int track_proc_start(struct dump_proc *p);
-/* Dump, while cryo borrows the process: a userfaultfd made in its mm, if it needs
- * one (the first round, or a tracker gone). */
-int track_make_uffd(struct dump_proc *p);
+/* Dump, last of a process's collection, when the tracking is left for the next
+ * round: a userfaultfd made in its mm if the tracker had none for it, every VMA whose
+ * pages were saved registered and protected, the page map's tracked ranges. */
+int track_arm(struct dump_proc *p);
 /* Dump: the present pages `data` of VMA i split into those this image saves (left in
  * data) and those unchanged since the parent (in_parent, empty on entry); the VMA
  * armed for the next round when asked. */
@@ -27,8 +28,6 @@ const struct runs *track_late(const struct dump_proc *p);
 int track_keep_late(struct dump_proc *p, struct runs *all);
 /* Dump: the page map's runs, both kinds in address order (runs_pb_free frees them). */
 PageRun **track_runs_to_pb(const struct runs *data, const struct runs *parent, size_t *n);
-/* Dump: the page map's tracking fields (after every VMA). */
-int track_proc_finish(struct dump_proc *p);
 /* Dump: before the images are written: the tracker left for the next round. */
 int track_dump_arm(struct dump_ctx *ctx);
 /* Dump: the inventory's fields. */

@@ -2408,6 +2408,92 @@ static int predump_tracker_gone(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* Anything of a userfaultfd in the process: an fd, or a VMA registered ("uw"). */
+static const char *uffd_trace(pid_t pid)
+{
+	char path[64], link[300], *smaps;
+	struct dirent *de;
+	const char *found = NULL;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	while (d && !found && (de = readdir(d))) {
+		char fd[400];
+		ssize_t n;
+
+		snprintf(fd, sizeof(fd), "%s/%s", path, de->d_name);
+		n = readlink(fd, link, sizeof(link) - 1);
+		if (n > 0 && (link[n] = 0, !strcmp(link, "anon_inode:[userfaultfd]")))
+			found = "a userfaultfd fd";
+	}
+	if (d)
+		closedir(d);
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	smaps = found ? NULL : read_file(path, NULL);
+	for (char *at = smaps; at && !found && (at = strstr(at, "VmFlags:")); at++)
+		if (strstr(at, " uw") && strstr(at, " uw") < strchr(at, '\n'))
+			found = "a mapping registered with userfaultfd";
+	free(smaps);
+	return found;
+}
+
+/* cryo pre-dump killed at random moments: the process runs on, untraced, with nothing
+ * of a userfaultfd unless the pre-dump was complete (its tracker holds the tracking;
+ * it is ended before the next try), and no tracker outlives an incomplete image. */
+static int predump_cryo_killed(struct run *r)
+{
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	int complete = 0, n = 40;
+	double t0, t;
+	char pid[16];
+
+	if (start_victim(r, "predump-cryo-killed", NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	victim_blocked = stable_mask(r->pid);
+	t0 = now();
+	if (pre_dump_into(r, r->img, NULL))
+		return -1;
+	t = now() - t0;
+	srand(seed);
+	for (int i = 0; i < n; i++) {
+		double delay = t * 1.3 * rand() / RAND_MAX;
+		struct timespec ts = { 0, (long)(delay * 1e9) };
+		char *argv[] = { (char *)cryo_bin, "pre-dump", "-t", pid, "-D", r->img, NULL };
+		const char *left;
+		pid_t cryo, tracker;
+		int st;
+
+		/* A complete round's tracker (two, if cryo died before ending the old). */
+		while ((tracker = tracker_of(r->pid))) {
+			kill(tracker, SIGKILL);
+			for (int k = 0; k < 1000 && tracker_of(r->pid) == tracker; k++)
+				sleep_ms(2);
+		}
+		cryo = spawn(argv, r->cryo_log, false);
+		nanosleep(&ts, NULL);
+		kill(cryo, i % 10 == 9 ? SIGTERM : SIGKILL);
+		if (wait_for(cryo, 30, &st) || victim_free(r))
+			return why("%s (kill %d of %d, seed %u)", reason, i + 1, n, seed);
+		if (image_complete(r)) {
+			complete++;
+			continue;
+		}
+		for (int k = 0; k < 1000 && (tracker_of(r->pid) || uffd_trace(r->pid)); k++)
+			sleep_ms(2);
+		left = uffd_trace(r->pid);
+		if (tracker_of(r->pid) || left)
+			return why("pre-dump killed %.1f ms in, its image incomplete: %s (kill %d "
+				   "of %d, seed %u)", delay * 1e3,
+				   left ? left : "its tracker still runs", i + 1, n, seed);
+	}
+	printf("    cryo pre-dump killed %d times over a %.1f ms pre-dump: %d before its "
+	       "image was complete (nothing left), %d after\n", n, t * 1e3, n - complete,
+	       complete);
+	return victim_unharmed(r);
+}
+
 static void run_bad_inputs(void)
 {
 	static const struct bad_case cases[] = {
@@ -2518,6 +2604,7 @@ static void run_bad_inputs(void)
 		{ "dump-parent-of-other", bad_dump_parent_of_other },
 		{ "predump-userfaultfd-user", bad_predump_uffd_user },
 		{ "predump-tracker-gone", predump_tracker_gone },
+		{ "predump-cryo-killed", predump_cryo_killed },
 	};
 
 	run_cases(cases, CR_LEN(cases));
