@@ -104,7 +104,7 @@ static void fmt_target(char *buf, size_t len, const struct row *w)
 	if (w->tk == TGT_ABS)
 		snprintf(buf, len, "< %.0f ms", w->target * 1e3);
 	else if (w->tk == TGT_RATIO)
-		snprintf(buf, len, "<= %.1fx", w->target);
+		snprintf(buf, len, w->target < 0.1 ? "<= %.2fx" : "<= %.1fx", w->target);
 	else
 		buf[0] = 0;
 }
