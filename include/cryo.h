@@ -98,6 +98,11 @@ struct cryo_restore_opts {
 	 * read and checked, in memory, before anything is restored. */
 	bool stream;
 	int stream_fd;
+	/* --pidns: into a new PID namespace (and mount namespace, with its own /proc),
+	 * the processes keeping their PIDs in it under an init of cryo's (PID 1), which
+	 * exits with the root's status when the root exits. *root is then the root's PID
+	 * outside; cryo's child is the init (cryo_wait_restored waits for it). */
+	bool pidns;
 };
 
 /* cryo page-server: receive the raw files of one dump --page-server on a TCP port
@@ -119,7 +124,8 @@ int cryo_dump(const struct cryo_dump_opts *opts);
  * (cryo_wait_restored or waitpid). On failure every process it made is killed. */
 int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root);
 /* Wait for a restored root, forwarding SIGINT and SIGTERM to it; returns its exit code
- * (128+N if killed by signal N), or -1 if it cannot be waited for. */
+ * (128+N if killed by signal N), or -1 if it cannot be waited for. After a pidns
+ * restore it waits for the namespace's init, which ends with the root's code. */
 int cryo_wait_restored(pid_t root);
 /* Serve one dump, then return (0: its pages are all stored in dir). */
 int cryo_page_server(const struct cryo_page_server_opts *opts);

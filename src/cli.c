@@ -103,7 +103,7 @@ static const char usage_restore[] =
 	"                    [--cpu-cap[=CAPS]]\n"
 	"                    [--file-validation=MODE] [--trust-image] [--file-locks]\n"
 	"                    [--inherit-fd fd[N]:RESOURCE]... [--ext-unix-sk]\n"
-	"                    [--tcp-established] [--tcp-close] [-v]\n"
+	"                    [--tcp-established] [--tcp-close] [--pidns] [-v]\n"
 	"\n"
 	"Restore the process saved in DIR with its original PID. Without -d, cryo stays\n"
 	"its parent, forwards SIGINT and SIGTERM to it, and exits with its exit status\n"
@@ -136,6 +136,12 @@ static const char usage_restore[] =
 	"      --tcp-established  restore the image's TCP connections\n"
 	"      --tcp-close       restore them closed instead: each socket reads\n"
 	"                        end-of-file and fails to send (EPIPE)\n"
+	"      --pidns           restore into a new PID namespace (and mount namespace\n"
+	"                        with its own /proc): the processes keep their PIDs in\n"
+	"                        it, under an init of cryo's (PID 1) that exits with\n"
+	"                        the root's status when the root exits; any number of\n"
+	"                        copies of one image can run at once. --pidfile gets\n"
+	"                        the root's PID outside the namespace\n"
 	"  -v, -o FILE, -W DIR, --display-stats, --stats FILE, --action-script SCRIPT,\n"
 	"  --status-fd FD        as for dump\n"
 	"  -h, --help            this text\n";
@@ -646,7 +652,8 @@ static int cmd_restore(int argc, char **argv)
 {
 	static struct cryo_inherit_fd inherit[CRYO_MAX_INHERIT_FD];
 	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION, OPT_TRUST,
-	       OPT_INHERIT, OPT_EXT_UNIX, OPT_TCP_EST, OPT_TCP_CLOSE, OPT_STREAM };
+	       OPT_INHERIT, OPT_EXT_UNIX, OPT_TCP_EST, OPT_TCP_CLOSE, OPT_STREAM,
+	       OPT_PIDNS };
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "restore-detached", no_argument, 0, 'd' },
@@ -662,6 +669,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "tcp-established", no_argument, 0, OPT_TCP_EST },
 		{ "tcp-close", no_argument, 0, OPT_TCP_CLOSE },
 		{ "stream", no_argument, 0, OPT_STREAM },
+		{ "pidns", no_argument, 0, OPT_PIDNS },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -724,6 +732,9 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case OPT_STREAM:
 			o.stream = true;
+			break;
+		case OPT_PIDNS:
+			o.pidns = true;
 			break;
 		case OPT_INHERIT:
 			c = add_inherit(&o, inherit, optarg);

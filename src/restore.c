@@ -22,6 +22,7 @@
 #include "log.h"
 #include "mem.h"
 #include "net_lock.h"
+#include "pidns.h"
 #include "process.h"
 #include "pstree.h"
 #include "signals.h"
@@ -108,6 +109,9 @@ static int load_images(struct restore_ctx *ctx)
 	if (ctx->procs[0]->pid != (pid_t)ctx->inv->root_pid)
 		return cr_err("%s: the inventory's root %u is not the tree's", ctx->dir.path,
 			      ctx->inv->root_pid);
+	if (ctx->pidns && ctx->procs[0]->pid == 1)
+		return cr_err("%s: the root is PID 1 of its namespace; --pidns restores a tree "
+			      "under an init of cryo's, which is PID 1", ctx->dir.path);
 	ctx->files = img_read_msg(&ctx->dir, "files.img", IMAGE_KIND__IMG_FILES,
 				  &file_table__descriptor);
 	if (!ctx->files)
@@ -471,7 +475,8 @@ static int release_tree(struct restore_ctx *ctx, const struct cryo_restore_opts 
 		if (!rp->zombie && process_restore_oom_score(rp->core, rp->pid))
 			return -1;
 	}
-	if (opts->pidfile && write_pidfile(opts->pidfile, ctx->procs[0]->pid))
+	/* Under --pidns cryo writes it outside, with the PID it sees. */
+	if (opts->pidfile && !ctx->pidns && write_pidfile(opts->pidfile, ctx->procs[0]->pid))
 		return -1;
 	tty_shell_foreground(ctx);
 	/* TCP connections out of repair mode as their processes are about to run (their
@@ -584,7 +589,7 @@ static int restore_run(struct restore_ctx *ctx, const struct cryo_restore_opts *
 	return rc;
 }
 
-int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
+static int restore_here(const struct cryo_restore_opts *opts, pid_t *root, bool in_pidns)
 {
 	struct restore_ctx ctx;
 	struct verifier v = { 0 };
@@ -594,6 +599,7 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	cr_err_reset();
 	stats_start(true);
 	memset(&ctx, 0, sizeof(ctx));
+	ctx.pidns = in_pidns;
 	ctx.detach = opts->detach;
 	ctx.shell_job = opts->shell_job;
 	ctx.ignore_cpu = opts->ignore_cpu;
@@ -640,6 +646,29 @@ out:
 	return rc;
 }
 
+static int restore_in_pidns(void *opts, pid_t *root)
+{
+	return restore_here(opts, root, true);
+}
+
+int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
+{
+	struct pidns ns = { 0 };
+
+	if (!opts->pidns)
+		return restore_here(opts, root, false);
+	cr_err_reset();
+	if (pidns_enter(&ns, restore_in_pidns, (void *)opts))
+		return -1;
+	if (opts->pidfile && write_pidfile(opts->pidfile, ns.root)) {
+		kill(ns.init, SIGKILL);	/* the whole namespace goes with it */
+		waitpid(ns.init, NULL, 0);
+		return -1;
+	}
+	*root = ns.root;
+	return 0;
+}
+
 static volatile pid_t forward_to;
 
 static void forward_signal(int sig)
@@ -658,14 +687,11 @@ int cryo_wait_restored(pid_t root)
 	forward_to = root;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	while (waitpid(root, &status, 0) < 0) {
+	/* Under --pidns cryo's child is the namespace's init, which ends as the root. */
+	while (waitpid(pidns_waitee(root), &status, 0) < 0) {
 		if (errno != EINTR)
 			return cr_perr("waiting for process %d", root);
 	}
 	tty_shell_take_back();
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return 1;
+	return pidns_exit_code(status);
 }

@@ -128,6 +128,63 @@ void stats_add_proc(pid_t pid, uint64_t pages, uint64_t bytes)
 	st.procs[st.nr_procs++] = (struct proc_stats){ pid, pages, bytes };
 }
 
+/* ---- figures moved between processes ---- */
+
+struct stats_packed {
+	uint32_t restore, nr_procs;
+	int64_t total;
+	int64_t spent[PH_COUNT];
+	uint8_t seen[PH_COUNT];
+	struct proc_stats procs[];
+};
+
+void *stats_pack(size_t *len)
+{
+	struct stats_packed *p;
+
+	*len = sizeof(*p) + st.nr_procs * sizeof(p->procs[0]);
+	p = calloc(1, *len);
+	if (!p)
+		return NULL;
+	p->restore = st.restore;
+	p->nr_procs = st.nr_procs;
+	p->total = st.total;
+	for (int i = 0; i < PH_COUNT; i++) {
+		p->spent[i] = st.spent[i];
+		p->seen[i] = st.seen[i];
+	}
+	if (st.nr_procs)
+		memcpy(p->procs, st.procs, st.nr_procs * sizeof(p->procs[0]));
+	return p;
+}
+
+int stats_unpack(const void *buf, size_t len)
+{
+	struct stats_packed p;
+	size_t procs_len;
+
+	if (len < sizeof(p))
+		return -1;
+	memcpy(&p, buf, sizeof(p));
+	procs_len = (size_t)p.nr_procs * sizeof(struct proc_stats);
+	if (p.nr_procs > MAX_PROCS_KEPT || len != sizeof(p) + procs_len)
+		return -1;
+	stats_start(p.restore);
+	st.running = false;
+	st.total = p.total;
+	for (int i = 0; i < PH_COUNT; i++) {
+		st.spent[i] = p.spent[i];
+		st.seen[i] = p.seen[i];
+	}
+	st.procs = procs_len ? malloc(procs_len) : NULL;
+	if (procs_len && !st.procs)
+		return -1;
+	if (procs_len)
+		memcpy(st.procs, (const char *)buf + sizeof(p), procs_len);
+	st.nr_procs = p.nr_procs;
+	return 0;
+}
+
 /* ---- the progress line ---- */
 
 static bool progress_wanted(void)

@@ -22,6 +22,12 @@ void stats_leave(enum stats_phase ph);
 void stats_finish(void);
 void stats_add_proc(pid_t pid, uint64_t pages, uint64_t bytes);
 
+/* The figures of a restore made in another process (--pidns's init), moved to cryo's:
+ * stats_pack gives them as bytes (malloc'd, *len set; NULL if out of memory),
+ * stats_unpack takes such bytes as this process's figures (-1 if malformed). */
+void *stats_pack(size_t *len);
+int stats_unpack(const void *buf, size_t len);
+
 /* The progress line (a terminal only, after a second): `todo` bytes of `what`. */
 void stats_progress(const char *what, uint64_t todo);
 void stats_progress_add(uint64_t bytes);

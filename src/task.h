@@ -101,6 +101,7 @@ struct restore_ctx {
 	bool ignore_cpu;
 	bool shell_job;
 	bool detach;
+	bool pidns;			/* restoring as PID 1 of a new PID namespace */
 	int file_validation;		/* enum cryo_file_validation */
 	struct trust trust;
 	void *pipes;			/* file_pipe.c's pipes made so far */

@@ -51,14 +51,15 @@ static int passed, failed;
 static bool verbose;
 
 static const char *const short_modes[] = { "kill", "leave", "twice", "fg", "killcryo",
-					   "stream" };
+					   "stream", "pidns" };
 enum mode { MODE_KILL, MODE_LEAVE, MODE_TWICE, MODE_FG, MODE_KILL_CRYO, MODE_STREAM,
-	    NR_MODES };
+	    MODE_PIDNS, NR_MODES };
 static const char *const mode_names[] = { "dump+kill+restore", "leave-running",
 					  "dump-restore-dump-restore", "foreground-restore",
-					  "cryo killed during dump", "dump --stream | restore --stream" };
+					  "cryo killed during dump", "dump --stream | restore --stream",
+					  "restore --pidns" };
 static unsigned modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE) | (1 << MODE_TWICE) |
-				(1 << MODE_KILL_CRYO) | (1 << MODE_STREAM);
+				(1 << MODE_KILL_CRYO) | (1 << MODE_STREAM) | (1 << MODE_PIDNS);
 
 static double now(void)
 {
@@ -377,6 +378,18 @@ static bool file_has(const char *path, const char *needle)
 	return found;
 }
 
+/* How many times a file holds needle. */
+static int count_in(const char *path, const char *needle)
+{
+	char *s = read_file(path, NULL);
+	int n = 0;
+
+	for (char *p = s; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	free(s);
+	return n;
+}
+
 static int wait_ready(pid_t pid, const char *log)
 {
 	double end = now() + READY_TIMEOUT;
@@ -390,6 +403,23 @@ static int wait_ready(pid_t pid, const char *log)
 		sleep_ms(2);
 	}
 	return 0;
+}
+
+/* A /proc file (its size reads as 0). */
+static char *read_proc(const char *path)
+{
+	static char buf[8192];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return NULL;
+	buf[n] = 0;
+	return strdup(buf);
 }
 
 /* ---- dump/restore steps ---- */
@@ -554,6 +584,75 @@ static int step_restore_detached(struct run *r, const char *img)
 	return 0;
 }
 
+/* A --pidns restore's root, as the harness sees it: PID `outer` here, `inner` (the
+ * dumped PID) in a namespace of its own, whose init (PID 1 there) is its parent. */
+static int check_pidns(pid_t outer, pid_t inner, pid_t *init)
+{
+	char path[64], line[64], *st, *at;
+	long ppid;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", outer);
+	st = read_proc(path);
+	at = st ? strstr(st, "\nNSpid:\t") : NULL;
+	snprintf(line, sizeof(line), "\nNSpid:\t%d\t%d\n", outer, inner);
+	if (!at || strncmp(at, line, strlen(line))) {
+		free(st);
+		return why("restored process %d is not PID %d of a PID namespace of its own",
+			   outer, inner);
+	}
+	at = strstr(st, "\nPPid:\t");
+	ppid = at ? atol(at + 7) : 0;
+	free(st);
+	snprintf(path, sizeof(path), "/proc/%ld/status", ppid);
+	st = read_proc(path);
+	at = st ? strstr(st, "\nNSpid:\t") : NULL;
+	snprintf(line, sizeof(line), "\nNSpid:\t%ld\t1\n", ppid);
+	if (!at || strncmp(at, line, strlen(line))) {
+		free(st);
+		return why("the parent %ld of restored process %d is not its namespace's init",
+			   ppid, outer);
+	}
+	free(st);
+	*init = ppid;
+	want(ppid);	/* adopted from cryo: it ends with the root's status */
+	return 0;
+}
+
+static int read_pid(const char *pidfile, pid_t *pid)
+{
+	char buf[32] = "";
+	int fd = open(pidfile, O_RDONLY);
+
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0) {
+		if (fd >= 0)
+			close(fd);
+		return why("restore wrote no pidfile %s", pidfile);
+	}
+	close(fd);
+	*pid = atoi(buf);
+	return 0;
+}
+
+/* restore --pidns -d: r->pid becomes the root's PID outside its namespace. */
+static int step_restore_pidns(struct run *r, const char *img, pid_t *init)
+{
+	char pidfile[700];
+	char *extra = restore_extra(r);
+	pid_t outer = 0;
+	int rc;
+
+	snprintf(pidfile, sizeof(pidfile), "%s.pid", img);
+	rc = run_cryo(r->cryo_log, "restore", "-v", "-D", img, "-d", "--pidns", "--pidfile",
+		      pidfile, extra, NULL);
+	free(extra);
+	if (rc)
+		return rc < 0 ? -1 : why("cryo restore --pidns exited with %d", rc);
+	if (read_pid(pidfile, &outer) || check_pidns(outer, r->pid, init))
+		return -1;
+	r->pid = outer;
+	return 0;
+}
+
 /* ---- outside peers of TCP listeners ---- */
 
 #define MAX_PEERS 8
@@ -707,22 +806,6 @@ static bool image_complete(const struct run *r)
 	return access(path, F_OK) == 0;
 }
 
-/* A /proc file (its size reads as 0). */
-static char *read_proc(const char *path)
-{
-	static char buf[8192];
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return NULL;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0)
-		return NULL;
-	buf[n] = 0;
-	return strdup(buf);
-}
 
 /* Until pid exists and nobody traces it (a restore let it go), reaping what the
  * harness adopts meanwhile (the dumped tree's zombies hold PIDs the restore needs). */
@@ -1095,6 +1178,13 @@ static int run_mode(struct run *r, enum mode m)
 		if (step_stream(r))
 			return -1;
 		return finish(r, r->pid);
+	case MODE_PIDNS: {
+		pid_t init = 0;
+
+		if (step_dump(r, r->img, false) || step_restore_pidns(r, r->img, &init))
+			return -1;
+		return finish(r, init);
+	}
 	default:
 		return why("bad mode");
 	}
@@ -1309,6 +1399,99 @@ static void run_test_programs(void)
 	free(names);
 }
 
+/* Several --pidns restores of one image at once, each started before any ends: every
+ * copy is the dumped PID in its own namespace, all run together, each checks itself
+ * (t_pidns: PIDs, /proc/self, its child, memory, a pipe) and passes. */
+#define PIDNS_COPIES 5
+
+static int restore_copies(struct run *r, pid_t *outer, pid_t *init)
+{
+	char pidfile[PIDNS_COPIES][700];
+	pid_t cryo[PIDNS_COPIES];
+	int rc = 0, status;
+
+	for (int i = 0; i < PIDNS_COPIES; i++) {
+		char *argv[] = { (char *)cryo_bin, "restore", "-D", r->img, "-d", "--pidns",
+				 "--pidfile", pidfile[i], NULL };
+
+		snprintf(pidfile[i], sizeof(pidfile[i]), "%s.pid%d", r->img, i);
+		cryo[i] = spawn(argv, r->cryo_log, false);
+	}
+	for (int i = 0; i < PIDNS_COPIES; i++) {
+		if (cryo[i] < 0) {
+			rc = rc ? rc : why("fork: %s", strerror(errno));
+			continue;
+		}
+		if (wait_for(cryo[i], EXIT_TIMEOUT, &status))
+			rc = -1;
+		else if (!rc && status)
+			rc = why("cryo restore --pidns (copy %d) exited with status 0x%x", i + 1,
+				 status);
+	}
+	for (int i = 0; !rc && i < PIDNS_COPIES; i++)
+		rc = read_pid(pidfile[i], &outer[i]) || check_pidns(outer[i], r->pid, &init[i]);
+	for (int i = 0; !rc && i < PIDNS_COPIES; i++)
+		for (int k = 0; k < i; k++)
+			if (outer[k] == outer[i])
+				rc = why("copies %d and %d are the same process %d", k + 1, i + 1,
+					 outer[i]);
+	return rc;
+}
+
+static int run_copies(struct run *r)
+{
+	pid_t outer[PIDNS_COPIES] = { 0 }, init[PIDNS_COPIES] = { 0 };
+	int rc, status;
+
+	if (step_dump(r, r->img, false))
+		return -1;
+	rc = restore_copies(r, outer, init);
+	/* All at once: each is running before any is told to check itself. */
+	for (int i = 0; !rc && i < PIDNS_COPIES; i++)
+		if (kill(outer[i], 0))
+			rc = why("copy %d (%d) is not running", i + 1, outer[i]);
+	for (int i = 0; i < PIDNS_COPIES; i++)
+		if (outer[i] > 0)
+			kill(outer[i], rc ? SIGKILL : SIGUSR1);
+	for (int i = 0; i < PIDNS_COPIES; i++) {
+		if (init[i] <= 0)
+			continue;
+		if (wait_for(init[i], EXIT_TIMEOUT, &status))
+			rc = rc ? rc : -1;
+		else if (!rc && status)
+			rc = why("copy %d ended with status 0x%x", i + 1, status);
+	}
+	if (!rc && count_in(r->log, "PASS\n") != PIDNS_COPIES)
+		rc = why("%d of %d copies printed PASS", count_in(r->log, "PASS\n"),
+			 PIDNS_COPIES);
+	return rc;
+}
+
+static void run_pidns_copies(void)
+{
+	char path[600], *argv[] = { path, work, NULL };
+	struct run r;
+	int rc;
+
+	if (!selected("t_pidns"))
+		return;
+	memset(&r, 0, sizeof(r));
+	snprintf(path, sizeof(path), "%s/t_pidns", tests_dir);
+	run_dir(&r, "t_pidns", "copies");
+	reason[0] = 0;
+	r.pid = spawn(argv, r.log, true);
+	rc = r.pid < 0 ? why("fork failed") : wait_ready(r.pid, r.log);
+	if (!rc)
+		rc = run_copies(&r);
+	if (rc && r.pid > 0)
+		kill(r.pid, SIGKILL);
+	reap_orphans();
+	result("t_pidns", "5 --pidns copies at once", rc, rc ? r.log : NULL,
+	       rc ? r.cryo_log : NULL);
+	if (!rc)
+		remove_tree(r.dir);
+}
+
 /* Real interpreters running scripts from tests/real. */
 static void run_real_programs(void)
 {
@@ -1409,6 +1592,7 @@ int main(int argc, char **argv)
 	if (unit_dir)
 		run_unit_tests();
 	run_test_programs();
+	run_pidns_copies();
 	run_real_programs();
 	if (real_dir)
 		run_real_trees();

@@ -883,17 +883,6 @@ static void run_server(const struct server *sv, unsigned over)
 
 /* ---- python asyncio: 50 clients streaming through the dump ---- */
 
-static int count_in(const char *path, const char *needle)
-{
-	char *s = read_file(path, NULL);
-	int n = 0;
-
-	for (char *p = s; p && (p = strstr(p, needle)); p += strlen(needle))
-		n++;
-	free(s);
-	return n;
-}
-
 /* Wait until the clients' log has `n` lines starting with `what`; a FAIL line or the
  * clients' end stops the wait. */
 static int clients_reach(const char *log, const char *what, int n)

@@ -93,10 +93,41 @@ static void test_report(void)
 	free(json);
 }
 
+/* --pidns: a restore's figures made in the namespace's init, reported by cryo. */
+static void test_pack(void)
+{
+	size_t len;
+	char *buf, *txt;
+
+	unit_case();
+	stats_start(true);
+	stats_enter(PH_CREATE);
+	stats_leave(PH_CREATE);
+	stats_add_proc(7, 3, 12288);
+	stats_finish();
+	buf = stats_pack(&len);
+	CHECK(buf != NULL, "stats_pack");
+	if (!buf)
+		return;
+	stats_start(false);
+	CHECK(stats_unpack(buf, len - 1) == -1, "a short buffer is refused");
+	CHECK(stats_unpack(buf, len + 1) == -1, "a long buffer is refused");
+	buf[4] = 0x7f;	/* nr_procs, far too many */
+	CHECK(stats_unpack(buf, len) == -1, "a count beyond the buffer is refused");
+	buf[4] = 1;
+	CHECK(stats_unpack(buf, len) == 0, "stats_unpack");
+	txt = report(cryo_stats_print);
+	CHECK(txt && strstr(txt, "Restore statistics") && strstr(txt, "create") &&
+	      strstr(txt, "process 7: 3 pages, 12288 bytes"), "unpacked: %s", txt);
+	free(txt);
+	free(buf);
+}
+
 int main(void)
 {
 	test_human();
 	test_progress_text();
 	test_report();
+	test_pack();
 	return unit_done("unit_stats");
 }
