@@ -38,7 +38,8 @@ struct config cfg = {
 	.idle_runs = 15,
 	.nr_vmas = 5000,
 	.warmup = 1,
-	.cases = "idle,mem,sparse,vmas,tree,conns,stream,predump,fsync",
+	.copies = 50,
+	.cases = "idle,mem,sparse,vmas,tree,conns,stream,predump,copies,fsync",
 	.lib = true,
 };
 struct host host;
@@ -153,7 +154,9 @@ static const char usage[] =
 	"  -V N             mappings in the many-VMA case (default 5000)\n"
 	"  -w N             unrecorded warm-up cycles before each case (default 1)\n"
 	"  -c LIST          cases to run (default idle,mem,sparse,vmas,tree,conns,stream,\n"
-	"                   predump,fsync)\n"
+	"                   predump,copies,fsync)\n"
+	"  -N COPIES        restores of one N-byte image at once in the copies case\n"
+	"                   (default 50; eager ones in batches that fit in memory)\n"
 	"  --no-lib         skip the libcryo figures\n"
 	"  --rev STR        source revision recorded in the results\n";
 
@@ -173,7 +176,7 @@ static int parse_args(int argc, char **argv)
 	cfg.dir = getenv("CRYO_BENCH_DIR");
 	if (!cfg.dir || !cfg.dir[0])
 		cfg.dir = "/var/tmp/cryo-bench";
-	while ((c = getopt_long(argc, argv, "D:o:s:n:i:V:w:c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "D:o:s:n:i:V:w:c:N:h", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_CRYO:
 			cfg.cryo = optarg;
@@ -211,6 +214,9 @@ static int parse_args(int argc, char **argv)
 		case 'c':
 			cfg.cases = optarg;
 			break;
+		case 'N':
+			cfg.copies = atoi(optarg);
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -220,7 +226,8 @@ static int parse_args(int argc, char **argv)
 		}
 	}
 	if (!cfg.cryo || !cfg.targets || !cfg.size || cfg.runs < 1 || cfg.idle_runs < 1 ||
-	    cfg.runs > MAX_SAMPLES || cfg.idle_runs > MAX_SAMPLES || cfg.nr_vmas < 1 || cfg.warmup < 0) {
+	    cfg.runs > MAX_SAMPLES || cfg.idle_runs > MAX_SAMPLES || cfg.nr_vmas < 1 || cfg.warmup < 0 ||
+	    cfg.copies < 1) {
 		fputs(usage, stderr);
 		return -1;
 	}
@@ -568,6 +575,11 @@ static int run_all(struct results *r)
 		snprintf(group, sizeof(group), "predump-%s-1%%", sz);
 		progress(group, cfg.runs);
 		rc |= case_predump(r, group, bytes);
+	}
+	if (want("copies") && !interrupted) {
+		snprintf(group, sizeof(group), "copies-%d", cfg.copies);
+		progress(group, cfg.runs < 3 ? cfg.runs : 3);
+		rc |= case_copies(r, group, cfg.size, cfg.copies);
 	}
 	if (want("fsync") && !interrupted)
 		fsync_limit(r);

@@ -25,6 +25,7 @@ struct config {
 	int idle_runs;			/* runs of each idle case */
 	int nr_vmas;			/* mappings of the many-VMA case */
 	int warmup;			/* unrecorded cycles before each case */
+	int copies;			/* restores of one image at once (copies case) */
 	const char *cases;		/* comma-separated cases to run */
 	bool lib;			/* also measure through libcryo */
 	bool created_dir;		/* we made cfg.dir, so we remove it */
@@ -142,6 +143,10 @@ int case_stream(struct results *r, const char *group, size_t size);
 /* Iterative dumps: `size` bytes touched, 1% written again between rounds; the last
  * dump's frozen time against a whole dump's. */
 int case_predump(struct results *r, const char *group, size_t size);
+
+/* copies.c: `n` restore --pidns of one image of `size` bytes at once (in batches that
+ * fit in memory), each copy then touching 5% of it. */
+int case_copies(struct results *r, const char *group, size_t size, int n);
 
 /* report.c */
 void report_header(void);

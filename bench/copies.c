@@ -1,0 +1,312 @@
+/* The copies case: one image of a process holding N bytes restored many times at once
+ * (restore --pidns), each copy then touching 5% of its memory: the wall time from the
+ * first restore started to the last copy done, and the PSS of all the copies. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define MAX_COPIES 256
+#define TOUCH_TIMEOUT 300.0
+
+extern char **environ;
+
+struct copy {
+	pid_t cryo, root, init;
+};
+
+struct copies_run {
+	const char *img;
+	const char *mode;		/* extra restore option, or NULL (eager) */
+	int n;
+	struct copy c[MAX_COPIES];
+	char err[256];
+};
+
+static long status_field(pid_t pid, const char *key)
+{
+	char path[64], buf[4096], *at;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	at = strstr(buf, key);
+	return at ? strtol(at + strlen(key), NULL, 10) : -1;
+}
+
+static long pss_kb_of(pid_t pid)
+{
+	char path[64], buf[4096], *at;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	at = strstr(buf, "\nPss:");
+	return at ? strtol(at + 5, NULL, 10) : -1;
+}
+
+static bool comm_is(pid_t pid, const char *want)
+{
+	char path[64], buf[64] = "";
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return !strcmp(buf, want);
+}
+
+static int read_pidfile(const char *path, pid_t *pid)
+{
+	char buf[32] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	*pid = n > 0 ? atoi(buf) : 0;
+	return *pid > 0 ? 0 : -1;
+}
+
+/* Every restore started at once; 0 once all of them have their copy running. */
+static int start_all(struct copies_run *cr, int first, int n)
+{
+	posix_spawn_file_actions_t fa;
+	char log[512];
+	int rc = 0, st;
+
+	snprintf(log, sizeof(log), "%s/cryo.log", cfg.dir);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	for (int i = first; i < first + n; i++) {
+		char pidfile[600];
+		const char *argv[] = { cfg.cryo, "restore", "-D", cr->img, "-d", "--pidns",
+				       "--pidfile", pidfile, cr->mode, NULL };
+
+		snprintf(pidfile, sizeof(pidfile), "%s.pid%d", cr->img, i);
+		unlink(pidfile);
+		if (posix_spawn(&cr->c[i].cryo, cfg.cryo, &fa, NULL, (char *const *)argv, environ))
+			cr->c[i].cryo = 0;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	for (int i = first; i < first + n; i++) {
+		char pidfile[600];
+
+		snprintf(pidfile, sizeof(pidfile), "%s.pid%d", cr->img, i);
+		if (!cr->c[i].cryo || waitpid(cr->c[i].cryo, &st, 0) != cr->c[i].cryo ||
+		    !WIFEXITED(st) || WEXITSTATUS(st) || read_pidfile(pidfile, &cr->c[i].root)) {
+			if (!rc)
+				snprintf(cr->err, sizeof(cr->err), "restore of copy %d failed "
+					 "(see cryo.log)", i + 1);
+			rc = -1;
+			continue;
+		}
+		unlink(pidfile);
+		cr->c[i].init = status_field(cr->c[i].root, "\nPPid:\t");
+	}
+	return rc;
+}
+
+/* Each copy touches its 5%; 0 once every one says it is done and found it intact. */
+static int touch_all(struct copies_run *cr, int first, int n)
+{
+	double end = now() + TOUCH_TIMEOUT;
+
+	for (int i = first; i < first + n; i++)
+		kill(cr->c[i].root, SIGUSR2);
+	for (int i = first; i < first + n; i++)
+		while (!comm_is(cr->c[i].root, "touched")) {
+			if (comm_is(cr->c[i].root, "touch-bad"))
+				return snprintf(cr->err, sizeof(cr->err), "copy %d found its "
+						"memory wrong", i + 1), -1;
+			if (now() > end || kill(cr->c[i].root, 0))
+				return snprintf(cr->err, sizeof(cr->err), "copy %d did not touch "
+						"its memory", i + 1), -1;
+			usleep(1000);
+		}
+	return 0;
+}
+
+static double pss_all(const struct copies_run *cr, int first, int n)
+{
+	double sum = 0;
+
+	for (int i = first; i < first + n; i++) {
+		long a = pss_kb_of(cr->c[i].root), b = pss_kb_of(cr->c[i].init);
+
+		if (a < 0 || b < 0)
+			return -1;
+		sum += (a + b) * 1024.0;
+	}
+	return sum;
+}
+
+/* Killing a root ends its init (with 128+9) and so its namespace. */
+static void end_all(struct copies_run *cr, int first, int n)
+{
+	int st;
+
+	for (int i = first; i < first + n; i++)
+		if (cr->c[i].root > 0)
+			kill(cr->c[i].root, SIGKILL);
+	for (int i = first; i < first + n; i++) {
+		if (cr->c[i].init > 0)
+			while (waitpid(cr->c[i].init, &st, __WALL) < 0 && errno == EINTR)
+				;
+		cr->c[i] = (struct copy){ 0 };
+	}
+	reap_strays();
+}
+
+/* n copies, `batch` at a time: the summed wall time, and the largest PSS of a batch. */
+static int copies_once(struct copies_run *cr, int batch, double *secs, double *pss)
+{
+	*secs = 0;
+	*pss = 0;
+	for (int first = 0; first < cr->n && !interrupted; first += batch) {
+		int k = cr->n - first < batch ? cr->n - first : batch;
+		double t = now(), p;
+		int rc = start_all(cr, first, k) || touch_all(cr, first, k);
+
+		*secs += now() - t;
+		p = rc ? -1 : pss_all(cr, first, k);
+		end_all(cr, first, k);
+		if (rc)
+			return -1;
+		if (p < 0)
+			return snprintf(cr->err, sizeof(cr->err), "cannot read the copies' PSS"), -1;
+		if (p > *pss)
+			*pss = p;
+	}
+	return interrupted ? -1 : 0;
+}
+
+/* Copies of `size` bytes that fit in half of the memory available now (at least 1). */
+static int fitting_batch(size_t size, int n)
+{
+	long kb = -1;
+	char line[256];
+	FILE *f = fopen("/proc/meminfo", "re");
+	int b;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	b = kb > 0 ? (int)(kb * 1024.0 / 2 / size) : 1;
+	return b < 1 ? 1 : b > n ? n : b;
+}
+
+static int make_image(const char *img, size_t size, char *err, size_t len)
+{
+	char bin[512], bytes[32];
+	char *argv[] = { bin, "mem", bytes, "1", NULL };
+	char pidbuf[16];
+	const char *args[] = { cfg.cryo, "dump", "-t", pidbuf, "-D", img, NULL };
+	double t;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/target-static", cfg.targets);
+	snprintf(bytes, sizeof(bytes), "%zu", size);
+	rm_tree(img);
+	pid = spawn_target(bin, argv, err, len);
+	if (pid < 0)
+		return -1;
+	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+	if (run_cryo(args, &t, err, len)) {
+		kill_and_reap(pid);
+		return -1;
+	}
+	return wait_gone(pid, 30) ? snprintf(err, len, "the dumped target stayed"), -1 : 0;
+}
+
+static void fill_rows(struct row *t, struct row *p, const struct samples *ts,
+		      const struct samples *ps, const char *err)
+{
+	t->s = *ts;
+	p->s = *ps;
+	p->bytes = true;
+	if (err[0]) {
+		str_copy(t->error, sizeof(t->error), err);
+		str_copy(p->error, sizeof(p->error), err);
+	}
+}
+
+int case_copies(struct results *r, const char *group, size_t size, int n)
+{
+	static struct copies_run cr;
+	struct samples ts = { 0 }, ps = { 0 };
+	char img[512], name[80];
+	int batch = fitting_batch(size, n), runs = cfg.runs < 3 ? cfg.runs : 3;
+	struct limit *pop;
+	struct row *t, *p;
+	double secs, pss;
+
+	if (n > MAX_COPIES)
+		n = MAX_COPIES;
+	memset(&cr, 0, sizeof(cr));
+	snprintf(img, sizeof(img), "%s/copies-img", cfg.dir);
+	cr.img = img;
+	cr.n = n;
+	snprintf(name, sizeof(name), "populate %zu MiB x %d: MAP_POPULATE", size >> 20, n);
+	pop = limit_new(r, name);
+	snprintf(name, sizeof(name), "%d restores+touch, eager", n);
+	t = row_new(r, group, name);
+	snprintf(name, sizeof(name), "PSS of %d copies, eager", batch);
+	p = row_new(r, group, name);
+	if (!pop || !t || !p)
+		return -1;
+	str_copy(t->limit_name, sizeof(t->limit_name), pop->name);
+	t->lim = pop;
+	p->limit = p->limit_min = (double)batch * size;
+	str_copy(p->limit_name, sizeof(p->limit_name), "the copies' memory, each its own");
+	if (make_image(img, size, cr.err, sizeof(cr.err))) {
+		fill_rows(t, p, &ts, &ps, cr.err);
+		return -1;
+	}
+	for (int i = 0; i < runs && !interrupted && !cr.err[0]; i++) {
+		double l = lim_map_populate(size);
+
+		if (l >= 0)
+			samples_add(&pop->s, l * n);
+		if (copies_once(&cr, batch, &secs, &pss))
+			break;
+		samples_add(&ts, secs);
+		samples_add(&ps, pss);
+	}
+	fill_rows(t, p, &ts, &ps, cr.err);
+	if (batch < n)
+		snprintf(t->note, sizeof(t->note), "%d batches of %d (RAM)", (n + batch - 1) / batch,
+			 batch);
+	rm_tree(img);
+	return cr.err[0] ? -1 : 0;
+}
