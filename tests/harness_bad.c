@@ -328,6 +328,63 @@ out:
 	return rc;
 }
 
+/* A process of some PID namespace with PID `inner` in it, other than the host's own:
+ * what a failed --pidns restore must not leave. */
+static pid_t pidns_holder(pid_t inner)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t found = 0;
+
+	while (d && !found && (de = readdir(d))) {
+		char path[300], want[32], *st, *at;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/status", de->d_name);
+		st = read_proc(path);
+		at = st ? strstr(st, "\nNSpid:\t") : NULL;
+		snprintf(want, sizeof(want), "\t%d\n", inner);
+		if (at && strchr(at + 8, '\t') && strchr(at + 8, '\t') < strchr(at + 1, '\n') &&
+		    !strncmp(strchr(at + 8, '\t'), want, strlen(want)))
+			found = atoi(de->d_name);
+		free(st);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* The same under --pidns: the error comes out of the namespace's init, and the
+ * namespace is gone with every process the restore made in it. */
+static int bad_restore_pidns_unix_path_taken(struct run *r)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+	pid_t left;
+
+	if (l < 0 || start_unix_victim(r, "restore-pidns-unix-path-taken", NULL, NULL))
+		goto out;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%.80s/t_unix.sock.%d", work, r->pid);
+	if (step_dump(r, r->img, false))
+		goto out;
+	unlink(a.sun_path);
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1)) {
+		why("cannot listen on %s: %s", a.sun_path, strerror(errno));
+		goto out;
+	}
+	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", r->img, "-d", "--pidns",
+				     NULL), "is in use by another socket"))
+		goto out;
+	left = pidns_holder(r->pid);
+	rc = left ? why("a refused --pidns restore left process %d (PID %d inside)", left,
+			r->pid) : 0;
+out:
+	if (l >= 0)
+		close(l);
+	return rc;
+}
+
 static int bad_dump_unix_rights(struct run *r)
 {
 	if (start_unix_victim(r, "dump-unix-scm-rights", "rights", NULL))
@@ -2526,6 +2583,7 @@ static void run_bad_inputs(void)
 		{ "dump-unix-unaccepted-data", bad_dump_unix_unaccepted_data },
 		{ "restore-unix-ext-dgram", restore_unix_ext_dgram },
 		{ "restore-unix-path-taken", bad_restore_unix_path_taken },
+		{ "restore-pidns-unix-path-taken", bad_restore_pidns_unix_path_taken },
 		{ "dump-tcp-unaccepted", bad_dump_tcp_unaccepted },
 		{ "dump-tcp-connection", bad_dump_tcp_connection },
 		{ "dump-tcp-held-outside", bad_dump_tcp_outside },
