@@ -249,64 +249,119 @@ static int make_image(const char *img, size_t size, char *err, size_t len)
 	return wait_gone(pid, 30) ? snprintf(err, len, "the dumped target stayed"), -1 : 0;
 }
 
-static void fill_rows(struct row *t, struct row *p, const struct samples *ts,
-		      const struct samples *ps, const char *err)
+/* One way of restoring the copies: its rows and samples. */
+struct copies_way {
+	const char *option;		/* NULL: eager */
+	const char *label;
+	struct samples t, p;
+	struct row *tr, *pr;
+};
+
+static int way_rows(struct results *r, const char *group, struct copies_way *w, int n,
+		    int batch)
 {
-	t->s = *ts;
-	p->s = *ps;
-	p->bytes = true;
-	if (err[0]) {
-		str_copy(t->error, sizeof(t->error), err);
-		str_copy(p->error, sizeof(p->error), err);
+	char name[80];
+
+	snprintf(name, sizeof(name), "%d restores+touch, %s", n, w->label);
+	w->tr = row_new(r, group, name);
+	snprintf(name, sizeof(name), "PSS of %d copies, %s", batch, w->label);
+	w->pr = row_new(r, group, name);
+	if (!w->tr || !w->pr)
+		return -1;
+	w->pr->bytes = true;
+	if (batch < n)
+		snprintf(w->tr->note, sizeof(w->tr->note), "%d batches of %d (RAM)",
+			 (n + batch - 1) / batch, batch);
+	return 0;
+}
+
+static void way_done(struct copies_way *w, const char *err)
+{
+	w->tr->s = w->t;
+	w->pr->s = w->p;
+	if (err[0] && !w->t.n) {
+		str_copy(w->tr->error, sizeof(w->tr->error), err);
+		str_copy(w->pr->error, sizeof(w->pr->error), err);
 	}
+}
+
+/* Does this cryo's restore take `flag` (lazy restore, once it is built)? */
+static bool restore_has(const char *flag)
+{
+	char cmd[600], line[256];
+	bool found = false;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s restore --help 2>/dev/null", cfg.cryo);
+	f = popen(cmd, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, flag))
+			found = true;
+	if (f)
+		pclose(f);
+	return found;
 }
 
 int case_copies(struct results *r, const char *group, size_t size, int n)
 {
 	static struct copies_run cr;
-	struct samples ts = { 0 }, ps = { 0 };
+	struct copies_way ways[2] = { { NULL, "eager" }, { "--lazy-pages", "lazy" } };
+	int batch, runs = cfg.runs < 3 ? cfg.runs : 3, nr_ways = 1;
 	char img[512], name[80];
-	int batch = fitting_batch(size, n), runs = cfg.runs < 3 ? cfg.runs : 3;
 	struct limit *pop;
-	struct row *t, *p;
 	double secs, pss;
 
 	if (n > MAX_COPIES)
 		n = MAX_COPIES;
+	batch = fitting_batch(size, n);
+	if (restore_has("--lazy-pages"))
+		nr_ways = 2;
 	memset(&cr, 0, sizeof(cr));
 	snprintf(img, sizeof(img), "%s/copies-img", cfg.dir);
 	cr.img = img;
 	cr.n = n;
 	snprintf(name, sizeof(name), "populate %zu MiB x %d: MAP_POPULATE", size >> 20, n);
 	pop = limit_new(r, name);
-	snprintf(name, sizeof(name), "%d restores+touch, eager", n);
-	t = row_new(r, group, name);
-	snprintf(name, sizeof(name), "PSS of %d copies, eager", batch);
-	p = row_new(r, group, name);
-	if (!pop || !t || !p)
+	if (!pop)
 		return -1;
-	str_copy(t->limit_name, sizeof(t->limit_name), pop->name);
-	t->lim = pop;
-	p->limit = p->limit_min = (double)batch * size;
-	str_copy(p->limit_name, sizeof(p->limit_name), "the copies' memory, each its own");
-	if (make_image(img, size, cr.err, sizeof(cr.err))) {
-		fill_rows(t, p, &ts, &ps, cr.err);
-		return -1;
-	}
+	for (int w = 0; w < nr_ways; w++)
+		if (way_rows(r, group, &ways[w], n, batch))
+			return -1;
+	str_copy(ways[0].tr->limit_name, sizeof(ways[0].tr->limit_name), pop->name);
+	ways[0].tr->lim = pop;
+	ways[0].pr->limit = ways[0].pr->limit_min = (double)batch * size;
+	str_copy(ways[0].pr->limit_name, sizeof(ways[0].pr->limit_name),
+		 "the copies' memory, each its own");
+	if (make_image(img, size, cr.err, sizeof(cr.err)))
+		goto out;
+	/* Interleaved runs: each way meets the machine as busy as the other. */
 	for (int i = 0; i < runs && !interrupted && !cr.err[0]; i++) {
 		double l = lim_map_populate(size);
 
 		if (l >= 0)
 			samples_add(&pop->s, l * n);
-		if (copies_once(&cr, batch, &secs, &pss))
-			break;
-		samples_add(&ts, secs);
-		samples_add(&ps, pss);
+		for (int w = 0; w < nr_ways && !cr.err[0]; w++) {
+			cr.mode = ways[w].option;
+			if (copies_once(&cr, batch, &secs, &pss))
+				break;
+			samples_add(&ways[w].t, secs);
+			samples_add(&ways[w].p, pss);
+		}
 	}
-	fill_rows(t, p, &ts, &ps, cr.err);
-	if (batch < n)
-		snprintf(t->note, sizeof(t->note), "%d batches of %d (RAM)", (n + batch - 1) / batch,
-			 batch);
+	/* Lazy against eager, measured in the same run. */
+	if (nr_ways > 1 && ways[0].t.n) {
+		struct row *t = ways[1].tr, *p = ways[1].pr;
+
+		str_copy(t->limit_name, sizeof(t->limit_name), "the eager copies (same run)");
+		t->limit = samples_median(&ways[0].t);
+		t->limit_min = samples_min(&ways[0].t);
+		str_copy(p->limit_name, sizeof(p->limit_name), "PSS of the eager copies");
+		p->limit = samples_median(&ways[0].p);
+		p->limit_min = samples_min(&ways[0].p);
+	}
+out:
+	for (int w = 0; w < nr_ways; w++)
+		way_done(&ways[w], cr.err);
 	rm_tree(img);
 	return cr.err[0] ? -1 : 0;
 }
