@@ -93,6 +93,20 @@ static int read_pidfile(const char *path, pid_t *pid)
 	return *pid > 0 ? 0 : -1;
 }
 
+/* The error: the copy and cryo's last line (the log is shared: one of the lines). */
+static void restore_failed(struct copies_run *cr, int i, const char *log)
+{
+	char line[200] = "no output", buf[200];
+	FILE *f = fopen(log, "re");
+
+	while (f && fgets(buf, sizeof(buf), f))
+		if (strstr(buf, "error"))
+			snprintf(line, sizeof(line), "%.*s", (int)strcspn(buf, "\n"), buf);
+	if (f)
+		fclose(f);
+	snprintf(cr->err, sizeof(cr->err), "restore of copy %d failed: %s", i + 1, line);
+}
+
 /* Every restore started at once; 0 once all of them have their copy running. */
 static int start_all(struct copies_run *cr, int first, int n)
 {
@@ -124,8 +138,7 @@ static int start_all(struct copies_run *cr, int first, int n)
 		if (!cr->c[i].cryo || waitpid(cr->c[i].cryo, &st, 0) != cr->c[i].cryo ||
 		    !WIFEXITED(st) || WEXITSTATUS(st) || read_pidfile(pidfile, &cr->c[i].root)) {
 			if (!rc)
-				snprintf(cr->err, sizeof(cr->err), "restore of copy %d failed "
-					 "(see cryo.log)", i + 1);
+				restore_failed(cr, i, log);
 			rc = -1;
 			continue;
 		}
