@@ -28,6 +28,8 @@ struct config {
 	int copies;			/* restores of one image at once (copies case) */
 	const char *cases;		/* comma-separated cases to run */
 	bool lib;			/* also measure through libcryo */
+	const char *criu;		/* the reference, when `criu check` passes here */
+	char criu_note[200];		/* which criu, or why it is not compared */
 	bool created_dir;		/* we made cfg.dir, so we remove it */
 };
 

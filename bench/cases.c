@@ -17,9 +17,9 @@
 
 #define PAGE 4096UL
 
-enum via { VIA_CLI, VIA_LIB };
+enum via { VIA_CLI, VIA_LIB, VIA_CRIU };
 
-static const char *const via_name[] = { "cli", "lib" };
+static const char *const via_name[] = { "cli", "lib", "criu" };
 
 /* The case holds TCP connections: dump and restore them (--tcp-established). */
 static bool with_tcp;
@@ -53,7 +53,11 @@ static int do_dump(pid_t pid, const char *img, enum via via, double *secs, char 
 	double t;
 	int rc;
 
+	const char *criu[] = { cfg.criu, "dump", "-t", pidbuf, "-D", img, "--shell-job", NULL };
+
 	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+	if (via == VIA_CRIU)
+		return run_cryo(criu, secs, err, len);
 	if (via == VIA_CLI)
 		return run_cryo(args, secs, err, len);
 	t = now();
@@ -70,10 +74,13 @@ static int do_restore(pid_t pid, const char *img, enum via via, double *secs, ch
 	struct cryo_restore_opts o = { .dir = img, .detach = true, .tcp_established = with_tcp };
 	const char *args[] = { cfg.cryo, "restore", "-D", img, "-d",
 			       with_tcp ? "--tcp-established" : NULL, NULL };
+	const char *criu[] = { cfg.criu, "restore", "-D", img, "-d", "--shell-job", NULL };
 	pid_t root = 0;
 	double t;
 	int rc;
 
+	if (via == VIA_CRIU)
+		return run_cryo(criu, secs, err, len);
 	if (via == VIA_CLI)
 		return run_cryo(args, secs, err, len);
 	t = now();
@@ -374,11 +381,44 @@ static void size_name(char *buf, size_t len, size_t bytes)
 		snprintf(buf, len, "%.1f MiB", bytes / MiB);
 }
 
+/* The reference's figures, measured in cycles alternating with cryo's, as limits, and
+ * cryo's CLI figures against them: the issue's target is 0.6x. */
+static int emit_vs_criu(struct results *r, const char *group, const struct series *cli,
+			const struct series *crit)
+{
+	const char *what[] = { "dump", "restore -d" };
+	const struct samples *mine[] = { &cli->dump, &cli->restore };
+	const struct samples *theirs[] = { &crit->dump, &crit->restore };
+	char name[80];
+
+	for (int i = 0; i < 2; i++) {
+		struct limit *l;
+		struct row *row;
+
+		snprintf(name, sizeof(name), "criu %s, same target, alternating", what[i]);
+		l = limit_new(r, name);
+		if (!l)
+			return -1;
+		l->s = *theirs[i];
+		if (crit->failed)
+			str_copy(l->note, sizeof(l->note), crit->err);
+		snprintf(name, sizeof(name), "%s vs criu", what[i]);
+		row = time_row(r, group, name, VIA_CLI, mine[i], cli);
+		if (!row)
+			return -1;
+		set_limit(row, l);
+		row->tk = TGT_RATIO;
+		row->target = 0.6;
+		row->headline = true;
+	}
+	return crit->failed ? -1 : 0;
+}
+
 int case_mem(struct results *r, const char *group, size_t size, size_t step, bool headline)
 {
 	char bytes_arg[32], step_arg[32], bin[512], sz[32], dsz[32];
 	char *argv[] = { bin, "mem", bytes_arg, step_arg, NULL };
-	struct series cli = { 0 }, lib = { 0 };
+	struct series cli = { 0 }, lib = { 0 }, crit = { 0 };
 	struct targets tg = { headline ? TGT_RATIO : TGT_NONE, 1.5, headline };
 	size_t pages = size / PAGE, data = (pages + step - 1) / step * PAGE;
 	struct mem_limits l;
@@ -398,6 +438,8 @@ int case_mem(struct results *r, const char *group, size_t size, size_t step, boo
 	warm_up(argv, &warm_h);
 	for (int i = 0; i < cfg.runs && !interrupted; i++) {
 		run_cycle(argv, VIA_CLI, &run_h, &cli);
+		if (cfg.criu && headline)
+			run_cycle(argv, VIA_CRIU, &warm_h, &crit);
 		if (cfg.lib)
 			run_cycle(argv, VIA_LIB, NULL, &lib);
 	}
@@ -408,6 +450,8 @@ int case_mem(struct results *r, const char *group, size_t size, size_t step, boo
 		rc = -1;
 	if (cfg.lib)
 		note_vs_read(&r->rows[r->nr_rows - 1], l.read_fresh);
+	if (cfg.criu && headline && emit_vs_criu(r, group, &cli, &crit))
+		rc = -1;
 	return rc;
 }
 

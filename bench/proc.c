@@ -214,9 +214,10 @@ static void last_line(const char *path, char *out, size_t len)
 	fclose(f);
 }
 
-/* Run cryo (args[0] is the binary) and time it from spawn to reaped exit. */
+/* Run cryo (args[0] is the binary; criu too) and time it from spawn to reaped exit. */
 int run_cryo(const char *const args[], double *secs, char *err, size_t errlen)
 {
+	const char *base = strrchr(args[0], '/') ? strrchr(args[0], '/') + 1 : args[0];
 	char log[512], msg[200];
 	double t;
 	pid_t pid;
@@ -230,12 +231,12 @@ int run_cryo(const char *const args[], double *secs, char *err, size_t errlen)
 	*secs = now() - t;
 	if (r) {
 		kill_and_reap(pid);
-		return snprintf(err, errlen, "cryo %s did not finish", args[1]), -1;
+		return snprintf(err, errlen, "%s %s did not finish", base, args[1]), -1;
 	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
 	last_line(log, msg, sizeof(msg));
-	snprintf(err, errlen, "cryo %s failed (status 0x%x): %s", args[1], st, msg);
+	snprintf(err, errlen, "%s %s failed (status 0x%x): %s", base, args[1], st, msg);
 	return -1;
 }
 

@@ -47,6 +47,7 @@ void report_header(void)
 	printf("memory: %s; load average %.1f on %d CPUs at start%s\n", host.memory,
 	       host.load_start, host.cpus, host.load_start > host.cpus ? " (BUSY: expect noise)" : "");
 	printf("images and write baseline: %s (%s)\n", cfg.dir, host.fs);
+	printf("reference: %s\n", cfg.criu_note);
 	printf("page cache: WARM - nothing is dropped; images and baseline files are not "
 	       "fsynced (except the fsync limit)\n");
 	printf("N = %s; runs: %d per large case, %d per idle case, after %d unrecorded warm-up "
@@ -273,7 +274,9 @@ int report_json(const struct results *r, const char *path, const char *summary)
 	fprintf(f, ", \"memory\": ");
 	json_str(f, host.memory);
 	fprintf(f, ", \"load_start\": %.2f, \"load_end\": %.2f", host.load_start, host.load_end);
-	fprintf(f, "},\n  \"page_cache\": \"warm\",\n");
+	fprintf(f, "},\n  \"reference\": ");
+	json_str(f, cfg.criu_note);
+	fprintf(f, ",\n  \"page_cache\": \"warm\",\n");
 	fprintf(f, "  \"config\": {\"size_bytes\": %zu, \"runs\": %d, \"idle_runs\": %d, "
 		"\"vmas\": %d, \"lib\": %s},\n", cfg.size, cfg.runs, cfg.idle_runs, cfg.nr_vmas,
 		cfg.lib ? "true" : "false");

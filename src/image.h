@@ -81,6 +81,7 @@ struct raw_writer {
 	size_t nr_crcs, cap_crcs;
 	uint32_t cur_crc;		/* crc of the partial last chunk */
 	uint32_t file_crc;		/* crc of the whole file */
+	bool crcs_done;			/* raw_set_checksums: crcs is complete */
 };
 
 int raw_open(struct raw_writer *w, struct img_dir *d, const char *name);
@@ -111,6 +112,9 @@ int raw_async_submit(struct raw_async *a, size_t len);
 /* Wait for everything to be written; -1 if anything failed (error recorded). */
 int raw_async_finish(struct raw_async *a);
 int raw_write(struct raw_writer *w, const void *buf, size_t len);
+/* The file was written by other means (pwrite at offsets): its size and all its
+ * chunk checksums (w takes crcs). */
+void raw_set_checksums(struct raw_writer *w, uint32_t *crcs, size_t nr, uint64_t size);
 /* Finish: returns 0 and leaves crcs for the caller to store (owned by w). */
 int raw_close(struct raw_writer *w);
 void raw_free(struct raw_writer *w);

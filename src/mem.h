@@ -36,6 +36,11 @@ void runs_pb_free(PageRun **runs);
 int mem_read_vmas(struct dump_proc *p);
 /* Dump: mm fields, VMAs (file and shmem references), page data. */
 int mem_dump(struct dump_proc *p);
+/* Dump: the pages of runs `all` (total bytes) into the page file `out` opened with
+ * raw_open, checksums included (mem_write.c). `running`: a pre-dump, reading while
+ * the process runs on. */
+int mem_write_pages(struct dump_proc *p, const struct runs *all, uint64_t total,
+		    bool running, struct raw_writer *out);
 int mem_write_shmem_image(struct dump_ctx *ctx);
 /* Dump: a pre-dump's page data, read once the process runs again. */
 int mem_dump_late(struct dump_proc *p);

@@ -209,6 +209,15 @@ static bool is_maps_line(const char *line, size_t len)
 	return !colon || colon > dash;
 }
 
+/* The number of a "Field:   123 kB" line, after the field name. */
+static int parse_kb(const char *p, const char *end, uint64_t *kb)
+{
+	struct cursor f = { p, end };
+
+	skip_spaces(&f);
+	return parse_uint(&f, 10, kb);
+}
+
 int proc_parse_smaps(const char *buf, size_t len, struct proc_vmas *out)
 {
 	struct cursor c = { buf, buf + len };
@@ -246,11 +255,14 @@ int proc_parse_smaps(const char *buf, size_t len, struct proc_vmas *out)
 				goto fail;
 			}
 		} else if (n > 10 && !memcmp(line, "Anonymous:", 10)) {
-			struct cursor f = { line + 10, line + n };
-
-			skip_spaces(&f);
-			if (parse_uint(&f, 10, &cur->anon_kb)) {
+			if (parse_kb(line + 10, line + n, &cur->anon_kb)) {
 				cr_err("memory map line %d: malformed Anonymous field", lineno);
+				goto fail;
+			}
+		} else if (n > 14 && !memcmp(line, "AnonHugePages:", 14)) {
+			if (parse_kb(line + 14, line + n, &cur->anon_huge_kb)) {
+				cr_err("memory map line %d: malformed AnonHugePages field",
+				       lineno);
 				goto fail;
 			}
 		}

@@ -32,6 +32,7 @@ struct proc_vma {
 	uint64_t unknown_flags;		/* 1 if VmFlags had a mnemonic we do not know */
 	char unknown_flag[4];		/* the first such mnemonic */
 	uint64_t anon_kb;		/* Anonymous: */
+	uint64_t anon_huge_kb;		/* AnonHugePages: */
 	char *path;			/* pathname column, NULL if empty (malloc'd) */
 };
 

@@ -224,6 +224,12 @@ void stats_progress_add(uint64_t bytes)
 	stats_tick();
 }
 
+void stats_progress_set(uint64_t done)
+{
+	st.done = done;
+	stats_tick();
+}
+
 void stats_progress_watch(pid_t pid, uint64_t todo)
 {
 	stats_progress("reading memory", todo);

@@ -31,6 +31,8 @@ int stats_unpack(const void *buf, size_t len);
 /* The progress line (a terminal only, after a second): `todo` bytes of `what`. */
 void stats_progress(const char *what, uint64_t todo);
 void stats_progress_add(uint64_t bytes);
+/* The progress line's count of bytes done so far. */
+void stats_progress_set(uint64_t done);
 /* Bytes come as what process pid reads (its /proc/PID/io rchar). */
 void stats_progress_watch(pid_t pid, uint64_t todo);
 /* Called from waits and loops: redraws the line when it is time. */

@@ -249,6 +249,16 @@ static void d_kind8(struct image *im) { im->v[2]->kind = 8; }
 static void d_no_file(struct image *im) { im->v[4]->has_file_id = 0; }
 static void d_no_shmem(struct image *im) { im->v[3]->has_shmem_id = 0; }
 static void d_pgoff(struct image *im) { im->v[4]->pgoff = 0x123; }
+static void d_thp_ok(struct image *im)
+{
+	im->v[2]->has_thp_bytes = 1;
+	im->v[2]->thp_bytes = im->v[2]->end - im->v[2]->start;
+}
+static void d_thp_big(struct image *im)
+{
+	d_thp_ok(im);
+	im->v[2]->thp_bytes += P;
+}
 
 static void guard(struct image *im, int vi, uint64_t vaddr, uint64_t nr)
 {
@@ -357,6 +367,8 @@ static const struct {
 	{ "file VMA without file", d_no_file, "names no file" },
 	{ "shared VMA without object", d_no_shmem, "no memory object" },
 	{ "unaligned file offset", d_pgoff, "unaligned file offset" },
+	{ "huge pages over the whole VMA", d_thp_ok, NULL },
+	{ "huge pages past the VMA size", d_thp_big, "huge-page bytes" },
 	{ "guard below the VMA", d_guard_below, "guard" },
 	{ "guard past the VMA end", d_guard_past, "guard" },
 	{ "guard right after the VMA", d_guard_after, "guard" },

@@ -148,6 +148,7 @@ static void test_smaps_unknown_flags(void)
 	const char *txt =
 		"7ff23d96f000-7ff23d971000 rw-p 00000000 00:00 0 \n"
 		"Anonymous:             8 kB\n"
+		"AnonHugePages:      2048 kB\n"
 		"VmFlags: rd wr mr mw me ac zz qq \n"
 		"7ff23d971000-7ff23d975000 r--p 00000000 00:00 0                          [vvar]\n"
 		"VmFlags: rd sl dp ss ui mt gu \n";
@@ -161,6 +162,7 @@ static void test_smaps_unknown_flags(void)
 		CHECK(v.v[0].vm_flags == (VMF(RD) | VMF(WR) | VMF(MR) | VMF(MW) | VMF(ME) |
 					  VMF(AC)), "known flags still parsed");
 		CHECK(v.v[0].anon_kb == 8, "anon 8 kB");
+		CHECK(v.v[0].anon_huge_kb == 2048 && !v.v[1].anon_huge_kb, "huge 2048 kB, 0 kB");
 		CHECK(!v.v[1].unknown_flags, "recent mnemonics known");
 		CHECK(v.v[1].vm_flags == (VMF(RD) | VMF(SL) | VMF(DP) | VMF(SS) | VMF(UI) |
 					  VMF(MT) | VMF(GU)), "recent mnemonics 0x%lx",
@@ -232,6 +234,7 @@ static void test_smaps_malformed(void)
 		"1000-2000 r--p 0 00:00 0\nVmFlags: r\n",
 		"1000-2000 r--p 0 00:00 0\nAnonymous: kB\n",
 		"1000-2000 r--p 0 00:00 0\nAnonymous: 99999999999999999999999 kB\n",
+		"1000-2000 r--p 0 00:00 0\nAnonHugePages: x kB\n",
 	};
 	static const size_t badlen[] = { [15] = 30 };
 
