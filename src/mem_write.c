@@ -22,7 +22,9 @@
 #include "util.h"
 
 #define WR_THREADS 2
-#define WR_BUF (4u << 20)
+/* One checksum chunk: read, checksummed and written while it is still in the cache
+ * (a 4 MiB buffer was read back from memory twice). */
+#define WR_BUF IMG_CHUNK_SIZE
 #define PM_EXCLUSIVE (1ULL << 56)
 #define PM_PRESENT (1ULL << 63)
 #define PM_BATCH 4096			/* pagemap entries read at once */
