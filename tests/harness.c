@@ -51,15 +51,16 @@ static int passed, failed;
 static bool verbose;
 
 static const char *const short_modes[] = { "kill", "leave", "twice", "fg", "killcryo",
-					   "stream", "pidns" };
+					   "stream", "pidns", "pageserver" };
 enum mode { MODE_KILL, MODE_LEAVE, MODE_TWICE, MODE_FG, MODE_KILL_CRYO, MODE_STREAM,
-	    MODE_PIDNS, NR_MODES };
+	    MODE_PIDNS, MODE_PAGE_SERVER, NR_MODES };
 static const char *const mode_names[] = { "dump+kill+restore", "leave-running",
 					  "dump-restore-dump-restore", "foreground-restore",
 					  "cryo killed during dump", "dump --stream | restore --stream",
-					  "restore --pidns" };
+					  "restore --pidns", "dump --page-server, restore" };
 static unsigned modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE) | (1 << MODE_TWICE) |
-				(1 << MODE_KILL_CRYO) | (1 << MODE_STREAM) | (1 << MODE_PIDNS);
+				(1 << MODE_KILL_CRYO) | (1 << MODE_STREAM) | (1 << MODE_PIDNS) |
+				(1 << MODE_PAGE_SERVER);
 
 static double now(void)
 {
@@ -1185,6 +1186,10 @@ static int run_mode(struct run *r, enum mode m)
 			return -1;
 		return finish(r, init);
 	}
+	case MODE_PAGE_SERVER:
+		if (step_page_server(r))
+			return -1;
+		return finish(r, r->pid);
 	default:
 		return why("bad mode");
 	}

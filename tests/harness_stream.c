@@ -1,7 +1,9 @@
-/* The stream mode of the harness (included by harness.c): `cryo dump --stream` piped
- * into `cryo restore --stream`, the harness passing the bytes along and closing the
- * restore's input only once the dump has exited and its victim is reaped (a restore
- * reads to the end of its input: the PID is free by then). */
+/* The stream and page-server modes of the harness (included by harness.c): `cryo
+ * dump --stream` piped into `cryo restore --stream`, the harness passing the bytes
+ * along and closing the restore's input only once the dump has exited and its victim
+ * is reaped (a restore reads to the end of its input: the PID is free by then); and
+ * `cryo dump --page-server` to a `cryo page-server` on loopback, the dump's metadata
+ * then copied next to the pages and restored from there. */
 
 /* argv with stdin from `in` and stdout to `out` (either -1: /dev/null, the log);
  * stderr to log. */
@@ -124,4 +126,107 @@ out:
 	free(dextra);
 	free(rextra);
 	return rc;
+}
+
+/* cryo page-server on 127.0.0.1, any port: its pid, and the port it printed. */
+static pid_t start_page_server(struct run *r, const char *dir, unsigned *port)
+{
+	char *argv[] = { (char *)cryo_bin, "page-server", "-D", (char *)dir, "--address",
+			 "127.0.0.1", "--port", "0", NULL };
+	char line[32];
+	int p[2];
+	ssize_t n = 0;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC))
+		return why("pipe: %s", strerror(errno));
+	pid = spawn_piped(argv, r->cryo_log, -1, p[1]);
+	close(p[1]);
+	/* One line, written once it listens. */
+	while (n < (ssize_t)sizeof(line) - 1) {
+		ssize_t got = read(p[0], line + n, sizeof(line) - 1 - n);
+
+		if (got <= 0)
+			break;
+		n += got;
+		if (memchr(line, '\n', n))
+			break;
+	}
+	close(p[0]);
+	line[n > 0 ? n : 0] = 0;
+	*port = atoi(line);
+	if (!*port) {
+		kill(pid, SIGKILL);
+		wait_for(pid, 10, NULL);
+		return why("the page server printed no port ('%s')", line);
+	}
+	return pid;
+}
+
+static int copy_metadata(const char *from, const char *to)
+{
+	DIR *d = opendir(from);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d)
+		return why("cannot open %s", from);
+	while (!rc && (de = readdir(d))) {
+		char src[1200], dst[1200];
+		size_t n;
+		char *s;
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (!strncmp(de->d_name, "pages-", 6)) {
+			rc = why("the dump directory holds %s: the pages went there", de->d_name);
+			break;
+		}
+		snprintf(src, sizeof(src), "%s/%s", from, de->d_name);
+		snprintf(dst, sizeof(dst), "%s/%s", to, de->d_name);
+		s = read_file(src, &n);
+		fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (!s || fd < 0 || write(fd, s, n) != (ssize_t)n)
+			rc = why("cannot copy %s to %s", src, dst);
+		if (fd >= 0)
+			close(fd);
+		free(s);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* The page-server mode: one dump --page-server, the restore from the server's
+ * directory. */
+static int step_page_server(struct run *r)
+{
+	char pid[16], ps_dir[700], portstr[16];
+	char *extra = dump_extra(r);
+	unsigned port = 0;
+	pid_t server;
+	int status, rc;
+
+	snprintf(ps_dir, sizeof(ps_dir), "%s.pages", r->img);
+	server = start_page_server(r, ps_dir, &port);
+	if (server < 0) {
+		free(extra);
+		return -1;
+	}
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	rc = run_cryo(r->cryo_log, "dump", "-v", "-t", pid, "-D", r->img, "--page-server",
+		      "--address", "127.0.0.1", "--port", portstr, extra, NULL);
+	free(extra);
+	if (wait_for(server, EXIT_TIMEOUT, &status))
+		return -1;
+	if (rc)
+		return rc < 0 ? -1 : why("cryo dump --page-server exited with %d", rc);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return why("the page server exited with status 0x%x", status);
+	if (wait_for(r->pid, 10, &status))
+		return -1;
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		return why("after dump the process ended with status 0x%x, not SIGKILL", status);
+	return copy_metadata(r->img, ps_dir) || step_restore_detached(r, ps_dir) ? -1 : 0;
 }

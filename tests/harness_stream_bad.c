@@ -141,75 +141,6 @@ static int bad_stream_refused_dump(struct run *r)
 	return victim_unharmed(r);
 }
 
-/* cryo page-server on 127.0.0.1, any port: its pid, and the port it printed. */
-static pid_t start_page_server(struct run *r, const char *dir, unsigned *port)
-{
-	char *argv[] = { (char *)cryo_bin, "page-server", "-D", (char *)dir, "--address",
-			 "127.0.0.1", "--port", "0", NULL };
-	char line[32];
-	int p[2];
-	ssize_t n = 0;
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC))
-		return why("pipe: %s", strerror(errno));
-	pid = spawn_piped(argv, r->cryo_log, -1, p[1]);
-	close(p[1]);
-	/* One line, written once it listens. */
-	while (n < (ssize_t)sizeof(line) - 1) {
-		ssize_t got = read(p[0], line + n, sizeof(line) - 1 - n);
-
-		if (got <= 0)
-			break;
-		n += got;
-		if (memchr(line, '\n', n))
-			break;
-	}
-	close(p[0]);
-	line[n > 0 ? n : 0] = 0;
-	*port = atoi(line);
-	if (!*port) {
-		kill(pid, SIGKILL);
-		wait_for(pid, 10, NULL);
-		return why("the page server printed no port ('%s')", line);
-	}
-	return pid;
-}
-
-static int copy_metadata(const char *from, const char *to)
-{
-	DIR *d = opendir(from);
-	struct dirent *de;
-	int rc = 0;
-
-	if (!d)
-		return why("cannot open %s", from);
-	while (!rc && (de = readdir(d))) {
-		char src[1200], dst[1200];
-		size_t n;
-		char *s;
-		int fd;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (!strncmp(de->d_name, "pages-", 6)) {
-			rc = why("the dump directory holds %s: the pages went there", de->d_name);
-			break;
-		}
-		snprintf(src, sizeof(src), "%s/%s", from, de->d_name);
-		snprintf(dst, sizeof(dst), "%s/%s", to, de->d_name);
-		s = read_file(src, &n);
-		fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (!s || fd < 0 || write(fd, s, n) != (ssize_t)n)
-			rc = why("cannot copy %s to %s", src, dst);
-		if (fd >= 0)
-			close(fd);
-		free(s);
-	}
-	closedir(d);
-	return rc;
-}
-
 /* dump --page-server, then the dump's metadata copied next to the pages, and the
  * restore from there. */
 static int page_server_roundtrip(struct run *r)
@@ -317,12 +248,60 @@ static int bad_stream_reader_gone(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* Until the pipe holds `want` bytes (the dump is blocked writing), at most 60 s. */
+static int wait_pipe_full(int fd, int want)
+{
+	for (int i = 0; i < 30000; i++) {
+		int queued = 0;
+
+		if (ioctl(fd, FIONREAD, &queued))
+			return why("FIONREAD: %s", strerror(errno));
+		if (queued >= want)
+			return 0;
+		reap_adopted();
+		sleep_ms(2);
+	}
+	return why("the dump never filled the stream's pipe");
+}
+
+/* Nobody reads the stream: the dump blocks with its process frozen; cryo killed
+ * then leaves the process running as it was. */
+static int bad_stream_stalled_killed(struct run *r)
+{
+	char pid[16];
+	char *argv[] = { (char *)cryo_bin, "dump", "-t", pid, "--stream", NULL };
+	int p[2], status, size, rc;
+	pid_t dump;
+
+	if (start_prog_victim(r, "dump-stream-stalled-cryo-killed", "t_big_memory", NULL))
+		return -1;
+	victim_blocked = stable_mask(r->pid);
+	if (pipe2(p, O_CLOEXEC))
+		return why("pipe: %s", strerror(errno));
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	dump = spawn_piped(argv, r->cryo_log, -1, p[1]);
+	close(p[1]);
+	/* cryo makes the pipe 1 MiB (when the system lets it) before it writes. */
+	rc = wait_pipe_full(p[0], 32 << 10);
+	size = fcntl(p[0], F_GETPIPE_SZ);
+	if (!rc && size > (64 << 10))	/* full, less what a partial page slot wastes */
+		rc = wait_pipe_full(p[0], size - (32 << 10));
+	kill(dump, SIGKILL);
+	close(p[0]);
+	if (wait_for(dump, 30, &status) || rc)
+		return -1;
+	if (reap_now(r->pid, &status) == r->pid)
+		return why("the process ended (status 0x%x) when cryo was killed", status);
+	return victim_free(r) || victim_unharmed(r) ? -1 : 0;
+}
+
 static void run_stream_cases(void)
 {
 	static const struct bad_case cases[] = {
 		{ "restore-stream-damaged", bad_stream_damaged },
 		{ "restore-stream-refused-dump", bad_stream_refused_dump },
 		{ "dump-stream-reader-gone", bad_stream_reader_gone },
+		{ "dump-stream-stalled-cryo-killed", bad_stream_stalled_killed },
 		{ "page-server", page_server_roundtrip },
 		{ "dump-page-server-gone", bad_page_server_gone },
 	};
