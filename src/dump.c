@@ -355,6 +355,12 @@ static int open_image(struct dump_ctx *ctx, const struct cryo_dump_opts *opts,
 	if (opts->stream)
 		return stream_out_start(out, opts->stream_fd, false, "the stream (stdout)") ||
 		       img_dir_stream(&ctx->dir, out) ? -1 : 0;
+	/* A parent's pages stay in the parent's directory: a chain through a page
+	 * server is not built. */
+	if (opts->page_server_address && (opts->pre_dump || opts->track_mem ||
+					  opts->prev_images_dir))
+		return cr_err("--page-server does not go with iterative dumps (pre-dump, "
+			      "--track-mem, --prev-images-dir) yet");
 	if (img_dir_create(&ctx->dir, opts->dir))
 		return -1;
 	if (!opts->page_server_address)
