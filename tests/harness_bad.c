@@ -1541,19 +1541,28 @@ static int bad_restore_mapped_rebuilt(struct run *r)
 }
 
 /* An image another user owns (here: chowned to nobody after the dump). */
-/* A victim that becomes nobody runs a copy of t_basic in the work directory: a
- * restore as nobody must reach its program, and the tests directory may be under one
- * closed to others (a clone in a `mktemp -d` directory, mode 0700). */
+/* A victim that becomes nobody runs a copy of t_basic, with its cwd, in the work
+ * directory: a restore as nobody must reach its program and its cwd, and the harness's
+ * directory may be under one closed to others (a clone in a `mktemp -d` directory,
+ * mode 0700). */
 static int start_nobodys_victim(struct run *r, const char *name, const char *extra)
 {
 	char from[600], to[600], *argv[] = { to, work, (char *)extra, NULL };
+	int here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC), rc;
 
 	snprintf(from, sizeof(from), "%s/t_basic", tests_dir);
 	snprintf(to, sizeof(to), "%s/t_basic-of-nobody", work);
-	if (copy_file(from, to, 0755))
-		return -1;
+	if (here < 0 || copy_file(from, to, 0755) || chdir(work)) {
+		if (here >= 0)
+			close(here);
+		return why("cannot start a copy of t_basic in %s", work);
+	}
 	run_dir(r, name, "bad");
 	r->pid = spawn(argv, r->log, true);
+	rc = fchdir(here);
+	close(here);
+	if (rc)
+		return why("cannot go back to the harness's directory: %s", strerror(errno));
 	if (r->pid < 0)
 		return why("fork failed");
 	return wait_ready(r->pid, r->log);
