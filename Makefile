@@ -5,6 +5,7 @@
 #   make fuzz       build and run the fuzz targets (clang, libFuzzer)
 #   make SAN=address ...   the same under AddressSanitizer (into build-asan/)
 #   make install    PREFIX (/usr/local), DESTDIR, and BINDIR, LIBDIR, INCLUDEDIR, MANDIR
+#   make install-caps  install, then file capabilities on cryo (setcap) for non-root use
 #   make uninstall  removes what install put there (same variables)
 
 CC ?= gcc
@@ -50,7 +51,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all check unit e2e bench fuzz clean tests check-xkernel install uninstall
+.PHONY: all check unit e2e bench fuzz clean tests check-xkernel install install-caps uninstall
 all: $(BUILD)/bin/cryo $(BUILD)/libcryo.a $(SHARED_LIB) bin/cryo
 
 bin/cryo: $(BUILD)/bin/cryo
@@ -118,7 +119,8 @@ $(REGS_TESTS): $(BUILD)/tests/%: tests/%.c tests/t_regs.c tests/t_regs_probe.S t
 	$(CC) $(TEST_CFLAGS) $< tests/t_regs_probe.S tests/tlib.c -o $@ -lpthread
 
 $(BUILD)/tests/harness: tests/harness.c tests/harness_bad.c tests/harness_real.c tests/harness_servers.c \
-		tests/harness_pkg.c tests/harness_stream.c tests/harness_stream_bad.c
+		tests/harness_pkg.c tests/harness_stream.c tests/harness_stream_bad.c \
+		tests/harness_user.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS)
 
@@ -168,6 +170,12 @@ install: all $(BUILD)/$(SONAME)
 		-e 's|@VERSION@|$(VERSION)|' cryo.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/cryo.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/cryo.pc
 	install -m 0644 man/cryo.8 $(DESTDIR)$(MANDIR)/man8/cryo.8
+
+# File capabilities on the installed cryo, for users who are not root: they dump and
+# restore their own processes only (docs/USAGE.md, "Without root"). Needs setcap.
+CRYO_CAPS := cap_checkpoint_restore,cap_sys_ptrace+ep
+install-caps: install
+	setcap $(CRYO_CAPS) $(DESTDIR)$(BINDIR)/cryo
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))

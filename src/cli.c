@@ -187,7 +187,10 @@ static int bad_usage(const char *fmt, const char *arg, const char *usage)
 #define CR_CAP_SYS_ADMIN 21
 #define CR_CAP_CHECKPOINT_RESTORE 40
 
-/* Say it in one line instead of failing at the first system call. */
+/* Say it in one line instead of failing at the first system call. A user who is not
+ * root dumps their own processes with or without capabilities (libcryo checks whose
+ * they are) and restores with CAP_CHECKPOINT_RESTORE (file capabilities: make
+ * install-caps). */
 static int need_privileges(const char *cmd)
 {
 	unsigned long long eff = 0;
@@ -203,6 +206,17 @@ static int need_privileges(const char *cmd)
 	cr = eff & (CAP_BIT(CR_CAP_CHECKPOINT_RESTORE) | CAP_BIT(CR_CAP_SYS_ADMIN));
 	if (cr && (eff & CAP_BIT(CR_CAP_SYS_PTRACE)))
 		return 0;
+	if (getuid() != 0 && !strcmp(cmd, "dump"))
+		return 0;
+	if (getuid() != 0 && !strcmp(cmd, "restore") &&
+	    (eff & CAP_BIT(CR_CAP_CHECKPOINT_RESTORE)))
+		return 0;
+	if (getuid() != 0) {
+		fprintf(stderr, "cryo: error: %s without root needs CAP_CHECKPOINT_RESTORE on "
+			"the cryo binary (make install-caps, or setcap "
+			"cap_checkpoint_restore,cap_sys_ptrace+ep on it)\n", cmd);
+		return 1;
+	}
 	fprintf(stderr, "cryo: error: %s needs root (or CAP_CHECKPOINT_RESTORE and "
 		"CAP_SYS_PTRACE)\n", cmd);
 	return 1;

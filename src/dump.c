@@ -395,7 +395,10 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	ctx.ghost_limit = opts->ghost_limit ? opts->ghost_limit : CRYO_GHOST_LIMIT;
 	if (!opts->dir && !opts->stream)
 		return cr_err("no image directory given (-D)");
-	if (process_dump_check(opts->pid))
+	if (userns_caller(&ctx.caller) || userns_drop_caps() ||
+	    (opts->pid > 0 && (!kill(opts->pid, 0) || errno == EPERM) &&
+	     userns_may_dump(&ctx.caller, opts->pid, opts->pid)) ||
+	    process_dump_check(opts->pid))
 		return -1;
 	if (opts->timeout > CRYO_TIMEOUT_MAX)
 		return cr_err("--timeout %u: at most %u s", opts->timeout, CRYO_TIMEOUT_MAX);

@@ -76,15 +76,26 @@ static int seize_threads(struct dump_proc *p)
 		      p->pid);
 }
 
+/* A caller who is not root: whose the process is, before cryo touches it and again
+ * once every thread is stopped (it cannot change its ids then). */
+static int check_owner(struct dump_proc *p)
+{
+	for (size_t i = 0; i < p->nr_threads; i++)
+		if (userns_may_dump(&p->ctx->caller, p->pid, p->tids[i]))
+			return -1;
+	return 0;
+}
+
 int task_seize(struct dump_proc *p)
 {
 	bool gone;
 
 	pr_info("seizing process %d", p->pid);
-	if (ptr_seize(p->pid, true, &gone, &p->group_stop))
+	if (userns_may_dump(&p->ctx->caller, p->pid, p->pid) ||
+	    ptr_seize(p->pid, true, &gone, &p->group_stop))
 		return -1;
 	p->seized = true;
-	return hold_thread(p, p->pid) || seize_threads(p) ? -1 : 0;
+	return hold_thread(p, p->pid) || seize_threads(p) || check_owner(p) ? -1 : 0;
 }
 
 int task_check_seccomp(struct dump_proc *p)

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "mem_track.h"
 #include "stats.h"
 #include "sys.h"
+#include "userns.h"
 #include "util.h"
 
 #define READ_BUF (8u << 20)
@@ -178,6 +180,21 @@ static bool kind_has_pages(VmaKind k)
 
 /* ---- dump ---- */
 
+static void map_file_path(pid_t pid, const struct proc_vma *v, char *buf, size_t len)
+{
+	snprintf(buf, len, "/proc/%d/map_files/%lx-%lx", pid, (unsigned long)v->start,
+		 (unsigned long)v->end);
+}
+
+/* /proc/PID/map_files opens only with CAP_CHECKPOINT_RESTORE (in the first user
+ * namespace): without it a mapping of a file that exists is found by its path (below),
+ * and what has no path to open (memfd, shared memory, a deleted file) is refused by
+ * name. */
+static bool map_files_closed(int err)
+{
+	return err == EPERM && !userns_map_files_open();
+}
+
 static int open_map_file(pid_t pid, const struct proc_vma *v, int flags)
 {
 	char path[96];
@@ -186,16 +203,48 @@ static int open_map_file(pid_t pid, const struct proc_vma *v, int flags)
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", pid,
 		 (unsigned long)v->start, (unsigned long)v->end);
 	fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0 && map_files_closed(errno))
+		return cr_err("process %d: mapping 0x%lx-0x%lx of %s is read through %s, which "
+			      "needs CAP_CHECKPOINT_RESTORE; dump it as root or with cryo's file "
+			      "capabilities (make install-caps)", pid, (unsigned long)v->start,
+			      (unsigned long)v->end, v->path ? v->path : "shared memory", path);
 	if (fd < 0)
 		return cr_perr("cannot open %s", path);
 	return fd;
 }
 
-static void map_file_path(pid_t pid, const struct proc_vma *v, char *buf, size_t len)
+/* Without map_files: the file the mapping's path names now, if it is the one mapped
+ * (the device and inode /proc/PID/maps gives). */
+static int stat_by_path(struct dump_proc *p, const struct proc_vma *v, struct stat *st)
 {
-	snprintf(buf, len, "/proc/%d/map_files/%lx-%lx", pid, (unsigned long)v->start,
-		 (unsigned long)v->end);
+	if (!v->path || v->path[0] != '/' || ends_with(v->path, " (deleted)"))
+		return open_map_file(p->pid, v, O_PATH);	/* says why */
+	if (stat(v->path, st) || major(st->st_dev) != v->dev_major ||
+	    minor(st->st_dev) != v->dev_minor || st->st_ino != v->ino)
+		return cr_err("process %d: mapping 0x%lx-0x%lx: %s was deleted or replaced on "
+			      "disk since it was mapped", p->pid, (unsigned long)v->start,
+			      (unsigned long)v->end, v->path);
+	return 0;
 }
+
+/* The file of a mapping: through map_files, else (no capability) by its path. */
+static int stat_mapped(struct dump_proc *p, const struct proc_vma *v, struct stat *st)
+{
+	char path[96];
+	int fd, rc = 0;
+
+	map_file_path(p->pid, v, path, sizeof(path));
+	fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0 && map_files_closed(errno))
+		return stat_by_path(p, v, st);
+	if (fd < 0)
+		return cr_perr("cannot open %s", path);
+	if (fstat(fd, st))
+		rc = cr_perr("cannot stat the file mapped at 0x%lx", (unsigned long)v->start);
+	close(fd);
+	return rc;
+}
+
 
 /* A memfd mapped private maps its object, through an fd that can read it. */
 static int dump_memfd_private(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
@@ -222,18 +271,11 @@ static int dump_file_vma(struct dump_proc *p, const struct proc_vma *v, Vma *pb)
 	struct stat st, by_path;
 	uint32_t flags = O_RDONLY;
 	char proc[96];
-	int fd;
 
 	if (!v->shared && has_prefix(v->path, "/memfd:"))
 		return dump_memfd_private(p, v, pb);
-	fd = open_map_file(p->pid, v, O_PATH);
-	if (fd < 0)
+	if (stat_mapped(p, v, &st))
 		return -1;
-	if (fstat(fd, &st)) {
-		close(fd);
-		return cr_perr("cannot stat the file mapped at 0x%lx", (unsigned long)v->start);
-	}
-	close(fd);
 	if (!S_ISREG(st.st_mode))
 		return cr_err("process %d: mapping 0x%lx-0x%lx of %s: only regular files can be "
 			      "mapped", p->pid, (unsigned long)v->start, (unsigned long)v->end,

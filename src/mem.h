@@ -79,6 +79,9 @@ int mem_validate(const MmState *mm, const PageMap *pm);
 /* Pagemap entries: the same page (present, same frame; or the same swap slot). A
  * frame number of 0 (hidden without CAP_SYS_ADMIN) is never the same. Pure. */
 bool cow_same_page(uint64_t mine, uint64_t parents);
+/* Both present, frames hidden (a reader without CAP_SYS_ADMIN), neither mapped by
+ * its process alone: the same page if the bytes are (read then). Pure. */
+bool cow_maybe_same(uint64_t mine, uint64_t parents);
 /* May a child's private mapping be its parent's, inherited by fork? Pure. */
 bool cow_vma_matches(const Vma *child, const Vma *parent);
 /* out = the pages of a not in b (both sorted). Pure. */

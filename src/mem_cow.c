@@ -19,6 +19,7 @@
 
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAP (1ULL << 62)
+#define PM_EXCLUSIVE (1ULL << 56)
 #define PM_FRAME ((1ULL << 55) - 1)
 #define PM_CHUNK 4096
 
@@ -36,6 +37,12 @@ bool cow_same_page(uint64_t mine, uint64_t parents)
 	if ((mine & PM_SWAP) && (parents & PM_SWAP))
 		return (mine & PM_FRAME) == (parents & PM_FRAME);
 	return false;
+}
+
+bool cow_maybe_same(uint64_t mine, uint64_t parents)
+{
+	return (mine & PM_PRESENT) && (parents & PM_PRESENT) && !(mine & PM_FRAME) &&
+	       !(parents & PM_FRAME) && !(mine & PM_EXCLUSIVE) && !(parents & PM_EXCLUSIVE);
 }
 
 bool cow_vma_matches(const Vma *c, const Vma *p)
@@ -120,11 +127,33 @@ const Vma *cow_parent_vma(const struct dump_proc *p, const Vma *pb)
 	return NULL;
 }
 
+/* Frames hidden (no CAP_SYS_ADMIN): a page both map shared counts as kept if its
+ * bytes are the parent's, whichever frame it is. 1 if so. */
+static int same_bytes(int mem_fd, int pmem_fd, uint64_t at)
+{
+	static uint8_t a[CR_PAGE_SIZE], b[CR_PAGE_SIZE];
+
+	if (mem_fd < 0 || pmem_fd < 0 ||
+	    pread(mem_fd, a, sizeof(a), at) != (ssize_t)sizeof(a) ||
+	    pread(pmem_fd, b, sizeof(b), at) != (ssize_t)sizeof(b))
+		return 0;
+	return !memcmp(a, b, sizeof(a));
+}
+
+static int open_mem(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 /* The runs of [start, end) whose pages the two pagemaps share. */
-static int shared_runs(pid_t pid, int pm_fd, int ppm_fd, uint64_t start, uint64_t end,
-		       struct runs *kept)
+static int shared_runs(pid_t pid, pid_t ppid, int pm_fd, int ppm_fd, uint64_t start,
+		       uint64_t end, struct runs *kept)
 {
 	static uint64_t mine[PM_CHUNK], theirs[PM_CHUNK];
+	int mem_fd = -1, pmem_fd = -1, rc = 0;
 
 	for (uint64_t at = start; at < end;) {
 		uint64_t n = (end - at) / CR_PAGE_SIZE;
@@ -133,16 +162,32 @@ static int shared_runs(pid_t pid, int pm_fd, int ppm_fd, uint64_t start, uint64_
 		if (n > PM_CHUNK)
 			n = PM_CHUNK;
 		if (pread(pm_fd, mine, n * 8, off) != (ssize_t)(n * 8) ||
-		    pread(ppm_fd, theirs, n * 8, off) != (ssize_t)(n * 8))
-			return cr_perr("process %d: cannot compare its pages at 0x%lx with its "
-				       "parent's", pid, (unsigned long)at);
-		for (uint64_t i = 0; i < n; i++)
-			if (cow_same_page(mine[i], theirs[i]) &&
-			    runs_add(kept, at + i * CR_PAGE_SIZE, 1))
-				return -1;
+		    pread(ppm_fd, theirs, n * 8, off) != (ssize_t)(n * 8)) {
+			rc = cr_perr("process %d: cannot compare its pages at 0x%lx with its "
+				     "parent's", pid, (unsigned long)at);
+			break;
+		}
+		for (uint64_t i = 0; i < n && !rc; i++) {
+			uint64_t page = at + i * CR_PAGE_SIZE;
+			bool same = cow_same_page(mine[i], theirs[i]);
+
+			if (!same && cow_maybe_same(mine[i], theirs[i])) {
+				if (mem_fd < 0 && pmem_fd < 0) {
+					mem_fd = open_mem(pid);
+					pmem_fd = open_mem(ppid);
+				}
+				same = same_bytes(mem_fd, pmem_fd, page);
+			}
+			if (same && runs_add(kept, page, 1))
+				rc = -1;
+		}
 		at += n * CR_PAGE_SIZE;
 	}
-	return 0;
+	if (mem_fd >= 0)
+		close(mem_fd);
+	if (pmem_fd >= 0)
+		close(pmem_fd);
+	return rc;
 }
 
 int cow_dump_vma(struct dump_proc *p, int pm_fd, int parent_pm_fd, const Vma *parent_vma,
@@ -152,7 +197,7 @@ int cow_dump_vma(struct dump_proc *p, int pm_fd, int parent_pm_fd, const Vma *pa
 	int rc = -1;
 
 	(void)parent_vma;
-	if (shared_runs(p->pid, pm_fd, parent_pm_fd, pb->start, pb->end, &kept))
+	if (shared_runs(p->pid, p->stat.ppid, pm_fd, parent_pm_fd, pb->start, pb->end, &kept))
 		goto out;
 	if (!kept.nr) {
 		rc = 0;		/* nothing shared: mapped afresh */

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "process.h"
+#include "userns.h"
 #include "sys.h"
 
 static const char *const namespaces[] = {
@@ -467,6 +468,16 @@ static void plan_creds(struct restore_proc *rp, struct plan *p)
 
 	if (groups && c->n_groups)
 		memcpy((void *)groups, c->groups, c->n_groups * 4);
+	/* Not root: the ids, groups and securebits are the caller's own already
+	 * (userns_check_creds); only cryo's capabilities go. */
+	if (!userns_is_root()) {
+		plan_call(p, "capset", 0, __NR_capset, plan_data(p, &hdr, sizeof(hdr)),
+			  plan_data(p, data, sizeof(data)), 0, 0, 0, 0);
+		if (c->no_new_privs)
+			plan_call(p, "PR_SET_NO_NEW_PRIVS", 0, __NR_prctl, PR_SET_NO_NEW_PRIVS, 1,
+				  0, 0, 0, 0);
+		return;
+	}
 	plan_call(p, "setgroups", 0, __NR_setgroups, c->n_groups, groups, 0, 0, 0, 0);
 	if (creds_are_cryos(c))
 		return;
@@ -540,6 +551,10 @@ int process_plan_loginuid(struct restore_proc *rp, struct plan *p)
 	if (mine == c->loginuid)
 		return 0;
 	n = snprintf(v, sizeof(v), "%u", c->loginuid);
+	/* Not root: a task made by cryo (file capabilities) is not dumpable, and its
+	 * /proc files are root's; its owner may set a loginuid still unset. */
+	if (!userns_is_root())
+		plan_call(p, "PR_SET_DUMPABLE", 0, __NR_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0, 0);
 	plan_call(p, "opening its loginuid", 0, __NR_openat, AT_FDCWD,
 		  plan_data(p, path, sizeof(path)), O_WRONLY, 0, 0, 0);
 	plan_call(p, "setting its loginuid", 0, __NR_write, 0, plan_data(p, v, n), n, 0, 0, 0);

@@ -25,6 +25,7 @@
 #include "pidns.h"
 #include "process.h"
 #include "pstree.h"
+#include "userns.h"
 #include "signals.h"
 #include "stats.h"
 #include "sys.h"
@@ -162,7 +163,8 @@ static int prepare(struct restore_ctx *ctx, bool trusted)
 	for (size_t i = 0; i < ctx->nr_procs; i++) {
 		const struct restore_proc *rp = ctx->procs[i];
 
-		if (!rp->zombie && trust_check_creds(&ctx->trust, rp->pid, rp->core->creds))
+		if (!rp->zombie && (trust_check_creds(&ctx->trust, rp->pid, rp->core->creds) ||
+				    userns_check_creds(rp->pid, rp->core->creds)))
 			return -1;
 	}
 	if (setup_fd_base(ctx) || vdso_runtime(&ctx->rt_vdso) ||
@@ -597,6 +599,8 @@ static int restore_here(const struct cryo_restore_opts *opts, pid_t *root, bool 
 	int rc = -1;
 
 	cr_err_reset();
+	if (userns_drop_caps())
+		return -1;
 	stats_start(true);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.pidns = in_pidns;

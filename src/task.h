@@ -13,6 +13,7 @@
 #include "plan.h"
 #include "proc.h"
 #include "remote.h"
+#include "userns.h"
 #include "trust.h"
 #include "vdso.h"
 
@@ -38,6 +39,7 @@ struct shmem_table {
 
 struct dump_ctx {
 	struct img_dir dir;
+	struct userns_ids caller;	/* who runs cryo: not root, it dumps only its own */
 	bool leave_running;
 	bool shell_job;
 	bool ext_unix_sk;		/* --ext-unix-sk */

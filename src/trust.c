@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "trust.h"
+#include "userns.h"
 
 #define MAX_GROUPS 65536
 
@@ -139,7 +140,11 @@ int trust_become(struct trust *t, const Creds *c)
 		for (size_t i = 0; i < c->n_groups; i++)
 			groups[i] = c->groups[i];
 	}
-	if (setgroups(c->n_groups, groups)) {
+	/* Not root: the image's groups are the caller's own (userns_check_creds). */
+	if (!userns_is_root()) {
+		free(groups);
+		groups = NULL;
+	} else if (setgroups(c->n_groups, groups)) {
 		free(groups);
 		return cr_perr("cannot take the restored process's groups");
 	}
@@ -159,7 +164,7 @@ void trust_unbecome(struct trust *t)
 		return;
 	setfsuid(geteuid());
 	setfsgid(getegid());
-	if (setgroups(t->saved_ngroups, t->saved_groups))
+	if (userns_is_root() && setgroups(t->saved_ngroups, t->saved_groups))
 		pr_warn("cannot take cryo's own groups back: %s", strerror(errno));
 	free(t->saved_groups);
 	t->saved_groups = NULL;

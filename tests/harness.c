@@ -49,6 +49,10 @@ static const char *filter;
 static char work[256];
 static int passed, failed;
 static bool verbose;
+/* --as-user NAME: victims and cryo run as that user (harness_user.c); 0: as root. */
+static uid_t user_uid;
+static gid_t user_gid;
+static bool as_user;
 
 static const char *const short_modes[] = { "kill", "leave", "twice", "fg", "killcryo",
 					   "stream", "pidns", "pageserver" };
@@ -300,6 +304,9 @@ static void child_stdio(const char *log, bool new_session, int in, int give)
 	signal(SIGPIPE, SIG_DFL);
 }
 
+static void become_user(void);
+static const char *user_skip(const char *name);
+
 static pid_t spawn_with(char *const argv[], const char *log, bool new_session, int in, int give)
 {
 	pid_t pid = fork();
@@ -308,6 +315,7 @@ static pid_t spawn_with(char *const argv[], const char *log, bool new_session, i
 		want(pid);
 	if (pid == 0) {
 		child_stdio(log, new_session, in, give);
+		become_user();
 		execv(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -1293,10 +1301,13 @@ static int netlock_left(pid_t pid)
 	return n ? -1 : 0;
 }
 
+static void give_to_user(const char *path);
+
 static void run_dir(struct run *r, const char *name, const char *mode)
 {
 	snprintf(r->dir, sizeof(r->dir), "%s/%s-%s", work, name, mode);
 	mkdir(r->dir, 0755);
+	give_to_user(r->dir);
 	snprintf(r->log, sizeof(r->log), "%s/output.txt", r->dir);
 	snprintf(r->cryo_log, sizeof(r->cryo_log), "%s/cryo.txt", r->dir);
 	snprintf(r->img, sizeof(r->img), "%s/img", r->dir);
@@ -1395,7 +1406,9 @@ static void run_test_programs(void)
 		char path[600], *argv[] = { path, work, NULL };
 
 		snprintf(path, sizeof(path), "%s/%s", tests_dir, names[i]);
-		if (selected(names[i]))
+		if (as_user && selected(names[i]) && user_skip(names[i]))
+			printf("SKIP %s: as uid %u: %s\n", names[i], user_uid, user_skip(names[i]));
+		else if (selected(names[i]))
 			for (int m = 0; m < NR_MODES; m++)
 				if (modes_enabled & (1u << m))
 					run_program(names[i], argv, m);
@@ -1528,6 +1541,7 @@ static void run_real_programs(void)
 #include "harness_real.c"
 #include "harness_servers.c"
 #include "harness_pkg.c"
+#include "harness_user.c"
 
 int main(int argc, char **argv)
 {
@@ -1541,11 +1555,16 @@ int main(int argc, char **argv)
 		{ "fg", no_argument, 0, 'g' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "mode", required_argument, 0, 'm' },
+		{ "as-user", required_argument, 0, 'U' },
+		{ "caps", no_argument, 0, 'C' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char cryo_abs[4096];
 	int c;
+
+	const char *user = NULL;
+	bool caps = false;
 
 	while ((c = getopt_long(argc, argv, "c:t:u:r:s:f:gv", opts, NULL)) != -1) {
 		switch (c) {
@@ -1563,9 +1582,12 @@ int main(int argc, char **argv)
 				if (!strcmp(optarg, short_modes[m]))
 					modes_enabled = 1u << m;
 			break;
+		case 'U': user = optarg; break;
+		case 'C': caps = true; break;
 		default:
 			fprintf(stderr, "usage: harness --cryo BIN --tests DIR [--unit DIR] "
-				"[--real DIR] [--src DIR] [--filter S] [--fg] [--mode M] [-v]\n");
+				"[--real DIR] [--src DIR] [--filter S] [--fg] [--mode M] [-v] "
+				"[--as-user NAME [--caps]]\n");
 			return 2;
 		}
 	}
@@ -1593,6 +1615,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	printf("work directory: %s\n", work);
+	if (user)
+		return run_as_user(user, caps);
 	remove_test_ipc();
 	if (unit_dir)
 		run_unit_tests();

@@ -8,6 +8,7 @@ pkgs=(gcc make libc6-dev protobuf-c-compiler libprotobuf-c-dev python3 perl tmux
       redis-server memcached nginx-light nodejs	# the suite's real servers
       libnftables-dev nftables	# the network lock (net_lock.c)
       pkg-config man-db		# pkg-install: the installed library and man page
+      libcap2-bin		# make install-caps (setcap); the unprivileged pass sets its own
       debhelper dpkg-dev lintian)	# tools/pkg_test.sh: the Debian package
 [ "${1:-}" = "--xkernel" ] && pkgs+=(qemu-system-x86 busybox-static cpio xz-utils zstd)
 missing=()

@@ -26,6 +26,10 @@ run() {
 	total_p=$((total_p + p)); total_f=$((total_f + f))
 }
 run "suite" build/tests/harness --cryo build/bin/cryo --tests build/tests --unit build/unit --real tests/real --src . --fg
+# The single-process and tree cases again as user nobody: cryo with file capabilities,
+# then (not root at all) cryo with none, restoring into a user and PID namespace.
+run "suite, unprivileged (file capabilities)" build/tests/harness --cryo build/bin/cryo \
+	--tests build/tests --real tests/real --as-user nobody --caps
 run "suite, cryo under AddressSanitizer" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	build/tests/harness --cryo build-address/bin/cryo --tests build/tests --real tests/real
 [ -n "${CRYO_NO_PKG:-}" ] || run "Debian package" tools/pkg_test.sh

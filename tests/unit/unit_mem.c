@@ -473,6 +473,11 @@ static void test_same_page(void)
 	CHECK(!cow_same_page(present | 1234, present | 1235), "another frame");
 	CHECK(!cow_same_page(present, present), "hidden frames (0) are never the same");
 	CHECK(!cow_same_page(0, 0), "absent pages are not shared");
+	CHECK(cow_maybe_same(present, present), "hidden frames, both shared: maybe");
+	CHECK(!cow_maybe_same(present | excl, present), "mine exclusive: not shared");
+	CHECK(!cow_maybe_same(present, present | excl), "theirs exclusive: not shared");
+	CHECK(!cow_maybe_same(present | 1234, present | 1234), "frames shown: no guess");
+	CHECK(!cow_maybe_same(swapped, swapped), "swapped: not compared");
 	CHECK(cow_same_page(swapped | 77, swapped | 77), "same swap slot");
 	CHECK(!cow_same_page(swapped | 77, present | 77), "swapped and present");
 }

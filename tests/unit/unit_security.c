@@ -1,6 +1,7 @@
 /* Unit tests of what keeps a restore within its image owner's rights and its errors on
  * one line: the credential limits of a trusted image (trust.c), ELF build-id parsing
- * (buildid.c) and the escaping of error lines (log.c). */
+ * (buildid.c), the escaping of error lines (log.c), and whose processes and images a
+ * user who is not root may dump and restore (userns.c). */
 #include <elf.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "buildid.h"
 #include "trust.h"
 #include "unit.h"
+#include "userns.h"
 
 static Creds user_creds(uint32_t uid, uint32_t gid)
 {
@@ -96,9 +98,88 @@ static void test_escape(void)
 	CHECK(err_has("x\\x0ay") && !strchr(cr_last_error(), '\n'), "errors are one line");
 }
 
+/* The kernel's ptrace rule as cryo applies it for a caller who is not root. */
+static void test_user_dump(void)
+{
+	struct userns_ids me = { .uid = 1000, .euid = 1000, .gid = 100, .egid = 100 };
+	struct userns_ids root = { .root = true };
+	struct proc_status st;
+
+	memset(&st, 0, sizeof(st));
+	for (int i = 0; i < 4; i++)
+		st.uid[i] = 1000, st.gid[i] = 100;
+	unit_case();
+	CHECK(!userns_dump_refusal(&me, &st, 1000), "the caller's own process");
+	CHECK(!userns_dump_refusal(&root, &st, 0), "root dumps anything");
+	unit_case();
+	st.uid[2] = 0;	/* saved uid: a set-user-ID program that dropped privileges */
+	CHECK(userns_dump_refusal(&me, &st, 1000) &&
+	      strstr(userns_dump_refusal(&me, &st, 1000), "another user"), "a saved uid of 0");
+	st.uid[2] = 1000;
+	st.uid[3] = 1001;
+	CHECK(userns_dump_refusal(&me, &st, 1000), "another fs uid");
+	st.uid[3] = 1000;
+	unit_case();
+	st.gid[1] = 0;
+	CHECK(userns_dump_refusal(&me, &st, 1000) &&
+	      strstr(userns_dump_refusal(&me, &st, 1000), "group"), "another effective gid");
+	st.gid[1] = 100;
+	unit_case();
+	st.cap_prm = 1ULL << 12;
+	CHECK(userns_dump_refusal(&me, &st, 1000) &&
+	      strstr(userns_dump_refusal(&me, &st, 1000), "capabilities"),
+	      "a permitted capability");
+	st.cap_prm = 0;
+	st.cap_amb = 1;
+	CHECK(userns_dump_refusal(&me, &st, 1000), "an ambient capability");
+	st.cap_amb = 0;
+	unit_case();
+	CHECK(userns_dump_refusal(&me, &st, 0) &&
+	      strstr(userns_dump_refusal(&me, &st, 0), "not dumpable"),
+	      "/proc/PID belongs to root: not dumpable");
+}
+
+/* An image restored by a caller who is not root: the caller's credentials only. */
+static void test_user_creds(void)
+{
+	struct userns_ids me = { .uid = 1000, .euid = 1000, .gid = 100, .egid = 100,
+				 .groups = { 100, 27 }, .nr_groups = 2 };
+	Creds c = user_creds(1000, 100), root = user_creds(0, 0);
+	uint32_t groups[2] = { 27, 100 }, other[2] = { 27, 0 };
+
+	c.groups = groups;
+	c.n_groups = 2;
+	unit_case();
+	CHECK(!userns_creds_refusal(&me, &c), "the caller's own credentials and groups");
+	CHECK(userns_creds_refusal(&me, &root), "root's credentials");
+	unit_case();
+	c.fsuid = 0;
+	CHECK(userns_creds_refusal(&me, &c), "an fs uid of 0");
+	c.fsuid = 1000;
+	c.sgid = 0;
+	CHECK(userns_creds_refusal(&me, &c), "a saved gid of 0");
+	c.sgid = 100;
+	unit_case();
+	c.cap_inh = 1;
+	CHECK(userns_creds_refusal(&me, &c), "an inheritable capability");
+	c.cap_inh = 0;
+	c.securebits = 1;
+	CHECK(userns_creds_refusal(&me, &c), "securebits");
+	c.securebits = 0;
+	unit_case();
+	c.groups = other;
+	CHECK(userns_creds_refusal(&me, &c) &&
+	      strstr(userns_creds_refusal(&me, &c), "supplementary"), "a group of root's");
+	c.groups = groups;
+	c.n_groups = 1;
+	CHECK(userns_creds_refusal(&me, &c), "fewer groups than the caller has");
+}
+
 int main(void)
 {
 	test_creds();
+	test_user_dump();
+	test_user_creds();
 	test_buildid();
 	test_escape();
 	return unit_done("unit_security");
