@@ -174,22 +174,12 @@ static int user_refused_image(struct run *r)
 
 static void run_user_refusals(void)
 {
-	static const struct { const char *name; int (*fn)(struct run *); } cases[] = {
+	static const struct bad_case cases[] = {
 		{ "user-dump-root-process", user_refused_other },
 		{ "user-restore-root-image", user_refused_image },
 	};
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct run r;
-
-		if (!selected(cases[i].name))
-			continue;
-		memset(&r, 0, sizeof(r));
-		reason[0] = 0;
-		bad_result(cases[i].name, &r, cases[i].fn(&r));
-		if (!failed)
-			remove_tree(r.dir);
-	}
+	run_cases(cases, CR_LEN(cases));
 }
 
 static int run_as_user(const char *user, bool caps)
