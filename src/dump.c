@@ -395,7 +395,7 @@ int cryo_dump(const struct cryo_dump_opts *opts)
 	ctx.ghost_limit = opts->ghost_limit ? opts->ghost_limit : CRYO_GHOST_LIMIT;
 	if (!opts->dir && !opts->stream)
 		return cr_err("no image directory given (-D)");
-	if (userns_caller(&ctx.caller) || userns_drop_caps() ||
+	if (userns_caller(&ctx.caller) || userns_drop_caps(false) ||
 	    (opts->pid > 0 && (!kill(opts->pid, 0) || errno == EPERM) &&
 	     userns_may_dump(&ctx.caller, opts->pid, opts->pid)) ||
 	    process_dump_check(opts->pid))

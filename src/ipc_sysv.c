@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mem.h"
 #include "sys.h"
+#include "userns.h"
 #include "util.h"
 
 #define IPC_LOCK_PATH "/run/cryo-ipc.lock"
@@ -137,6 +138,9 @@ static int check_no_undo(const struct dump_ctx *ctx)
 		pause();
 		_exit(0);
 	}
+	/* The reference is cryo's child, not dumpable if cryo has file capabilities. */
+	if (userns_ptrace_own(true))
+		rc = -1;
 	for (size_t i = 0; !rc && i < ctx->nr_procs; i++) {
 		const struct dump_proc *p = ctx->procs[i];
 		long same;
@@ -152,6 +156,8 @@ static int check_no_undo(const struct dump_ctx *ctx)
 				    "threads) and the tree uses System V semaphores; its "
 				    "adjustments cannot be read, so they would be lost", p->pid);
 	}
+	if (userns_ptrace_own(false))
+		rc = -1;
 	kill(ref, SIGKILL);
 	waitpid(ref, NULL, 0);
 	return rc;

@@ -3,6 +3,8 @@
  * process to be made again by its own parent, pstree.img at both ends, and the parts
  * of the restore plan that make children, sessions, groups and zombies. */
 #include <errno.h>
+#include <sys/prctl.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include "log.h"
 #include "process.h"
 #include "pstree.h"
+#include "userns.h"
 #include "sys.h"
 #include "util.h"
 
@@ -632,7 +635,18 @@ int tree_plan_exit(struct restore_proc *rp, struct plan *p)
 	struct cr_ksigaction dfl = { 0 };
 	uint64_t set = 1ULL << (sig - 1);
 	struct rlimit64 nocore = { 0, 0 };
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	static const struct __user_cap_data_struct none[2];
 
+	/* Not root: the zombie ends as it was, dumpable and without cryo's file
+	 * capabilities (a zombie keeps the dumpability it ended with: a reader who is not
+	 * root would not see its exit code, nor cryo dump it again). */
+	if (!userns_is_root()) {
+		plan_call(p, "giving up cryo's capabilities", 0, __NR_capset,
+			  plan_data(p, &hdr, sizeof(hdr)), plan_data(p, none, sizeof(none)), 0,
+			  0, 0, 0);
+		plan_call(p, "PR_SET_DUMPABLE", 0, __NR_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0, 0);
+	}
 	if (!sig) {
 		plan_call(p, "exiting as the zombie did", 0, __NR_exit_group, (st >> 8) & 0xff, 0,
 			  0, 0, 0, 0);

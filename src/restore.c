@@ -599,7 +599,7 @@ static int restore_here(const struct cryo_restore_opts *opts, pid_t *root, bool 
 	int rc = -1;
 
 	cr_err_reset();
-	if (userns_drop_caps())
+	if (userns_drop_caps(true))
 		return -1;
 	stats_start(true);
 	memset(&ctx, 0, sizeof(ctx));

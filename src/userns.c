@@ -169,27 +169,45 @@ bool userns_map_files_open(void)
 	return userns_has_cap(CAP_CHECKPOINT_RESTORE) || userns_has_cap(CAP_SYS_ADMIN);
 }
 
-/* With file capabilities: keep CAP_CHECKPOINT_RESTORE (map_files, set_tid,
- * PR_SET_MM_MAP) and CAP_SYS_PTRACE (cryo's own children, its kcmp reference at dump
- * and the tasks it makes at restore, are not dumpable: tracing them needs it); drop
- * anything else its file gave. */
-int userns_drop_caps(void)
+/* Keep of cryo's capabilities those in `permitted`, with `effective` of them in
+ * effect. */
+static int set_caps(uint64_t permitted, uint64_t effective)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2];
-	const uint64_t keep = (1ULL << CAP_CHECKPOINT_RESTORE) | (1ULL << CAP_SYS_PTRACE);
 
-	if (userns_is_root())
-		return 0;
 	memset(data, 0, sizeof(data));
 	if (syscall(__NR_capget, &hdr, data))
 		return cr_perr("capget");
 	for (int w = 0; w < 2; w++) {
-		data[w].effective &= (uint32_t)(keep >> (32 * w));
-		data[w].permitted &= (uint32_t)(keep >> (32 * w));
+		data[w].permitted &= (uint32_t)(permitted >> (32 * w));
+		data[w].effective = data[w].permitted & (uint32_t)(effective >> (32 * w));
 		data[w].inheritable = 0;
 	}
 	if (syscall(__NR_capset, &hdr, data))
 		return cr_perr("cannot drop capabilities");
 	return 0;
+}
+
+#define CR_CAP (1ULL << CAP_CHECKPOINT_RESTORE)
+#define PTRACE_CAP (1ULL << CAP_SYS_PTRACE)
+
+/* With file capabilities keep CAP_CHECKPOINT_RESTORE (map_files, set_tid,
+ * PR_SET_MM_MAP) and CAP_SYS_PTRACE, drop anything else the file gave. At restore
+ * CAP_SYS_PTRACE is in effect: the tasks cryo forks are not dumpable. At dump it is
+ * not, so that the kernel itself applies the ptrace rule at the seize too (a process
+ * that became another user's since userns_may_dump is not even stopped); it is raised
+ * only for cryo's own children (userns_ptrace_own). */
+int userns_drop_caps(bool restore)
+{
+	if (userns_is_root())
+		return 0;
+	return set_caps(CR_CAP | PTRACE_CAP, restore ? CR_CAP | PTRACE_CAP : CR_CAP);
+}
+
+int userns_ptrace_own(bool on)
+{
+	if (userns_is_root())
+		return 0;
+	return set_caps(~0ULL, on ? CR_CAP | PTRACE_CAP : CR_CAP);
 }

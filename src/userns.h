@@ -38,7 +38,9 @@ bool userns_has_cap(int cap);
  * first user namespace: not inside one cryo made). */
 bool userns_map_files_open(void);
 /* Not root: of what cryo's file gave keep CAP_CHECKPOINT_RESTORE and CAP_SYS_PTRACE
- * only. */
-int userns_drop_caps(void);
+ * only, the latter in effect at restore only. */
+int userns_drop_caps(bool restore);
+/* Dump: CAP_SYS_PTRACE in effect (on) for a child of cryo's, or not. */
+int userns_ptrace_own(bool on);
 
 #endif
