@@ -6,7 +6,8 @@
  *   first thing that went wrong, in one line (errno is not meaningful);
  * - the calls share the process's state (the error, the verbosity, the log file): make
  *   one call at a time. dump and restore need root, or CAP_CHECKPOINT_RESTORE (or
- *   CAP_SYS_ADMIN) with CAP_SYS_PTRACE. During cryo_dump and cryo_restore SIGCHLD is
+ *   CAP_SYS_ADMIN) with CAP_SYS_PTRACE; a caller who is not root dumps and restores
+ *   only its own processes (dump even without capabilities; docs/USAGE.md). During cryo_dump and cryo_restore SIGCHLD is
  *   reset to SIG_DFL and blocked (unblocked again at the end if it was not blocked).
  * - ABI: CRYO_ABI_VERSION is the N of libcryo.so.N. Any change of a structure's layout
  *   or of a function's meaning in a release makes it N+1. */
