@@ -1325,8 +1325,12 @@ static void run_program(const char *name, char *const argv[], enum mode m)
 	rc = r.pid < 0 ? why("fork failed") : wait_ready(r.pid, r.log);
 	if (!rc)
 		rc = run_mode(&r, m);
-	if (rc && r.pid > 0)
+	/* Its children too (t_cow's hold 512 MiB each): the program leads its own
+	 * group. */
+	if (rc && r.pid > 0) {
 		kill(r.pid, SIGKILL);
+		kill(-r.pid, SIGKILL);
+	}
 	reap_orphans();
 	remove_test_ipc();
 	if (r.pid > 0 && netlock_left(r.pid) && rc != 1)
