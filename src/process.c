@@ -474,10 +474,8 @@ static void plan_creds(struct restore_proc *rp, struct plan *p)
 	if (!userns_is_root()) {
 		plan_call(p, "capset", 0, __NR_capset, plan_data(p, &hdr, sizeof(hdr)),
 			  plan_data(p, data, sizeof(data)), 0, 0, 0, 0);
-		/* Dropping capabilities clears the parent-death signal: the task must
-		 * still die with its parent until it is released. */
-		plan_call(p, "PR_SET_PDEATHSIG", 0, __NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0,
-			  0, 0);
+		/* Dropping capabilities clears the parent-death signal (and dumpable):
+		 * process_plan_final sets the image's right after. */
 		if (c->no_new_privs)
 			plan_call(p, "PR_SET_NO_NEW_PRIVS", 0, __NR_prctl, PR_SET_NO_NEW_PRIVS, 1,
 				  0, 0, 0, 0);
