@@ -188,9 +188,9 @@ static int bad_usage(const char *fmt, const char *arg, const char *usage)
 #define CR_CAP_CHECKPOINT_RESTORE 40
 
 /* Say it in one line instead of failing at the first system call. A user who is not
- * root dumps their own processes with or without capabilities (libcryo checks whose
- * they are) and restores with CAP_CHECKPOINT_RESTORE (file capabilities: make
- * install-caps). */
+ * root dumps and restores their own processes with or without capabilities (libcryo
+ * checks whose they are; without CAP_CHECKPOINT_RESTORE it restores into a user and
+ * PID namespace of its own). */
 static int need_privileges(const char *cmd)
 {
 	unsigned long long eff = 0;
@@ -206,10 +206,7 @@ static int need_privileges(const char *cmd)
 	cr = eff & (CAP_BIT(CR_CAP_CHECKPOINT_RESTORE) | CAP_BIT(CR_CAP_SYS_ADMIN));
 	if (cr && (eff & CAP_BIT(CR_CAP_SYS_PTRACE)))
 		return 0;
-	if (getuid() != 0 && !strcmp(cmd, "dump"))
-		return 0;
-	if (getuid() != 0 && !strcmp(cmd, "restore") &&
-	    (eff & CAP_BIT(CR_CAP_CHECKPOINT_RESTORE)))
+	if (getuid() != 0 && (!strcmp(cmd, "dump") || !strcmp(cmd, "restore")))
 		return 0;
 	if (getuid() != 0 && !strcmp(cmd, "restore")) {
 		fprintf(stderr, "cryo: error: %s without root needs CAP_CHECKPOINT_RESTORE on "

@@ -223,7 +223,11 @@ static pid_t fork_into(const struct pidns *ns, int self_ns)
 		return cr_perr("cannot make a PID namespace");
 	fflush(NULL);	/* what is buffered is written once, not by both */
 	pid = fork();
-	if (pid && setns(self_ns, CLONE_NEWPID) && pid > 0) {
+	/* In a user namespace of its own (userns.c) cryo cannot go back: its first PID
+	 * namespace belongs to the first user namespace. It needs not: it makes no more
+	 * children, the restore runs in the init. */
+	if (pid && !(ns->unshare_flags & CLONE_NEWUSER) && setns(self_ns, CLONE_NEWPID) &&
+	    pid > 0) {
 		cr_perr("cannot go back to cryo's PID namespace");
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);

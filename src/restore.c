@@ -658,10 +658,13 @@ static int restore_in_pidns(void *opts, pid_t *root)
 int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 {
 	struct pidns ns = { 0 };
+	bool own_userns = userns_restore_needs_ns();
 
-	if (!opts->pidns)
+	if (!opts->pidns && !own_userns)
 		return restore_here(opts, root, false);
 	cr_err_reset();
+	if (own_userns && userns_prepare(&ns.unshare_flags, &ns.outer_setup, &ns.arg))
+		return -1;
 	if (pidns_enter(&ns, restore_in_pidns, (void *)opts))
 		return -1;
 	if (opts->pidfile && write_pidfile(opts->pidfile, ns.root)) {

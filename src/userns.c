@@ -1,8 +1,11 @@
 /* Without root (docs/USAGE.md, "Without root"): whose processes a caller who is not
  * root may dump (the kernel's ptrace rule, checked by cryo itself since file
  * capabilities would let it trace anyone), what an image may make of them at restore
- * (the caller's own credentials, nothing more), and the capabilities cryo keeps. */
+ * (the caller's own credentials, nothing more), the capabilities cryo keeps, and for
+ * a caller with none the user namespace a restore goes into. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,69 @@ int userns_caller(struct userns_ids *me)
 bool userns_is_root(void)
 {
 	return getuid() == 0;
+}
+
+/* The caller as it was before cryo made a user namespace, once it did. */
+static struct userns_ids outside;
+static bool gone_inside;
+
+static int write_proc(const char *name, const char *text)
+{
+	char path[64];
+	int fd, n = strlen(text);
+
+	snprintf(path, sizeof(path), "/proc/self/%s", name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, text, n) != n) {
+		int rc = cr_perr("cannot write '%.*s' to %s", (int)strcspn(text, "\n"), text,
+				 path);
+
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	close(fd);
+	return 0;
+}
+
+/* In cryo, just after unshare(CLONE_NEWUSER | CLONE_NEWPID): the new namespace maps
+ * the caller's uid and gid to themselves (so the program sees its own); setgroups
+ * must be denied first for an unprivileged gid_map. */
+static int write_maps(pid_t init, void *arg)
+{
+	const struct userns_ids *me = arg;
+	char map[64];
+
+	(void)init;
+	if (write_proc("setgroups", "deny"))
+		return -1;
+	snprintf(map, sizeof(map), "%u %u 1\n", me->uid, me->uid);
+	if (write_proc("uid_map", map))
+		return -1;
+	snprintf(map, sizeof(map), "%u %u 1\n", me->gid, me->gid);
+	return write_proc("gid_map", map);
+}
+
+bool userns_restore_needs_ns(void)
+{
+	return !userns_is_root() && !userns_has_cap(CAP_CHECKPOINT_RESTORE);
+}
+
+int userns_prepare(unsigned long *flags, int (**setup)(pid_t init, void *arg), void **arg)
+{
+	if (userns_caller(&outside))
+		return -1;
+	if (outside.euid != outside.uid || outside.egid != outside.gid)
+		return cr_err("cryo runs with effective ids %u:%u, not its real %u:%u; a restore "
+			      "into a user namespace of its own maps the real ones", outside.euid,
+			      outside.egid, outside.uid, outside.gid);
+	gone_inside = true;
+	pr_info("restoring into a user and PID namespace of uid %u's (cryo has no "
+		"CAP_CHECKPOINT_RESTORE)", outside.uid);
+	*flags |= CLONE_NEWUSER;
+	*setup = write_maps;
+	*arg = &outside;
+	return 0;
 }
 
 static bool in_groups(const struct userns_ids *me, uint32_t gid)
@@ -143,7 +209,9 @@ int userns_check_creds(uint32_t pid, const Creds *c)
 		return 0;
 	if (!c)
 		return cr_err("image: process %u has no credentials record", pid);
-	if (userns_caller(&me))
+	if (gone_inside)
+		me = outside;
+	else if (userns_caller(&me))
 		return -1;
 	why = userns_creds_refusal(&me, c);
 	if (!why)

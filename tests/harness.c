@@ -305,6 +305,8 @@ static void child_stdio(const char *log, bool new_session, int in, int give)
 }
 
 static void become_user(void);
+struct run;
+static bool user_ns_restored(struct run *r, pid_t pid);
 static const char *user_skip(const char *name);
 
 static pid_t spawn_with(char *const argv[], const char *log, bool new_session, int in, int give)
@@ -439,6 +441,7 @@ struct run {
 	char cryo_log[600];
 	char img[600];
 	pid_t pid;
+	pid_t waiter;			/* whose end tells the program's, if not pid's */
 	const char *dump_extra;		/* one more option for dump, and for restore */
 	const char *restore_extra;
 };
@@ -585,7 +588,7 @@ static int step_restore_detached(struct run *r, const char *img)
 		return why("restore wrote no pidfile");
 	}
 	close(fd);
-	if (atoi(buf) != r->pid)
+	if (atoi(buf) != r->pid && !user_ns_restored(r, atoi(buf)))
 		return why("restored PID %d, expected %d", atoi(buf), r->pid);
 	want(r->pid);	/* adopted once cryo is gone */
 	if (kill(r->pid, 0))
@@ -735,6 +738,8 @@ static int finish(struct run *r, pid_t waiter)
 
 	if (nr_peers < 0)
 		return -1;
+	if (waiter == r->pid && r->waiter)
+		waiter = r->waiter;
 	kill(r->pid, SIGUSR1);
 	if (wait_for(waiter, EXIT_TIMEOUT, &status)) {
 		peers_check(peers, nr_peers);
@@ -780,9 +785,11 @@ static int asked(const struct run *r, const char *key, int dflt, int lo, int hi)
 }
 
 /* A program may ask for more cycles by printing "REPEAT-DUMPS N" before READY. */
+static int user_repeats(int asked_for);
+
 static int repeat_count(const struct run *r)
 {
-	return asked(r, "REPEAT-DUMPS ", 1, 1, 1000);
+	return user_repeats(asked(r, "REPEAT-DUMPS ", 1, 1, 1000));
 }
 
 /* A program may ask for the cryo-killing test by printing "KILL-CRYO N". */

@@ -10,6 +10,15 @@
 #include <sys/xattr.h>
 #include <linux/capability.h>
 
+static bool user_caps;		/* cryo has file capabilities */
+
+/* How many dump cycles a program may have: one for a restore into a user namespace
+ * of cryo's, whose process cryo cannot dump again from outside. */
+static int user_repeats(int asked_for)
+{
+	return as_user && !user_caps ? 1 : asked_for;
+}
+
 static bool user_spawns_root;	/* the next spawns run as root (a victim of root's) */
 
 static void become_user(void)
@@ -27,6 +36,35 @@ static void give_to_user(const char *path)
 {
 	if (as_user && chown(path, user_uid, user_gid))
 		printf("    cannot give %s to uid %u: %s\n", path, user_uid, strerror(errno));
+}
+
+/* Without capabilities cryo restores into a user and PID namespace of its own: the
+ * pidfile has the PID outside, its NSpid inside must be the recorded one. The
+ * namespace's init, cryo's child (then adopted here), ends as the program does. */
+static bool user_ns_restored(struct run *r, pid_t pid)
+{
+	char path[64], *txt, *at, *last;
+	pid_t inside = 0, ppid = 0;
+
+	if (!as_user || user_caps)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	txt = read_proc(path);
+	at = txt ? strstr(txt, "\nPPid:\t") : NULL;
+	ppid = at ? atoi(at + 7) : 0;
+	at = txt ? strstr(txt, "\nNSpid:\t") : NULL;
+	if (at) {
+		at[strcspn(at + 1, "\n") + 1] = 0;	/* the NSpid line alone */
+		last = strrchr(at, '\t');
+		inside = last ? atoi(last + 1) : 0;
+	}
+	free(txt);
+	if (inside != r->pid || ppid <= 0)
+		return false;
+	r->pid = pid;
+	r->waiter = ppid;
+	want(ppid);
+	return true;
 }
 
 /* What the test programs need root for, each with the reason. */
@@ -57,11 +95,29 @@ static const struct {
 			 "(CAP_NET_RAW)" },
 };
 
+/* And what a cryo without any capability refuses, or cannot restore in a user
+ * namespace of its own. */
+static const struct {
+	const char *name, *why;
+} nocaps_skips[] = {
+	{ "t_cow", "its shared anonymous mapping is read through map_files "
+		   "(CAP_CHECKPOINT_RESTORE); dump refuses it" },
+	{ "t_ghost", "its deleted mapped file is read through map_files "
+		     "(CAP_CHECKPOINT_RESTORE); dump refuses it" },
+	{ "t_vma_kinds", "its shared anonymous mappings are read through map_files "
+			 "(CAP_CHECKPOINT_RESTORE); dump refuses them" },
+	{ "t_membarrier", "it sets a loginuid the user namespace does not map" },
+};
+
 static const char *user_skip(const char *name)
 {
 	for (size_t i = 0; i < sizeof(user_skips) / sizeof(user_skips[0]); i++)
 		if (!strcmp(name, user_skips[i].name))
 			return user_skips[i].why;
+	for (size_t i = 0; !user_caps && i < sizeof(nocaps_skips) / sizeof(nocaps_skips[0]);
+	     i++)
+		if (!strcmp(name, nocaps_skips[i].name))
+			return nocaps_skips[i].why;
 	return NULL;
 }
 
@@ -174,14 +230,29 @@ static int user_refused_image(struct run *r)
 	return rc ? rc : victim_unharmed(r);
 }
 
+/* Without capabilities: a shared anonymous mapping has no path to read it by; dump
+ * names it and what it would need. */
+static int user_refused_shared(struct run *r)
+{
+	if (start_prog_victim(r, "user-dump-shared-memory", "t_vma_kinds", NULL))
+		return -1;
+	return dump_victim(r, r->img, "which needs CAP_CHECKPOINT_RESTORE; dump it as root or "
+			   "with cryo's file capabilities (make install-caps)");
+}
+
 static void run_user_refusals(void)
 {
 	static const struct bad_case cases[] = {
 		{ "user-dump-root-process", user_refused_other },
 		{ "user-restore-root-image", user_refused_image },
 	};
+	static const struct bad_case nocaps[] = {
+		{ "user-dump-shared-memory", user_refused_shared },
+	};
 
 	run_cases(cases, CR_LEN(cases));
+	if (!user_caps)
+		run_cases(nocaps, CR_LEN(nocaps));
 }
 
 static int run_as_user(const char *user, bool caps)
@@ -204,6 +275,11 @@ static int run_as_user(const char *user, bool caps)
 	}
 	user_real_copy();
 	as_user = true;
+	user_caps = caps;
+	/* A process restored into a user namespace cryo made cannot be dumped again
+	 * from outside it: one cycle each (user_repeats). */
+	if (!caps)
+		modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE);
 	give_to_user(work);
 	printf("as uid %u (%s), cryo %s file capabilities\n", user_uid, user,
 	       caps ? "with" : "without");

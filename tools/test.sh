@@ -30,6 +30,8 @@ run "suite" build/tests/harness --cryo build/bin/cryo --tests build/tests --unit
 # then (not root at all) cryo with none, restoring into a user and PID namespace.
 run "suite, unprivileged (file capabilities)" build/tests/harness --cryo build/bin/cryo \
 	--tests build/tests --real tests/real --as-user nobody --caps
+run "suite, unprivileged (no capabilities)" build/tests/harness --cryo build/bin/cryo \
+	--tests build/tests --real tests/real --as-user nobody
 run "suite, cryo under AddressSanitizer" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	build/tests/harness --cryo build-address/bin/cryo --tests build/tests --real tests/real
 [ -n "${CRYO_NO_PKG:-}" ] || run "Debian package" tools/pkg_test.sh
