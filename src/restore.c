@@ -658,7 +658,7 @@ static int restore_in_pidns(void *opts, pid_t *root)
 int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 {
 	struct pidns ns = { 0 };
-	bool own_userns = userns_restore_needs_ns();
+	bool own_userns = userns_restore_needs_ns(opts->pidns);
 
 	if (!opts->pidns && !own_userns)
 		return restore_here(opts, root, false);

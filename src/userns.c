@@ -86,9 +86,18 @@ static int write_maps(pid_t init, void *arg)
 	return write_proc("gid_map", map);
 }
 
-bool userns_restore_needs_ns(void)
+static int drop_all_caps(void)
 {
-	return !userns_is_root() && !userns_has_cap(CAP_CHECKPOINT_RESTORE);
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	memset(data, 0, sizeof(data));
+	return syscall(__NR_capset, &hdr, data) ? -1 : 0;
+}
+
+bool userns_restore_needs_ns(bool pidns)
+{
+	return !userns_is_root() && (pidns || !userns_has_cap(CAP_CHECKPOINT_RESTORE));
 }
 
 int userns_prepare(unsigned long *flags, int (**setup)(pid_t init, void *arg), void **arg)
@@ -99,9 +108,12 @@ int userns_prepare(unsigned long *flags, int (**setup)(pid_t init, void *arg), v
 		return cr_err("cryo runs with effective ids %u:%u, not its real %u:%u; a restore "
 			      "into a user namespace of its own maps the real ones", outside.euid,
 			      outside.egid, outside.uid, outside.gid);
+	/* What its file gave is of no use there (the namespace gives all it needs), and
+	 * with it cryo is not dumpable: its /proc/self maps would be root's. */
+	if (drop_all_caps() || prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
+		return cr_perr("cannot give up cryo's file capabilities");
 	gone_inside = true;
-	pr_info("restoring into a user and PID namespace of uid %u's (cryo has no "
-		"CAP_CHECKPOINT_RESTORE)", outside.uid);
+	pr_info("restoring into a user and PID namespace of uid %u's", outside.uid);
 	*flags |= CLONE_NEWUSER;
 	*setup = write_maps;
 	*arg = &outside;

@@ -34,10 +34,11 @@ const char *userns_creds_refusal(const struct userns_ids *me, const Creds *c);
 /* The same for process pid of an image, against cryo's caller: 0 or -1 said. */
 int userns_check_creds(uint32_t pid, const Creds *c);
 bool userns_has_cap(int cap);
-/* A caller who is not root and has no CAP_CHECKPOINT_RESTORE restores into a user
- * namespace of its own (uid and gid mapped to themselves) and a PID namespace it
- * owns, where it holds what restore needs. */
-bool userns_restore_needs_ns(void);
+/* A caller who is not root and has no CAP_CHECKPOINT_RESTORE (or asks for --pidns,
+ * which needs CAP_SYS_ADMIN) restores into a user namespace of its own (uid and gid
+ * mapped to themselves) and a PID namespace it owns, where it holds what restore
+ * needs. */
+bool userns_restore_needs_ns(bool pidns);
 /* Note the caller's ids (its groups show as the overflow gid once inside) and give
  * pidns_enter the flags and the setup that writes the maps. */
 int userns_prepare(unsigned long *flags, int (**setup)(pid_t init, void *arg), void **arg);

@@ -307,6 +307,7 @@ static void child_stdio(const char *log, bool new_session, int in, int give)
 static void become_user(void);
 struct run;
 static bool user_ns_restored(struct run *r, pid_t pid);
+static int check_pidns(pid_t outer, pid_t inner, pid_t *init);
 static const char *user_skip(const char *name);
 
 static pid_t spawn_with(char *const argv[], const char *log, bool new_session, int in, int give)

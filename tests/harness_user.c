@@ -43,27 +43,12 @@ static void give_to_user(const char *path)
  * namespace's init, cryo's child (then adopted here), ends as the program does. */
 static bool user_ns_restored(struct run *r, pid_t pid)
 {
-	char path[64], *txt, *at, *last;
-	pid_t inside = 0, ppid = 0;
+	pid_t init;
 
-	if (!as_user || user_caps)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	txt = read_proc(path);
-	at = txt ? strstr(txt, "\nPPid:\t") : NULL;
-	ppid = at ? atoi(at + 7) : 0;
-	at = txt ? strstr(txt, "\nNSpid:\t") : NULL;
-	if (at) {
-		at[strcspn(at + 1, "\n") + 1] = 0;	/* the NSpid line alone */
-		last = strrchr(at, '\t');
-		inside = last ? atoi(last + 1) : 0;
-	}
-	free(txt);
-	if (inside != r->pid || ppid <= 0)
+	if (!as_user || user_caps || check_pidns(pid, r->pid, &init))
 		return false;
 	r->pid = pid;
-	r->waiter = ppid;
-	want(ppid);
+	r->waiter = init;
 	return true;
 }
 
@@ -279,7 +264,7 @@ static int run_as_user(const char *user, bool caps)
 	/* A process restored into a user namespace cryo made cannot be dumped again
 	 * from outside it: one cycle each (user_repeats). */
 	if (!caps)
-		modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE);
+		modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE) | (1 << MODE_PIDNS);
 	give_to_user(work);
 	printf("as uid %u (%s), cryo %s file capabilities\n", user_uid, user,
 	       caps ? "with" : "without");
