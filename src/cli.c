@@ -208,12 +208,6 @@ static int need_privileges(const char *cmd)
 		return 0;
 	if (getuid() != 0 && (!strcmp(cmd, "dump") || !strcmp(cmd, "restore")))
 		return 0;
-	if (getuid() != 0 && !strcmp(cmd, "restore")) {
-		fprintf(stderr, "cryo: error: %s without root needs CAP_CHECKPOINT_RESTORE on "
-			"the cryo binary (make install-caps, or setcap "
-			"cap_checkpoint_restore,cap_sys_ptrace+ep on it)\n", cmd);
-		return 1;
-	}
 	fprintf(stderr, "cryo: error: %s needs root (or CAP_CHECKPOINT_RESTORE and "
 		"CAP_SYS_PTRACE)\n", cmd);
 	return 1;

@@ -1768,14 +1768,15 @@ static int bad_dump_init(struct run *r)
 }
 
 /* Run as nobody, without capabilities: dump refuses a process of another user's
- * (PID 5, a kernel thread's); restore and check say what they need in one line. */
+ * (PID 5, a kernel thread's); restore (into a user namespace of nobody's) cannot open
+ * root's directory; check says it needs root. */
 static int bad_unprivileged(struct run *r)
 {
 	static const char *const cmds[] = { "dump", "restore", "check" };
 	static const char *const needles[] = {
 		"process 5 runs as another user; cryo run by uid 65534 dumps only that user's "
 		"own processes",
-		"restore without root needs CAP_CHECKPOINT_RESTORE on the cryo binary",
+		"cannot open image directory",
 		"check needs root",
 	};
 
