@@ -15,7 +15,10 @@
 #define FORMAT_MINOR 0
 #define IMG_MAGIC 0x4f595243u		/* "CRYO" little endian */
 #define IMG_HDR_SIZE 16
-#define IMG_MAX_META (256u << 20)	/* largest metadata file we accept */
+/* The largest metadata file written or accepted. Socket queues live in the file table:
+ * 50 TCP connections with full 6 MiB receive queues make about 300 MiB. A file read is
+ * never larger than the file on disk, so the bound only caps a real file's size. */
+#define IMG_MAX_META (1024u << 20)
 #define IMG_CHUNK_SIZE (1u << 20)	/* checksum granularity of raw files */
 #define IMG_MAX_FILES 4096
 
