@@ -39,7 +39,7 @@ struct config cfg = {
 	.nr_vmas = 5000,
 	.warmup = 1,
 	.copies = 50,
-	.cases = "idle,mem,sparse,vmas,tree,conns,stream,predump,copies,fsync",
+	.cases = "idle,mem,sparse,vmas,tree,conns,stream,predump,copies,lazy,fsync",
 	.lib = true,
 };
 struct host host;
@@ -154,7 +154,7 @@ static const char usage[] =
 	"  -V N             mappings in the many-VMA case (default 5000)\n"
 	"  -w N             unrecorded warm-up cycles before each case (default 1)\n"
 	"  -c LIST          cases to run (default idle,mem,sparse,vmas,tree,conns,stream,\n"
-	"                   predump,copies,fsync)\n"
+	"                   predump,copies,lazy,fsync)\n"
 	"  -N COPIES        restores of one N-byte image at once in the copies case\n"
 	"                   (default 50; eager ones in batches that fit in memory)\n"
 	"  --no-lib         skip the libcryo figures\n"
@@ -608,6 +608,12 @@ static int run_all(struct results *r)
 		snprintf(group, sizeof(group), "copies-%d", cfg.copies);
 		progress(group, cfg.runs < 3 ? cfg.runs : 3);
 		rc |= case_copies(r, group, cfg.size, cfg.copies);
+	}
+	if (want("lazy") && !interrupted) {
+		size_label(sz, sizeof(sz), cfg.size);
+		snprintf(group, sizeof(group), "lazy-%s", sz);
+		progress(group, cfg.runs);
+		rc |= case_lazy(r, group, cfg.size);
 	}
 	if (want("fsync") && !interrupted)
 		fsync_limit(r);

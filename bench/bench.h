@@ -121,6 +121,9 @@ int wait_gone(pid_t pid, double timeout);
 /* 0 with its status, 1 if reaped elsewhere, -1 on timeout. */
 int wait_child(pid_t pid, double timeout, int *status);
 int spawn_piped(char *const argv[], int in, int out, pid_t *pid);
+/* Start cryo without waiting; a child (or orphan) of the bench by its name. */
+pid_t spawn_cryo(const char *const args[]);
+pid_t child_named(const char *comm);
 int check_alive(pid_t pid, const char *comm, char *err, size_t errlen);
 int verify_and_reap(pid_t pid, double timeout, char *err, size_t errlen);
 void kill_and_reap(pid_t pid);
@@ -141,6 +144,9 @@ int case_conns(struct results *r, const char *group, int n);
 /* stream.c: `size` bytes dumped --stream into a pipe to restore --stream, against a
  * dump to files and a restore from them in the same run. */
 int case_stream(struct results *r, const char *group, size_t size);
+/* `size` bytes restored eagerly and with --lazy-pages: the first heartbeat of the
+ * restored process, and when every page is in. */
+int case_lazy(struct results *r, const char *group, size_t size);
 
 /* Iterative dumps: `size` bytes touched, 1% written again between rounds; the last
  * dump's frozen time against a whole dump's. */

@@ -4,8 +4,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,20 +171,27 @@ struct targets {
 	bool headline;
 };
 
+/* A row of samples; err (if not NULL) says why they are missing. */
+static struct row *samples_row(struct results *r, const char *group, const char *name,
+			       const struct samples *s, const char *err)
+{
+	struct row *row = row_new(r, group, name);
+
+	if (!row)
+		return NULL;
+	row->s = *s;
+	if (err)
+		str_copy(row->error, sizeof(row->error), err);
+	return row;
+}
+
 static struct row *time_row(struct results *r, const char *group, const char *what,
 			    enum via via, const struct samples *s, const struct series *se)
 {
 	char name[48];
-	struct row *row;
 
 	snprintf(name, sizeof(name), "%s (%s)", what, via_name[via]);
-	row = row_new(r, group, name);
-	if (!row)
-		return NULL;
-	row->s = *s;
-	if (se->failed)
-		str_copy(row->error, sizeof(row->error), se->err);
-	return row;
+	return samples_row(r, group, name, s, se->failed ? se->err : NULL);
 }
 
 static void rate_note(struct row *row, double data)
@@ -935,4 +945,148 @@ int case_predump(struct results *r, const char *group, size_t size)
 		for (struct row *w = full; w <= img; w++)
 			str_copy(w->error, sizeof(w->error), s.err);
 	return s.failed ? -1 : 0;
+}
+
+/* ---- lazy restore ---- */
+
+/* Every figure of one way of restoring (eager or --lazy-pages) over the runs. */
+struct lazy_series {
+	struct samples beat, ret, all_in;
+	bool failed;
+	char err[256];
+};
+
+/* The restore's timeline from t0: the first heartbeat (the watched file written),
+ * cryo's exit, and (lazy) the supplier's. */
+static int lazy_timeline(int watch, pid_t cryo, double t0, bool lazy, struct lazy_series *s)
+{
+	int cfd = syscall(SYS_pidfd_open, cryo, 0), st;
+	struct pollfd pf[2] = { { watch, POLLIN, 0 }, { cfd, POLLIN, 0 } };
+	double beat = -1, ret = -1, all_in;
+	pid_t sup;
+
+	if (cfd < 0)
+		return snprintf(s->err, sizeof(s->err), "pidfd_open: %s", strerror(errno)), -1;
+	while ((beat < 0 || ret < 0) && now() - t0 < 120) {
+		if (poll(pf, 2, 1000) < 0 && errno != EINTR)
+			break;
+		if (pf[0].revents && beat < 0)
+			beat = now() - t0, pf[0].fd = -1;
+		if (pf[1].revents && ret < 0)
+			ret = now() - t0, pf[1].fd = -1;
+	}
+	close(cfd);
+	if (wait_child(cryo, 60, &st) || !WIFEXITED(st) || WEXITSTATUS(st))
+		return snprintf(s->err, sizeof(s->err), "cryo restore%s failed (0x%x)",
+				lazy ? " --lazy-pages" : "", st), -1;
+	if (beat < 0)
+		return snprintf(s->err, sizeof(s->err), "no heartbeat after restore"), -1;
+	all_in = ret;
+	/* After cryo's exit the supplier is the bench's (subreaper): its end is the fill's. */
+	sup = lazy ? child_named("cryo-lazy") : 0;
+	if (sup && wait_child(sup, 300, &st) == 0)
+		all_in = now() - t0;
+	samples_add(&s->beat, beat);
+	samples_add(&s->ret, ret);
+	samples_add(&s->all_in, all_in);
+	return 0;
+}
+
+static int lazy_cycle(char *const argv[], const char *beat_path, bool lazy,
+		      struct lazy_series *s)
+{
+	const char *args[] = { cfg.cryo, "restore", "-D", NULL, "-d",
+			       lazy ? "--lazy-pages" : NULL, NULL };
+	char img[512], buf[4096];
+	double dump_t, t0;
+	int watch = -1, rc = -1;
+	pid_t pid, cryo;
+
+	snprintf(img, sizeof(img), "%s/img", cfg.dir);
+	args[3] = img;
+	rm_tree(img);
+	pid = spawn_target(argv[0], argv, s->err, sizeof(s->err));
+	if (pid < 0)
+		return -1;
+	if (do_dump(pid, img, VIA_CLI, &dump_t, s->err, sizeof(s->err)))
+		goto out;
+	if (wait_gone(pid, 30)) {
+		snprintf(s->err, sizeof(s->err), "dumped PID %d did not go away", pid);
+		goto out;
+	}
+	watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (watch < 0 || inotify_add_watch(watch, beat_path, IN_MODIFY) < 0) {
+		snprintf(s->err, sizeof(s->err), "inotify: %s", strerror(errno));
+		goto out;
+	}
+	while (read(watch, buf, sizeof(buf)) > 0)
+		;
+	t0 = now();
+	cryo = spawn_cryo(args);
+	if (cryo < 0) {
+		snprintf(s->err, sizeof(s->err), "cannot run cryo: %s", strerror(errno));
+		goto out;
+	}
+	if (lazy_timeline(watch, cryo, t0, lazy, s) ||
+	    check_alive(pid, base_name(argv[0]), s->err, sizeof(s->err)) ||
+	    verify_and_reap(pid, 300, s->err, sizeof(s->err)))
+		goto out;
+	rc = 0;
+out:
+	if (watch >= 0)
+		close(watch);
+	if (rc)
+		kill_and_reap(pid);
+	rm_tree(img);
+	reap_strays();
+	return rc;
+}
+
+static struct row *lazy_row(struct results *r, const char *group, const char *name,
+			    const struct samples *s, const struct lazy_series *se)
+{
+	return samples_row(r, group, name, s, se->failed ? se->err : NULL);
+}
+
+int case_lazy(struct results *r, const char *group, size_t size)
+{
+	char bin[512], bytes_arg[32], path[512];
+	char *argv[] = { bin, "beat", path, bytes_arg, NULL };
+	struct lazy_series eager = { 0 }, lazy = { 0 }, scratch = { 0 };
+	struct limit *eager_lim = limit_new(r, "eager restore -d of the same image");
+	struct row *beat, *ret, *all_in, *eb;
+
+	if (!eager_lim)
+		return -1;
+	snprintf(bin, sizeof(bin), "%s/target-static", cfg.targets);
+	snprintf(path, sizeof(path), "%s/beat", cfg.dir);
+	snprintf(bytes_arg, sizeof(bytes_arg), "%zu", size);
+	for (int i = 0; i < cfg.warmup && !interrupted; i++)
+		lazy_cycle(argv, path, true, &scratch);
+	for (int i = 0; i < cfg.runs && !interrupted; i++) {
+		if (!eager.failed && lazy_cycle(argv, path, false, &eager))
+			eager.failed = true;
+		if (!lazy.failed && lazy_cycle(argv, path, true, &lazy))
+			lazy.failed = true;
+	}
+	eager_lim->s = eager.all_in;
+	eb = lazy_row(r, group, "eager: first heartbeat", &eager.beat, &eager);
+	beat = lazy_row(r, group, "lazy: first heartbeat", &lazy.beat, &lazy);
+	ret = lazy_row(r, group, "lazy: restore -d", &lazy.ret, &lazy);
+	all_in = lazy_row(r, group, "lazy: every page in", &lazy.all_in, &lazy);
+	if (!eb || !beat || !ret || !all_in)
+		return -1;
+	set_limit(eb, eager_lim);
+	beat->tk = TGT_ABS;
+	beat->target = 0.010;
+	beat->headline = true;
+	set_limit(beat, eager_lim);
+	set_limit(ret, eager_lim);
+	set_limit(all_in, eager_lim);
+	all_in->tk = TGT_RATIO;
+	all_in->target = 1.0;
+	all_in->headline = true;
+	rate_note(all_in, size);
+	unlink(path);
+	return eager.failed || lazy.failed ? -1 : 0;
 }

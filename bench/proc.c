@@ -240,6 +240,46 @@ int run_cryo(const char *const args[], double *secs, char *err, size_t errlen)
 	return -1;
 }
 
+/* Start cryo without waiting (its output in the bench's cryo.log). */
+pid_t spawn_cryo(const char *const args[])
+{
+	char log[512];
+	pid_t pid;
+
+	snprintf(log, sizeof(log), "%s/cryo.log", cfg.dir);
+	return spawn((char *const *)args, log, -1, false, &pid) ? -1 : pid;
+}
+
+/* Our child (or orphan) named comm, alive, or 0. */
+pid_t child_named(const char *comm)
+{
+	char path[64], buf[4096], name[32], *at, *end;
+	int fd = -1;
+	ssize_t n;
+	pid_t found = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	for (at = buf; !found; at = end) {
+		long pid = strtol(at, &end, 10);
+		FILE *f;
+
+		if (end == at)
+			break;
+		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		f = fopen(path, "re");
+		if (f && fscanf(f, "%31s", name) == 1 && !strcmp(name, comm))
+			found = pid;
+		if (f)
+			fclose(f);
+	}
+	return found;
+}
+
 /* Wait until pid is reaped (by us or its tracer), so its PID is free again. */
 int wait_gone(pid_t pid, double timeout)
 {

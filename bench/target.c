@@ -1,11 +1,12 @@
 /* The benchmarked process: builds its memory (idle | mem BYTES STEP | vmas N |
- * tree BYTES KIDS | conns PORT N | predump BYTES ROUNDS | exit), says "R" on fd 3, pauses; SIGUSR1 checks
- * its memory (or reads a byte on each connection) and exits 0 if intact (a tree's
- * root asks each child to check its own first). SIGUSR2 (the copies case; predump
- * has its own) touches 1 page in 20 of mem's (checked, then written) and renames
- * itself "touched" (or "touch-bad"), staying up. */
+ * tree BYTES KIDS | conns PORT N | predump BYTES ROUNDS | beat PATH BYTES | exit),
+ * says "R" on fd 3, pauses; SIGUSR1 checks its memory (or reads a byte on each
+ * connection) and exits 0 if intact (a tree's root asks each child to check its own
+ * first). SIGUSR2 (the copies case; predump has its own) touches 1 page in 20 of mem's
+ * (checked, then written) and renames itself "touched" (or "touch-bad"), staying up. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096UL
@@ -212,6 +214,33 @@ static int tree_check(void)
 	return 0;
 }
 
+/* ---- beat PATH BYTES: BYTES of memory and a heartbeat: every 100 us one more page
+ * is read and a counter written to PATH (a restored process shows it runs) ---- */
+
+static int beat_fd = -1;
+
+static int beat_setup(const char *path, size_t bytes)
+{
+	if (mem_setup(bytes, 1))
+		return -1;
+	beat_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	return beat_fd < 0 ? -1 : 0;
+}
+
+static void beat_loop(void)
+{
+	struct timespec ts = { 0, 100000 };
+	volatile uint64_t sink;
+
+	for (uint64_t n = 1;; n++) {
+		sink = *(volatile uint64_t *)(mem_base + (n * 7919 % mem_pages) * PAGE);
+		(void)sink;
+		if (pwrite(beat_fd, &n, sizeof(n), 0) != sizeof(n))
+			_exit(4);
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* ---- conns PORT N: N connections to 127.0.0.1:PORT (the bench holds their ends) ---- */
 
 static int *conns, nr_conns;
@@ -256,6 +285,8 @@ static int setup(int argc, char **argv)
 		return vmas_setup(strtoull(argv[2], NULL, 0));
 	if (argc >= 4 && !strcmp(argv[1], "conns"))
 		return conns_setup(atoi(argv[2]), atoi(argv[3]));
+	if (argc >= 4 && !strcmp(argv[1], "beat"))
+		return beat_setup(argv[2], strtoull(argv[3], NULL, 0));
 	if (argc >= 2 && !strcmp(argv[1], "idle"))
 		return 0;
 	return -1;
@@ -299,6 +330,8 @@ int main(int argc, char **argv)
 		return 3;
 	if (!rounds_left)
 		close(3);
+	if (beat_fd >= 0)
+		beat_loop();
 	for (;;)
 		pause();
 }

@@ -95,6 +95,7 @@ struct cryo_restore_opts {
 	const char *action_script;
 	bool tcp_established;		/* restore the image's TCP connections */
 	bool tcp_close;			/* restore them closed */
+	bool lazy_pages;		/* private memory supplied after the tree runs */
 	/* --stream: read the image as one stream from stream_fd (no dir): all of it is
 	 * read and checked, in memory, before anything is restored. */
 	bool stream;

@@ -27,6 +27,7 @@
 
 #include "cpu.h"
 #include "cryo.h"
+#include "lazy.h"
 #include "log.h"
 #include "net_lock.h"
 #include "proc.h"
@@ -212,6 +213,12 @@ static int probe_pidfd(pid_t child)
 	return 1;
 }
 
+static int probe_lazy(pid_t child)
+{
+	(void)child;
+	return lazy_probe();
+}
+
 static int probe_close_range(pid_t child)
 {
 	int fd = dup(0);
@@ -395,7 +402,10 @@ static const struct probe probes[] = {
 	  true, "brk, arguments, environment and auxv cannot be restored",
 	  probe_mm_map },
 	{ "kcmp", "kcmp", true, "shared open files cannot be recognised", probe_kcmp },
-	{ "pidfd_getfd", "pidfd_open/pidfd_getfd", false, "(not used yet)", probe_pidfd },
+	{ "pidfd_getfd", "pidfd_open/pidfd_getfd", false,
+	  "restore --lazy-pages cannot take a task's userfaultfd", probe_pidfd },
+	{ "lazy-pages", "userfaultfd: missing pages, fork/remap/remove/unmap events", false,
+	  "restore --lazy-pages is refused", probe_lazy },
 	{ "close_range", "close_range",
 	  true, "the restored fd table cannot be cleaned", probe_close_range },
 	{ "posix_timers", "/proc/PID/timers",

@@ -95,7 +95,7 @@ static const char usage_dump[] =
 	"      --status-fd FD    write one zero byte to FD when done (restore: once the\n"
 	"                        tree runs), then close it\n"
 	"  -h, --help            this text\n"
-	"CRIU's flags for what cryo does not do yet (--lazy-pages,\n"
+	"CRIU's flags for what cryo does not do yet (dump --lazy-pages,\n"
 	"--manage-cgroups, ...) are refused by name.\n";
 
 static const char usage_restore[] =
@@ -103,7 +103,8 @@ static const char usage_restore[] =
 	"                    [--cpu-cap[=CAPS]]\n"
 	"                    [--file-validation=MODE] [--trust-image] [--file-locks]\n"
 	"                    [--inherit-fd fd[N]:RESOURCE]... [--ext-unix-sk]\n"
-	"                    [--tcp-established] [--tcp-close] [--pidns] [-v]\n"
+	"                    [--tcp-established] [--tcp-close] [--pidns] [--lazy-pages]\n"
+	"                    [-v]\n"
 	"\n"
 	"Restore the process saved in DIR with its original PID. Without -d, cryo stays\n"
 	"its parent, forwards SIGINT and SIGTERM to it, and exits with its exit status\n"
@@ -114,6 +115,10 @@ static const char usage_restore[] =
 	"                        wrote it (no -D); it is read whole and checked, in\n"
 	"                        memory, before anything is restored\n"
 	"  -d, --restore-detached  exit as soon as the process runs\n"
+	"      --lazy-pages      run the tree before its private memory is in: a\n"
+	"                        supplier process fills each page on first touch and\n"
+	"                        the rest in the background (the tree is killed if it\n"
+	"                        dies first)\n"
 	"      --pidfile FILE    write the restored PID to FILE\n"
 	"  -j, --shell-job       restore into cryo's session (see dump --shell-job)\n"
 	"      --vdso=MODE       auto (default), remap (same kernel only), proxy\n"
@@ -252,7 +257,10 @@ static const struct {
 	const char *what;
 } unsupported[] = {
 	{ "link-remap", no_argument, "linking deleted files back instead of saving their data" },
-	{ "lazy-pages", no_argument, "lazy restore" },
+	/* restore --lazy-pages is restore's own option; dump's is CRIU's page serving
+	 * from the dumped process. */
+	{ "lazy-pages", no_argument, "pages left in the dumped process; restore "
+				     "--lazy-pages works on any image" },
 	{ "manage-cgroups", optional_argument, "cgroups" },
 };
 
@@ -658,7 +666,7 @@ static int cmd_restore(int argc, char **argv)
 	static struct cryo_inherit_fd inherit[CRYO_MAX_INHERIT_FD];
 	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION, OPT_TRUST,
 	       OPT_INHERIT, OPT_EXT_UNIX, OPT_TCP_EST, OPT_TCP_CLOSE, OPT_STREAM,
-	       OPT_PIDNS };
+	       OPT_PIDNS, OPT_LAZY };
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "restore-detached", no_argument, 0, 'd' },
@@ -675,6 +683,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "tcp-close", no_argument, 0, OPT_TCP_CLOSE },
 		{ "stream", no_argument, 0, OPT_STREAM },
 		{ "pidns", no_argument, 0, OPT_PIDNS },
+		{ "lazy-pages", no_argument, 0, OPT_LAZY },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -734,6 +743,9 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case OPT_TCP_CLOSE:
 			o.tcp_close = true;
+			break;
+		case OPT_LAZY:
+			o.lazy_pages = true;
 			break;
 		case OPT_STREAM:
 			o.stream = true;

@@ -786,6 +786,13 @@ int img_open_raw(struct img_dir *d, const char *name, uint64_t expect_size)
 int img_verify_raw(struct img_dir *d, const char *name, int fd, uint64_t size,
 		   uint32_t chunk_size, const uint32_t *crcs, size_t nr_crcs)
 {
+	return img_verify_chunks(d, name, fd, size, chunk_size, crcs, nr_crcs, NULL);
+}
+
+int img_verify_chunks(struct img_dir *d, const char *name, int fd, uint64_t size,
+		      uint32_t chunk_size, const uint32_t *crcs, size_t nr_crcs,
+		      const bool *want)
+{
 	const struct img_file_rec *rec = find_record(d, name);
 	const uint8_t *map;
 	int rc = -1;
@@ -809,6 +816,8 @@ int img_verify_raw(struct img_dir *d, const char *name, int fd, uint64_t size,
 	for (uint64_t off = 0, idx = 0; off < size; off += chunk_size, idx++) {
 		size_t l = size - off < chunk_size ? size - off : chunk_size;
 
+		if (want && !want[idx])
+			continue;
 		if (crc32c(0, map + off, l) != crcs[idx]) {
 			cr_err("%s/%s: checksum mismatch in bytes %llu-%llu (the page data is "
 			       "damaged)", d->path, name, (unsigned long long)off,

@@ -127,6 +127,10 @@ int img_open_raw(struct img_dir *d, const char *name, uint64_t expect_size);
 /* Verify a raw file against its chunk checksums (reads the whole file). */
 int img_verify_raw(struct img_dir *d, const char *name, int fd, uint64_t size,
 		   uint32_t chunk_size, const uint32_t *crcs, size_t nr_crcs);
+/* The same for the chunks marked in want only (the list's checksum is always checked). */
+int img_verify_chunks(struct img_dir *d, const char *name, int fd, uint64_t size,
+		      uint32_t chunk_size, const uint32_t *crcs, size_t nr_crcs,
+		      const bool *want);
 
 /* Write the inventory (listing every file written) atomically: the image exists
  * from this moment on. */

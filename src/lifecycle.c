@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lazy.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "mem.h"
@@ -479,9 +480,15 @@ int task_run_main(struct restore_proc *rp)
 		if (ptr_wait(rp->pid, &status))
 			return -1;
 	}
-	if (ptr_get_regs(rp->pid, &rp->regs_base) || drop_inherited_rseq(rp))
+	if (ptr_get_regs(rp->pid, &rp->regs_base) || drop_inherited_rseq(rp) ||
+	    run_table(rp, rp->pid, &rp->regs_base, plan_table(&rp->plan), rp->thread_stops[0]))
 		return -1;
-	return run_table(rp, rp->pid, &rp->regs_base, plan_table(&rp->plan), rp->thread_stops[0]);
+	/* --lazy-pages: the table stopped once its memory was mapped and its userfaultfd
+	 * made; the rest runs once the supplier serves that memory. */
+	if (!rp->lazy)
+		return 0;
+	return lazy_take(rp) ||
+	       run_table(rp, rp->pid, &rp->regs_base, rp->table_main2, rp->stop_main2);
 }
 
 int task_run_group(struct restore_proc *rp)

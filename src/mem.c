@@ -16,6 +16,7 @@
 
 #include "files.h"
 #include "ipc.h"
+#include "lazy.h"
 #include "log.h"
 #include "mem.h"
 #include "mem_track.h"
@@ -1235,9 +1236,14 @@ static void plan_reads(struct restore_proc *rp, struct plan *p)
 		uint64_t start_off = rp->segs[i].off + done, off = start_off, bytes = 0, at;
 		int n = 0;
 
+		/* The supplier's (mem_lazy.c): not read here. */
+		if (lazy_seg(rp, i)) {
+			i++;
+			continue;
+		}
 		/* One call reads what lies in a row in one file; runs larger than a
 		 * call may read are split. */
-		while (i < rp->nr_segs && n < MAX_IOV && bytes < MAX_PREADV &&
+		while (i < rp->nr_segs && !lazy_seg(rp, i) && n < MAX_IOV && bytes < MAX_PREADV &&
 		       rp->segs[i].src == src && rp->segs[i].off + done == off) {
 			const struct page_seg *sg = &rp->segs[i];
 			uint64_t len = sg->len - done;
@@ -1316,9 +1322,10 @@ int mem_plan(struct restore_proc *rp, struct plan *p)
 			vi++;
 		has_pages[vi] = true;
 	}
-	if (plan_maps(rp, p, has_pages))
+	if (lazy_mark(rp, has_pages) || plan_maps(rp, p, has_pages))
 		goto out;
 	plan_reads(rp, p);
+	lazy_plan(rp, p);
 	plan_after_fill(rp, p, has_pages);
 	rc = 0;
 out:

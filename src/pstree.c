@@ -503,6 +503,7 @@ static int link_procs(struct restore_ctx *ctx)
 		rp->nr_threads = rp->pe->n_tids;
 		rp->page_fd = -1;
 		rp->proxy_fds[0] = rp->proxy_fds[1] = rp->proxy_fds[2] = -1;
+		rp->lazy_uffd = rp->lazy_pidfd = -1;
 		for (size_t k = 0; k < i && !rp->parent; k++)
 			if (ctx->procs[k]->pe->pid == rp->pe->ppid)
 				rp->parent = ctx->procs[k];

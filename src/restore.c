@@ -18,6 +18,7 @@
 #include "file_locks.h"
 #include "files.h"
 #include "ipc.h"
+#include "lazy.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "mem.h"
@@ -515,6 +516,7 @@ static void proc_free(struct restore_proc *rp)
 
 static void restore_free(struct restore_ctx *ctx)
 {
+	lazy_free(ctx);
 	for (size_t i = 0; i < ctx->nr_procs; i++)
 		if (ctx->procs[i])
 			proc_free(ctx->procs[i]);
@@ -556,7 +558,8 @@ static int restore_prepare(struct restore_ctx *ctx, const struct cryo_restore_op
 	if (rc)
 		return -1;
 	stats_enter(PH_WAIT_IDS);
-	rc = task_wait_ids(ctx) || ipc_restore_objects(ctx) || verify_start(v, ctx);
+	rc = task_wait_ids(ctx) || ipc_restore_objects(ctx) || lazy_start(ctx) ||
+	     verify_start(v, ctx);
 	stats_leave(PH_WAIT_IDS);
 	for (size_t i = 0; !rc && i < ctx->nr_procs; i++) {
 		const struct restore_proc *rp = ctx->procs[i];
@@ -614,6 +617,7 @@ static int restore_here(const struct cryo_restore_opts *opts, pid_t *root, bool 
 	ctx.ext_unix_sk = opts->ext_unix_sk;
 	ctx.tcp_established = opts->tcp_established;
 	ctx.tcp_close = opts->tcp_close;
+	ctx.lazy_pages = opts->lazy_pages;
 	if (!opts->dir && !opts->stream)
 		return cr_err("no image directory given (-D)");
 	if (opts->stream ? img_dir_open_stream(&ctx.dir, opts->stream_fd, "the stream (stdin)") :
@@ -623,8 +627,10 @@ static int restore_here(const struct cryo_restore_opts *opts, pid_t *root, bool 
 	if (action_run(opts->action_script, "pre-restore", opts->dir, 0) ||
 	    restore_prepare(&ctx, opts, &v) || restore_run(&ctx, opts, &v))
 		goto out;
-	/* The tree runs, its connections out of repair: their traffic may flow. */
+	/* The tree runs, its connections out of repair: their traffic may flow. The
+	 * supplier fills in the background from now on (first touches meanwhile). */
 	net_unlock_restore(&ctx);
+	lazy_tree_made(&ctx);
 	*root = ctx.procs[0]->pid;
 	/* It runs: a script failing now is said, and the tree is left running. */
 	if ((ctx.netlock &&

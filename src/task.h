@@ -124,6 +124,8 @@ struct restore_ctx {
 	struct cpu_info cpu_here;
 	bool xstate_differs;		/* xstate buffers need cpu_xstate_convert */
 	void *chain;			/* mem_track.c's parent images, opened as needed */
+	bool lazy_pages;		/* --lazy-pages */
+	void *lazy;			/* mem_lazy.c's supplier, once started */
 };
 
 /* Where a restored process's vDSO goes, and how (vdso.c). */
@@ -181,6 +183,13 @@ struct restore_proc {
 	struct vdso_place vp;
 	uint8_t *proxy;			/* vDSO proxy bytes */
 	int proxy_fds[3];		/* memory files of the proxy and its placeholders */
+	/* --lazy-pages (mem_lazy.c): which VMAs and segments the supplier fills, the
+	 * calls making and closing the task's userfaultfd, the table after it. */
+	bool lazy;
+	bool *lazy_vmas, *lazy_segs;
+	size_t lazy_call, lazy_close;
+	uint64_t table_main2, stop_main2;
+	int lazy_uffd, lazy_pidfd;
 };
 
 /* A file opened for the new task, moved above every fd number it will use. */

@@ -2,11 +2,13 @@
  * made. The thread holds a TID, and one the image needs would make the restore fail:
  * it says its TID first and waits for a go, and is replaced if the TID is needed. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "image.h"
+#include "lazy.h"
 #include "log.h"
 #include "verify.h"
 
@@ -28,13 +30,20 @@ static void *verify_main(void *arg)
 
 		if (rp->zombie)
 			continue;
-		/* Its own page file, then those of a pre-dump chain it reads from. */
+		/* Its own page file, then those of a pre-dump chain it reads from; lazily
+		 * restored bytes are checked by the supplier as it reads them. */
 		for (size_t k = 0; k < rp->nr_srcs && !v->rc; k++) {
 			const struct page_src *s = &rp->srcs[k];
+			bool *want = lazy_eager_chunks(rp, k);
 
-			v->rc = img_verify_raw(s->dir, s->pm->pages_file, s->fd, s->bytes,
-					       s->pm->chunk_size, s->pm->chunk_crc32c,
-					       s->pm->n_chunk_crc32c);
+			if (rp->lazy && !want) {
+				v->rc = cr_err("out of memory");
+				break;
+			}
+			v->rc = img_verify_chunks(s->dir, s->pm->pages_file, s->fd, s->bytes,
+						  s->pm->chunk_size, s->pm->chunk_crc32c,
+						  s->pm->n_chunk_crc32c, want);
+			free(want);
 		}
 	}
 	return NULL;

@@ -55,16 +55,17 @@ static gid_t user_gid;
 static bool as_user;
 
 static const char *const short_modes[] = { "kill", "leave", "twice", "fg", "killcryo",
-					   "stream", "pidns", "pageserver" };
+					   "stream", "pidns", "pageserver", "lazy", "lazykill" };
 enum mode { MODE_KILL, MODE_LEAVE, MODE_TWICE, MODE_FG, MODE_KILL_CRYO, MODE_STREAM,
-	    MODE_PIDNS, MODE_PAGE_SERVER, NR_MODES };
+	    MODE_PIDNS, MODE_PAGE_SERVER, MODE_LAZY, MODE_LAZY_KILL, NR_MODES };
 static const char *const mode_names[] = { "dump+kill+restore", "leave-running",
 					  "dump-restore-dump-restore", "foreground-restore",
 					  "cryo killed during dump", "dump --stream | restore --stream",
-					  "restore --pidns", "dump --page-server, restore" };
+					  "restore --pidns", "dump --page-server, restore",
+					  "lazy restore", "lazy restore, supplier killed" };
 static unsigned modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE) | (1 << MODE_TWICE) |
 				(1 << MODE_KILL_CRYO) | (1 << MODE_STREAM) | (1 << MODE_PIDNS) |
-				(1 << MODE_PAGE_SERVER);
+				(1 << MODE_PAGE_SERVER) | (1 << MODE_LAZY) | (1 << MODE_LAZY_KILL);
 
 static double now(void)
 {
@@ -445,6 +446,7 @@ struct run {
 	pid_t waiter;			/* whose end tells the program's, if not pid's */
 	const char *dump_extra;		/* one more option for dump, and for restore */
 	const char *restore_extra;
+	bool lazy;			/* restores with --lazy-pages */
 };
 
 /* A program may ask for one extra option, "DUMP-ARG X" (dump) or "RESTORE-ARG X". */
@@ -577,8 +579,8 @@ static int step_restore_detached(struct run *r, const char *img)
 	int rc, fd;
 
 	snprintf(pidfile, sizeof(pidfile), "%s.pid", img);
-	rc = run_cryo(r->cryo_log, "restore", "-v", "-D", img, "-d", "--pidfile", pidfile, extra,
-		      NULL);
+	rc = run_cryo(r->cryo_log, "restore", "-v", "-D", img, "-d", "--pidfile", pidfile,
+		      r->lazy ? "--lazy-pages" : extra, r->lazy ? extra : NULL, NULL);
 	free(extra);
 	if (rc)
 		return rc < 0 ? -1 : why("cryo restore exited with %d", rc);
@@ -1140,6 +1142,87 @@ static int run_kill_cryo(struct run *r)
 
 #include "harness_stream.c"
 
+/* ---- lazy restore ---- */
+
+/* The children of `parent` named `comm` (the lazy pages' supplier is the harness's
+ * once a detached restore's cryo exits; its guard is the supplier's child). */
+static int children_named(pid_t parent, const char *comm, pid_t *out, int max)
+{
+	char path[64], name[64], *buf, *at, *end;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", parent, parent);
+	buf = read_proc(path);
+	for (at = buf; at && found < max; at = end) {
+		long pid = strtol(at, &end, 10);
+		char *c;
+
+		if (end == at)
+			break;
+		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		c = read_proc(path);
+		if (c && sscanf(c, "%63s", name) == 1 && !strcmp(name, comm) && !is_zombie(pid))
+			out[found++] = pid;
+		free(c);
+	}
+	free(buf);
+	return found;
+}
+
+/* Once every page is in, the supplier and its guard exit (within the deadline). */
+static int lazy_pair_ended(void)
+{
+	pid_t p[4];
+
+	for (int i = 0; i < 15000; i++) {
+		reap_orphans();
+		if (!children_named(getpid(), "cryo-lazy", p, 4) &&
+		    !children_named(getpid(), "cryo-lazy-guard", p, 4))
+			return 0;
+		sleep_ms(2);
+	}
+	return why("the lazy pages' supplier or guard still runs 30 s after the program ended");
+}
+
+/* A program may ask, by printing "LAZY-KILL", for a lazy restore whose supplier (or
+ * guard) is killed at a random moment while the program checks its memory: then
+ * either the program dies by SIGKILL, or every check passes. */
+static int run_lazy_kill(struct run *r)
+{
+	unsigned seed = (unsigned)(now() * 1e6) ^ (unsigned)getpid();
+	int delay = rand_r(&seed) % 300, status;
+	const char *victim = rand_r(&seed) % 4 ? "cryo-lazy" : "cryo-lazy-guard";
+	pid_t p[4];
+	int n;
+
+	if (!file_has(r->log, "LAZY-KILL\n"))
+		return 1;
+	r->lazy = true;
+	if (step_dump(r, r->img, false) || step_restore_detached(r, r->img))
+		return -1;
+	n = children_named(getpid(), "cryo-lazy", p, 4);
+	if (n && strcmp(victim, "cryo-lazy"))
+		n = children_named(p[0], victim, p, 4);
+	if (!n)
+		return why("no %s process found after the restore", victim);
+	kill(r->pid, SIGUSR1);
+	sleep_ms(delay);
+	for (int i = 0; i < n; i++)
+		kill(p[i], SIGKILL);
+	if (wait_for(r->pid, EXIT_TIMEOUT, &status))
+		return -1;
+	printf("     lazy: %s killed after %d ms: the program %s\n", victim, delay,
+	       WIFSIGNALED(status) ? "was killed" : "passed");
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		return lazy_pair_ended();
+	if (WIFSIGNALED(status))
+		return why("the program was killed by signal %d", WTERMSIG(status));
+	if (WEXITSTATUS(status) || !file_has(r->log, "PASS\n"))
+		return why("the program exited with %d (its memory was wrong?)",
+			   WEXITSTATUS(status));
+	return lazy_pair_ended();
+}
+
 static int run_mode(struct run *r, enum mode m)
 {
 	int repeat = repeat_count(r);
@@ -1206,6 +1289,14 @@ static int run_mode(struct run *r, enum mode m)
 		if (step_page_server(r))
 			return -1;
 		return finish(r, r->pid);
+	case MODE_LAZY:
+		r->lazy = true;
+		if (step_dump(r, r->img, false) || step_restore_detached(r, r->img) ||
+		    finish(r, r->pid))
+			return -1;
+		return lazy_pair_ended();
+	case MODE_LAZY_KILL:
+		return run_lazy_kill(r);
 	default:
 		return why("bad mode");
 	}
@@ -1343,7 +1434,7 @@ static void run_program(const char *name, char *const argv[], enum mode m)
 	remove_test_ipc();
 	if (r.pid > 0 && netlock_left(r.pid) && rc != 1)
 		rc = -1;
-	if (rc == 1 && m == MODE_KILL_CRYO)
+	if (rc == 1 && (m == MODE_KILL_CRYO || m == MODE_LAZY_KILL))
 		return;		/* the program did not ask for it */
 	result(name, mode_names[m], rc, rc ? r.log : NULL, rc ? r.cryo_log : NULL);
 	if (!rc)

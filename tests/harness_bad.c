@@ -1825,8 +1825,10 @@ static int bad_cli_reference_flag(struct run *r)
 		{ "--manage-cgroups", "cgroups" },
 		{ "--manage-cgroups=soft", "cgroups" },
 		{ "--link-remap", "linking deleted files back" },
+		{ "--lazy-pages", "pages left in the dumped process; restore --lazy-pages works "
+				  "on any image" },
 	};
-	char needle[96];
+	char needle[160];
 
 	run_dir(r, "cli-reference-flag", "bad");
 	for (size_t i = 0; i < CR_LEN(flags); i++) {

@@ -116,6 +116,16 @@ static bool parse_header(const char *s, struct vma_line *v)
 	return true;
 }
 
+/* "um": registered with userfaultfd, what a lazy restore shows until every page is
+ * in (it differs from the dump only meanwhile). */
+static void drop_uffd_flag(char *flags)
+{
+	char *um = strstr(flags, " um");
+
+	if (um && (um[3] == ' ' || !um[3]))
+		memmove(um, um + 3, strlen(um + 3) + 1);
+}
+
 /* The VmFlags of the entry whose header is at s (s points into smaps). */
 static void parse_flags(const char *s, struct vma_line *v)
 {
@@ -133,6 +143,7 @@ static void parse_flags(const char *s, struct vma_line *v)
 		n = sizeof(v->flags) - 1;
 	memcpy(v->flags, f, n);
 	v->flags[n] = 0;
+	drop_uffd_flag(v->flags);
 }
 
 /* Calls fn for every VMA of the current smaps snapshot; stops when fn returns true. */

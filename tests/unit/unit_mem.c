@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "lazy.h"
 #include "mem.h"
 #include "mem_track.h"
 #include "sys.h"
@@ -577,11 +578,106 @@ static void test_starttime(void)
 	CHECK(track_parse_starttime("garbage") == 0, "no comm");
 }
 
+/* ---- lazy restore: which VMAs, and the pieces following the process's changes ---- */
+
+static void test_lazy_vma(void)
+{
+	static const struct { const char *what; VmaKind kind; uint64_t flags; bool inh, guard, ok;
+			      bool unwritable; uint32_t prot; }
+	cases[] = {
+		{ "private anonymous", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS, 0, 0, true },
+		{ "stack", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS | VMF(GD), 0, 0, true },
+		{ "huge pages advised", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS | VMF(HG), 0, 0, true },
+		{ "shared anonymous", VMA_KIND__VMA_ANON_SHARED, SHARED_FLAGS, 0, 0, false },
+		{ "private file", VMA_KIND__VMA_FILE_PRIVATE, FILE_FLAGS, 0, 0, false },
+		{ "locked", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS | VMF(LO), 0, 0, false },
+		{ "wiped on fork", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS | VMF(WF), 0, 0, false },
+		{ "not copied on fork", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS | VMF(DC), 0, 0, false },
+		{ "droppable", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS | VMF(DP), 0, 0, false },
+		{ "inherited from the parent", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS, 1, 0, false },
+		{ "with guard pages", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS, 0, 1, false },
+		{ "read-only", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS, 0, 0, false, true, PROT_READ },
+		{ "PROT_NONE", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS, 0, 0, false, true, PROT_NONE },
+		{ "[heap]", VMA_KIND__VMA_ANON_PRIVATE, ANON_FLAGS, 0, 0, false },
+	};
+	PageRun g = PAGE_RUN__INIT, *gp = &g;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		Vma v = VMA__INIT;
+
+		unit_case();
+		v.kind = cases[i].kind;
+		v.vm_flags = cases[i].flags;
+		v.inherited = cases[i].inh;
+		v.guards = cases[i].guard ? &gp : NULL;
+		v.n_guards = cases[i].guard;
+		v.prot = cases[i].unwritable ? cases[i].prot : RW;
+		v.name = cases[i].what[0] == '[' ? (char *)cases[i].what : NULL;
+		CHECK(lazy_vma_ok(&v) == cases[i].ok, "%s: lazy %d", cases[i].what, !cases[i].ok);
+	}
+}
+
+#define MB (1ULL << 20)
+
+static bool piece_is(const struct lazy_pieces *ps, size_t i, uint64_t va, uint64_t len,
+		     uint64_t off, bool gone)
+{
+	return i < ps->nr && ps->p[i].vaddr == va && ps->p[i].len == len && ps->p[i].off == off &&
+	       ps->p[i].gone == gone;
+}
+
+static void test_lazy_pieces(void)
+{
+	struct lazy_pieces ps = { 0 };
+	const struct lazy_piece *p;
+
+	unit_case();
+	/* Two runs: [1G, 1G+4M) at file 0, [2G, 2G+4M) at file 4M. */
+	CHECK(!lazy_pieces_add(&ps, 2048 * MB, 4 * MB, 0, 4 * MB), "add");
+	CHECK(!lazy_pieces_add(&ps, 1024 * MB, 4 * MB, 0, 0), "add");
+	CHECK(!lazy_pieces_add(&ps, 4096 * MB, MB, 1, 0), "add");
+	lazy_pieces_sort(&ps);
+	CHECK(ps.nr == 3 && piece_is(&ps, 0, 1024 * MB, 4 * MB, 0, false) &&
+	      ps.p[2].src == 1, "in file order: %zu", ps.nr);
+	/* MADV_DONTNEED inside the first: three pieces, the middle gone. */
+	CHECK(!lazy_pieces_gone(&ps, 1025 * MB, 1026 * MB), "gone");
+	CHECK(ps.nr == 5 && piece_is(&ps, 0, 1024 * MB, MB, 0, false) &&
+	      piece_is(&ps, 1, 1025 * MB, MB, MB, true) &&
+	      piece_is(&ps, 2, 1026 * MB, 2 * MB, 2 * MB, false), "split by gone: %zu", ps.nr);
+	p = lazy_pieces_at(&ps, 1025 * MB + 4096);
+	CHECK(p && p->gone, "a dropped page is gone");
+	CHECK(!lazy_pieces_at(&ps, 1500 * MB), "no piece between the runs");
+	/* mremap of [2G+1M, 2G+3M) to 3G: file order kept, addresses follow. */
+	CHECK(!lazy_pieces_move(&ps, 2049 * MB, 3072 * MB, 2 * MB), "move");
+	CHECK(ps.nr == 7 && piece_is(&ps, 3, 2048 * MB, MB, 4 * MB, false) &&
+	      piece_is(&ps, 4, 3072 * MB, 2 * MB, 5 * MB, false) &&
+	      piece_is(&ps, 5, 2051 * MB, MB, 7 * MB, false), "moved: %zu", ps.nr);
+	p = lazy_pieces_at(&ps, 3073 * MB);
+	CHECK(p && p->off == 5 * MB && !p->gone, "the moved bytes are found at their new place");
+	CHECK(!lazy_pieces_at(&ps, 2050 * MB), "nothing is left where they were");
+	/* A move onto a range that itself moves (overlapping mremap). */
+	CHECK(!lazy_pieces_move(&ps, 3072 * MB, 3073 * MB, 2 * MB), "overlapping move");
+	p = lazy_pieces_at(&ps, 3073 * MB);
+	CHECK(p && p->off == 5 * MB && p->vaddr == 3073 * MB, "moved once, not twice");
+	/* munmap across pieces; lookups by file offset. */
+	CHECK(!lazy_pieces_gone(&ps, 1024 * MB, 2048 * MB + MB), "unmap");
+	p = lazy_pieces_from(&ps, 0, 3 * MB);
+	CHECK(p && p->off == 2 * MB && p->gone, "from 3M: the piece at 2M, gone");
+	p = lazy_pieces_from(&ps, 0, 8 * MB);
+	CHECK(!p, "nothing after the file's end");
+	p = lazy_pieces_from(&ps, 1, 0);
+	CHECK(p && p->vaddr == 4096 * MB, "the second file's piece");
+	CHECK(!lazy_pieces_gone(&ps, 5 * MB, 5 * MB), "empty range");
+	free(ps.p);
+}
+
 int main(void)
 {
 	test_from_parent();
 	test_runs_to_pb();
 	test_starttime();
+	test_lazy_vma();
+	test_lazy_pieces();
 	test_classify();
 	test_validate();
 	test_subtract();

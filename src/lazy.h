@@ -1,0 +1,68 @@
+/* Lazy restore (--lazy-pages, mem_lazy.c): private anonymous memory registered with
+ * userfaultfd and filled after the process runs, by a supplier paired with a guard. */
+#ifndef CRYO_LAZY_H
+#define CRYO_LAZY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "task.h"
+
+/* A stretch of a lazily restored process's memory and where its bytes are in the page
+ * files. Kept in file order (by file, then offset); vaddr follows the process's mremaps, gone its munmaps
+ * and MADV_DONTNEEDs (what was there reads as zeros from then on). */
+struct lazy_piece {
+	uint64_t vaddr, len, off;
+	uint32_t src;			/* which page file (rp->srcs) */
+	bool gone;
+};
+
+struct lazy_pieces {
+	struct lazy_piece *p;
+	size_t nr, cap;
+};
+
+/* Pure helpers (unit-tested). */
+/* May this VMA's pages be supplied after the process runs? Private anonymous writable
+ * memory only but the heap, and none whose pages the kernel must have at once
+ * (locked, guarded, wiped or dropped at fork, droppable). */
+bool lazy_vma_ok(const Vma *v);
+int lazy_pieces_add(struct lazy_pieces *ps, uint64_t vaddr, uint64_t len, uint32_t src,
+		    uint64_t off);
+/* Into file order, once all are added. */
+void lazy_pieces_sort(struct lazy_pieces *ps);
+/* Cut the piece holding addr in two at addr. */
+int lazy_pieces_split(struct lazy_pieces *ps, uint64_t addr);
+/* [start, end) was unmapped or dropped. */
+int lazy_pieces_gone(struct lazy_pieces *ps, uint64_t start, uint64_t end);
+/* [from, from + len) moved to `to` (mremap). */
+int lazy_pieces_move(struct lazy_pieces *ps, uint64_t from, uint64_t to, uint64_t len);
+/* The piece holding addr (gone or not), or NULL. */
+const struct lazy_piece *lazy_pieces_at(const struct lazy_pieces *ps, uint64_t addr);
+/* The first piece of file src ending after offset off, or NULL. */
+const struct lazy_piece *lazy_pieces_from(const struct lazy_pieces *ps, uint32_t src,
+					  uint64_t off);
+
+/* Restore, in cryo. */
+/* Which VMAs of the process are restored lazily (rp->lazy_vmas, rp->lazy). */
+int lazy_mark(struct restore_proc *rp, const bool *has_pages);
+/* Is page segment i of the process (rp->segs) lazily restored? */
+bool lazy_seg(const struct restore_proc *rp, size_t i);
+/* The plan's part: the task makes a userfaultfd, then its table ends; the next one
+ * starts by closing it (cryo holds it by then). */
+void lazy_plan(struct restore_proc *rp, struct plan *p);
+/* Chunks of page file k (rp->srcs) the task reads itself (their checksums are checked
+ * before it runs); NULL when it reads all. */
+bool *lazy_eager_chunks(const struct restore_proc *rp, size_t k);
+/* Start the supplier and its guard (before any task exists). */
+int lazy_start(struct restore_ctx *ctx);
+/* After the first table: take the task's userfaultfd, register its lazy ranges,
+ * hand them to the supplier. */
+int lazy_take(struct restore_proc *rp);
+/* The tree runs: the supplier fills the rest in the background. */
+void lazy_tree_made(struct restore_ctx *ctx);
+void lazy_free(struct restore_ctx *ctx);
+/* Does userfaultfd do all lazy restore needs here (cryo check)? 1 or 0. */
+int lazy_probe(void);
+
+#endif

@@ -1,0 +1,1234 @@
+/* Lazy restore (--lazy-pages): a process's private anonymous memory is registered with
+ * userfaultfd by the task itself, which then runs before its pages are in. A supplier
+ * process answers each first touch from the page file and fills the rest in the
+ * background; a guard process holding the same userfaultfds kills the tree if the
+ * supplier dies before every page is in (docs/ARCHITECTURE.md, "Lazy restore"). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "lazy.h"
+#include "log.h"
+#include "mem.h"
+#include "sys.h"
+#include "util.h"
+
+#define LAZY_COPY_MAX (256u << 10)	/* one background copy: bounds a fault's wait */
+#define LAZY_FAULT_SPAN (64u << 10)	/* bytes answered per fault, from the page on */
+#define LAZY_THREADS 3			/* background fillers */
+#define LAZY_FILLER_NICE 5
+#define LAZY_CACHE 16			/* checked chunks the fault path keeps */
+#define LAZY_MAX_MMS 4096		/* address spaces served (the tree and its forks) */
+#define LAZY_MSGS 32
+#define LAZY_FEATURES (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \
+		       UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
+
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+
+/* ---- pieces (pure) ---- */
+
+bool lazy_vma_ok(const Vma *v)
+{
+	uint64_t eager = VMF(LO) | VMF(WF) | VMF(DC) | VMF(DP);
+
+	/* Made read-only before any page is in, a mapping would lose its accounting
+	 * (mprotect drops VM_ACCOUNT without an anon_vma): its pages go in first. The
+	 * heap too: registered, it would not merge with what brk adds to it. */
+	return v->kind == VMA_KIND__VMA_ANON_PRIVATE && !v->inherited && !v->n_guards &&
+	       (v->prot & PROT_WRITE) && !(v->vm_flags & eager) &&
+	       !(v->name && !strcmp(v->name, "[heap]"));
+}
+
+static int pieces_grow(struct lazy_pieces *ps)
+{
+	struct lazy_piece *n;
+	size_t cap;
+
+	if (ps->nr < ps->cap)
+		return 0;
+	cap = ps->cap ? ps->cap * 2 : 64;
+	n = realloc(ps->p, cap * sizeof(*n));
+	if (!n)
+		return -1;
+	ps->p = n;
+	ps->cap = cap;
+	return 0;
+}
+
+int lazy_pieces_add(struct lazy_pieces *ps, uint64_t vaddr, uint64_t len, uint32_t src,
+		    uint64_t off)
+{
+	/* Never merged: a piece stays inside one VMA, and one copy never crosses two. */
+	if (pieces_grow(ps))
+		return -1;
+	ps->p[ps->nr++] = (struct lazy_piece){ vaddr, len, off, src, false };
+	return 0;
+}
+
+static int piece_cmp(const void *a, const void *b)
+{
+	const struct lazy_piece *x = a, *y = b;
+
+	if (x->src != y->src)
+		return x->src < y->src ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+void lazy_pieces_sort(struct lazy_pieces *ps)
+{
+	qsort(ps->p, ps->nr, sizeof(*ps->p), piece_cmp);
+}
+
+int lazy_pieces_split(struct lazy_pieces *ps, uint64_t addr)
+{
+	for (size_t i = 0; i < ps->nr; i++) {
+		struct lazy_piece *p = &ps->p[i], tail;
+
+		if (addr <= p->vaddr || addr >= p->vaddr + p->len)
+			continue;
+		if (pieces_grow(ps))
+			return -1;
+		p = &ps->p[i];
+		tail = *p;
+		tail.vaddr = addr;
+		tail.off += addr - p->vaddr;
+		tail.len -= addr - p->vaddr;
+		p->len = addr - p->vaddr;
+		/* File order: the tail follows its head. */
+		memmove(&ps->p[i + 2], &ps->p[i + 1], (ps->nr - i - 1) * sizeof(*p));
+		ps->p[i + 1] = tail;
+		ps->nr++;
+		return 0;
+	}
+	return 0;
+}
+
+int lazy_pieces_gone(struct lazy_pieces *ps, uint64_t start, uint64_t end)
+{
+	if (end <= start)
+		return 0;
+	if (lazy_pieces_split(ps, start) || lazy_pieces_split(ps, end))
+		return -1;
+	for (size_t i = 0; i < ps->nr; i++)
+		if (ps->p[i].vaddr >= start && ps->p[i].vaddr < end)
+			ps->p[i].gone = true;
+	return 0;
+}
+
+int lazy_pieces_move(struct lazy_pieces *ps, uint64_t from, uint64_t to, uint64_t len)
+{
+	bool *in;
+	int rc = -1;
+
+	if (!len || from == to)
+		return 0;
+	if (lazy_pieces_split(ps, from) || lazy_pieces_split(ps, from + len))
+		return -1;
+	/* Decide first, move after: a piece moved may land inside [from, from + len). */
+	in = calloc(ps->nr + 1, sizeof(bool));
+	if (!in)
+		return -1;
+	for (size_t i = 0; i < ps->nr; i++)
+		in[i] = ps->p[i].vaddr >= from && ps->p[i].vaddr < from + len;
+	for (size_t i = 0; i < ps->nr; i++)
+		if (in[i])
+			ps->p[i].vaddr = ps->p[i].vaddr - from + to;
+	rc = 0;
+	free(in);
+	return rc;
+}
+
+const struct lazy_piece *lazy_pieces_at(const struct lazy_pieces *ps, uint64_t addr)
+{
+	for (size_t i = 0; i < ps->nr; i++)
+		if (addr >= ps->p[i].vaddr && addr < ps->p[i].vaddr + ps->p[i].len)
+			return &ps->p[i];
+	return NULL;
+}
+
+const struct lazy_piece *lazy_pieces_from(const struct lazy_pieces *ps, uint32_t src,
+					  uint64_t off)
+{
+	size_t lo = 0, hi = ps->nr;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct lazy_piece *p = &ps->p[mid];
+
+		if (p->src < src || (p->src == src && p->off + p->len <= off))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ps->nr && ps->p[lo].src == src ? &ps->p[lo] : NULL;
+}
+
+/* ---- the plan (cryo) ---- */
+
+/* A child's mappings inherited from this process keep its pages: those the child
+ * shares copy-on-write must be in before it is made. */
+static bool child_inherits(const struct restore_proc *rp, const Vma *v)
+{
+	for (size_t c = 0; c < rp->nr_children; c++) {
+		const Core *core = rp->children[c]->core;
+
+		for (size_t i = 0; core && core->mm && i < core->mm->n_vmas; i++) {
+			const Vma *cv = core->mm->vmas[i];
+
+			if (cv->inherited && cv->start < v->end && cv->end > v->start)
+				return true;
+		}
+	}
+	return false;
+}
+
+int lazy_mark(struct restore_proc *rp, const bool *has_pages)
+{
+	const MmState *mm = rp->core->mm;
+	size_t vi = 0;
+
+	rp->lazy = false;
+	if (!rp->ctx->lazy_pages)
+		return 0;
+	if (!rp->lazy_vmas) {
+		rp->lazy_vmas = calloc(mm->n_vmas + 1, sizeof(bool));
+		rp->lazy_segs = calloc(rp->nr_segs + 1, sizeof(bool));
+		if (!rp->lazy_vmas || !rp->lazy_segs)
+			return cr_err("out of memory");
+	}
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		rp->lazy_vmas[i] = has_pages[i] && lazy_vma_ok(mm->vmas[i]) &&
+				   !child_inherits(rp, mm->vmas[i]);
+		rp->lazy |= rp->lazy_vmas[i];
+	}
+	/* A segment may go on into the next VMA: lazy only if it lies in one lazy VMA
+	 * (an eager read fills the rest before anything is registered). */
+	for (size_t i = 0; i < rp->nr_segs; i++) {
+		const struct page_seg *sg = &rp->segs[i];
+
+		while (vi < mm->n_vmas && mm->vmas[vi]->end <= sg->vaddr)
+			vi++;
+		rp->lazy_segs[i] = vi < mm->n_vmas && rp->lazy_vmas[vi] &&
+				   sg->vaddr >= mm->vmas[vi]->start &&
+				   sg->vaddr + sg->len <= mm->vmas[vi]->end;
+	}
+	return 0;
+}
+
+bool lazy_seg(const struct restore_proc *rp, size_t i)
+{
+	return rp->lazy && rp->lazy_segs[i];
+}
+
+void lazy_plan(struct restore_proc *rp, struct plan *p)
+{
+	if (!rp->lazy)
+		return;
+	rp->lazy_call = p->nr_calls;
+	plan_call(p, "making a userfaultfd", 0, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0,
+		  0, 0, 0);
+	rp->table_main2 = plan_new_table(p);
+	rp->stop_main2 = plan_stop_block(p, rp->pid, rp->pid, rp->stop_sig);
+	/* Its fd is known once the call ran: cryo writes it here. */
+	rp->lazy_close = p->nr_calls;
+	plan_call(p, "closing the userfaultfd", 0, __NR_close, -1, 0, 0, 0, 0, 0);
+}
+
+bool *lazy_eager_chunks(const struct restore_proc *rp, size_t k)
+{
+	const PageMap *pm = rp->srcs[k].pm;
+	size_t n = pm->n_chunk_crc32c;
+	bool *want;
+
+	if (!rp->lazy || !pm->chunk_size)
+		return NULL;
+	want = calloc(n + 1, sizeof(bool));
+	if (!want)
+		return NULL;
+	for (size_t i = 0; i < rp->nr_segs; i++) {
+		const struct page_seg *sg = &rp->segs[i];
+
+		if (sg->src == k && !rp->lazy_segs[i])
+			for (uint64_t c = sg->off / pm->chunk_size;
+			     c < n && c * pm->chunk_size < sg->off + sg->len; c++)
+				want[c] = true;
+	}
+	return want;
+}
+
+/* ---- messages between cryo, the supplier and the guard ---- */
+
+enum { MSG_UFFD = 1, MSG_END, MSG_DONE };
+
+struct lazy_msg {
+	uint32_t type;
+	uint32_t proc;		/* MSG_UFFD from cryo: the process's index; else ~0 */
+	int32_t pid;
+};
+
+static int send_msg(int sock, const struct lazy_msg *m, const int *fds, int nfds)
+{
+	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { (void *)m, sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
+
+	if (nfds) {
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	}
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) == sizeof(*m) ? 0 : -1;
+}
+
+/* 1 with a message, 0 at the end of the stream, -1 on error. fds[] get -1 if absent. */
+static int recv_msg(int sock, struct lazy_msg *m, int *fds)
+{
+	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { m, sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	fds[0] = fds[1] = -1;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n < 0 ? -1 : 0;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			memcpy(fds, CMSG_DATA(c), (k > 2 ? 2 : k) * sizeof(int));
+		}
+	return n == sizeof(*m) ? 1 : -1;
+}
+
+/* ---- killing the tree (supplier or guard, when its pair is gone) ---- */
+
+struct tree_pids {
+	pid_t pids[LAZY_MAX_MMS];
+	int pidfds[LAZY_MAX_MMS];
+	size_t nr;
+};
+
+static void kill_descendants(pid_t pid, int depth)
+{
+	char path[64], buf[4096];
+	DIR *d;
+	struct dirent *de;
+
+	if (depth > 64)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char *s, *e;
+		int fd;
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(buf, sizeof(buf), "/proc/%d/task/%s/children", pid, de->d_name);
+		fd = open(buf, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		for (s = buf; *s; s = e) {
+			long child = strtol(s, &e, 10);
+
+			if (e == s)
+				break;
+			/* Stopped first: it cannot fork while its own children are found. */
+			kill(child, SIGSTOP);
+			kill_descendants(child, depth + 1);
+			kill(child, SIGKILL);
+		}
+	}
+	closedir(d);
+}
+
+/* Every process of the tree and whatever it forked since: their memory may never be
+ * complete now. */
+static void kill_tree(const struct tree_pids *t)
+{
+	for (size_t i = 0; i < t->nr; i++)
+		if (t->pidfds[i] >= 0)
+			syscall(__NR_pidfd_send_signal, t->pidfds[i], SIGSTOP, NULL, 0);
+	for (size_t i = 0; i < t->nr; i++)
+		if (t->pidfds[i] >= 0) {
+			kill_descendants(t->pids[i], 0);
+			syscall(__NR_pidfd_send_signal, t->pidfds[i], SIGKILL, NULL, 0);
+		}
+}
+
+static void tree_add(struct tree_pids *t, pid_t pid, int pidfd)
+{
+	if (t->nr < LAZY_MAX_MMS && pidfd >= 0) {
+		t->pids[t->nr] = pid;
+		t->pidfds[t->nr++] = pidfd;
+	}
+}
+
+/* ---- the guard ---- */
+
+/* Holds every userfaultfd the supplier holds, so that the supplier's death unregisters
+ * nothing; kills the tree if the supplier goes before saying every page is in. */
+static void guard_main(int sock)
+{
+	static struct tree_pids tree;
+	struct lazy_msg m;
+	int fds[2], r;
+
+	prctl(PR_SET_NAME, "cryo-lazy-guard");
+	for (;;) {
+		r = recv_msg(sock, &m, fds);
+		if (r > 0 && m.type == MSG_DONE)
+			_exit(0);
+		if (r <= 0) {
+			kill_tree(&tree);
+			_exit(1);
+		}
+		if (m.type == MSG_UFFD && m.pid > 0)
+			tree_add(&tree, m.pid, fds[1]);
+		/* fds[0], the userfaultfd, stays open until the end. */
+	}
+}
+
+/* ---- the supplier ---- */
+
+struct lazy_mm {
+	int uffd;
+	const struct page_src *srcs;	/* the page files (a pre-dump chain's too) */
+	size_t nr_srcs;
+	struct lazy_pieces ps;
+	uint64_t next_chunk, nr_chunks;	/* over every file's chunks, in turn */
+	int busy;			/* background fillers on it now */
+	bool dead;			/* its address space is gone */
+};
+
+struct fault {
+	struct lazy_mm *mm;
+	uint64_t addr;
+};
+
+struct chunk_cache {
+	int fd;
+	uint64_t chunk, used;
+	uint8_t *buf;
+};
+
+struct supplier {
+	struct restore_ctx *ctx;
+	int ctl, guard;
+	struct lazy_mm *mms[LAZY_MAX_MMS];
+	size_t nr_mms;
+	pthread_rwlock_t events;	/* held to write by the reader of events */
+	pthread_mutex_t jobs;
+	size_t job_at;			/* round robin over the address spaces */
+	bool ended;
+	volatile bool failed;
+	struct tree_pids tree;
+	struct fault *faults;		/* to answer again (an event came first) */
+	size_t nr_faults, cap_faults;
+	struct chunk_cache cache[LAZY_CACHE];
+	uint64_t tick;
+	pthread_t threads[LAZY_THREADS];
+	int nr_threads;
+};
+
+/* The checked bytes of one checksum chunk of a page file, into buf; its length, or
+ * -1 (read error or damaged data: the process cannot have its memory). */
+static ssize_t read_chunk(const struct page_src *src, uint64_t chunk, uint8_t *buf)
+{
+	const PageMap *pm = src->pm;
+	uint64_t off = chunk * pm->chunk_size;
+	size_t len, got = 0;
+
+	if (pm->chunk_size != IMG_CHUNK_SIZE || chunk >= pm->n_chunk_crc32c || off >= src->bytes)
+		return -1;
+	len = src->bytes - off < pm->chunk_size ? src->bytes - off : pm->chunk_size;
+	while (got < len) {
+		ssize_t n = pread(src->fd, buf + got, len - got, off + got);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			return -1;
+		}
+		got += n;
+	}
+	if (crc32c(0, buf, len) != pm->chunk_crc32c[chunk])
+		return -1;
+	return len;
+}
+
+/* Background job k of an address space: chunk *chunk of file *src. */
+static void job_chunk(const struct lazy_mm *mm, uint64_t k, uint32_t *src, uint64_t *chunk)
+{
+	uint32_t i = 0;
+
+	while (i + 1 < mm->nr_srcs && k >= mm->srcs[i].pm->n_chunk_crc32c)
+		k -= mm->srcs[i++].pm->n_chunk_crc32c;
+	*src = i;
+	*chunk = k;
+}
+
+/* Copy len bytes at dst (pages already in, or no longer mapped, are skipped). 0, or
+ * -errno: -EAGAIN while an event is pending, -ESRCH once the address space is gone.
+ * *first_exists: the first page was not copied (whoever faulted on it may need
+ * waking). */
+static int uffd_copy(int uffd, uint64_t dst, const uint8_t *src, uint64_t len,
+		     bool *first_exists)
+{
+	uint64_t start = dst;
+
+	while (len) {
+		struct uffdio_copy c = { .dst = dst, .src = (uint64_t)src, .len = len };
+
+		if (!ioctl(uffd, UFFDIO_COPY, &c))
+			return 0;
+		if (c.copy > 0) {
+			dst += c.copy;
+			src += c.copy;
+			len -= c.copy;
+			continue;
+		}
+		if (c.copy == -EEXIST || errno == EEXIST || errno == ENOENT) {
+			if (dst == start && first_exists)
+				*first_exists = true;
+			dst += CR_PAGE_SIZE;
+			src += CR_PAGE_SIZE;
+			len -= CR_PAGE_SIZE;
+			continue;
+		}
+		return -errno;
+	}
+	return 0;
+}
+
+static void mm_dead(struct supplier *s, struct lazy_mm *mm)
+{
+	pthread_mutex_lock(&s->jobs);
+	mm->dead = true;
+	pthread_mutex_unlock(&s->jobs);
+}
+
+/* Does chunk k of file src hold bytes of a piece still to fill? Under the events
+ * lock. */
+static bool chunk_wanted(const struct lazy_mm *mm, uint32_t src, uint64_t k)
+{
+	uint64_t cs = mm->srcs[src].pm->chunk_size, start = k * cs, end = start + cs;
+
+	for (const struct lazy_piece *p = lazy_pieces_from(&mm->ps, src, start);
+	     p && p < mm->ps.p + mm->ps.nr && p->src == src && p->off < end; p++)
+		if (!p->gone)
+			return true;
+	return false;
+}
+
+/* Copy the chunk's bytes (buf, from file offset start) into every piece they belong
+ * to, a slice at a time, never over a piece an event made gone. */
+static int fill_chunk(struct supplier *s, struct lazy_mm *mm, uint32_t src, uint64_t start,
+		      const uint8_t *buf, size_t len)
+{
+	uint64_t pos = start, end = start + len;
+	struct timespec pause_ts = { 0, 50000 };
+
+	while (pos < end) {
+		const struct lazy_piece *p;
+		uint64_t from, to;
+		int rc = 0;
+
+		pthread_rwlock_rdlock(&s->events);
+		p = lazy_pieces_from(&mm->ps, src, pos);
+		if (!p || p->off >= end) {
+			pthread_rwlock_unlock(&s->events);
+			return 0;
+		}
+		from = pos > p->off ? pos : p->off;
+		to = p->off + p->len < end ? p->off + p->len : end;
+		if (to - from > LAZY_COPY_MAX)
+			to = from + LAZY_COPY_MAX;
+		if (!p->gone)
+			rc = uffd_copy(mm->uffd, p->vaddr + (from - p->off), buf + (from - start),
+				       to - from, NULL);
+		pthread_rwlock_unlock(&s->events);
+		if (rc == -EAGAIN) {
+			nanosleep(&pause_ts, NULL);
+			continue;
+		}
+		if (rc)
+			return rc;
+		pos = to;
+	}
+	return 0;
+}
+
+/* The next chunk of some address space to fill, round robin. */
+static struct lazy_mm *next_job(struct supplier *s, uint64_t *chunk)
+{
+	struct lazy_mm *mm = NULL;
+
+	pthread_mutex_lock(&s->jobs);
+	for (size_t n = 0; n < s->nr_mms; n++) {
+		struct lazy_mm *m = s->mms[(s->job_at + n) % s->nr_mms];
+
+		if (m->dead || m->next_chunk >= m->nr_chunks)
+			continue;
+		mm = m;
+		*chunk = m->next_chunk++;
+		mm->busy++;
+		s->job_at = (s->job_at + n + 1) % s->nr_mms;
+		break;
+	}
+	pthread_mutex_unlock(&s->jobs);
+	return mm;
+}
+
+static void job_done(struct supplier *s, struct lazy_mm *mm)
+{
+	pthread_mutex_lock(&s->jobs);
+	mm->busy--;
+	pthread_mutex_unlock(&s->jobs);
+}
+
+static void *filler_main(void *arg)
+{
+	struct supplier *s = arg;
+	uint8_t *buf = malloc(IMG_CHUNK_SIZE);
+	struct lazy_mm *mm;
+	uint64_t k;
+
+	if (!buf) {
+		s->failed = true;
+		return NULL;
+	}
+	/* Below the faults' thread and the process itself: first touches come first. */
+	setpriority(PRIO_PROCESS, gettid(), LAZY_FILLER_NICE);
+	while ((mm = next_job(s, &k))) {
+		const struct page_src *f;
+		uint64_t chunk, cs;
+		uint32_t src;
+		bool wanted;
+		ssize_t len;
+		int rc;
+
+		job_chunk(mm, k, &src, &chunk);
+		f = &mm->srcs[src];
+		cs = f->pm->chunk_size;
+		pthread_rwlock_rdlock(&s->events);
+		wanted = chunk_wanted(mm, src, chunk);
+		pthread_rwlock_unlock(&s->events);
+		if (!wanted) {
+			job_done(s, mm);
+			continue;
+		}
+		len = read_chunk(f, chunk, buf);
+		rc = len < 0 ? -EIO : fill_chunk(s, mm, src, chunk * cs, buf, len);
+		if (rc == -ESRCH)
+			mm_dead(s, mm);
+		else if (rc) {
+			cr_err("%s bytes %llu-%llu of %s: %s",
+			       len < 0 ? "cannot read or check" : "cannot copy",
+			       (unsigned long long)(chunk * cs),
+			       (unsigned long long)((chunk + 1) * cs - 1), f->pm->pages_file,
+			       len < 0 ? "damaged or unreadable" : strerror(-rc));
+			s->failed = true;
+		}
+		job_done(s, mm);
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Every address space filled (or gone), nothing more to come. */
+static bool all_done(struct supplier *s)
+{
+	bool done = s->ended;
+
+	pthread_mutex_lock(&s->jobs);
+	for (size_t i = 0; done && i < s->nr_mms; i++)
+		if (!s->mms[i]->dead && (s->mms[i]->next_chunk < s->mms[i]->nr_chunks ||
+					 s->mms[i]->busy))
+			done = false;
+	pthread_mutex_unlock(&s->jobs);
+	return done;
+}
+
+static const uint8_t *cached_chunk(struct supplier *s, const struct page_src *src, uint64_t k)
+{
+	struct chunk_cache *victim = &s->cache[0];
+
+	for (int i = 0; i < LAZY_CACHE; i++) {
+		struct chunk_cache *c = &s->cache[i];
+
+		if (c->buf && c->fd == src->fd && c->chunk == k) {
+			c->used = ++s->tick;
+			return c->buf;
+		}
+		if (c->used < victim->used)
+			victim = c;
+	}
+	if (!victim->buf)
+		victim->buf = malloc(IMG_CHUNK_SIZE);
+	if (!victim->buf)
+		return NULL;
+	victim->fd = -1;
+	if (read_chunk(src, k, victim->buf) < 0)
+		return NULL;
+	victim->fd = src->fd;
+	victim->chunk = k;
+	victim->used = ++s->tick;
+	return victim->buf;
+}
+
+static int zero_page(int uffd, uint64_t page)
+{
+	struct uffdio_zeropage z = { .range = { page, CR_PAGE_SIZE } };
+	struct uffdio_range r = { page, CR_PAGE_SIZE };
+
+	if (!ioctl(uffd, UFFDIO_ZEROPAGE, &z))
+		return 0;
+	if (errno == EEXIST)
+		return ioctl(uffd, UFFDIO_WAKE, &r) ? -errno : 0;
+	return -errno;
+}
+
+/* Answer a fault: the page and what follows it in its piece and chunk. 0, -EAGAIN
+ * (an event first), -ESRCH, or another error. Only the event reader calls this. */
+static int serve_fault(struct supplier *s, struct lazy_mm *mm, uint64_t addr)
+{
+	uint64_t page = addr & ~(uint64_t)(CR_PAGE_SIZE - 1), off, k, start, end, cs;
+	const struct lazy_piece *p = lazy_pieces_at(&mm->ps, page);
+	struct uffdio_range r = { page, CR_PAGE_SIZE };
+	const uint8_t *buf;
+	bool exists = false;
+	int rc;
+
+	if (!p || p->gone)
+		return zero_page(mm->uffd, page);
+	cs = mm->srcs[p->src].pm->chunk_size;
+	off = p->off + (page - p->vaddr);
+	k = off / cs;
+	start = k * cs;
+	buf = cached_chunk(s, &mm->srcs[p->src], k);
+	if (!buf)
+		return -EIO;
+	end = p->off + p->len;
+	if (end > start + cs)
+		end = start + cs;
+	if (end > off + LAZY_FAULT_SPAN)
+		end = off + LAZY_FAULT_SPAN;
+	rc = uffd_copy(mm->uffd, page, buf + (off - start), end - off, &exists);
+	if (!rc && exists && ioctl(mm->uffd, UFFDIO_WAKE, &r))
+		rc = -errno;
+	return rc;
+}
+
+static int mm_add(struct supplier *s, int uffd, const struct page_src *srcs, size_t nr_srcs,
+		  const struct lazy_pieces *from)
+{
+	struct lazy_mm *mm = calloc(1, sizeof(*mm));
+
+	if (!mm || s->nr_mms == LAZY_MAX_MMS)
+		goto fail;
+	mm->uffd = uffd;
+	mm->srcs = srcs;
+	mm->nr_srcs = nr_srcs;
+	for (size_t i = 0; i < nr_srcs; i++)
+		mm->nr_chunks += srcs[i].pm->n_chunk_crc32c;
+	if (from->nr) {
+		mm->ps.p = malloc(from->nr * sizeof(*from->p));
+		if (!mm->ps.p)
+			goto fail;
+		memcpy(mm->ps.p, from->p, from->nr * sizeof(*from->p));
+		mm->ps.nr = mm->ps.cap = from->nr;
+	}
+	pthread_mutex_lock(&s->jobs);
+	s->mms[s->nr_mms++] = mm;
+	pthread_mutex_unlock(&s->jobs);
+	return 0;
+fail:
+	free(mm);
+	return -1;
+}
+
+/* The pieces of a process of the image: its lazily restored runs. */
+static int proc_pieces(const struct restore_proc *rp, struct lazy_pieces *ps)
+{
+	for (size_t i = 0; i < rp->nr_segs; i++) {
+		const struct page_seg *sg = &rp->segs[i];
+
+		if (rp->lazy_segs[i] && lazy_pieces_add(ps, sg->vaddr, sg->len, sg->src, sg->off))
+			return -1;
+	}
+	lazy_pieces_sort(ps);
+	return 0;
+}
+
+static int add_fault(struct supplier *s, struct lazy_mm *mm, uint64_t addr)
+{
+	if (s->nr_faults == s->cap_faults) {
+		size_t cap = s->cap_faults ? s->cap_faults * 2 : 64;
+		struct fault *n = realloc(s->faults, cap * sizeof(*n));
+
+		if (!n)
+			return -1;
+		s->faults = n;
+		s->cap_faults = cap;
+	}
+	s->faults[s->nr_faults++] = (struct fault){ mm, addr };
+	return 0;
+}
+
+/* One message of an address space's userfaultfd, under the events lock. */
+static int on_event(struct supplier *s, struct lazy_mm *mm, const struct uffd_msg *m)
+{
+	struct lazy_msg fwd = { MSG_UFFD, ~0u, 0 };
+	int fd;
+
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		return add_fault(s, mm, m->arg.pagefault.address);
+	case UFFD_EVENT_FORK:
+		/* The child has its own copy of what is not in yet, filled the same way;
+		 * the guard holds its userfaultfd too before anything else. */
+		fd = (int)m->arg.fork.ufd;
+		if (send_msg(s->guard, &fwd, &fd, 1))
+			return -1;
+		return mm_add(s, fd, mm->srcs, mm->nr_srcs, &mm->ps);
+	case UFFD_EVENT_REMAP:
+		return lazy_pieces_move(&mm->ps, m->arg.remap.from, m->arg.remap.to,
+					m->arg.remap.len);
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		return lazy_pieces_gone(&mm->ps, m->arg.remove.start, m->arg.remove.end);
+	default:
+		return 0;
+	}
+}
+
+static int read_events(struct supplier *s, struct lazy_mm *mm)
+{
+	struct uffd_msg msgs[LAZY_MSGS];
+	ssize_t n;
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&s->events);
+	n = read(mm->uffd, msgs, sizeof(msgs));
+	for (ssize_t i = 0; !rc && n > 0 && i < n / (ssize_t)sizeof(msgs[0]); i++)
+		rc = on_event(s, mm, &msgs[i]);
+	pthread_rwlock_unlock(&s->events);
+	if (n < 0 && errno != EAGAIN && errno != EINTR)
+		return cr_perr("cannot read a userfaultfd");
+	return rc ? cr_err("cannot follow the process's memory (out of memory?)") : 0;
+}
+
+/* Faults first answered with EAGAIN are answered once their event was read. */
+static int serve_faults(struct supplier *s)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < s->nr_faults; i++) {
+		struct fault f = s->faults[i];
+		int rc = f.mm->dead ? 0 : serve_fault(s, f.mm, f.addr);
+
+		if (rc == -EAGAIN)
+			s->faults[keep++] = f;
+		else if (rc == -ESRCH)
+			mm_dead(s, f.mm);
+		else if (rc)
+			return cr_err("cannot supply page 0x%llx: %s",
+				      (unsigned long long)f.addr, strerror(-rc));
+	}
+	s->nr_faults = keep;
+	return 0;
+}
+
+static void start_fillers(struct supplier *s)
+{
+	for (int i = 0; i < LAZY_THREADS; i++)
+		if (!pthread_create(&s->threads[s->nr_threads], NULL, filler_main, s))
+			s->nr_threads++;
+}
+
+/* A message from cryo: a process's userfaultfd, or the end of the tree's making. */
+static int on_ctl(struct supplier *s)
+{
+	const struct restore_ctx *ctx = s->ctx;
+	struct lazy_pieces ps = { 0 };
+	struct lazy_msg m;
+	int fds[2], r, rc;
+
+	r = recv_msg(s->ctl, &m, fds);
+	if (r < 0)
+		return cr_perr("cannot receive from cryo");
+	if (!r) {
+		if (!s->ended)	/* the restore failed: cryo kills what it made */
+			return cr_err("the restore ended before the tree ran");
+		close(s->ctl);
+		s->ctl = -1;
+		return 0;
+	}
+	if (m.type == MSG_END) {
+		s->ended = true;
+		start_fillers(s);
+		return 0;
+	}
+	if (m.type != MSG_UFFD || m.proc >= ctx->nr_procs || fds[0] < 0)
+		return cr_err("bad message from cryo");
+	if (send_msg(s->guard, &m, fds, fds[1] >= 0 ? 2 : 1))
+		return cr_perr("cannot reach the guard");
+	tree_add(&s->tree, m.pid, fds[1]);
+	rc = proc_pieces(ctx->procs[m.proc], &ps) ||
+	     mm_add(s, fds[0], ctx->procs[m.proc]->srcs, ctx->procs[m.proc]->nr_srcs, &ps);
+	free(ps.p);
+	return rc;
+}
+
+static int supplier_poll(struct supplier *s)
+{
+	struct pollfd pf[LAZY_MAX_MMS + 2];
+	struct lazy_mm *of[LAZY_MAX_MMS + 2];
+	int n = 0, r;
+
+	pf[n] = (struct pollfd){ s->guard, POLLIN, 0 };
+	of[n++] = NULL;
+	if (s->ctl >= 0) {
+		pf[n] = (struct pollfd){ s->ctl, POLLIN, 0 };
+		of[n++] = NULL;
+	}
+	for (size_t i = 0; i < s->nr_mms; i++)
+		if (!s->mms[i]->dead) {
+			pf[n] = (struct pollfd){ s->mms[i]->uffd, POLLIN, 0 };
+			of[n++] = s->mms[i];
+		}
+	r = poll(pf, n, s->nr_faults ? 1 : 20);
+	if (r < 0)
+		return errno == EINTR ? 0 : cr_perr("poll");
+	if (pf[0].revents)
+		return cr_err("the guard of the lazy pages is gone");
+	for (int i = 1; i < n; i++) {
+		if (!pf[i].revents)
+			continue;
+		if (!of[i] && on_ctl(s))
+			return -1;
+		if (of[i] && read_events(s, of[i]))
+			return -1;
+	}
+	return serve_faults(s);
+}
+
+static void supplier_run(struct supplier *s)
+{
+	struct lazy_msg done = { MSG_DONE, ~0u, 0 };
+
+	while (!s->failed && !(all_done(s) && !s->nr_faults))
+		if (supplier_poll(s))
+			s->failed = true;
+	if (s->failed) {
+		pr_warn("lazy pages: %s; the tree is killed", cr_last_error());
+		kill_tree(&s->tree);
+		_exit(1);
+	}
+	send_msg(s->guard, &done, NULL, 0);
+	_exit(0);
+}
+
+/* ---- starting the pair ---- */
+
+static bool pid_needed(const struct restore_ctx *ctx, pid_t pid)
+{
+	for (size_t i = 0; i < ctx->nr_tree_pids; i++)
+		if ((pid_t)ctx->tree_pids[i] == pid)
+			return true;
+	return false;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Only these fds stay open (and the standard ones). */
+static void close_all_but(int *keep, int n)
+{
+	int from = 3;
+
+	qsort(keep, n, sizeof(int), cmp_int);
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < from)
+			continue;
+		if (keep[i] > from)
+			syscall(__NR_close_range, from, keep[i] - 1, 0);
+		from = keep[i] + 1;
+	}
+	syscall(__NR_close_range, from, ~0U, 0);
+}
+
+/* The pair outlives cryo (-d): nothing of cryo's output is held open by it. */
+static void quiet_stdio(void)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	struct stat st;
+
+	if (null < 0)
+		return;
+	dup2(null, 0);
+	dup2(null, 1);
+	if (fstat(2, &st) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+		dup2(null, 2);
+	close(null);
+}
+
+/* fork, again while the child's PID is one the image needs. */
+static pid_t fork_free(const struct restore_ctx *ctx)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		pid_t pid = fork();
+		int status;
+
+		if (pid <= 0) {
+			if (!pid && pid_needed(ctx, getpid()))
+				_exit(3);
+			return pid;
+		}
+		if (!pid_needed(ctx, pid))
+			return pid;
+		waitpid(pid, &status, 0);
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
+static void supplier_main(struct restore_ctx *ctx, int ctl)
+{
+	static struct supplier s;
+	int keep[LAZY_MAX_MMS + 2], nk = 0, gs[2];
+	pthread_rwlockattr_t ra;
+	pid_t g;
+
+	prctl(PR_SET_NAME, "cryo-lazy");
+	setsid();	/* its own session: a terminal's signals are not its */
+	signal(SIGPIPE, SIG_IGN);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gs))
+		_exit(1);
+	g = fork_free(ctx);
+	if (g < 0)
+		_exit(1);
+	keep[nk++] = ctl;
+	keep[nk++] = gs[g ? 0 : 1];
+	if (!g) {
+		close_all_but(keep + 1, 1);
+		quiet_stdio();
+		guard_main(gs[1]);
+	}
+	for (size_t i = 0; i < ctx->nr_procs; i++)
+		for (size_t k = 0; ctx->procs[i]->lazy && k < ctx->procs[i]->nr_srcs &&
+				   nk < LAZY_MAX_MMS; k++)
+			keep[nk++] = ctx->procs[i]->srcs[k].fd;
+	close_all_but(keep, nk);
+	quiet_stdio();
+	s.ctx = ctx;
+	s.ctl = ctl;
+	s.guard = gs[0];
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s.events, &ra);
+	pthread_mutex_init(&s.jobs, NULL);
+	supplier_run(&s);
+}
+
+struct lazy_ctl {
+	int sock;
+	pid_t pid;
+};
+
+int lazy_start(struct restore_ctx *ctx)
+{
+	struct lazy_ctl *l;
+	bool any = false;
+	int sv[2];
+	pid_t pid;
+
+	for (size_t i = 0; i < ctx->nr_procs; i++)
+		any |= ctx->procs[i]->lazy;
+	if (!any)
+		return 0;
+	if (!lazy_probe())
+		return cr_err("--lazy-pages: this kernel's userfaultfd cannot supply missing "
+			      "pages with fork, remap, remove and unmap events (cryo check "
+			      "--feature lazy-pages)");
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return cr_err("out of memory");
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		free(l);
+		return cr_perr("cannot make the lazy pages' socket");
+	}
+	pid = fork_free(ctx);
+	if (!pid) {
+		close(sv[0]);
+		supplier_main(ctx, sv[1]);
+		_exit(1);
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		free(l);
+		return cr_perr("cannot start the lazy pages' supplier");
+	}
+	l->sock = sv[0];
+	l->pid = pid;
+	ctx->lazy = l;
+	pr_info("lazy pages supplied by process %d", pid);
+	return 0;
+}
+
+static int register_vmas(struct restore_proc *rp, int uffd)
+{
+	const MmState *mm = rp->core->mm;
+	struct uffdio_api api = { .api = UFFD_API, .features = LAZY_FEATURES };
+
+	if (ioctl(uffd, UFFDIO_API, &api))
+		return cr_perr("process %d: userfaultfd refuses the events lazy pages need",
+			       rp->pid);
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const Vma *v = mm->vmas[i];
+		struct uffdio_register reg = {
+			.range = { v->start, v->end - v->start },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+
+		if (!rp->lazy_vmas[i])
+			continue;
+		if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+			return cr_perr("process %d: cannot register 0x%llx-0x%llx with "
+				       "userfaultfd", rp->pid, (unsigned long long)v->start,
+				       (unsigned long long)v->end);
+		if (!(reg.ioctls & (1ULL << _UFFDIO_COPY)))
+			return cr_err("process %d: userfaultfd cannot copy into 0x%llx",
+				      rp->pid, (unsigned long long)v->start);
+	}
+	return 0;
+}
+
+/* A userfaultfd with the events, a page registered and copied into. */
+int lazy_probe(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = LAZY_FEATURES };
+	static const uint8_t data[CR_PAGE_SIZE] = { 0x5a };
+	uint8_t *m = mmap(NULL, CR_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK), ok = 0;
+	struct uffdio_register reg = { .range = { (uint64_t)m, CR_PAGE_SIZE },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_copy c = { .dst = (uint64_t)m, .src = (uint64_t)data, .len = CR_PAGE_SIZE };
+
+	if (fd >= 0 && m != MAP_FAILED && !ioctl(fd, UFFDIO_API, &api) &&
+	    !ioctl(fd, UFFDIO_REGISTER, &reg) && !ioctl(fd, UFFDIO_COPY, &c))
+		ok = m[0] == 0x5a;
+	if (fd >= 0)
+		close(fd);
+	if (m != MAP_FAILED)
+		munmap(m, CR_PAGE_SIZE);
+	return ok;
+}
+
+int lazy_take(struct restore_proc *rp)
+{
+	struct restore_ctx *ctx = rp->ctx;
+	struct lazy_ctl *l = ctx->lazy;
+	struct lazy_msg m = { MSG_UFFD, 0, rp->pid };
+	struct plan_call c;
+	int fds[2];
+
+	if (!rp->lazy)
+		return 0;
+	if (!l)
+		return cr_err("no supplier for the lazy pages");
+	while (m.proc < ctx->nr_procs && ctx->procs[m.proc] != rp)
+		m.proc++;
+	if (mem_read_vm(rp->pid, (uint64_t)&rp->plan.calls[rp->lazy_call], &c, sizeof(c)))
+		return -1;
+	if (c.result < 0 || c.result > INT32_MAX)
+		return cr_err("process %d: bad userfaultfd %lld", rp->pid, (long long)c.result);
+	rp->lazy_pidfd = sys_pidfd_open(rp->pid, 0);
+	if (rp->lazy_pidfd < 0)
+		return cr_perr("pidfd_open %d", rp->pid);
+	rp->lazy_uffd = sys_pidfd_getfd(rp->lazy_pidfd, (int)c.result);
+	if (rp->lazy_uffd < 0)
+		return cr_perr("cannot take the userfaultfd of process %d", rp->pid);
+	if (register_vmas(rp, rp->lazy_uffd))
+		return -1;
+	fds[0] = rp->lazy_uffd;
+	fds[1] = rp->lazy_pidfd;
+	if (send_msg(l->sock, &m, fds, 2))
+		return cr_perr("cannot hand process %d's memory to the supplier", rp->pid);
+	plan_call_set(&c, 0, __NR_close, c.result, 0, 0, 0, 0, 0);
+	return mem_write_vm(rp->pid, (uint64_t)&rp->plan.calls[rp->lazy_close], &c, sizeof(c));
+}
+
+void lazy_tree_made(struct restore_ctx *ctx)
+{
+	struct lazy_ctl *l = ctx->lazy;
+	struct lazy_msg m = { MSG_END, ~0u, 0 };
+
+	/* Only a dead supplier cannot hear it: its guard kills the tree. */
+	if (l && send_msg(l->sock, &m, NULL, 0))
+		pr_warn("the lazy pages' supplier is gone: the restored tree is killed");
+}
+
+void lazy_free(struct restore_ctx *ctx)
+{
+	struct lazy_ctl *l = ctx->lazy;
+
+	for (size_t i = 0; i < ctx->nr_procs; i++) {
+		struct restore_proc *rp = ctx->procs[i];
+
+		if (!rp)
+			continue;
+		if (rp->lazy_uffd >= 0)
+			close(rp->lazy_uffd);
+		if (rp->lazy_pidfd >= 0)
+			close(rp->lazy_pidfd);
+		free(rp->lazy_vmas);
+		free(rp->lazy_segs);
+	}
+	if (!l)
+		return;
+	close(l->sock);
+	free(l);
+	ctx->lazy = NULL;
+}
