@@ -463,8 +463,7 @@ struct supplier {
 	size_t nr_faults, cap_faults;
 	struct chunk_cache cache[LAZY_CACHE];
 	uint64_t tick;
-	pthread_t threads[LAZY_THREADS];
-	int nr_threads;
+	int live_fillers;		/* under jobs */
 };
 
 /* The checked bytes of one checksum chunk of a page file, into buf; its length, or
@@ -631,7 +630,11 @@ static void *filler_main(void *arg)
 	uint64_t k;
 
 	if (!buf) {
+		cr_err("out of memory");
 		s->failed = true;
+		pthread_mutex_lock(&s->jobs);
+		s->live_fillers--;
+		pthread_mutex_unlock(&s->jobs);
 		return NULL;
 	}
 	/* Below the faults' thread and the process itself: first touches come first. */
@@ -669,6 +672,9 @@ static void *filler_main(void *arg)
 		job_done(s, mm);
 	}
 	free(buf);
+	pthread_mutex_lock(&s->jobs);
+	s->live_fillers--;
+	pthread_mutex_unlock(&s->jobs);
 	return NULL;
 }
 
@@ -812,6 +818,23 @@ static int add_fault(struct supplier *s, struct lazy_mm *mm, uint64_t addr)
 	return 0;
 }
 
+/* Fillers end when no work is left; an address space added later (a fork) starts
+ * them again. */
+static void start_fillers(struct supplier *s)
+{
+	pthread_attr_t a;
+	pthread_t t;
+
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&s->jobs);
+	for (int i = s->live_fillers; i < LAZY_THREADS; i++)
+		if (!pthread_create(&t, &a, filler_main, s))
+			s->live_fillers++;
+	pthread_mutex_unlock(&s->jobs);
+	pthread_attr_destroy(&a);
+}
+
 /* One message of an address space's userfaultfd, under the events lock. */
 static int on_event(struct supplier *s, struct lazy_mm *mm, const struct uffd_msg *m)
 {
@@ -825,9 +848,12 @@ static int on_event(struct supplier *s, struct lazy_mm *mm, const struct uffd_ms
 		/* The child has its own copy of what is not in yet, filled the same way;
 		 * the guard holds its userfaultfd too before anything else. */
 		fd = (int)m->arg.fork.ufd;
-		if (send_msg(s->guard, &fwd, &fd, 1))
+		if (send_msg(s->guard, &fwd, &fd, 1) ||
+		    mm_add(s, fd, mm->srcs, mm->nr_srcs, &mm->ps))
 			return -1;
-		return mm_add(s, fd, mm->srcs, mm->nr_srcs, &mm->ps);
+		if (s->ended)
+			start_fillers(s);
+		return 0;
 	case UFFD_EVENT_REMAP:
 		return lazy_pieces_move(&mm->ps, m->arg.remap.from, m->arg.remap.to,
 					m->arg.remap.len);
@@ -874,13 +900,6 @@ static int serve_faults(struct supplier *s)
 	}
 	s->nr_faults = keep;
 	return 0;
-}
-
-static void start_fillers(struct supplier *s)
-{
-	for (int i = 0; i < LAZY_THREADS; i++)
-		if (!pthread_create(&s->threads[s->nr_threads], NULL, filler_main, s))
-			s->nr_threads++;
 }
 
 /* A message from cryo: a process's userfaultfd, or the end of the tree's making. */
@@ -1037,8 +1056,11 @@ static void supplier_main(struct restore_ctx *ctx, int ctl)
 	static struct supplier s;
 	int keep[LAZY_MAX_MMS + 2], nk = 0, gs[2];
 	pthread_rwlockattr_t ra;
+	sigset_t none;
 	pid_t g;
 
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);	/* cryo's blocked signals are not its */
 	prctl(PR_SET_NAME, "cryo-lazy");
 	setsid();	/* its own session: a terminal's signals are not its */
 	signal(SIGPIPE, SIG_IGN);
