@@ -37,6 +37,7 @@
 struct track_ctx {
 	bool pre_dump, arm;		/* arm: leave tracking for the next round */
 	struct img_dir parent;		/* the parent image (dirfd -1: none) */
+	const char *parent_given;	/* as --prev-images-dir said: relative to -D */
 	Inventory *pinv;
 	int tracker_pidfd;		/* the parent's tracker, -1 if gone or none */
 	pid_t tracker;
@@ -202,6 +203,7 @@ int track_dump_start(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 		return -1;
 	if (!opts->prev_images_dir)
 		return 0;
+	t->parent_given = opts->prev_images_dir;
 	if (join_dir(opts->dir, opts->prev_images_dir, path, sizeof(path)) ||
 	    img_dir_open(&t->parent, path))
 		return -1;
@@ -801,7 +803,6 @@ int track_dump_arm(struct dump_ctx *ctx)
 int track_dump_inventory(struct dump_ctx *ctx, Inventory *inv)
 {
 	static PreDumpInfo pd;
-	static char parent[4096];
 	struct track_ctx *t = ctx->track;
 
 	if (!t)
@@ -815,10 +816,9 @@ int track_dump_inventory(struct dump_ctx *ctx, Inventory *inv)
 	pd.tracker_pid = t->new_tracker;
 	pd.tracker_start_time = t->new_tracker_start;
 	inv->predump = &pd;
-	if (t->parent.dirfd >= 0 && t->tracker_pidfd >= 0) {
-		snprintf(parent, sizeof(parent), "%s", t->parent.path);
-		inv->parent_dir = parent;
-	}
+	/* As given, so that the chain can move as a whole. */
+	if (t->parent.dirfd >= 0 && t->tracker_pidfd >= 0)
+		inv->parent_dir = (char *)t->parent_given;
 	return 0;
 }
 

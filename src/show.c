@@ -268,9 +268,16 @@ static void summary_memory(FILE *out, const Core *c, const PageMap *pm)
 	}
 	fputs(first ? " none" : "", out);
 	if (pm) {
+		uint64_t parent = 0;
+
 		fputs("; saved ", out);
 		human(out, pm->total_pages * 4096);
 		fprintf(out, " (%llu pages)", (unsigned long long)pm->total_pages);
+		for (size_t i = 0; i < pm->n_runs; i++)
+			parent += pm->runs[i]->in_parent ? pm->runs[i]->nr_pages : 0;
+		if (parent)
+			fprintf(out, ", %llu pages in the parent image",
+				(unsigned long long)parent);
 	}
 	fputc('\n', out);
 }
@@ -350,7 +357,7 @@ static int tree_depth(const PsTree *t, size_t i)
 	return depth;
 }
 
-static int show_summary(FILE *out, struct img_dir *d, const char *dir)
+static int show_summary(FILE *out, struct img_dir *d, const char *dir, const Inventory *inv)
 {
 	PsTree *t = img_read_msg(d, "pstree.img", IMAGE_KIND__IMG_PSTREE, &ps_tree__descriptor);
 	FileTable *ft = NULL;
@@ -365,6 +372,14 @@ static int show_summary(FILE *out, struct img_dir *d, const char *dir)
 	fputs("image ", out);
 	json_string(out, dir);
 	fprintf(out, ": %zu process%s\n", t->n_procs, t->n_procs == 1 ? "" : "es");
+	/* An iterative dump's place in its chain (mem_track.c). */
+	if (inv->predump && inv->predump->pre_dump)
+		fputs("  a pre-dump: memory only, the last round of its chain restores\n", out);
+	if (inv->parent_dir) {
+		fputs("  parent image: ", out);
+		json_string(out, inv->parent_dir);
+		fputc('\n', out);
+	}
 	for (size_t i = 0; i < t->n_procs && !rc; i++)
 		rc = summary_proc(out, d, t->procs[i], ft, tree_depth(t, i));
 	if (ft)
@@ -400,7 +415,7 @@ int cryo_show_parts(const char *dir, unsigned parts, FILE *dest)
 	inv = img_read_inventory(&d);
 	if (!inv)
 		goto out;
-	if ((parts & CRYO_SHOW_SUMMARY) && show_summary(out, &d, dir))
+	if ((parts & CRYO_SHOW_SUMMARY) && show_summary(out, &d, dir, inv))
 		goto out_inv;
 	if (!(parts & CRYO_SHOW_JSON)) {
 		rc = 0;
