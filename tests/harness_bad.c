@@ -2345,7 +2345,18 @@ static int bad_restore_parent_missing(struct run *r)
 	if (expect_error(r, run_cryo(r->cryo_log, "restore", "-D", pre, "-d", NULL),
 			 "is a pre-dump"))
 		return -1;
-	if (step_restore_detached(r, r->img))
+	/* The chain moved as a whole still restores: an image names its parent
+	 * relative to itself. */
+	snprintf(moved, sizeof(moved), "%s/chain", r->dir);
+	if (mkdir(moved, 0700))
+		return why("mkdir: %s", strerror(errno));
+	snprintf(moved, sizeof(moved), "%s/chain/img.pre", r->dir);
+	if (rename(pre, moved))
+		return why("rename: %s", strerror(errno));
+	snprintf(moved, sizeof(moved), "%s/chain/img", r->dir);
+	if (rename(r->img, moved))
+		return why("rename: %s", strerror(errno));
+	if (step_restore_detached(r, moved))
 		return -1;
 	return victim_unharmed(r);
 }
