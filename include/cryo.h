@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#define CRYO_ABI_VERSION 1
+#define CRYO_ABI_VERSION 2
 
 struct cryo_dump_opts {
 	pid_t pid;			/* the process (tree root) to dump */
@@ -161,7 +161,7 @@ int cryo_parse_size(const char *arg, unsigned long long *out);
  * instruction sets and XSAVE components a process may use, which covers fpu, ins and
  * cpu; the one choice left is "none", alone: restore without that check. Sets *check
  * (false for "none"); returns -1 for an unknown cap, an empty one, or none mixed with
- * others. Since ABI node CRYO_1.1 of libcryo.so.1. */
+ * others. */
 int cryo_parse_cpu_cap(const char *arg, bool *check);
 /* "fd[N]:RESOURCE" (--inherit-fd) into *out. */
 int cryo_parse_inherit_fd(const char *arg, struct cryo_inherit_fd *out);
@@ -172,7 +172,7 @@ void cryo_set_verbosity(int level);
 void cryo_set_log_file(FILE *f);
 /* The file set by cryo_set_log_file, or NULL. */
 FILE *cryo_log_file(void);
-/* The library's release, e.g. "0.2.0"; never NULL. */
+/* The library's release, e.g. "0.3.0"; never NULL. */
 const char *cryo_version(void);
 /* CRYO_ABI_VERSION of the library actually loaded: a program built with another
  * header can compare them. */

@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cryo-pkg.XXXXXX") || exit 2
-pkgs=(cryo libcryo1 libcryo-dev)
+pkgs=(cryo libcryo2 libcryo-dev)
 passed=0 failed=0
 step() {	# step NAME COMMAND...: one PASS or FAIL line
 	local name=$1 t0=$SECONDS; shift
@@ -36,7 +36,7 @@ copy_tree() {
 build() { (cd "$tmp/cryo" && dpkg-buildpackage -us -uc -b); }
 lint() { lintian --fail-on error,warning "$tmp"/cryo_*_amd64.changes; }
 install_debs() {
-	dpkg -i "$tmp"/cryo_*_amd64.deb "$tmp"/libcryo1_*_amd64.deb "$tmp"/libcryo-dev_*_amd64.deb &&
+	dpkg -i "$tmp"/cryo_*_amd64.deb "$tmp"/libcryo2_*_amd64.deb "$tmp"/libcryo-dev_*_amd64.deb &&
 		dpkg-query -W "${pkgs[@]}"
 }
 use_installed() {
