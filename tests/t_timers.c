@@ -182,12 +182,14 @@ static void wait_firing(void)
 	}
 }
 
-static int check_count(const char *what, long n, double secs, long long period_ns)
+/* At least `low` of the expected count (POSIX timers count their overruns, so a
+ * program kept off the CPU still sees them all), and not many more. */
+static int check_count(const char *what, long n, double secs, long long period_ns, double low)
 {
 	double expect = secs * 1e9 / period_ns;
 
 	printf("%-30s %4ld expirations in %.3f s, %.1f expected\n", what, n, secs, expect);
-	if (n >= 0.6 * expect && n <= 1.5 * expect + 3)
+	if (n >= low * expect && n <= 1.5 * expect + 3)
 		return 0;
 	printf("  %s: %ld expirations is not close to %.1f\n", what, n, expect);
 	return 1;
@@ -253,8 +255,11 @@ int main(void)
 	t1 = tl_now();
 	for (int i = 0; i < NR_TIMERS; i++)
 		bad += check_count(timers[i].what, atomic_load(&timers[i].expirations) - c0[i],
-				   t1 - t0, timers[i].period_ns);
-	bad += check_count("ITIMER_REAL", atomic_load(&alarms) - a0, t1 - t0, ITIMER_NS);
+				   t1 - t0, timers[i].period_ns, 0.6);
+	/* SIGALRMs merge while the program waits for a CPU (a loaded machine under
+	 * AddressSanitizer: 11 of 23.7), and an itimer has no overrun count: only firing
+	 * is asked of it here, its interval is checked exactly below. */
+	bad += check_count("ITIMER_REAL", atomic_load(&alarms) - a0, t1 - t0, ITIMER_NS, 0.04);
 	for (int i = 0; i < NR_TIMERS; i++)
 		bad += check_timer(&timers[i]);
 	TL_CHECK(!getitimer(ITIMER_REAL, &itv), "getitimer");
