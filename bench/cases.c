@@ -188,7 +188,7 @@ static struct row *samples_row(struct results *r, const char *group, const char 
 static struct row *time_row(struct results *r, const char *group, const char *what,
 			    enum via via, const struct samples *s, const struct series *se)
 {
-	char name[48];
+	char name[96];
 
 	snprintf(name, sizeof(name), "%s (%s)", what, via_name[via]);
 	return samples_row(r, group, name, s, se->failed ? se->err : NULL);
@@ -534,7 +534,7 @@ struct tree_run {
 	int nr_kids;
 };
 
-static long pss_kb(pid_t pid)
+long pss_kb(pid_t pid)
 {
 	char path[64], buf[4096], *at;
 	FILE *f;

@@ -47,23 +47,6 @@ static long status_field(pid_t pid, const char *key)
 	return at ? strtol(at + strlen(key), NULL, 10) : -1;
 }
 
-static long pss_kb_of(pid_t pid)
-{
-	char path[64], buf[4096], *at;
-	size_t n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	at = strstr(buf, "\nPss:");
-	return at ? strtol(at + 5, NULL, 10) : -1;
-}
-
 static bool comm_is(pid_t pid, const char *want)
 {
 	char path[64], buf[64] = "";
@@ -173,7 +156,7 @@ static double pss_all(const struct copies_run *cr, int first, int n)
 	double sum = 0;
 
 	for (int i = first; i < first + n; i++) {
-		long a = pss_kb_of(cr->c[i].root), b = pss_kb_of(cr->c[i].init);
+		long a = pss_kb(cr->c[i].root), b = pss_kb(cr->c[i].init);
 
 		if (a < 0 || b < 0)
 			return -1;
