@@ -52,8 +52,10 @@ bool lazy_vma_ok(const Vma *v)
 
 	/* Made read-only before any page is in, a mapping would lose its accounting
 	 * (mprotect drops VM_ACCOUNT without an anon_vma): its pages go in first. The
-	 * heap too: registered, it would not merge with what brk adds to it. */
+	 * heap too: registered, it would not merge with what brk adds to it. And a
+	 * mapping that had huge pages: UFFDIO_COPY fills it with small ones. */
 	return v->kind == VMA_KIND__VMA_ANON_PRIVATE && !v->inherited && !v->n_guards &&
+	       !v->thp_bytes &&
 	       (v->prot & PROT_WRITE) && !(v->vm_flags & eager) &&
 	       !(v->name && !strcmp(v->name, "[heap]"));
 }

@@ -615,6 +615,17 @@ static void test_lazy_vma(void)
 		v.name = cases[i].what[0] == '[' ? (char *)cases[i].what : NULL;
 		CHECK(lazy_vma_ok(&v) == cases[i].ok, "%s: lazy %d", cases[i].what, !cases[i].ok);
 	}
+	{
+		Vma v = VMA__INIT;
+
+		unit_case();
+		v.kind = VMA_KIND__VMA_ANON_PRIVATE;
+		v.vm_flags = ANON_FLAGS | VMF(HG);
+		v.prot = RW;
+		v.has_thp_bytes = 1;
+		v.thp_bytes = 2 << 20;
+		CHECK(!lazy_vma_ok(&v), "a mapping that had huge pages is lazy");
+	}
 }
 
 #define MB (1ULL << 20)
