@@ -259,6 +259,12 @@ static int run_as_user(const char *user, bool caps)
 		return 1;
 	}
 	user_real_copy();
+	/* Every path is now in the work directory: the programs start there, a cwd the
+	 * user can reach (the clone's may sit under a directory closed to others). */
+	if (chdir(work)) {
+		printf("FAIL setup: cannot enter %s: %s\n", work, strerror(errno));
+		return 1;
+	}
 	as_user = true;
 	user_caps = caps;
 	/* A process restored into a user namespace cryo made cannot be dumped again
@@ -269,8 +275,10 @@ static int run_as_user(const char *user, bool caps)
 	 * with its limits (no map_files, the loginuid): the pass without runs it. */
 	else
 		modes_enabled &= ~(1u << MODE_PIDNS);
-	/* Not looked into yet: a restore from a page server's image fails as a user. */
-	modes_enabled &= ~(1u << MODE_PAGE_SERVER);
+	/* Not looked into yet: a restore from a page server's image fails as a user, and
+	 * so does a lazy one (the supplier cannot read the new process's memory: "cannot
+	 * read 64 bytes at 0x101800 in process N: Permission denied"). */
+	modes_enabled &= ~(1u << MODE_PAGE_SERVER | 1u << MODE_LAZY | 1u << MODE_LAZY_KILL);
 	give_to_user(work);
 	printf("as uid %u (%s), cryo %s file capabilities\n", user_uid, user,
 	       caps ? "with" : "without");
