@@ -237,8 +237,10 @@ static void setup_robust(void)
 	pthread_mutexattr_t ma;
 	int fd;
 
-	snprintf(shm_path, sizeof(shm_path), "/dev/shm/cryo-t_sync-%d", getpid());
-	fd = open(shm_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	/* A name of its own: a killed run leaves its file behind, and a PID comes round
+	 * again (another user's file of that name cannot be opened). */
+	snprintf(shm_path, sizeof(shm_path), "/dev/shm/cryo-t_sync-%d-XXXXXX", getpid());
+	fd = mkostemp(shm_path, O_CLOEXEC);
 	TL_CHECK(fd >= 0, "cannot create %s", shm_path);
 	atexit(remove_shm);
 	TL_CHECK(!ftruncate(fd, 4096), "ftruncate %s", shm_path);
