@@ -669,6 +669,14 @@ int cryo_restore(const struct cryo_restore_opts *opts, pid_t *root)
 	if (!opts->pidns && !own_userns)
 		return restore_here(opts, root, false);
 	cr_err_reset();
+	/* A directory that cannot be read is said here, before any namespace is made. */
+	if (!opts->stream) {
+		struct img_dir d;
+
+		if (img_dir_open(&d, opts->dir))
+			return -1;
+		img_dir_close(&d, true);
+	}
 	if (own_userns && userns_prepare(&ns.unshare_flags, &ns.outer_setup, &ns.arg))
 		return -1;
 	if (pidns_enter(&ns, restore_in_pidns, (void *)opts))
