@@ -331,31 +331,48 @@ out:
 	return rc;
 }
 
-/* A process of some PID namespace with PID `inner` in it, other than the host's own:
- * what a failed --pidns restore must not leave. */
-static pid_t pidns_holder(pid_t inner)
+/* The first process in /proc that `match` takes (given its /proc/PID directory), or 0. */
+static pid_t proc_find(bool (*match)(const char *dir, const void *arg), const void *arg)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *de;
 	pid_t found = 0;
 
 	while (d && !found && (de = readdir(d))) {
-		char path[300], want[32], *st, *at;
+		char dir[300];
 
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/status", de->d_name);
-		st = read_proc(path);
-		at = st ? strstr(st, "\nNSpid:\t") : NULL;
-		snprintf(want, sizeof(want), "\t%d\n", inner);
-		if (at && strchr(at + 8, '\t') && strchr(at + 8, '\t') < strchr(at + 1, '\n') &&
-		    !strncmp(strchr(at + 8, '\t'), want, strlen(want)))
+		snprintf(dir, sizeof(dir), "/proc/%s", de->d_name);
+		if (match(dir, arg))
 			found = atoi(de->d_name);
-		free(st);
 	}
 	if (d)
 		closedir(d);
 	return found;
+}
+
+/* Its NSpid line ends in PID *arg, in a namespace other than the host's. */
+static bool holds_inner_pid(const char *dir, const void *arg)
+{
+	char path[320], want[32], *st, *at, *tab;
+	bool yes;
+
+	snprintf(path, sizeof(path), "%s/status", dir);
+	st = read_proc(path);
+	at = st ? strstr(st, "\nNSpid:\t") : NULL;
+	tab = at ? strchr(at + 8, '\t') : NULL;
+	snprintf(want, sizeof(want), "\t%d\n", *(const pid_t *)arg);
+	yes = tab && tab < strchr(at + 1, '\n') && !strncmp(tab, want, strlen(want));
+	free(st);
+	return yes;
+}
+
+/* A process of some PID namespace with PID `inner` in it, other than the host's own:
+ * what a failed --pidns restore must not leave. */
+static pid_t pidns_holder(pid_t inner)
+{
+	return proc_find(holds_inner_pid, &inner);
 }
 
 /* The same under --pidns: the error comes out of the namespace's init, and the
@@ -2431,35 +2448,29 @@ static int bad_predump_uffd_user(struct run *r)
 	return victim_unharmed(r);
 }
 
+/* A cryo-track process whose pidfd (its fd 4) names PID *arg. */
+static bool tracks(const char *dir, const void *arg)
+{
+	char path[320], want[32], *txt;
+	bool yes = false;
+
+	snprintf(path, sizeof(path), "%s/comm", dir);
+	txt = read_proc(path);
+	if (txt && !strcmp(txt, "cryo-track\n")) {
+		free(txt);
+		snprintf(path, sizeof(path), "%s/fdinfo/4", dir);
+		snprintf(want, sizeof(want), "\nPid:\t%d\n", *(const pid_t *)arg);
+		txt = read_proc(path);
+		yes = txt && strstr(txt, want);
+	}
+	free(txt);
+	return yes;
+}
+
 /* The tracker of the victim's pre-dump, found by its name and the pidfd it holds. */
 static pid_t tracker_of(pid_t pid)
 {
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	pid_t found = 0;
-	char want[32];
-
-	snprintf(want, sizeof(want), "\nPid:\t%d\n", pid);
-	while (d && !found && (de = readdir(d))) {
-		char path[300];
-		char *txt;
-
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
-		txt = read_proc(path);
-		if (txt && !strcmp(txt, "cryo-track\n")) {
-			free(txt);
-			snprintf(path, sizeof(path), "/proc/%s/fdinfo/4", de->d_name);
-			txt = read_proc(path);
-			if (txt && strstr(txt, want))
-				found = atoi(de->d_name);
-		}
-		free(txt);
-	}
-	if (d)
-		closedir(d);
-	return found;
+	return proc_find(tracks, &pid);
 }
 
 /* The tracker killed between rounds: the dump says so, saves every page, and the
