@@ -728,7 +728,9 @@ static int zero_page(int uffd, uint64_t page)
 
 	if (!ioctl(uffd, UFFDIO_ZEROPAGE, &z))
 		return 0;
-	if (errno == EEXIST)
+	/* EEXIST: filled meanwhile. ENOENT: unmapped since the fault (another thread's
+	 * munmap, whose event comes next); the waiter, woken, faults again or ends. */
+	if (errno == EEXIST || errno == ENOENT)
 		return ioctl(uffd, UFFDIO_WAKE, &r) ? -errno : 0;
 	return -errno;
 }
