@@ -83,32 +83,58 @@ static int probe_rseq(pid_t child)
 	return ptrace(CR_PTRACE_GET_RSEQ_CONFIGURATION, child, (void *)sizeof(c), &c) >= 0;
 }
 
-static int probe_clone3(pid_t child)
+/* The highest PID plus one (pid_max), or 32768 if it cannot be read. */
+static long read_pid_max(void)
 {
-	char path[64];
-	uint64_t want;
-	long pid;
+	char buf[32] = "";
+	int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	long v;
+
+	if (fd >= 0)
+		close(fd);
+	v = n > 0 ? strtol(buf, NULL, 10) : 0;
+	return v > 1000 ? v : 32768;
+}
+
+/* PID `want` made with clone3's set_tid: 1 it was, 0 the kernel cannot, -1 the PID was
+ * taken meanwhile (another one may be tried). */
+static int clone3_at(uint64_t want)
+{
+	struct cr_clone_args args = { .exit_signal = SIGCHLD, .set_tid = (uint64_t)&want,
+				      .set_tid_size = 1 };
+	long pid = sys_clone3(&args);
 	int status;
 
-	(void)child;
-	/* Find a free PID near the current ones and create a process there. */
-	for (want = getpid() + 1000; want < (uint64_t)getpid() + 2000; want++) {
-		snprintf(path, sizeof(path), "/proc/%lu", (unsigned long)want);
-		if (access(path, F_OK))
-			break;
-	}
-	{
-		struct cr_clone_args args = { .exit_signal = SIGCHLD, .set_tid = (uint64_t)&want,
-					      .set_tid_size = 1 };
-
-		pid = sys_clone3(&args);
-	}
 	if (pid == 0)
 		_exit(0);
 	if (pid < 0)
-		return 0;
+		return errno == EEXIST ? -1 : 0;
 	waitpid(pid, &status, 0);
 	return (uint64_t)pid == want;
+}
+
+static int probe_clone3(pid_t child)
+{
+	long max = read_pid_max(), want = getpid() + 1000;
+
+	(void)child;
+	/* A free PID some way above the current ones (below pid_max: PIDs wrap), made
+	 * again elsewhere if another process took it first. */
+	for (int tries = 0; tries < 64; tries++, want += 97) {
+		char path[64];
+		int r;
+
+		if (want >= max)
+			want = 301 + want % (max - 301);
+		snprintf(path, sizeof(path), "/proc/%ld", want);
+		if (!access(path, F_OK))
+			continue;
+		r = clone3_at(want);
+		if (r >= 0)
+			return r;
+	}
+	return 0;
 }
 
 static int probe_pagemap_scan(pid_t child)
