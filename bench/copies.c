@@ -1,6 +1,8 @@
 /* The copies case: one image of a process holding N bytes restored many times at once
  * (restore --pidns), each copy then touching 5% of its memory: the wall time from the
- * first restore started to the last copy done, and the PSS of all the copies. */
+ * first restore started to the last copy done, and the PSS of all the copies' namespaces
+ * (the copy, its init, and a lazy restore's supplier and guard). Eager, lazy with the
+ * background fill, and lazy on touch only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -24,7 +26,7 @@ struct copy {
 
 struct copies_run {
 	const char *img;
-	const char *mode;		/* extra restore option, or NULL (eager) */
+	const char *const *mode;	/* extra restore options (NULL-ended), or NULL */
 	int n;
 	struct copy c[MAX_COPIES];
 	char err[256];
@@ -106,7 +108,8 @@ static int start_all(struct copies_run *cr, int first, int n)
 	for (int i = first; i < first + n; i++) {
 		char pidfile[600];
 		const char *argv[] = { cfg.cryo, "restore", "-D", cr->img, "-d", "--pidns",
-				       "--pidfile", pidfile, cr->mode, NULL };
+				       "--pidfile", pidfile, cr->mode ? cr->mode[0] : NULL,
+				       cr->mode ? cr->mode[1] : NULL, NULL };
 
 		snprintf(pidfile, sizeof(pidfile), "%s.pid%d", cr->img, i);
 		unlink(pidfile);
@@ -151,16 +154,47 @@ static int touch_all(struct copies_run *cr, int first, int n)
 	return 0;
 }
 
+/* kB of pid and every descendant (a namespace's init: the copy, the supplier and its
+ * guard, whatever the copy forked). */
+static long pss_below(pid_t pid, int depth)
+{
+	char path[64], buf[2048], *at, *end;
+	long kb = pss_kb(pid), one;
+	size_t n;
+	FILE *f;
+
+	if (kb < 0 || depth > 4)
+		return kb;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	for (at = buf;; at = end) {
+		long kid = strtol(at, &end, 10);
+
+		if (end == at)
+			break;
+		one = pss_below(kid, depth + 1);
+		if (one < 0)
+			return -1;
+		kb += one;
+	}
+	return kb;
+}
+
 static double pss_all(const struct copies_run *cr, int first, int n)
 {
 	double sum = 0;
 
 	for (int i = first; i < first + n; i++) {
-		long a = pss_kb(cr->c[i].root), b = pss_kb(cr->c[i].init);
+		long kb = pss_below(cr->c[i].init, 0);
 
-		if (a < 0 || b < 0)
+		if (kb < 0)
 			return -1;
-		sum += (a + b) * 1024.0;
+		sum += kb * 1024.0;
 	}
 	return sum;
 }
@@ -247,8 +281,10 @@ static int make_image(const char *img, size_t size, char *err, size_t len)
 
 /* One way of restoring the copies: its rows and samples. */
 struct copies_way {
-	const char *option;		/* NULL: eager */
+	const char *const *option;	/* NULL: eager */
 	const char *label;
+	bool touched_only;		/* its copies hold only what they touch */
+	int batch;
 	struct samples t, p;
 	struct row *tr, *pr;
 };
@@ -300,18 +336,25 @@ static bool restore_has(const char *flag)
 
 int case_copies(struct results *r, const char *group, size_t size, int n)
 {
+	static const char *const lazy[] = { "--lazy-pages", NULL };
+	static const char *const on_touch[] = { "--lazy-pages", "--lazy-fill=on-touch", NULL };
 	static struct copies_run cr;
-	struct copies_way ways[2] = { { NULL, "eager" }, { "--lazy-pages", "lazy" } };
-	int batch, runs = cfg.runs < 3 ? cfg.runs : 3, nr_ways = 1;
+	struct copies_way ways[3] = { { NULL, "eager", false, 0 }, { lazy, "lazy", false, 0 },
+				      { on_touch, "lazy on touch", true, 0 } };
+	int runs = cfg.runs < 3 ? cfg.runs : 3, nr_ways = 1;
 	char img[512], name[80];
 	struct limit *pop;
 	double secs, pss;
 
 	if (n > MAX_COPIES)
 		n = MAX_COPIES;
-	batch = fitting_batch(size, n);
 	if (restore_has("--lazy-pages"))
 		nr_ways = 2;
+	if (restore_has("--lazy-fill"))
+		nr_ways = 3;
+	/* On touch, a copy holds a twentieth of its memory: all of them at once. */
+	for (int w = 0; w < nr_ways; w++)
+		ways[w].batch = fitting_batch(ways[w].touched_only ? size / 20 : size, n);
 	memset(&cr, 0, sizeof(cr));
 	snprintf(img, sizeof(img), "%s/copies-img", cfg.dir);
 	cr.img = img;
@@ -321,11 +364,11 @@ int case_copies(struct results *r, const char *group, size_t size, int n)
 	if (!pop)
 		return -1;
 	for (int w = 0; w < nr_ways; w++)
-		if (way_rows(r, group, &ways[w], n, batch))
+		if (way_rows(r, group, &ways[w], n, ways[w].batch))
 			return -1;
 	str_copy(ways[0].tr->limit_name, sizeof(ways[0].tr->limit_name), pop->name);
 	ways[0].tr->lim = pop;
-	ways[0].pr->limit = ways[0].pr->limit_min = (double)batch * size;
+	ways[0].pr->limit = ways[0].pr->limit_min = (double)ways[0].batch * size;
 	str_copy(ways[0].pr->limit_name, sizeof(ways[0].pr->limit_name),
 		 "the copies' memory, each its own");
 	if (make_image(img, size, cr.err, sizeof(cr.err)))
@@ -338,22 +381,25 @@ int case_copies(struct results *r, const char *group, size_t size, int n)
 			samples_add(&pop->s, l * n);
 		for (int w = 0; w < nr_ways && !cr.err[0]; w++) {
 			cr.mode = ways[w].option;
-			if (copies_once(&cr, batch, &secs, &pss))
+			if (copies_once(&cr, ways[w].batch, &secs, &pss))
 				break;
 			samples_add(&ways[w].t, secs);
 			samples_add(&ways[w].p, pss);
 		}
 	}
-	/* Lazy against eager, measured in the same run. */
-	if (nr_ways > 1 && ways[0].t.n) {
-		struct row *t = ways[1].tr, *p = ways[1].pr;
+	/* Lazy against eager, measured in the same run; the PSS per copy, as the
+	 * batches may differ. */
+	for (int w = 1; w < nr_ways && ways[0].t.n; w++) {
+		struct row *t = ways[w].tr, *p = ways[w].pr;
+		double per = (double)ways[w].batch / ways[0].batch;
 
 		str_copy(t->limit_name, sizeof(t->limit_name), "the eager copies (same run)");
 		t->limit = samples_median(&ways[0].t);
 		t->limit_min = samples_min(&ways[0].t);
-		str_copy(p->limit_name, sizeof(p->limit_name), "PSS of the eager copies");
-		p->limit = samples_median(&ways[0].p);
-		p->limit_min = samples_min(&ways[0].p);
+		snprintf(p->limit_name, sizeof(p->limit_name), "PSS of %d eager copies%s",
+			 ways[w].batch, per != 1 ? " (from the batch's)" : "");
+		p->limit = samples_median(&ways[0].p) * per;
+		p->limit_min = samples_min(&ways[0].p) * per;
 	}
 out:
 	for (int w = 0; w < nr_ways; w++)

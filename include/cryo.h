@@ -105,6 +105,11 @@ struct cryo_restore_opts {
 	 * exits with the root's status when the root exits. *root is then the root's PID
 	 * outside; cryo's child is the init (cryo_wait_restored waits for it). */
 	bool pidns;
+	/* With lazy_pages: CRYO_LAZY_BACKGROUND fills every page in the background and the
+	 * supplier exits once all are in; CRYO_LAZY_ON_TOUCH copies only the pages the tree
+	 * touches, one at a time, and the supplier stays as long as any of the tree's
+	 * address spaces does (copies of one image then share nothing they do not touch). */
+	enum cryo_lazy_fill { CRYO_LAZY_BACKGROUND, CRYO_LAZY_ON_TOUCH } lazy_fill;
 };
 
 /* cryo page-server: receive the raw files of one dump --page-server on a TCP port

@@ -104,7 +104,7 @@ static const char usage_restore[] =
 	"                    [--file-validation=MODE] [--trust-image] [--file-locks]\n"
 	"                    [--inherit-fd fd[N]:RESOURCE]... [--ext-unix-sk]\n"
 	"                    [--tcp-established] [--tcp-close] [--pidns] [--lazy-pages]\n"
-	"                    [-v]\n"
+	"                    [--lazy-fill=background|on-touch] [-v]\n"
 	"\n"
 	"Restore the process saved in DIR with its original PID. Without -d, cryo stays\n"
 	"its parent, forwards SIGINT and SIGTERM to it, and exits with its exit status\n"
@@ -119,6 +119,10 @@ static const char usage_restore[] =
 	"                        supplier process fills each page on first touch and\n"
 	"                        the rest in the background (the tree is killed if it\n"
 	"                        dies first)\n"
+	"      --lazy-fill=MODE  with --lazy-pages: background (default) fills every page\n"
+	"                        and the supplier then exits; on-touch copies only the\n"
+	"                        pages the tree touches, and the supplier stays while\n"
+	"                        the tree's memory does (many copies of one image)\n"
 	"      --pidfile FILE    write the restored PID to FILE\n"
 	"  -j, --shell-job       restore into cryo's session (see dump --shell-job)\n"
 	"      --vdso=MODE       auto (default), remap (same kernel only), proxy\n"
@@ -666,7 +670,7 @@ static int cmd_restore(int argc, char **argv)
 	static struct cryo_inherit_fd inherit[CRYO_MAX_INHERIT_FD];
 	enum { OPT_PIDFILE = 256, OPT_VDSO, OPT_CPU_CAP, OPT_FILE_VALIDATION, OPT_TRUST,
 	       OPT_INHERIT, OPT_EXT_UNIX, OPT_TCP_EST, OPT_TCP_CLOSE, OPT_STREAM,
-	       OPT_PIDNS, OPT_LAZY };
+	       OPT_PIDNS, OPT_LAZY, OPT_LAZY_FILL };
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "restore-detached", no_argument, 0, 'd' },
@@ -684,11 +688,13 @@ static int cmd_restore(int argc, char **argv)
 		{ "stream", no_argument, 0, OPT_STREAM },
 		{ "pidns", no_argument, 0, OPT_PIDNS },
 		{ "lazy-pages", no_argument, 0, OPT_LAZY },
+		{ "lazy-fill", required_argument, 0, OPT_LAZY_FILL },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	struct cryo_restore_opts o = { 0 };
 	struct common_opts co = { 0 };
+	bool lazy_fill_given = false;
 	int c, r;
 	pid_t root;
 
@@ -747,6 +753,16 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_LAZY:
 			o.lazy_pages = true;
 			break;
+		case OPT_LAZY_FILL:
+			if (!strcmp(optarg, "background"))
+				o.lazy_fill = CRYO_LAZY_BACKGROUND;
+			else if (!strcmp(optarg, "on-touch"))
+				o.lazy_fill = CRYO_LAZY_ON_TOUCH;
+			else
+				return bad_usage("invalid --lazy-fill mode '%s' (background or "
+						 "on-touch)", optarg, usage_restore);
+			lazy_fill_given = true;
+			break;
 		case OPT_STREAM:
 			o.stream = true;
 			break;
@@ -779,6 +795,8 @@ static int cmd_restore(int argc, char **argv)
 	if (!o.dir == !o.stream)
 		return bad_usage("%s", o.dir ? "--stream reads the image from stdin: no -D" :
 				 "restore needs -D DIR (or --stream)", usage_restore);
+	if (lazy_fill_given && !o.lazy_pages)
+		return bad_usage("%s", "--lazy-fill needs --lazy-pages", usage_restore);
 	if (need_privileges("restore") || open_log(&co) ||
 	    (o.stream && stream_fd(&o.stream_fd, 0)))
 		return 1;

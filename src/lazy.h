@@ -43,6 +43,11 @@ const struct lazy_piece *lazy_pieces_at(const struct lazy_pieces *ps, uint64_t a
 const struct lazy_piece *lazy_pieces_from(const struct lazy_pieces *ps, uint32_t src,
 					  uint64_t off);
 
+/* Where the on-touch supplier asks whether an address space lives: the first address
+ * from LAZY_PROBE_FROM on that no piece holds. */
+#define LAZY_PROBE_FROM (1ULL << 20)
+uint64_t lazy_probe_addr(const struct lazy_pieces *ps);
+
 /* Restore, in cryo. */
 /* Which VMAs of the process are restored lazily (rp->lazy_vmas, rp->lazy). */
 int lazy_mark(struct restore_proc *rp, const bool *has_pages);

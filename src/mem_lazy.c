@@ -35,6 +35,9 @@
 #define LAZY_THREADS 3			/* background fillers */
 #define LAZY_FILLER_NICE 5
 #define LAZY_CACHE 16			/* checked chunks the fault path keeps */
+#define LAZY_CACHE_ON_TOUCH 2		/* on-touch: the supplier lives as long as the tree */
+#define LAZY_IDLE_TRIM 1.0		/* s without a fault: the cached chunks are freed */
+#define LAZY_PROBE_EVERY 0.25		/* s between on-touch checks of which trees live */
 #define LAZY_MAX_MMS 4096		/* address spaces served (the tree and its forks) */
 #define LAZY_MSGS 32
 #define LAZY_FEATURES (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \
@@ -43,6 +46,14 @@
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
 #endif
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 /* ---- pieces (pure) ---- */
 
@@ -182,6 +193,15 @@ const struct lazy_piece *lazy_pieces_from(const struct lazy_pieces *ps, uint32_t
 			hi = mid;
 	}
 	return lo < ps->nr && ps->p[lo].src == src ? &ps->p[lo] : NULL;
+}
+
+uint64_t lazy_probe_addr(const struct lazy_pieces *ps)
+{
+	uint64_t a = LAZY_PROBE_FROM;
+
+	for (const struct lazy_piece *p; (p = lazy_pieces_at(ps, a));)
+		a = p->vaddr + p->len;
+	return a;
 }
 
 /* ---- the plan (cryo) ---- */
@@ -437,6 +457,7 @@ struct lazy_mm {
 	uint64_t next_chunk, nr_chunks;	/* over every file's chunks, in turn */
 	int busy;			/* background fillers on it now */
 	bool dead;			/* its address space is gone */
+	uint64_t probe;			/* on-touch: an address outside every piece */
 };
 
 struct fault {
@@ -464,8 +485,11 @@ struct supplier {
 	struct fault *faults;		/* to answer again (an event came first) */
 	size_t nr_faults, cap_faults;
 	struct chunk_cache cache[LAZY_CACHE];
+	int nr_cache;			/* of cache[] in use */
 	uint64_t tick;
 	int live_fillers;		/* under jobs */
+	bool on_touch;			/* --lazy-fill on-touch: faults only */
+	double last_fault, last_probe;
 };
 
 /* The checked bytes of one checksum chunk of a page file, into buf; its length, or
@@ -696,9 +720,10 @@ static bool all_done(struct supplier *s)
 
 static const uint8_t *cached_chunk(struct supplier *s, const struct page_src *src, uint64_t k)
 {
+	int cap = s->on_touch ? LAZY_CACHE_ON_TOUCH : LAZY_CACHE;
 	struct chunk_cache *victim = &s->cache[0];
 
-	for (int i = 0; i < LAZY_CACHE; i++) {
+	for (int i = 0; i < s->nr_cache; i++) {
 		struct chunk_cache *c = &s->cache[i];
 
 		if (c->buf && c->fd == src->fd && c->chunk == k) {
@@ -708,6 +733,8 @@ static const uint8_t *cached_chunk(struct supplier *s, const struct page_src *sr
 		if (c->used < victim->used)
 			victim = c;
 	}
+	if (s->nr_cache < cap)
+		victim = &s->cache[s->nr_cache++];
 	if (!victim->buf)
 		victim->buf = malloc(IMG_CHUNK_SIZE);
 	if (!victim->buf)
@@ -719,6 +746,43 @@ static const uint8_t *cached_chunk(struct supplier *s, const struct page_src *sr
 	victim->chunk = k;
 	victim->used = ++s->tick;
 	return victim->buf;
+}
+
+/* Idle a while: the checked chunks go (an on-touch supplier may wait for hours). */
+static void trim_cache(struct supplier *s)
+{
+	for (int i = 0; i < s->nr_cache; i++) {
+		free(s->cache[i].buf);
+		s->cache[i] = (struct chunk_cache){ 0 };
+	}
+	s->nr_cache = 0;
+}
+
+/* Does the address space still exist? A zero page asked for outside every piece: the
+ * kernel says ESRCH once the address space is gone, and otherwise fills nothing a fault
+ * there would not have filled with zeros too (or finds it unregistered, or present). */
+static bool mm_alive(const struct lazy_mm *mm)
+{
+	struct uffdio_zeropage z = {
+		.range = { lazy_probe_addr(&mm->ps), CR_PAGE_SIZE },
+		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+	};
+
+	return !ioctl(mm->uffd, UFFDIO_ZEROPAGE, &z) || errno != ESRCH;
+}
+
+/* On touch, nothing copies into an address space all the time: its end is found by
+ * asking. */
+static void probe_mms(struct supplier *s)
+{
+	double t = mono_s();
+
+	if (t - s->last_probe < LAZY_PROBE_EVERY)
+		return;
+	s->last_probe = t;
+	for (size_t i = 0; i < s->nr_mms; i++)
+		if (!s->mms[i]->dead && !mm_alive(s->mms[i]))
+			mm_dead(s, s->mms[i]);
 }
 
 static int zero_page(int uffd, uint64_t page)
@@ -758,8 +822,9 @@ static int serve_fault(struct supplier *s, struct lazy_mm *mm, uint64_t addr)
 	end = p->off + p->len;
 	if (end > start + cs)
 		end = start + cs;
-	if (end > off + LAZY_FAULT_SPAN)
-		end = off + LAZY_FAULT_SPAN;
+	/* On touch: that page alone, so a copy holds what it touched and no more. */
+	if (end > off + (s->on_touch ? CR_PAGE_SIZE : LAZY_FAULT_SPAN))
+		end = off + (s->on_touch ? CR_PAGE_SIZE : LAZY_FAULT_SPAN);
 	rc = uffd_copy(mm->uffd, page, buf + (off - start), end - off, &exists);
 	if (!rc && exists && ioctl(mm->uffd, UFFDIO_WAKE, &r))
 		rc = -errno;
@@ -829,6 +894,8 @@ static void start_fillers(struct supplier *s)
 	pthread_attr_t a;
 	pthread_t t;
 
+	if (s->on_touch)
+		return;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&s->jobs);
@@ -847,6 +914,7 @@ static int on_event(struct supplier *s, struct lazy_mm *mm, const struct uffd_ms
 
 	switch (m->event) {
 	case UFFD_EVENT_PAGEFAULT:
+		s->last_fault = mono_s();
 		return add_fault(s, mm, m->arg.pagefault.address);
 	case UFFD_EVENT_FORK:
 		/* The child has its own copy of what is not in yet, filled the same way;
@@ -957,7 +1025,7 @@ static int supplier_poll(struct supplier *s)
 			pf[n] = (struct pollfd){ s->mms[i]->uffd, POLLIN, 0 };
 			of[n++] = s->mms[i];
 		}
-	r = poll(pf, n, s->nr_faults ? 1 : 20);
+	r = poll(pf, n, s->nr_faults ? 1 : s->on_touch ? (int)(LAZY_PROBE_EVERY * 1000) : 20);
 	if (r < 0)
 		return errno == EINTR ? 0 : cr_perr("poll");
 	if (pf[0].revents)
@@ -970,7 +1038,13 @@ static int supplier_poll(struct supplier *s)
 		if (of[i] && read_events(s, of[i]))
 			return -1;
 	}
-	return serve_faults(s);
+	if (serve_faults(s))
+		return -1;
+	if (s->on_touch)
+		probe_mms(s);
+	if (s->nr_cache && mono_s() - s->last_fault > LAZY_IDLE_TRIM)
+		trim_cache(s);
+	return 0;
 }
 
 static void supplier_run(struct supplier *s)
@@ -1089,6 +1163,7 @@ static void supplier_main(struct restore_ctx *ctx, int ctl)
 	s.ctx = ctx;
 	s.ctl = ctl;
 	s.guard = gs[0];
+	s.on_touch = ctx->lazy_on_touch;
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&s.events, &ra);

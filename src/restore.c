@@ -618,6 +618,11 @@ static int restore_here(const struct cryo_restore_opts *opts, pid_t *root, bool 
 	ctx.tcp_established = opts->tcp_established;
 	ctx.tcp_close = opts->tcp_close;
 	ctx.lazy_pages = opts->lazy_pages;
+	ctx.lazy_on_touch = opts->lazy_fill == CRYO_LAZY_ON_TOUCH;
+	if (opts->lazy_fill != CRYO_LAZY_BACKGROUND && !opts->lazy_pages)
+		return cr_err("--lazy-fill needs --lazy-pages");
+	if ((unsigned)opts->lazy_fill > CRYO_LAZY_ON_TOUCH)
+		return cr_err("bad lazy fill mode %d", (int)opts->lazy_fill);
 	if (!opts->dir && !opts->stream)
 		return cr_err("no image directory given (-D)");
 	if (opts->stream ? img_dir_open_stream(&ctx.dir, opts->stream_fd, "the stream (stdin)") :

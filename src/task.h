@@ -125,6 +125,7 @@ struct restore_ctx {
 	bool xstate_differs;		/* xstate buffers need cpu_xstate_convert */
 	void *chain;			/* mem_track.c's parent images, opened as needed */
 	bool lazy_pages;		/* --lazy-pages */
+	bool lazy_on_touch;		/* --lazy-fill on-touch: no background fill */
 	void *lazy;			/* mem_lazy.c's supplier, once started */
 };
 

@@ -55,17 +55,20 @@ static gid_t user_gid;
 static bool as_user;
 
 static const char *const short_modes[] = { "kill", "leave", "twice", "fg", "killcryo",
-					   "stream", "pidns", "pageserver", "lazy", "lazykill" };
+					   "stream", "pidns", "pageserver", "lazy", "lazykill",
+					   "lazytouch" };
 enum mode { MODE_KILL, MODE_LEAVE, MODE_TWICE, MODE_FG, MODE_KILL_CRYO, MODE_STREAM,
-	    MODE_PIDNS, MODE_PAGE_SERVER, MODE_LAZY, MODE_LAZY_KILL, NR_MODES };
+	    MODE_PIDNS, MODE_PAGE_SERVER, MODE_LAZY, MODE_LAZY_KILL, MODE_LAZY_TOUCH, NR_MODES };
 static const char *const mode_names[] = { "dump+kill+restore", "leave-running",
 					  "dump-restore-dump-restore", "foreground-restore",
 					  "cryo killed during dump", "dump --stream | restore --stream",
 					  "restore --pidns", "dump --page-server, restore",
-					  "lazy restore", "lazy restore, supplier killed" };
+					  "lazy restore", "lazy restore, supplier killed",
+					  "lazy restore, pages on touch only" };
 static unsigned modes_enabled = (1 << MODE_KILL) | (1 << MODE_LEAVE) | (1 << MODE_TWICE) |
 				(1 << MODE_KILL_CRYO) | (1 << MODE_STREAM) | (1 << MODE_PIDNS) |
-				(1 << MODE_PAGE_SERVER) | (1 << MODE_LAZY) | (1 << MODE_LAZY_KILL);
+				(1 << MODE_PAGE_SERVER) | (1 << MODE_LAZY) | (1 << MODE_LAZY_KILL) |
+				(1 << MODE_LAZY_TOUCH);
 
 static double now(void)
 {
@@ -447,6 +450,7 @@ struct run {
 	const char *dump_extra;		/* one more option for dump, and for restore */
 	const char *restore_extra;
 	bool lazy;			/* restores with --lazy-pages */
+	bool on_touch;			/* and --lazy-fill=on-touch */
 };
 
 /* A program may ask for one extra option, "DUMP-ARG X" (dump) or "RESTORE-ARG X". */
@@ -580,7 +584,9 @@ static int step_restore_detached(struct run *r, const char *img)
 
 	snprintf(pidfile, sizeof(pidfile), "%s.pid", img);
 	rc = run_cryo(r->cryo_log, "restore", "-v", "-D", img, "-d", "--pidfile", pidfile,
-		      r->lazy ? "--lazy-pages" : extra, r->lazy ? extra : NULL, NULL);
+		      r->lazy ? "--lazy-pages" : extra,
+		      !r->lazy ? NULL : r->on_touch ? "--lazy-fill=on-touch" : extra,
+		      r->on_touch ? extra : NULL, NULL);
 	free(extra);
 	if (rc)
 		return rc < 0 ? -1 : why("cryo restore exited with %d", rc);
@@ -1298,6 +1304,14 @@ static int run_mode(struct run *r, enum mode m)
 		return lazy_pair_ended();
 	case MODE_LAZY_KILL:
 		return run_lazy_kill(r);
+	case MODE_LAZY_TOUCH:
+		/* The supplier must see the tree's end by itself: nothing fills, so no
+		 * copy fails to tell it. */
+		r->lazy = r->on_touch = true;
+		if (step_dump(r, r->img, false) || step_restore_detached(r, r->img) ||
+		    finish(r, r->pid))
+			return -1;
+		return lazy_pair_ended();
 	default:
 		return why("bad mode");
 	}
@@ -1421,7 +1435,10 @@ static void run_program(const char *name, char *const argv[], enum mode m)
 	memset(&r, 0, sizeof(r));
 	run_dir(&r, name, short_modes[m]);
 	reason[0] = 0;
+	/* The program may check what only this mode promises (t_lazy_touch). */
+	setenv("CRYO_TEST_MODE", short_modes[m], 1);
 	r.pid = spawn(argv, r.log, true);
+	unsetenv("CRYO_TEST_MODE");
 	rc = r.pid < 0 ? why("fork failed") : wait_ready(r.pid, r.log);
 	if (!rc)
 		rc = run_mode(&r, m);

@@ -1831,6 +1831,13 @@ static int bad_cli(struct run *r)
 	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "--cpu-cap=none,fpu", NULL);
 	if (rc != 2 || !file_has(r->cryo_log, "invalid --cpu-cap 'none,fpu'"))
 		return why("--cpu-cap=none,fpu: exit %d, or no line naming it", rc);
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "--lazy-pages",
+		      "--lazy-fill=sometimes", NULL);
+	if (rc != 2 || !file_has(r->cryo_log, "invalid --lazy-fill mode 'sometimes'"))
+		return why("--lazy-fill=sometimes: exit %d, or no line naming it", rc);
+	rc = run_cryo(r->cryo_log, "restore", "-D", r->img, "--lazy-fill=on-touch", NULL);
+	if (rc != 2 || !file_has(r->cryo_log, "--lazy-fill needs --lazy-pages"))
+		return why("--lazy-fill without --lazy-pages: exit %d, or no line saying so", rc);
 	return 0;
 }
 

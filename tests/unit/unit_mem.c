@@ -682,6 +682,25 @@ static void test_lazy_pieces(void)
 	free(ps.p);
 }
 
+/* The on-touch supplier's probe: an address no piece holds, gone pieces included. */
+static void test_lazy_probe_addr(void)
+{
+	struct lazy_pieces ps = { 0 };
+
+	unit_case();
+	CHECK(lazy_probe_addr(&ps) == LAZY_PROBE_FROM, "no pieces: the first address");
+	/* Out of address order in the array (file order), touching, one gone. */
+	CHECK(!lazy_pieces_add(&ps, 3 * MB, MB, 0, 0) && !lazy_pieces_add(&ps, MB, MB, 0, MB) &&
+	      !lazy_pieces_add(&ps, 2 * MB, MB, 1, 0), "add");
+	lazy_pieces_sort(&ps);
+	CHECK(!lazy_pieces_gone(&ps, 3 * MB, 3 * MB + 4096), "gone");
+	CHECK(lazy_probe_addr(&ps) == 4 * MB, "past three touching pieces: 0x%llx",
+	      (unsigned long long)lazy_probe_addr(&ps));
+	CHECK(!lazy_pieces_add(&ps, 5 * MB, MB, 1, MB), "add");
+	CHECK(lazy_probe_addr(&ps) == 4 * MB, "the first hole, not the end");
+	free(ps.p);
+}
+
 int main(void)
 {
 	test_from_parent();
@@ -689,6 +708,7 @@ int main(void)
 	test_starttime();
 	test_lazy_vma();
 	test_lazy_pieces();
+	test_lazy_probe_addr();
 	test_classify();
 	test_validate();
 	test_subtract();
