@@ -709,7 +709,12 @@ static void tracker_setup_fds(const int *fds, size_t n)
 	close_range(TRACK_FD_BASE + n, ~0U, 0);
 }
 
-/* Fork the tracker (through a child that exits: no one's child but init's). */
+/* Fork the tracker (through a child that exits: no one's child but init's). It
+ * reports its PID once its fds are in place: the image names it only then, and the
+ * next round (or anyone) finding it by that PID finds its uffds where the page maps
+ * say. Reported before, a tracker still moving its fds when cryo ended looked like
+ * none to the next round, which then refused the still registered VMAs. fds[] has
+ * room for two more (the commit socket, the pipe). */
 static pid_t tracker_spawn(int *fds, size_t n, int *commit_fd)
 {
 	int pipefd[2], commit[2], st;
@@ -724,22 +729,28 @@ static pid_t tracker_spawn(int *fds, size_t n, int *commit_fd)
 		return cr_perr("pipe");
 	}
 	fds[n] = commit[0];
+	fds[n + 1] = pipefd[1];
 	mid = fork();
 	if (mid < 0) {
 		close(pipefd[0]);
 		close(pipefd[1]);
+		close(commit[0]);
+		close(commit[1]);
 		return cr_perr("cannot start the memory tracker");
 	}
 	if (!mid) {
 		setsid();
-		if (fork())
-			_exit(0);
-		/* Named before cryo learns its PID: the next round checks the name. */
+		pid = fork();
+		if (pid)
+			_exit(pid < 0);	/* failed: cryo reads no PID */
+		/* Named and its fds in place before cryo learns its PID: the next
+		 * round checks the name and reads the fds. */
 		prctl(PR_SET_NAME, TRACKER_COMM, 0, 0, 0);
+		tracker_setup_fds(fds, n + 2);
 		pid = getpid();
-		if (write(pipefd[1], &pid, sizeof(pid)) != sizeof(pid))
+		if (write(TRACK_FD_BASE + n + 1, &pid, sizeof(pid)) != sizeof(pid))
 			_exit(1);
-		tracker_setup_fds(fds, n + 1);
+		close(TRACK_FD_BASE + n + 1);
 		tracker_main(n / 2);
 	}
 	close(commit[0]);

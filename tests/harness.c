@@ -99,25 +99,38 @@ static int why(const char *fmt, ...)
 	return -1;
 }
 
+/* The whole file, read to its end: the size a /proc file gives (smaps: 0, whatever
+ * it holds) is not what it reads. */
 static char *read_file(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0, cap = 0;
+	char *buf = NULL;
 
-	if (!f)
+	if (fd < 0)
 		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(n + 1);
-	if (buf && fread(buf, 1, n, f) != (size_t)n)
-		n = 0;
+	for (;;) {
+		ssize_t got;
+
+		if (n + 4096 >= cap) {
+			char *b = realloc(buf, cap = cap * 2 + 8192);
+
+			if (!b)
+				break;
+			buf = b;
+		}
+		got = read(fd, buf + n, cap - n - 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		n += got;
+	}
+	close(fd);
 	if (buf)
 		buf[n] = 0;
-	fclose(f);
 	if (len)
-		*len = n;
+		*len = buf ? n : 0;
 	return buf;
 }
 

@@ -4,6 +4,7 @@
  * that an image holds only what it must. */
 
 #define CR_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define CR_P_PIDFD 3			/* waitid's, Linux 5.4 */
 
 /* Start test program `prog` (with an optional extra argument) and wait until it is
  * ready. */
@@ -2544,6 +2545,28 @@ static const char *uffd_trace(pid_t pid)
 	return found;
 }
 
+/* End every tracker of process pid, each waited for through a pidfd until it has
+ * exited: its fd table goes first (tracker_of no longer finds it) and its
+ * userfaultfd is released only later in its exit, so a round started in between
+ * found the mappings still registered. The pidfd, opened before the tracker is
+ * checked again, keeps a PID come round again from being signalled. */
+static void end_trackers(pid_t pid)
+{
+	pid_t tracker;
+
+	for (int tries = 0; tries < 100 && (tracker = tracker_of(pid)); tries++) {
+		struct pollfd pfd = { .fd = syscall(SYS_pidfd_open, tracker, 0), .events = POLLIN };
+		char dir[64];
+
+		if (pfd.fd < 0)
+			continue;
+		snprintf(dir, sizeof(dir), "/proc/%d", tracker);
+		if (tracks(dir, &pid) && !syscall(SYS_pidfd_send_signal, pfd.fd, SIGKILL, NULL, 0))
+			poll(&pfd, 1, 2000);
+		close(pfd.fd);
+	}
+}
+
 /* cryo pre-dump killed at random moments: the process runs on, untraced, with nothing
  * of a userfaultfd unless the pre-dump was complete (its tracker holds the tracking;
  * it is ended before the next try), and no tracker outlives an incomplete image. */
@@ -2568,15 +2591,11 @@ static int predump_cryo_killed(struct run *r)
 		struct timespec ts = { 0, (long)(delay * 1e9) };
 		char *argv[] = { (char *)cryo_bin, "pre-dump", "-t", pid, "-D", r->img, NULL };
 		const char *left;
-		pid_t cryo, tracker;
+		pid_t cryo;
 		int st;
 
 		/* A complete round's tracker (two, if cryo died before ending the old). */
-		while ((tracker = tracker_of(r->pid))) {
-			kill(tracker, SIGKILL);
-			for (int k = 0; k < 1000 && tracker_of(r->pid) == tracker; k++)
-				sleep_ms(2);
-		}
+		end_trackers(r->pid);
 		cryo = spawn(argv, r->cryo_log, false);
 		nanosleep(&ts, NULL);
 		kill(cryo, i % 10 == 9 ? SIGTERM : SIGKILL);
@@ -2597,6 +2616,152 @@ static int predump_cryo_killed(struct run *r)
 	printf("    cryo pre-dump killed %d times over a %.1f ms pre-dump: %d before its "
 	       "image was complete (nothing left), %d after\n", n, t * 1e3, n - complete,
 	       complete);
+	return victim_unharmed(r);
+}
+
+/* A tracee's next step: cryo's own threads run on, its other processes (the
+ * tracker, the child it forks through) stop at each syscall. */
+static void resume_tracee(pid_t pid, pid_t cryo, int sig)
+{
+	char path[64], *st;
+	const char *at;
+	bool thread;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	st = read_proc(path);
+	at = st ? strstr(st, "\nTgid:\t") : NULL;
+	thread = at && atoi(at + 7) == cryo;
+	free(st);
+	ptrace(thread ? PTRACE_CONT : PTRACE_SYSCALL, pid, 0, sig);
+}
+
+static bool is_tracker(pid_t pid)
+{
+	char path[64], *comm;
+	bool yes;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	comm = read_proc(path);
+	yes = comm && !strcmp(comm, "cryo-track\n");
+	free(comm);
+	return yes;
+}
+
+/* One stop of a tracee of run_holding: held (the end of the tracker's first write),
+ * or resumed. */
+static void tracee_stop(pid_t pid, int st, pid_t cryo, pid_t *writing, pid_t *held)
+{
+	struct __ptrace_syscall_info si;
+
+	if (WSTOPSIG(st) != (SIGTRAP | 0x80)) {
+		/* An event or the first stop: nothing to deliver; a signal: it. */
+		resume_tracee(pid, cryo, (st >> 16) || WSTOPSIG(st) == SIGTRAP ? 0 :
+					 WSTOPSIG(st));
+		return;
+	}
+	if (pid == *writing) {
+		*held = pid;
+		*writing = 0;
+		return;
+	}
+	if (!*held && ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof(si), &si) > 0 &&
+	    si.op == PTRACE_SYSCALL_INFO_ENTRY && si.entry.nr == SYS_write && is_tracker(pid))
+		*writing = pid;
+	resume_tracee(pid, cryo, 0);
+}
+
+/* Run cryo (argv) traced to its end, holding the memory tracker it starts at the end
+ * of its first write(): its PID's report to cryo. Returns cryo's exit code, or -1;
+ * *held: the tracker (stopped, traced by the harness) or 0, *held_fd a pidfd of it. */
+static int run_holding(char *argv[], const char *log, pid_t *held, int *held_fd)
+{
+	int gate[2], st, rc = -1;
+	pid_t cryo, writing = 0, pid;
+	char go = 0;
+
+	*held = 0;
+	*held_fd = -1;
+	if (pipe2(gate, O_CLOEXEC))
+		return why("pipe: %s", strerror(errno));
+	cryo = fork();
+	if (cryo == 0) {
+		if (read(gate[0], &go, 1) != 1)
+			_exit(126);
+		child_stdio(log, false, -1, -1);
+		become_user();
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(gate[0]);
+	if (cryo > 0)
+		want(cryo);
+	if (cryo < 0 || ptrace(PTRACE_SEIZE, cryo, 0, PTRACE_O_TRACESYSGOOD |
+			       PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE)) {
+		close(gate[1]);
+		why("cannot start cryo traced: %s", strerror(errno));
+		if (cryo > 0)
+			wait_for(cryo, 10, &st);
+		return -1;
+	}
+	if (write(gate[1], &go, 1) != 1)
+		kill(cryo, SIGKILL);
+	close(gate[1]);
+	while ((pid = waitpid(-1, &st, __WALL)) != -1 || errno == EINTR) {
+		if (pid <= 0)
+			continue;
+		if (pid == cryo && !WIFSTOPPED(st)) {
+			unwant(cryo);
+			rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			break;
+		}
+		if (WIFSTOPPED(st))
+			tracee_stop(pid, st, cryo, &writing, held);
+	}
+	if (rc < 0)
+		why("waitpid: %s", strerror(errno));
+	if (*held)
+		*held_fd = syscall(SYS_pidfd_open, *held, 0);
+	return rc;
+}
+
+/* The tracker reports its PID to cryo once its fds are in place. Held right there
+ * (the harness traces cryo), it is found by the pidfd it holds, and the dump that
+ * follows takes its tracking. Reported earlier, a tracker still moving its fds when
+ * cryo ended was none the next round could find or take: that round refused the
+ * mappings it kept registered, and the tracker ran on (predump-cryo-killed, now and
+ * then on a busy machine). */
+static int predump_tracker_held(struct run *r)
+{
+	char pid[16], pre[700];
+	char *argv[] = { (char *)cryo_bin, "pre-dump", "-t", pid, "-D", pre, NULL };
+	pid_t tracker;
+	siginfo_t si;
+	int rc, fd, st;
+
+	if (start_victim(r, "predump-tracker-held", NULL))
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(pre, sizeof(pre), "%s.pre", r->img);
+	rc = run_holding(argv, r->cryo_log, &tracker, &fd);
+	if (rc > 0)
+		why("cryo pre-dump exited with %d", rc);
+	else if (!rc && !tracker)
+		rc = why("cryo pre-dump started no tracker (none was held)");
+	else if (!rc && tracker_of(r->pid) != tracker)
+		rc = why("tracker %d, held once it told cryo its PID, does not hold process "
+			 "%d's pidfd at fd 4", tracker, r->pid);
+	if (!rc && (rc = run_cryo(r->cryo_log, "dump", "-t", pid, "-D", r->img,
+				  "--prev-images-dir", "../img.pre", "--track-mem", NULL)))
+		why("cryo dump, the tracker held, exited with %d", rc);
+	if (!rc && file_has(r->cryo_log, "is gone"))
+		rc = why("the dump did not find the held tracker");
+	if (fd >= 0) {
+		syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
+		waitid((idtype_t)CR_P_PIDFD, fd, &si, WEXITED | __WALL);
+		close(fd);
+	}
+	if (rc || wait_for(r->pid, 10, &st) || step_restore_detached(r, r->img))
+		return -1;
 	return victim_unharmed(r);
 }
 
@@ -2712,6 +2877,7 @@ static void run_bad_inputs(void)
 		{ "predump-userfaultfd-user", bad_predump_uffd_user },
 		{ "predump-tracker-gone", predump_tracker_gone },
 		{ "predump-cryo-killed", predump_cryo_killed },
+		{ "predump-tracker-held", predump_tracker_held },
 	};
 
 	run_cases(cases, CR_LEN(cases));
