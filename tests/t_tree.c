@@ -52,14 +52,19 @@ static void check_ids(int who, const char *name)
 		 want[who].sid);
 }
 
+/* One write, so that two children saying it at once (B and A1) never interleave. */
+struct ready_msg {
+	int who;
+	struct ids id;
+};
+
 static void say_ready(int who)
 {
-	char c = who;
+	struct ready_msg m;
 
 	record(who);
-	TL_CHECK(write(ready[1], &c, 1) == 1, "ready pipe");
-	TL_CHECK(write(ready[1], &want[who], sizeof(want[who])) == sizeof(want[who]),
-		 "ready pipe");
+	m = (struct ready_msg){ who, want[who] };
+	TL_CHECK(write(ready[1], &m, sizeof(m)) == sizeof(m), "ready pipe: write");
 }
 
 static void fill_full(int fd, uint64_t seed)
@@ -187,12 +192,12 @@ static void run_b(void)
 static void collect_ready(int n)
 {
 	for (int i = 0; i < n; i++) {
-		char who;
-		struct ids id;
+		struct ready_msg m = { -1, { 0 } };
+		ssize_t n = read(ready[0], &m, sizeof(m));
 
-		TL_CHECK(read(ready[0], &who, 1) == 1 && who > R && who < NR &&
-			 read(ready[0], &id, sizeof(id)) == sizeof(id), "ready pipe");
-		want[(int)who] = id;
+		TL_CHECK(n == sizeof(m) && m.who > R && m.who < NR, "ready pipe: read %zd of %zu "
+			 "bytes (%s), child %d", n, sizeof(m), n < 0 ? strerror(errno) : "", m.who);
+		want[m.who] = m.id;
 	}
 }
 
