@@ -534,19 +534,26 @@ struct tree_run {
 	int nr_kids;
 };
 
+ssize_t read_small(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (!f)
+		return -1;
+	n = fread(buf, 1, len - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return n;
+}
+
 long pss_kb(pid_t pid)
 {
 	char path[64], buf[4096], *at;
-	FILE *f;
-	size_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-	f = fopen(path, "r");
-	if (!f)
+	if (read_small(path, buf, sizeof(buf)) < 0)
 		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
 	at = strstr(buf, "\nPss:");
 	return at ? strtol(at + 5, NULL, 10) : -1;
 }
@@ -556,16 +563,10 @@ static double tree_pss(pid_t root, struct tree_run *t)
 {
 	char path[64], buf[1024], *at, *end;
 	long kb = pss_kb(root), one;
-	FILE *f;
-	size_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", root, root);
-	f = fopen(path, "r");
-	if (!f || kb < 0)
-		return f ? (fclose(f), -1) : -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
+	if (kb < 0 || read_small(path, buf, sizeof(buf)) < 0)
+		return -1;
 	t->nr_kids = 0;
 	for (at = buf;; at = end) {
 		long kid = strtol(at, &end, 10);

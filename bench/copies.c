@@ -35,16 +35,10 @@ struct copies_run {
 static long status_field(pid_t pid, const char *key)
 {
 	char path[64], buf[4096], *at;
-	size_t n;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (read_small(path, buf, sizeof(buf)) < 0)
 		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
 	at = strstr(buf, key);
 	return at ? strtol(at + strlen(key), NULL, 10) : -1;
 }
@@ -160,18 +154,12 @@ static long pss_below(pid_t pid, int depth)
 {
 	char path[64], buf[2048], *at, *end;
 	long kb = pss_kb(pid), one;
-	size_t n;
-	FILE *f;
 
 	if (kb < 0 || depth > 4)
 		return kb;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (read_small(path, buf, sizeof(buf)) < 0)
 		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
 	for (at = buf;; at = end) {
 		long kid = strtol(at, &end, 10);
 
