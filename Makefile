@@ -2,6 +2,7 @@
 #   make            build bin/cryo (and libcryo.a)
 #   make check      unit tests, then the end-to-end test suite (as root)
 #   make bench      benchmarks (bench/)
+#   make bench-criu-guest  cryo against criu in a 6.1 guest under qemu (CRIU_BENCH_ARGS='-s 1024 -n 5')
 #   make fuzz       build and run the fuzz targets (clang, libFuzzer)
 #   make SAN=address ...   the same under AddressSanitizer (into build-asan/)
 #   make install    PREFIX (/usr/local), DESTDIR, and BINDIR, LIBDIR, INCLUDEDIR, MANDIR
@@ -51,7 +52,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all check unit e2e bench fuzz clean tests check-xkernel install install-caps uninstall
+.PHONY: all check unit e2e bench bench-criu-guest fuzz clean tests check-xkernel install install-caps uninstall
 all: $(BUILD)/bin/cryo $(BUILD)/libcryo.a $(SHARED_LIB) bin/cryo
 
 bin/cryo: $(BUILD)/bin/cryo
@@ -186,3 +187,8 @@ clean:
 # Restore across kernels for real: Debian's 6.1 and 6.12 kernels under qemu (TCG).
 check-xkernel: all
 	tools/xkernel/check.sh
+
+# cryo against criu (whose 3.17 fails on this host's kernel) on the same workload, in
+# Debian's 6.1 kernel under qemu TCG: the bench's mem case, ratios cryo/criu.
+bench-criu-guest: all
+	tools/xkernel/criu_bench.sh $(CRIU_BENCH_ARGS)

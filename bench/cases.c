@@ -7,6 +7,7 @@
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -59,6 +60,9 @@ static int do_dump(pid_t pid, const char *img, enum via via, double *secs, char 
 	const char *criu[] = { cfg.criu, "dump", "-t", pidbuf, "-D", img, "--shell-job", NULL };
 
 	snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+	/* criu, unlike cryo, wants its image directory to exist. */
+	if (via == VIA_CRIU && mkdir(img, 0700) && errno != EEXIST)
+		return snprintf(err, len, "mkdir %s: %s", img, strerror(errno)), -1;
 	if (via == VIA_CRIU)
 		return run_cryo(criu, secs, err, len);
 	if (via == VIA_CLI)

@@ -136,7 +136,7 @@ static void print_row(const struct results *r, const struct row *w)
 	fmt_target(tgt, sizeof(tgt), w);
 	if (m >= 0)
 		status = w->headline ? (m ? "OK" : "MISS") : (m ? "(ok)" : "(miss)");
-	printf("  %-12s %-16s %10s %10s  %-14s %7s %7s  %-8s %-6s %s\n", w->group, w->name, med,
+	printf("  %-12s %-24s %10s %10s  %-14s %7s %7s  %-8s %-6s %s\n", w->group, w->name, med,
 	       mn, lim, rt, rtm, tgt, status, w->note);
 	if (w->error[0])
 		printf("  %-12s   FAILED: %s\n", "", w->error);
@@ -147,7 +147,7 @@ void report_table(const struct results *r)
 	printf("machine limits (same run)                        median        min   n\n");
 	for (int i = 0; i < r->nr_limits; i++)
 		print_limit(i, &r->limits[i]);
-	printf("\n  %-12s %-16s %10s %10s  %-14s %7s %7s  %-8s %-6s %s\n", "case", "figure",
+	printf("\n  %-12s %-24s %10s %10s  %-14s %7s %7s  %-8s %-6s %s\n", "case", "figure",
 	       "median", "min", "limit", "ratio", "(min)", "target", "", "note");
 	for (int i = 0; i < r->nr_rows; i++) {
 		if (i && strcmp(r->rows[i].group, r->rows[i - 1].group))

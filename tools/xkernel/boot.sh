@@ -5,6 +5,7 @@
 # NVMe disk holding a tar archive). The guest console goes to OUT/console.log.
 #
 # usage: boot.sh KERNEL.deb ROOT OUT [TIMEOUT_SECONDS]
+# XK_MEM: the guest's memory in MiB (default 2048); the root lives in it.
 set -uo pipefail
 deb=$1 root=$2 out=$3 limit=${4:-600}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,7 +41,7 @@ trap 'rm -rf "$work"' EXIT
 	die "cannot build the initramfs"
 truncate -s 512M "$work/out.img"
 timeout -k 5 "$limit" qemu-system-x86_64 -nodefaults -no-reboot -display none \
-	-accel tcg -cpu max -smp 2 -m 2048 \
+	-accel tcg -cpu max -smp 2 -m "${XK_MEM:-2048}" \
 	-kernel "$kernel" -initrd "$work/initrd" \
 	-append "console=ttyS0 panic=-1 quiet" \
 	-serial "file:$out/console.log" \

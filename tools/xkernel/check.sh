@@ -24,6 +24,7 @@ kernels=${XK_KERNELS:-"linux-image-cloud-amd64 linux-image-6.12-cloud-amd64"}
 export GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,-RTM
 export LD_BIND_NOW=1
 passed=0 failed=0
+. tools/xkernel/root.sh
 
 result() {	# result NAME OK DETAIL
 	if [ "$2" = 1 ]; then
@@ -31,49 +32,6 @@ result() {	# result NAME OK DETAIL
 	else
 		failed=$((failed + 1)); echo "FAIL $1: $3"
 	fi
-}
-
-# The concrete kernel package behind a meta-package, downloaded once.
-fetch_kernel() {
-	local pkg
-	pkg=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-	[ -n "$pkg" ] || { echo "no kernel package behind $1" >&2; return 1; }
-	if ! ls "$cache/$pkg"_*.deb >/dev/null 2>&1; then
-		(cd "$cache" && apt-get download -q "$pkg" >/dev/null 2>&1) || {
-			echo "cannot download $pkg" >&2; return 1; }
-	fi
-	ls "$cache/$pkg"_*.deb | head -n 1
-}
-
-# Copy one file or symlink into the guest root at the same path, keeping its
-# modification time (cryo checks that mapped files are unchanged).
-put() {
-	mkdir -p "$R$(dirname "$1")" && cp -a "$1" "$R$1"
-}
-
-# The same for a path whose directories may be symlinks: every symlink on the way
-# is recreated too.
-copy_path() {
-	local p=$1 pre="" rest c
-	rest=${p#/}
-	while [ -n "$rest" ]; do
-		c=${rest%%/*}
-		if [ "$c" = "$rest" ]; then rest=""; else rest=${rest#*/}; fi
-		pre="$pre/$c"
-		if [ -L "$pre" ]; then
-			put "$pre"
-			copy_path "$(readlink -f "$pre")${rest:+/$rest}"
-			return
-		fi
-	done
-	put "$p"
-}
-
-copy_with_libs() {
-	copy_path "$1"
-	for lib in $(ldd "$1" | grep -oE '/[^ ]+'); do
-		copy_path "$lib"
-	done
 }
 
 # Start the program in its own session with only stdio; prints its PID.
