@@ -329,17 +329,14 @@ int case_copies(struct results *r, const char *group, size_t size, int n)
 	static struct copies_run cr;
 	struct copies_way ways[3] = { { NULL, "eager", false, 0 }, { lazy, "lazy", false, 0 },
 				      { on_touch, "lazy on touch", true, 0 } };
-	int runs = cfg.runs < 3 ? cfg.runs : 3, nr_ways = 1;
+	int runs = cfg.runs < 3 ? cfg.runs : 3, nr_ways;
 	char img[512], name[80];
 	struct limit *pop;
 	double secs, pss;
 
 	if (n > MAX_COPIES)
 		n = MAX_COPIES;
-	if (restore_has("--lazy-pages"))
-		nr_ways = 2;
-	if (restore_has("--lazy-fill"))
-		nr_ways = 3;
+	nr_ways = restore_has("--lazy-fill") ? 3 : restore_has("--lazy-pages") ? 2 : 1;
 	/* On touch, a copy holds a twentieth of its memory: all of them at once. */
 	for (int w = 0; w < nr_ways; w++)
 		ways[w].batch = fitting_batch(ways[w].touched_only ? size / 20 : size, n);

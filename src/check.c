@@ -29,6 +29,7 @@
 #include "cryo.h"
 #include "lazy.h"
 #include "log.h"
+#include "util.h"
 #include "net_lock.h"
 #include "proc.h"
 #include "mem_track.h"
@@ -86,14 +87,8 @@ static int probe_rseq(pid_t child)
 /* The highest PID plus one (pid_max), or 32768 if it cannot be read. */
 static long read_pid_max(void)
 {
-	char buf[32] = "";
-	int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	long v;
+	int v = read_int_file("/proc/sys/kernel/pid_max", 0);
 
-	if (fd >= 0)
-		close(fd);
-	v = n > 0 ? strtol(buf, NULL, 10) : 0;
 	return v > 1000 ? v : 32768;
 }
 

@@ -554,18 +554,6 @@ static bool freebind(const SkOpts *o)
 		     (o->has_ipv6_transparent && o->ipv6_transparent));
 }
 
-static int read_int_file(const char *path, int dflt)
-{
-	FILE *f = fopen(path, "r");
-	int v = dflt;
-
-	if (f && fscanf(f, "%d", &v) != 1)
-		v = dflt;
-	if (f)
-		fclose(f);
-	return v;
-}
-
 /* What the image's owner could not do itself: a port below
  * ip_unprivileged_port_start, a congestion control not allowed to everyone, a
  * privileged option. */

@@ -804,6 +804,8 @@ static int zero_page(int uffd, uint64_t page)
 static int serve_fault(struct supplier *s, struct lazy_mm *mm, uint64_t addr)
 {
 	uint64_t page = addr & ~(uint64_t)(CR_PAGE_SIZE - 1), off, k, start, end, cs;
+	/* On touch: that page alone, so a copy holds what it touched and no more. */
+	uint64_t span = s->on_touch ? CR_PAGE_SIZE : LAZY_FAULT_SPAN;
 	const struct lazy_piece *p = lazy_pieces_at(&mm->ps, page);
 	struct uffdio_range r = { page, CR_PAGE_SIZE };
 	const uint8_t *buf;
@@ -822,9 +824,8 @@ static int serve_fault(struct supplier *s, struct lazy_mm *mm, uint64_t addr)
 	end = p->off + p->len;
 	if (end > start + cs)
 		end = start + cs;
-	/* On touch: that page alone, so a copy holds what it touched and no more. */
-	if (end > off + (s->on_touch ? CR_PAGE_SIZE : LAZY_FAULT_SPAN))
-		end = off + (s->on_touch ? CR_PAGE_SIZE : LAZY_FAULT_SPAN);
+	if (end > off + span)
+		end = off + span;
 	rc = uffd_copy(mm->uffd, page, buf + (off - start), end - off, &exists);
 	if (!rc && exists && ioctl(mm->uffd, UFFDIO_WAKE, &r))
 		rc = -errno;

@@ -1,4 +1,5 @@
-/* Small helpers every part of cryo uses: growing an array. */
+/* Small helpers every part of cryo uses: growing an array, reading a number file. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "log.h"
@@ -20,4 +21,16 @@ int cr_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first)
 	*p = m;
 	*cap = n;
 	return 0;
+}
+
+int read_int_file(const char *path, int dflt)
+{
+	FILE *f = fopen(path, "re");
+	int v = dflt;
+
+	if (f && fscanf(f, "%d", &v) != 1)
+		v = dflt;
+	if (f)
+		fclose(f);
+	return v;
 }
