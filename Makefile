@@ -26,7 +26,7 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE \
 	-DCRYO_VERSION='"$(VERSION)"' -Iinclude -Isrc -Isrc/remote -I$(BUILD)/proto
 LDFLAGS += $(SANFLAGS)
-LDLIBS := -lprotobuf-c -lpthread -lnftables
+LDLIBS := -lprotobuf-c -lpthread -ldl
 
 LIB_SRCS := $(filter-out src/cli.c,$(wildcard src/*.c)) $(wildcard src/remote/*.c)
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/remote/blob.o \

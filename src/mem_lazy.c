@@ -34,6 +34,8 @@
 #define LAZY_FAULT_SPAN (64u << 10)	/* bytes answered per fault, from the page on */
 #define LAZY_THREADS 3			/* background fillers */
 #define LAZY_FILLER_NICE 5
+#define LAZY_FILL_QUIET 0.002		/* s without a fault: the background fill starts */
+#define LAZY_FILL_WAIT 0.010		/* s after the tree runs: it starts anyway */
 #define LAZY_CACHE 16			/* checked chunks the fault path keeps */
 #define LAZY_CACHE_ON_TOUCH 2		/* on-touch: the supplier lives as long as the tree */
 #define LAZY_IDLE_TRIM 1.0		/* s without a fault: the cached chunks are freed */
@@ -480,6 +482,8 @@ struct supplier {
 	pthread_mutex_t jobs;
 	size_t job_at;			/* round robin over the address spaces */
 	bool ended;
+	bool fill_waits;		/* the tree runs; its first touches come first */
+	double ended_at;
 	volatile bool failed;
 	struct tree_pids tree;
 	struct fault *faults;		/* to answer again (an event came first) */
@@ -648,10 +652,26 @@ static void job_done(struct supplier *s, struct lazy_mm *mm)
 	pthread_mutex_unlock(&s->jobs);
 }
 
+/* A chunk's buffer with its pages in: the answer to a fault does not wait for 256
+ * page faults of the supplier's own. */
+static uint8_t *chunk_buf_new(void)
+{
+	void *p = mmap(NULL, IMG_CHUNK_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void chunk_buf_free(uint8_t *buf)
+{
+	if (buf)
+		munmap(buf, IMG_CHUNK_SIZE);
+}
+
 static void *filler_main(void *arg)
 {
 	struct supplier *s = arg;
-	uint8_t *buf = malloc(IMG_CHUNK_SIZE);
+	uint8_t *buf = chunk_buf_new();
 	struct lazy_mm *mm;
 	uint64_t k;
 
@@ -697,7 +717,7 @@ static void *filler_main(void *arg)
 		}
 		job_done(s, mm);
 	}
-	free(buf);
+	chunk_buf_free(buf);
 	pthread_mutex_lock(&s->jobs);
 	s->live_fillers--;
 	pthread_mutex_unlock(&s->jobs);
@@ -736,7 +756,7 @@ static const uint8_t *cached_chunk(struct supplier *s, const struct page_src *sr
 	if (s->nr_cache < cap)
 		victim = &s->cache[s->nr_cache++];
 	if (!victim->buf)
-		victim->buf = malloc(IMG_CHUNK_SIZE);
+		victim->buf = chunk_buf_new();
 	if (!victim->buf)
 		return NULL;
 	victim->fd = -1;
@@ -752,7 +772,7 @@ static const uint8_t *cached_chunk(struct supplier *s, const struct page_src *sr
 static void trim_cache(struct supplier *s)
 {
 	for (int i = 0; i < s->nr_cache; i++) {
-		free(s->cache[i].buf);
+		chunk_buf_free(s->cache[i].buf);
 		s->cache[i] = (struct chunk_cache){ 0 };
 	}
 	s->nr_cache = 0;
@@ -907,6 +927,21 @@ static void start_fillers(struct supplier *s)
 	pthread_attr_destroy(&a);
 }
 
+/* Just released, a process touches its first pages in a burst: the background fill
+ * waits for a pause in its faults, or LAZY_FILL_WAIT at most, and leaves the CPUs
+ * to the answers of those faults meanwhile. */
+static void fill_when_quiet(struct supplier *s)
+{
+	double t = mono_s();
+	double since = s->last_fault > s->ended_at ? s->last_fault : s->ended_at;
+
+	if (!s->fill_waits ||
+	    (t - since < LAZY_FILL_QUIET && t - s->ended_at < LAZY_FILL_WAIT))
+		return;
+	s->fill_waits = false;
+	start_fillers(s);
+}
+
 /* One message of an address space's userfaultfd, under the events lock. */
 static int on_event(struct supplier *s, struct lazy_mm *mm, const struct uffd_msg *m)
 {
@@ -924,7 +959,7 @@ static int on_event(struct supplier *s, struct lazy_mm *mm, const struct uffd_ms
 		if (send_msg(s->guard, &fwd, &fd, 1) ||
 		    mm_add(s, fd, mm->srcs, mm->nr_srcs, &mm->ps))
 			return -1;
-		if (s->ended)
+		if (s->ended && !s->fill_waits)
 			start_fillers(s);
 		return 0;
 	case UFFD_EVENT_REMAP:
@@ -995,7 +1030,8 @@ static int on_ctl(struct supplier *s)
 	}
 	if (m.type == MSG_END) {
 		s->ended = true;
-		start_fillers(s);
+		s->ended_at = mono_s();
+		s->fill_waits = !s->on_touch;
 		return 0;
 	}
 	if (m.type != MSG_UFFD || m.proc >= ctx->nr_procs || fds[0] < 0)
@@ -1026,7 +1062,8 @@ static int supplier_poll(struct supplier *s)
 			pf[n] = (struct pollfd){ s->mms[i]->uffd, POLLIN, 0 };
 			of[n++] = s->mms[i];
 		}
-	r = poll(pf, n, s->nr_faults ? 1 : s->on_touch ? (int)(LAZY_PROBE_EVERY * 1000) : 20);
+	r = poll(pf, n, s->nr_faults || s->fill_waits ? 1 :
+			s->on_touch ? (int)(LAZY_PROBE_EVERY * 1000) : 20);
 	if (r < 0)
 		return errno == EINTR ? 0 : cr_perr("poll");
 	if (pf[0].revents)
@@ -1041,6 +1078,7 @@ static int supplier_poll(struct supplier *s)
 	}
 	if (serve_faults(s))
 		return -1;
+	fill_when_quiet(s);
 	if (s->on_touch)
 		probe_mms(s);
 	if (s->nr_cache && mono_s() - s->last_fault > LAZY_IDLE_TRIM)
@@ -1169,6 +1207,9 @@ static void supplier_main(struct restore_ctx *ctx, int ctl)
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&s.events, &ra);
 	pthread_mutex_init(&s.jobs, NULL);
+	/* While cryo makes the tree: the first faults find buffers ready. */
+	for (int i = 0; i < LAZY_CACHE_ON_TOUCH; i++)
+		s.cache[i].buf = chunk_buf_new();
 	supplier_run(&s);
 }
 

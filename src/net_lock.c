@@ -27,11 +27,11 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <nftables/libnftables.h>
 
 #include "image.h"
 #include "log.h"
 #include "net_lock.h"
+#include "nft_lib.h"
 #include "proc.h"
 #include "sys.h"
 #include "tcp_repair.h"
@@ -410,13 +410,12 @@ struct guard {
 
 static int guard_nft(struct guard *g, const char *cmd, struct guard_reply *r)
 {
-	int rc = nft_run_cmd_from_buffer(g->nft, cmd);
+	int rc = nftl_run(g->nft, cmd);
 
 	if (rc && r) {
-		const char *e = nft_ctx_get_error_buffer(g->nft);
+		const char *e = nftl_error(g->nft);
 
-		snprintf(r->text, sizeof(r->text), "%.*s", (int)strcspn(e ? e : "", "\n"),
-			 e ? e : "");
+		snprintf(r->text, sizeof(r->text), "%.*s", (int)strcspn(e, "\n"), e);
 	}
 	return rc ? -1 : 0;
 }
@@ -593,9 +592,8 @@ guardian(pid_t cryo, int ctl, int rootfd, pid_t root, const char *lock_script,
 	if (prctl(PR_SET_PDEATHSIG, SIGHUP) || getppid() != cryo || guard_fds(ctl, rootfd))
 		_exit(1);
 	g.sigfd = signalfd(-1, &hup, SFD_CLOEXEC);
-	g.nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (g.sigfd < 0 || !g.nft || nft_ctx_buffer_output(g.nft) ||
-	    nft_ctx_buffer_error(g.nft)) {
+	g.nft = nftl_open();
+	if (g.sigfd < 0 || !g.nft) {
 		snprintf(r.text, sizeof(r.text), "cannot start libnftables");
 		guard_reply(&g, &r, -1);
 		_exit(1);
@@ -701,9 +699,12 @@ static int own_netns(void)
 static int start_guardian(pid_t root, const char *lock_script, const char *keep_script)
 {
 	struct guard_reply r;
-	int sp[2], rootfd = sys_pidfd_open(root, 0);
+	int sp[2], rootfd;
 	pid_t cryo = getpid();
 
+	if (nftl_load())	/* before the fork: the guardian only calls it */
+		return -1;
+	rootfd = sys_pidfd_open(root, 0);
 	if (rootfd < 0)
 		return cr_perr("cannot open a pidfd of process %d", root);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp)) {
@@ -956,17 +957,6 @@ int net_lock_dump_finish(struct dump_ctx *ctx, bool killed)
 
 /* ---- restore ---- */
 
-static struct nft_ctx *nft_open(void)
-{
-	struct nft_ctx *n = nft_ctx_new(NFT_CTX_DEFAULT);
-
-	if (n && (nft_ctx_buffer_output(n) || nft_ctx_buffer_error(n))) {
-		nft_ctx_free(n);
-		n = NULL;
-	}
-	return n;
-}
-
 /* Restore's libnftables context, made with the images: once the tree runs, the
  * unlock is one command (the shortest time a dying cryo could leave it locked). */
 static struct nft_ctx *unlock_nft;
@@ -989,11 +979,11 @@ int net_lock_load(struct restore_ctx *ctx)
 	ctx->netlock = nl;
 	if (net_lock_check(nl, (pid_t)ctx->inv->root_pid))
 		return -1;
-	unlock_nft = nft_open();
+	unlock_nft = nftl_open();
 	if (!unlock_nft)
 		return cr_err("cannot start libnftables to unlock the image's connections");
 	snprintf(cmd, sizeof(cmd), "list table inet %s\n", nl->table);
-	if (nft_run_cmd_from_buffer(unlock_nft, cmd))
+	if (nftl_run(unlock_nft, cmd))
 		pr_warn("the network lock of the image (table inet %s) is gone: the "
 			"connections' peers may have reset them", nl->table);
 	return 0;
@@ -1008,15 +998,15 @@ int net_unlock_restore(struct restore_ctx *ctx)
 	if (!nl)
 		return 0;
 	if (!unlock_nft)
-		unlock_nft = nft_open();
+		unlock_nft = nftl_open();
 	snprintf(cmd, sizeof(cmd), "delete table inet %s\n", nl->table);
-	if (unlock_nft && !nft_run_cmd_from_buffer(unlock_nft, cmd)) {
+	if (unlock_nft && !nftl_run(unlock_nft, cmd)) {
 		pr_info("TCP connections unlocked (nftables table inet %s removed)", nl->table);
 		return 0;
 	}
-	e = unlock_nft ? nft_ctx_get_error_buffer(unlock_nft) : "no libnftables";
+	e = unlock_nft ? nftl_error(unlock_nft) : "no libnftables";
 	pr_warn("cannot remove the network lock (%.*s): `nft delete table inet %s` removes it",
-		e ? (int)strcspn(e, "\n") : 0, e ? e : "", nl->table);
+		(int)strcspn(e, "\n"), e, nl->table);
 	return 0;
 }
 
@@ -1031,8 +1021,7 @@ void net_lock_restore_failed(struct restore_ctx *ctx)
 
 void net_lock_free(struct restore_ctx *ctx)
 {
-	if (unlock_nft)
-		nft_ctx_free(unlock_nft);
+	nftl_close(unlock_nft);
 	unlock_nft = NULL;
 	if (ctx->netlock)
 		protobuf_c_message_free_unpacked(ctx->netlock, NULL);
@@ -1056,21 +1045,24 @@ static int in_own_netns(int (*fn)(void))
 
 static int owner_table_probe(void)
 {
-	struct nft_ctx *a = nft_open(), *b;
+	struct nft_ctx *a = nftl_open(), *b;
 	int ok;
 
-	if (!a || nft_run_cmd_from_buffer(a, "table inet cryo_probe { flags owner; }\n"))
+	if (!a || nftl_run(a, "table inet cryo_probe { flags owner; }\n"))
 		return 0;
-	nft_ctx_free(a);
-	b = nft_open();
-	ok = b && nft_run_cmd_from_buffer(b, "list table inet cryo_probe\n") != 0;
-	if (b)
-		nft_ctx_free(b);
+	nftl_close(a);
+	b = nftl_open();
+	ok = b && nftl_run(b, "list table inet cryo_probe\n") != 0;
+	nftl_close(b);
 	return ok;
 }
 
 int net_lock_probe(void)
 {
+	if (nftl_load()) {	/* before the fork; missing, the answer is no */
+		cr_err_reset();
+		return 0;
+	}
 	return in_own_netns(owner_table_probe);
 }
 
