@@ -129,6 +129,9 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libcryo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< $(BUILD)/libcryo.a $(LDFLAGS) $(LDLIBS) -o $@
 
+# It reads the ruleset through libnftables itself, not through cryo's loader.
+$(BUILD)/unit/unit_netlock_live: LDLIBS += -lnftables
+
 # img_edit damages one field of an image and seals it again (harness_bad.c).
 $(BUILD)/tests/img_edit: tests/img_edit.c $(BUILD)/libcryo.a
 	@mkdir -p $(dir $@)
