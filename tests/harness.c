@@ -322,6 +322,7 @@ static void child_stdio(const char *log, bool new_session, int in, int give)
 }
 
 static void become_user(void);
+static void give_to_user(const char *path);
 struct run;
 static bool user_ns_restored(struct run *r, pid_t pid);
 static int check_pidns(pid_t outer, pid_t inner, pid_t *init);
@@ -1427,8 +1428,6 @@ static int netlock_left(pid_t pid)
 	}
 	return n ? -1 : 0;
 }
-
-static void give_to_user(const char *path);
 
 static void run_dir(struct run *r, const char *name, const char *mode)
 {

@@ -17,6 +17,7 @@ static pid_t spawn_piped(char *const argv[], const char *log, int in, int out)
 		child_stdio(log, false, in, out);
 		if (out >= 0 && (dup2(3, 1) != 1 || close(3)))
 			_exit(126);
+		become_user();
 		execv(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -191,6 +192,7 @@ static int copy_metadata(const char *from, const char *to)
 			rc = why("cannot copy %s to %s", src, dst);
 		if (fd >= 0)
 			close(fd);
+		give_to_user(dst);
 		free(s);
 	}
 	closedir(d);

@@ -275,11 +275,6 @@ static int run_as_user(const char *user, bool caps)
 	 * with its limits (no map_files, the loginuid): the pass without runs it. */
 	else
 		modes_enabled &= ~(1u << MODE_PIDNS);
-	/* Not looked into yet: a restore from a page server's image fails as a user, and
-	 * so does a lazy one (the supplier cannot read the new process's memory: "cannot
-	 * read 64 bytes at 0x101800 in process N: Permission denied"). */
-	modes_enabled &= ~(1u << MODE_PAGE_SERVER | 1u << MODE_LAZY | 1u << MODE_LAZY_KILL |
-			   1u << MODE_LAZY_TOUCH);
 	give_to_user(work);
 	printf("as uid %u (%s), cryo %s file capabilities\n", user_uid, user,
 	       caps ? "with" : "without");

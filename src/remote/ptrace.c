@@ -422,9 +422,21 @@ int mem_peek_vm(pid_t pid, uint64_t addr, void *buf, size_t len)
 	return read_mem_file(pid, addr, buf, len) == (ssize_t)len ? 0 : -1;
 }
 
+/* Not dumpable yet, a task made by a cryo with file capabilities has /proc files of
+ * root's, /proc/PID/mem too: ptrace access alone still reads it this way. */
+static ssize_t read_mem_pinned(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec l = { buf, len }, r = { (void *)addr, len };
+
+	return process_vm_readv(pid, &l, 1, &r, 1, 0);
+}
+
 int mem_read_vm(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
 	ssize_t n = read_mem_file(pid, addr, buf, len);
+
+	if (n < 0 && errno == EACCES)
+		n = read_mem_pinned(pid, addr, buf, len);
 
 	if (n != (ssize_t)len)
 		return n < 0 ? cr_perr("cannot read %zu bytes at 0x%lx in process %d", len,
