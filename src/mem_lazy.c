@@ -435,6 +435,9 @@ static void guard_main(int sock)
 	int fds[2], r;
 
 	prctl(PR_SET_NAME, "cryo-lazy-guard");
+	/* A session and group apart from the supplier's: no one kill of a group or a
+	 * session takes both holders of the userfaultfds at once. */
+	setsid();
 	for (;;) {
 		r = recv_msg(sock, &m, fds);
 		if (r > 0 && m.type == MSG_DONE)
