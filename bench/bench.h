@@ -138,9 +138,9 @@ int case_mem(struct results *r, const char *group, size_t size, size_t step, boo
 int case_vmas(struct results *r, const char *group, int nr, double idle_dump);
 /* A parent and `kids` forked children sharing `size` bytes copy-on-write. */
 int case_tree(struct results *r, const char *group, size_t size, int kids);
-/* The proportional set size of a process, from its smaps_rollup (kB; -1 if gone). */
 /* A small file (/proc text) into buf, NUL-ended: its length, or -1. */
 ssize_t read_small(const char *path, char *buf, size_t len);
+/* The proportional set size of a process, from its smaps_rollup (kB; -1 if gone). */
 long pss_kb(pid_t pid);
 /* A process holding `n` established loopback connections, dumped and restored with
  * --tcp-established; the bench holds the peers' ends. */

@@ -110,6 +110,9 @@ static void fmt_target(char *buf, size_t len, const struct row *w)
 		buf[0] = 0;
 }
 
+/* One figure's line, and the header above them: the same columns. */
+#define ROW_FMT "  %-12s %-24s %10s %10s  %-14s %7s %7s  %-8s %-6s %s\n"
+
 static void print_row(const struct results *r, const struct row *w)
 {
 	char med[32] = "-", mn[32] = "", lim[48] = "", rt[16] = "", rtm[16] = "", tgt[24];
@@ -136,8 +139,7 @@ static void print_row(const struct results *r, const struct row *w)
 	fmt_target(tgt, sizeof(tgt), w);
 	if (m >= 0)
 		status = w->headline ? (m ? "OK" : "MISS") : (m ? "(ok)" : "(miss)");
-	printf("  %-12s %-24s %10s %10s  %-14s %7s %7s  %-8s %-6s %s\n", w->group, w->name, med,
-	       mn, lim, rt, rtm, tgt, status, w->note);
+	printf(ROW_FMT, w->group, w->name, med, mn, lim, rt, rtm, tgt, status, w->note);
 	if (w->error[0])
 		printf("  %-12s   FAILED: %s\n", "", w->error);
 }
@@ -147,8 +149,8 @@ void report_table(const struct results *r)
 	printf("machine limits (same run)                        median        min   n\n");
 	for (int i = 0; i < r->nr_limits; i++)
 		print_limit(i, &r->limits[i]);
-	printf("\n  %-12s %-24s %10s %10s  %-14s %7s %7s  %-8s %-6s %s\n", "case", "figure",
-	       "median", "min", "limit", "ratio", "(min)", "target", "", "note");
+	printf("\n" ROW_FMT, "case", "figure", "median", "min", "limit", "ratio", "(min)",
+	       "target", "", "note");
 	for (int i = 0; i < r->nr_rows; i++) {
 		if (i && strcmp(r->rows[i].group, r->rows[i - 1].group))
 			printf("\n");

@@ -70,8 +70,6 @@ struct nft_ctx *nftl_open(void)
 		lib.ctx_free(n);
 		n = NULL;
 	}
-	if (!n)
-		cr_err("cannot start libnftables");
 	return n;
 }
 

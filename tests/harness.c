@@ -1211,9 +1211,13 @@ static int run_lazy_kill(struct run *r)
 {
 	unsigned seed = (unsigned)(now() * 1e6) ^ (unsigned)getpid();
 	/* The supplier's group: one signal must not take both holders of the fds. */
-	static const char *const victims[] = { "cryo-lazy-guard", "the supplier's group",
-					       "cryo-lazy", "cryo-lazy" };
-	int delay = rand_r(&seed) % 300, pick = rand_r(&seed) % 4, status;
+	enum { KILL_GUARD, KILL_GROUP, KILL_SUPPLIER };
+	static const char *const victims[] = { [KILL_GUARD] = "cryo-lazy-guard",
+					       [KILL_GROUP] = "the supplier's group",
+					       [KILL_SUPPLIER] = "cryo-lazy" };
+	/* The supplier alone one run in two. */
+	static const int draw[] = { KILL_GUARD, KILL_GROUP, KILL_SUPPLIER, KILL_SUPPLIER };
+	int pick = draw[rand_r(&seed) % 4], delay = rand_r(&seed) % 300, status;
 	const char *victim = victims[pick];
 	pid_t p[4];
 	int n;
@@ -1225,14 +1229,14 @@ static int run_lazy_kill(struct run *r)
 		return -1;
 	/* None left: every page was in already; the program must pass. */
 	n = children_named(getpid(), "cryo-lazy", p, 4);
-	if (n && !pick)
+	if (n && pick == KILL_GUARD)
 		n = children_named(p[0], victim, p, 4);
 	if (!n)
 		victim = "nothing (the fill was over)";
 	kill(r->pid, SIGUSR1);
 	sleep_ms(delay);
 	for (int i = 0; i < n; i++) {
-		pid_t g = pick == 1 ? getpgid(p[i]) : 0;
+		pid_t g = pick == KILL_GROUP ? getpgid(p[i]) : 0;
 
 		kill(g > 1 && g != getpgrp() ? -g : p[i], SIGKILL);
 	}
