@@ -48,6 +48,18 @@ const struct lazy_piece *lazy_pieces_from(const struct lazy_pieces *ps, uint32_t
 #define LAZY_PROBE_FROM (1ULL << 20)
 uint64_t lazy_probe_addr(const struct lazy_pieces *ps);
 
+/* The tripwire (lazy_wire.c) of one holder of the userfaultfds (the supplier or the
+ * guard, each its own): write ends at its lowest fd (0) and its highest. */
+struct lazy_wire {
+	int top;			/* the high write end's fd */
+};
+int wire_make(struct lazy_wire *w);
+/* Read ends that SIGKILL pid (a whole process) as the holder dies; -1 with the error
+ * recorded. */
+int wire_arm(const struct lazy_wire *w, pid_t pid, int ends[2]);
+/* Close them (every page is in): the holder's end then kills no one. */
+void wire_disarm(int ends[2]);
+
 /* Restore, in cryo. */
 /* Which VMAs of the process are restored lazily (rp->lazy_vmas, rp->lazy). */
 int lazy_mark(struct restore_proc *rp, const bool *has_pages);
@@ -64,6 +76,9 @@ int lazy_start(struct restore_ctx *ctx);
 /* After the first table: take the task's userfaultfd, register its lazy ranges,
  * hand them to the supplier. */
 int lazy_take(struct restore_proc *rp);
+/* Before the release: both holders have every process's fds and armed its tripwire
+ * (a sync sent after them, answered by the guard through the supplier). */
+int lazy_armed(struct restore_ctx *ctx);
 /* The tree runs: the supplier fills the rest in the background. */
 void lazy_tree_made(struct restore_ctx *ctx);
 void lazy_free(struct restore_ctx *ctx);

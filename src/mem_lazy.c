@@ -2,7 +2,8 @@
  * userfaultfd by the task itself, which then runs before its pages are in. A supplier
  * process answers each first touch from the page file and fills the rest in the
  * background; a guard process holding the same userfaultfds kills the tree if the
- * supplier dies before every page is in (docs/ARCHITECTURE.md, "Lazy restore"). */
+ * supplier dies before every page is in, and the tripwire (lazy_wire.c) if both die at
+ * once (docs/ARCHITECTURE.md, "Lazy restore"). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +43,8 @@
 #define LAZY_PROBE_EVERY 0.25		/* s between on-touch checks of which trees live */
 #define LAZY_MAX_MMS 4096		/* address spaces served (the tree and its forks) */
 #define LAZY_MSGS 32
+#define LAZY_FORK_FIND 1.0		/* s a forked child is looked for */
+#define LAZY_SYNC_WAIT_MS 10000		/* cryo's wait for the supplier's answer */
 #define LAZY_FEATURES (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \
 		       UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
 
@@ -301,7 +304,11 @@ bool *lazy_eager_chunks(const struct restore_proc *rp, size_t k)
 
 /* ---- messages between cryo, the supplier and the guard ---- */
 
-enum { MSG_UFFD = 1, MSG_END, MSG_DONE };
+/* MSG_UFFD: fds uffd and pidfd (a fork's uffd alone). MSG_PID (to the guard): a
+ * forked child's pidfd. MSG_SYNC: from cryo through the supplier to the guard and
+ * back, once every earlier message is done (each holder armed every process). */
+enum { MSG_UFFD = 1, MSG_END, MSG_DONE, MSG_PID, MSG_SYNC };
+#define LAZY_MSG_FDS 2
 
 struct lazy_msg {
 	uint32_t type;
@@ -311,7 +318,7 @@ struct lazy_msg {
 
 static int send_msg(int sock, const struct lazy_msg *m, const int *fds, int nfds)
 {
-	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	char cbuf[CMSG_SPACE(LAZY_MSG_FDS * sizeof(int))];
 	struct iovec iov = { (void *)m, sizeof(*m) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *c;
@@ -329,17 +336,19 @@ static int send_msg(int sock, const struct lazy_msg *m, const int *fds, int nfds
 	return sendmsg(sock, &mh, MSG_NOSIGNAL) == sizeof(*m) ? 0 : -1;
 }
 
-/* 1 with a message, 0 at the end of the stream, -1 on error. fds[] get -1 if absent. */
+/* 1 with a message, 0 at the end of the stream, -1 on error. fds[LAZY_MSG_FDS] get
+ * -1 if absent. */
 static int recv_msg(int sock, struct lazy_msg *m, int *fds)
 {
-	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	char cbuf[CMSG_SPACE(LAZY_MSG_FDS * sizeof(int))];
 	struct iovec iov = { m, sizeof(*m) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c;
 	ssize_t n;
 
-	fds[0] = fds[1] = -1;
+	for (int i = 0; i < LAZY_MSG_FDS; i++)
+		fds[i] = -1;
 	do
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
@@ -349,7 +358,8 @@ static int recv_msg(int sock, struct lazy_msg *m, int *fds)
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 
-			memcpy(fds, CMSG_DATA(c), (k > 2 ? 2 : k) * sizeof(int));
+			memcpy(fds, CMSG_DATA(c),
+			       (k > LAZY_MSG_FDS ? LAZY_MSG_FDS : k) * sizeof(int));
 		}
 	return n == sizeof(*m) ? 1 : -1;
 }
@@ -359,25 +369,26 @@ static int recv_msg(int sock, struct lazy_msg *m, int *fds)
 struct tree_pids {
 	pid_t pids[LAZY_MAX_MMS];
 	int pidfds[LAZY_MAX_MMS];
+	int ends[LAZY_MAX_MMS][2];	/* its tripwire's read ends (lazy_wire.c) */
 	size_t nr;
 };
 
-static void kill_descendants(pid_t pid, int depth)
+/* The children of every thread of pid, up to max; how many. */
+static int read_children(pid_t pid, pid_t *out, int max)
 {
 	char path[64], buf[4096];
-	DIR *d;
 	struct dirent *de;
+	int found = 0;
+	DIR *d;
 
-	if (depth > 64)
-		return;
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	d = opendir(path);
 	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char *s, *e;
-		int fd;
+		return 0;
+	while ((de = readdir(d)) && found < max) {
+		char *at, *end;
 		ssize_t n;
+		int fd;
 
 		if (de->d_name[0] == '.')
 			continue;
@@ -388,67 +399,163 @@ static void kill_descendants(pid_t pid, int depth)
 		n = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
 		buf[n > 0 ? n : 0] = 0;
-		for (s = buf; *s; s = e) {
-			long child = strtol(s, &e, 10);
+		for (at = buf; *at && found < max; at = end) {
+			long child = strtol(at, &end, 10);
 
-			if (e == s)
+			if (end == at)
 				break;
-			/* Stopped first: it cannot fork while its own children are found. */
-			kill(child, SIGSTOP);
-			kill_descendants(child, depth + 1);
-			kill(child, SIGKILL);
+			out[found++] = (pid_t)child;
 		}
 	}
 	closedir(d);
+	return found;
+}
+
+static void kill_descendants(pid_t pid, int depth)
+{
+	pid_t kids[512];
+	int n;
+
+	if (depth > 64)
+		return;
+	n = read_children(pid, kids, 512);
+	for (int i = 0; i < n; i++) {
+		/* Stopped first: it cannot fork while its own children are found. */
+		kill(kids[i], SIGSTOP);
+		kill_descendants(kids[i], depth + 1);
+		kill(kids[i], SIGKILL);
+	}
+}
+
+static bool pidfd_alive(int pidfd)
+{
+	return pidfd >= 0 && !syscall(__NR_pidfd_send_signal, pidfd, 0, NULL, 0);
 }
 
 /* Every process of the tree and whatever it forked since: their memory may never be
- * complete now. */
+ * complete now. Only a live one's PID is followed into /proc (a dead one's number may
+ * be another process's now); stopped, it stays alive until killed. */
 static void kill_tree(const struct tree_pids *t)
 {
 	for (size_t i = 0; i < t->nr; i++)
 		if (t->pidfds[i] >= 0)
 			syscall(__NR_pidfd_send_signal, t->pidfds[i], SIGSTOP, NULL, 0);
 	for (size_t i = 0; i < t->nr; i++)
-		if (t->pidfds[i] >= 0) {
+		if (pidfd_alive(t->pidfds[i])) {
 			kill_descendants(t->pids[i], 0);
 			syscall(__NR_pidfd_send_signal, t->pidfds[i], SIGKILL, NULL, 0);
 		}
 }
 
-static void tree_add(struct tree_pids *t, pid_t pid, int pidfd)
+static void tree_drop(struct tree_pids *t, size_t i)
 {
-	if (t->nr < LAZY_MAX_MMS && pidfd >= 0) {
-		t->pids[t->nr] = pid;
-		t->pidfds[t->nr++] = pidfd;
+	close(t->pidfds[i]);
+	wire_disarm(t->ends[i]);
+	t->nr--;
+	t->pids[i] = t->pids[t->nr];
+	t->pidfds[i] = t->pidfds[t->nr];
+	t->ends[i][0] = t->ends[t->nr][0];
+	t->ends[i][1] = t->ends[t->nr][1];
+}
+
+/* The entries of processes that are gone. */
+static void tree_prune(struct tree_pids *t)
+{
+	for (size_t i = t->nr; i-- > 0;)
+		if (!pidfd_alive(t->pidfds[i]))
+			tree_drop(t, i);
+}
+
+/* Keeps the pidfd and the tripwire's ends; -1 if there is no room (then they are
+ * closed). */
+static int tree_add(struct tree_pids *t, pid_t pid, int pidfd, const int *ends)
+{
+	int e[2] = { ends[0], ends[1] };
+
+	if (t->nr == LAZY_MAX_MMS)
+		tree_prune(t);
+	if (t->nr == LAZY_MAX_MMS) {
+		close(pidfd);
+		wire_disarm(e);
+		return -1;
 	}
+	t->pids[t->nr] = pid;
+	t->pidfds[t->nr] = pidfd;
+	t->ends[t->nr][0] = e[0];
+	t->ends[t->nr][1] = e[1];
+	t->nr++;
+	return 0;
+}
+
+/* Arm this holder's tripwire for pid and keep it: 0, 1 if the process is gone (the
+ * number F_SETOWN took may have been another's: nothing kept), -1 on error. */
+static int tree_arm(struct tree_pids *t, const struct lazy_wire *w, pid_t pid, int pidfd)
+{
+	int ends[2];
+
+	if (wire_arm(w, pid, ends)) {
+		close(pidfd);
+		return -1;
+	}
+	if (!pidfd_alive(pidfd)) {
+		wire_disarm(ends);
+		close(pidfd);
+		return 1;
+	}
+	return tree_add(t, pid, pidfd, ends);
+}
+
+/* Is pid a live process of the tree's (a dead one's number may be a new child's)? */
+static bool tree_has(const struct tree_pids *t, pid_t pid)
+{
+	for (size_t i = 0; i < t->nr; i++)
+		if (t->pids[i] == pid && pidfd_alive(t->pidfds[i]))
+			return true;
+	return false;
+}
+
+/* Every page is in: this holder's ends of the tripwire kill no one from now on. */
+static void tree_disarm(struct tree_pids *t)
+{
+	for (size_t i = 0; i < t->nr; i++)
+		wire_disarm(t->ends[i]);
 }
 
 /* ---- the guard ---- */
 
 /* Holds every userfaultfd the supplier holds, so that the supplier's death unregisters
- * nothing; kills the tree if the supplier goes before saying every page is in. */
+ * nothing; kills the tree if the supplier goes before saying every page is in, and
+ * through its own tripwire (lazy_wire.c) if it dies itself. */
 static void guard_main(int sock)
 {
 	static struct tree_pids tree;
+	static struct lazy_wire wire;
+	int fds[LAZY_MSG_FDS], r;
 	struct lazy_msg m;
-	int fds[2], r;
 
 	prctl(PR_SET_NAME, "cryo-lazy-guard");
 	/* A session and group apart from the supplier's: no one kill of a group or a
 	 * session takes both holders of the userfaultfds at once. */
 	setsid();
+	if (wire_make(&wire))
+		_exit(1);
 	for (;;) {
 		r = recv_msg(sock, &m, fds);
-		if (r > 0 && m.type == MSG_DONE)
+		if (r > 0 && m.type == MSG_DONE) {
+			tree_disarm(&tree);
 			_exit(0);
+		}
+		if (r > 0 && m.type == MSG_SYNC && !send_msg(sock, &m, NULL, 0))
+			continue;
+		/* The userfaultfd (fds[0] of MSG_UFFD) stays open until the end. */
+		if (r > 0 && m.type == MSG_UFFD && m.pid > 0)
+			r = tree_arm(&tree, &wire, m.pid, fds[1]) < 0 ? -1 : 1;
+		else if (r > 0 && m.type == MSG_PID)
+			r = tree_arm(&tree, &wire, m.pid, fds[0]) < 0 ? -1 : 1;
 		if (r <= 0) {
 			kill_tree(&tree);
 			_exit(1);
 		}
-		if (m.type == MSG_UFFD && m.pid > 0)
-			tree_add(&tree, m.pid, fds[1]);
-		/* fds[0], the userfaultfd, stays open until the end. */
 	}
 }
 
@@ -497,6 +604,9 @@ struct supplier {
 	int live_fillers;		/* under jobs */
 	bool on_touch;			/* --lazy-fill on-touch: faults only */
 	double last_fault, last_probe;
+	struct lazy_wire wire;
+	int forks_unseen;		/* forked children not yet found and armed */
+	double fork_at;			/* the last fork event */
 };
 
 /* The checked bytes of one checksum chunk of a page file, into buf; its length, or
@@ -962,6 +1072,9 @@ static int on_event(struct supplier *s, struct lazy_mm *mm, const struct uffd_ms
 		if (send_msg(s->guard, &fwd, &fd, 1) ||
 		    mm_add(s, fd, mm->srcs, mm->nr_srcs, &mm->ps))
 			return -1;
+		/* Not in /proc yet: found and armed once the fork is done. */
+		s->forks_unseen++;
+		s->fork_at = mono_s();
 		if (s->ended && !s->fill_waits)
 			start_fillers(s);
 		return 0;
@@ -1013,13 +1126,83 @@ static int serve_faults(struct supplier *s)
 	return 0;
 }
 
-/* A message from cryo: a process's userfaultfd, or the end of the tree's making. */
+/* A process from cryo (fds: its userfaultfd and pidfd): to the guard, then armed. */
+static int arm_proc(struct supplier *s, struct lazy_msg *m, int *fds)
+{
+	if (send_msg(s->guard, m, fds, 2))
+		return cr_perr("cannot reach the guard");
+	if (tree_arm(&s->tree, &s->wire, m->pid, fds[1]))
+		return cr_err("process %d: cannot arm the lazy pages' tripwire", m->pid);
+	return 0;
+}
+
+/* Its parent from /proc/PID/status (no error recorded: it may be gone), or 0. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[2048], *at;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	at = strstr(buf, "\nPPid:");
+	return at ? (pid_t)strtol(at + 7, NULL, 10) : 0;
+}
+
+/* A child of the tree's (a fork event's), armed here and by the guard. */
+static void arm_child(struct supplier *s, pid_t parent, pid_t pid)
+{
+	struct lazy_msg m = { MSG_PID, ~0u, pid };
+	int pidfd = sys_pidfd_open(pid, 0), r;
+
+	if (pidfd < 0)
+		return;
+	if (parent_of(pid) != parent) {
+		close(pidfd);
+		return;
+	}
+	r = tree_arm(&s->tree, &s->wire, pid, pidfd);
+	if (r < 0 || (!r && send_msg(s->guard, &m, &s->tree.pidfds[s->tree.nr - 1], 1)))
+		s->failed = true;
+	if (!r && s->forks_unseen > 0)
+		s->forks_unseen--;
+}
+
+/* After fork events: their children, found among the tree's, for LAZY_FORK_FIND
+ * after the last (every millisecond while fewer were found than forked). */
+static void find_children(struct supplier *s)
+{
+	for (size_t i = 0; i < s->tree.nr; i++) {
+		pid_t kids[256];
+		int n;
+
+		if (!pidfd_alive(s->tree.pidfds[i]))
+			continue;
+		n = read_children(s->tree.pids[i], kids, 256);
+		for (int k = 0; k < n; k++)
+			if (!tree_has(&s->tree, kids[k]))
+				arm_child(s, s->tree.pids[i], kids[k]);
+	}
+	/* One gone before it was seen is never found. */
+	if (mono_s() - s->fork_at > LAZY_FORK_FIND) {
+		s->forks_unseen = 0;
+		s->fork_at = 0;
+	}
+}
+
+/* A message from cryo: a process's userfaultfd, a sync, or the end of the tree's
+ * making. */
 static int on_ctl(struct supplier *s)
 {
 	const struct restore_ctx *ctx = s->ctx;
 	struct lazy_pieces ps = { 0 };
+	int fds[LAZY_MSG_FDS], r, rc;
 	struct lazy_msg m;
-	int fds[2], r, rc;
 
 	r = recv_msg(s->ctl, &m, fds);
 	if (r < 0)
@@ -1037,15 +1220,30 @@ static int on_ctl(struct supplier *s)
 		s->fill_waits = !s->on_touch;
 		return 0;
 	}
-	if (m.type != MSG_UFFD || m.proc >= ctx->nr_procs || fds[0] < 0)
+	if (m.type == MSG_SYNC)
+		return send_msg(s->guard, &m, NULL, 0) ? cr_perr("cannot reach the guard") : 0;
+	if (m.type != MSG_UFFD || m.proc >= ctx->nr_procs || fds[0] < 0 || fds[1] < 0 ||
+	    m.pid <= 0)
 		return cr_err("bad message from cryo");
-	if (send_msg(s->guard, &m, fds, fds[1] >= 0 ? 2 : 1))
-		return cr_perr("cannot reach the guard");
-	tree_add(&s->tree, m.pid, fds[1]);
+	if (arm_proc(s, &m, fds))
+		return -1;
 	rc = proc_pieces(ctx->procs[m.proc], &ps) ||
 	     mm_add(s, fds[0], ctx->procs[m.proc]->srcs, ctx->procs[m.proc]->nr_srcs, &ps);
 	free(ps.p);
 	return rc;
+}
+
+/* The guard's answer to a sync, passed on to cryo; anything else: it is gone. */
+static int on_guard(struct supplier *s)
+{
+	int fds[LAZY_MSG_FDS];
+	struct lazy_msg m;
+
+	if (recv_msg(s->guard, &m, fds) != 1 || m.type != MSG_SYNC)
+		return cr_err("the guard of the lazy pages is gone");
+	if (s->ctl < 0 || send_msg(s->ctl, &m, NULL, 0))
+		return cr_perr("cannot answer cryo");
+	return 0;
 }
 
 static int supplier_poll(struct supplier *s)
@@ -1065,12 +1263,12 @@ static int supplier_poll(struct supplier *s)
 			pf[n] = (struct pollfd){ s->mms[i]->uffd, POLLIN, 0 };
 			of[n++] = s->mms[i];
 		}
-	r = poll(pf, n, s->nr_faults || s->fill_waits ? 1 :
+	r = poll(pf, n, s->nr_faults || s->fill_waits || s->forks_unseen ? 1 :
 			s->on_touch ? (int)(LAZY_PROBE_EVERY * 1000) : 20);
 	if (r < 0)
 		return errno == EINTR ? 0 : cr_perr("poll");
-	if (pf[0].revents)
-		return cr_err("the guard of the lazy pages is gone");
+	if (pf[0].revents && on_guard(s))
+		return -1;
 	for (int i = 1; i < n; i++) {
 		if (!pf[i].revents)
 			continue;
@@ -1081,6 +1279,8 @@ static int supplier_poll(struct supplier *s)
 	}
 	if (serve_faults(s))
 		return -1;
+	if (s->fork_at)
+		find_children(s);
 	fill_when_quiet(s);
 	if (s->on_touch)
 		probe_mms(s);
@@ -1101,6 +1301,8 @@ static void supplier_run(struct supplier *s)
 		kill_tree(&s->tree);
 		_exit(1);
 	}
+	/* Disarmed here, then by the guard as it hears "done". */
+	tree_disarm(&s->tree);
 	send_msg(s->guard, &done, NULL, 0);
 	_exit(0);
 }
@@ -1184,6 +1386,7 @@ static void supplier_main(struct restore_ctx *ctx, int ctl)
 	prctl(PR_SET_NAME, "cryo-lazy");
 	setsid();	/* its own session: a terminal's signals are not its */
 	signal(SIGPIPE, SIG_IGN);
+	quiet_stdio();
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gs))
 		_exit(1);
 	g = fork_free(ctx);
@@ -1193,7 +1396,6 @@ static void supplier_main(struct restore_ctx *ctx, int ctl)
 	keep[nk++] = gs[g ? 0 : 1];
 	if (!g) {
 		close_all_but(keep + 1, 1);
-		quiet_stdio();
 		guard_main(gs[1]);
 	}
 	for (size_t i = 0; i < ctx->nr_procs; i++)
@@ -1201,7 +1403,10 @@ static void supplier_main(struct restore_ctx *ctx, int ctl)
 				   nk < LAZY_MAX_MMS; k++)
 			keep[nk++] = ctx->procs[i]->srcs[k].fd;
 	close_all_but(keep, nk);
-	quiet_stdio();
+	/* Its own tripwire, as the guard has (a shared one would go off only at the later
+	 * of their deaths, possibly after the earlier released a userfaultfd). */
+	if (wire_make(&s.wire))
+		_exit(1);
 	s.ctx = ctx;
 	s.ctl = ctl;
 	s.guard = gs[0];
@@ -1344,6 +1549,26 @@ int lazy_take(struct restore_proc *rp)
 		return cr_perr("cannot hand process %d's memory to the supplier", rp->pid);
 	plan_call_set(&c, 0, __NR_close, c.result, 0, 0, 0, 0, 0);
 	return mem_write_vm(rp->pid, (uint64_t)&rp->plan.calls[rp->lazy_close], &c, sizeof(c));
+}
+
+int lazy_armed(struct restore_ctx *ctx)
+{
+	struct lazy_ctl *l = ctx->lazy;
+	struct lazy_msg m = { MSG_SYNC, ~0u, 0 };
+	struct pollfd pf;
+	int fds[LAZY_MSG_FDS];
+
+	if (!l)
+		return 0;
+	if (send_msg(l->sock, &m, NULL, 0))
+		return cr_perr("the lazy pages' supplier is gone");
+	pf = (struct pollfd){ l->sock, POLLIN, 0 };
+	if (poll(&pf, 1, LAZY_SYNC_WAIT_MS) != 1)
+		return cr_err("the lazy pages' supplier did not answer within %d s",
+			      LAZY_SYNC_WAIT_MS / 1000);
+	if (recv_msg(l->sock, &m, fds) != 1 || m.type != MSG_SYNC)
+		return cr_err("the lazy pages' supplier is gone");
+	return 0;
 }
 
 void lazy_tree_made(struct restore_ctx *ctx)

@@ -581,7 +581,7 @@ static int restore_run(struct restore_ctx *ctx, const struct cryo_restore_opts *
 	if (rc)
 		return -1;
 	stats_enter(PH_VERIFY);
-	rc = verify_finish(v);
+	rc = verify_finish(v) || lazy_armed(ctx);
 	stats_leave(PH_VERIFY);
 	if (rc)
 		return -1;
