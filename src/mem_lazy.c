@@ -28,6 +28,7 @@
 #include "lazy.h"
 #include "log.h"
 #include "mem.h"
+#include "proc.h"
 #include "sys.h"
 #include "util.h"
 
@@ -1139,17 +1140,10 @@ static int arm_proc(struct supplier *s, struct lazy_msg *m, int *fds)
 /* Its parent from /proc/PID/status (no error recorded: it may be gone), or 0. */
 static pid_t parent_of(pid_t pid)
 {
-	char path[64], buf[2048], *at;
-	ssize_t n;
-	int fd;
+	char buf[2048], *at;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (proc_peek_pid_file(pid, "status", buf, sizeof(buf)) < 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
 	at = strstr(buf, "\nPPid:");
 	return at ? (pid_t)strtol(at + 7, NULL, 10) : 0;
 }

@@ -723,6 +723,22 @@ char *proc_read_pid_file(pid_t pid, const char *name, size_t *len)
 	return proc_read_file(path, len);
 }
 
+ssize_t proc_peek_pid_file(pid_t pid, const char *name, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return n;
+}
+
 static int cmp_number(const void *a, const void *b)
 {
 	int x = *(const int *)a, y = *(const int *)b;

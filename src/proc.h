@@ -168,5 +168,8 @@ int proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr);
 /* Read a whole /proc file into a NUL-terminated malloc'd buffer. */
 char *proc_read_file(const char *path, size_t *len);
 char *proc_read_pid_file(pid_t pid, const char *name, size_t *len);
+/* The start of a small /proc/PID file into buf (NUL-terminated), with no error
+ * recorded (the process may be gone): the bytes read, or -1. */
+ssize_t proc_peek_pid_file(pid_t pid, const char *name, char *buf, size_t size);
 
 #endif

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "lazy.h"
+#include "proc.h"
 #include "unit.h"
 
 #define WAIT_MS 20000
@@ -239,17 +240,10 @@ static void scene_end(struct scene *sc)
  * /proc/PID/syscall shows as -1), not still in its read of "go"? */
 static int victim_waits(pid_t pid)
 {
-	char path[64], buf[256];
-	int fd, n;
+	char buf[256];
 
-	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	return !strncmp(buf, "-1 ", 3);
+	return proc_peek_pid_file(pid, "syscall", buf, sizeof(buf)) > 0 &&
+	       !strncmp(buf, "-1 ", 3);
 }
 
 static void both_killed(int how, const char *name)
