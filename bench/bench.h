@@ -29,6 +29,7 @@ struct config {
 	const char *cases;		/* comma-separated cases to run */
 	bool lib;			/* also measure through libcryo */
 	const char *criu;		/* the reference, when `criu check` passes here */
+	char **criu_env;		/* its environment (criu-vclock.so preloaded), or NULL */
 	char criu_note[288];		/* which criu, or why it is not compared */
 	bool created_dir;		/* we made cfg.dir, so we remove it */
 };

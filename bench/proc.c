@@ -80,7 +80,9 @@ static int spawn(char *const argv[], const char *out, int ready_fd, bool session
 	posix_spawnattr_setflags(&at, flags);
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &def);
-	rc = posix_spawn(pid, argv[0], &fa, &at, argv, environ);
+	rc = posix_spawn(pid, argv[0], &fa, &at, argv,
+			 cfg.criu_env && cfg.criu && !strcmp(argv[0], cfg.criu) ? cfg.criu_env :
+									     environ);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	errno = rc;
