@@ -1418,18 +1418,20 @@ static void supplier_main(struct restore_ctx *ctx, int ctl)
 struct lazy_ctl {
 	int sock;
 	pid_t pid;
+	size_t nr_lazy, taken;		/* lazy processes, and those handed over */
+	bool synced;			/* the sync after the last one is sent */
 };
 
 int lazy_start(struct restore_ctx *ctx)
 {
 	struct lazy_ctl *l;
-	bool any = false;
+	size_t nr = 0;
 	int sv[2];
 	pid_t pid;
 
 	for (size_t i = 0; i < ctx->nr_procs; i++)
-		any |= ctx->procs[i]->lazy;
-	if (!any)
+		nr += ctx->procs[i]->lazy;
+	if (!nr)
 		return 0;
 	if (!lazy_probe())
 		return cr_err("--lazy-pages: this kernel's userfaultfd cannot supply missing "
@@ -1456,6 +1458,7 @@ int lazy_start(struct restore_ctx *ctx)
 	}
 	l->sock = sv[0];
 	l->pid = pid;
+	l->nr_lazy = nr;
 	ctx->lazy = l;
 	pr_info("lazy pages supplied by process %d", pid);
 	return 0;
@@ -1511,6 +1514,16 @@ int lazy_probe(void)
 	return ok;
 }
 
+static int lazy_sync(struct lazy_ctl *l)
+{
+	struct lazy_msg m = { MSG_SYNC, ~0u, 0 };
+
+	if (send_msg(l->sock, &m, NULL, 0))
+		return cr_perr("the lazy pages' supplier is gone");
+	l->synced = true;
+	return 0;
+}
+
 int lazy_take(struct restore_proc *rp)
 {
 	struct restore_ctx *ctx = rp->ctx;
@@ -1541,6 +1554,9 @@ int lazy_take(struct restore_proc *rp)
 	fds[1] = rp->lazy_pidfd;
 	if (send_msg(l->sock, &m, fds, 2))
 		return cr_perr("cannot hand process %d's memory to the supplier", rp->pid);
+	/* After the last: its answer (lazy_armed) comes while the rest is made. */
+	if (++l->taken == l->nr_lazy && lazy_sync(l))
+		return -1;
 	plan_call_set(&c, 0, __NR_close, c.result, 0, 0, 0, 0, 0);
 	return mem_write_vm(rp->pid, (uint64_t)&rp->plan.calls[rp->lazy_close], &c, sizeof(c));
 }
@@ -1548,14 +1564,14 @@ int lazy_take(struct restore_proc *rp)
 int lazy_armed(struct restore_ctx *ctx)
 {
 	struct lazy_ctl *l = ctx->lazy;
-	struct lazy_msg m = { MSG_SYNC, ~0u, 0 };
+	struct lazy_msg m;
 	struct pollfd pf;
 	int fds[LAZY_MSG_FDS];
 
 	if (!l)
 		return 0;
-	if (send_msg(l->sock, &m, NULL, 0))
-		return cr_perr("the lazy pages' supplier is gone");
+	if (!l->synced && lazy_sync(l))
+		return -1;
 	pf = (struct pollfd){ l->sock, POLLIN, 0 };
 	if (poll(&pf, 1, LAZY_SYNC_WAIT_MS) != 1)
 		return cr_err("the lazy pages' supplier did not answer within %d s",
