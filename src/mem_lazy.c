@@ -45,6 +45,8 @@
 #define LAZY_MAX_MMS 4096		/* address spaces served (the tree and its forks) */
 #define LAZY_MSGS 32
 #define LAZY_FORK_FIND 1.0		/* s a forked child is looked for */
+#define LAZY_SCAN_FAST 0.001		/* s between looks while one is not found */
+#define LAZY_SCAN_SLOW 0.020		/* s between looks after that */
 #define LAZY_SYNC_WAIT_MS 10000		/* cryo's wait for the supplier's answer */
 #define LAZY_FEATURES (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \
 		       UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
@@ -608,6 +610,7 @@ struct supplier {
 	struct lazy_wire wire;
 	int forks_unseen;		/* forked children not yet found and armed */
 	double fork_at;			/* the last fork event */
+	double scan_at;			/* the last look for its children */
 };
 
 /* The checked bytes of one checksum chunk of a page file, into buf; its length, or
@@ -1168,7 +1171,8 @@ static void arm_child(struct supplier *s, pid_t parent, pid_t pid)
 }
 
 /* After fork events: their children, found among the tree's, for LAZY_FORK_FIND
- * after the last (every millisecond while fewer were found than forked). */
+ * after the last (every LAZY_SCAN_FAST while fewer were found than forked, then every
+ * LAZY_SCAN_SLOW: a busy fault path does not pay for a look at each wakeup). */
 static void find_children(struct supplier *s)
 {
 	for (size_t i = 0; i < s->tree.nr; i++) {
@@ -1273,8 +1277,11 @@ static int supplier_poll(struct supplier *s)
 	}
 	if (serve_faults(s))
 		return -1;
-	if (s->fork_at)
+	if (s->fork_at && mono_s() - s->scan_at >= (s->forks_unseen ? LAZY_SCAN_FAST :
+									  LAZY_SCAN_SLOW)) {
+		s->scan_at = mono_s();
 		find_children(s);
+	}
 	fill_when_quiet(s);
 	if (s->on_touch)
 		probe_mms(s);
