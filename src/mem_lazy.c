@@ -2,8 +2,9 @@
  * userfaultfd by the task itself, which then runs before its pages are in. A supplier
  * process answers each first touch from the page file and fills the rest in the
  * background; a guard process holding the same userfaultfds kills the tree if the
- * supplier dies before every page is in, and the tripwire (lazy_wire.c) if both die at
- * once (docs/ARCHITECTURE.md, "Lazy restore"). */
+ * supplier dies before every page is in; each holder's tripwire (lazy_wire.c) kills it
+ * from inside that holder's own death, both dying at once included
+ * (docs/ARCHITECTURE.md, "Lazy restore"). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
