@@ -581,7 +581,7 @@ static int restore_run(struct restore_ctx *ctx, const struct cryo_restore_opts *
 	if (rc)
 		return -1;
 	stats_enter(PH_VERIFY);
-	rc = verify_finish(v) || lazy_armed(ctx);
+	rc = verify_finish(v);
 	stats_leave(PH_VERIFY);
 	if (rc)
 		return -1;
@@ -589,7 +589,7 @@ static int restore_run(struct restore_ctx *ctx, const struct cryo_restore_opts *
 	    action_run(opts->action_script, "pre-resume", opts->dir, ctx->procs[0]->pid))
 		return -1;
 	stats_enter(PH_RELEASE);
-	rc = release_tree(ctx, opts);
+	rc = lazy_armed(ctx) || release_tree(ctx, opts);
 	stats_leave(PH_RELEASE);
 	return rc;
 }
