@@ -328,7 +328,11 @@ static int dump_after(struct dump_ctx *ctx, const struct cryo_dump_opts *opts)
 	return action_run(opts->action_script, "post-dump", opts->dir, opts->pid);
 }
 
-/* Killed children first: none sees its parent go while it could still run. */
+/* How long a dump waits for its killed tree to be gone before it says so and ends. */
+#define KILLED_WAIT_S 10
+
+/* Killed children first: none sees its parent go while it could still run. Then
+ * their ends: what they held (locks, ports, IDs) is free when the dump ends. */
 static int finish_tree(struct dump_ctx *ctx, bool kill_them)
 {
 	size_t n = 0;
@@ -340,6 +344,13 @@ static int finish_tree(struct dump_ctx *ctx, bool kill_them)
 		n++;
 		if (task_finish(ctx->procs[i], kill_them))
 			rc = -1;
+	}
+	if (kill_them) {
+		uint64_t until = task_clock_ns() + KILLED_WAIT_S * 1000000000ULL;
+
+		for (size_t i = ctx->nr_procs; i-- > 0;)
+			if (!ctx->procs[i]->zombie)
+				task_wait_killed(ctx->procs[i], until);
 	}
 	if (n)
 		pr_info(kill_them ? "%zu process%s killed" : "%zu process%s resumed", n,

@@ -176,6 +176,51 @@ int task_finish(struct dump_proc *p, bool kill_it)
 	return 0;
 }
 
+uint64_t task_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* One killed thread cryo traces: its end reaches its tracer first, then its parent.
+ * 0 once collected, 1 while it is not over, -1 when it is not cryo's to collect. */
+static int collect_killed(pid_t tid)
+{
+	int status;
+	pid_t got;
+
+	for (;;) {
+		got = waitpid(tid, &status, __WALL | WNOHANG);
+		if (got == 0)
+			return 1;
+		if (got < 0)
+			return errno == EINTR ? 1 : -1;
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return 0;
+	}
+}
+
+/* The threads first: the kernel hands a leader's end over only once its group is
+ * gone. Exited, each has dropped its files, locks and sockets: a restore started now
+ * (or fed by the stream as it ends) finds them free. */
+void task_wait_killed(struct dump_proc *p, uint64_t until_ns)
+{
+	struct timespec pause_ts = { 0, 200000 };
+
+	for (size_t i = p->nr_threads; i-- > 0;) {
+		while (collect_killed(p->tids[i]) == 1) {
+			if (task_clock_ns() >= until_ns) {
+				pr_warn("process %d: thread %d has not ended since its kill "
+					"(blocked in the kernel?)", p->pid, p->tids[i]);
+				return;
+			}
+			nanosleep(&pause_ts, NULL);
+		}
+	}
+}
+
 /* ---- restore: PIDs ---- */
 
 /* Who holds an ID: its name, process, state, and whether it is on its way out

@@ -7,7 +7,8 @@
  * and a child V in fcntl(F_SETLKW) behind P's first POSIX range. After restore each
  * process checks the other's locks from its side (F_GETLK, F_OFD_GETLK, flock
  * LOCK_NB on a description of its own) and who holds them; then P unlocks, and W and
- * V must get their locks. */
+ * V must get their locks. C holds 256 MiB of touched memory, so that its death is
+ * slow. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -15,6 +16,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -127,6 +129,21 @@ static void child_checks(pid_t parent, int fd)
 	check_ofd("C");
 }
 
+/* C's exit frees this before it lets go of its files: a restore begun as soon as P
+ * is reaped (the stream's end) finds C's share of the flock write lock gone only if
+ * the dump waited for its whole tree to end (without that wait, 5 of 5 runs failed). */
+#define C_BALLAST (256UL << 20)
+
+static void hold_ballast(void)
+{
+	char *m = mmap(NULL, C_BALLAST, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+
+	TL_CHECK(m != MAP_FAILED, "C: mmap: %s", strerror(errno));
+	for (size_t i = 0; i < C_BALLAST; i += 4096)
+		m[i] = 1;
+}
+
 static void child_c(int excl_fd, int posix_fd)
 {
 	int shared = open_file(F_SHARED), ofd = open_file(F_OFD);
@@ -134,6 +151,7 @@ static void child_c(int excl_fd, int posix_fd)
 	char c;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	hold_ballast();
 	TL_CHECK(!flock(shared, LOCK_SH | LOCK_NB), "C: flock SH: %s", strerror(errno));
 	for (size_t i = 0; i < sizeof(c_posix) / sizeof(c_posix[0]); i++)
 		set_lock(posix_fd, F_SETLK, &c_posix[i], "C: POSIX lock");
