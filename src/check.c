@@ -237,7 +237,7 @@ static int probe_pidfd(pid_t child)
 static int probe_lazy(pid_t child)
 {
 	(void)child;
-	return lazy_probe();
+	return lazy_probe(LAZY_FEATURES, 0);
 }
 
 static int probe_close_range(pid_t child)

@@ -3,10 +3,18 @@
 #ifndef CRYO_LAZY_H
 #define CRYO_LAZY_H
 
+#include <linux/userfaultfd.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "task.h"
+
+/* The events a lazily restored process's userfaultfd reports to the supplier. */
+#define LAZY_FEATURES (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \
+		       UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
+/* userfaultfd(2): faults from user space only (no privilege needed). */
+#define CR_UFFD_USER_MODE_ONLY 1
 
 /* A stretch of a lazily restored process's memory and where its bytes are in the page
  * files. Kept in file order (by file, then offset); vaddr follows the process's mremaps, gone its munmaps
@@ -82,7 +90,39 @@ int lazy_armed(struct restore_ctx *ctx);
 /* The tree runs: the supplier fills the rest in the background. */
 void lazy_tree_made(struct restore_ctx *ctx);
 void lazy_free(struct restore_ctx *ctx);
-/* Does userfaultfd do all lazy restore needs here (cryo check)? 1 or 0. */
-int lazy_probe(void);
+/* Does userfaultfd (made with `flags`) register a page, copy into it and report
+ * `features` here (cryo check: LAZY_FEATURES)? 1 or 0. */
+int lazy_probe(uint64_t features, int flags);
+
+/* Shared with the eager fill (mem_fill.c). */
+/* The checked bytes of one checksum chunk of a page file, into buf; its length, or
+ * -1 (read error or damaged data: the process cannot have its memory). */
+ssize_t lazy_read_chunk(const struct page_src *src, uint64_t chunk, uint8_t *buf);
+/* Copy len bytes at dst (pages already in, or no longer mapped, are skipped). 0, or
+ * -errno: -EAGAIN while an event is pending, -ESRCH once the address space is gone.
+ * *first_exists: the first page was not copied (whoever faulted on it may need
+ * waking). */
+int lazy_uffd_copy(int uffd, uint64_t dst, const uint8_t *src, uint64_t len,
+		   bool *first_exists);
+/* The pieces of a process of the image: its lazily restored runs, in file order. */
+int lazy_proc_pieces(const struct restore_proc *rp, struct lazy_pieces *ps);
+
+/* Eager restore through userfaultfd (mem_fill.c): a process's big private anonymous
+ * memory is registered as a lazy one's would be, and cryo copies all of it in, two
+ * threads at once, before the task goes on. */
+/* May this restore fill so (not --lazy-pages; CRYO_FILL=task says no)? */
+bool fill_wanted(const struct restore_ctx *ctx);
+/* Is it worth it for this process, its lazy marks made (enough bytes, and a
+ * userfaultfd here that can)? */
+bool fill_worth(struct restore_proc *rp);
+/* At the task's stop: copy every marked byte in through uffd. */
+int fill_proc(struct restore_proc *rp, int uffd);
+/* The chunks to copy: each (file, chunk) holding bytes of a piece, in file order. */
+struct fill_job {
+	uint32_t src;
+	uint64_t chunk;
+};
+int fill_jobs(const struct lazy_pieces *ps, uint32_t chunk_size, struct fill_job **jobs,
+	      size_t *nr);
 
 #endif

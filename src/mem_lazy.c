@@ -4,7 +4,8 @@
  * background; a guard process holding the same userfaultfds kills the tree if the
  * supplier dies before every page is in; each holder's tripwire (lazy_wire.c) kills it
  * from inside that holder's own death, both dying at once included
- * (docs/ARCHITECTURE.md, "Lazy restore"). */
+ * (docs/ARCHITECTURE.md, "Lazy restore"). Its marks and its plan serve the eager fill
+ * through userfaultfd too (mem_fill.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,9 +50,6 @@
 #define LAZY_SCAN_FAST 0.001		/* s between looks while one is not found */
 #define LAZY_SCAN_SLOW 0.020		/* s between looks after that */
 #define LAZY_SYNC_WAIT_MS 10000		/* cryo's wait for the supplier's answer */
-#define LAZY_FEATURES (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | \
-		       UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
-
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
 #endif
@@ -238,7 +236,8 @@ int lazy_mark(struct restore_proc *rp, const bool *has_pages)
 	size_t vi = 0;
 
 	rp->lazy = false;
-	if (!rp->ctx->lazy_pages)
+	rp->fill_now = false;
+	if (!rp->ctx->lazy_pages && !fill_wanted(rp->ctx))
 		return 0;
 	if (!rp->lazy_vmas) {
 		rp->lazy_vmas = calloc(mm->n_vmas + 1, sizeof(bool));
@@ -262,6 +261,9 @@ int lazy_mark(struct restore_proc *rp, const bool *has_pages)
 				   sg->vaddr >= mm->vmas[vi]->start &&
 				   sg->vaddr + sg->len <= mm->vmas[vi]->end;
 	}
+	/* Not lazy: filled by cryo before the task goes on, where that pays. */
+	if (!rp->ctx->lazy_pages)
+		rp->lazy = rp->fill_now = rp->lazy && fill_worth(rp);
 	return 0;
 }
 
@@ -275,8 +277,9 @@ void lazy_plan(struct restore_proc *rp, struct plan *p)
 	if (!rp->lazy)
 		return;
 	rp->lazy_call = p->nr_calls;
-	plan_call(p, "making a userfaultfd", 0, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0,
-		  0, 0, 0);
+	plan_call(p, "making a userfaultfd", 0, __NR_userfaultfd,
+		  O_CLOEXEC | O_NONBLOCK | (rp->fill_now ? CR_UFFD_USER_MODE_ONLY : 0), 0, 0, 0, 0,
+		  0);
 	rp->table_main2 = plan_new_table(p);
 	rp->stop_main2 = plan_stop_block(p, rp->pid, rp->pid, rp->stop_sig);
 	/* Its fd is known once the call ran: cryo writes it here. */
@@ -614,9 +617,7 @@ struct supplier {
 	double scan_at;			/* the last look for its children */
 };
 
-/* The checked bytes of one checksum chunk of a page file, into buf; its length, or
- * -1 (read error or damaged data: the process cannot have its memory). */
-static ssize_t read_chunk(const struct page_src *src, uint64_t chunk, uint8_t *buf)
+ssize_t lazy_read_chunk(const struct page_src *src, uint64_t chunk, uint8_t *buf)
 {
 	const PageMap *pm = src->pm;
 	uint64_t off = chunk * pm->chunk_size;
@@ -651,11 +652,7 @@ static void job_chunk(const struct lazy_mm *mm, uint64_t k, uint32_t *src, uint6
 	*chunk = k;
 }
 
-/* Copy len bytes at dst (pages already in, or no longer mapped, are skipped). 0, or
- * -errno: -EAGAIN while an event is pending, -ESRCH once the address space is gone.
- * *first_exists: the first page was not copied (whoever faulted on it may need
- * waking). */
-static int uffd_copy(int uffd, uint64_t dst, const uint8_t *src, uint64_t len,
+int lazy_uffd_copy(int uffd, uint64_t dst, const uint8_t *src, uint64_t len,
 		     bool *first_exists)
 {
 	uint64_t start = dst;
@@ -728,8 +725,8 @@ static int fill_chunk(struct supplier *s, struct lazy_mm *mm, uint32_t src, uint
 		if (to - from > LAZY_COPY_MAX)
 			to = from + LAZY_COPY_MAX;
 		if (!p->gone)
-			rc = uffd_copy(mm->uffd, p->vaddr + (from - p->off), buf + (from - start),
-				       to - from, NULL);
+			rc = lazy_uffd_copy(mm->uffd, p->vaddr + (from - p->off),
+					    buf + (from - start), to - from, NULL);
 		pthread_rwlock_unlock(&s->events);
 		if (rc == -EAGAIN) {
 			nanosleep(&pause_ts, NULL);
@@ -821,7 +818,7 @@ static void *filler_main(void *arg)
 			job_done(s, mm);
 			continue;
 		}
-		len = read_chunk(f, chunk, buf);
+		len = lazy_read_chunk(f, chunk, buf);
 		rc = len < 0 ? -EIO : fill_chunk(s, mm, src, chunk * cs, buf, len);
 		if (rc == -ESRCH)
 			mm_dead(s, mm);
@@ -878,7 +875,7 @@ static const uint8_t *cached_chunk(struct supplier *s, const struct page_src *sr
 	if (!victim->buf)
 		return NULL;
 	victim->fd = -1;
-	if (read_chunk(src, k, victim->buf) < 0)
+	if (lazy_read_chunk(src, k, victim->buf) < 0)
 		return NULL;
 	victim->fd = src->fd;
 	victim->chunk = k;
@@ -964,7 +961,7 @@ static int serve_fault(struct supplier *s, struct lazy_mm *mm, uint64_t addr)
 		end = start + cs;
 	if (end > off + span)
 		end = off + span;
-	rc = uffd_copy(mm->uffd, page, buf + (off - start), end - off, &exists);
+	rc = lazy_uffd_copy(mm->uffd, page, buf + (off - start), end - off, &exists);
 	if (!rc && exists && ioctl(mm->uffd, UFFDIO_WAKE, &r))
 		rc = -errno;
 	return rc;
@@ -998,8 +995,7 @@ fail:
 	return -1;
 }
 
-/* The pieces of a process of the image: its lazily restored runs. */
-static int proc_pieces(const struct restore_proc *rp, struct lazy_pieces *ps)
+int lazy_proc_pieces(const struct restore_proc *rp, struct lazy_pieces *ps)
 {
 	for (size_t i = 0; i < rp->nr_segs; i++) {
 		const struct page_seg *sg = &rp->segs[i];
@@ -1226,7 +1222,7 @@ static int on_ctl(struct supplier *s)
 		return cr_err("bad message from cryo");
 	if (arm_proc(s, &m, fds))
 		return -1;
-	rc = proc_pieces(ctx->procs[m.proc], &ps) ||
+	rc = lazy_proc_pieces(ctx->procs[m.proc], &ps) ||
 	     mm_add(s, fds[0], ctx->procs[m.proc]->srcs, ctx->procs[m.proc]->nr_srcs, &ps);
 	free(ps.p);
 	return rc;
@@ -1438,10 +1434,10 @@ int lazy_start(struct restore_ctx *ctx)
 	pid_t pid;
 
 	for (size_t i = 0; i < ctx->nr_procs; i++)
-		nr += ctx->procs[i]->lazy;
+		nr += ctx->procs[i]->lazy && !ctx->procs[i]->fill_now;
 	if (!nr)
 		return 0;
-	if (!lazy_probe())
+	if (!lazy_probe(LAZY_FEATURES, 0))
 		return cr_err("--lazy-pages: this kernel's userfaultfd cannot supply missing "
 			      "pages with fork, remap, remove and unmap events (cryo check "
 			      "--feature lazy-pages)");
@@ -1475,7 +1471,8 @@ int lazy_start(struct restore_ctx *ctx)
 static int register_vmas(struct restore_proc *rp, int uffd)
 {
 	const MmState *mm = rp->core->mm;
-	struct uffdio_api api = { .api = UFFD_API, .features = LAZY_FEATURES };
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = rp->fill_now ? 0 : LAZY_FEATURES };
 
 	if (ioctl(uffd, UFFDIO_API, &api))
 		return cr_perr("process %d: userfaultfd refuses the events lazy pages need",
@@ -1501,13 +1498,13 @@ static int register_vmas(struct restore_proc *rp, int uffd)
 }
 
 /* A userfaultfd with the events, a page registered and copied into. */
-int lazy_probe(void)
+int lazy_probe(uint64_t features, int flags)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = LAZY_FEATURES };
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	static const uint8_t data[CR_PAGE_SIZE] = { 0x5a };
 	uint8_t *m = mmap(NULL, CR_PAGE_SIZE, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	int fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK), ok = 0;
+	int fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | flags), ok = 0;
 	struct uffdio_register reg = { .range = { (uint64_t)m, CR_PAGE_SIZE },
 				       .mode = UFFDIO_REGISTER_MODE_MISSING };
 	struct uffdio_copy c = { .dst = (uint64_t)m, .src = (uint64_t)data, .len = CR_PAGE_SIZE };
@@ -1532,6 +1529,15 @@ static int lazy_sync(struct lazy_ctl *l)
 	return 0;
 }
 
+/* The task's next table starts by closing its userfaultfd, fd `fd`. */
+static int close_call(struct restore_proc *rp, int64_t fd)
+{
+	struct plan_call c;
+
+	plan_call_set(&c, 0, __NR_close, fd, 0, 0, 0, 0, 0);
+	return mem_write_vm(rp->pid, (uint64_t)&rp->plan.calls[rp->lazy_close], &c, sizeof(c));
+}
+
 int lazy_take(struct restore_proc *rp)
 {
 	struct restore_ctx *ctx = rp->ctx;
@@ -1542,7 +1548,7 @@ int lazy_take(struct restore_proc *rp)
 
 	if (!rp->lazy)
 		return 0;
-	if (!l)
+	if (!l && !rp->fill_now)
 		return cr_err("no supplier for the lazy pages");
 	while (m.proc < ctx->nr_procs && ctx->procs[m.proc] != rp)
 		m.proc++;
@@ -1558,6 +1564,16 @@ int lazy_take(struct restore_proc *rp)
 		return cr_perr("cannot take the userfaultfd of process %d", rp->pid);
 	if (register_vmas(rp, rp->lazy_uffd))
 		return -1;
+	/* Filled now: cryo's copies go before the task runs, its own close then ends
+	 * the registration. */
+	if (rp->fill_now) {
+		int rc = fill_proc(rp, rp->lazy_uffd);
+
+		close(rp->lazy_uffd);
+		close(rp->lazy_pidfd);
+		rp->lazy_uffd = rp->lazy_pidfd = -1;
+		return rc || close_call(rp, c.result);
+	}
 	fds[0] = rp->lazy_uffd;
 	fds[1] = rp->lazy_pidfd;
 	if (send_msg(l->sock, &m, fds, 2))
@@ -1565,8 +1581,7 @@ int lazy_take(struct restore_proc *rp)
 	/* After the last: its answer (lazy_armed) comes while the rest is made. */
 	if (++l->taken == l->nr_lazy && lazy_sync(l))
 		return -1;
-	plan_call_set(&c, 0, __NR_close, c.result, 0, 0, 0, 0, 0);
-	return mem_write_vm(rp->pid, (uint64_t)&rp->plan.calls[rp->lazy_close], &c, sizeof(c));
+	return close_call(rp, c.result);
 }
 
 int lazy_armed(struct restore_ctx *ctx)

@@ -125,6 +125,7 @@ struct restore_ctx {
 	bool xstate_differs;		/* xstate buffers need cpu_xstate_convert */
 	void *chain;			/* mem_track.c's parent images, opened as needed */
 	bool lazy_pages;		/* --lazy-pages */
+	int fill_ok;			/* mem_fill.c: 0 not asked yet, 1 can, -1 cannot */
 	bool lazy_on_touch;		/* --lazy-fill on-touch: no background fill */
 	void *lazy;			/* mem_lazy.c's supplier, once started */
 };
@@ -187,6 +188,7 @@ struct restore_proc {
 	/* --lazy-pages (mem_lazy.c): which VMAs and segments the supplier fills, the
 	 * calls making and closing the task's userfaultfd, the table after it. */
 	bool lazy;
+	bool fill_now;			/* marked so, but cryo fills it at once */
 	bool *lazy_vmas, *lazy_segs;
 	size_t lazy_call, lazy_close;
 	uint64_t table_main2, stop_main2;

@@ -3,19 +3,12 @@
 #ifndef CRYO_VERIFY_H
 #define CRYO_VERIFY_H
 
-#include <pthread.h>
-#include <stdbool.h>
-
 #include "task.h"
+#include "tid_thread.h"
 
 struct verifier {
 	struct restore_ctx *ctx;
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pid_t tid;
-	int go;				/* 1 verify, -1 quit */
+	struct tid_thread thread;
 	int rc;
 };
 

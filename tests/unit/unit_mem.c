@@ -682,6 +682,47 @@ static void test_lazy_pieces(void)
 	free(ps.p);
 }
 
+static bool job_is(const struct fill_job *jobs, size_t nr, size_t i, uint32_t src,
+		   uint64_t chunk)
+{
+	return i < nr && jobs[i].src == src && jobs[i].chunk == chunk;
+}
+
+/* The eager fill's jobs: every (file, chunk) some piece has bytes in, once each, in
+ * file order. */
+static void test_fill_jobs(void)
+{
+	struct lazy_pieces ps = { 0 };
+	struct fill_job *jobs;
+	size_t nr;
+
+	unit_case();
+	CHECK(!fill_jobs(&ps, MB, &jobs, &nr) && nr == 0 && !jobs, "no pieces, no jobs");
+	/* Two small pieces in chunk 0, one across chunks 1-2, one in the second file's
+	 * chunk 2, and an empty one. */
+	CHECK(!lazy_pieces_add(&ps, 100 * MB, 4096, 0, 0) &&
+	      !lazy_pieces_add(&ps, 200 * MB, 8192, 0, 4096) &&
+	      !lazy_pieces_add(&ps, 300 * MB, 2 * MB - 12288, 0, MB) &&
+	      !lazy_pieces_add(&ps, 400 * MB, 4096, 1, 2 * MB + 4096) &&
+	      !lazy_pieces_add(&ps, 500 * MB, 0, 1, 5 * MB), "add");
+	lazy_pieces_sort(&ps);
+	CHECK(!fill_jobs(&ps, MB, &jobs, &nr), "jobs: %s", err_text());
+	CHECK(nr == 4 && job_is(jobs, nr, 0, 0, 0) && job_is(jobs, nr, 1, 0, 1) &&
+	      job_is(jobs, nr, 2, 0, 2) && job_is(jobs, nr, 3, 1, 2),
+	      "chunk 0 once, chunks 1-2 (the piece ends at 3M - 12K), file 1's chunk 2: %zu", nr);
+	free(jobs);
+	/* A piece ending exactly on a chunk boundary does not ask for the next chunk. */
+	CHECK(!lazy_pieces_add(&ps, 600 * MB, MB, 1, 3 * MB), "add");
+	lazy_pieces_sort(&ps);
+	CHECK(!fill_jobs(&ps, MB, &jobs, &nr) && nr == 5 && job_is(jobs, nr, 4, 1, 3),
+	      "[3M, 4M) is chunk 3 alone: %zu", nr);
+	free(jobs);
+	unit_case();
+	CHECK(fill_jobs(&ps, 0, &jobs, &nr) && err_has("checksum chunks"),
+	      "no chunk size is refused");
+	free(ps.p);
+}
+
 /* The on-touch supplier's probe: an address no piece holds, gone pieces included. */
 static void test_lazy_probe_addr(void)
 {
@@ -708,6 +749,7 @@ int main(void)
 	test_starttime();
 	test_lazy_vma();
 	test_lazy_pieces();
+	test_fill_jobs();
 	test_lazy_probe_addr();
 	test_classify();
 	test_validate();
