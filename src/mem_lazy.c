@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -609,6 +610,7 @@ struct supplier {
 	int nr_cache;			/* of cache[] in use */
 	uint64_t tick;
 	int live_fillers;		/* under jobs */
+	int wake;			/* eventfd: a filler ended (the main loop looks) */
 	bool on_touch;			/* --lazy-fill on-touch: faults only */
 	double last_fault, last_probe;
 	struct lazy_wire wire;
@@ -836,6 +838,9 @@ static void *filler_main(void *arg)
 	pthread_mutex_lock(&s->jobs);
 	s->live_fillers--;
 	pthread_mutex_unlock(&s->jobs);
+	/* The main loop may be waiting in poll: the end of the fill is seen now. */
+	if (write(s->wake, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
+		pr_debug("lazy pages: cannot wake the supplier's main loop");
 	return NULL;
 }
 
@@ -1243,11 +1248,13 @@ static int on_guard(struct supplier *s)
 
 static int supplier_poll(struct supplier *s)
 {
-	struct pollfd pf[LAZY_MAX_MMS + 2];
-	struct lazy_mm *of[LAZY_MAX_MMS + 2];
+	struct pollfd pf[LAZY_MAX_MMS + 3];
+	struct lazy_mm *of[LAZY_MAX_MMS + 3];
 	int n = 0, r;
 
 	pf[n] = (struct pollfd){ s->guard, POLLIN, 0 };
+	of[n++] = NULL;
+	pf[n] = (struct pollfd){ s->wake, POLLIN, 0 };
 	of[n++] = NULL;
 	if (s->ctl >= 0) {
 		pf[n] = (struct pollfd){ s->ctl, POLLIN, 0 };
@@ -1264,7 +1271,9 @@ static int supplier_poll(struct supplier *s)
 		return errno == EINTR ? 0 : cr_perr("poll");
 	if (pf[0].revents && on_guard(s))
 		return -1;
-	for (int i = 1; i < n; i++) {
+	if (pf[1].revents && read(s->wake, &(uint64_t){ 0 }, sizeof(uint64_t)) < 0)
+		pr_debug("lazy pages: cannot read the supplier's wake-up");
+	for (int i = 2; i < n; i++) {
 		if (!pf[i].revents)
 			continue;
 		if (!of[i] && on_ctl(s))
@@ -1404,6 +1413,9 @@ static void supplier_main(struct restore_ctx *ctx, int ctl)
 	/* Its own tripwire, as the guard has (a shared one would go off only at the later
 	 * of their deaths, possibly after the earlier released a userfaultfd). */
 	if (wire_make(&s.wire))
+		_exit(1);
+	s.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s.wake < 0)
 		_exit(1);
 	s.ctx = ctx;
 	s.ctl = ctl;
