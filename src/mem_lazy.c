@@ -20,7 +20,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,7 +37,6 @@
 #define LAZY_COPY_MAX (256u << 10)	/* one background copy: bounds a fault's wait */
 #define LAZY_FAULT_SPAN (64u << 10)	/* bytes answered per fault, from the page on */
 #define LAZY_THREADS 3			/* background fillers */
-#define LAZY_FILLER_NICE 5
 #define LAZY_FILL_QUIET 0.002		/* s without a fault: the background fill starts */
 #define LAZY_FILL_WAIT 0.010		/* s after the tree runs: it starts anyway */
 #define LAZY_CACHE 16			/* checked chunks the fault path keeps */
@@ -800,8 +798,8 @@ static void *filler_main(void *arg)
 		pthread_mutex_unlock(&s->jobs);
 		return NULL;
 	}
-	/* Below the faults' thread and the process itself: first touches come first. */
-	setpriority(PRIO_PROCESS, gettid(), LAZY_FILLER_NICE);
+	/* At the process's own priority: at nice 5 the fill of 1 GiB took 0.31 s against
+	 * 0.24 s, and the first touches come before it anyway (fill_when_quiet). */
 	while ((mm = next_job(s, &k))) {
 		const struct page_src *f;
 		uint64_t chunk, cs;
