@@ -499,9 +499,15 @@ static int tree_arm(struct tree_pids *t, const struct lazy_wire *w, pid_t pid, i
 {
 	int ends[2];
 
+	/* A process that ended meanwhile (a forked child that exits at once, reaped by
+	 * its parent) cannot be made an owner (F_SETOWN_EX: ESRCH): nothing to arm. */
 	if (wire_arm(w, pid, ends)) {
+		bool gone = !pidfd_alive(pidfd);
+
 		close(pidfd);
-		return -1;
+		if (gone)
+			cr_err_reset();
+		return gone ? 1 : -1;
 	}
 	if (!pidfd_alive(pidfd)) {
 		wire_disarm(ends);
