@@ -345,13 +345,8 @@ static int finish_tree(struct dump_ctx *ctx, bool kill_them)
 		if (task_finish(ctx->procs[i], kill_them))
 			rc = -1;
 	}
-	if (kill_them) {
-		uint64_t until = task_clock_ns() + KILLED_WAIT_S * 1000000000ULL;
-
-		for (size_t i = ctx->nr_procs; i-- > 0;)
-			if (!ctx->procs[i]->zombie)
-				task_wait_killed(ctx->procs[i], until);
-	}
+	if (kill_them)
+		task_wait_killed(ctx->procs, ctx->nr_procs, KILLED_WAIT_S);
 	if (n)
 		pr_info(kill_them ? "%zu process%s killed" : "%zu process%s resumed", n,
 			n > 1 ? "es" : "");

@@ -176,7 +176,7 @@ int task_finish(struct dump_proc *p, bool kill_it)
 	return 0;
 }
 
-uint64_t task_clock_ns(void)
+static uint64_t clock_ns(void)
 {
 	struct timespec ts;
 
@@ -205,20 +205,30 @@ static int collect_killed(pid_t tid)
 /* The threads first: the kernel hands a leader's end over only once its group is
  * gone. Exited, each has dropped its files, locks and sockets: a restore started now
  * (or fed by the stream as it ends) finds them free. */
-void task_wait_killed(struct dump_proc *p, uint64_t until_ns)
+static bool wait_killed(const struct dump_proc *p, uint64_t until_ns)
 {
 	struct timespec pause_ts = { 0, 200000 };
 
 	for (size_t i = p->nr_threads; i-- > 0;) {
 		while (collect_killed(p->tids[i]) == 1) {
-			if (task_clock_ns() >= until_ns) {
+			if (clock_ns() >= until_ns) {
 				pr_warn("process %d: thread %d has not ended since its kill "
 					"(blocked in the kernel?)", p->pid, p->tids[i]);
-				return;
+				return false;
 			}
 			nanosleep(&pause_ts, NULL);
 		}
 	}
+	return true;
+}
+
+void task_wait_killed(struct dump_proc *const *procs, size_t nr, unsigned secs)
+{
+	uint64_t until = clock_ns() + secs * 1000000000ULL;
+
+	for (size_t i = nr; i-- > 0;)
+		if (!procs[i]->zombie && !wait_killed(procs[i], until))
+			return;
 }
 
 /* ---- restore: PIDs ---- */

@@ -21,10 +21,9 @@ int task_check_seccomp(struct dump_proc *p);
 int task_park_for_kill(struct dump_proc *p);
 /* Give the process back as it was, or kill it. */
 int task_finish(struct dump_proc *p, bool kill_it);
-/* After its kill: every thread's end collected, or `until_ns` (CLOCK_MONOTONIC)
- * passed, said as a warning. */
-void task_wait_killed(struct dump_proc *p, uint64_t until_ns);
-uint64_t task_clock_ns(void);
+/* After their kill: every thread's end collected (children first), or `secs` gone
+ * by in all, said as a warning. */
+void task_wait_killed(struct dump_proc *const *procs, size_t nr, unsigned secs);
 
 /* ---- restore ---- */
 
