@@ -1491,8 +1491,8 @@ static int register_vmas(struct restore_proc *rp, int uffd)
 				  .features = rp->fill_now ? 0 : LAZY_FEATURES };
 
 	if (ioctl(uffd, UFFDIO_API, &api))
-		return cr_perr("process %d: userfaultfd refuses the events lazy pages need",
-			       rp->pid);
+		return cr_perr("process %d: userfaultfd refuses %s", rp->pid,
+			       rp->fill_now ? "its API handshake" : "the events lazy pages need");
 	for (size_t i = 0; i < mm->n_vmas; i++) {
 		const Vma *v = mm->vmas[i];
 		struct uffdio_register reg = {
