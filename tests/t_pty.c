@@ -216,25 +216,6 @@ static void bad_state(const char *what, int m, int go, pid_t child)
 	tl_pass();
 }
 
-/* Packet mode: each read gives one packet, TIOCPKT_DATA then the bytes there are. The
- * slave's output may come in more than one ("hello" then the "\r\n" its newline
- * becomes, each pushed to the master on its own): len data bytes, in packets. */
-static void read_packets(int m, char *out, size_t len)
-{
-	size_t got = 0;
-	char pkt[64];
-
-	while (got < len) {
-		ssize_t n = read(m, pkt, sizeof(pkt));
-
-		TL_CHECK(n > 1 && pkt[0] == TIOCPKT_DATA && (size_t)(n - 1) <= len - got,
-			 "the master read %zd bytes (0x%02x first) after %zu data bytes", n,
-			 n > 0 ? (unsigned char)pkt[0] : 0, got);
-		memcpy(out + got, pkt + 1, n - 1);
-		got += n - 1;
-	}
-}
-
 int main(int argc, char **argv)
 {
 	const char *bad = argc > 2 ? argv[2] : NULL;
@@ -271,7 +252,9 @@ int main(int argc, char **argv)
 	TL_CHECK(pkt == 1 && lck == 0, "packet mode %d, locked %d", pkt, lck);
 	TL_CHECK(ws.ws_row == ROWS && ws.ws_col == COLS, "the master's window size");
 	put(go[1], "g", 1);
-	read_packets(m, out, 7);
+	/* The slave's "hello\n" may come in two packets: "hello", then the "\r\n" its
+	 * newline becomes, each pushed to the master on its own. */
+	tl_read_packets(m, out, 7);
 	TL_CHECK(!memcmp(out, "hello\r\n", 7), "the master read '%.7s'", out);
 	put(m, "abc", 3);
 	get(result[0], &c, 1);

@@ -68,20 +68,13 @@ static void check_tios(int fd, const char *who)
 /* The master's bytes, each packet's status byte (TIOCPKT_DATA) taken off. */
 static void read_master(int m, const char *want)
 {
-	char got[256], buf[256];
-	size_t len = 0, n_want = strlen(want);
+	size_t n_want = strlen(want);
+	char got[256];
 
-	while (len < n_want) {
-		ssize_t n = read(m, buf, sizeof(buf));
-
-		TL_CHECK(n > 1 && buf[0] == TIOCPKT_DATA && len + n - 1 <= n_want,
-			 "the master read %zd bytes (status %d) after %zu", n, n > 0 ? buf[0] : -1,
-			 len);
-		memcpy(got + len, buf + 1, n - 1);
-		len += n - 1;
-	}
-	TL_CHECK(!memcmp(got, want, n_want), "the master read '%.*s', not '%s'", (int)len, got,
-		 want);
+	TL_CHECK(n_want <= sizeof(got), "want too long");
+	tl_read_packets(m, got, n_want);
+	TL_CHECK(!memcmp(got, want, n_want), "the master read '%.*s', not '%s'", (int)n_want,
+		 got, want);
 }
 
 static void read_line(int s, const char *want)

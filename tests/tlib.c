@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/wait.h>
@@ -106,6 +107,22 @@ double tl_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void tl_read_packets(int m, char *out, size_t len)
+{
+	size_t got = 0;
+	char pkt[256];
+
+	while (got < len) {
+		ssize_t n = read(m, pkt, sizeof(pkt));
+
+		TL_CHECK(n > 1 && pkt[0] == TIOCPKT_DATA && (size_t)(n - 1) <= len - got,
+			 "the master read %zd bytes (0x%02x first) after %zu data bytes", n,
+			 n > 0 ? (unsigned char)pkt[0] : 0, got);
+		memcpy(out + got, pkt + 1, n - 1);
+		got += n - 1;
+	}
 }
 
 void tl_outside(void (*fn)(int up))

@@ -35,6 +35,9 @@ void tl_fill(void *p, size_t len, uint64_t seed);
 /* Returns the offset of the first mismatch or -1. */
 long tl_verify(const void *p, size_t len, uint64_t seed);
 double tl_now(void);	/* CLOCK_MONOTONIC seconds */
+/* A packet-mode pty master: len data bytes into out, in as many packets as they come
+ * (each read one packet: TIOCPKT_DATA, then bytes). */
+void tl_read_packets(int m, char *out, size_t len);
 /* Run fn(up) in a process outside the tree (its parent ends at once: the harness
  * adopts it) and in a session of its own, ended by SIGALRM after 120 s at the latest;
  * returns once fn wrote a byte to `up` (it is ready) and closed it. Start it before
