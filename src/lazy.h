@@ -95,9 +95,6 @@ void lazy_free(struct restore_ctx *ctx);
 int lazy_probe(uint64_t features, int flags);
 
 /* Shared with the eager fill (mem_fill.c). */
-/* The checked bytes of one checksum chunk of a page file, into buf; its length, or
- * -1 (read error or damaged data: the process cannot have its memory). */
-ssize_t lazy_read_chunk(const struct page_src *src, uint64_t chunk, uint8_t *buf);
 /* Copy len bytes at dst (pages already in, or no longer mapped, are skipped). 0, or
  * -errno: -EAGAIN while an event is pending, -ESRCH once the address space is gone.
  * *first_exists: the first page was not copied (whoever faulted on it may need

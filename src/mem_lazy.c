@@ -30,6 +30,7 @@
 #include "lazy.h"
 #include "log.h"
 #include "mem.h"
+#include "page_map.h"
 #include "proc.h"
 #include "sys.h"
 #include "util.h"
@@ -579,7 +580,8 @@ struct lazy_mm {
 	size_t nr_srcs;
 	struct lazy_pieces ps;
 	uint64_t next_chunk, nr_chunks;	/* over every file's chunks, in turn */
-	int busy;			/* background fillers on it now */
+	uint8_t *taken;			/* per chunk: a filler or a fault's answer has it */
+	int busy;			/* fillers (or the fault path) on a chunk of it now */
 	bool dead;			/* its address space is gone */
 	uint64_t probe;			/* on-touch: an address outside every piece */
 };
@@ -623,7 +625,9 @@ struct supplier {
 	double scan_at;			/* the last look for its children */
 };
 
-ssize_t lazy_read_chunk(const struct page_src *src, uint64_t chunk, uint8_t *buf)
+/* The checked bytes of one checksum chunk of a page file, into buf (the fault path's
+ * cache: a copy of its own); its length, or -1 (read error or damaged data). */
+static ssize_t lazy_read_chunk(const struct page_src *src, uint64_t chunk, uint8_t *buf)
 {
 	const PageMap *pm = src->pm;
 	uint64_t off = chunk * pm->chunk_size;
@@ -708,9 +712,10 @@ static bool chunk_wanted(const struct lazy_mm *mm, uint32_t src, uint64_t k)
 }
 
 /* Copy the chunk's bytes (buf, from file offset start) into every piece they belong
- * to, a slice at a time, never over a piece an event made gone. */
+ * to, a slice at a time, never over a piece an event made gone. A filler waits out an
+ * event not yet read (wait); the reader of events itself gets -EAGAIN. */
 static int fill_chunk(struct supplier *s, struct lazy_mm *mm, uint32_t src, uint64_t start,
-		      const uint8_t *buf, size_t len)
+		      const uint8_t *buf, size_t len, bool wait)
 {
 	uint64_t pos = start, end = start + len;
 	struct timespec pause_ts = { 0, 50000 };
@@ -734,7 +739,7 @@ static int fill_chunk(struct supplier *s, struct lazy_mm *mm, uint32_t src, uint
 			rc = lazy_uffd_copy(mm->uffd, p->vaddr + (from - p->off),
 					    buf + (from - start), to - from, NULL);
 		pthread_rwlock_unlock(&s->events);
-		if (rc == -EAGAIN) {
+		if (rc == -EAGAIN && wait) {
 			nanosleep(&pause_ts, NULL);
 			continue;
 		}
@@ -754,9 +759,12 @@ static struct lazy_mm *next_job(struct supplier *s, uint64_t *chunk)
 	for (size_t n = 0; n < s->nr_mms; n++) {
 		struct lazy_mm *m = s->mms[(s->job_at + n) % s->nr_mms];
 
+		while (m->next_chunk < m->nr_chunks && m->taken[m->next_chunk])
+			m->next_chunk++;
 		if (m->dead || m->next_chunk >= m->nr_chunks)
 			continue;
 		mm = m;
+		m->taken[m->next_chunk] = 1;
 		*chunk = m->next_chunk++;
 		mm->busy++;
 		s->job_at = (s->job_at + n + 1) % s->nr_mms;
@@ -769,6 +777,40 @@ static struct lazy_mm *next_job(struct supplier *s, uint64_t *chunk)
 static void job_done(struct supplier *s, struct lazy_mm *mm)
 {
 	pthread_mutex_lock(&s->jobs);
+	mm->busy--;
+	pthread_mutex_unlock(&s->jobs);
+}
+
+static uint64_t job_of(const struct lazy_mm *mm, uint32_t src, uint64_t chunk)
+{
+	for (uint32_t i = 0; i < src; i++)
+		chunk += mm->srcs[i].pm->n_chunk_crc32c;
+	return chunk;
+}
+
+/* The fault path takes job k unless a filler has: then it copies the whole chunk it
+ * has just read and checked, and no filler reads it again. */
+static bool job_claim(struct supplier *s, struct lazy_mm *mm, uint64_t k)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&s->jobs);
+	if (k < mm->nr_chunks && !mm->taken[k]) {
+		mm->taken[k] = 1;
+		mm->busy++;
+		got = true;
+	}
+	pthread_mutex_unlock(&s->jobs);
+	return got;
+}
+
+/* A claimed job left unfinished (an event first): back to the fillers. */
+static void job_return(struct supplier *s, struct lazy_mm *mm, uint64_t k)
+{
+	pthread_mutex_lock(&s->jobs);
+	mm->taken[k] = 0;
+	if (k < mm->next_chunk)
+		mm->next_chunk = k;
 	mm->busy--;
 	pthread_mutex_unlock(&s->jobs);
 }
@@ -792,22 +834,14 @@ static void chunk_buf_free(uint8_t *buf)
 static void *filler_main(void *arg)
 {
 	struct supplier *s = arg;
-	uint8_t *buf = chunk_buf_new();
 	struct lazy_mm *mm;
 	uint64_t k;
 
-	if (!buf) {
-		cr_err("out of memory");
-		s->failed = true;
-		pthread_mutex_lock(&s->jobs);
-		s->live_fillers--;
-		pthread_mutex_unlock(&s->jobs);
-		return NULL;
-	}
 	/* At the process's own priority: at nice 5 the fill of 1 GiB took 0.31 s against
 	 * 0.24 s, and the first touches come before it anyway (fill_when_quiet). */
 	while ((mm = next_job(s, &k))) {
 		const struct page_src *f;
+		const uint8_t *buf = NULL;
 		uint64_t chunk, cs;
 		uint32_t src;
 		bool wanted;
@@ -824,8 +858,8 @@ static void *filler_main(void *arg)
 			job_done(s, mm);
 			continue;
 		}
-		len = lazy_read_chunk(f, chunk, buf);
-		rc = len < 0 ? -EIO : fill_chunk(s, mm, src, chunk * cs, buf, len);
+		len = page_map_chunk(f, chunk, &buf);
+		rc = len < 0 ? -EIO : fill_chunk(s, mm, src, chunk * cs, buf, len, true);
 		if (rc == -ESRCH)
 			mm_dead(s, mm);
 		else if (rc) {
@@ -838,7 +872,6 @@ static void *filler_main(void *arg)
 		}
 		job_done(s, mm);
 	}
-	chunk_buf_free(buf);
 	pthread_mutex_lock(&s->jobs);
 	s->live_fillers--;
 	pthread_mutex_unlock(&s->jobs);
@@ -943,17 +976,40 @@ static int zero_page(int uffd, uint64_t page)
 	return -errno;
 }
 
-/* Answer a fault: the page and what follows it in its piece and chunk. 0, -EAGAIN
- * (an event first), -ESRCH, or another error. Only the event reader calls this. */
+static void start_fillers(struct supplier *s);
+
+/* A fault's claimed chunk (job), its answer given: the rest of its bytes. An event
+ * not yet read hands the job back to the fillers. */
+static int fill_claimed(struct supplier *s, struct lazy_mm *mm, uint32_t src, uint64_t k,
+			uint64_t job, const uint8_t *buf)
+{
+	const struct page_src *f = &mm->srcs[src];
+	uint64_t start = k * f->pm->chunk_size;
+	int rc = fill_chunk(s, mm, src, start, buf, CR_MIN(f->pm->chunk_size, f->bytes - start),
+			    false);
+
+	if (rc == -EAGAIN) {
+		job_return(s, mm, job);
+		if (!s->fill_waits)
+			start_fillers(s);
+		return 0;
+	}
+	job_done(s, mm);
+	return rc;
+}
+
+/* Answer a fault: the page and what follows it in its piece and chunk, then (unless on
+ * touch) the rest of that chunk if no filler has it. 0, -EAGAIN (an event first),
+ * -ESRCH, or another error. Only the event reader calls this. */
 static int serve_fault(struct supplier *s, struct lazy_mm *mm, uint64_t addr)
 {
-	uint64_t page = addr & ~(uint64_t)(CR_PAGE_SIZE - 1), off, k, start, end, cs;
+	uint64_t page = addr & ~(uint64_t)(CR_PAGE_SIZE - 1), off, k, start, end, cs, job;
 	/* On touch: that page alone, so a copy holds what it touched and no more. */
 	uint64_t span = s->on_touch ? CR_PAGE_SIZE : LAZY_FAULT_SPAN;
 	const struct lazy_piece *p = lazy_pieces_at(&mm->ps, page);
 	struct uffdio_range r = { page, CR_PAGE_SIZE };
 	const uint8_t *buf;
-	bool exists = false;
+	bool exists = false, whole;
 	int rc;
 
 	if (!p || p->gone)
@@ -962,18 +1018,22 @@ static int serve_fault(struct supplier *s, struct lazy_mm *mm, uint64_t addr)
 	off = p->off + (page - p->vaddr);
 	k = off / cs;
 	start = k * cs;
+	job = job_of(mm, p->src, k);
+	whole = !s->on_touch && job_claim(s, mm, job);
 	buf = cached_chunk(s, &mm->srcs[p->src], k);
-	if (!buf)
-		return -EIO;
-	end = p->off + p->len;
-	if (end > start + cs)
-		end = start + cs;
-	if (end > off + span)
-		end = off + span;
-	rc = lazy_uffd_copy(mm->uffd, page, buf + (off - start), end - off, &exists);
+	rc = buf ? 0 : -EIO;
+	end = CR_MIN(CR_MIN(p->off + p->len, start + cs), off + span);
+	if (!rc)
+		rc = lazy_uffd_copy(mm->uffd, page, buf + (off - start), end - off, &exists);
 	if (!rc && exists && ioctl(mm->uffd, UFFDIO_WAKE, &r))
 		rc = -errno;
-	return rc;
+	if (!whole)
+		return rc;
+	if (rc) {
+		job_return(s, mm, job);
+		return rc;
+	}
+	return fill_claimed(s, mm, p->src, k, job, buf);
 }
 
 static int mm_add(struct supplier *s, int uffd, const struct page_src *srcs, size_t nr_srcs,
@@ -988,6 +1048,9 @@ static int mm_add(struct supplier *s, int uffd, const struct page_src *srcs, siz
 	mm->nr_srcs = nr_srcs;
 	for (size_t i = 0; i < nr_srcs; i++)
 		mm->nr_chunks += srcs[i].pm->n_chunk_crc32c;
+	mm->taken = calloc(mm->nr_chunks ? mm->nr_chunks : 1, 1);
+	if (!mm->taken)
+		goto fail;
 	if (from->nr) {
 		mm->ps.p = malloc(from->nr * sizeof(*from->p));
 		if (!mm->ps.p)
@@ -1000,6 +1063,8 @@ static int mm_add(struct supplier *s, int uffd, const struct page_src *srcs, siz
 	pthread_mutex_unlock(&s->jobs);
 	return 0;
 fail:
+	if (mm)
+		free(mm->taken);
 	free(mm);
 	return -1;
 }
@@ -1231,6 +1296,9 @@ static int on_ctl(struct supplier *s)
 		return cr_err("bad message from cryo");
 	if (arm_proc(s, &m, fds))
 		return -1;
+	for (size_t i = 0; !s->on_touch && i < ctx->procs[m.proc]->nr_srcs; i++)
+		if (page_map_open(&ctx->procs[m.proc]->srcs[i]))
+			return -1;
 	rc = lazy_proc_pieces(ctx->procs[m.proc], &ps) ||
 	     mm_add(s, fds[0], ctx->procs[m.proc]->srcs, ctx->procs[m.proc]->nr_srcs, &ps);
 	free(ps.p);

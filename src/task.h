@@ -160,6 +160,7 @@ struct restore_proc {
 		int fd;
 		uint64_t bytes;
 		uint64_t *offs;		/* each run's place in its file */
+		const uint8_t *map;	/* the file mapped while a fill reads it (page_map.c) */
 	} *srcs;
 	size_t nr_srcs;
 	struct page_seg {

@@ -1,11 +1,16 @@
 /* Unit tests of the pure memory decisions (src/mem.h): how each kind of smaps VMA is
  * classified or refused, and the validation of an image's VMA list and page runs. */
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include "crc32c.h"
+#include "image.h"
 #include "lazy.h"
 #include "mem.h"
 #include "mem_track.h"
+#include "page_map.h"
 #include "sys.h"
 #include "unit.h"
 
@@ -723,6 +728,59 @@ static void test_fill_jobs(void)
 	free(ps.p);
 }
 
+/* A page file's chunks read in place: checked against their sums, and a file cut
+ * short under the mapping an error, not a SIGBUS. */
+static void test_page_map(void)
+{
+	const size_t len = IMG_CHUNK_SIZE + 8192;
+	uint8_t *bytes = malloc(len);
+	uint32_t crcs[2];
+	PageMap pm = PAGE_MAP__INIT;
+	struct page_src src = { .pm = &pm, .bytes = len };
+	const uint8_t *at = NULL;
+	char path[] = "/tmp/cryo-unit-pagemap-XXXXXX";
+	int fd = mkstemp(path);
+
+	unit_case();
+	CHECK(bytes && fd >= 0, "a page file");
+	if (!bytes || fd < 0)
+		goto out;
+	unlink(path);
+	for (size_t i = 0; i < len; i++)
+		bytes[i] = (uint8_t)(i * 131 + (i >> 12));
+	CHECK(write(fd, bytes, len) == (ssize_t)len, "written");
+	crcs[0] = crc32c(0, bytes, IMG_CHUNK_SIZE);
+	crcs[1] = crc32c(0, bytes + IMG_CHUNK_SIZE, 8192);
+	pm.pages_file = "pages-1.img";
+	pm.chunk_size = IMG_CHUNK_SIZE;
+	pm.n_chunk_crc32c = 2;
+	pm.chunk_crc32c = crcs;
+	src.fd = fd;
+	CHECK(page_map_chunk(&src, 0, &at) == -1, "not mapped: refused");
+	CHECK(!page_map_open(&src) && src.map, "mapped: %s", err_text());
+	CHECK(page_map_chunk(&src, 0, &at) == IMG_CHUNK_SIZE && at == src.map &&
+	      !memcmp(at, bytes, IMG_CHUNK_SIZE), "chunk 0 whole and in place");
+	CHECK(page_map_chunk(&src, 1, &at) == 8192 && !memcmp(at, bytes + IMG_CHUNK_SIZE, 8192),
+	      "the last chunk is short");
+	CHECK(page_map_chunk(&src, 2, &at) == -1, "no chunk 2");
+	crcs[1] ^= 1;
+	CHECK(page_map_chunk(&src, 1, &at) == -1, "a damaged chunk is refused");
+	crcs[1] ^= 1;
+	pm.chunk_size = 4096;
+	CHECK(page_map_chunk(&src, 0, &at) == -1, "another chunk size is refused");
+	pm.chunk_size = IMG_CHUNK_SIZE;
+	/* Cut short under the mapping: reading there would be a SIGBUS. */
+	CHECK(!ftruncate(fd, 4096), "truncated");
+	CHECK(page_map_chunk(&src, 0, &at) == -1 && page_map_chunk(&src, 1, &at) == -1,
+	      "a file cut short: both chunks refused, no SIGBUS");
+	page_map_close(&src);
+	CHECK(!src.map, "unmapped");
+out:
+	if (fd >= 0)
+		close(fd);
+	free(bytes);
+}
+
 /* The on-touch supplier's probe: an address no piece holds, gone pieces included. */
 static void test_lazy_probe_addr(void)
 {
@@ -750,6 +808,7 @@ int main(void)
 	test_lazy_vma();
 	test_lazy_pieces();
 	test_fill_jobs();
+	test_page_map();
 	test_lazy_probe_addr();
 	test_classify();
 	test_validate();

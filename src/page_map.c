@@ -1,0 +1,94 @@
+/* Checked chunks of a page file read in place through a mapping (page_map.h). A
+ * SIGBUS while a thread checks one is turned into that chunk's failure. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "crc32c.h"
+#include "image.h"
+#include "log.h"
+#include "page_map.h"
+#include "sys.h"
+
+static __thread sigjmp_buf *bus_guard;
+static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
+static struct sigaction bus_before;
+
+/* A SIGBUS in a guarded check ends that check; any other is as it was before. */
+static void on_bus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+	if (bus_guard)
+		siglongjmp(*bus_guard, 1);
+	sigaction(SIGBUS, &bus_before, NULL);	/* the faulting access runs again */
+}
+
+static void bus_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_bus, .sa_flags = SA_SIGINFO | SA_NODEFER };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &bus_before);
+}
+
+int page_map_open(struct page_src *src)
+{
+	void *m;
+
+	if (src->map || !src->bytes)
+		return 0;
+	m = mmap(NULL, src->bytes, PROT_READ, MAP_SHARED, src->fd, 0);
+	if (m == MAP_FAILED)
+		return cr_perr("cannot map %s", src->pm->pages_file);
+	pthread_once(&bus_once, bus_install);
+	src->map = m;
+	return 0;
+}
+
+void page_map_close(struct page_src *src)
+{
+	if (src->map)
+		munmap((void *)src->map, src->bytes);
+	src->map = NULL;
+}
+
+/* The check of a populated chunk, SIGBUS-safe. */
+static bool chunk_sound(const uint8_t *at, size_t len, uint32_t crc)
+{
+	sigjmp_buf jb;
+	bool ok;
+
+	if (sigsetjmp(jb, 0)) {
+		bus_guard = NULL;
+		return false;
+	}
+	bus_guard = &jb;
+	ok = crc32c(0, at, len) == crc;
+	bus_guard = NULL;
+	return ok;
+}
+
+ssize_t page_map_chunk(const struct page_src *src, uint64_t k, const uint8_t **data)
+{
+	const PageMap *pm = src->pm;
+	uint64_t off = k * pm->chunk_size;
+	size_t len;
+
+	if (!src->map || pm->chunk_size != IMG_CHUNK_SIZE || k >= pm->n_chunk_crc32c ||
+	    off >= src->bytes)
+		return -1;
+	len = CR_MIN(pm->chunk_size, src->bytes - off);
+	/* Its page tables made in one call, not a fault per 16 pages; a kernel before 5.14
+	 * (EINVAL) takes the faults. */
+	if (madvise((void *)(src->map + off), len, MADV_POPULATE_READ) && errno != EINVAL)
+		return -1;
+	if (!chunk_sound(src->map + off, len, pm->chunk_crc32c[k]))
+		return -1;
+	*data = src->map + off;
+	return len;
+}
