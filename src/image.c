@@ -561,7 +561,7 @@ int raw_open(struct raw_writer *w, struct img_dir *d, const char *name)
 		w->out = d->out;
 		return stream_file_begin(w->out, name);
 	}
-	w->fd = create_file(d, name, O_WRONLY);
+	w->fd = create_file(d, name, O_RDWR);	/* a page file is written through a map */
 	if (w->fd < 0) {
 		free(w->name);
 		w->name = NULL;

@@ -1,5 +1,5 @@
-/* Checked chunks of a page file read in place through a mapping (page_map.h). A
- * SIGBUS while a thread checks one is turned into that chunk's failure. */
+/* Page file bytes used in place through a mapping (page_map.h). A SIGBUS while a
+ * thread checksums them is turned into that checksum's failure. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -45,7 +45,6 @@ int page_map_open(struct page_src *src)
 	m = mmap(NULL, src->bytes, PROT_READ, MAP_SHARED, src->fd, 0);
 	if (m == MAP_FAILED)
 		return cr_perr("cannot map %s", src->pm->pages_file);
-	pthread_once(&bus_once, bus_install);
 	src->map = m;
 	return 0;
 }
@@ -57,26 +56,26 @@ void page_map_close(struct page_src *src)
 	src->map = NULL;
 }
 
-/* The check of a populated chunk, SIGBUS-safe. */
-static bool chunk_sound(const uint8_t *at, size_t len, uint32_t crc)
+int page_map_crc(const uint8_t *at, size_t len, uint32_t *crc)
 {
 	sigjmp_buf jb;
-	bool ok;
 
+	pthread_once(&bus_once, bus_install);
 	if (sigsetjmp(jb, 0)) {
 		bus_guard = NULL;
-		return false;
+		return -1;
 	}
 	bus_guard = &jb;
-	ok = crc32c(0, at, len) == crc;
+	*crc = crc32c(0, at, len);
 	bus_guard = NULL;
-	return ok;
+	return 0;
 }
 
 ssize_t page_map_chunk(const struct page_src *src, uint64_t k, const uint8_t **data)
 {
 	const PageMap *pm = src->pm;
 	uint64_t off = k * pm->chunk_size;
+	uint32_t crc;
 	size_t len;
 
 	if (!src->map || pm->chunk_size != IMG_CHUNK_SIZE || k >= pm->n_chunk_crc32c ||
@@ -87,7 +86,7 @@ ssize_t page_map_chunk(const struct page_src *src, uint64_t k, const uint8_t **d
 	 * (EINVAL) takes the faults. */
 	if (madvise((void *)(src->map + off), len, MADV_POPULATE_READ) && errno != EINVAL)
 		return -1;
-	if (!chunk_sound(src->map + off, len, pm->chunk_crc32c[k]))
+	if (page_map_crc(src->map + off, len, &crc) || crc != pm->chunk_crc32c[k])
 		return -1;
 	*data = src->map + off;
 	return len;

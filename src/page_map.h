@@ -1,5 +1,5 @@
-/* A page file's checked chunks read in place, through a read-only mapping of the
- * whole file (the background and eager fills: one copy less than pread). */
+/* Page files used in place through a mapping of the whole file: the fills check
+ * and copy chunks from one (one copy less than pread), the dump writes into one. */
 #ifndef CRYO_PAGE_MAP_H
 #define CRYO_PAGE_MAP_H
 
@@ -14,5 +14,8 @@ void page_map_close(struct page_src *src);
  * cut short or unreadable. A file cut short while this reads it is such an error,
  * not a SIGBUS (the read runs under a guard of its thread's). */
 ssize_t page_map_chunk(const struct page_src *src, uint64_t k, const uint8_t **data);
+/* The crc32c of len mapped file bytes at `at` (*crc): 0, or -1 if reading them raised
+ * SIGBUS (the file cut short meanwhile). */
+int page_map_crc(const uint8_t *at, size_t len, uint32_t *crc);
 
 #endif
