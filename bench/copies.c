@@ -148,18 +148,33 @@ static int touch_all(struct copies_run *cr, int first, int n)
 	return 0;
 }
 
+/* Ended since its parent listed it (a lazy supplier and its guard exit once every
+ * page is in): gone, or a zombie. */
+static bool ended(pid_t pid)
+{
+	char path[64], buf[512], *at;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_small(path, buf, sizeof(buf)) < 0)
+		return true;
+	at = strrchr(buf, ')');
+	return at && (at[2] == 'Z' || at[2] == 'X');
+}
+
 /* kB of pid and every descendant (a namespace's init: the copy, the supplier and its
- * guard, whatever the copy forked). */
+ * guard, whatever the copy forked); a descendant that has ended holds none. */
 static long pss_below(pid_t pid, int depth)
 {
 	char path[64], buf[2048], *at, *end;
 	long kb = pss_kb(pid), one;
 
+	if (kb < 0 && depth && ended(pid))
+		return 0;
 	if (kb < 0 || depth > 4)
 		return kb;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
 	if (read_small(path, buf, sizeof(buf)) < 0)
-		return -1;
+		return depth && ended(pid) ? kb : -1;
 	for (at = buf;; at = end) {
 		long kid = strtol(at, &end, 10);
 
