@@ -738,6 +738,7 @@ static void test_page_map(void)
 	PageMap pm = PAGE_MAP__INIT;
 	struct page_src src = { .pm = &pm, .bytes = len };
 	const uint8_t *at = NULL;
+	uint32_t crc = 0;
 	char path[] = "/tmp/cryo-unit-pagemap-XXXXXX";
 	int fd = mkstemp(path);
 
@@ -773,6 +774,12 @@ static void test_page_map(void)
 	CHECK(!ftruncate(fd, 4096), "truncated");
 	CHECK(page_map_chunk(&src, 0, &at) == -1 && page_map_chunk(&src, 1, &at) == -1,
 	      "a file cut short: both chunks refused, no SIGBUS");
+	/* The guard itself: the mapping read past the cut (what a check racing the
+	 * truncation would do after its populate succeeded). */
+	CHECK(page_map_crc(src.map, IMG_CHUNK_SIZE, &crc) == -1,
+	      "a read past the end of the file: the SIGBUS is a failed checksum");
+	CHECK(!page_map_crc(src.map, 4096, &crc) && crc == crc32c(0, bytes, 4096),
+	      "the page still in the file reads as before");
 	page_map_close(&src);
 	CHECK(!src.map, "unmapped");
 out:
