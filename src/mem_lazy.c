@@ -631,11 +631,10 @@ static ssize_t lazy_read_chunk(const struct page_src *src, uint64_t chunk, uint8
 {
 	const PageMap *pm = src->pm;
 	uint64_t off = chunk * pm->chunk_size;
-	size_t len, got = 0;
+	ssize_t len = page_chunk_len(src, chunk), got = 0;
 
-	if (pm->chunk_size != IMG_CHUNK_SIZE || chunk >= pm->n_chunk_crc32c || off >= src->bytes)
+	if (len < 0)
 		return -1;
-	len = src->bytes - off < pm->chunk_size ? src->bytes - off : pm->chunk_size;
 	while (got < len) {
 		ssize_t n = pread(src->fd, buf + got, len - got, off + got);
 
@@ -984,8 +983,7 @@ static int fill_claimed(struct supplier *s, struct lazy_mm *mm, uint32_t src, ui
 			uint64_t job, const uint8_t *buf)
 {
 	const struct page_src *f = &mm->srcs[src];
-	uint64_t start = k * f->pm->chunk_size;
-	int rc = fill_chunk(s, mm, src, start, buf, CR_MIN(f->pm->chunk_size, f->bytes - start),
+	int rc = fill_chunk(s, mm, src, k * f->pm->chunk_size, buf, page_chunk_len(f, k),
 			    false);
 
 	if (rc == -EAGAIN) {

@@ -285,8 +285,9 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct page_write *pw = w->pw;
-	uint8_t *buf = mmap(NULL, WR_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			    -1, 0);
+	/* Mapped, the page file is the buffer. */
+	uint8_t *buf = pw->map ? NULL : mmap(NULL, WR_BUF, PROT_READ | PROT_WRITE,
+					     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	w->rc = -1;
 	if (buf == MAP_FAILED) {
@@ -313,7 +314,8 @@ static void *worker_main(void *arg)
 out:
 	if (w->rc)
 		atomic_store(&pw->stop, 1);
-	munmap(buf, WR_BUF);
+	if (buf)
+		munmap(buf, WR_BUF);
 	return NULL;
 }
 

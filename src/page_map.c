@@ -71,17 +71,25 @@ int page_map_crc(const uint8_t *at, size_t len, uint32_t *crc)
 	return 0;
 }
 
+ssize_t page_chunk_len(const struct page_src *src, uint64_t k)
+{
+	const PageMap *pm = src->pm;
+	uint64_t off = k * pm->chunk_size;
+
+	if (pm->chunk_size != IMG_CHUNK_SIZE || k >= pm->n_chunk_crc32c || off >= src->bytes)
+		return -1;
+	return CR_MIN(pm->chunk_size, src->bytes - off);
+}
+
 ssize_t page_map_chunk(const struct page_src *src, uint64_t k, const uint8_t **data)
 {
 	const PageMap *pm = src->pm;
 	uint64_t off = k * pm->chunk_size;
+	ssize_t len = page_chunk_len(src, k);
 	uint32_t crc;
-	size_t len;
 
-	if (!src->map || pm->chunk_size != IMG_CHUNK_SIZE || k >= pm->n_chunk_crc32c ||
-	    off >= src->bytes)
+	if (!src->map || len < 0)
 		return -1;
-	len = CR_MIN(pm->chunk_size, src->bytes - off);
 	/* Its page tables made in one call, not a fault per 16 pages; a kernel before 5.14
 	 * (EINVAL) takes the faults. */
 	if (madvise((void *)(src->map + off), len, MADV_POPULATE_READ) && errno != EINVAL)

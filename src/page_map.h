@@ -7,6 +7,9 @@
 
 #include "task.h"
 
+/* The length of chunk k of src (the last may be short), or -1 if the file has no
+ * such chunk or its chunks are not of IMG_CHUNK_SIZE. */
+ssize_t page_chunk_len(const struct page_src *src, uint64_t k);
 /* Map src's file (src->map); nothing to do if it is mapped or empty. */
 int page_map_open(struct page_src *src);
 void page_map_close(struct page_src *src);
